@@ -1,0 +1,440 @@
+//! The local sentence embedder: a BERT-family model (all-MiniLM-L6-v2 by default) run
+//! in-process on the CPU by Candle.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::locate::{locate_model, missing_files, DEFAULT_MODEL_NAME, REQUIRED_FILES};
+use super::Embedder;
+use crate::error::{Error, ErrorCode, Result};
+
+/// The maximum sequence length used when the model directory does not say.
+const DEFAULT_MAX_SEQ_LENGTH: usize = 256;
+/// How many texts go through the model at once.
+const CHUNK_SIZE: usize = 32;
+
+/// The size of the official `model.safetensors` of all-MiniLM-L6-v2.
+const DEFAULT_MODEL_SIZE: u64 = 90_868_376;
+/// CRC-32 of the official file's first bytes (header and the first 64 KiB of tensor data).
+const DEFAULT_MODEL_CRC: u32 = 0x6116_efda;
+/// How much tensor data (after the header) the fingerprint covers.
+const FINGERPRINT_DATA_BYTES: u64 = 64 * 1024;
+
+/// A sentence embedder running a BERT-family model (by default
+/// [`sentence-transformers/all-MiniLM-L6-v2`](DEFAULT_MODEL_NAME)) locally with Candle.
+///
+/// Texts are tokenized (with special tokens, truncated at the model's `max_seq_length`,
+/// 256 for all-MiniLM-L6-v2), run through the model in length-sorted batches padded to the
+/// longest text, mean-pooled over the attention mask and L2-normalised, exactly like
+/// sentence-transformers does.
+///
+/// [`LocalEmbedder::from_dir`] only reads the small `config.json`; the weights and the
+/// tokenizer are loaded on the first call to [`Embedder::embed`] (or [`LocalEmbedder::load`]).
+/// The embedder is `Send + Sync` and can be shared between threads.
+pub struct LocalEmbedder {
+    dir: PathBuf,
+    model_id: String,
+    dimensions: usize,
+    max_seq_length: usize,
+    config: Config,
+    loaded: OnceLock<std::result::Result<Loaded, LoadError>>,
+}
+
+/// The model and tokenizer, once loaded.
+struct Loaded {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+}
+
+/// Why loading failed (kept so every later call reports the same error).
+#[derive(Clone)]
+struct LoadError {
+    code: ErrorCode,
+    message: String,
+}
+
+// The model is shared between threads: make sure the compiler agrees it can be.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Loaded>();
+    assert_send_sync::<LocalEmbedder>();
+};
+
+impl fmt::Debug for LocalEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalEmbedder")
+            .field("dir", &self.dir)
+            .field("model_id", &self.model_id)
+            .field("dimensions", &self.dimensions)
+            .field("max_seq_length", &self.max_seq_length)
+            .field("loaded", &matches!(self.loaded.get(), Some(Ok(_))))
+            .finish()
+    }
+}
+
+impl LocalEmbedder {
+    /// An embedder for the default model, found by [`locate_model(None)`](locate_model).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ModelUnavailable`] when the model cannot be found, or its `config.json`
+    /// cannot be read.
+    pub fn new_default() -> Result<Self> {
+        let location = locate_model(None)?;
+        Self::from_dir(&location.dir)
+    }
+
+    /// An embedder for the model in `dir`, which must hold `config.json`, `tokenizer.json`
+    /// and `model.safetensors` (a sentence-transformers `sentence_bert_config.json` is used
+    /// for the maximum sequence length when present).
+    ///
+    /// Only the configuration is read now; weights and tokenizer load on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ModelUnavailable`] when a required file is missing or `config.json` is
+    /// not a valid BERT configuration.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let missing = missing_files(dir);
+        if !missing.is_empty() {
+            return Err(Error::new(
+                ErrorCode::ModelUnavailable,
+                format!(
+                    "{} is not a usable model directory: it lacks {} (it must hold {})",
+                    dir.display(),
+                    missing.join(", "),
+                    REQUIRED_FILES.join(", ")
+                ),
+            ));
+        }
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            Error::new(
+                ErrorCode::ModelUnavailable,
+                format!("cannot read {}: {e}", config_path.display()),
+            )
+            .with_source(e)
+        })?;
+        let config: Config = serde_json::from_str(&text).map_err(|e| {
+            Error::new(
+                ErrorCode::ModelUnavailable,
+                format!(
+                    "{} is not a BERT model configuration: {e}",
+                    config_path.display()
+                ),
+            )
+            .with_source(e)
+        })?;
+        if config.hidden_size == 0 {
+            return Err(Error::new(
+                ErrorCode::ModelUnavailable,
+                format!("{} declares hidden_size 0", config_path.display()),
+            ));
+        }
+        let max_seq_length = read_max_seq_length(dir)
+            .unwrap_or(DEFAULT_MAX_SEQ_LENGTH)
+            .clamp(2, config.max_position_embeddings.max(2));
+        Ok(LocalEmbedder {
+            dir: dir.to_path_buf(),
+            model_id: derive_model_id(dir),
+            dimensions: config.hidden_size,
+            max_seq_length,
+            config,
+            loaded: OnceLock::new(),
+        })
+    }
+
+    /// The same embedder reporting another model id (for a model whose id cannot be
+    /// derived from its directory).
+    pub fn with_model_id(mut self, id: impl Into<String>) -> Self {
+        self.model_id = id.into();
+        self
+    }
+
+    /// The directory the model is read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The maximum number of tokens (special tokens included) of one text; longer texts
+    /// are truncated.
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// Loads the weights and the tokenizer now instead of on the first
+    /// [`embed`](Embedder::embed).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ModelUnavailable`] when the files cannot be read or do not form a
+    /// model; the same error is returned by every later call.
+    pub fn load(&self) -> Result<()> {
+        self.loaded().map(|_| ())
+    }
+
+    fn loaded(&self) -> Result<&Loaded> {
+        match self.loaded.get_or_init(|| self.load_files()) {
+            Ok(loaded) => Ok(loaded),
+            Err(e) => Err(Error::new(e.code, e.message.clone())),
+        }
+    }
+
+    fn load_files(&self) -> std::result::Result<Loaded, LoadError> {
+        let unavailable = |message: String| LoadError {
+            code: ErrorCode::ModelUnavailable,
+            message,
+        };
+        let tokenizer_path = self.dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
+            unavailable(format!(
+                "cannot load tokenizer {}: {e}",
+                tokenizer_path.display()
+            ))
+        })?;
+        // The shipped tokenizer pads everything to 128 tokens and truncates at 128: we pad
+        // ourselves (to the longest text of each batch) and truncate at max_seq_length.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: self.max_seq_length,
+                ..Default::default()
+            }))
+            .map_err(|e| unavailable(format!("cannot configure tokenizer truncation: {e}")))?;
+
+        let weights_path = self.dir.join("model.safetensors");
+        let bytes = std::fs::read(&weights_path)
+            .map_err(|e| unavailable(format!("cannot read {}: {e}", weights_path.display())))?;
+        let device = Device::Cpu;
+        let vb =
+            VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device).map_err(|e| {
+                unavailable(format!(
+                    "{} is not a safetensors file: {e}",
+                    weights_path.display()
+                ))
+            })?;
+        let model = BertModel::load(vb, &self.config).map_err(|e| {
+            unavailable(format!(
+                "cannot load a BERT model from {}: {e}",
+                weights_path.display()
+            ))
+        })?;
+        Ok(Loaded {
+            model,
+            tokenizer,
+            device,
+        })
+    }
+
+    /// Embeds texts whose encodings are given, all in one forward pass.
+    fn embed_chunk(&self, loaded: &Loaded, ids: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let batch = ids.len();
+        let seq_len = ids.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
+        let pad_id = u32::try_from(self.config.pad_token_id).unwrap_or(0);
+        let mut input_ids = vec![pad_id; batch * seq_len];
+        let mut mask = vec![0u32; batch * seq_len];
+        for (row, tokens) in ids.iter().enumerate() {
+            let start = row * seq_len;
+            input_ids[start..start + tokens.len()].copy_from_slice(tokens);
+            mask[start..start + tokens.len()].fill(1);
+        }
+        let device = &loaded.device;
+        let input_ids = Tensor::from_vec(input_ids, (batch, seq_len), device)?;
+        let mask = Tensor::from_vec(mask, (batch, seq_len), device)?;
+        let token_type_ids = input_ids.zeros_like()?;
+        let hidden = loaded
+            .model
+            .forward(&input_ids, &token_type_ids, Some(&mask))?;
+
+        // Mean pooling over the real tokens, then L2 normalisation.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
+        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+    }
+}
+
+impl Embedder for LocalEmbedder {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let loaded = self.loaded()?;
+        let tt = std::time::Instant::now();
+        let encodings = loaded
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| {
+                Error::new(ErrorCode::Embedding, format!("tokenization failed: {e}")).with_source(e)
+            })?;
+
+        eprintln!("tok {:?}", tt.elapsed());
+        // Sort by length so each chunk is padded as little as possible, then restore order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let cs: usize = std::env::var("CS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(CHUNK_SIZE);
+        let t0 = std::time::Instant::now();
+        for chunk in order.chunks(cs) {
+            let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
+            let vectors = self.embed_chunk(loaded, &ids).map_err(|e| {
+                Error::new(
+                    ErrorCode::Embedding,
+                    format!("the model failed to embed a batch: {e}"),
+                )
+                .with_source(e)
+            })?;
+            for (&i, vector) in chunk.iter().zip(vectors) {
+                out[i] = vector;
+            }
+        }
+        eprintln!("fwd {:?}", t0.elapsed());
+        if let Some(bad) = out.iter().find(|v| v.len() != self.dimensions) {
+            return Err(Error::new(
+                ErrorCode::Embedding,
+                format!(
+                    "the model returned {} dimensions, config.json declares {}",
+                    bad.len(),
+                    self.dimensions
+                ),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// `max_seq_length` from a sentence-transformers `sentence_bert_config.json`, if present.
+fn read_max_seq_length(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join("sentence_bert_config.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value
+        .get("max_seq_length")?
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// A stable id for the model in `dir`.
+///
+/// In order: [`DEFAULT_MODEL_NAME`] when the weights are the official all-MiniLM-L6-v2 file
+/// (checked by size and a checksum of the first bytes, so it does not depend on where the
+/// files live); `org/name` for a Hugging Face cache snapshot of `models--org--name`; the
+/// name a sentence-transformers `README.md` loads (`SentenceTransformer('org/name')`); else
+/// `local:<directory name>`.
+fn derive_model_id(dir: &Path) -> String {
+    if is_default_model(&dir.join("model.safetensors")) {
+        return DEFAULT_MODEL_NAME.to_string();
+    }
+    if let Some(id) = hf_cache_id(dir) {
+        return id;
+    }
+    if let Some(id) = readme_id(dir) {
+        return id;
+    }
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "model".to_string());
+    format!("local:{name}")
+}
+
+/// Whether `path` is the official all-MiniLM-L6-v2 `model.safetensors`.
+fn is_default_model(path: &Path) -> bool {
+    let check = || -> std::io::Result<bool> {
+        let mut file = File::open(path)?;
+        if file.metadata()?.len() != DEFAULT_MODEL_SIZE {
+            return Ok(false);
+        }
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len)?;
+        let header_len = u64::from_le_bytes(len);
+        if header_len > DEFAULT_MODEL_SIZE {
+            return Ok(false);
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&len);
+        let mut rest = Vec::new();
+        file.take(header_len + FINGERPRINT_DATA_BYTES)
+            .read_to_end(&mut rest)?;
+        hasher.update(&rest);
+        Ok(hasher.finalize() == DEFAULT_MODEL_CRC)
+    };
+    check().unwrap_or(false)
+}
+
+/// `org/name` when `dir` is `.../models--org--name/snapshots/<rev>`.
+fn hf_cache_id(dir: &Path) -> Option<String> {
+    let snapshots = dir.parent()?;
+    if snapshots.file_name()? != "snapshots" {
+        return None;
+    }
+    let repo = snapshots.parent()?.file_name()?.to_str()?;
+    let name = repo.strip_prefix("models--")?;
+    let mut parts = name.splitn(2, "--");
+    let org = parts.next().filter(|s| !s.is_empty())?;
+    match parts.next() {
+        Some(model) if !model.is_empty() => Some(format!("{org}/{model}")),
+        _ => Some(org.to_string()),
+    }
+}
+
+/// The model name a sentence-transformers model card loads: `SentenceTransformer('x')`.
+fn readme_id(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("README.md")).ok()?;
+    let pos = text.find("SentenceTransformer(")?;
+    let rest = &text[pos + "SentenceTransformer(".len()..];
+    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let rest = &rest[1..];
+    let id = &rest[..rest.find(quote)?];
+    let valid = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+    valid.then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_cache_ids() {
+        let dir = Path::new("/x/hub/models--BAAI--bge-small-en-v1.5/snapshots/abc");
+        assert_eq!(hf_cache_id(dir).as_deref(), Some("BAAI/bge-small-en-v1.5"));
+        assert_eq!(hf_cache_id(Path::new("/x/model")), None);
+    }
+
+    #[test]
+    fn missing_dir_is_model_unavailable() {
+        let err = LocalEmbedder::from_dir(Path::new("/no/such/model")).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ModelUnavailable);
+        assert!(err.message().contains("/no/such/model"));
+    }
+}

@@ -1,0 +1,189 @@
+//! The one error type of the engine and its stable numeric codes.
+
+use std::fmt;
+
+/// Stable numeric error codes shared by every surface (Rust, C, Python, Node).
+///
+/// The numbers are part of the public contract: they are never reused or renumbered.
+/// `tests/error_codes.json` holds the same table and every language checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+#[repr(u32)]
+pub enum ErrorCode {
+    /// The caller passed something the engine refuses (empty text, bad filter, NaN vector…).
+    InvalidInput = 1,
+    /// No memory (or other object) with the given id exists.
+    NotFound = 2,
+    /// The object exists already (for example an update that would duplicate another memory).
+    AlreadyExists = 3,
+    /// SQLite (or another store) failed.
+    Storage = 4,
+    /// The vector index failed.
+    Index = 5,
+    /// The embedder failed to embed text.
+    Embedding = 6,
+    /// The embedding model could not be found or loaded.
+    ModelUnavailable = 7,
+    /// An LLM call failed.
+    Llm = 8,
+    /// A plugin failed.
+    Plugin = 9,
+    /// A capability was not granted.
+    PermissionDenied = 10,
+    /// A file-system operation failed.
+    Io = 11,
+    /// A file is damaged, or is not an agent_mem store.
+    Corrupted = 12,
+    /// The memory was closed.
+    Closed = 13,
+    /// The operation or option is not supported (for example a store from a newer version).
+    Unsupported = 14,
+    /// A bug in agent_mem.
+    Internal = 15,
+}
+
+impl ErrorCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::InvalidInput,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::Storage,
+        ErrorCode::Index,
+        ErrorCode::Embedding,
+        ErrorCode::ModelUnavailable,
+        ErrorCode::Llm,
+        ErrorCode::Plugin,
+        ErrorCode::PermissionDenied,
+        ErrorCode::Io,
+        ErrorCode::Corrupted,
+        ErrorCode::Closed,
+        ErrorCode::Unsupported,
+        ErrorCode::Internal,
+    ];
+
+    /// The stable number of this code.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+
+    /// The stable name of this code, as used in the conformance cases (`"InvalidInput"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "InvalidInput",
+            ErrorCode::NotFound => "NotFound",
+            ErrorCode::AlreadyExists => "AlreadyExists",
+            ErrorCode::Storage => "Storage",
+            ErrorCode::Index => "Index",
+            ErrorCode::Embedding => "Embedding",
+            ErrorCode::ModelUnavailable => "ModelUnavailable",
+            ErrorCode::Llm => "Llm",
+            ErrorCode::Plugin => "Plugin",
+            ErrorCode::PermissionDenied => "PermissionDenied",
+            ErrorCode::Io => "Io",
+            ErrorCode::Corrupted => "Corrupted",
+            ErrorCode::Closed => "Closed",
+            ErrorCode::Unsupported => "Unsupported",
+            ErrorCode::Internal => "Internal",
+        }
+    }
+
+    /// The code with the given number, if there is one.
+    pub fn from_u32(value: u32) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_u32() == value)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error from agent_mem: a stable [`ErrorCode`], a message for people and, where there
+/// was one, the underlying cause.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[error("{code}: {message}")]
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+    #[source]
+    source: Option<Cause>,
+}
+
+impl Error {
+    /// A new error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, remembering what caused it.
+    pub fn with_source(mut self, source: impl Into<Cause>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message, without the code.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Shorthand for an [`ErrorCode::InvalidInput`] error.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidInput, message)
+    }
+
+    /// Shorthand for an [`ErrorCode::NotFound`] error.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::NotFound, message)
+    }
+
+    /// Shorthand for an [`ErrorCode::Internal`] error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Internal, message)
+    }
+}
+
+/// The result type of agent_mem.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        let code = match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                ErrorCode::Corrupted
+            }
+            _ => ErrorCode::Storage,
+        };
+        Error::new(code, format!("SQLite: {err}")).with_source(err)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::new(ErrorCode::Io, err.to_string()).with_source(err)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::new(ErrorCode::InvalidInput, format!("invalid JSON: {err}")).with_source(err)
+    }
+}

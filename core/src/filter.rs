@@ -1,0 +1,666 @@
+//! The filter language: a small JSON-shaped language compatible with mem0's filters,
+//! compiled to one SQL condition so that every search path filters the same way.
+//!
+//! ```json
+//! {"user_id": "alice",
+//!  "AND": [{"created_at": {"gte": "2024-01-01"}}, {"topic": {"in": ["food", "travel"]}}],
+//!  "NOT": {"tags": {"contains": "draft"}}}
+//! ```
+//! Keys are the fields `id`, `content`, `hash`, `kind`, `user_id`, `agent_id`, `run_id`,
+//! `org_id`, `created_at`, `updated_at`, `expires_at`, the logical operators `AND`, `OR`,
+//! `NOT` (also spelled `$and`, `$or`, `$not`) and otherwise metadata keys (`metadata.key`
+//! and a nested `"metadata": {...}` object name metadata keys explicitly). A bare value means
+//! equality, `"*"` means "is present", an array means `in`, and an object holds operators:
+//! `eq, ne, gt, gte, lt, lte, in, nin, contains, icontains`. Conditions side by side all
+//! hold (AND).
+
+use rusqlite::types::Value as SqlValue;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::types::{format_time, parse_time, MemoryKind, Scope};
+
+const MAX_DEPTH: usize = 32;
+const MAX_CONDITIONS: usize = 512;
+const MAX_LIST: usize = 10_000;
+
+/// A field a condition can test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// The memory id.
+    Id,
+    /// The text.
+    Content,
+    /// The MD5 of the text.
+    Hash,
+    /// The memory kind.
+    Kind,
+    /// `user_id`.
+    UserId,
+    /// `agent_id`.
+    AgentId,
+    /// `run_id`.
+    RunId,
+    /// `org_id`.
+    OrgId,
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `expires_at`.
+    ExpiresAt,
+    /// A top-level metadata key.
+    Metadata(String),
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Equal.
+    Eq,
+    /// Not equal (a missing value counts as not equal).
+    Ne,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// One of a list.
+    In,
+    /// None of a list (a missing value counts as none).
+    Nin,
+    /// Substring of a text, or element of an array.
+    Contains,
+    /// Like `Contains`, ignoring case.
+    Icontains,
+    /// The field is present (not null).
+    Exists,
+}
+
+impl Op {
+    fn parse(name: &str) -> Option<Op> {
+        Some(match name.trim_start_matches('$') {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "in" => Op::In,
+            "nin" => Op::Nin,
+            "contains" => Op::Contains,
+            "icontains" => Op::Icontains,
+            _ => return None,
+        })
+    }
+}
+
+/// A parsed filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// Matches everything.
+    All,
+    /// Every part holds.
+    And(Vec<Filter>),
+    /// At least one part holds.
+    Or(Vec<Filter>),
+    /// The part does not hold.
+    Not(Box<Filter>),
+    /// One comparison.
+    Cond {
+        /// What is tested.
+        field: Field,
+        /// How.
+        op: Op,
+        /// Against what (a list for `In`/`Nin`).
+        value: Value,
+    },
+}
+
+impl Filter {
+    /// Parses a filter from JSON text.
+    pub fn parse(json: &str) -> Result<Filter> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("filters: not valid JSON: {e}")))?;
+        Filter::from_json(&value)
+    }
+
+    /// Parses a filter from a JSON value (an object; `null` and `{}` match everything).
+    pub fn from_json(value: &Value) -> Result<Filter> {
+        let mut parser = Parser { conditions: 0 };
+        match value {
+            Value::Null => Ok(Filter::All),
+            Value::Object(map) => parser.object(map, "filters", 0),
+            other => Err(Error::invalid(format!(
+                "filters must be a JSON object, got {}",
+                json_type(other)
+            ))),
+        }
+    }
+
+    /// A filter for `field == value` (`field` as in the JSON language).
+    pub fn eq(field: &str, value: impl Into<Value>) -> Filter {
+        Filter::Cond {
+            field: Field::from_name(field),
+            op: Op::Eq,
+            value: value.into(),
+        }
+    }
+
+    /// Both filters.
+    pub fn and(self, other: Filter) -> Filter {
+        match (self, other) {
+            (Filter::All, f) | (f, Filter::All) => f,
+            (Filter::And(mut a), Filter::And(b)) => {
+                a.extend(b);
+                Filter::And(a)
+            }
+            (Filter::And(mut a), f) => {
+                a.push(f);
+                Filter::And(a)
+            }
+            (a, b) => Filter::And(vec![a, b]),
+        }
+    }
+
+    /// Equality on every field the scope sets; with `include_global`, memories of the
+    /// global layer (no scope at all) match too.
+    pub fn for_scope(scope: &Scope, include_global: bool) -> Filter {
+        let mut parts: Vec<Filter> = scope
+            .fields()
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| Filter::eq(name, v)))
+            .collect();
+        let own = match parts.len() {
+            0 => return Filter::All,
+            1 => parts.remove(0),
+            _ => Filter::And(parts),
+        };
+        if include_global {
+            let global = Filter::And(
+                scope
+                    .fields()
+                    .into_iter()
+                    .map(|(name, _)| Filter::eq(name, Value::Null))
+                    .collect(),
+            );
+            Filter::Or(vec![own, global])
+        } else {
+            own
+        }
+    }
+
+    /// True for a filter that matches everything.
+    pub fn is_all(&self) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::And(parts) => parts.iter().all(Filter::is_all),
+            _ => false,
+        }
+    }
+
+    /// Compiles to a SQL condition over the `memories` table aliased `m`.
+    pub(crate) fn to_sql(&self, params: &mut Vec<SqlValue>) -> String {
+        match self {
+            Filter::All => "1".into(),
+            Filter::And(parts) if parts.is_empty() => "1".into(),
+            Filter::Or(parts) if parts.is_empty() => "0".into(),
+            Filter::And(parts) => join(parts, " AND ", params),
+            Filter::Or(parts) => join(parts, " OR ", params),
+            Filter::Not(inner) => format!("NOT ({})", inner.to_sql(params)),
+            Filter::Cond { field, op, value } => {
+                format!("coalesce({}, 0)", cond_sql(field, *op, value, params))
+            }
+        }
+    }
+}
+
+fn join(parts: &[Filter], sep: &str, params: &mut Vec<SqlValue>) -> String {
+    let inner: Vec<String> = parts
+        .iter()
+        .map(|p| format!("({})", p.to_sql(params)))
+        .collect();
+    inner.join(sep)
+}
+
+impl Field {
+    fn from_name(name: &str) -> Field {
+        match name {
+            "id" | "memory_id" => Field::Id,
+            "content" | "memory" | "data" => Field::Content,
+            "hash" => Field::Hash,
+            "kind" | "memory_type" => Field::Kind,
+            "user_id" => Field::UserId,
+            "agent_id" => Field::AgentId,
+            "run_id" => Field::RunId,
+            "org_id" => Field::OrgId,
+            "created_at" => Field::CreatedAt,
+            "updated_at" => Field::UpdatedAt,
+            "expires_at" => Field::ExpiresAt,
+            other => Field::Metadata(other.strip_prefix("metadata.").unwrap_or(other).to_string()),
+        }
+    }
+
+    fn is_time(&self) -> bool {
+        matches!(self, Field::CreatedAt | Field::UpdatedAt | Field::ExpiresAt)
+    }
+
+    /// Scope fields are stored as '' when absent, so that UNIQUE constraints see them.
+    fn is_scope(&self) -> bool {
+        matches!(
+            self,
+            Field::UserId | Field::AgentId | Field::RunId | Field::OrgId
+        )
+    }
+}
+
+struct Parser {
+    conditions: usize,
+}
+
+impl Parser {
+    fn object(&mut self, map: &Map<String, Value>, path: &str, depth: usize) -> Result<Filter> {
+        if depth > MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "{path}: filters nest deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        let mut parts = Vec::new();
+        for (key, value) in map {
+            let here = format!("{path}.{key}");
+            match key.as_str() {
+                "AND" | "$and" | "and" => parts.push(Filter::And(self.list(value, &here, depth)?)),
+                "OR" | "$or" | "or" => parts.push(Filter::Or(self.list(value, &here, depth)?)),
+                "NOT" | "$not" | "not" => {
+                    let inner = match value {
+                        Value::Array(_) => Filter::And(self.list(value, &here, depth)?),
+                        Value::Object(m) => self.object(m, &here, depth + 1)?,
+                        other => {
+                            return Err(Error::invalid(format!(
+                                "{here}: NOT takes an object or a list of objects, got {}",
+                                json_type(other)
+                            )))
+                        }
+                    };
+                    parts.push(Filter::Not(Box::new(inner)));
+                }
+                "metadata" if value.is_object() => {
+                    let Value::Object(inner) = value else {
+                        unreachable!()
+                    };
+                    for (mkey, mvalue) in inner {
+                        let field = Field::Metadata(mkey.clone());
+                        parts.push(self.field(field, mvalue, &format!("{here}.{mkey}"))?);
+                    }
+                }
+                _ => {
+                    let field = Field::from_name(key);
+                    parts.push(self.field(field, value, &here)?);
+                }
+            }
+        }
+        Ok(match parts.len() {
+            0 => Filter::All,
+            1 => parts.remove(0),
+            _ => Filter::And(parts),
+        })
+    }
+
+    fn list(&mut self, value: &Value, path: &str, depth: usize) -> Result<Vec<Filter>> {
+        let Value::Array(items) = value else {
+            return Err(Error::invalid(format!(
+                "{path}: expected a list of filter objects, got {}",
+                json_type(value)
+            )));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Object(m) => self.object(m, &format!("{path}[{i}]"), depth + 1),
+                other => Err(Error::invalid(format!(
+                    "{path}[{i}]: expected a filter object, got {}",
+                    json_type(other)
+                ))),
+            })
+            .collect()
+    }
+
+    fn field(&mut self, field: Field, value: &Value, path: &str) -> Result<Filter> {
+        if let Field::Metadata(key) = &field {
+            if key.is_empty() || key.contains(['"', '\\']) || key.chars().any(char::is_control) {
+                return Err(Error::invalid(format!(
+                    "{path}: metadata key {key:?} cannot be filtered on (empty, or holds a quote, \
+                     backslash or control character)"
+                )));
+            }
+        }
+        match value {
+            Value::Object(ops) => {
+                if ops.is_empty() {
+                    return Err(Error::invalid(format!("{path}: empty operator object")));
+                }
+                let mut parts = Vec::new();
+                for (name, operand) in ops {
+                    let op = Op::parse(name).ok_or_else(|| {
+                        Error::invalid(format!(
+                            "{path}: unknown operator {name:?} (expected eq, ne, gt, gte, lt, \
+                             lte, in, nin, contains, icontains)"
+                        ))
+                    })?;
+                    parts.push(self.cond(field.clone(), op, operand, &format!("{path}.{name}"))?);
+                }
+                Ok(if parts.len() == 1 {
+                    parts.remove(0)
+                } else {
+                    Filter::And(parts)
+                })
+            }
+            Value::String(s) if s == "*" => self.cond(field, Op::Exists, &Value::Null, path),
+            Value::Array(_) => self.cond(field, Op::In, value, path),
+            _ => self.cond(field, Op::Eq, value, path),
+        }
+    }
+
+    fn cond(&mut self, field: Field, op: Op, value: &Value, path: &str) -> Result<Filter> {
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(Error::invalid(format!(
+                "{path}: more than {MAX_CONDITIONS} conditions in one filter"
+            )));
+        }
+        let value = match op {
+            Op::In | Op::Nin => {
+                let Value::Array(items) = value else {
+                    return Err(Error::invalid(format!(
+                        "{path}: expects a list, got {}",
+                        json_type(value)
+                    )));
+                };
+                if items.len() > MAX_LIST {
+                    return Err(Error::invalid(format!(
+                        "{path}: lists hold at most {MAX_LIST} values"
+                    )));
+                }
+                let items = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| scalar(&field, v, &format!("{path}[{i}]")))
+                    .collect::<Result<Vec<_>>>()?;
+                Value::Array(items)
+            }
+            Op::Contains | Op::Icontains => match value {
+                Value::String(_) => value.clone(),
+                Value::Number(_) | Value::Bool(_) if matches!(field, Field::Metadata(_)) => {
+                    value.clone()
+                }
+                other => {
+                    return Err(Error::invalid(format!(
+                        "{path}: expects a string, got {}",
+                        json_type(other)
+                    )))
+                }
+            },
+            Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+                if value.is_null() || value.is_boolean() {
+                    return Err(Error::invalid(format!(
+                        "{path}: expects a number, string or time, got {}",
+                        json_type(value)
+                    )));
+                }
+                scalar(&field, value, path)?
+            }
+            Op::Exists => Value::Null,
+            Op::Eq | Op::Ne => scalar(&field, value, path)?,
+        };
+        Ok(Filter::Cond { field, op, value })
+    }
+}
+
+/// Checks and normalises one operand for a field: times to the stored format, kinds to
+/// their names, scope ids to strings.
+fn scalar(field: &Field, value: &Value, path: &str) -> Result<Value> {
+    match value {
+        Value::Array(_) | Value::Object(_) => {
+            return Err(Error::invalid(format!(
+                "{path}: expects a single value, got {}",
+                json_type(value)
+            )))
+        }
+        Value::Null => return Ok(Value::Null),
+        _ => {}
+    }
+    if field.is_time() {
+        let Value::String(s) = value else {
+            return Err(Error::invalid(format!(
+                "{path}: expects an RFC 3339 time string, got {}",
+                json_type(value)
+            )));
+        };
+        let t = parse_time(s).map_err(|e| Error::invalid(format!("{path}: {}", e.message())))?;
+        return Ok(Value::String(format_time(t)));
+    }
+    if matches!(field, Field::Kind) {
+        let Value::String(s) = value else {
+            return Err(Error::invalid(format!(
+                "{path}: expects a memory kind name, got {}",
+                json_type(value)
+            )));
+        };
+        let kind: MemoryKind = s
+            .parse()
+            .map_err(|e: Error| Error::invalid(format!("{path}: {}", e.message())))?;
+        return Ok(Value::String(kind.as_str().into()));
+    }
+    if !matches!(field, Field::Metadata(_)) && !value.is_string() {
+        return Err(Error::invalid(format!(
+            "{path}: expects a string, got {}",
+            json_type(value)
+        )));
+    }
+    Ok(value.clone())
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn sql_value(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        other => SqlValue::Text(other.to_string()),
+    }
+}
+
+fn push(params: &mut Vec<SqlValue>, v: SqlValue) -> String {
+    params.push(v);
+    format!("?{}", params.len())
+}
+
+fn cond_sql(field: &Field, op: Op, value: &Value, params: &mut Vec<SqlValue>) -> String {
+    let column = match field {
+        Field::Id => "m.id".to_string(),
+        Field::Content => "m.content".into(),
+        Field::Hash => "m.hash".into(),
+        Field::Kind => "m.kind".into(),
+        Field::UserId => "m.user_id".into(),
+        Field::AgentId => "m.agent_id".into(),
+        Field::RunId => "m.run_id".into(),
+        Field::OrgId => "m.org_id".into(),
+        Field::CreatedAt => "m.created_at".into(),
+        Field::UpdatedAt => "m.updated_at".into(),
+        Field::ExpiresAt => "m.expires_at".into(),
+        Field::Metadata(key) => {
+            let path = push(params, SqlValue::Text(format!("$.\"{key}\"")));
+            format!("json_extract(m.metadata, {path})")
+        }
+    };
+    // Absent scope ids are stored as '', so "is null" means "is ''" for them.
+    let null_value = |params: &mut Vec<SqlValue>| -> Option<String> {
+        field
+            .is_scope()
+            .then(|| push(params, SqlValue::Text(String::new())))
+    };
+    match op {
+        Op::Exists => match null_value(params) {
+            Some(empty) => format!("{column} <> {empty}"),
+            None => format!("{column} IS NOT NULL"),
+        },
+        Op::Eq | Op::Ne if value.is_null() => {
+            let test = match null_value(params) {
+                Some(empty) => format!("{column} = {empty}"),
+                None => format!("{column} IS NULL"),
+            };
+            if op == Op::Eq {
+                test
+            } else {
+                format!("NOT ({test})")
+            }
+        }
+        Op::Eq => {
+            let p = push(params, sql_value(value));
+            format!("{column} = {p}")
+        }
+        Op::Ne => {
+            let p = push(params, sql_value(value));
+            format!("{column} IS NOT {p}")
+        }
+        Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+            let sym = match op {
+                Op::Gt => ">",
+                Op::Gte => ">=",
+                Op::Lt => "<",
+                _ => "<=",
+            };
+            let p = push(params, sql_value(value));
+            // SQLite orders numbers before text; compare like with like only.
+            let guard = if value.is_number() {
+                format!("typeof({column}) IN ('integer', 'real')")
+            } else {
+                format!("typeof({column}) = 'text'")
+            };
+            format!("({guard} AND {column} {sym} {p})")
+        }
+        Op::In | Op::Nin => {
+            let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
+            let mut list = Vec::new();
+            let mut has_null = false;
+            for item in items {
+                if item.is_null() {
+                    has_null = true;
+                    if let Some(empty) = null_value(params) {
+                        list.push(empty);
+                    }
+                } else {
+                    list.push(push(params, sql_value(item)));
+                }
+            }
+            let in_list = if list.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{column} IN ({})", list.join(", "))
+            };
+            let matches = if has_null && !field.is_scope() {
+                format!("({column} IS NULL OR {in_list})")
+            } else {
+                in_list
+            };
+            if op == Op::In {
+                matches
+            } else {
+                format!("NOT ({matches})")
+            }
+        }
+        Op::Contains | Op::Icontains => {
+            let fold = |s: String| {
+                if op == Op::Icontains {
+                    format!("am_lower({s})")
+                } else {
+                    s
+                }
+            };
+            let needle = push(params, sql_value(value));
+            let text_test = format!(
+                "instr({}, {}) > 0",
+                fold(column.clone()),
+                fold(needle.clone())
+            );
+            match field {
+                Field::Metadata(key) => {
+                    let path = push(params, SqlValue::Text(format!("$.\"{key}\"")));
+                    format!(
+                        "(CASE json_type(m.metadata, {path}) \
+                         WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each(m.metadata, {path}) e \
+                         WHERE {} = {}) \
+                         WHEN 'text' THEN {text_test} ELSE 0 END)",
+                        fold("e.value".into()),
+                        fold(needle)
+                    )
+                }
+                _ => text_test,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        let err = Filter::from_json(
+            &json!({"AND": [{"user_id": "a"}, {"created_at": {"gte": "yesterday"}}]}),
+        )
+        .unwrap_err();
+        assert!(
+            err.message().contains("filters.AND[1].created_at.gte"),
+            "{err}"
+        );
+        let err = Filter::from_json(&json!({"topic": {"like": "x"}})).unwrap_err();
+        assert!(err.message().contains("filters.topic"), "{err}");
+        assert!(err.message().contains("\"like\""), "{err}");
+        let err = Filter::from_json(&json!({"kind": "dream"})).unwrap_err();
+        assert!(err.message().contains("unknown memory kind"), "{err}");
+        let err = Filter::from_json(&json!([1, 2])).unwrap_err();
+        assert!(err.message().contains("must be a JSON object"), "{err}");
+        let err = Filter::from_json(&json!({"OR": {"a": 1}})).unwrap_err();
+        assert!(err.message().contains("filters.OR"), "{err}");
+        let err = Filter::from_json(&json!({"user_id": 5})).unwrap_err();
+        assert!(err.message().contains("filters.user_id"), "{err}");
+    }
+
+    #[test]
+    fn empty_filters_match_everything() {
+        assert!(Filter::from_json(&json!({})).unwrap().is_all());
+        assert!(Filter::from_json(&Value::Null).unwrap().is_all());
+        assert!(!Filter::from_json(&json!({"a": 1})).unwrap().is_all());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut v = json!({"a": 1});
+        for _ in 0..40 {
+            v = json!({ "AND": [v] });
+        }
+        let err = Filter::from_json(&v).unwrap_err();
+        assert!(err.message().contains("deeper"), "{err}");
+    }
+}

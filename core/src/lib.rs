@@ -1,0 +1,61 @@
+//! # agent_mem
+//!
+//! Long-term memory for AI agents, as an embedded library: one SQLite file holds the
+//! memories, their history and their vectors; an HNSW index (usearch) answers by meaning,
+//! FTS5 BM25 by keywords (CJK included), a trigram vocabulary by typos, and hybrid search
+//! fuses them with Reciprocal Rank Fusion. Embeddings come from a local BERT-family model run
+//! by Candle (all-MiniLM-L6-v2 by default): no API key, no network.
+//!
+//! ```no_run
+//! use agent_mem::{Memory, NewMemory, SearchOptions};
+//!
+//! # fn main() -> agent_mem::Result<()> {
+//! let memory = Memory::open("memories.db")?;
+//! memory.add(NewMemory::new("Alice is allergic to peanuts").user("alice"))?;
+//! memory.add(NewMemory::new("Bob loves spicy ramen").user("bob"))?;
+//! for hit in memory.search("what food should alice avoid?", &SearchOptions::new().user("alice"))? {
+//!     println!("{:.3} {}", hit.score, hit.memory.content);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The same store can be used with vectors you compute yourself (no model needed):
+//!
+//! ```
+//! use agent_mem::{Memory, NewMemory, SearchMode, SearchOptions};
+//!
+//! # fn main() -> agent_mem::Result<()> {
+//! let memory = Memory::builder().without_embedder().build()?;
+//! memory.add_with_vector(NewMemory::new("likes tea").user("u1"), vec![1.0, 0.0, 0.0])?;
+//! memory.add_with_vector(NewMemory::new("likes coffee").user("u1"), vec![0.0, 1.0, 0.0])?;
+//! let hits = memory.search_with_vector(
+//!     "",
+//!     &[0.9, 0.1, 0.0],
+//!     &SearchOptions::new().mode(SearchMode::Vector).limit(1),
+//! )?;
+//! assert_eq!(hits[0].memory.content, "likes tea");
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod embed;
+mod error;
+pub mod filter;
+pub mod index;
+mod memory;
+pub mod search;
+pub mod store;
+mod text;
+mod types;
+
+pub use embed::{Embedder, HashingEmbedder, LocalEmbedder};
+pub use error::{Error, ErrorCode, Result};
+pub use filter::Filter;
+pub use index::{Quantization, VectorIndexOptions};
+pub use memory::{ListOptions, ListOrder, ListPage, Memory, MemoryBuilder};
+pub use search::{EngineScore, Explanation, FusionWeights, SearchHit, SearchMode, SearchOptions};
+pub use types::{
+    format_time, parse_time, AddOutcome, HistoryEntry, HistoryEvent, MemoryKind, MemoryRecord,
+    MemoryUpdate, Metadata, NewMemory, Scope, MAX_CONTENT_BYTES, MAX_SCOPE_ID_BYTES,
+    RESERVED_METADATA_KEYS,
+};

@@ -1,0 +1,248 @@
+//! Search: the options, the hits, and the engines (vector, keyword, phrase, fuzzy) that
+//! hybrid search fuses.
+
+pub(crate) mod fusion;
+pub(crate) mod keyword;
+
+use serde::{Deserialize, Serialize};
+
+use crate::filter::Filter;
+use crate::types::{MemoryRecord, Scope};
+
+/// How a query is matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Reciprocal Rank Fusion of vector and keyword search (and fuzzy, when its weight is
+    /// above zero): the default.
+    #[default]
+    Hybrid,
+    /// Meaning only: cosine similarity of embeddings (HNSW).
+    Vector,
+    /// Keywords only: BM25 over stemmed words and CJK bigrams.
+    Keyword,
+    /// The exact phrase (case and spacing ignored), ranked by BM25.
+    Phrase,
+    /// Words within a small edit distance (typos), ranked by how closely they match.
+    Fuzzy,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "hybrid" => SearchMode::Hybrid,
+            "vector" | "semantic" => SearchMode::Vector,
+            "keyword" | "bm25" | "fts" => SearchMode::Keyword,
+            "phrase" | "exact" => SearchMode::Phrase,
+            "fuzzy" => SearchMode::Fuzzy,
+            other => return Err(crate::Error::invalid(format!(
+                "unknown search mode {other:?} (expected hybrid, vector, keyword, phrase or fuzzy)"
+            ))),
+        })
+    }
+}
+
+/// Weights of each engine in hybrid search (Reciprocal Rank Fusion).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FusionWeights {
+    /// Weight of the vector ranking.
+    pub vector: f32,
+    /// Weight of the BM25 ranking.
+    pub keyword: f32,
+    /// Weight of the fuzzy ranking (0 leaves fuzzy search out of hybrid).
+    pub fuzzy: f32,
+    /// The RRF constant `k` in `weight / (k + rank)`.
+    pub rrf_k: f32,
+}
+
+impl Default for FusionWeights {
+    fn default() -> Self {
+        FusionWeights {
+            vector: 1.0,
+            keyword: 1.0,
+            fuzzy: 0.0,
+            rrf_k: 60.0,
+        }
+    }
+}
+
+impl FusionWeights {
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let ok = |w: f32| w.is_finite() && w >= 0.0;
+        if !ok(self.vector) || !ok(self.keyword) || !ok(self.fuzzy) {
+            return Err(crate::Error::invalid(
+                "fusion weights must be finite and not negative",
+            ));
+        }
+        if self.vector + self.keyword + self.fuzzy <= 0.0 {
+            return Err(crate::Error::invalid(
+                "at least one fusion weight must be above zero",
+            ));
+        }
+        if !self.rrf_k.is_finite() || self.rrf_k < 0.0 {
+            return Err(crate::Error::invalid(
+                "rrf_k must be finite and not negative",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The largest `limit` a search or list accepts.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// Options of a search. `SearchOptions::default()` is a hybrid search for 10 hits over every
+/// memory that has not expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchOptions {
+    /// How to match.
+    pub mode: SearchMode,
+    /// At most this many hits (1 to [`MAX_LIMIT`]).
+    pub limit: usize,
+    /// Minimum score: the cosine `similarity` in vector and hybrid modes (as in mem0), the
+    /// hit's `score` in the text-only modes.
+    pub threshold: Option<f32>,
+    /// Only memories in this scope (fields left out are not constrained).
+    pub scope: Scope,
+    /// With a scope, also the global layer (memories with no scope at all).
+    pub include_global: bool,
+    /// Further conditions (see [`crate::filter`]).
+    #[serde(skip)]
+    pub filter: Option<Filter>,
+    /// Also expired memories.
+    pub include_expired: bool,
+    /// Engine weights for hybrid search.
+    pub weights: FusionWeights,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            mode: SearchMode::Hybrid,
+            limit: 10,
+            threshold: None,
+            scope: Scope::default(),
+            include_global: false,
+            filter: None,
+            include_expired: false,
+            weights: FusionWeights::default(),
+        }
+    }
+}
+
+impl SearchOptions {
+    /// Default options.
+    pub fn new() -> Self {
+        SearchOptions::default()
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the number of hits.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Sets the minimum score.
+    pub fn threshold(mut self, threshold: f32) -> Self {
+        self.threshold = Some(threshold);
+        self
+    }
+
+    /// Only this user's memories.
+    pub fn user(mut self, user_id: impl Into<String>) -> Self {
+        self.scope.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Only this agent's memories.
+    pub fn agent(mut self, agent_id: impl Into<String>) -> Self {
+        self.scope.agent_id = Some(agent_id.into());
+        self
+    }
+
+    /// Only memories of this scope.
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Adds a filter.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Sets the hybrid weights.
+    pub fn weights(mut self, weights: FusionWeights) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.limit == 0 || self.limit > MAX_LIMIT {
+            return Err(crate::Error::invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}, got {}",
+                self.limit
+            )));
+        }
+        if let Some(t) = self.threshold {
+            if !t.is_finite() {
+                return Err(crate::Error::invalid("threshold must be a finite number"));
+            }
+        }
+        self.scope.validate()?;
+        self.weights.validate()
+    }
+}
+
+/// One engine's opinion of a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EngineScore {
+    /// 1-based rank in that engine's list.
+    pub rank: usize,
+    /// That engine's score (cosine similarity, BM25, or fuzzy match quality in 0..=1).
+    pub score: f32,
+}
+
+/// Why a hit was returned: each engine's rank and score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The vector engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<EngineScore>,
+    /// BM25 keywords.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<EngineScore>,
+    /// Exact phrase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phrase: Option<EngineScore>,
+    /// Fuzzy words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuzzy: Option<EngineScore>,
+}
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The memory.
+    #[serde(flatten)]
+    pub memory: MemoryRecord,
+    /// The ranking score: cosine similarity (vector), BM25 (keyword, phrase), match quality
+    /// (fuzzy), or the fused RRF score scaled to 0..=1 (hybrid: 1 = first in every engine).
+    pub score: f32,
+    /// Cosine similarity of the query and the memory, when the query was embedded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
+    /// Each engine's rank and score.
+    pub explain: Explanation,
+}

@@ -1,0 +1,424 @@
+//! The SQL behind each operation, on a connection or an open transaction. Every mutation
+//! writes its history row and its change-log row in the caller's transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::text;
+use crate::types::{
+    format_time, parse_time, HistoryEntry, HistoryEvent, MemoryRecord, Metadata, Scope,
+};
+
+/// Columns read by [`record_from_row`], over the `memories` table aliased `m`.
+pub(crate) const RECORD_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
+    m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at";
+
+fn corrupted(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorCode::Corrupted,
+        format!("stored {what} is damaged: {detail}"),
+    )
+}
+
+fn opt_scope(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Reads one memory (and its integer key) from a row selected with [`RECORD_COLUMNS`].
+pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
+    let key: i64 = row.get(0)?;
+    let kind: String = row.get(4)?;
+    let metadata: String = row.get(9)?;
+    let metadata: Metadata =
+        serde_json::from_str(&metadata).map_err(|e| corrupted("metadata", e))?;
+    let time = |i: usize| -> Result<DateTime<Utc>> {
+        let s: String = row.get(i)?;
+        parse_time(&s).map_err(|e| corrupted("time", e))
+    };
+    let expires: Option<String> = row.get(12)?;
+    Ok((
+        key,
+        MemoryRecord {
+            id: row.get(1)?,
+            content: row.get(2)?,
+            hash: row.get(3)?,
+            kind: kind.parse().map_err(|e| corrupted("kind", e))?,
+            scope: Scope {
+                user_id: opt_scope(row.get(5)?),
+                agent_id: opt_scope(row.get(6)?),
+                run_id: opt_scope(row.get(7)?),
+                org_id: opt_scope(row.get(8)?),
+            },
+            metadata,
+            created_at: time(10)?,
+            updated_at: time(11)?,
+            expires_at: expires
+                .map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
+                .transpose()?,
+        },
+    ))
+}
+
+pub(crate) fn vector_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn blob_to_vector(blob: &[u8]) -> Result<Vec<f32>> {
+    if blob.len() % 4 != 0 {
+        return Err(corrupted("vector", "length is not a multiple of 4"));
+    }
+    Ok(blob
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+/// The vector dimension the store holds, once the first vector was stored.
+pub(crate) fn dimensions(conn: &Connection) -> Result<Option<usize>> {
+    get_meta(conn, "dimensions")?
+        .map(|d| d.parse().map_err(|e| corrupted("dimension", e)))
+        .transpose()
+}
+
+pub(crate) fn get_by_id(conn: &Connection, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM memories m WHERE m.id = ?1"
+    ))?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(record_from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn get_by_keys(conn: &Connection, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RECORD_COLUMNS} FROM memories m WHERE m.key IN ({marks})"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(chunk))?;
+        while let Some(row) = rows.next()? {
+            let (key, rec) = record_from_row(row)?;
+            out.insert(key, rec);
+        }
+    }
+    Ok(out)
+}
+
+/// The stored memory with the same scope and content hash, if any.
+pub(crate) fn find_duplicate(
+    conn: &Connection,
+    scope: &Scope,
+    hash: &str,
+) -> Result<Option<(i64, MemoryRecord)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM memories m WHERE m.user_id = ?1 AND m.agent_id = ?2 \
+         AND m.run_id = ?3 AND m.org_id = ?4 AND m.hash = ?5"
+    ))?;
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut rows = stmt.query(params![
+        s(&scope.user_id),
+        s(&scope.agent_id),
+        s(&scope.run_id),
+        s(&scope.org_id),
+        hash
+    ])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(record_from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Document-frequency changes to the fuzzy vocabulary, gathered over a transaction.
+#[derive(Default)]
+pub(crate) struct VocabDelta(HashMap<String, i64>);
+
+impl VocabDelta {
+    pub(crate) fn add(&mut self, content: &str, sign: i64) {
+        for word in text::fuzzy_vocabulary(content) {
+            *self.0.entry(word).or_default() += sign;
+        }
+    }
+
+    pub(crate) fn apply(self, conn: &Connection) -> Result<()> {
+        let mut up = conn.prepare_cached(
+            "INSERT INTO terms (term, df) VALUES (?1, ?2)
+             ON CONFLICT (term) DO UPDATE SET df = df + excluded.df RETURNING id, df",
+        )?;
+        let mut down =
+            conn.prepare_cached("UPDATE terms SET df = df + ?2 WHERE term = ?1 RETURNING id, df")?;
+        let mut add_grams =
+            conn.prepare_cached("INSERT INTO term_grams (rowid, term) VALUES (?1, ?2)")?;
+        let mut drop_term = conn.prepare_cached("DELETE FROM terms WHERE id = ?1")?;
+        let mut drop_grams = conn.prepare_cached("DELETE FROM term_grams WHERE rowid = ?1")?;
+        for (term, delta) in self.0 {
+            if delta > 0 {
+                let (id, df): (i64, i64) =
+                    up.query_row(params![term, delta], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                if df == delta {
+                    add_grams.execute(params![id, term])?;
+                }
+            } else if delta < 0 {
+                let hit: Option<(i64, i64)> = down
+                    .query_row(params![term, delta], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((id, df)) = hit {
+                    if df <= 0 {
+                        drop_term.execute([id])?;
+                        drop_grams.execute([id])?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn log_change(conn: &Connection, key: i64, op: &str) -> Result<()> {
+    conn.prepare_cached("INSERT INTO changes (key, op) VALUES (?1, ?2)")?
+        .execute(params![key, op])?;
+    Ok(())
+}
+
+fn index_terms(conn: &Connection, key: i64, content: &str) -> Result<()> {
+    conn.prepare_cached("INSERT INTO memories_fts (rowid, terms) VALUES (?1, ?2)")?
+        .execute(params![key, text::index_terms(content).join(" ")])?;
+    Ok(())
+}
+
+fn unindex_terms(conn: &Connection, key: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM memories_fts WHERE rowid = ?1")?
+        .execute([key])?;
+    Ok(())
+}
+
+pub(crate) struct HistoryRow<'a> {
+    pub memory_id: &'a str,
+    pub event: HistoryEvent,
+    pub old_content: Option<&'a str>,
+    pub new_content: Option<&'a str>,
+    pub actor: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+pub(crate) fn write_history(conn: &Connection, row: HistoryRow<'_>) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO history (id, memory_id, event, old_content, new_content, is_deleted, actor, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        uuid::Uuid::new_v4().to_string(),
+        row.memory_id,
+        row.event.as_str(),
+        row.old_content,
+        row.new_content,
+        row.event == HistoryEvent::Delete,
+        row.actor,
+        format_time(row.at),
+    ])?;
+    Ok(())
+}
+
+/// Inserts a new memory with its keyword terms, history and change-log rows.
+pub(crate) fn insert_memory(
+    conn: &Connection,
+    rec: &MemoryRecord,
+    vector: &[f32],
+    vocab: &mut VocabDelta,
+    actor: &str,
+) -> Result<i64> {
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    conn.prepare_cached(
+        "INSERT INTO memories (id, content, hash, kind, user_id, agent_id, run_id, org_id,
+                               metadata, created_at, updated_at, expires_at, embedding)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        rec.id,
+        rec.content,
+        rec.hash,
+        rec.kind.as_str(),
+        s(&rec.scope.user_id),
+        s(&rec.scope.agent_id),
+        s(&rec.scope.run_id),
+        s(&rec.scope.org_id),
+        serde_json::Value::Object(rec.metadata.clone()).to_string(),
+        format_time(rec.created_at),
+        format_time(rec.updated_at),
+        rec.expires_at.map(format_time),
+        vector_to_blob(vector),
+    ])?;
+    let key = conn.last_insert_rowid();
+    index_terms(conn, key, &rec.content)?;
+    vocab.add(&rec.content, 1);
+    write_history(
+        conn,
+        HistoryRow {
+            memory_id: &rec.id,
+            event: HistoryEvent::Add,
+            old_content: None,
+            new_content: Some(&rec.content),
+            actor,
+            at: rec.created_at,
+        },
+    )?;
+    log_change(conn, key, "upsert")?;
+    Ok(key)
+}
+
+/// Deletes a memory, keeping its history and a `DELETE` row.
+pub(crate) fn delete_memory(
+    conn: &Connection,
+    key: i64,
+    rec: &MemoryRecord,
+    vocab: &mut VocabDelta,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    conn.prepare_cached("DELETE FROM memories WHERE key = ?1")?
+        .execute([key])?;
+    unindex_terms(conn, key)?;
+    vocab.add(&rec.content, -1);
+    write_history(
+        conn,
+        HistoryRow {
+            memory_id: &rec.id,
+            event: HistoryEvent::Delete,
+            old_content: Some(&rec.content),
+            new_content: None,
+            actor,
+            at,
+        },
+    )?;
+    log_change(conn, key, "delete")
+}
+
+/// Writes the new state of a memory; `vector` is given when the content changed.
+pub(crate) fn update_memory(
+    conn: &Connection,
+    key: i64,
+    old: &MemoryRecord,
+    new: &MemoryRecord,
+    vector: Option<&[f32]>,
+    vocab: &mut VocabDelta,
+    actor: &str,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE memories SET content = ?2, hash = ?3, kind = ?4, metadata = ?5,
+                updated_at = ?6, expires_at = ?7, embedding = coalesce(?8, embedding)
+         WHERE key = ?1",
+    )?
+    .execute(params![
+        key,
+        new.content,
+        new.hash,
+        new.kind.as_str(),
+        serde_json::Value::Object(new.metadata.clone()).to_string(),
+        format_time(new.updated_at),
+        new.expires_at.map(format_time),
+        vector.map(vector_to_blob),
+    ])?;
+    if old.content != new.content {
+        unindex_terms(conn, key)?;
+        index_terms(conn, key, &new.content)?;
+        vocab.add(&old.content, -1);
+        vocab.add(&new.content, 1);
+        log_change(conn, key, "upsert")?;
+    }
+    write_history(
+        conn,
+        HistoryRow {
+            memory_id: &new.id,
+            event: HistoryEvent::Update,
+            old_content: Some(&old.content),
+            new_content: Some(&new.content),
+            actor,
+            at: new.updated_at,
+        },
+    )
+}
+
+pub(crate) fn history(conn: &Connection, memory_id: &str) -> Result<Vec<HistoryEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, memory_id, event, old_content, new_content, is_deleted, actor, created_at
+         FROM history WHERE memory_id = ?1 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([memory_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let event: String = row.get(2)?;
+        let at: String = row.get(7)?;
+        out.push(HistoryEntry {
+            id: row.get(0)?,
+            memory_id: row.get(1)?,
+            event: HistoryEvent::parse(&event)?,
+            old_content: row.get(3)?,
+            new_content: row.get(4)?,
+            is_deleted: row.get(5)?,
+            actor: row.get(6)?,
+            created_at: parse_time(&at).map_err(|e| corrupted("time", e))?,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn cached_embeddings(
+    conn: &Connection,
+    model: &str,
+    hashes: &[&str],
+) -> Result<HashMap<String, Vec<f32>>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT vector FROM embedding_cache WHERE model = ?1 AND hash = ?2")?;
+    let mut out = HashMap::new();
+    for hash in hashes {
+        let blob: Option<Vec<u8>> = stmt
+            .query_row(params![model, hash], |r| r.get(0))
+            .optional()?;
+        if let Some(blob) = blob {
+            out.insert(hash.to_string(), blob_to_vector(&blob)?);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn cache_embedding(conn: &Connection, model: &str, hash: &str, v: &[f32]) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO embedding_cache (model, hash, vector) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![model, hash, vector_to_blob(v)])?;
+    Ok(())
+}
+
+/// The newest change-log sequence number and how far the log has been pruned.
+pub(crate) fn change_head(conn: &Connection) -> Result<(i64, i64)> {
+    let head: i64 = conn.query_row(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    let pruned = get_meta(conn, "changes_pruned_through")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((head, pruned))
+}

@@ -1,0 +1,197 @@
+//! The SQLite schema and its forward migrations.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// The schema version this library writes. Opening a store with a newer version fails with
+/// [`ErrorCode::Unsupported`]; an older one is migrated forward at open.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The value of the `format` meta key that marks a file as an agent_mem store.
+const FORMAT_MARK: &str = "agent_mem";
+
+/// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Absent scope ids are stored as '' so that the UNIQUE constraint (exact-duplicate rule)
+-- treats "no user" as a value.
+CREATE TABLE memories (
+    key        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    content    TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    user_id    TEXT NOT NULL DEFAULT '',
+    agent_id   TEXT NOT NULL DEFAULT '',
+    run_id     TEXT NOT NULL DEFAULT '',
+    org_id     TEXT NOT NULL DEFAULT '',
+    metadata   TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    expires_at TEXT,
+    embedding  BLOB NOT NULL,
+    UNIQUE (user_id, agent_id, run_id, org_id, hash)
+);
+CREATE INDEX memories_agent ON memories (agent_id);
+CREATE INDEX memories_run ON memories (run_id);
+CREATE INDEX memories_org ON memories (org_id);
+CREATE INDEX memories_created ON memories (created_at, key);
+CREATE INDEX memories_updated ON memories (updated_at, key);
+CREATE INDEX memories_expires ON memories (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE history (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    memory_id   TEXT NOT NULL,
+    event       TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE')),
+    old_content TEXT,
+    new_content TEXT,
+    is_deleted  INTEGER NOT NULL DEFAULT 0,
+    actor       TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX history_memory ON history (memory_id, seq);
+
+-- The change log that lets every process bring its vector index up to date.
+CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key INTEGER NOT NULL,
+    op  TEXT NOT NULL CHECK (op IN ('upsert', 'delete'))
+);
+
+-- Keyword index over pre-tokenised terms (see text.rs); rowid = memories.key.
+CREATE VIRTUAL TABLE memories_fts USING fts5(
+    terms,
+    content = '',
+    contentless_delete = 1,
+    tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co M*'"
+);
+
+-- Fuzzy search: the vocabulary with document frequencies, and its trigrams.
+CREATE TABLE terms (
+    id   INTEGER PRIMARY KEY,
+    term TEXT NOT NULL UNIQUE,
+    df   INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE term_grams USING fts5(term, tokenize = 'trigram');
+
+CREATE TABLE embedding_cache (
+    model  TEXT NOT NULL,
+    hash   TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+"#];
+
+/// Checks that the file is an agent_mem store (or empty), then migrates it to
+/// [`SCHEMA_VERSION`]. Nothing is written to a file that is not ours.
+pub(crate) fn prepare(conn: &mut Connection, label: &str) -> Result<()> {
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| not_a_store(label, e))?;
+    let version = if tables == 0 {
+        0
+    } else {
+        let has_meta: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get(0),
+        )?;
+        let format: Option<String> = if has_meta {
+            conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+        } else {
+            None
+        };
+        if format.as_deref() != Some(FORMAT_MARK) {
+            return Err(Error::new(
+                ErrorCode::Corrupted,
+                format!("{label} is a SQLite database but not an agent_mem store"),
+            ));
+        }
+        let v: String = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )?;
+        v.parse::<i64>().map_err(|_| {
+            Error::new(
+                ErrorCode::Corrupted,
+                format!("{label}: schema_version {v:?} is not a number"),
+            )
+        })?
+    };
+    if version > SCHEMA_VERSION {
+        return Err(Error::new(
+            ErrorCode::Unsupported,
+            format!(
+                "{label} has schema version {version}; this agent_mem ({}) knows up to \
+                 {SCHEMA_VERSION}: upgrade agent_mem",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Another process may have migrated while we waited for the write lock.
+    let current: Option<String> = if version == 0 {
+        tx.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap_or(None)
+    } else {
+        Some(version.to_string())
+    };
+    let start = current.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(start as usize) {
+        tx.execute_batch(sql)?;
+        if i == 0 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('format', ?1)",
+                [FORMAT_MARK],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(i as i64 + 1).to_string()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn not_a_store(label: &str, err: rusqlite::Error) -> Error {
+    let code = match &err {
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+        {
+            ErrorCode::Corrupted
+        }
+        _ => ErrorCode::Storage,
+    };
+    Error::new(
+        code,
+        format!("{label} is not an agent_mem store (not a readable SQLite database): {err}"),
+    )
+    .with_source(err)
+}

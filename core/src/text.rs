@@ -1,0 +1,299 @@
+//! Text analysis shared by indexing and querying: normalisation, word and CJK segmentation,
+//! English stemming, stop words, and the edit distance used by fuzzy search.
+//!
+//! FTS5's own tokenizers cannot serve CJK well (`unicode61` keeps a run of ideographs as one
+//! token; `trigram` cannot match two-character words such as 咖啡), so the index holds a
+//! pre-tokenised column: stemmed words for alphabetic scripts, unigrams and bigrams for CJK.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use rust_stemmers::{Algorithm, Stemmer};
+
+/// A piece of analysed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// A word of an alphabetic script (lowercased, apostrophes dropped).
+    Word(String),
+    /// A run of CJK characters (Han, kana, Hangul).
+    Cjk(Vec<char>),
+}
+
+/// True for characters written without spaces between words.
+pub(crate) fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // Hiragana, Katakana
+        | 0x3400..=0x4DBF    // CJK Extension A
+        | 0x4E00..=0x9FFF    // CJK Unified Ideographs
+        | 0xF900..=0xFAFF    // CJK Compatibility Ideographs
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0x1100..=0x11FF    // Hangul Jamo
+        | 0x3130..=0x318F    // Hangul compatibility Jamo
+        | 0x31F0..=0x31FF    // Katakana phonetic extensions
+        | 0xFF66..=0xFF9D    // half-width Katakana
+        | 0x20000..=0x2FA1F) // CJK Extensions B–F, compatibility supplement
+}
+
+/// Folds full-width ASCII (common in CJK text) to ASCII and lowercases.
+fn fold(c: char) -> impl Iterator<Item = char> {
+    let c = match c as u32 {
+        0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
+    };
+    c.to_lowercase()
+}
+
+/// Splits text into words and CJK runs, in order.
+pub(crate) fn pieces(text: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut cjk: Vec<char> = Vec::new();
+    let flush_word = |word: &mut String, out: &mut Vec<Piece>| {
+        if !word.is_empty() {
+            out.push(Piece::Word(std::mem::take(word)));
+        }
+    };
+    let flush_cjk = |cjk: &mut Vec<char>, out: &mut Vec<Piece>| {
+        if !cjk.is_empty() {
+            out.push(Piece::Cjk(std::mem::take(cjk)));
+        }
+    };
+    let mut chars = text.chars().flat_map(fold).peekable();
+    while let Some(c) = chars.next() {
+        if is_cjk(c) {
+            flush_word(&mut word, &mut out);
+            cjk.push(c);
+        } else if c.is_alphanumeric() {
+            flush_cjk(&mut cjk, &mut out);
+            word.push(c);
+        } else if (c == '\'' || c == '\u{2019}')
+            && !word.is_empty()
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() && !is_cjk(*n))
+        {
+            // "user's" → "users", "don't" → "dont": one word, as people search it.
+        } else {
+            flush_word(&mut word, &mut out);
+            flush_cjk(&mut cjk, &mut out);
+        }
+    }
+    flush_word(&mut word, &mut out);
+    flush_cjk(&mut cjk, &mut out);
+    out
+}
+
+fn stemmer() -> &'static Stemmer {
+    static STEMMER: OnceLock<Stemmer> = OnceLock::new();
+    STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
+}
+
+/// The stem of an (already lowercased) word.
+pub(crate) fn stem(word: &str) -> String {
+    if word.chars().all(|c| c.is_ascii_alphabetic()) {
+        stemmer().stem(word).into_owned()
+    } else {
+        word.to_string()
+    }
+}
+
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "am", "an", "and", "are", "as", "at", "be", "been", "being", "but", "by", "can",
+    "could", "did", "do", "does", "doing", "for", "from", "had", "has", "have", "having", "he",
+    "her", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my",
+    "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "then", "there",
+    "these", "they", "this", "those", "to", "us", "was", "we", "were", "what", "when", "where",
+    "which", "who", "whom", "why", "will", "with", "would", "you", "your",
+];
+
+/// True for English function words that carry no meaning for search.
+pub(crate) fn is_stop_word(word: &str) -> bool {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| STOP_WORDS.iter().copied().collect())
+        .contains(word)
+}
+
+/// The terms stored in the keyword index for a text: stems of non-stop words, and for CJK
+/// every unigram and bigram.
+pub(crate) fn index_terms(text: &str) -> Vec<String> {
+    let mut terms = Vec::new();
+    for piece in pieces(text) {
+        match piece {
+            Piece::Word(w) => {
+                if !is_stop_word(&w) {
+                    terms.push(stem(&w));
+                }
+            }
+            Piece::Cjk(run) => {
+                terms.extend(run.iter().map(|c| c.to_string()));
+                terms.extend(run.windows(2).map(|w| w.iter().collect::<String>()));
+            }
+        }
+    }
+    terms
+}
+
+/// The terms a keyword query looks for: stems of non-stop words, and for CJK the bigrams of
+/// each run (a single character stands for itself). Distinct, in first-seen order.
+pub(crate) fn query_terms(text: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut terms = Vec::new();
+    for piece in pieces(text) {
+        let new: Vec<String> = match piece {
+            Piece::Word(w) if is_stop_word(&w) => continue,
+            Piece::Word(w) => vec![stem(&w)],
+            Piece::Cjk(run) if run.len() == 1 => vec![run[0].to_string()],
+            Piece::Cjk(run) => run.windows(2).map(|w| w.iter().collect()).collect(),
+        };
+        for t in new {
+            if seen.insert(t.clone()) {
+                terms.push(t);
+            }
+        }
+    }
+    terms
+}
+
+/// The words of a text that fuzzy search can match: lowercased, non-stop, at least three
+/// characters, not CJK. Distinct.
+pub(crate) fn fuzzy_vocabulary(text: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    pieces(text)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Word(w) if w.chars().count() >= 3 && !is_stop_word(&w) => Some(w),
+            _ => None,
+        })
+        .filter(|w| seen.insert(w.clone()))
+        .collect()
+}
+
+/// An FTS5 query string matching any of the terms (each quoted, so no term is read as syntax).
+pub(crate) fn fts_any(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// An FTS5 query string matching all of the terms.
+pub(crate) fn fts_all(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Lowercased text with runs of white space folded to one space, for exact-phrase checks.
+pub(crate) fn normalise_phrase(text: &str) -> String {
+    let lowered: String = text.chars().flat_map(fold).collect();
+    lowered.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The largest edit distance at which a query word of this length still matches.
+pub(crate) fn allowed_typos(word_len: usize) -> usize {
+    match word_len {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+/// Optimal-string-alignment distance (Levenshtein plus adjacent transpositions), or `None`
+/// once it must exceed `max`.
+pub(crate) fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let width = b.len() + 1;
+    let mut prev2 = vec![0usize; width];
+    let mut prev: Vec<usize> = (0..width).collect();
+    let mut cur = vec![0usize; width];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        let mut row_min = cur[0];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(prev2[j - 2] + 1);
+            }
+            cur[j] = d;
+            row_min = row_min.min(d);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    let d = prev[b.len()];
+    (d <= max).then_some(d)
+}
+
+/// The trigrams of a word, for fuzzy candidate lookup.
+pub(crate) fn trigrams(word: &str) -> Vec<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut seen = HashSet::new();
+    chars
+        .windows(3)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cjk_runs_become_unigrams_and_bigrams() {
+        let terms = index_terms("我喜欢喝咖啡，特别是拿铁");
+        for t in ["咖啡", "拿铁", "喜欢", "咖"] {
+            assert!(terms.contains(&t.to_string()), "{t} missing from {terms:?}");
+        }
+        assert_eq!(query_terms("咖啡"), vec!["咖啡"]);
+        assert_eq!(query_terms("猫"), vec!["猫"]);
+    }
+
+    #[test]
+    fn english_is_stemmed_and_stop_words_dropped() {
+        assert_eq!(query_terms("She loves the pizzas"), vec!["love", "pizza"]);
+        assert_eq!(index_terms("Alice's cats"), vec!["alic", "cat"]);
+        assert_eq!(query_terms("ＡＢＣ corp"), vec!["abc", "corp"]);
+    }
+
+    #[test]
+    fn mixed_scripts_split_cleanly() {
+        let p = pieces("用Rust写代码 fast!");
+        assert_eq!(
+            p,
+            vec![
+                Piece::Cjk(vec!['用']),
+                Piece::Word("rust".into()),
+                Piece::Cjk("写代码".chars().collect()),
+                Piece::Word("fast".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn edit_distance_handles_typos() {
+        assert_eq!(edit_distance("piza", "pizza", 1), Some(1));
+        assert_eq!(edit_distance("fransisco", "francisco", 2), Some(1));
+        assert_eq!(edit_distance("teh", "the", 1), Some(1));
+        assert_eq!(edit_distance("kitten", "sitting", 2), None);
+        assert_eq!(edit_distance("kitten", "sitting", 3), Some(3));
+        assert_eq!(edit_distance("", "ab", 2), Some(2));
+    }
+
+    #[test]
+    fn phrases_normalise() {
+        assert_eq!(normalise_phrase("  Hello\n  World "), "hello world");
+        assert_eq!(fts_any(&["a\"b".into()]), "\"a\"\"b\"");
+    }
+}
