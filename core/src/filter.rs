@@ -212,7 +212,15 @@ impl Filter {
             Filter::Or(parts) => join(parts, " OR ", params),
             Filter::Not(inner) => format!("NOT ({})", inner.to_sql(params)),
             Filter::Cond { field, op, value } => {
-                format!("coalesce({}, 0)", cond_sql(field, *op, value, params))
+                let sql = cond_sql(field, *op, value, params);
+                // A comparison can be NULL (a missing metadata key or expiry), and NOT NULL
+                // is NULL: make every condition plainly true or false. Columns that are
+                // never NULL keep a bare condition, which SQLite can answer from an index.
+                if matches!(field, Field::Metadata(_) | Field::ExpiresAt) {
+                    format!("coalesce({sql}, 0)")
+                } else {
+                    sql
+                }
             }
         }
     }

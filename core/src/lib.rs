@@ -59,3 +59,8 @@ pub use types::{
     MemoryUpdate, Metadata, NewMemory, Scope, MAX_CONTENT_BYTES, MAX_SCOPE_ID_BYTES,
     RESERVED_METADATA_KEYS,
 };
+
+/// The README's Rust example, compiled and run as a doc test so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -1115,12 +1115,14 @@ impl Memory {
             if index.applied_seq >= head && index.len() > 0 {
                 return Ok(None);
             }
-            let rebuild = pruned > index.applied_seq || (index.applied_seq == 0 && index.len() == 0);
+            let rebuild =
+                pruned > index.applied_seq || (index.applied_seq == 0 && index.len() == 0);
             let upserts: Vec<(u64, Vec<f32>)>;
             let mut deletes: Vec<u64> = Vec::new();
             if rebuild {
                 let mut stmt = c.prepare("SELECT key, embedding FROM memories ORDER BY key")?;
-                let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
                 upserts = rows
                     .map(|row| {
                         let (k, blob) = row?;
@@ -1131,10 +1133,14 @@ impl Memory {
                 let mut stmt = c.prepare_cached(
                     "SELECT ch.key, ch.op, m.embedding FROM changes ch
                      LEFT JOIN memories m ON m.key = ch.key
-                     WHERE ch.seq > ?1 AND ch.seq = (SELECT max(seq) FROM changes c2 WHERE c2.key = ch.key)",
+                      WHERE ch.seq IN (SELECT max(seq) FROM changes WHERE seq > ?1 GROUP BY key)",
                 )?;
                 let rows = stmt.query_map([index.applied_seq], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                    ))
                 })?;
                 let mut ups = Vec::new();
                 for row in rows {

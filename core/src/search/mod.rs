@@ -37,9 +37,11 @@ impl std::str::FromStr for SearchMode {
             "keyword" | "bm25" | "fts" => SearchMode::Keyword,
             "phrase" | "exact" => SearchMode::Phrase,
             "fuzzy" => SearchMode::Fuzzy,
-            other => return Err(crate::Error::invalid(format!(
+            other => {
+                return Err(crate::Error::invalid(format!(
                 "unknown search mode {other:?} (expected hybrid, vector, keyword, phrase or fuzzy)"
-            ))),
+            )))
+            }
         })
     }
 }
