@@ -142,10 +142,8 @@ fn main() -> agent_mem::Result<()> {
     for (label, options) in &modes {
         let (scores, kinds) = evaluate(&memory, &data, &ids, options)?;
         println!("{}", scores.row(label));
-        if by_kind && label.starts_with("hybrid (")
-            || by_kind && *label == "vector"
-            || by_kind && label.starts_with("keyword")
-        {
+        let broken_down = ["vector", "keyword (BM25)", "hybrid (default)"].contains(label);
+        if by_kind && broken_down {
             let mut kinds: Vec<_> = kinds.into_iter().collect();
             kinds.sort_by(|a, b| a.0.cmp(&b.0));
             for (kind, s) in kinds {

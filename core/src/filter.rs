@@ -592,7 +592,8 @@ fn cond_sql(field: &Field, op: Op, value: &Value, params: &mut Vec<SqlValue>) ->
             if op == Op::In {
                 matches
             } else {
-                format!("NOT ({matches})")
+                // A missing value is in no list: `NOT (NULL IN ...)` would be NULL (false).
+                format!("NOT coalesce({matches}, 0)")
             }
         }
         Op::Contains | Op::Icontains => {

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -261,8 +261,13 @@ impl MemoryBuilder {
                 },
             },
         };
-        let (stored_model, stored_dims) =
-            db.read(|c| Ok((ops::get_meta(c, "embedding_model")?, ops::dimensions(c)?)))?;
+        let (stored_model, stored_dims, store_id) = db.read(|c| {
+            Ok((
+                ops::get_meta(c, "embedding_model")?,
+                ops::dimensions(c)?,
+                ops::get_meta(c, "store_id")?.unwrap_or_default(),
+            ))
+        })?;
         if let (Some(stored), Some(configured)) = (&stored_model, embedder.model_id()) {
             if stored != configured {
                 return Err(Error::invalid(format!(
@@ -285,7 +290,7 @@ impl MemoryBuilder {
         };
         let index = index_path
             .as_deref()
-            .and_then(|p| VectorIndex::load(p, self.index))
+            .and_then(|p| VectorIndex::load(p, &store_id, self.index))
             .unwrap_or_else(|| VectorIndex::empty(self.index));
         let memory = Memory {
             db,
@@ -294,8 +299,19 @@ impl MemoryBuilder {
             index_options: self.index,
             defaults: self.search,
             index_path,
+            store_id,
         };
         memory.sync_index()?;
+        // A saved index that replays to the wrong size is not to be trusted: rebuild.
+        let stored = memory.count_all()?;
+        if memory.index_read().len() != stored {
+            {
+                let mut index = memory.index_write();
+                index.clear();
+                index.applied_seq = 0;
+            }
+            memory.sync_index()?;
+        }
         Ok(memory)
     }
 }
@@ -312,6 +328,7 @@ pub struct Memory {
     index_options: VectorIndexOptions,
     defaults: SearchOptions,
     index_path: Option<PathBuf>,
+    store_id: String,
 }
 
 impl std::fmt::Debug for Memory {
@@ -721,7 +738,8 @@ impl Memory {
             (Some(c), None) => Some(self.embed_contents(&[NewMemory::new(c.clone())])?.remove(0)),
             (None, _) => None,
         };
-        let now = Utc::now();
+        // The store keeps microseconds: return the time as `get` will read it back.
+        let now = Utc::now().trunc_subsecs(6);
         let updated = self.db.write(|tx| {
             let (key, old) = ops::get_by_id(tx, id)?
                 .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))?;
@@ -849,9 +867,12 @@ impl Memory {
                  DELETE FROM term_grams;
                  DELETE FROM history;
                  DELETE FROM embedding_cache;
+                 INSERT INTO changes (key, op) VALUES (0, 'delete');
                  DELETE FROM changes;",
             )?;
-            // Every process's index must start again from nothing.
+            // Every process's index must start again from nothing. The marker row above
+            // moves the log's head, so that a handle already caught up sees a change and
+            // rebuilds (the pruned mark below is then ahead of what it applied).
             let (head, _) = ops::change_head(tx)?;
             ops::set_meta(tx, "changes_pruned_through", &head.to_string())
         })?;
@@ -915,7 +936,7 @@ impl Memory {
             options.include_expired,
         );
         let limit = options.limit;
-        let pool = (limit * 4).max(40).min(MAX_LIMIT);
+        let pool = (limit * 4).clamp(40, MAX_LIMIT);
         let mut explain: HashMap<u64, Explanation> = HashMap::new();
         let mut note = |list: &[(u64, f32)], set: fn(&mut Explanation, EngineScore)| {
             for (i, (key, score)) in list.iter().enumerate() {
@@ -1105,35 +1126,37 @@ impl Memory {
     /// other processes). Rebuilds from SQLite when the log no longer reaches back far enough.
     fn sync_index(&self) -> Result<()> {
         let (head, _) = self.db.read(ops::change_head)?;
-        if self.index_read().applied_seq >= head && head > 0 {
+        if self.index_read().applied_seq == head && head > 0 {
             return Ok(());
         }
         let mut index = self.index_write();
         // Read the log and the vectors it names in one snapshot.
         let work = self.db.read(|c| {
             let (head, pruned) = ops::change_head(c)?;
-            if index.applied_seq >= head && index.len() > 0 {
+            if index.applied_seq == head && index.len() > 0 {
                 return Ok(None);
             }
-            let rebuild =
-                pruned > index.applied_seq || (index.applied_seq == 0 && index.len() == 0);
-            let upserts: Vec<(u64, Vec<f32>)>;
+            // An index ahead of the log was saved by a newer state of the store (the file was
+            // restored from a backup): it holds changes this store never saw.
+            let rebuild = pruned > index.applied_seq
+                || index.applied_seq > head
+                || (index.applied_seq == 0 && index.len() == 0);
+            let mut upserts: Vec<(u64, Vec<f32>)> = Vec::new();
             let mut deletes: Vec<u64> = Vec::new();
             if rebuild {
                 let mut stmt = c.prepare("SELECT key, embedding FROM memories ORDER BY key")?;
                 let rows =
                     stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-                upserts = rows
-                    .map(|row| {
-                        let (k, blob) = row?;
-                        Ok((k as u64, ops::blob_to_vector(&blob)?))
-                    })
-                    .collect::<Result<_>>()?;
+                for row in rows {
+                    let (k, blob) = row?;
+                    upserts.push((k as u64, ops::blob_to_vector(&blob)?));
+                }
             } else {
+                // The last change of each key since what was applied decides its fate.
                 let mut stmt = c.prepare_cached(
                     "SELECT ch.key, ch.op, m.embedding FROM changes ch
                      LEFT JOIN memories m ON m.key = ch.key
-                      WHERE ch.seq IN (SELECT max(seq) FROM changes WHERE seq > ?1 GROUP BY key)",
+                     WHERE ch.seq IN (SELECT max(seq) FROM changes WHERE seq > ?1 GROUP BY key)",
                 )?;
                 let rows = stmt.query_map([index.applied_seq], |r| {
                     Ok((
@@ -1142,15 +1165,15 @@ impl Memory {
                         r.get::<_, Option<Vec<u8>>>(2)?,
                     ))
                 })?;
-                let mut ups = Vec::new();
                 for row in rows {
                     let (k, op, blob) = row?;
                     match (op.as_str(), blob) {
-                        ("upsert", Some(blob)) => ups.push((k as u64, ops::blob_to_vector(&blob)?)),
+                        ("upsert", Some(blob)) => {
+                            upserts.push((k as u64, ops::blob_to_vector(&blob)?))
+                        }
                         _ => deletes.push(k as u64),
                     }
                 }
-                upserts = ups;
             }
             Ok(Some((head, rebuild, upserts, deletes)))
         })?;
@@ -1180,7 +1203,7 @@ impl Memory {
             if !index.dirty {
                 return Ok(());
             }
-            index.save(path)?;
+            index.save(path, &self.store_id)?;
             index.dirty = false;
             index.applied_seq
         };
@@ -1202,6 +1225,13 @@ impl Memory {
     /// silently).
     pub fn close(self) -> Result<()> {
         self.flush()
+    }
+
+    fn count_all(&self) -> Result<usize> {
+        self.db.read(|c| {
+            let n: i64 = c.query_row("SELECT count(*) FROM memories", [], |r| r.get(0))?;
+            Ok(n as usize)
+        })
     }
 
     /// Number of vectors in the in-memory index (for diagnostics and tests).

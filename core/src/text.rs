@@ -192,6 +192,28 @@ pub(crate) fn normalise_phrase(text: &str) -> String {
     lowered.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether the normalised `haystack` holds the normalised `needle` on word boundaries: a
+/// match may not begin or end inside a word of an alphabetic script ("to be" is not in
+/// "to berlin"); CJK, written without spaces, needs no boundary.
+pub(crate) fn contains_phrase(haystack: &str, needle: &str) -> bool {
+    let wordish = |c: char| c.is_alphanumeric() && !is_cjk(c);
+    let starts_word = needle.chars().next().is_some_and(wordish);
+    let ends_word = needle.chars().next_back().is_some_and(wordish);
+    let mut from = 0;
+    while let Some(pos) = haystack[from..].find(needle) {
+        let at = from + pos;
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + needle.len()..].chars().next();
+        let clean_start = !starts_word || before.is_none_or(|c| !wordish(c));
+        let clean_end = !ends_word || after.is_none_or(|c| !wordish(c));
+        if clean_start && clean_end {
+            return true;
+        }
+        from = at + haystack[at..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
 /// The largest edit distance at which a query word of this length still matches.
 pub(crate) fn allowed_typos(word_len: usize) -> usize {
     match word_len {
@@ -295,5 +317,11 @@ mod tests {
     fn phrases_normalise() {
         assert_eq!(normalise_phrase("  Hello\n  World "), "hello world");
         assert_eq!(fts_any(&["a\"b".into()]), "\"a\"\"b\"");
+        assert!(contains_phrase("i want to be free", "to be"));
+        assert!(!contains_phrase("i went to berlin", "to be"));
+        assert!(!contains_phrase("we renew york deals", "new york"));
+        assert!(contains_phrase("renew york, new york!", "new york"));
+        assert!(contains_phrase("我喜欢喝咖啡", "咖啡"));
+        assert!(contains_phrase("alice's bike", "alice"));
     }
 }

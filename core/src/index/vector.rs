@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
@@ -72,6 +73,8 @@ impl VectorIndexOptions {
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedState {
     format: u32,
+    /// The store's `store_id`: an index never serves another store of the same file name.
+    store_id: String,
     seq: i64,
     count: usize,
     dimensions: usize,
@@ -169,7 +172,11 @@ impl VectorIndex {
         Ok(())
     }
 
-    /// Inserts or replaces vectors, in parallel for large batches.
+    /// Inserts or replaces vectors.
+    ///
+    /// One at a time on purpose: usearch 2.x's concurrent `add` can leave nodes stored but
+    /// unreachable by search (unum-cloud/USearch#735), so a memory would never be found by
+    /// its own vector after a parallel rebuild.
     pub(crate) fn upsert_many(&mut self, items: &[(u64, Vec<f32>)]) -> Result<()> {
         let Some((_, first)) = items.first() else {
             return Ok(());
@@ -178,29 +185,8 @@ impl VectorIndex {
             self.remove(*key)?;
         }
         let index = self.ensure(first.len(), items.len())?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if items.len() < 256 || threads == 1 {
-            for (key, v) in items {
-                index.add(*key, v).map_err(|e| index_err("add", e))?;
-            }
-        } else {
-            let chunk = items.len().div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = items
-                    .chunks(chunk)
-                    .map(|part| {
-                        s.spawn(move || -> Result<()> {
-                            for (key, v) in part {
-                                index.add(*key, v).map_err(|e| index_err("add", e))?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .try_for_each(|h| h.join().unwrap_or_else(|_| Err(index_err("add", "panic"))))
-            })?;
+        for (key, v) in items {
+            index.add(*key, v).map_err(|e| index_err("add", e))?;
         }
         self.dirty = true;
         Ok(())
@@ -220,6 +206,7 @@ impl VectorIndex {
             return Ok(Vec::new());
         }
         self.check_dimensions(query)?;
+        let _slot = SearchSlot::acquire();
         let matches = match filter {
             None => index.search(query, count),
             Some(f) => index.filtered_search(query, count, f),
@@ -271,7 +258,7 @@ impl VectorIndex {
     }
 
     /// Writes the index and its state file (atomically, by rename).
-    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path, store_id: &str) -> Result<()> {
         let Some(index) = &self.index else {
             remove_saved(path);
             return Ok(());
@@ -285,6 +272,7 @@ impl VectorIndex {
         let bytes = fs::read(&tmp)?;
         let state = SavedState {
             format: SAVED_FORMAT,
+            store_id: store_id.to_string(),
             seq: self.applied_seq,
             count: index.size(),
             dimensions: index.dimensions(),
@@ -304,10 +292,15 @@ impl VectorIndex {
 
     /// Loads a saved index if it is intact and matches the options; `None` when it must be
     /// rebuilt (missing, truncated, garbled, other parameters).
-    pub(crate) fn load(path: &Path, options: VectorIndexOptions) -> Option<VectorIndex> {
+    pub(crate) fn load(
+        path: &Path,
+        store_id: &str,
+        options: VectorIndexOptions,
+    ) -> Option<VectorIndex> {
         let state: SavedState =
             serde_json::from_slice(&fs::read(sibling(path, ".meta")).ok()?).ok()?;
         if state.format != SAVED_FORMAT
+            || state.store_id != store_id
             || state.connectivity != options.connectivity
             || state.quantization != options.quantization
         {
@@ -331,6 +324,34 @@ impl VectorIndex {
             applied_seq: state.seq,
             dirty: false,
         })
+    }
+}
+
+/// Searches under way in this process. usearch keeps one search context per reserved
+/// thread (`available_parallelism`, see `ensure`) and fails a search when every context is
+/// busy ("Reserve capacity ahead of searches!"), so more threads searching at once than
+/// there are cores would get errors: the extra ones wait for a context instead.
+static SEARCHES: Mutex<usize> = Mutex::new(0);
+static SEARCH_DONE: Condvar = Condvar::new();
+
+struct SearchSlot;
+
+impl SearchSlot {
+    fn acquire() -> SearchSlot {
+        let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut busy = SEARCHES.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= limit {
+            busy = SEARCH_DONE.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        SearchSlot
+    }
+}
+
+impl Drop for SearchSlot {
+    fn drop(&mut self) {
+        *SEARCHES.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        SEARCH_DONE.notify_one();
     }
 }
 

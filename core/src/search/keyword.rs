@@ -73,7 +73,12 @@ pub(crate) fn phrase(
     }
     let terms = text::query_terms(phrase);
     let candidates = if terms.is_empty() {
-        // Only stop words: nothing in the keyword index to narrow by, so scan.
+        // Only stop words: nothing in the keyword index to narrow by, so scan. The content
+        // must hold the longest word (the phrase itself may be spaced differently there).
+        let longest = needle
+            .split(' ')
+            .max_by_key(|w| w.len())
+            .unwrap_or_default();
         let n = filter.params.len();
         let sql = format!(
             "SELECT m.key, m.content FROM memories m
@@ -82,7 +87,7 @@ pub(crate) fn phrase(
             filter.sql
         );
         let mut params = filter.params.clone();
-        params.push(SqlValue::Text(needle.clone()));
+        params.push(SqlValue::Text(longest.to_string()));
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
             Ok((r.get(0)?, r.get(1)?, 0.0f32))
@@ -94,7 +99,7 @@ pub(crate) fn phrase(
     };
     Ok(candidates
         .into_iter()
-        .filter(|(_, content, _)| text::normalise_phrase(content).contains(&needle))
+        .filter(|(_, content, _)| text::contains_phrase(&text::normalise_phrase(content), &needle))
         .take(limit)
         .map(|(k, _, s)| (k, s))
         .collect())
@@ -166,15 +171,34 @@ fn similar_terms(conn: &Connection, word: &str) -> Result<Vec<String>> {
         "SELECT t.term FROM term_grams g JOIN terms t ON t.id = g.rowid
          WHERE term_grams MATCH ?1 ORDER BY rank LIMIT 300",
     )?;
-    let candidates = stmt.query_map([text::fts_any(&grams)], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for term in candidates {
-        let term = term?;
-        if text::edit_distance(word, &term, max).is_some() {
-            out.push(term);
+    let mut candidates: Vec<String> = stmt
+        .query_map([text::fts_any(&grams)], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    // One typo in a short word can break every trigram ("mmeo" shares none with "memo"),
+    // so short words also look at vocabulary words of about their length that start with
+    // the same letter (typos rarely hit the first letter). A range scan on the term index.
+    if len <= 5 {
+        if let Some(first) = word.chars().next() {
+            let start = first.to_string();
+            let end = char::from_u32(first as u32 + 1).map_or_else(String::new, |c| c.to_string());
+            let mut stmt = conn.prepare_cached(
+                "SELECT term FROM terms WHERE term >= ?1 AND (?2 = '' OR term < ?2)
+                 AND length(term) BETWEEN ?3 AND ?4 LIMIT 5000",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![start, end, (len - max) as i64, (len + max) as i64],
+                |r| r.get::<_, String>(0),
+            )?;
+            for term in rows {
+                candidates.push(term?);
+            }
         }
     }
-    Ok(out)
+    let mut seen = HashSet::new();
+    Ok(candidates
+        .into_iter()
+        .filter(|term| seen.insert(term.clone()) && text::edit_distance(word, term, max).is_some())
+        .collect())
 }
 
 fn match_quality(units: &[Unit], content: &str) -> f32 {

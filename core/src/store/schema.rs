@@ -163,8 +163,8 @@ pub(crate) fn prepare(conn: &mut Connection, label: &str) -> Result<()> {
         tx.execute_batch(sql)?;
         if i == 0 {
             tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('format', ?1)",
-                [FORMAT_MARK],
+                "INSERT INTO meta (key, value) VALUES ('format', ?1), ('store_id', ?2)",
+                [FORMAT_MARK, &uuid::Uuid::new_v4().to_string()],
             )?;
         }
         tx.execute(
