@@ -288,6 +288,9 @@ impl MemoryBuilder {
             (Some(p), true) => Some(vector::sibling(p, ".usearch")),
             _ => None,
         };
+        if let Some(p) = &index_path {
+            vector::remove_stale_temporaries(p);
+        }
         let index = index_path
             .as_deref()
             .and_then(|p| VectorIndex::load(p, &store_id, self.index))
@@ -758,15 +761,20 @@ impl Memory {
                 new.expires_at = e;
             }
             new.updated_at = now;
+            let mut vocab = VocabDelta::default();
             if new.hash != old.hash {
-                if let Some((_, twin)) = ops::find_duplicate(tx, &new.scope, &new.hash)? {
-                    return Err(Error::new(
-                        ErrorCode::AlreadyExists,
-                        format!(
-                            "memory {:?} in the same scope already has this content",
-                            twin.id
-                        ),
-                    ));
+                if let Some((twin_key, twin)) = ops::find_duplicate(tx, &new.scope, &new.hash)? {
+                    if !twin.is_expired_at(now) {
+                        return Err(Error::new(
+                            ErrorCode::AlreadyExists,
+                            format!(
+                                "memory {:?} in the same scope already has this content",
+                                twin.id
+                            ),
+                        ));
+                    }
+                    // As in `add`: an expired twin is gone for the reader; it makes way.
+                    ops::delete_memory(tx, twin_key, &twin, &mut vocab, ACTOR_EXPIRY, now)?;
                 }
             }
             let vector = if new.content != old.content {
@@ -787,7 +795,6 @@ impl Memory {
             } else {
                 None
             };
-            let mut vocab = VocabDelta::default();
             ops::update_memory(tx, key, &old, &new, vector, &mut vocab, ACTOR_USER)?;
             vocab.apply(tx)?;
             Ok(new)

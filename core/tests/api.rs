@@ -1209,6 +1209,31 @@ fn adding_the_content_of_an_expired_memory_replaces_it() {
     assert_eq!(m.count(&Scope::global(), None).unwrap(), 1);
 }
 
+#[test]
+fn updating_onto_the_content_of_an_expired_memory_replaces_it() {
+    let m = mem();
+    let expired = add(
+        &m,
+        NewMemory::new("parked on level 3")
+            .user("u")
+            .expires_at(Utc::now() - Duration::seconds(10)),
+    );
+    let live = add(&m, NewMemory::new("parked on level 5").user("u"));
+    let updated = m
+        .update(&live, MemoryUpdate::content("parked on level 3"))
+        .unwrap();
+    assert_eq!(updated.content, "parked on level 3");
+    expect_err(m.get(&expired), ErrorCode::NotFound);
+    assert_eq!(m.history(&expired).unwrap().last().unwrap().actor, "expiry");
+    assert_eq!(keyword(&m, "level"), vec![live.clone()]);
+    // A live twin still refuses the update.
+    let other = add(&m, NewMemory::new("parked on level 7").user("u"));
+    expect_err(
+        m.update(&other, MemoryUpdate::content("parked on level 3")),
+        ErrorCode::AlreadyExists,
+    );
+}
+
 // ------------------------------------------------------------------------------- errors
 
 #[test]

@@ -1113,3 +1113,39 @@ fn a_handle_behind_a_pruned_change_log_rebuilds() {
         .collect();
     assert_self_found(&b, &kept, "B after the rebuild");
 }
+
+#[test]
+fn temporaries_of_an_interrupted_save_are_cleaned_up_when_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tmp.db");
+    let memory = open(&db);
+    add_seeded(&memory, 0..20);
+    memory.close().unwrap();
+    let name = db.file_name().unwrap().to_string_lossy().into_owned();
+    // What a process killed in the middle of `save` leaves behind.
+    let old_tmp = dir.path().join(format!("{name}.usearch.tmp-1.dead"));
+    let old_meta = dir.path().join(format!("{name}.usearch.meta.tmp-1.dead"));
+    let fresh_tmp = dir.path().join(format!("{name}.usearch.tmp-2.saving"));
+    for p in [&old_tmp, &old_meta, &fresh_tmp] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for p in [&old_tmp, &old_meta] {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+    let memory = open(&db);
+    assert!(
+        !old_tmp.exists() && !old_meta.exists(),
+        "stale temporaries stay"
+    );
+    assert!(
+        fresh_tmp.exists(),
+        "a save that may still be running lost its file"
+    );
+    assert_eq!(total(&memory), 20);
+}

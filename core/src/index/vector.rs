@@ -355,6 +355,42 @@ impl Drop for SearchSlot {
     }
 }
 
+/// Removes temporary files that a save interrupted by a crash left beside the index. Only
+/// old ones: a younger one may belong to another process saving right now.
+pub(crate) fn remove_stale_temporaries(path: &Path) {
+    const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefixes = [
+        format!("{}.tmp-", name.to_string_lossy()),
+        format!("{}.meta.tmp-", name.to_string_lossy()),
+    ];
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !prefixes.iter().any(|p| file_name.starts_with(p)) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The saved index and its state file are both removed (after a reset).
 pub(crate) fn remove_saved(path: &Path) {
     let _ = fs::remove_file(path);
