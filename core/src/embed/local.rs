@@ -18,8 +18,11 @@ use crate::error::{Error, ErrorCode, Result};
 
 /// The maximum sequence length used when the model directory does not say.
 const DEFAULT_MAX_SEQ_LENGTH: usize = 256;
-/// How many texts go through the model at once.
-const CHUNK_SIZE: usize = 32;
+/// At most this many texts go through the model at once.
+const MAX_CHUNK_TEXTS: usize = 64;
+/// At most this many (padded) tokens go through the model at once, which bounds memory:
+/// 16 texts of 256 tokens, or 64 short ones.
+const MAX_CHUNK_TOKENS: usize = 4096;
 
 /// The size of the official `model.safetensors` of all-MiniLM-L6-v2.
 const DEFAULT_MODEL_SIZE: u64 = 90_868_376;
@@ -283,7 +286,6 @@ impl Embedder for LocalEmbedder {
             return Ok(Vec::new());
         }
         let loaded = self.loaded()?;
-        let tt = std::time::Instant::now();
         let encodings = loaded
             .tokenizer
             .encode_batch(texts.to_vec(), true)
@@ -291,17 +293,15 @@ impl Embedder for LocalEmbedder {
                 Error::new(ErrorCode::Embedding, format!("tokenization failed: {e}")).with_source(e)
             })?;
 
-        eprintln!("tok {:?}", tt.elapsed());
         // Sort by length so each chunk is padded as little as possible, then restore order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        let cs: usize = std::env::var("CS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(CHUNK_SIZE);
-        let t0 = std::time::Instant::now();
-        for chunk in order.chunks(cs) {
+        let mut rest = order.as_slice();
+        while !rest.is_empty() {
+            let size = chunk_len(rest, |i| encodings[i].get_ids().len());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
             let vectors = self.embed_chunk(loaded, &ids).map_err(|e| {
                 Error::new(
@@ -314,7 +314,6 @@ impl Embedder for LocalEmbedder {
                 out[i] = vector;
             }
         }
-        eprintln!("fwd {:?}", t0.elapsed());
         if let Some(bad) = out.iter().find(|v| v.len() != self.dimensions) {
             return Err(Error::new(
                 ErrorCode::Embedding,
@@ -327,6 +326,19 @@ impl Embedder for LocalEmbedder {
         }
         Ok(out)
     }
+}
+
+/// How many of the texts at the start of `sorted` (indices sorted by increasing token count
+/// `len`) go into the next chunk: at least one, at most [`MAX_CHUNK_TEXTS`], and no more
+/// than [`MAX_CHUNK_TOKENS`] once padded to the longest.
+fn chunk_len(sorted: &[usize], len: impl Fn(usize) -> usize) -> usize {
+    let mut size = 1;
+    while size < sorted.len().min(MAX_CHUNK_TEXTS)
+        && (size + 1) * len(sorted[size]) <= MAX_CHUNK_TOKENS
+    {
+        size += 1;
+    }
+    size
 }
 
 /// `max_seq_length` from a sentence-transformers `sentence_bert_config.json`, if present.
@@ -423,6 +435,17 @@ fn readme_id(dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_respect_limits() {
+        let short: Vec<usize> = (0..100).collect();
+        assert_eq!(chunk_len(&short, |_| 10), MAX_CHUNK_TEXTS);
+        assert_eq!(chunk_len(&short, |_| 256), MAX_CHUNK_TOKENS / 256);
+        assert_eq!(chunk_len(&short, |_| 10_000), 1);
+        assert_eq!(chunk_len(&short[..3], |_| 10), 3);
+        // Lengths grow: the chunk stops before the text that would overflow the budget.
+        assert_eq!(chunk_len(&short, |i| if i < 10 { 8 } else { 1000 }), 10);
+    }
 
     #[test]
     fn hf_cache_ids() {
