@@ -15,13 +15,19 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 
+echo "== model download (feature download) against a local HTTP server"
+cargo clippy -p agent-mem --all-targets --features download -- -D warnings
+cargo test -p agent-mem --features download --test download
+
 echo "== quickstart example"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 bash examples/quickstart.sh "$tmp/quickstart.db" | tee "$tmp/out.txt"
 # Each question must have found its answer first.
-grep -A1 "What food should Alice avoid" "$tmp/out.txt" | grep -q "peanuts"
-grep -A1 "咖啡" "$tmp/out.txt" | tail -1 | grep -q "拿铁"
-grep -A1 "San Fransisco" "$tmp/out.txt" | grep -q "San Francisco"
+first_hit() { grep -F -x -A1 "$1" "$tmp/out.txt" | sed -n 2p; }
+first_hit "[alice] What food should Alice avoid?" | grep -q "peanuts"
+first_hit "[alice] 咖啡" | grep -q "拿铁"
+first_hit "[bob] what does bob do for a living" | grep -q "site reliability engineer"
+first_hit "[bob] San Fransisco" | grep -q "San Francisco"
 
 echo "all tests passed in $(( $(date +%s) - start )) s"

@@ -127,6 +127,26 @@ pub fn locate_model(explicit: Option<&Path>) -> Result<ModelLocation> {
         }
     }
 
+    #[cfg(feature = "download")]
+    {
+        use super::download;
+        match agent_mem_cache_dirs().first() {
+            Some(dir) if download::allowed() => {
+                return download::download_model(
+                    DEFAULT_MODEL_NAME,
+                    "main",
+                    &download::endpoint(),
+                    dir,
+                );
+            }
+            Some(_) => tried.push(format!(
+                "download: not allowed (set {}=1 to fetch the model into agent_mem's cache)",
+                download::ENV_ALLOW_DOWNLOAD
+            )),
+            None => tried.push("download: no cache directory (HOME is not set)".into()),
+        }
+    }
+
     Err(Error::new(
         ErrorCode::ModelUnavailable,
         format!(

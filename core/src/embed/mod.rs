@@ -1,6 +1,8 @@
 //! Turning text into vectors: the [`Embedder`] trait, the local Candle model and a
 //! deterministic hashing embedder for tests.
 
+#[cfg(feature = "download")]
+pub mod download;
 mod hashing;
 mod local;
 mod locate;
