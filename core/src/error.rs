@@ -159,20 +159,25 @@ impl Error {
 /// The result type of agent_mem.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The code for a SQLite failure: a damaged or foreign file is `Corrupted`, the rest
+/// `Storage`.
+pub(crate) fn sqlite_code(err: &rusqlite::Error) -> ErrorCode {
+    match err {
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+        {
+            ErrorCode::Corrupted
+        }
+        _ => ErrorCode::Storage,
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
-        let code = match &err {
-            rusqlite::Error::SqliteFailure(e, _)
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-                ) =>
-            {
-                ErrorCode::Corrupted
-            }
-            _ => ErrorCode::Storage,
-        };
-        Error::new(code, format!("SQLite: {err}")).with_source(err)
+        Error::new(sqlite_code(&err), format!("SQLite: {err}")).with_source(err)
     }
 }
 

@@ -970,19 +970,16 @@ impl Memory {
                 note(&hits, |e, s| e.vector = Some(s));
                 hits
             }
-            SearchMode::Keyword => {
-                let hits = as_u64(self.db.read(|c| keyword::keyword(c, query, &w, limit))?);
-                note(&hits, |e, s| e.keyword = Some(s));
-                hits
-            }
-            SearchMode::Phrase => {
-                let hits = as_u64(self.db.read(|c| keyword::phrase(c, query, &w, limit))?);
-                note(&hits, |e, s| e.phrase = Some(s));
-                hits
-            }
-            SearchMode::Fuzzy => {
-                let hits = as_u64(self.db.read(|c| keyword::fuzzy(c, query, &w, limit))?);
-                note(&hits, |e, s| e.fuzzy = Some(s));
+            SearchMode::Keyword | SearchMode::Phrase | SearchMode::Fuzzy => {
+                type TextEngine = fn(&Connection, &str, &Where, usize) -> Result<Vec<(i64, f32)>>;
+                let (engine, explain_as): (TextEngine, fn(&mut Explanation, EngineScore)) =
+                    match mode {
+                        SearchMode::Keyword => (keyword::keyword, |e, s| e.keyword = Some(s)),
+                        SearchMode::Phrase => (keyword::phrase, |e, s| e.phrase = Some(s)),
+                        _ => (keyword::fuzzy, |e, s| e.fuzzy = Some(s)),
+                    };
+                let hits = as_u64(self.db.read(|c| engine(c, query, &w, limit))?);
+                note(&hits, explain_as);
                 hits
             }
             SearchMode::Hybrid => {

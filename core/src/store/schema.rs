@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{sqlite_code, Error, ErrorCode, Result};
 
 /// The schema version this library writes. Opening a store with a newer version fails with
 /// [`ErrorCode::Unsupported`]; an older one is migrated forward at open.
@@ -178,19 +178,8 @@ pub(crate) fn prepare(conn: &mut Connection, label: &str) -> Result<()> {
 }
 
 fn not_a_store(label: &str, err: rusqlite::Error) -> Error {
-    let code = match &err {
-        rusqlite::Error::SqliteFailure(e, _)
-            if matches!(
-                e.code,
-                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-            ) =>
-        {
-            ErrorCode::Corrupted
-        }
-        _ => ErrorCode::Storage,
-    };
     Error::new(
-        code,
+        sqlite_code(&err),
         format!("{label} is not an agent_mem store (not a readable SQLite database): {err}"),
     )
     .with_source(err)
