@@ -1788,3 +1788,48 @@ fn a_second_handle_sees_the_first_ones_writes() {
     assert_eq!(vector(&b, "Erin grows tomatoes"), [third]);
     assert_eq!(b.indexed_vectors().unwrap(), 1);
 }
+
+#[test]
+fn quantized_indexes_find_the_nearest_memory_and_survive_reopen() {
+    use agent_mem::{Quantization, VectorIndexOptions};
+    for quantization in [Quantization::F16, Quantization::I8] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let options = VectorIndexOptions {
+            quantization,
+            ..VectorIndexOptions::default()
+        };
+        let open = || {
+            Memory::builder()
+                .path(&path)
+                .without_embedder()
+                .index_options(options)
+                .build()
+                .unwrap()
+        };
+        let m = open();
+        let mut ids = Vec::new();
+        for i in 0..50u32 {
+            let angle = i as f32 * 0.06;
+            let v = vec![angle.cos(), angle.sin(), 0.1];
+            ids.push(
+                m.add_with_vector(NewMemory::new(format!("point {i}")), v)
+                    .unwrap()
+                    .id,
+            );
+        }
+        let opts = SearchOptions::new().mode(SearchMode::Vector).limit(1);
+        let query = |m: &Memory| {
+            let angle = 17.0f32 * 0.06;
+            hit_ids(
+                &m.search_with_vector("", &[angle.cos(), angle.sin(), 0.1], &opts)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(query(&m), vec![ids[17].clone()], "{quantization:?}");
+        m.close().unwrap();
+        let reopened = open();
+        assert_eq!(query(&reopened), vec![ids[17].clone()], "{quantization:?}");
+        assert_eq!(reopened.indexed_vectors().unwrap(), 50);
+    }
+}

@@ -1,6 +1,5 @@
 //! Model download over real HTTP (feature `download`), against a local server that serves
 //! the model files of the installed pip package in the Hugging Face URL layout.
-#![cfg(feature = "download")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
