@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p agent-mem --bench memory` runs 10k and 100k memories;
 //! `-- --large` adds 1M; `-- --sizes 5000,20000` picks sizes; `-- --no-model` skips the
-//! parts that need the local embedding model.
+//! parts that need the local embedding model; `-- --expansion-add N`, `--expansion-search N`
+//! and `--connectivity N` change the HNSW parameters from their defaults.
 //!
 //! Vectors are 384-d (MiniLM's size), drawn around 200 cluster centres as real sentence
 //! embeddings are; recall is also reported on uniform random vectors (the hard case) and
@@ -11,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use agent_mem::embed::{Embedder, LocalEmbedder};
-use agent_mem::{Memory, NewMemory, SearchMode, SearchOptions};
+use agent_mem::{Memory, NewMemory, SearchMode, SearchOptions, VectorIndexOptions};
 
 const DIM: usize = 384;
 const BATCH: usize = 1000;
@@ -182,6 +183,7 @@ fn bench_size(
     n: usize,
     with_model: bool,
     embedder: Option<&LocalEmbedder>,
+    hnsw: VectorIndexOptions,
 ) -> agent_mem::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
@@ -190,7 +192,11 @@ fn bench_size(
     println!("\n## {n} memories");
 
     // Bulk add with vectors.
-    let memory = Memory::builder().path(&path).without_embedder().build()?;
+    let memory = Memory::builder()
+        .path(&path)
+        .without_embedder()
+        .index_options(hnsw)
+        .build()?;
     let mut stored: Vec<(String, Vec<f32>)> = Vec::new();
     let keep_for_recall = 20_000.min(n);
     let started = Instant::now();
@@ -286,12 +292,20 @@ fn bench_size(
 
     // Open time: with the saved index, then rebuilding it from SQLite.
     let t = Instant::now();
-    let memory = Memory::builder().path(&path).without_embedder().build()?;
+    let memory = Memory::builder()
+        .path(&path)
+        .without_embedder()
+        .index_options(hnsw)
+        .build()?;
     let open_saved = t.elapsed();
     drop(memory);
     std::fs::remove_file(format!("{}.usearch", path.display()))?;
     let t = Instant::now();
-    let memory = Memory::builder().path(&path).without_embedder().build()?;
+    let memory = Memory::builder()
+        .path(&path)
+        .without_embedder()
+        .index_options(hnsw)
+        .build()?;
     let open_rebuild = t.elapsed();
     println!(
         "| open | {:.1} ms with saved index, {:.1} ms rebuilding it |",
@@ -302,7 +316,10 @@ fn bench_size(
 
     // Uniform random vectors: the hard case for HNSW.
     if n <= 100_000 {
-        let memory = Memory::builder().without_embedder().build()?;
+        let memory = Memory::builder()
+            .without_embedder()
+            .index_options(hnsw)
+            .build()?;
         let mut uniform: Vec<(String, Vec<f32>)> = Vec::new();
         let m = n.min(20_000);
         for start in (0..m).step_by(BATCH) {
@@ -365,7 +382,10 @@ fn bench_size(
         // Recall on real MiniLM embeddings.
         let sentences: Vec<String> = (0..3000).map(|j| sentence(&mut rng, 10 * n + j)).collect();
         let mut real: Vec<(String, Vec<f32>)> = Vec::new();
-        let mem = Memory::builder().without_embedder().build()?;
+        let mem = Memory::builder()
+            .without_embedder()
+            .index_options(hnsw)
+            .build()?;
         for chunk in sentences.chunks(64) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let vs = embedder.embed(&refs)?;
@@ -404,6 +424,20 @@ fn main() -> agent_mem::Result<()> {
         }
     }
     let with_model = !args.iter().any(|a| a == "--no-model");
+    let flag = |name: &str| -> Option<usize> {
+        let pos = args.iter().position(|a| a == name)?;
+        args.get(pos + 1)?.parse().ok()
+    };
+    let mut hnsw = VectorIndexOptions::default();
+    if let Some(v) = flag("--expansion-add") {
+        hnsw.expansion_add = v;
+    }
+    if let Some(v) = flag("--expansion-search") {
+        hnsw.expansion_search = v;
+    }
+    if let Some(v) = flag("--connectivity") {
+        hnsw.connectivity = v;
+    }
     let embedder = if with_model {
         let e = LocalEmbedder::new_default()?;
         e.load()?;
@@ -412,12 +446,15 @@ fn main() -> agent_mem::Result<()> {
         None
     };
     println!(
-        "agent_mem {} bench: {} cores",
+        "agent_mem {} bench: {} cores, HNSW M={} ef_add={} ef_search={}",
         env!("CARGO_PKG_VERSION"),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        hnsw.connectivity,
+        hnsw.expansion_add,
+        hnsw.expansion_search
     );
     for n in sizes {
-        bench_size(n, with_model, embedder.as_ref())?;
+        bench_size(n, with_model, embedder.as_ref(), hnsw)?;
     }
     Ok(())
 }
