@@ -198,7 +198,7 @@ fn bench_size(
         .index_options(hnsw)
         .build()?;
     let mut stored: Vec<(String, Vec<f32>)> = Vec::new();
-    let keep_for_recall = 20_000.min(n);
+    let keep_for_recall = if n <= 100_000 { n } else { 0 };
     let started = Instant::now();
     let mut i = 0;
     while i < n {
