@@ -18,6 +18,11 @@ use serde_json::{json, Value};
 
 // ------------------------------------------------------------------ helpers
 
+/// The ids of the hits, as a set.
+fn id_set(hits: Vec<SearchHit>) -> BTreeSet<String> {
+    hits.into_iter().map(|h| h.memory.id).collect()
+}
+
 fn real_model() -> Memory {
     let memory = Memory::open_in_memory().expect("open in-memory store");
     assert!(
@@ -972,34 +977,30 @@ fn filters_agree_across_list_and_every_engine() {
             .map(|r| r.id)
             .collect();
         let opts = SearchOptions::new().limit(size).filter(filter.clone());
-        let by_vector: BTreeSet<String> = memory
-            .search_with_vector("", &query_vector, &opts.clone().mode(SearchMode::Vector))
-            .unwrap()
-            .into_iter()
-            .map(|h| h.memory.id)
-            .collect();
-        let by_keyword: BTreeSet<String> = memory
-            .search("reminder", &opts.clone().mode(SearchMode::Keyword))
-            .unwrap()
-            .into_iter()
-            .map(|h| h.memory.id)
-            .collect();
-        let by_fuzzy: BTreeSet<String> = memory
-            .search("remindr", &opts.clone().mode(SearchMode::Fuzzy))
-            .unwrap()
-            .into_iter()
-            .map(|h| h.memory.id)
-            .collect();
-        let by_hybrid: BTreeSet<String> = memory
-            .search_with_vector(
-                "reminder",
-                &query_vector,
-                &opts.clone().mode(SearchMode::Hybrid),
-            )
-            .unwrap()
-            .into_iter()
-            .map(|h| h.memory.id)
-            .collect();
+        let by_vector: BTreeSet<String> = id_set(
+            memory
+                .search_with_vector("", &query_vector, &opts.clone().mode(SearchMode::Vector))
+                .unwrap(),
+        );
+        let by_keyword: BTreeSet<String> = id_set(
+            memory
+                .search("reminder", &opts.clone().mode(SearchMode::Keyword))
+                .unwrap(),
+        );
+        let by_fuzzy: BTreeSet<String> = id_set(
+            memory
+                .search("remindr", &opts.clone().mode(SearchMode::Fuzzy))
+                .unwrap(),
+        );
+        let by_hybrid: BTreeSet<String> = id_set(
+            memory
+                .search_with_vector(
+                    "reminder",
+                    &query_vector,
+                    &opts.clone().mode(SearchMode::Hybrid),
+                )
+                .unwrap(),
+        );
         if listed != by_hybrid {
             report.push(format!(
                 "{label}: list {} vs hybrid {}",
@@ -1113,18 +1114,16 @@ fn filters_agree_across_list_and_every_engine() {
         assert_eq!(listed, want, "include_global {include_global}");
         let mut opts = SearchOptions::new().limit(size).user("u1");
         opts.include_global = include_global;
-        let by_vector: BTreeSet<String> = memory
-            .search_with_vector("", &query_vector, &opts.clone().mode(SearchMode::Vector))
-            .unwrap()
-            .into_iter()
-            .map(|h| h.memory.id)
-            .collect();
-        let by_keyword: BTreeSet<String> = memory
-            .search("reminder", &opts.clone().mode(SearchMode::Keyword))
-            .unwrap()
-            .into_iter()
-            .map(|h| h.memory.id)
-            .collect();
+        let by_vector: BTreeSet<String> = id_set(
+            memory
+                .search_with_vector("", &query_vector, &opts.clone().mode(SearchMode::Vector))
+                .unwrap(),
+        );
+        let by_keyword: BTreeSet<String> = id_set(
+            memory
+                .search("reminder", &opts.clone().mode(SearchMode::Keyword))
+                .unwrap(),
+        );
         assert_eq!(by_vector, want);
         assert_eq!(by_keyword, want);
     }
