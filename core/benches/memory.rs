@@ -191,12 +191,17 @@ fn bench_size(
     let mut rng = Rng(7);
     println!("\n## {n} memories");
 
+    // The store file, opened without an embedder (vectors are given).
+    let open_store = || {
+        Memory::builder()
+            .path(&path)
+            .without_embedder()
+            .index_options(hnsw)
+            .build()
+    };
+
     // Bulk add with vectors.
-    let memory = Memory::builder()
-        .path(&path)
-        .without_embedder()
-        .index_options(hnsw)
-        .build()?;
+    let memory = open_store()?;
     let mut stored: Vec<(String, Vec<f32>)> = Vec::new();
     let keep_for_recall = if n <= 100_000 { n } else { 0 };
     let started = Instant::now();
@@ -292,20 +297,12 @@ fn bench_size(
 
     // Open time: with the saved index, then rebuilding it from SQLite.
     let t = Instant::now();
-    let memory = Memory::builder()
-        .path(&path)
-        .without_embedder()
-        .index_options(hnsw)
-        .build()?;
+    let memory = open_store()?;
     let open_saved = t.elapsed();
     drop(memory);
     std::fs::remove_file(format!("{}.usearch", path.display()))?;
     let t = Instant::now();
-    let memory = Memory::builder()
-        .path(&path)
-        .without_embedder()
-        .index_options(hnsw)
-        .build()?;
+    let memory = open_store()?;
     let open_rebuild = t.elapsed();
     println!(
         "| open | {:.1} ms with saved index, {:.1} ms rebuilding it |",
