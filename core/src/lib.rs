@@ -47,6 +47,7 @@ pub mod search;
 pub mod store;
 mod text;
 mod types;
+pub mod wire;
 
 pub use embed::{Embedder, HashingEmbedder, LocalEmbedder};
 pub use error::{Error, ErrorCode, Result};

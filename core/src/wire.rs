@@ -1,0 +1,701 @@
+//! The JSON face of the engine: one request shape and one result shape per operation,
+//! shared by the C ABI, Python and Node so that every language accepts the same input,
+//! rejects the same bad input with the same [`ErrorCode`](crate::ErrorCode), and returns the
+//! same JSON.
+//!
+//! Requests are JSON objects; a misspelt or unexpected key is refused (`InvalidInput`
+//! naming the key), so a typo never turns an option off silently. Optional fields may be
+//! left out or `null`.
+//!
+//! | operation | request | result |
+//! |---|---|---|
+//! | [`open`] | [`OpenOptions`] | a [`Memory`] |
+//! | [`add`] | `{"content", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `{"id", "added"}` |
+//! | [`add_batch`] | `{"memories": [add requests]}` | `[{"id", "added"}, …]` |
+//! | [`get`] | an id | a memory record |
+//! | [`list`] | scope, `include_global`, `include_expired`, `filters`, `order`, `limit`, `offset`, `cursor` | `{"items": [records], "next_cursor": string or null}` |
+//! | [`count`] | scope, `filters` | a number |
+//! | [`update`] | an id and `{"content", "metadata", "kind", "expires_at"}` (`expires_at: null` removes the expiry) | the updated record |
+//! | [`delete`] | an id | nothing |
+//! | [`delete_all`] | scope, `filters` | the number deleted |
+//! | [`history`] | an id | `[history rows, oldest first]` |
+//! | [`search`] | `{"query", "mode", "limit", "threshold", scope, "include_global", "include_expired", "filters", "weights"}` | `[hits, best first]` |
+//!
+//! A *memory record* is `{"id", "content", "hash", "kind", "user_id"?, "agent_id"?,
+//! "run_id"?, "org_id"?, "metadata", "created_at", "updated_at", "expires_at"?}` (absent
+//! scope fields and expiry are left out); a *hit* is a record plus `"score"`,
+//! `"similarity"` (when the query was embedded) and `"explain"`; a *history row* is
+//! `{"id", "memory_id", "event", "old_content", "new_content", "is_deleted", "actor",
+//! "created_at"}`. Times are RFC 3339 UTC with microseconds; requests also accept dates.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+
+use crate::{
+    parse_time, Error, Filter, FusionWeights, HashingEmbedder, ListOptions, ListOrder, Memory,
+    MemoryKind, MemoryUpdate, Metadata, NewMemory, Quantization, Result, Scope, SearchMode,
+    SearchOptions, VectorIndexOptions,
+};
+
+/// The path that opens a store in memory (as in SQLite).
+pub const IN_MEMORY_PATH: &str = ":memory:";
+
+/// The largest dimension the hashing embedder accepts.
+const MAX_HASHING_DIMENSIONS: usize = 65_536;
+
+/// Parses request text; `what` names it in the error (`"options"`, `"add request"`).
+pub fn parse(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::invalid(format!("{what} is not valid JSON: {e}")).with_source(e))
+}
+
+/// Deserialises a request object, naming the request in the error.
+fn request<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
+    let value = match value {
+        Value::Null => json!({}),
+        Value::Object(_) => value.clone(),
+        other => {
+            return Err(Error::invalid(format!(
+                "{what} must be a JSON object, got {}",
+                kind_of(other)
+            )))
+        }
+    };
+    serde_json::from_value(value)
+        .map_err(|e| Error::invalid(format!("{what}: {e}")).with_source(e))
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::internal(format!("cannot serialise a result: {e}")))
+}
+
+/// `Some(None)` for an explicit `null`, `None` for a missing field.
+fn nullable<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+// ------------------------------------------------------------------------------- open
+
+/// Options of [`open`], as JSON:
+///
+/// ```json
+/// {
+///   "embedder": "local",
+///   "persist_index": true,
+///   "index": {"connectivity": 16, "expansion_add": 64, "expansion_search": 128,
+///             "quantization": "f32", "exact_scan_limit": 4096},
+///   "search": {"mode": "hybrid", "limit": 10, "threshold": null,
+///              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}}
+/// }
+/// ```
+///
+/// `embedder` is `"local"` (the default model, found as [`crate::embed::locate_model`]
+/// says), `{"provider": "local", "model_dir": "/path"}`, `"none"` (every add and search
+/// carries its vector), or `{"provider": "hashing", "dimensions": 64}` (a deterministic
+/// bag-of-words embedder for tests). Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenOptions {
+    /// Which embedder.
+    pub embedder: EmbedderSpec,
+    /// Save the vector index beside the database (default true).
+    pub persist_index: Option<bool>,
+    /// HNSW parameters.
+    pub index: VectorIndexOptions,
+    /// Defaults of every search.
+    pub search: SearchOptions,
+}
+
+/// The embedder named in [`OpenOptions`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EmbedderSpec {
+    /// The default local model, from this directory or wherever it is found.
+    #[default]
+    Local,
+    /// The local model in this directory.
+    LocalAt(String),
+    /// No embedder.
+    None,
+    /// [`HashingEmbedder`] with this many dimensions.
+    Hashing(usize),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenOptions {
+    #[serde(default)]
+    embedder: Value,
+    #[serde(default)]
+    persist_index: Option<bool>,
+    #[serde(default)]
+    index: Option<RawIndexOptions>,
+    #[serde(default)]
+    search: Option<RawSearchDefaults>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndexOptions {
+    connectivity: Option<usize>,
+    expansion_add: Option<usize>,
+    expansion_search: Option<usize>,
+    quantization: Option<String>,
+    exact_scan_limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSearchDefaults {
+    mode: Option<String>,
+    limit: Option<usize>,
+    threshold: Option<f32>,
+    weights: Option<FusionWeights>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmbedder {
+    provider: String,
+    model_dir: Option<String>,
+    dimensions: Option<usize>,
+}
+
+impl OpenOptions {
+    /// Reads options from JSON (`null` means the defaults).
+    pub fn from_json(value: &Value) -> Result<OpenOptions> {
+        let raw: RawOpenOptions = request(value, "options")?;
+        let mut options = OpenOptions {
+            embedder: EmbedderSpec::from_json(&raw.embedder)?,
+            persist_index: raw.persist_index,
+            ..OpenOptions::default()
+        };
+        if let Some(index) = raw.index {
+            let o = &mut options.index;
+            o.connectivity = index.connectivity.unwrap_or(o.connectivity);
+            o.expansion_add = index.expansion_add.unwrap_or(o.expansion_add);
+            o.expansion_search = index.expansion_search.unwrap_or(o.expansion_search);
+            o.exact_scan_limit = index.exact_scan_limit.unwrap_or(o.exact_scan_limit);
+            if let Some(q) = index.quantization {
+                o.quantization = match q.to_ascii_lowercase().as_str() {
+                    "f32" => Quantization::F32,
+                    "f16" => Quantization::F16,
+                    "i8" => Quantization::I8,
+                    other => {
+                        return Err(Error::invalid(format!(
+                            "options.index.quantization: unknown value {other:?} (expected f32, f16 or i8)"
+                        )))
+                    }
+                };
+            }
+        }
+        if let Some(search) = raw.search {
+            let s = &mut options.search;
+            if let Some(mode) = search.mode {
+                s.mode = mode.parse()?;
+            }
+            s.limit = search.limit.unwrap_or(s.limit);
+            s.threshold = search.threshold.or(s.threshold);
+            s.weights = search.weights.unwrap_or(s.weights);
+        }
+        Ok(options)
+    }
+
+    /// A builder for a store at `path` (`None` or [`IN_MEMORY_PATH`]: in memory) with these
+    /// options. Nothing is opened yet.
+    pub fn builder(&self, path: Option<&str>) -> crate::MemoryBuilder {
+        let mut builder = Memory::builder()
+            .index_options(self.index)
+            .search_defaults(self.search.clone());
+        if let Some(path) = path.filter(|p| *p != IN_MEMORY_PATH) {
+            builder = builder.path(Path::new(path));
+        }
+        if let Some(persist) = self.persist_index {
+            builder = builder.persist_index(persist);
+        }
+        match &self.embedder {
+            EmbedderSpec::Local => builder,
+            EmbedderSpec::LocalAt(dir) => builder.model_dir(dir),
+            EmbedderSpec::None => builder.without_embedder(),
+            EmbedderSpec::Hashing(dims) => builder.embedder(Arc::new(HashingEmbedder::new(*dims))),
+        }
+    }
+}
+
+impl EmbedderSpec {
+    fn from_json(value: &Value) -> Result<EmbedderSpec> {
+        let (provider, model_dir, dimensions) = match value {
+            Value::Null => return Ok(EmbedderSpec::Local),
+            Value::String(s) => (s.clone(), None, None),
+            Value::Object(_) => {
+                let raw: RawEmbedder = request(value, "options.embedder")?;
+                (raw.provider, raw.model_dir, raw.dimensions)
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "options.embedder must be a string or an object, got {}",
+                    kind_of(other)
+                )))
+            }
+        };
+        let unexpected = |field: &str| {
+            Err(Error::invalid(format!(
+                "options.embedder: {field} does not apply to provider {provider:?}"
+            )))
+        };
+        match provider.as_str() {
+            "local" => {
+                if dimensions.is_some() {
+                    return unexpected("dimensions");
+                }
+                Ok(model_dir.map_or(EmbedderSpec::Local, EmbedderSpec::LocalAt))
+            }
+            "none" => {
+                if model_dir.is_some() {
+                    return unexpected("model_dir");
+                }
+                if dimensions.is_some() {
+                    return unexpected("dimensions");
+                }
+                Ok(EmbedderSpec::None)
+            }
+            "hashing" => {
+                if model_dir.is_some() {
+                    return unexpected("model_dir");
+                }
+                match dimensions {
+                    Some(d) if (1..=MAX_HASHING_DIMENSIONS).contains(&d) => {
+                        Ok(EmbedderSpec::Hashing(d))
+                    }
+                    Some(d) => Err(Error::invalid(format!(
+                        "options.embedder.dimensions must be between 1 and {MAX_HASHING_DIMENSIONS}, got {d}"
+                    ))),
+                    None => Err(Error::invalid(
+                        "options.embedder: the hashing provider needs \"dimensions\"",
+                    )),
+                }
+            }
+            other => Err(Error::invalid(format!(
+                "options.embedder: unknown provider {other:?} (expected local, none or hashing)"
+            ))),
+        }
+    }
+}
+
+/// Opens a store: `path` is a file (created if missing), or `None` / [`IN_MEMORY_PATH`] for a
+/// store in memory; `options` is [`OpenOptions`] JSON (`null` for the defaults).
+pub fn open(path: Option<&str>, options: &Value) -> Result<Memory> {
+    if path.is_some_and(str::is_empty) {
+        return Err(Error::invalid(
+            "path must not be empty (use \":memory:\" for a store in memory)",
+        ));
+    }
+    OpenOptions::from_json(options)?.builder(path).build()
+}
+
+// ------------------------------------------------------------------------------- requests
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AddRequest {
+    content: Option<String>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+    expires_at: Option<String>,
+}
+
+impl AddRequest {
+    fn into_new_memory(self, what: &str) -> Result<NewMemory> {
+        let content = self
+            .content
+            .ok_or_else(|| Error::invalid(format!("{what}: content is required")))?;
+        let mut memory = NewMemory::new(content).scope(Scope {
+            user_id: self.user_id,
+            agent_id: self.agent_id,
+            run_id: self.run_id,
+            org_id: self.org_id,
+        });
+        if let Some(kind) = self.kind {
+            memory = memory.kind(kind.parse::<MemoryKind>()?);
+        }
+        if let Some(metadata) = self.metadata {
+            memory = memory.metadata(metadata);
+        }
+        if let Some(at) = self.expires_at {
+            memory = memory.expires_at(parse_time(&at)?);
+        }
+        Ok(memory)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    memories: Vec<Value>,
+}
+
+impl BatchRequest {
+    fn into_new_memories(self) -> Result<Vec<NewMemory>> {
+        self.memories
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let what = format!("memories[{i}]");
+                request::<AddRequest>(item, &what)?.into_new_memory(&what)
+            })
+            .collect()
+    }
+}
+
+/// Scope and filters: the selection shared by list, count, delete_all and search.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SelectRequest {
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    filters: Option<Value>,
+}
+
+impl SelectRequest {
+    fn split(self) -> Result<(Scope, Option<Filter>)> {
+        let filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
+        Ok((
+            Scope {
+                user_id: self.user_id,
+                agent_id: self.agent_id,
+                run_id: self.run_id,
+                org_id: self.org_id,
+            },
+            filter,
+        ))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListRequest {
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    filters: Option<Value>,
+    include_global: Option<bool>,
+    include_expired: Option<bool>,
+    order: Option<ListOrder>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    content: Option<String>,
+    metadata: Option<Metadata>,
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<String>>,
+}
+
+impl UpdateRequest {
+    fn into_update(self) -> Result<MemoryUpdate> {
+        Ok(MemoryUpdate {
+            content: self.content,
+            metadata: self.metadata,
+            kind: self.kind.map(|k| k.parse()).transpose()?,
+            expires_at: match self.expires_at {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(at)) => Some(Some(parse_time(&at)?)),
+            },
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    query: Option<String>,
+    mode: Option<String>,
+    limit: Option<usize>,
+    threshold: Option<f32>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    filters: Option<Value>,
+    include_global: Option<bool>,
+    include_expired: Option<bool>,
+    weights: Option<FusionWeights>,
+}
+
+impl SearchRequest {
+    /// The query text and the options, starting from the store's search defaults.
+    fn into_options(self, memory: &Memory) -> Result<(String, SearchOptions)> {
+        let mut options = memory.search_options();
+        options.scope = Scope {
+            user_id: self.user_id,
+            agent_id: self.agent_id,
+            run_id: self.run_id,
+            org_id: self.org_id,
+        };
+        options.filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
+        if let Some(mode) = self.mode {
+            options.mode = mode.parse::<SearchMode>()?;
+        }
+        options.limit = self.limit.unwrap_or(options.limit);
+        options.threshold = self.threshold.or(options.threshold);
+        options.include_global = self.include_global.unwrap_or(false);
+        options.include_expired = self.include_expired.unwrap_or(false);
+        options.weights = self.weights.unwrap_or(options.weights);
+        Ok((self.query.unwrap_or_default(), options))
+    }
+}
+
+// ------------------------------------------------------------------------------- operations
+
+/// Adds one memory (embedded by the store's embedder); `{"id", "added"}`.
+pub fn add(memory: &Memory, request: &Value) -> Result<Value> {
+    let new = self::request::<AddRequest>(request, "add request")?.into_new_memory("add request")?;
+    to_json(&memory.add(new)?)
+}
+
+/// Adds one memory with the caller's embedding; `{"id", "added"}`.
+pub fn add_with_vector(memory: &Memory, request: &Value, vector: Vec<f32>) -> Result<Value> {
+    let new = self::request::<AddRequest>(request, "add request")?.into_new_memory("add request")?;
+    to_json(&memory.add_with_vector(new, vector)?)
+}
+
+/// Adds several memories in one transaction; `[{"id", "added"}, …]` in request order.
+pub fn add_batch(memory: &Memory, request: &Value) -> Result<Value> {
+    let memories = self::request::<BatchRequest>(request, "batch request")?.into_new_memories()?;
+    to_json(&memory.add_batch(memories)?)
+}
+
+/// Adds several memories with the caller's embeddings (one per memory, in order) in one
+/// transaction; `[{"id", "added"}, …]`.
+pub fn add_batch_with_vectors(
+    memory: &Memory,
+    request: &Value,
+    vectors: Vec<Vec<f32>>,
+) -> Result<Value> {
+    let memories = self::request::<BatchRequest>(request, "batch request")?.into_new_memories()?;
+    if memories.len() != vectors.len() {
+        return Err(Error::invalid(format!(
+            "{} memories but {} vectors: give one vector per memory",
+            memories.len(),
+            vectors.len()
+        )));
+    }
+    to_json(&memory.add_batch_with_vectors(memories.into_iter().zip(vectors).collect())?)
+}
+
+/// One memory record.
+pub fn get(memory: &Memory, id: &str) -> Result<Value> {
+    to_json(&memory.get(id)?)
+}
+
+/// One page: `{"items": [records], "next_cursor": string or null}`.
+pub fn list(memory: &Memory, request: &Value) -> Result<Value> {
+    let r: ListRequest = self::request(request, "list request")?;
+    let defaults = ListOptions::default();
+    let options = ListOptions {
+        scope: Scope {
+            user_id: r.user_id,
+            agent_id: r.agent_id,
+            run_id: r.run_id,
+            org_id: r.org_id,
+        },
+        filter: r.filters.as_ref().map(Filter::from_json).transpose()?,
+        include_global: r.include_global.unwrap_or(false),
+        include_expired: r.include_expired.unwrap_or(false),
+        order: r.order.unwrap_or(defaults.order),
+        limit: r.limit.unwrap_or(defaults.limit),
+        offset: r.offset.unwrap_or(0),
+        cursor: r.cursor,
+    };
+    to_json(&memory.list(&options)?)
+}
+
+/// How many memories the scope and filters select.
+pub fn count(memory: &Memory, request: &Value) -> Result<usize> {
+    let (scope, filter) = self::request::<SelectRequest>(request, "count request")?.split()?;
+    memory.count(&scope, filter.as_ref())
+}
+
+/// Changes a memory; the updated record.
+pub fn update(memory: &Memory, id: &str, request: &Value) -> Result<Value> {
+    let update = self::request::<UpdateRequest>(request, "update request")?.into_update()?;
+    to_json(&memory.update(id, update)?)
+}
+
+/// Changes a memory's content with the caller's embedding of the new content; the updated
+/// record.
+pub fn update_with_vector(
+    memory: &Memory,
+    id: &str,
+    request: &Value,
+    vector: Vec<f32>,
+) -> Result<Value> {
+    let update = self::request::<UpdateRequest>(request, "update request")?.into_update()?;
+    to_json(&memory.update_with_vector(id, update, vector)?)
+}
+
+/// Deletes a memory (its history stays).
+pub fn delete(memory: &Memory, id: &str) -> Result<()> {
+    memory.delete(id)
+}
+
+/// Deletes what the scope and filters select; how many. An empty request deletes
+/// everything, as [`Memory::delete_all`] does with a global scope.
+pub fn delete_all(memory: &Memory, request: &Value) -> Result<usize> {
+    let (scope, filter) =
+        self::request::<SelectRequest>(request, "delete_all request")?.split()?;
+    memory.delete_all(&scope, filter.as_ref())
+}
+
+/// A memory's history rows, oldest first.
+pub fn history(memory: &Memory, id: &str) -> Result<Value> {
+    to_json(&memory.history(id)?)
+}
+
+/// Searches with the query text (embedded by the store); hits, best first.
+pub fn search(memory: &Memory, request: &Value) -> Result<Value> {
+    let (query, options) =
+        self::request::<SearchRequest>(request, "search request")?.into_options(memory)?;
+    to_json(&memory.search(&query, &options)?)
+}
+
+/// Searches with the caller's query embedding (and the query text for the text engines);
+/// hits, best first.
+pub fn search_with_vector(memory: &Memory, request: &Value, vector: &[f32]) -> Result<Value> {
+    let (query, options) =
+        self::request::<SearchRequest>(request, "search request")?.into_options(memory)?;
+    to_json(&memory.search_with_vector(&query, vector, &options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Memory {
+        open(None, &json!({"embedder": {"provider": "hashing", "dimensions": 32}})).unwrap()
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_by_name() {
+        let m = store();
+        let e = add(&m, &json!({"content": "x", "usr_id": "a"})).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
+        assert!(e.message().contains("usr_id"), "{}", e.message());
+        assert_eq!(m.count(&Scope::global(), None).unwrap(), 0);
+    }
+
+    #[test]
+    fn requests_round_trip_through_every_operation() {
+        let m = store();
+        let out = add(&m, &json!({"content": "likes tea", "user_id": "u", "kind": "semantic"}))
+            .unwrap();
+        let id = out["id"].as_str().unwrap().to_string();
+        assert_eq!(out["added"], true);
+        assert_eq!(get(&m, &id).unwrap()["kind"], "semantic");
+        let page = list(&m, &json!({"user_id": "u"})).unwrap();
+        assert_eq!(page["items"][0]["id"], id.as_str());
+        assert!(page["next_cursor"].is_null());
+        assert_eq!(count(&m, &Value::Null).unwrap(), 1);
+        let hits = search(&m, &json!({"query": "tea", "mode": "keyword"})).unwrap();
+        assert_eq!(hits[0]["id"], id.as_str());
+        let updated = update(&m, &id, &json!({"content": "likes green tea"})).unwrap();
+        assert_eq!(updated["content"], "likes green tea");
+        assert_eq!(history(&m, &id).unwrap().as_array().unwrap().len(), 2);
+        let batch = add_batch(&m, &json!({"memories": [{"content": "a"}, {"content": "b"}]}))
+            .unwrap();
+        assert_eq!(batch.as_array().unwrap().len(), 2);
+        assert_eq!(delete_all(&m, &json!({"user_id": "u"})).unwrap(), 1);
+        delete(&m, batch[0]["id"].as_str().unwrap()).unwrap();
+        assert_eq!(count(&m, &json!({})).unwrap(), 1);
+    }
+
+    #[test]
+    fn update_tells_a_null_expiry_from_a_missing_one() {
+        let m = store();
+        let id = add(&m, &json!({"content": "temp", "expires_at": "2999-01-01"})).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let kept = update(&m, &id, &json!({"metadata": {"a": 1}})).unwrap();
+        assert!(kept["expires_at"].is_string());
+        let cleared = update(&m, &id, &json!({"expires_at": null})).unwrap();
+        assert!(cleared.get("expires_at").is_none());
+    }
+
+    #[test]
+    fn options_are_checked() {
+        for (options, needle) in [
+            (json!({"embedder": "gpt"}), "unknown provider"),
+            (json!({"embedder": {"provider": "hashing"}}), "dimensions"),
+            (json!({"embedder": {"provider": "hashing", "dimensions": 0}}), "dimensions"),
+            (json!({"index": {"quantization": "f8"}}), "quantization"),
+            (json!({"index": {"conectivity": 8}}), "conectivity"),
+            (json!({"search": {"mode": "magic"}}), "magic"),
+            (json!([1]), "must be a JSON object"),
+        ] {
+            let e = OpenOptions::from_json(&options).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidInput, "{options}");
+            assert!(e.message().contains(needle), "{options}: {}", e.message());
+        }
+        let e = open(Some(""), &Value::Null).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
+    }
+
+    #[test]
+    fn search_defaults_from_the_options_apply() {
+        let m = open(
+            None,
+            &json!({"embedder": "none", "search": {"mode": "keyword", "limit": 1}}),
+        )
+        .unwrap();
+        m.add_with_vector(NewMemory::new("red apple"), vec![1.0, 0.0])
+            .unwrap();
+        m.add_with_vector(NewMemory::new("red car"), vec![0.0, 1.0])
+            .unwrap();
+        // Keyword mode needs no embedder, and the limit of one comes from the options.
+        let hits = search(&m, &json!({"query": "red"})).unwrap();
+        assert_eq!(hits.as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn batch_with_vectors_needs_one_vector_per_memory() {
+        let m = open(None, &json!({"embedder": "none"})).unwrap();
+        let e = add_batch_with_vectors(&m, &json!({"memories": [{"content": "a"}]}), vec![])
+            .unwrap_err();
+        assert!(e.message().contains("one vector per memory"));
+        let e = add_batch(&m, &json!({"memories": [{"content": "a"}, {"user_id": "x"}]}))
+            .unwrap_err();
+        assert!(e.message().contains("memories[1]: content is required"), "{}", e.message());
+    }
+}
