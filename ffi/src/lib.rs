@@ -1,0 +1,749 @@
+//! The C ABI of agent_mem (`libagentmem`, header `include/agentmem.h`).
+//!
+//! Every function here converts its arguments, makes one call into the core (most through
+//! [`agent_mem::wire`], whose JSON shapes are the ones Python and Node expose too) and converts
+//! the result. Nothing else lives here: validation and behaviour belong to the core, so C
+//! rejects bad input with the same codes as every other language.
+//!
+//! Conventions, stated once for every `am_status` function (also in the header):
+//! - Strings in are NUL-terminated UTF-8; structured input is a JSON text.
+//! - Out-parameters are set to NULL (or 0) on entry, filled only on success.
+//! - `err` may be NULL. If not, `*err` is set to NULL on success and to a new `am_error` on
+//!   failure, which the caller frees with `am_error_free`.
+//! - A panic inside the library is caught and returned as `AM_ERR_PANIC`; it never unwinds
+//!   into C.
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)] // The safety contract is documented once, in the header.
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use agent_mem::{wire, Memory};
+use serde_json::Value;
+
+/// A status code: `AM_OK` (0), one of the core's error codes (1 to 15, the numbers of
+/// `tests/error_codes.json`; never reused), or one of the C-only codes `AM_ERR_NULL_ARG` and
+/// `AM_ERR_PANIC`.
+pub type am_status = u32;
+
+/// Success.
+pub const AM_OK: am_status = 0;
+/// Bad input: malformed JSON, an unknown request key, an empty content, a bad filter, invalid
+/// UTF-8, a vector of the wrong dimension… Nothing was changed.
+pub const AM_ERR_INVALID_INPUT: am_status = 1;
+/// No memory with this id.
+pub const AM_ERR_NOT_FOUND: am_status = 2;
+/// It exists already.
+pub const AM_ERR_ALREADY_EXISTS: am_status = 3;
+/// SQLite failed (disk full, locked too long, …).
+pub const AM_ERR_STORAGE: am_status = 4;
+/// The vector index failed.
+pub const AM_ERR_INDEX: am_status = 5;
+/// The embedder failed.
+pub const AM_ERR_EMBEDDING: am_status = 6;
+/// The embedding model could not be found or loaded (the message says where it looked).
+pub const AM_ERR_MODEL_UNAVAILABLE: am_status = 7;
+/// The language model failed.
+pub const AM_ERR_LLM: am_status = 8;
+/// A plugin failed.
+pub const AM_ERR_PLUGIN: am_status = 9;
+/// Not allowed.
+pub const AM_ERR_PERMISSION_DENIED: am_status = 10;
+/// A file could not be read or written.
+pub const AM_ERR_IO: am_status = 11;
+/// The file is not an agent_mem store, or it is damaged.
+pub const AM_ERR_CORRUPTED: am_status = 12;
+/// The store was closed.
+pub const AM_ERR_CLOSED: am_status = 13;
+/// Not supported by this store (for instance a text search on a store without embedder).
+pub const AM_ERR_UNSUPPORTED: am_status = 14;
+/// A bug in agent_mem.
+pub const AM_ERR_INTERNAL: am_status = 15;
+/// A required pointer argument was NULL (C only).
+pub const AM_ERR_NULL_ARG: am_status = 100;
+/// The library caught an internal panic (C only). The store is still usable: every call is
+/// one transaction, so it either happened whole or not at all.
+pub const AM_ERR_PANIC: am_status = 101;
+
+/// The largest vector dimension accepted; it keeps a wrong length from reading far past the
+/// caller's array.
+const MAX_DIMENSIONS: usize = 65_536;
+
+/// An open memory store.
+///
+/// Thread-safety: one `am_memory*` may be used from many threads at once; every function
+/// taking a `const am_memory*` is safe to call concurrently. Only `am_memory_free` needs
+/// exclusive use: no other call on the handle may run during or after it.
+pub struct am_memory {
+    inner: Memory,
+}
+
+/// An error: a status code and a message. Immutable; may be read from any thread; freed with
+/// `am_error_free`.
+pub struct am_error {
+    code: am_status,
+    message: CString,
+}
+
+/// Why a call failed, before it becomes an `am_error`.
+struct Failure {
+    code: am_status,
+    message: String,
+}
+
+impl From<agent_mem::Error> for Failure {
+    fn from(e: agent_mem::Error) -> Self {
+        Failure {
+            code: e.code().as_u32(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn null_arg(name: &str) -> Failure {
+    Failure {
+        code: AM_ERR_NULL_ARG,
+        message: format!("{name} must not be NULL"),
+    }
+}
+
+fn invalid(message: String) -> Failure {
+    Failure {
+        code: AM_ERR_INVALID_INPUT,
+        message,
+    }
+}
+
+/// Runs `body`, catching panics, and reports the outcome through `err`.
+unsafe fn guard(err: *mut *mut am_error, body: impl FnOnce() -> Result<(), Failure>) -> am_status {
+    if !err.is_null() {
+        unsafe { *err = ptr::null_mut() };
+    }
+    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return AM_OK,
+        Ok(Err(failure)) => failure,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Failure {
+                code: AM_ERR_PANIC,
+                message: format!("agent_mem panicked: {what}"),
+            }
+        }
+    };
+    if !err.is_null() {
+        // Messages come from Rust strings and may hold a NUL only if user text was quoted;
+        // cut there rather than lose the whole message.
+        let message = failure.message.split('\0').next().unwrap_or_default();
+        let error = am_error {
+            code: failure.code,
+            message: CString::new(message).unwrap_or_default(),
+        };
+        unsafe { *err = Box::into_raw(Box::new(error)) };
+    }
+    failure.code
+}
+
+/// Sets an out-pointer to NULL on entry; fails if the out-pointer itself is NULL.
+unsafe fn clear_out<T>(out: *mut *mut T, name: &str) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(null_arg(name));
+    }
+    unsafe { *out = ptr::null_mut() };
+    Ok(())
+}
+
+unsafe fn clear_count(out: *mut u64, name: &str) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(null_arg(name));
+    }
+    unsafe { *out = 0 };
+    Ok(())
+}
+
+unsafe fn memory_arg<'a>(m: *const am_memory) -> Result<&'a Memory, Failure> {
+    match unsafe { m.as_ref() } {
+        Some(m) => Ok(&m.inner),
+        None => Err(null_arg("m")),
+    }
+}
+
+unsafe fn str_arg<'a>(p: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if p.is_null() {
+        return Err(null_arg(name));
+    }
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|e| invalid(format!("{name} is not valid UTF-8: {e}")))
+}
+
+/// A JSON argument; NULL is `null` (the defaults) unless the argument is required.
+unsafe fn json_arg(p: *const c_char, name: &str, required: bool) -> Result<Value, Failure> {
+    if p.is_null() && !required {
+        return Ok(Value::Null);
+    }
+    let text = unsafe { str_arg(p, name) }?;
+    Ok(wire::parse(text, name)?)
+}
+
+unsafe fn floats_arg(p: *const f32, len: usize, name: &str) -> Result<Vec<f32>, Failure> {
+    if p.is_null() {
+        return Err(null_arg(name));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(p, len) }.to_vec())
+}
+
+unsafe fn vector_arg(p: *const f32, dims: usize) -> Result<Vec<f32>, Failure> {
+    if dims > MAX_DIMENSIONS {
+        return Err(invalid(format!(
+            "dims is {dims}; at most {MAX_DIMENSIONS} are accepted"
+        )));
+    }
+    unsafe { floats_arg(p, dims, "vector") }
+}
+
+unsafe fn put_json(out: *mut *mut c_char, value: &Value) -> Result<(), Failure> {
+    // serde_json escapes control characters, so the text never holds a NUL.
+    let text = CString::new(value.to_string())
+        .map_err(|_| Failure::from(agent_mem::Error::internal("JSON output held a NUL byte")))?;
+    unsafe { *out = text.into_raw() };
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------- basics
+
+/// The library's version, `"MAJOR.MINOR.PATCH"` (a static string; do not free). Compare with
+/// `AGENTMEM_VERSION_STRING` to check the header and the library agree.
+#[no_mangle]
+pub extern "C" fn am_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The name of a status code, e.g. `"AM_ERR_NOT_FOUND"`; `"AM_ERR_UNKNOWN"` for a number that
+/// is not a code. A static string; do not free. Thread-safe.
+#[no_mangle]
+pub extern "C" fn am_status_str(code: am_status) -> *const c_char {
+    status_name(code).as_ptr()
+}
+
+fn status_name(code: am_status) -> &'static CStr {
+    match code {
+        AM_OK => c"AM_OK",
+        AM_ERR_INVALID_INPUT => c"AM_ERR_INVALID_INPUT",
+        AM_ERR_NOT_FOUND => c"AM_ERR_NOT_FOUND",
+        AM_ERR_ALREADY_EXISTS => c"AM_ERR_ALREADY_EXISTS",
+        AM_ERR_STORAGE => c"AM_ERR_STORAGE",
+        AM_ERR_INDEX => c"AM_ERR_INDEX",
+        AM_ERR_EMBEDDING => c"AM_ERR_EMBEDDING",
+        AM_ERR_MODEL_UNAVAILABLE => c"AM_ERR_MODEL_UNAVAILABLE",
+        AM_ERR_LLM => c"AM_ERR_LLM",
+        AM_ERR_PLUGIN => c"AM_ERR_PLUGIN",
+        AM_ERR_PERMISSION_DENIED => c"AM_ERR_PERMISSION_DENIED",
+        AM_ERR_IO => c"AM_ERR_IO",
+        AM_ERR_CORRUPTED => c"AM_ERR_CORRUPTED",
+        AM_ERR_CLOSED => c"AM_ERR_CLOSED",
+        AM_ERR_UNSUPPORTED => c"AM_ERR_UNSUPPORTED",
+        AM_ERR_INTERNAL => c"AM_ERR_INTERNAL",
+        AM_ERR_NULL_ARG => c"AM_ERR_NULL_ARG",
+        AM_ERR_PANIC => c"AM_ERR_PANIC",
+        _ => c"AM_ERR_UNKNOWN",
+    }
+}
+
+/// The status code of an error; `AM_ERR_NULL_ARG` for a NULL error.
+#[no_mangle]
+pub unsafe extern "C" fn am_error_code(err: *const am_error) -> am_status {
+    unsafe { err.as_ref() }.map_or(AM_ERR_NULL_ARG, |e| e.code)
+}
+
+/// The message of an error (UTF-8), valid until `am_error_free(err)`; `""` for a NULL error.
+#[no_mangle]
+pub unsafe extern "C" fn am_error_message(err: *const am_error) -> *const c_char {
+    match unsafe { err.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// Frees an error. NULL is ignored. Freeing twice is undefined behaviour.
+#[no_mangle]
+pub unsafe extern "C" fn am_error_free(err: *mut am_error) {
+    if !err.is_null() {
+        drop(unsafe { Box::from_raw(err) });
+    }
+}
+
+/// Frees a string returned by this library (every `char**` out-parameter). NULL is ignored.
+/// Freeing twice, or freeing a string from elsewhere, is undefined behaviour.
+#[no_mangle]
+pub unsafe extern "C" fn am_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+// ------------------------------------------------------------------------------- the store
+
+/// Opens (or creates) a store.
+///
+/// `path` is a file name (UTF-8), or `":memory:"` for a store that lives in memory.
+/// `options_json` may be NULL for the defaults, or an object:
+/// `{"embedder": "local" | "none" | {"provider": "local", "model_dir": "/dir"} |
+///   {"provider": "hashing", "dimensions": 64},
+///   "persist_index": true,
+///   "index": {"connectivity": 16, "expansion_add": 64, "expansion_search": 128,
+///             "quantization": "f32" | "f16" | "i8", "exact_scan_limit": 4096},
+///   "search": {"mode": "hybrid", "limit": 10, "threshold": null,
+///              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}}}`.
+/// The default embedder is the local all-MiniLM-L6-v2 model; if it cannot be found the store
+/// still opens, and calls that need it fail with `AM_ERR_MODEL_UNAVAILABLE`.
+/// On success `*out` is a handle to free with `am_memory_free`.
+/// Several handles (in one process or many) may open the same file.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_open(
+    path: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut am_memory,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out, "out")?;
+            let path = str_arg(path, "path")?;
+            let options = json_arg(options_json, "options_json", false)?;
+            let memory = wire::open(Some(path), &options)?;
+            *out = Box::into_raw(Box::new(am_memory { inner: memory }));
+            Ok(())
+        })
+    }
+}
+
+/// Closes a store: saves its vector index and frees the handle. NULL is ignored. No other
+/// call on `m` may run during or after this one. Use `am_memory_flush` first to learn of a
+/// failure to save the index (the data itself is always safe in SQLite).
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_free(m: *mut am_memory) {
+    if !m.is_null() {
+        // A panic while dropping must not unwind into C; the data is safe in SQLite anyway.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(m) })));
+    }
+}
+
+/// Saves the vector index beside the database now (it is also saved by `am_memory_free`).
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_flush(m: *const am_memory, err: *mut *mut am_error) -> am_status {
+    unsafe { guard(err, || Ok(memory_arg(m)?.flush()?)) }
+}
+
+// ------------------------------------------------------------------------------- adding
+
+/// Adds one memory, embedded by the store's embedder.
+///
+/// `request_json`: `{"content": "…" (required), "user_id", "agent_id", "run_id", "org_id",
+/// "kind": "episodic" | "semantic" | "procedural" | "working" | "contextual" | "knowledge" |
+/// "resource" | "core", "metadata": {…}, "expires_at": "RFC 3339 time or date"}`.
+/// `*out_json`: `{"id": "…", "added": true}`; `added` is false when the same content was
+/// already stored in the same scope (then `id` is the existing memory's). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_add(
+    m: *const am_memory,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", true)?;
+            put_json(out_json, &wire::add(memory, &request)?)
+        })
+    }
+}
+
+/// Adds one memory with the caller's embedding: `vector` points at `dims` floats (the store's
+/// dimension). Request and result as `am_memory_add`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_add_with_vector(
+    m: *const am_memory,
+    request_json: *const c_char,
+    vector: *const f32,
+    dims: usize,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", true)?;
+            let vector = vector_arg(vector, dims)?;
+            put_json(out_json, &wire::add_with_vector(memory, &request, vector)?)
+        })
+    }
+}
+
+/// Adds several memories in one transaction (all or none), embedded in batches.
+///
+/// `request_json`: `{"memories": [add requests]}`. `*out_json`: `[{"id", "added"}, …]` in
+/// the order of the request. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_add_batch(
+    m: *const am_memory,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", true)?;
+            put_json(out_json, &wire::add_batch(memory, &request)?)
+        })
+    }
+}
+
+/// Adds several memories with the caller's embeddings in one transaction. `vectors` is a
+/// row-major `count × dims` array: row `i` is the embedding of `memories[i]`, and `count` must
+/// equal the number of memories. Result as `am_memory_add_batch`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_add_batch_with_vectors(
+    m: *const am_memory,
+    request_json: *const c_char,
+    vectors: *const f32,
+    count: usize,
+    dims: usize,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", true)?;
+            if dims == 0 || dims > MAX_DIMENSIONS {
+                return Err(invalid(format!(
+                    "dims must be between 1 and {MAX_DIMENSIONS}, got {dims}"
+                )));
+            }
+            let total = count
+                .checked_mul(dims)
+                .ok_or_else(|| invalid(format!("count × dims overflows ({count} × {dims})")))?;
+            let flat = floats_arg(vectors, total, "vectors")?;
+            let rows = flat.chunks(dims).map(<[f32]>::to_vec).collect();
+            put_json(
+                out_json,
+                &wire::add_batch_with_vectors(memory, &request, rows)?,
+            )
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------- reading
+
+/// One memory by id. `*out_json` is the memory record: `{"id", "content", "hash", "kind",
+/// "user_id"?, "agent_id"?, "run_id"?, "org_id"?, "metadata", "created_at", "updated_at",
+/// "expires_at"?}` (absent scope fields and expiry are left out; times are RFC 3339 UTC).
+/// Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_get(
+    m: *const am_memory,
+    id: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            put_json(out_json, &wire::get(memory, id)?)
+        })
+    }
+}
+
+/// One page of memories.
+///
+/// `request_json` (NULL for `{}`): `{"user_id", "agent_id", "run_id", "org_id",
+/// "include_global": false, "include_expired": false, "filters": {…}, "order": "created_desc"
+/// | "created_asc" | "updated_desc" | "updated_asc", "limit": 100, "offset": 0, "cursor"}`.
+/// Filters are mem0-style: `{"AND": [{"category": {"eq": "food"}}, {"created_at": {"gte":
+/// "2026-01-01"}}]}` (operators eq ne gt gte lt lte in nin contains icontains; AND OR NOT).
+/// `*out_json`: `{"items": [records], "next_cursor": "…" | null}`; pass `next_cursor` as
+/// `cursor` for the next page. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_list(
+    m: *const am_memory,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", false)?;
+            put_json(out_json, &wire::list(memory, &request)?)
+        })
+    }
+}
+
+/// How many memories a scope and filters select. `request_json` (NULL for `{}`):
+/// `{"user_id", "agent_id", "run_id", "org_id", "filters"}`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_count(
+    m: *const am_memory,
+    request_json: *const c_char,
+    out_count: *mut u64,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_count(out_count, "out_count")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", false)?;
+            *out_count = wire::count(memory, &request)? as u64;
+            Ok(())
+        })
+    }
+}
+
+/// The history of a memory (also after it was deleted). `*out_json`: `[{"id", "memory_id",
+/// "event": "ADD" | "UPDATE" | "DELETE", "old_content", "new_content", "is_deleted", "actor",
+/// "created_at"}, …]`, oldest first. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_history(
+    m: *const am_memory,
+    id: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            put_json(out_json, &wire::history(memory, id)?)
+        })
+    }
+}
+
+/// Searches by meaning, keywords, phrase or typos.
+///
+/// `request_json`: `{"query": "…", "mode": "hybrid" (default) | "vector" | "keyword" |
+/// "phrase" | "fuzzy", "limit": 10, "threshold": 0.3, "user_id", "agent_id", "run_id",
+/// "org_id", "include_global", "include_expired", "filters": {…}, "weights": {"vector",
+/// "keyword", "fuzzy", "rrf_k"}}`. `*out_json`: `[hits]`, best first; a hit is a memory
+/// record plus `"score"`, `"similarity"` (cosine, when the query was embedded) and
+/// `"explain"` (each engine's rank and score). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_search(
+    m: *const am_memory,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", true)?;
+            put_json(out_json, &wire::search(memory, &request)?)
+        })
+    }
+}
+
+/// Searches with the caller's query embedding (`dims` floats); the query text, if any, serves
+/// the keyword engines. Request and result as `am_memory_search`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_search_with_vector(
+    m: *const am_memory,
+    request_json: *const c_char,
+    vector: *const f32,
+    dims: usize,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", true)?;
+            let vector = vector_arg(vector, dims)?;
+            put_json(
+                out_json,
+                &wire::search_with_vector(memory, &request, &vector)?,
+            )
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------- changing
+
+/// Changes a memory and records the change in its history.
+///
+/// `request_json`: any of `{"content", "metadata" (replaces the whole object), "kind",
+/// "expires_at" (null removes the expiry)}`. New content is re-embedded. `*out_json`: the
+/// updated memory record. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_update(
+    m: *const am_memory,
+    id: *const c_char,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            let request = json_arg(request_json, "request_json", true)?;
+            put_json(out_json, &wire::update(memory, id, &request)?)
+        })
+    }
+}
+
+/// Changes a memory's content with the caller's embedding of the new content (`dims`
+/// floats). Request and result as `am_memory_update`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_update_with_vector(
+    m: *const am_memory,
+    id: *const c_char,
+    request_json: *const c_char,
+    vector: *const f32,
+    dims: usize,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            let request = json_arg(request_json, "request_json", true)?;
+            let vector = vector_arg(vector, dims)?;
+            put_json(
+                out_json,
+                &wire::update_with_vector(memory, id, &request, vector)?,
+            )
+        })
+    }
+}
+
+/// Deletes a memory (its history stays, ending with a DELETE row). Unknown id:
+/// `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_delete(
+    m: *const am_memory,
+    id: *const c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            Ok(wire::delete(memory, id)?)
+        })
+    }
+}
+
+/// Deletes every memory a scope and filters select, in one transaction; `*out_deleted` is
+/// how many. `request_json` is required (`"{}"` deletes everything): `{"user_id",
+/// "agent_id", "run_id", "org_id", "filters"}`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_delete_all(
+    m: *const am_memory,
+    request_json: *const c_char,
+    out_deleted: *mut u64,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_count(out_deleted, "out_deleted")?;
+            let memory = memory_arg(m)?;
+            let request = json_arg(request_json, "request_json", true)?;
+            *out_deleted = wire::delete_all(memory, &request)? as u64;
+            Ok(())
+        })
+    }
+}
+
+/// Deletes every memory and all history. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_reset(m: *const am_memory, err: *mut *mut am_error) -> am_status {
+    unsafe { guard(err, || Ok(memory_arg(m)?.reset()?)) }
+}
+
+/// Deletes the memories whose expiry has passed (history actor `"expiry"`); `*out_deleted`
+/// is how many. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_purge_expired(
+    m: *const am_memory,
+    out_deleted: *mut u64,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_count(out_deleted, "out_deleted")?;
+            *out_deleted = memory_arg(m)?.purge_expired()? as u64;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_mem::ErrorCode;
+
+    #[test]
+    fn status_numbers_and_names_are_the_cores() {
+        for code in ErrorCode::ALL {
+            let name = status_name(code.as_u32()).to_str().unwrap();
+            let mut upper = String::new();
+            for (i, ch) in code.name().chars().enumerate() {
+                if ch.is_uppercase() && i > 0 {
+                    upper.push('_');
+                }
+                upper.push(ch.to_ascii_uppercase());
+            }
+            assert_eq!(name, format!("AM_ERR_{upper}"), "{code:?}");
+        }
+        assert_eq!(status_name(AM_OK), c"AM_OK");
+        assert_eq!(status_name(ErrorCode::ALL.len() as u32 + 1), c"AM_ERR_UNKNOWN");
+        assert_eq!(status_name(AM_ERR_NULL_ARG), c"AM_ERR_NULL_ARG");
+        assert_eq!(status_name(AM_ERR_PANIC), c"AM_ERR_PANIC");
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let mut err: *mut am_error = ptr::null_mut();
+        let status = unsafe { guard(&mut err, || panic!("boom")) };
+        assert_eq!(status, AM_ERR_PANIC);
+        unsafe {
+            assert_eq!(am_error_code(err), AM_ERR_PANIC);
+            let message = CStr::from_ptr(am_error_message(err)).to_str().unwrap();
+            assert!(message.contains("boom"), "{message}");
+            am_error_free(err);
+        }
+    }
+
+    #[test]
+    fn the_committed_header_is_the_generated_one() {
+        let generated = include_str!(concat!(env!("OUT_DIR"), "/agentmem.h"));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../include/agentmem.h");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "include/agentmem.h is stale: regenerate it with \
+             AGENTMEM_UPDATE_HEADER=1 cargo build -p agent-mem-ffi"
+        );
+    }
+}
