@@ -258,7 +258,8 @@ am_status am_memory_add_batch(const am_memory *m,
 /**
  * Adds several memories with the caller's embeddings in one transaction. `vectors` is a
  * row-major `count × dims` array: row `i` is the embedding of `memories[i]`, and `count` must
- * equal the number of memories. Result as `am_memory_add_batch`. Thread-safe.
+ * equal the number of memories (`vectors` may be NULL when `count` is 0). Result as
+ * `am_memory_add_batch`. Thread-safe.
  */
 am_status am_memory_add_batch_with_vectors(const am_memory *m,
                                            const char *request_json,
@@ -375,8 +376,9 @@ am_status am_memory_delete(const am_memory *m,
 
 /**
  * Deletes every memory a scope and filters select, in one transaction; `*out_deleted` is
- * how many. `request_json` is required (`"{}"` deletes everything): `{"user_id",
- * "agent_id", "run_id", "org_id", "filters"}`. Thread-safe.
+ * how many. `request_json`: `{"user_id", "agent_id", "run_id", "org_id", "filters"}` with
+ * at least a scope field or a filter (an empty selection is refused with
+ * `AM_ERR_INVALID_INPUT`; `am_memory_reset` deletes everything). Thread-safe.
  */
 am_status am_memory_delete_all(const am_memory *m,
                                const char *request_json,

@@ -19,6 +19,9 @@ echo "== model download (feature download) against a local HTTP server"
 cargo clippy -p agent-mem --all-targets --features download -- -D warnings
 cargo test -p agent-mem --features download --test download
 
+echo "== C: libagentmem, header, C/C++ tests under valgrind, conformance, install + pkg-config"
+bash tests/c/run.sh
+
 echo "== quickstart example"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -570,8 +570,9 @@ pub fn delete(memory: &Memory, id: &str) -> Result<()> {
     memory.delete(id)
 }
 
-/// Deletes what the scope and filters select; how many. An empty request deletes
-/// everything, as [`Memory::delete_all`] does with a global scope.
+/// Deletes what the scope and filters select; how many. The selection must name a scope
+/// field or a filter ([`Memory::delete_all`] refuses an empty one; [`Memory::reset`] deletes
+/// everything).
 pub fn delete_all(memory: &Memory, request: &Value) -> Result<usize> {
     let (scope, filter) =
         self::request::<SelectRequest>(request, "delete_all request")?.split()?;

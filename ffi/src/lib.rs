@@ -96,7 +96,8 @@ impl From<agent_mem::Error> for Failure {
     fn from(e: agent_mem::Error) -> Self {
         Failure {
             code: e.code().as_u32(),
-            message: e.to_string(),
+            // The code travels separately; the message is the core's text alone.
+            message: e.message().to_string(),
         }
     }
 }
@@ -411,7 +412,8 @@ pub unsafe extern "C" fn am_memory_add_batch(
 
 /// Adds several memories with the caller's embeddings in one transaction. `vectors` is a
 /// row-major `count × dims` array: row `i` is the embedding of `memories[i]`, and `count` must
-/// equal the number of memories. Result as `am_memory_add_batch`. Thread-safe.
+/// equal the number of memories (`vectors` may be NULL when `count` is 0). Result as
+/// `am_memory_add_batch`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn am_memory_add_batch_with_vectors(
     m: *const am_memory,
@@ -427,6 +429,13 @@ pub unsafe extern "C" fn am_memory_add_batch_with_vectors(
             clear_out(out_json, "out_json")?;
             let memory = memory_arg(m)?;
             let request = json_arg(request_json, "request_json", true)?;
+            if count == 0 {
+                // Nothing to read: `vectors` may be NULL, as C callers pass for empty arrays.
+                return put_json(
+                    out_json,
+                    &wire::add_batch_with_vectors(memory, &request, Vec::new())?,
+                );
+            }
             if dims == 0 || dims > MAX_DIMENSIONS {
                 return Err(invalid(format!(
                     "dims must be between 1 and {MAX_DIMENSIONS}, got {dims}"
@@ -655,8 +664,9 @@ pub unsafe extern "C" fn am_memory_delete(
 }
 
 /// Deletes every memory a scope and filters select, in one transaction; `*out_deleted` is
-/// how many. `request_json` is required (`"{}"` deletes everything): `{"user_id",
-/// "agent_id", "run_id", "org_id", "filters"}`. Thread-safe.
+/// how many. `request_json`: `{"user_id", "agent_id", "run_id", "org_id", "filters"}` with
+/// at least a scope field or a filter (an empty selection is refused with
+/// `AM_ERR_INVALID_INPUT`; `am_memory_reset` deletes everything). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn am_memory_delete_all(
     m: *const am_memory,

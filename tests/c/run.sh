@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The C surface: builds libagentmem, then
+#   - tests/c/test_agentmem.c and the conformance cases (tests/c/conformance.c) under valgrind,
+#   - the header compiled as C and C++, and a small C++ program run,
+#   - `make -C ffi install` into a temporary prefix, and examples/c/quickstart.c built through
+#     pkg-config, linked against the shared and the static library, and run.
+# Run from anywhere. One cargo profile (dev) serves everything, as in tests/run.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+start=$(date +%s)
+step() { echo "== $* ($(( $(date +%s) - start )) s)"; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+need_packages=()
+[ -f /usr/include/cjson/cJSON.h ] || need_packages+=(libcjson-dev)
+command -v valgrind >/dev/null || need_packages+=(valgrind)
+command -v pkg-config >/dev/null || need_packages+=(pkg-config)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  step "installing ${need_packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}"
+fi
+# The quickstart embeds with the real model.
+bash tests/ensure_model.sh
+
+step "cargo build -p agent-mem-ffi"
+cargo build -p agent-mem-ffi
+lib=$root/target/debug
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cflags=(-std=c99 -Wall -Wextra -Werror -pedantic -pthread -g -Iinclude)
+link=(-L"$lib" -Wl,-rpath,"$lib" -lagentmem)
+
+step "header as C99 and as C++11"
+cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c include/agentmem.h
+c++ -x c++ -std=c++11 -fsyntax-only -Wall -Wextra -Werror include/agentmem.h
+c++ -std=c++11 -Wall -Wextra -Werror -Iinclude tests/c/cpp_smoke.cpp -o "$tmp/cpp_smoke" "${link[@]}"
+"$tmp/cpp_smoke"
+
+step "compile the C tests"
+cc "${cflags[@]}" tests/c/test_agentmem.c -o "$tmp/test_agentmem" "${link[@]}" -lcjson
+cc "${cflags[@]}" tests/c/conformance.c -o "$tmp/conformance" "${link[@]}" -lcjson
+
+# Leaks that count: definite and indirect. valgrind also reports one "possibly lost" block
+# (2 KiB): the stop-word set of agent_mem::text, a process-wide static built once; hashbrown
+# keeps only a pointer into the middle of its allocation, so valgrind cannot prove it
+# reachable. It is not a leak and it is not counted as one here, so no suppression file is
+# needed; a real leak (a string, error or handle not freed) is "definitely lost" and fails.
+valgrind=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
+  --errors-for-leak-kinds=definite,indirect --error-exitcode=1)
+
+step "test_agentmem under valgrind"
+"${valgrind[@]}" "$tmp/test_agentmem" tests/error_codes.json
+
+step "conformance cases through the C ABI under valgrind"
+"${valgrind[@]}" "$tmp/conformance" --error-codes tests/error_codes.json tests/conformance
+
+step "make -C ffi install into a temporary prefix"
+prefix=$tmp/prefix
+make -s -C ffi install PREFIX="$prefix"
+for f in lib/libagentmem.so lib/libagentmem.a include/agentmem.h lib/pkgconfig/agentmem.pc; do
+  [ -f "$prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
+done
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+[ "$(pkg-config --modversion agentmem)" = "$(sed -n 's/^#define AGENTMEM_VERSION_STRING "\(.*\)"/\1/p' include/agentmem.h)" ]
+
+step "quickstart, shared library through pkg-config"
+# shellcheck disable=SC2046 # pkg-config output is a list of flags
+cc -std=c99 -Wall -Wextra -Werror -pedantic examples/c/quickstart.c -o "$tmp/quickstart" \
+  $(pkg-config --cflags --libs agentmem)
+LD_LIBRARY_PATH=$prefix/lib "$tmp/quickstart" "$tmp/quickstart.db" | tee "$tmp/shared.txt"
+
+step "quickstart, static library (pkg-config --static)"
+# -l:libagentmem.a picks the archive although the shared library sits beside it.
+# shellcheck disable=SC2046
+cc -std=c99 -Wall -Wextra -Werror -pedantic examples/c/quickstart.c -o "$tmp/quickstart-static" \
+  $(pkg-config --cflags agentmem) \
+  $(pkg-config --static --libs agentmem | sed 's/-lagentmem\b/-l:libagentmem.a/')
+if ldd "$tmp/quickstart-static" | grep -q libagentmem; then
+  echo "quickstart-static still loads libagentmem.so"; exit 1
+fi
+"$tmp/quickstart-static" "$tmp/quickstart-static.db" | tee "$tmp/static.txt"
+
+# The answer to "what should I cook for dinner?" is Alice's diet, first.
+for out in "$tmp/shared.txt" "$tmp/static.txt"; do
+  first=$(grep -F -A1 "[alice] what should I cook for dinner?" "$out" | sed -n 2p)
+  if ! grep -Eq "vegetarian|nuts" <<<"$first"; then
+    echo "$out: the first hit is not Alice's diet: $first"; exit 1
+  fi
+done
+make -s -C ffi uninstall PREFIX="$prefix"
+
+echo "C tests passed in $(( $(date +%s) - start )) s"
