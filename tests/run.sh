@@ -22,6 +22,9 @@ cargo test -p agent-mem --features download --test download
 echo "== C: libagentmem, header, C/C++ tests under valgrind, conformance, install + pkg-config"
 bash tests/c/run.sh
 
+echo "== Python: pip install ./python (dev profile), ruff, mypy, stubtest, pytest, examples"
+bash python/tests/run.sh
+
 echo "== quickstart example"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -1,0 +1,1111 @@
+"""A drop-in for mem0's open-source ``Memory`` and ``AsyncMemory``.
+
+Existing mem0 code changes its import and nothing else::
+
+    from agent_mem.mem0 import Memory      # was: from mem0 import Memory
+
+    m = Memory()                           # local model, store under ~/.agent_mem/mem0.db
+    m.add("I'm vegetarian and allergic to nuts", user_id="alice")
+    m.search("what can alice eat?", user_id="alice", limit=3)                # mem0 1.0.x style
+    m.search("what can alice eat?", filters={"user_id": "alice"}, top_k=3)   # mem0 2.x style
+
+Both call styles of mem0 are accepted: the classic one (ids as keywords, ``limit``, default
+100) and the 2.x one (ids inside ``filters``, ``top_k``, default 20, ``threshold``). Results
+have mem0's shapes: ``{"results": [{"id", "memory", "hash", "metadata", "score",
+"created_at", "updated_at", "user_id", …}]}`` with identity keys (``user_id``,
+``agent_id``, ``run_id``, ``actor_id``, ``role``) promoted out of ``metadata``; history rows
+are ``{"id", "memory_id", "old_memory", "new_memory", "event", "created_at",
+"updated_at", "is_deleted", "actor_id", "role"}``.
+
+Where this differs from mem0, on purpose or for now:
+
+- **No LLM yet.** ``add(..., infer=True)`` (mem0's default) stores the messages as given,
+  one memory per non-system message, exactly like ``infer=False``, and says so with a
+  :class:`Mem0CompatWarning`. Fact extraction comes with agent_mem's LLM support; pass
+  ``infer=False`` to silence the warning. ``memory_type="procedural_memory"`` stores the
+  messages as procedural memories (mem0 would have an LLM summarise them).
+- **Exact duplicates are stored once**: adding a message whose text is already stored in the
+  same scope returns the existing id with ``"event": "NONE"``.
+- **Store location**: ``Memory()`` keeps everything (memories, vectors, history) in one file,
+  ``$AGENTMEM_MEM0_DIR/mem0.db``, by default ``~/.agent_mem/mem0.db`` (mem0's own
+  ``MEM0_DIR`` is left alone). ``from_config`` maps mem0 config dicts, see
+  :meth:`Memory.from_config`.
+- **get_all pagination**: mem0 returns at most ``top_k=20`` (2.x) or ``limit=100`` (classic)
+  memories and silently drops the rest. Here the same defaults apply, but ``limit=None`` /
+  ``top_k=None`` returns every memory, and ``page=`` / ``page_size=`` return one page with
+  ``"total"`` and ``"next_page"``. Memories come newest first.
+- **Expiry**: ``add(..., expiration_date="2025-12-31")`` (a date, datetime or ISO string)
+  hides the memory from ``search`` and ``get_all`` once it has passed, unless they are
+  called with ``include_expired=True``; ``get`` by id still returns it.
+- ``update`` merges ``metadata`` into the stored metadata, as mem0 does; ``delete`` of an
+  unknown id raises :class:`MemoryNotFoundError` (a ``ValueError`` and a ``LookupError``);
+  ``get`` of an unknown id returns None and ``history`` of one ``[]``, as in mem0.
+- Metadata keys naming identity fields (``user_id``, ``agent_id``, ``run_id``, ``id``,
+  ``hash``, ``created_at``…) are dropped from ``metadata``; the caller's dict is never
+  mutated.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import os
+import warnings
+from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar, Union
+
+from . import _native
+from .exceptions import InvalidInputError, NotFoundError, UnsupportedError
+
+__all__ = [
+    "DEFAULT_DIR_ENV",
+    "AsyncMemory",
+    "Mem0CompatWarning",
+    "Memory",
+    "MemoryNotFoundError",
+    "default_dir",
+]
+
+#: The environment variable naming the directory of the default store.
+DEFAULT_DIR_ENV = "AGENTMEM_MEM0_DIR"
+#: The default store's file name in that directory (a collection_name renames it).
+DEFAULT_COLLECTION = "mem0"
+
+# mem0's entity ids, and what is never taken from caller metadata (the core's identity
+# fields, plus mem0's own payload keys).
+_ENTITY_IDS = ("user_id", "agent_id", "run_id")
+_RESERVED_METADATA = frozenset(
+    {
+        "id",
+        "user_id",
+        "agent_id",
+        "run_id",
+        "org_id",
+        "hash",
+        "kind",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "memory_id",
+        "data",
+        "text_lemmatized",
+    }
+)
+# Stored in metadata, reported at the top level of a result (as mem0 does).
+_PROMOTED_METADATA = ("actor_id", "role", "attributed_to")
+_PROCEDURAL = "procedural_memory"
+_KINDS = frozenset(
+    {"episodic", "semantic", "procedural", "working", "contextual", "knowledge", "resource", "core"}
+)
+_CLASSIC_LIMIT = 100
+_V2_TOP_K = 20
+_MAX_PAGE = 10_000
+
+_INFER_WARNING = (
+    "agent_mem.mem0: no LLM is used yet, so infer=True stored the messages as given (one memory "
+    "per non-system message, no fact extraction or deduplication by meaning). Pass infer=False "
+    "to store raw messages without this warning."
+)
+
+T = TypeVar("T")
+_Call = tuple[str, tuple[Any, ...]]
+_Op = Generator[_Call, Any, T]
+Messages = Union[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]
+
+
+class Mem0CompatWarning(UserWarning):
+    """A mem0 feature was asked for that agent_mem does not provide (yet), and what was done
+    instead."""
+
+
+class MemoryNotFoundError(NotFoundError, ValueError):
+    """No memory has this id: a ``NotFoundError`` that mem0 code catches as ``ValueError``."""
+
+
+class _Default:
+    """The default of ``limit``/``top_k``: mem0's cap for the call style (None is no cap)."""
+
+    def __repr__(self) -> str:
+        return "<mem0 default>"
+
+
+_DEFAULT: Any = _Default()
+
+
+def default_dir() -> Path:
+    """``$AGENTMEM_MEM0_DIR``, else ``~/.agent_mem``: where ``Memory()`` keeps its store."""
+    configured = os.environ.get(DEFAULT_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".agent_mem"
+
+
+# --------------------------------------------------------------------------- config
+
+
+class _Settings:
+    """What a mem0 config becomes: the store to open and what inference would use."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.directory: Path | None = None
+        self.collection = DEFAULT_COLLECTION
+        self.options: dict[str, Any] = {}
+        self.llm: Mapping[str, Any] | None = None
+        self.prompts: dict[str, str] = {}
+
+    def store_path(self) -> str:
+        if self.path is not None:
+            return self.path
+        directory = self.directory or default_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        return str(directory / f"{self.collection}.db")
+
+
+_CONFIG_KEYS = frozenset(
+    {
+        "vector_store",
+        "llm",
+        "embedder",
+        "history_db_path",
+        "graph_store",
+        "reranker",
+        "version",
+        "custom_fact_extraction_prompt",
+        "custom_update_memory_prompt",
+        "custom_instructions",
+    }
+)
+_DEFAULT_MODELS = frozenset(
+    {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "multi-qa-MiniLM-L6-cos-v1"}
+)
+_STORE_KEYS_USED = frozenset({"path", "collection_name"})
+_AGENT_MEM_STORE_KEYS = frozenset({"path", "persist_index", "index", "search"})
+
+
+def _section(config: Mapping[str, Any], name: str) -> tuple[str | None, dict[str, Any]]:
+    section = config.get(name)
+    if section is None:
+        return None, {}
+    if not isinstance(section, Mapping):
+        raise InvalidInputError(f"config {name}: expected {{'provider': ..., 'config': {{...}}}}")
+    provider = section.get("provider")
+    inner = section.get("config") or {}
+    if hasattr(inner, "model_dump"):
+        inner = inner.model_dump()
+    if not isinstance(inner, Mapping):
+        raise InvalidInputError(f"config {name}.config must be a dict")
+    return (None if provider is None else str(provider)), dict(inner)
+
+
+def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[str]]:
+    """Maps a mem0 config dict; returns the settings and what was not applied."""
+    unknown = sorted(set(config) - _CONFIG_KEYS)
+    if unknown:
+        raise InvalidInputError(
+            f"config: unknown key(s) {unknown} (agent_mem.mem0 knows {sorted(_CONFIG_KEYS)})"
+        )
+    settings = _Settings()
+    ignored: list[str] = []
+
+    version = config.get("version")
+    if version not in (None, "v1.1"):
+        raise UnsupportedError(f"config version {version!r}: only mem0's 'v1.1' format is served")
+
+    graph_provider, graph = _section(config, "graph_store")
+    if graph or config.get("graph_store", {}).get("enabled"):
+        raise UnsupportedError(
+            f"config graph_store ({graph_provider}): graph memory is not supported by "
+            "agent_mem; remove graph_store"
+        )
+    reranker_provider, _ = _section(config, "reranker")
+    if reranker_provider is not None:
+        raise UnsupportedError(
+            f"config reranker ({reranker_provider}): rerankers are not supported by agent_mem; "
+            "remove reranker"
+        )
+
+    store_provider, store = _section(config, "vector_store")
+    if store_provider == "agent_mem":
+        extra = sorted(set(store) - _AGENT_MEM_STORE_KEYS)
+        if extra:
+            raise InvalidInputError(
+                f"config vector_store (agent_mem): unknown key(s) {extra} "
+                f"(known: {sorted(_AGENT_MEM_STORE_KEYS)})"
+            )
+        if store.get("path") is not None:
+            settings.path = os.fspath(store["path"])
+        for key in ("persist_index", "index", "search"):
+            if store.get(key) is not None:
+                settings.options[key] = store[key]
+    elif store_provider is not None or store:
+        path = store.get("path")
+        if path == ":memory:":
+            settings.path = ":memory:"
+        elif path is not None:
+            settings.directory = Path(os.fspath(path)).expanduser()
+        if store.get("collection_name"):
+            settings.collection = str(store["collection_name"])
+        rest = sorted(k for k, v in store.items() if k not in _STORE_KEYS_USED and v is not None)
+        if rest:
+            ignored.append(f"vector_store {store_provider} settings {rest}")
+
+    embedder_provider, embedder = _section(config, "embedder")
+    if embedder_provider in ("agent_mem", "local"):
+        model_dir = embedder.get("model_dir")
+        settings.options["embedder"] = (
+            {"provider": "local", "model_dir": os.fspath(model_dir)} if model_dir else "local"
+        )
+    elif embedder_provider == "hashing":
+        dims = embedder.get("embedding_dims") or embedder.get("dimensions") or 64
+        settings.options["embedder"] = {"provider": "hashing", "dimensions": int(dims)}
+    elif embedder_provider in ("huggingface", "sentence_transformers"):
+        model = embedder.get("model")
+        if model is None or model in _DEFAULT_MODELS:
+            settings.options["embedder"] = "local"
+        elif Path(os.fspath(model)).expanduser().is_dir():
+            settings.options["embedder"] = {
+                "provider": "local",
+                "model_dir": str(Path(os.fspath(model)).expanduser()),
+            }
+        else:
+            raise UnsupportedError(
+                f"config embedder huggingface model {model!r}: agent_mem runs "
+                "all-MiniLM-L6-v2 or a local BERT-family model directory (give its path)"
+            )
+    elif embedder_provider is not None:
+        ignored.append(
+            f"embedder {embedder_provider} (agent_mem embeds locally with all-MiniLM-L6-v2)"
+        )
+
+    llm_provider, llm = _section(config, "llm")
+    if llm_provider is not None:
+        settings.llm = {"provider": llm_provider, "config": llm}
+    for key in (
+        "custom_fact_extraction_prompt",
+        "custom_update_memory_prompt",
+        "custom_instructions",
+    ):
+        if config.get(key):
+            settings.prompts[key] = str(config[key])
+    return settings, ignored
+
+
+def _as_config_dict(config: Any) -> Mapping[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return config
+    if hasattr(config, "model_dump"):  # mem0's own MemoryConfig (pydantic)
+        return {k: v for k, v in config.model_dump().items() if k in _CONFIG_KEYS}
+    raise InvalidInputError(
+        f"config must be a dict (as for mem0's Memory.from_config), not {type(config).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _entity_id(value: Any, name: str) -> str | None:
+    """mem0's rule: trimmed; empty, whitespace-only or containing whitespace is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"Invalid {name}: must be a string, got {type(value).__name__}.")
+    trimmed = value.strip()
+    if not trimmed:
+        raise InvalidInputError(
+            f"Invalid {name}: cannot be empty or whitespace-only. Provide a valid identifier."
+        )
+    if any(c.isspace() for c in trimmed):
+        raise InvalidInputError(
+            f"Invalid {name}: cannot contain whitespace. Provide a valid identifier without spaces."
+        )
+    return trimmed
+
+
+def _check_threshold(threshold: Any) -> None:
+    if threshold is None:
+        return
+    if not isinstance(threshold, (int, float)):
+        raise InvalidInputError("threshold must be a valid number")
+    if not 0 <= threshold <= 1:
+        raise InvalidInputError(
+            f"Invalid threshold: {threshold}. Must be between 0 and 1 (inclusive)."
+        )
+
+
+def _check_count(value: Any, name: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be a valid integer")
+    if value < 0:
+        raise InvalidInputError(f"Invalid {name}: {value}. Must be a non-negative integer.")
+
+
+def _selection(
+    user_id: Any, agent_id: Any, run_id: Any, filters: Mapping[str, Any] | None, what: str
+) -> tuple[dict[str, str], dict[str, Any] | None, bool]:
+    """Splits ids (keywords win over filters, as in mem0) from the other filters.
+
+    Returns (scope, remaining filters or None, classic?) and requires at least one id.
+    """
+    if filters is not None and not isinstance(filters, Mapping):
+        raise InvalidInputError(f"filters must be a dict, not {type(filters).__name__}")
+    rest = copy.deepcopy(dict(filters)) if filters else {}
+    given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+    classic = any(v is not None for v in given.values())
+    scope: dict[str, str] = {}
+    for name in _ENTITY_IDS:
+        value = given[name]
+        # A plain id in filters is a scope; "*" (any) and operators stay filters for the core.
+        if value is None and isinstance(rest.get(name), str) and rest[name] != "*":
+            value = rest[name]
+        if value is not None:
+            rest.pop(name, None)
+            scope[name] = _entity_id(value, name)  # type: ignore[assignment]
+    if not scope and not any(name in rest for name in _ENTITY_IDS):
+        raise InvalidInputError(
+            f"{what}: at least one of 'user_id', 'agent_id' or 'run_id' must be provided "
+            "(as a keyword or in filters)."
+        )
+    return scope, (rest or None), classic
+
+
+def _limit(limit: Any, top_k: Any, classic: bool) -> int | None:
+    """The effective cap (None: no cap) from mem0's two spellings."""
+    given = [v for v in (limit, top_k) if v is not _DEFAULT]
+    if len(given) == 2 and limit != top_k:
+        raise InvalidInputError("give either limit (mem0 1.x) or top_k (mem0 2.x), not both")
+    if not given:
+        return _CLASSIC_LIMIT if classic else _V2_TOP_K
+    value = given[0]
+    _check_count(value, "top_k" if top_k is not _DEFAULT else "limit")
+    return None if value is None else int(value)
+
+
+def _clean_metadata(metadata: Any) -> dict[str, Any]:
+    """A deep copy without identity keys (never the caller's dict)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be a dict, not {type(metadata).__name__}")
+    return {k: copy.deepcopy(v) for k, v in metadata.items() if k not in _RESERVED_METADATA}
+
+
+def _time(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return str(value.isoformat())
+    if isinstance(value, _dt.date):
+        return str(value.isoformat())
+    if isinstance(value, str):
+        return value
+    raise InvalidInputError(f"{name} must be a date, a datetime or an ISO 8601 string")
+
+
+def _kind(memory_type: Any) -> str | None:
+    if memory_type is None:
+        return None
+    if memory_type == _PROCEDURAL:
+        return "procedural"
+    if memory_type in _KINDS:
+        return str(memory_type)
+    raise InvalidInputError(
+        f"Invalid 'memory_type' {memory_type!r}. Please pass {_PROCEDURAL} to create procedural "
+        f"memories (agent_mem also takes its own kinds: {sorted(_KINDS)})."
+    )
+
+
+def _messages(messages: Any) -> list[dict[str, Any]]:
+    """mem0's message forms as a list of role/content dicts (system messages dropped)."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    elif isinstance(messages, Mapping):
+        messages = [messages]
+    elif not isinstance(messages, Sequence):
+        raise InvalidInputError(
+            f"messages must be str, dict, or list[dict], not {type(messages).__name__}"
+        )
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        if (
+            not isinstance(message, Mapping)
+            or message.get("role") is None
+            or message.get("content") is None
+        ):
+            warnings.warn(
+                f"agent_mem.mem0: skipping messages[{i}]: not a dict with 'role' and 'content'",
+                Mem0CompatWarning,
+                stacklevel=5,
+            )
+            continue
+        if message["role"] == "system":
+            continue
+        if not isinstance(message["content"], str):
+            raise UnsupportedError(
+                f"messages[{i}]: only text content is supported (images need an LLM)"
+            )
+        out.append(dict(message))
+    return out
+
+
+# --------------------------------------------------------------------------- result shapes
+
+
+def _ts(value: Any) -> Any:
+    """The store's ``…Z`` times as ``…+00:00``, which datetime.fromisoformat reads on 3.9."""
+    if isinstance(value, str) and value.endswith("Z"):
+        return value[:-1] + "+00:00"
+    return value
+
+
+def _item(
+    record: Mapping[str, Any], *, score: Any = None, with_score: bool = True
+) -> dict[str, Any]:
+    """A core record in mem0's MemoryItem shape."""
+    metadata = dict(record.get("metadata") or {})
+    item: dict[str, Any] = {
+        "id": record["id"],
+        "memory": record["content"],
+        "hash": record.get("hash"),
+        "metadata": None,
+        "score": score,
+        "created_at": _ts(record.get("created_at")),
+        "updated_at": _ts(record.get("updated_at")),
+    }
+    if not with_score:
+        del item["score"]
+    for key in _ENTITY_IDS:
+        if record.get(key) is not None:
+            item[key] = record[key]
+    for key in _PROMOTED_METADATA:
+        if key in metadata:
+            item[key] = metadata.pop(key)
+    if record.get("kind") == "procedural":
+        metadata.setdefault("memory_type", _PROCEDURAL)
+    if record.get("expires_at"):
+        item["expiration_date"] = _ts(record["expires_at"])
+    if metadata:
+        item["metadata"] = metadata
+    return item
+
+
+def _history_rows(
+    rows: Sequence[Mapping[str, Any]], record: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Core history rows in mem0's shape: ``created_at`` is when the memory was created,
+    ``updated_at`` when this change happened (as mem0 records them)."""
+    metadata = (record or {}).get("metadata") or {}
+    created = _ts(rows[0]["created_at"]) if rows else None
+    return [
+        {
+            "id": row["id"],
+            "memory_id": row["memory_id"],
+            "old_memory": row.get("old_content"),
+            "new_memory": row.get("new_content"),
+            "event": row["event"],
+            "created_at": created,
+            "updated_at": _ts(row["created_at"]),
+            "is_deleted": bool(row.get("is_deleted")),
+            "actor_id": metadata.get("actor_id"),
+            "role": metadata.get("role"),
+        }
+        for row in rows
+    ]
+
+
+# --------------------------------------------------------------------------- operations
+#
+# Each operation is written once, as a generator that yields the native calls it needs
+# (("get", (id,)), …) and receives their results; the sync class runs the calls directly,
+# the async class awaits their `_async` twins. Native errors are thrown back into the
+# generator at the yield.
+
+
+def _op_add(
+    settings: _Settings,
+    messages: Any,
+    user_id: Any,
+    agent_id: Any,
+    run_id: Any,
+    metadata: Any,
+    infer: bool,
+    memory_type: Any,
+    prompt: Any,
+    expiration_date: Any,
+) -> _Op[dict[str, Any]]:
+    scope = {
+        k: v
+        for k, v in (
+            ("user_id", _entity_id(user_id, "user_id")),
+            ("agent_id", _entity_id(agent_id, "agent_id")),
+            ("run_id", _entity_id(run_id, "run_id")),
+        )
+        if v is not None
+    }
+    if not scope:
+        raise InvalidInputError(
+            "At least one of 'user_id', 'agent_id', or 'run_id' must be provided."
+        )
+    kind = _kind(memory_type)
+    base = _clean_metadata(metadata)
+    expires_at = _time(expiration_date, "expiration_date")
+    parsed = _messages(messages)
+    if infer:
+        warnings.warn(_INFER_WARNING, Mem0CompatWarning, stacklevel=4)
+    items = []
+    for message in parsed:
+        meta = {**base, "role": message["role"]}
+        if message.get("name"):
+            meta["actor_id"] = message["name"]
+        item: dict[str, Any] = {"content": message["content"], "metadata": meta, **scope}
+        if kind is not None:
+            item["kind"] = kind
+        if expires_at is not None:
+            item["expires_at"] = expires_at
+        items.append(item)
+    if not items:
+        return {"results": []}
+    outcomes = yield ("add_batch", ({"memories": items}, None))
+    results = []
+    for message, outcome in zip(parsed, outcomes):
+        results.append(
+            {
+                "id": outcome["id"],
+                "memory": message["content"],
+                "event": "ADD" if outcome["added"] else "NONE",
+                "actor_id": message.get("name") or None,
+                "role": message["role"],
+            }
+        )
+    return {"results": results}
+
+
+def _op_get(memory_id: str) -> _Op[dict[str, Any] | None]:
+    try:
+        record = yield ("get", (memory_id,))
+    except NotFoundError:
+        return None
+    return _item(record)
+
+
+def _op_get_all(
+    user_id: Any,
+    agent_id: Any,
+    run_id: Any,
+    filters: Any,
+    limit: Any,
+    top_k: Any,
+    page: Any,
+    page_size: Any,
+    include_expired: bool,
+) -> _Op[dict[str, Any]]:
+    scope, rest, classic = _selection(user_id, agent_id, run_id, filters, "get_all")
+    request: dict[str, Any] = {**scope, "include_expired": bool(include_expired)}
+    if rest is not None:
+        request["filters"] = rest
+    if page is not None or page_size is not None:
+        page = 1 if page is None else page
+        size = _CLASSIC_LIMIT if page_size is None else page_size
+        _check_count(page, "page")
+        _check_count(size, "page_size")
+        if page < 1 or size < 1:
+            raise InvalidInputError("page and page_size start at 1")
+        listed = yield ("list", ({**request, "limit": size, "offset": (page - 1) * size},))
+        total = yield ("count", ({k: v for k, v in request.items() if k != "include_expired"},))
+        return {
+            "results": [_item(r, with_score=False) for r in listed["items"]],
+            "total": total,
+            "page": page,
+            "page_size": size,
+            "next_page": page + 1 if listed["next_cursor"] is not None else None,
+        }
+    cap = _limit(limit, top_k, classic)
+    records: list[Any] = []
+    cursor = None
+    while cap is None or len(records) < cap:
+        want = _MAX_PAGE if cap is None else min(_MAX_PAGE, cap - len(records))
+        if want == 0:
+            break
+        listed = yield ("list", ({**request, "limit": want, "cursor": cursor},))
+        records.extend(listed["items"])
+        cursor = listed["next_cursor"]
+        if cursor is None:
+            break
+    return {"results": [_item(r, with_score=False) for r in records]}
+
+
+def _op_search(
+    query: Any,
+    user_id: Any,
+    agent_id: Any,
+    run_id: Any,
+    limit: Any,
+    filters: Any,
+    top_k: Any,
+    threshold: Any,
+    explain: bool,
+    include_expired: bool,
+    mode: Any,
+) -> _Op[dict[str, Any]]:
+    _check_threshold(threshold)
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInputError("Invalid query: cannot be empty or whitespace-only.")
+    scope, rest, classic = _selection(user_id, agent_id, run_id, filters, "search")
+    cap = _limit(limit, top_k, classic)
+    if cap == 0:
+        return {"results": []}
+    request: dict[str, Any] = {
+        "query": query.strip(),
+        **scope,
+        "limit": min(cap, _MAX_PAGE) if cap is not None else _MAX_PAGE,
+        "include_expired": bool(include_expired),
+    }
+    if rest is not None:
+        request["filters"] = rest
+    if threshold is not None:
+        request["threshold"] = float(threshold)
+    if mode is not None:
+        request["mode"] = mode
+    hits = yield ("search", (request, None))
+    results = []
+    for hit in hits:
+        item = _item(hit, score=hit["score"])
+        if explain:
+            item["score_details"] = {"similarity": hit.get("similarity"), **hit["explain"]}
+        results.append(item)
+    return {"results": results}
+
+
+def _op_update(memory_id: str, data: Any, text: Any, metadata: Any) -> _Op[dict[str, str]]:
+    if data is not None and text is not None and data != text:
+        raise InvalidInputError("give the new content as data= or text=, not both")
+    content = data if data is not None else text
+    if content is None and metadata is None:
+        raise InvalidInputError("update needs the new content (data=) or metadata")
+    request: dict[str, Any] = {}
+    if content is not None:
+        request["content"] = content
+    if metadata is not None:
+        # mem0 merges new metadata into the stored one; actor_id and role stay.
+        try:
+            existing = yield ("get", (memory_id,))
+        except NotFoundError as e:
+            raise MemoryNotFoundError(f"Memory with id {memory_id} not found") from e
+        merged = {**existing["metadata"], **_clean_metadata(metadata)}
+        for key in ("actor_id", "role"):
+            if key in existing["metadata"]:
+                merged[key] = existing["metadata"][key]
+        request["metadata"] = merged
+    try:
+        yield ("update", (memory_id, request, None))
+    except NotFoundError as e:
+        raise MemoryNotFoundError(f"Memory with id {memory_id} not found") from e
+    return {"message": "Memory updated successfully!"}
+
+
+def _op_delete(memory_id: str) -> _Op[dict[str, str]]:
+    try:
+        yield ("delete", (memory_id,))
+    except NotFoundError as e:
+        raise MemoryNotFoundError(f"Memory with id {memory_id} not found") from e
+    return {"message": "Memory deleted successfully!"}
+
+
+def _op_delete_all(user_id: Any, agent_id: Any, run_id: Any, filters: Any) -> _Op[dict[str, str]]:
+    if user_id is None and agent_id is None and run_id is None and not filters:
+        raise InvalidInputError(
+            "At least one filter is required to delete all memories. If you want to delete all "
+            "memories, use the `reset()` method."
+        )
+    scope, rest, _ = _selection(user_id, agent_id, run_id, filters, "delete_all")
+    request: dict[str, Any] = dict(scope)
+    if rest is not None:
+        request["filters"] = rest
+    yield ("delete_all", (request,))
+    return {"message": "Memories deleted successfully!"}
+
+
+def _op_history(memory_id: str) -> _Op[list[dict[str, Any]]]:
+    try:
+        rows = yield ("history", (memory_id,))
+    except NotFoundError:
+        return []
+    try:
+        record = yield ("get", (memory_id,))
+    except NotFoundError:
+        record = None
+    return _history_rows(rows, record)
+
+
+def _run(native: _native.NativeMemory, op: _Op[T]) -> T:
+    """Runs an operation with blocking native calls."""
+    try:
+        name, args = next(op)
+        while True:
+            try:
+                result = getattr(native, name)(*args)
+            except NotFoundError as e:
+                name, args = op.throw(e)
+                continue
+            name, args = op.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def _run_async(native: _native.NativeMemory, op: _Op[T]) -> T:
+    """Runs an operation awaiting the native `_async` calls (Rust worker threads)."""
+    try:
+        name, args = next(op)
+        while True:
+            try:
+                result = await getattr(native, name + "_async")(*args)
+            except NotFoundError as e:
+                name, args = op.throw(e)
+                continue
+            name, args = op.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- classes
+
+
+class _Base:
+    _native: _native.NativeMemory
+    _settings: _Settings
+
+    def __init__(self, config: Any = None) -> None:
+        settings, ignored = _settings_from_config(_as_config_dict(config))
+        if ignored:
+            warnings.warn(
+                "agent_mem.mem0: not applied from the config: " + "; ".join(ignored),
+                Mem0CompatWarning,
+                stacklevel=3,
+            )
+        self._settings = settings
+        self._native = _native.NativeMemory(settings.store_path(), settings.options or None)
+
+    @property
+    def path(self) -> str | None:
+        """The store file (None in memory)."""
+        return self._native.path
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What the config became: the store path and its open options."""
+        return {"path": self._native.path, "options": dict(self._settings.options)}
+
+    def chat(self, query: str) -> Any:
+        """Not implemented, as in mem0."""
+        raise NotImplementedError("Chat function not implemented yet.")
+
+
+class Memory(_Base):
+    """mem0's ``Memory`` on agent_mem: see the module documentation for the differences."""
+
+    @classmethod
+    def from_config(cls, config_dict: Mapping[str, Any]) -> Memory:
+        """A memory from a mem0 config dict. Mapped: ``vector_store.config.path`` (the
+        directory of the store; ``":memory:"`` for none) and ``collection_name`` (the file
+        name), ``embedder`` ``huggingface`` (all-MiniLM-L6-v2 or a local model directory),
+        ``local``/``agent_mem`` (``model_dir``) or ``hashing``; provider ``agent_mem`` for
+        the vector store takes ``path`` (a file or ``":memory:"``), ``persist_index``,
+        ``index`` and ``search`` (agent_mem's open options). Accepted and kept for inference
+        (not used yet): ``llm``, ``custom_fact_extraction_prompt``,
+        ``custom_update_memory_prompt``, ``custom_instructions``; ``history_db_path`` is not
+        needed (history lives in the store). Not applied, with a :class:`Mem0CompatWarning`:
+        another embedder provider (the local model is used) and server settings of other
+        vector stores. Refused (``UnsupportedError``): ``graph_store``, ``reranker``, a
+        ``version`` other than ``v1.1``, another Hugging Face model; an unknown key is an
+        ``InvalidInputError``."""
+        return cls(config_dict)
+
+    def add(
+        self,
+        messages: Messages,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        infer: bool = True,
+        memory_type: str | None = None,
+        prompt: str | None = None,
+        expiration_date: str | _dt.date | None = None,
+    ) -> dict[str, Any]:
+        """Stores messages (a str, a message dict, or a list of them); at least one id.
+        ``{"results": [{"id", "memory", "event", "actor_id", "role"}]}``."""
+        op = _op_add(
+            self._settings,
+            messages,
+            user_id,
+            agent_id,
+            run_id,
+            metadata,
+            infer,
+            memory_type,
+            prompt,
+            expiration_date,
+        )
+        return _run(self._native, op)
+
+    def get(self, memory_id: str) -> dict[str, Any] | None:
+        """The memory in mem0's shape, or None."""
+        return _run(self._native, _op_get(memory_id))
+
+    def get_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = _DEFAULT,
+        top_k: int | None = _DEFAULT,
+        page: int | None = None,
+        page_size: int | None = None,
+        include_expired: bool = False,
+    ) -> dict[str, Any]:
+        """Memories of a scope, newest first: ``{"results": [...]}``. Capped like mem0
+        (``limit`` 100 classic, ``top_k`` 20 with filters); None for no cap; ``page`` and
+        ``page_size`` for one page (then also ``total``, the number of unexpired memories
+        selected, and ``next_page``, None on the last page)."""
+        op = _op_get_all(
+            user_id, agent_id, run_id, filters, limit, top_k, page, page_size, include_expired
+        )
+        return _run(self._native, op)
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = _DEFAULT,
+        filters: Mapping[str, Any] | None = None,
+        top_k: int | None = _DEFAULT,
+        threshold: float | None = None,
+        rerank: bool = False,
+        explain: bool = False,
+        include_expired: bool = False,
+        mode: str | None = None,
+    ) -> dict[str, Any]:
+        """Hybrid search (meaning + keywords) in a scope: ``{"results": [...]}``, best first,
+        each with ``score`` (0..1, 1 = first in every engine). ``threshold`` is a minimum
+        cosine similarity; ``explain=True`` adds ``score_details``; ``mode`` picks another
+        agent_mem search mode (``vector``, ``keyword``, ``phrase``, ``fuzzy``). ``rerank`` is
+        accepted and has no effect (no reranker can be configured)."""
+        op = _op_search(
+            query,
+            user_id,
+            agent_id,
+            run_id,
+            limit,
+            filters,
+            top_k,
+            threshold,
+            explain,
+            include_expired,
+            mode,
+        )
+        return _run(self._native, op)
+
+    def update(
+        self,
+        memory_id: str,
+        data: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        text: str | None = None,
+    ) -> dict[str, str]:
+        """New content (``data`` or ``text``) and/or metadata merged into the stored one."""
+        return _run(self._native, _op_update(memory_id, data, text, metadata))
+
+    def delete(self, memory_id: str) -> dict[str, str]:
+        """Deletes a memory; :class:`MemoryNotFoundError` (a ``ValueError``) if none."""
+        return _run(self._native, _op_delete(memory_id))
+
+    def delete_all(
+        self,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        *,
+        filters: Mapping[str, Any] | None = None,
+    ) -> dict[str, str]:
+        """Deletes every memory of a scope (one id at least; ``reset`` deletes everything)."""
+        return _run(self._native, _op_delete_all(user_id, agent_id, run_id, filters))
+
+    def history(self, memory_id: str) -> list[dict[str, Any]]:
+        """The memory's changes, oldest first, in mem0's row shape (``[]`` if none)."""
+        return _run(self._native, _op_history(memory_id))
+
+    def reset(self) -> None:
+        """Deletes every memory and all history."""
+        self._native.reset()
+
+    def close(self) -> None:
+        """Saves the index and closes the store."""
+        self._native.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncMemory(_Base):
+    """mem0's ``AsyncMemory`` on agent_mem: the same methods as :class:`Memory`, as
+    coroutines; the work runs on Rust worker threads, not in a Python thread pool."""
+
+    @classmethod
+    def from_config(cls, config_dict: Mapping[str, Any]) -> AsyncMemory:
+        """See :meth:`Memory.from_config`."""
+        return cls(config_dict)
+
+    async def add(
+        self,
+        messages: Messages,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        infer: bool = True,
+        memory_type: str | None = None,
+        prompt: str | None = None,
+        expiration_date: str | _dt.date | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`Memory.add`."""
+        op = _op_add(
+            self._settings,
+            messages,
+            user_id,
+            agent_id,
+            run_id,
+            metadata,
+            infer,
+            memory_type,
+            prompt,
+            expiration_date,
+        )
+        return await _run_async(self._native, op)
+
+    async def get(self, memory_id: str) -> dict[str, Any] | None:
+        """See :meth:`Memory.get`."""
+        return await _run_async(self._native, _op_get(memory_id))
+
+    async def get_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = _DEFAULT,
+        top_k: int | None = _DEFAULT,
+        page: int | None = None,
+        page_size: int | None = None,
+        include_expired: bool = False,
+    ) -> dict[str, Any]:
+        """See :meth:`Memory.get_all`."""
+        op = _op_get_all(
+            user_id, agent_id, run_id, filters, limit, top_k, page, page_size, include_expired
+        )
+        return await _run_async(self._native, op)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = _DEFAULT,
+        filters: Mapping[str, Any] | None = None,
+        top_k: int | None = _DEFAULT,
+        threshold: float | None = None,
+        rerank: bool = False,
+        explain: bool = False,
+        include_expired: bool = False,
+        mode: str | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`Memory.search`."""
+        op = _op_search(
+            query,
+            user_id,
+            agent_id,
+            run_id,
+            limit,
+            filters,
+            top_k,
+            threshold,
+            explain,
+            include_expired,
+            mode,
+        )
+        return await _run_async(self._native, op)
+
+    async def update(
+        self,
+        memory_id: str,
+        data: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        text: str | None = None,
+    ) -> dict[str, str]:
+        """See :meth:`Memory.update`."""
+        return await _run_async(self._native, _op_update(memory_id, data, text, metadata))
+
+    async def delete(self, memory_id: str) -> dict[str, str]:
+        """See :meth:`Memory.delete`."""
+        return await _run_async(self._native, _op_delete(memory_id))
+
+    async def delete_all(
+        self,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        *,
+        filters: Mapping[str, Any] | None = None,
+    ) -> dict[str, str]:
+        """See :meth:`Memory.delete_all`."""
+        return await _run_async(self._native, _op_delete_all(user_id, agent_id, run_id, filters))
+
+    async def history(self, memory_id: str) -> list[dict[str, Any]]:
+        """See :meth:`Memory.history`."""
+        return await _run_async(self._native, _op_history(memory_id))
+
+    async def reset(self) -> None:
+        """See :meth:`Memory.reset`."""
+        await self._native.reset_async()
+
+    async def close(self) -> None:
+        """See :meth:`Memory.close`."""
+        await self._native.close_async()
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

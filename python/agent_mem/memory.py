@@ -1,0 +1,812 @@
+"""The native API: :class:`Memory` (blocking) and :class:`AsyncMemory` (asyncio).
+
+Results are plain JSON-compatible dicts and lists, the same shapes as the C ABI's JSON
+(``core/src/wire.rs``); the ``TypedDict`` classes below only describe them for type checkers.
+Every call goes to the Rust core in one step with the GIL released; the core validates
+everything, so a bad argument raises the same error code in every language.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import os
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, TypedDict, Union, cast, overload
+
+from . import _native
+
+__all__ = [
+    "UNSET",
+    "AddResult",
+    "AsyncMemory",
+    "HistoryEntry",
+    "ListPage",
+    "Memory",
+    "MemoryRecord",
+    "SearchHit",
+]
+
+SearchMode = Literal["hybrid", "vector", "keyword", "phrase", "fuzzy"]
+Kind = Literal[
+    "episodic", "semantic", "procedural", "working", "contextual", "knowledge", "resource", "core"
+]
+ListOrder = Literal["created_desc", "created_asc", "updated_desc", "updated_asc"]
+#: A time: an RFC 3339 string, a date string (``"2025-12-31"``), a ``datetime`` (a naive
+#: one is taken as UTC) or a ``date``.
+Time = Union[str, _dt.datetime, _dt.date]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class AddResult(TypedDict):
+    """What ``add`` returns: the id, and ``added: False`` when an identical memory (same
+    scope, same content) was already stored and is returned instead."""
+
+    id: str
+    added: bool
+
+
+class _RecordFields(TypedDict):
+    id: str
+    content: str
+    hash: str
+    kind: str
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class MemoryRecord(_RecordFields, total=False):
+    """A stored memory. Absent scope fields and expiry are left out."""
+
+    user_id: str
+    agent_id: str
+    run_id: str
+    org_id: str
+    expires_at: str
+
+
+class _HitFields(_RecordFields):
+    score: float
+    explain: dict[str, Any]
+
+
+class SearchHit(_HitFields, total=False):
+    """A search hit: a record plus ``score`` (the ranking score), ``similarity`` (cosine,
+    when the query was embedded) and ``explain`` (each engine's rank and score; only with
+    ``explain=True``)."""
+
+    user_id: str
+    agent_id: str
+    run_id: str
+    org_id: str
+    expires_at: str
+    similarity: float
+
+
+class HistoryEntry(TypedDict):
+    """One change of a memory: ``event`` is ``ADD``, ``UPDATE`` or ``DELETE``."""
+
+    id: str
+    memory_id: str
+    event: str
+    old_content: str | None
+    new_content: str | None
+    is_deleted: bool
+    actor: str
+    created_at: str
+
+
+class ListPage(TypedDict):
+    """One page of ``list``: pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    items: list[MemoryRecord]
+    next_cursor: str | None
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+
+#: The default of ``update(expires_at=...)``: leave the expiry as it is (``None`` removes it).
+UNSET = _Unset.UNSET
+
+_AddResults = list[AddResult]
+_Hits = list[SearchHit]
+_History = list[HistoryEntry]
+_Vector = Sequence[float]
+_Vectors = Sequence[Sequence[float]]
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _time(value: Time) -> str:
+    """A time as the core reads it (RFC 3339 or a date)."""
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return value
+
+
+def _opt_time(value: Time | None) -> str | None:
+    return None if value is None else _time(value)
+
+
+def _clean(**fields: Any) -> dict[str, Any]:
+    """A request without the arguments left at None (the core's default)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _path(path: PathLike | None) -> str | None:
+    return None if path is None else os.fspath(path)
+
+
+def _options(
+    embedder: str | Mapping[str, Any] | None,
+    persist_index: bool | None,
+    index: Mapping[str, Any] | None,
+    search: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return _clean(embedder=embedder, persist_index=persist_index, index=index, search=search)
+
+
+def _vector(vector: _Vector | None) -> list[float] | None:
+    return None if vector is None else [float(x) for x in vector]
+
+
+def _vectors(vectors: _Vectors | None) -> list[list[float]] | None:
+    return None if vectors is None else [[float(x) for x in v] for v in vectors]
+
+
+def _batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(item)
+    if isinstance(out.get("expires_at"), (_dt.date, _dt.datetime)):
+        out["expires_at"] = _time(out["expires_at"])
+    return out
+
+
+def _add_args(
+    content: str | Sequence[str],
+    scope: dict[str, Any],
+    vector: _Vector | None,
+    vectors: _Vectors | None,
+) -> tuple[bool, dict[str, Any], Any]:
+    """(batch?, request, vector or vectors) for add."""
+    if isinstance(content, str):
+        if vectors is not None:
+            raise TypeError("add(str) takes vector=, not vectors=")
+        return False, {"content": content, **scope}, _vector(vector)
+    if not isinstance(content, Sequence):
+        raise TypeError(f"content must be a str or a list of str, not {type(content).__name__}")
+    if vector is not None:
+        raise TypeError("add(list) takes vectors= (one per memory), not vector=")
+    items = [{"content": c, **scope} for c in content]
+    return True, {"memories": items}, _vectors(vectors)
+
+
+def _search_request(
+    query: str,
+    scope: dict[str, Any],
+    filters: Mapping[str, Any] | None,
+    limit: int | None,
+    threshold: float | None,
+    mode: SearchMode | None,
+    include_global: bool | None,
+    include_expired: bool | None,
+    weights: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    return _clean(
+        query=query,
+        filters=filters,
+        limit=limit,
+        threshold=threshold,
+        mode=mode,
+        include_global=include_global,
+        include_expired=include_expired,
+        weights=weights,
+        **scope,
+    )
+
+
+def _hits(raw: Any, explain: bool) -> _Hits:
+    hits = cast(_Hits, raw)
+    if not explain:
+        for hit in hits:
+            hit.pop("explain", None)  # type: ignore[misc]
+    return hits
+
+
+def _update_request(
+    content: str | None,
+    metadata: Mapping[str, Any] | None,
+    kind: Kind | str | None,
+    expires_at: Time | _Unset | None,
+) -> dict[str, Any]:
+    request = _clean(content=content, metadata=metadata, kind=kind)
+    if expires_at is not UNSET:
+        request["expires_at"] = _opt_time(expires_at)
+    return request
+
+
+def _list_request(
+    scope: dict[str, Any],
+    filters: Mapping[str, Any] | None,
+    include_global: bool | None,
+    include_expired: bool | None,
+    order: ListOrder | None,
+    limit: int | None,
+    offset: int | None,
+    cursor: str | None,
+) -> dict[str, Any]:
+    return _clean(
+        filters=filters,
+        include_global=include_global,
+        include_expired=include_expired,
+        order=order,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        **scope,
+    )
+
+
+def _scope(
+    user_id: str | None, agent_id: str | None, run_id: str | None, org_id: str | None
+) -> dict[str, Any]:
+    return _clean(user_id=user_id, agent_id=agent_id, run_id=run_id, org_id=org_id)
+
+
+def _new_fields(
+    kind: Kind | str | None, metadata: Mapping[str, Any] | None, expires_at: Time | None
+) -> dict[str, Any]:
+    return _clean(kind=kind, metadata=metadata, expires_at=_opt_time(expires_at))
+
+
+# --------------------------------------------------------------------------- sync
+
+
+class Memory:
+    """Long-term memory in one SQLite file (or in memory), searched by meaning, keywords
+    and typos at once.
+
+    ``Memory()`` or ``Memory(":memory:")`` lives in memory; ``Memory("memories.db")`` opens
+    (or creates) a store file. Options are the core's open options:
+
+    - ``embedder``: ``"local"`` (default: all-MiniLM-L6-v2, see ``python -m agent_mem.model``),
+      ``{"provider": "local", "model_dir": "/path"}``, ``"none"`` (you pass vectors), or
+      ``{"provider": "hashing", "dimensions": 64}`` (deterministic, for tests);
+    - ``persist_index``: save the vector index beside the file (default True);
+    - ``index``: HNSW parameters (``connectivity``, ``expansion_add``, ``expansion_search``,
+      ``quantization``, ``exact_scan_limit``);
+    - ``search``: defaults of every search (``mode``, ``limit``, ``threshold``, ``weights``).
+
+    Thread-safe; use it as a context manager or call :meth:`close` to save the index.
+    """
+
+    _native: _native.NativeMemory
+
+    def __init__(
+        self,
+        path: PathLike | None = None,
+        *,
+        embedder: str | Mapping[str, Any] | None = None,
+        persist_index: bool | None = None,
+        index: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._native = _native.NativeMemory(
+            _path(path), _options(embedder, persist_index, index, search)
+        )
+
+    # -- properties and lifetime
+
+    @property
+    def path(self) -> str | None:
+        """The store file, or None in memory."""
+        return self._native.path
+
+    @property
+    def embedding_model(self) -> str | None:
+        """The embedding model's id, or None without an embedder."""
+        return self._native.embedding_model
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._native.closed
+
+    def close(self) -> None:
+        """Saves the vector index and closes the store. Later calls raise ``ClosedError``."""
+        self._native.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.path or ":memory:"
+        return f"<agent_mem.Memory {where}{' (closed)' if self.closed else ''}>"
+
+    # -- adding
+
+    @overload
+    def add(
+        self,
+        content: str,
+        *,
+        user_id: str | None = ...,
+        agent_id: str | None = ...,
+        run_id: str | None = ...,
+        org_id: str | None = ...,
+        kind: Kind | str | None = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        expires_at: Time | None = ...,
+        vector: _Vector | None = ...,
+    ) -> AddResult: ...
+
+    @overload
+    def add(
+        self,
+        content: list[str] | tuple[str, ...],
+        *,
+        user_id: str | None = ...,
+        agent_id: str | None = ...,
+        run_id: str | None = ...,
+        org_id: str | None = ...,
+        kind: Kind | str | None = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        expires_at: Time | None = ...,
+        vectors: _Vectors | None = ...,
+    ) -> _AddResults: ...
+
+    def add(
+        self,
+        content: str | Sequence[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        kind: Kind | str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: Time | None = None,
+        vector: _Vector | None = None,
+        vectors: _Vectors | None = None,
+    ) -> AddResult | _AddResults:
+        """Adds one memory (a str) or several in one transaction (a list of str, all with the
+        same scope, kind, metadata and expiry). ``vector``/``vectors``: your own embeddings
+        (needed with ``embedder="none"``). Returns ``{"id", "added"}`` (a list for a list)."""
+        scope = {
+            **_scope(user_id, agent_id, run_id, org_id),
+            **_new_fields(kind, metadata, expires_at),
+        }
+        batch, request, vec = _add_args(content, scope, vector, vectors)
+        if batch:
+            return cast(_AddResults, self._native.add_batch(request, vec))
+        return cast(AddResult, self._native.add(request, vec))
+
+    def add_batch(
+        self, memories: Sequence[Mapping[str, Any]], *, vectors: _Vectors | None = None
+    ) -> _AddResults:
+        """Adds several memories in one transaction, all or none. Each item is an ``add``
+        request: ``{"content", "user_id", "agent_id", "run_id", "org_id", "kind",
+        "metadata", "expires_at"}``. Returns ``[{"id", "added"}]`` in order."""
+        request = {"memories": [_batch_item(m) for m in memories]}
+        return cast(_AddResults, self._native.add_batch(request, _vectors(vectors)))
+
+    # -- reading
+
+    def get(self, memory_id: str) -> MemoryRecord:
+        """The memory with this id (also when expired); ``NotFoundError`` if none."""
+        return cast(MemoryRecord, self._native.get(memory_id))
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        include_global: bool | None = None,
+        include_expired: bool | None = None,
+        order: ListOrder | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        cursor: str | None = None,
+    ) -> ListPage:
+        """One page of memories (``limit`` 1 to 10,000, default 100), newest first unless
+        ``order`` says otherwise. ``{"items": [...], "next_cursor": str | None}``."""
+        request = _list_request(
+            _scope(user_id, agent_id, run_id, org_id),
+            filters,
+            include_global,
+            include_expired,
+            order,
+            limit,
+            offset,
+            cursor,
+        )
+        return cast(ListPage, self._native.list(request))
+
+    def count(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> int:
+        """How many memories (not expired) the scope and filters select."""
+        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
+        return cast(int, self._native.count(request))
+
+    def history(self, memory_id: str) -> _History:
+        """The memory's changes, oldest first (kept after it is deleted)."""
+        return cast(_History, self._native.history(memory_id))
+
+    def search(
+        self,
+        query: str = "",
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        threshold: float | None = None,
+        mode: SearchMode | None = None,
+        include_global: bool | None = None,
+        include_expired: bool | None = None,
+        weights: Mapping[str, float] | None = None,
+        explain: bool = False,
+        vector: _Vector | None = None,
+    ) -> _Hits:
+        """Hits, best first. ``mode``: ``hybrid`` (default), ``vector``, ``keyword``,
+        ``phrase`` or ``fuzzy``; ``threshold`` a minimum cosine similarity (vector, hybrid)
+        or score (text modes); ``filters`` mem0-style; ``vector`` your own query embedding;
+        ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``."""
+        request = _search_request(
+            query,
+            _scope(user_id, agent_id, run_id, org_id),
+            filters,
+            limit,
+            threshold,
+            mode,
+            include_global,
+            include_expired,
+            weights,
+        )
+        return _hits(self._native.search(request, _vector(vector)), explain)
+
+    # -- changing
+
+    def update(
+        self,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        kind: Kind | str | None = None,
+        expires_at: Time | _Unset | None = UNSET,
+        vector: _Vector | None = None,
+    ) -> MemoryRecord:
+        """Changes a memory (new content is re-embedded, or takes ``vector``); ``metadata``
+        replaces the whole object; ``expires_at=None`` removes the expiry. Returns the
+        updated record."""
+        request = _update_request(content, metadata, kind, expires_at)
+        return cast(MemoryRecord, self._native.update(memory_id, request, _vector(vector)))
+
+    def delete(self, memory_id: str) -> None:
+        """Deletes a memory (its history stays); ``NotFoundError`` if there is none."""
+        self._native.delete(memory_id)
+
+    def delete_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Deletes what the scope and filters select (expired ones too); how many. Needs a
+        scope or a filter: :meth:`reset` forgets everything."""
+        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
+        return cast(int, self._native.delete_all(request))
+
+    def purge_expired(self) -> int:
+        """Deletes every expired memory; how many."""
+        return cast(int, self._native.purge_expired())
+
+    def reset(self) -> None:
+        """Forgets everything: memories, history, caches and indexes."""
+        self._native.reset()
+
+    def flush(self) -> None:
+        """Saves the vector index now (``close`` does it too)."""
+        self._native.flush()
+
+
+# --------------------------------------------------------------------------- async
+
+
+class AsyncMemory:
+    """:class:`Memory` for asyncio: the same methods, as coroutines.
+
+    Each call runs on a Rust worker thread and resolves an asyncio future when it is done, so
+    the event loop never blocks and many awaits progress in parallel. ``AsyncMemory(...)``
+    opens the store at once (loading the model blocks); ``await AsyncMemory.open(...)`` opens
+    it on a worker. Use ``async with`` or ``await close()``.
+
+    Cancelling an await stops the waiting, not the core call: a write that has started is
+    completed.
+    """
+
+    _native: _native.NativeMemory
+
+    def __init__(
+        self,
+        path: PathLike | None = None,
+        *,
+        embedder: str | Mapping[str, Any] | None = None,
+        persist_index: bool | None = None,
+        index: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._native = _native.NativeMemory(
+            _path(path), _options(embedder, persist_index, index, search)
+        )
+
+    @classmethod
+    async def open(
+        cls,
+        path: PathLike | None = None,
+        *,
+        embedder: str | Mapping[str, Any] | None = None,
+        persist_index: bool | None = None,
+        index: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
+    ) -> AsyncMemory:
+        """Opens the store on a worker thread (the event loop keeps running meanwhile)."""
+        native = await _native.NativeMemory.open_async(
+            _path(path), _options(embedder, persist_index, index, search)
+        )
+        self = cls.__new__(cls)
+        self._native = native
+        return self
+
+    @property
+    def path(self) -> str | None:
+        """The store file, or None in memory."""
+        return self._native.path
+
+    @property
+    def embedding_model(self) -> str | None:
+        """The embedding model's id, or None without an embedder."""
+        return self._native.embedding_model
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._native.closed
+
+    async def close(self) -> None:
+        """Saves the vector index and closes the store."""
+        await self._native.close_async()
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        where = self.path or ":memory:"
+        return f"<agent_mem.AsyncMemory {where}{' (closed)' if self.closed else ''}>"
+
+    @overload
+    async def add(
+        self,
+        content: str,
+        *,
+        user_id: str | None = ...,
+        agent_id: str | None = ...,
+        run_id: str | None = ...,
+        org_id: str | None = ...,
+        kind: Kind | str | None = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        expires_at: Time | None = ...,
+        vector: _Vector | None = ...,
+    ) -> AddResult: ...
+
+    @overload
+    async def add(
+        self,
+        content: list[str] | tuple[str, ...],
+        *,
+        user_id: str | None = ...,
+        agent_id: str | None = ...,
+        run_id: str | None = ...,
+        org_id: str | None = ...,
+        kind: Kind | str | None = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        expires_at: Time | None = ...,
+        vectors: _Vectors | None = ...,
+    ) -> _AddResults: ...
+
+    async def add(
+        self,
+        content: str | Sequence[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        kind: Kind | str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: Time | None = None,
+        vector: _Vector | None = None,
+        vectors: _Vectors | None = None,
+    ) -> AddResult | _AddResults:
+        """See :meth:`Memory.add`."""
+        scope = {
+            **_scope(user_id, agent_id, run_id, org_id),
+            **_new_fields(kind, metadata, expires_at),
+        }
+        batch, request, vec = _add_args(content, scope, vector, vectors)
+        if batch:
+            return cast(_AddResults, await self._native.add_batch_async(request, vec))
+        return cast(AddResult, await self._native.add_async(request, vec))
+
+    async def add_batch(
+        self, memories: Sequence[Mapping[str, Any]], *, vectors: _Vectors | None = None
+    ) -> _AddResults:
+        """See :meth:`Memory.add_batch`."""
+        request = {"memories": [_batch_item(m) for m in memories]}
+        return cast(_AddResults, await self._native.add_batch_async(request, _vectors(vectors)))
+
+    async def get(self, memory_id: str) -> MemoryRecord:
+        """See :meth:`Memory.get`."""
+        return cast(MemoryRecord, await self._native.get_async(memory_id))
+
+    async def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        include_global: bool | None = None,
+        include_expired: bool | None = None,
+        order: ListOrder | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        cursor: str | None = None,
+    ) -> ListPage:
+        """See :meth:`Memory.list`."""
+        request = _list_request(
+            _scope(user_id, agent_id, run_id, org_id),
+            filters,
+            include_global,
+            include_expired,
+            order,
+            limit,
+            offset,
+            cursor,
+        )
+        return cast(ListPage, await self._native.list_async(request))
+
+    async def count(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> int:
+        """See :meth:`Memory.count`."""
+        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
+        return cast(int, await self._native.count_async(request))
+
+    async def history(self, memory_id: str) -> _History:
+        """See :meth:`Memory.history`."""
+        return cast(_History, await self._native.history_async(memory_id))
+
+    async def search(
+        self,
+        query: str = "",
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        threshold: float | None = None,
+        mode: SearchMode | None = None,
+        include_global: bool | None = None,
+        include_expired: bool | None = None,
+        weights: Mapping[str, float] | None = None,
+        explain: bool = False,
+        vector: _Vector | None = None,
+    ) -> _Hits:
+        """See :meth:`Memory.search`."""
+        request = _search_request(
+            query,
+            _scope(user_id, agent_id, run_id, org_id),
+            filters,
+            limit,
+            threshold,
+            mode,
+            include_global,
+            include_expired,
+            weights,
+        )
+        return _hits(await self._native.search_async(request, _vector(vector)), explain)
+
+    async def update(
+        self,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        kind: Kind | str | None = None,
+        expires_at: Time | _Unset | None = UNSET,
+        vector: _Vector | None = None,
+    ) -> MemoryRecord:
+        """See :meth:`Memory.update`."""
+        request = _update_request(content, metadata, kind, expires_at)
+        return cast(
+            MemoryRecord, await self._native.update_async(memory_id, request, _vector(vector))
+        )
+
+    async def delete(self, memory_id: str) -> None:
+        """See :meth:`Memory.delete`."""
+        await self._native.delete_async(memory_id)
+
+    async def delete_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> int:
+        """See :meth:`Memory.delete_all`."""
+        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
+        return cast(int, await self._native.delete_all_async(request))
+
+    async def purge_expired(self) -> int:
+        """See :meth:`Memory.purge_expired`."""
+        return cast(int, await self._native.purge_expired_async())
+
+    async def reset(self) -> None:
+        """See :meth:`Memory.reset`."""
+        await self._native.reset_async()
+
+    async def flush(self) -> None:
+        """See :meth:`Memory.flush`."""
+        await self._native.flush_async()

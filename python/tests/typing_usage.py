@@ -1,0 +1,99 @@
+"""Type-checked with `mypy --strict` (python/tests/run.sh): the public API as users write it.
+
+Also run by pytest (test_typing.py) so that it works at runtime as well as on paper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import agent_mem
+from agent_mem import (
+    UNSET,
+    AddResult,
+    AgentMemError,
+    AsyncMemory,
+    ErrorCode,
+    HistoryEntry,
+    ListPage,
+    Memory,
+    MemoryRecord,
+    NotFoundError,
+    SearchHit,
+)
+from agent_mem.mem0 import AsyncMemory as Mem0Async
+from agent_mem.mem0 import Memory as Mem0
+
+HASHING = {"provider": "hashing", "dimensions": 64}
+
+
+def native() -> None:
+    with Memory(embedder=HASHING) as m:
+        one: AddResult = m.add("Alice likes tea", user_id="alice", metadata={"n": 1})
+        many: list[AddResult] = m.add(["a", "b"], kind="semantic", expires_at=dt.date(2999, 1, 1))
+        batch: list[AddResult] = m.add_batch([{"content": "c", "agent_id": "bot"}])
+        assert one["added"]
+        assert len(many) + len(batch) == 3
+        hits: list[SearchHit] = m.search("tea", user_id="alice", mode="keyword", limit=3)
+        score: float = hits[0]["score"]
+        record: MemoryRecord = m.get(one["id"])
+        content: str = record["content"]
+        page: ListPage = m.list(user_id="alice", order="created_asc", limit=10)
+        cursor: str | None = page["next_cursor"]
+        total: int = m.count(filters={"n": {"gte": 1}})
+        updated: MemoryRecord = m.update(one["id"], content="Alice likes green tea")
+        m.update(one["id"], expires_at=None)
+        m.update(one["id"], kind="semantic", expires_at=UNSET)
+        rows: list[HistoryEntry] = m.history(one["id"])
+        event: str = rows[0]["event"]
+        deleted: int = m.delete_all(user_id="alice")
+        purged: int = m.purge_expired()
+        m.delete(batch[0]["id"])
+        path: str | None = m.path
+        print(score, content, cursor, total, updated["updated_at"], event, deleted, purged, path)
+        try:
+            m.get("missing")
+        except NotFoundError as e:
+            code: ErrorCode | int = e.code
+            print(code, e.message)
+        except AgentMemError:
+            raise
+
+
+async def native_async() -> None:
+    async with await AsyncMemory.open(embedder=HASHING) as m:
+        one: AddResult = await m.add("Bob likes coffee", user_id="bob")
+        many: list[AddResult] = await m.add(("x", "y"))
+        hits: list[SearchHit] = await m.search("coffee", user_id="bob", explain=True)
+        results = await asyncio.gather(m.get(one["id"]), m.count())
+        record: MemoryRecord = results[0]
+        print(many, hits, record, results[1])
+
+
+def mem0_style() -> None:
+    with Mem0.from_config(
+        {"vector_store": {"provider": "agent_mem", "config": {"path": ":memory:"}}}
+    ) as m:
+        added = m.add([{"role": "user", "content": "I like tennis"}], user_id="al", infer=False)
+        found = m.search("tennis", filters={"user_id": "al"}, top_k=5, threshold=0.1)
+        listed = m.get_all(user_id="al", limit=None)
+        item = m.get(added["results"][0]["id"])
+        print(found["results"], listed["results"], item, m.history(added["results"][0]["id"]))
+
+
+async def mem0_async() -> None:
+    m = Mem0Async.from_config({"vector_store": {"provider": "agent_mem", "config": {}}})
+    print(await m.search("x", user_id="u", limit=3))
+    await m.close()
+
+
+def main() -> None:
+    native()
+    asyncio.run(native_async())
+    mem0_style()
+    print(agent_mem.__version__)
+
+
+if __name__ == "__main__":
+    main()
