@@ -25,6 +25,9 @@ bash tests/c/run.sh
 echo "== Python: pip install ./python (dev profile), ruff, mypy, stubtest, pytest, examples"
 bash python/tests/run.sh
 
+echo "== Node: addon (dev profile), tsc, node --test, example, npm pack + install in a scratch project"
+bash node/test/run.sh
+
 echo "== quickstart example"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -65,8 +65,7 @@ fn request<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
             )))
         }
     };
-    serde_json::from_value(value)
-        .map_err(|e| Error::invalid(format!("{what}: {e}")).with_source(e))
+    serde_json::from_value(value).map_err(|e| Error::invalid(format!("{what}: {e}")).with_source(e))
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -480,13 +479,15 @@ impl SearchRequest {
 
 /// Adds one memory (embedded by the store's embedder); `{"id", "added"}`.
 pub fn add(memory: &Memory, request: &Value) -> Result<Value> {
-    let new = self::request::<AddRequest>(request, "add request")?.into_new_memory("add request")?;
+    let new =
+        self::request::<AddRequest>(request, "add request")?.into_new_memory("add request")?;
     to_json(&memory.add(new)?)
 }
 
 /// Adds one memory with the caller's embedding; `{"id", "added"}`.
 pub fn add_with_vector(memory: &Memory, request: &Value, vector: Vec<f32>) -> Result<Value> {
-    let new = self::request::<AddRequest>(request, "add request")?.into_new_memory("add request")?;
+    let new =
+        self::request::<AddRequest>(request, "add request")?.into_new_memory("add request")?;
     to_json(&memory.add_with_vector(new, vector)?)
 }
 
@@ -574,8 +575,7 @@ pub fn delete(memory: &Memory, id: &str) -> Result<()> {
 /// field or a filter ([`Memory::delete_all`] refuses an empty one; [`Memory::reset`] deletes
 /// everything).
 pub fn delete_all(memory: &Memory, request: &Value) -> Result<usize> {
-    let (scope, filter) =
-        self::request::<SelectRequest>(request, "delete_all request")?.split()?;
+    let (scope, filter) = self::request::<SelectRequest>(request, "delete_all request")?.split()?;
     memory.delete_all(&scope, filter.as_ref())
 }
 
@@ -604,7 +604,11 @@ mod tests {
     use super::*;
 
     fn store() -> Memory {
-        open(None, &json!({"embedder": {"provider": "hashing", "dimensions": 32}})).unwrap()
+        open(
+            None,
+            &json!({"embedder": {"provider": "hashing", "dimensions": 32}}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -619,8 +623,11 @@ mod tests {
     #[test]
     fn requests_round_trip_through_every_operation() {
         let m = store();
-        let out = add(&m, &json!({"content": "likes tea", "user_id": "u", "kind": "semantic"}))
-            .unwrap();
+        let out = add(
+            &m,
+            &json!({"content": "likes tea", "user_id": "u", "kind": "semantic"}),
+        )
+        .unwrap();
         let id = out["id"].as_str().unwrap().to_string();
         assert_eq!(out["added"], true);
         assert_eq!(get(&m, &id).unwrap()["kind"], "semantic");
@@ -633,12 +640,23 @@ mod tests {
         let updated = update(&m, &id, &json!({"content": "likes green tea"})).unwrap();
         assert_eq!(updated["content"], "likes green tea");
         assert_eq!(history(&m, &id).unwrap().as_array().unwrap().len(), 2);
-        let batch = add_batch(&m, &json!({"memories": [{"content": "a"}, {"content": "b"}]}))
-            .unwrap();
+        let batch = add_batch(
+            &m,
+            &json!({"memories": [{"content": "a"}, {"content": "b"}]}),
+        )
+        .unwrap();
         assert_eq!(batch.as_array().unwrap().len(), 2);
         assert_eq!(delete_all(&m, &json!({"user_id": "u"})).unwrap(), 1);
         delete(&m, batch[0]["id"].as_str().unwrap()).unwrap();
         assert_eq!(count(&m, &json!({})).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_misspelt_weight_is_refused() {
+        let m = store();
+        let e = search(&m, &json!({"query": "x", "weights": {"vectr": 5}})).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
+        assert!(e.message().contains("vectr"), "{}", e.message());
     }
 
     #[test]
@@ -659,7 +677,10 @@ mod tests {
         for (options, needle) in [
             (json!({"embedder": "gpt"}), "unknown provider"),
             (json!({"embedder": {"provider": "hashing"}}), "dimensions"),
-            (json!({"embedder": {"provider": "hashing", "dimensions": 0}}), "dimensions"),
+            (
+                json!({"embedder": {"provider": "hashing", "dimensions": 0}}),
+                "dimensions",
+            ),
             (json!({"index": {"quantization": "f8"}}), "quantization"),
             (json!({"index": {"conectivity": 8}}), "conectivity"),
             (json!({"search": {"mode": "magic"}}), "magic"),
@@ -695,8 +716,15 @@ mod tests {
         let e = add_batch_with_vectors(&m, &json!({"memories": [{"content": "a"}]}), vec![])
             .unwrap_err();
         assert!(e.message().contains("one vector per memory"));
-        let e = add_batch(&m, &json!({"memories": [{"content": "a"}, {"user_id": "x"}]}))
-            .unwrap_err();
-        assert!(e.message().contains("memories[1]: content is required"), "{}", e.message());
+        let e = add_batch(
+            &m,
+            &json!({"memories": [{"content": "a"}, {"user_id": "x"}]}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("memories[1]: content is required"),
+            "{}",
+            e.message()
+        );
     }
 }

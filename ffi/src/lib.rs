@@ -337,7 +337,10 @@ pub unsafe extern "C" fn am_memory_free(m: *mut am_memory) {
 /// Saves the vector index beside the database now (it is also saved by `am_memory_free`).
 /// Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn am_memory_flush(m: *const am_memory, err: *mut *mut am_error) -> am_status {
+pub unsafe extern "C" fn am_memory_flush(
+    m: *const am_memory,
+    err: *mut *mut am_error,
+) -> am_status {
     unsafe { guard(err, || Ok(memory_arg(m)?.flush()?)) }
 }
 
@@ -687,7 +690,10 @@ pub unsafe extern "C" fn am_memory_delete_all(
 
 /// Deletes every memory and all history. Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn am_memory_reset(m: *const am_memory, err: *mut *mut am_error) -> am_status {
+pub unsafe extern "C" fn am_memory_reset(
+    m: *const am_memory,
+    err: *mut *mut am_error,
+) -> am_status {
     unsafe { guard(err, || Ok(memory_arg(m)?.reset()?)) }
 }
 
@@ -727,7 +733,10 @@ mod tests {
             assert_eq!(name, format!("AM_ERR_{upper}"), "{code:?}");
         }
         assert_eq!(status_name(AM_OK), c"AM_OK");
-        assert_eq!(status_name(ErrorCode::ALL.len() as u32 + 1), c"AM_ERR_UNKNOWN");
+        assert_eq!(
+            status_name(ErrorCode::ALL.len() as u32 + 1),
+            c"AM_ERR_UNKNOWN"
+        );
         assert_eq!(status_name(AM_ERR_NULL_ARG), c"AM_ERR_NULL_ARG");
         assert_eq!(status_name(AM_ERR_PANIC), c"AM_ERR_PANIC");
     }

@@ -48,7 +48,7 @@ impl std::str::FromStr for SearchMode {
 
 /// Weights of each engine in hybrid search (Reciprocal Rank Fusion).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FusionWeights {
     /// Weight of the vector ranking.
     pub vector: f32,

@@ -1,0 +1,438 @@
+//! The private native addon of the `agent_mem` npm package (`node/`).
+//!
+//! Type conversion only. Requests arrive as the JSON text of [`agent_mem::wire`]'s request
+//! shapes (the JavaScript wrapper maps its camelCase options onto them and calls
+//! `JSON.stringify`); every operation returns a Promise, its work — parsing the request, the
+//! one core call, serialising the result — runs on libuv's thread pool (an [`AsyncTask`]),
+//! and the Promise resolves with the result's JSON text, the very text the C ABI returns.
+//! A core error rejects the Promise with an `Error` whose `code` is the error's Node name
+//! from `tests/error_codes.json` (`"AM_NOT_FOUND"`, …); the wrapper turns it into its
+//! `AgentMemError` subclass. The public, documented API is `node/index.js`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, RwLock};
+
+use agent_mem::wire::{self, parse};
+use agent_mem::{Error, ErrorCode, Memory};
+use napi::bindgen_prelude::{AsyncTask, Float32Array};
+use napi::{Env, JsError, Task};
+use napi_derive::napi;
+use serde_json::Value;
+
+/// A core error on its way to JavaScript: the Node code, the message and the causes' texts.
+pub struct Failure {
+    code: String,
+    message: String,
+    causes: Vec<String>,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        Failure {
+            code: node_code(e.code()),
+            message: e.message().to_string(),
+            causes,
+        }
+    }
+}
+
+/// The Node name of a code: `InvalidInput` → `AM_INVALID_INPUT` (the rule the table in
+/// `tests/error_codes.json` follows, checked by the core's conformance test).
+fn node_code(code: ErrorCode) -> String {
+    let mut out = String::from("AM_");
+    for (i, ch) in code.name().chars().enumerate() {
+        if ch.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Runs `body`, turning a panic into an `Internal` error so that it never unwinds into Node.
+fn guarded<T>(body: impl FnOnce() -> agent_mem::Result<T>) -> Result<T, Failure> {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(result) => result.map_err(Failure::from),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(Error::internal(format!("agent_mem panicked: {what}")).into())
+        }
+    }
+}
+
+/// The JavaScript error for a failure, as a napi error that rejects the Promise with it.
+fn reject(env: Env, failure: Failure) -> napi::Error {
+    let mut error = napi::Error::new(failure.code, failure.message);
+    let mut cause: Option<napi::Error> = None;
+    for text in failure.causes.into_iter().rev() {
+        let mut e = napi::Error::from_reason(text);
+        if let Some(inner) = cause.take() {
+            e.set_cause(inner);
+        }
+        cause = Some(e);
+    }
+    if let Some(cause) = cause {
+        error.set_cause(cause);
+    }
+    napi::Error::from(JsError::from(error).into_unknown(env))
+}
+
+fn closed() -> Error {
+    Error::new(ErrorCode::Closed, "this memory is closed")
+}
+
+/// A result as JSON text.
+fn text(value: &Value) -> String {
+    value.to_string()
+}
+
+// ------------------------------------------------------------------------------- operations
+
+/// One core operation with its converted arguments.
+enum Call {
+    Add(String, Option<Vec<f32>>),
+    AddBatch(String, Option<Vec<Vec<f32>>>),
+    Get(String),
+    List(String),
+    Count(String),
+    Update(String, String, Option<Vec<f32>>),
+    Delete(String),
+    DeleteAll(String),
+    History(String),
+    Search(String, Option<Vec<f32>>),
+    Reset,
+    PurgeExpired,
+    Flush,
+    Close,
+}
+
+impl Call {
+    /// Runs the call; the result as JSON text (`null` for nothing, a number for counts).
+    fn run(self, memory: Option<Arc<Memory>>) -> agent_mem::Result<String> {
+        let m = match (memory, &self) {
+            // Closing twice is allowed; it does nothing the second time.
+            (None, Call::Close) => return Ok(text(&Value::Null)),
+            (None, _) => return Err(closed()),
+            (Some(m), Call::Close) => {
+                // The last handle closes the store (saving its index); while other calls
+                // still hold it, the index is saved now and the store is released after them.
+                match Arc::try_unwrap(m) {
+                    Ok(m) => m.close()?,
+                    Err(shared) => shared.flush()?,
+                }
+                return Ok(text(&Value::Null));
+            }
+            (Some(m), _) => m,
+        };
+        let value = match self {
+            Call::Add(r, None) => wire::add(&m, &parse(&r, "add request")?)?,
+            Call::Add(r, Some(v)) => wire::add_with_vector(&m, &parse(&r, "add request")?, v)?,
+            Call::AddBatch(r, None) => wire::add_batch(&m, &parse(&r, "batch request")?)?,
+            Call::AddBatch(r, Some(v)) => {
+                wire::add_batch_with_vectors(&m, &parse(&r, "batch request")?, v)?
+            }
+            Call::Get(id) => wire::get(&m, &id)?,
+            Call::List(r) => wire::list(&m, &parse(&r, "list request")?)?,
+            Call::Count(r) => Value::from(wire::count(&m, &parse(&r, "count request")?)?),
+            Call::Update(id, r, None) => wire::update(&m, &id, &parse(&r, "update request")?)?,
+            Call::Update(id, r, Some(v)) => {
+                wire::update_with_vector(&m, &id, &parse(&r, "update request")?, v)?
+            }
+            Call::Delete(id) => {
+                wire::delete(&m, &id)?;
+                Value::Null
+            }
+            Call::DeleteAll(r) => {
+                Value::from(wire::delete_all(&m, &parse(&r, "delete_all request")?)?)
+            }
+            Call::History(id) => wire::history(&m, &id)?,
+            Call::Search(r, None) => wire::search(&m, &parse(&r, "search request")?)?,
+            Call::Search(r, Some(v)) => {
+                wire::search_with_vector(&m, &parse(&r, "search request")?, &v)?
+            }
+            Call::Reset => {
+                m.reset()?;
+                Value::Null
+            }
+            Call::PurgeExpired => Value::from(m.purge_expired()?),
+            Call::Flush => {
+                m.flush()?;
+                Value::Null
+            }
+            // Handled above, without a store.
+            Call::Close => Value::Null,
+        };
+        Ok(text(&value))
+    }
+}
+
+/// A call on a store, run on libuv's thread pool; resolves with the result's JSON text.
+pub struct Job {
+    /// The store, or `None` once it was closed (then every call but `close` fails).
+    memory: Option<Arc<Memory>>,
+    /// Taken when the job runs.
+    call: Option<Call>,
+}
+
+impl Task for Job {
+    type Output = Result<String, Failure>;
+    type JsValue = String;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let memory = self.memory.take();
+        Ok(match self.call.take() {
+            Some(call) => guarded(move || call.run(memory)),
+            None => Err(Error::internal("a job ran twice").into()),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<String> {
+        output.map_err(|failure| reject(env, failure))
+    }
+}
+
+/// Opening a store, run on libuv's thread pool (it may load the embedding model).
+pub struct Open {
+    path: Option<String>,
+    options: String,
+}
+
+impl Task for Open {
+    type Output = Result<Memory, Failure>;
+    type JsValue = NativeMemory;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let (path, options) = (self.path.take(), std::mem::take(&mut self.options));
+        Ok(guarded(move || {
+            wire::open(path.as_deref(), &parse(&options, "options")?)
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeMemory> {
+        match output {
+            Ok(memory) => Ok(NativeMemory::wrap(memory)),
+            Err(failure) => Err(reject(env, failure)),
+        }
+    }
+}
+
+/// Opens (or creates) a store: `path` a file, or `null` / `":memory:"` for a store in memory;
+/// `options` the JSON text of `wire::OpenOptions` (`"null"` for the defaults).
+#[napi]
+pub fn open(path: Option<String>, options: String) -> AsyncTask<Open> {
+    AsyncTask::new(Open { path, options })
+}
+
+// ------------------------------------------------------------------------------- the store
+
+/// An open store. Calls may overlap: each runs on a pool thread with its own handle on the
+/// store, which the core shares safely between threads.
+#[napi]
+pub struct NativeMemory {
+    /// `None` once closed. Locked only to clone or take the `Arc`, never across a core call.
+    inner: RwLock<Option<Arc<Memory>>>,
+    path: Option<String>,
+    embedding_model: Option<String>,
+}
+
+impl NativeMemory {
+    fn wrap(memory: Memory) -> NativeMemory {
+        NativeMemory {
+            path: memory.path().map(|p| p.to_string_lossy().into_owned()),
+            embedding_model: memory.embedding_model().map(str::to_owned),
+            inner: RwLock::new(Some(Arc::new(memory))),
+        }
+    }
+
+    fn job(&self, call: Call) -> AsyncTask<Job> {
+        let memory = self.inner.read().unwrap_or_else(|p| p.into_inner()).clone();
+        AsyncTask::new(Job {
+            memory,
+            call: Some(call),
+        })
+    }
+
+    fn take(&self) -> Option<Arc<Memory>> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn floats(v: Option<Float32Array>) -> Option<Vec<f32>> {
+    // Copied here, on the JS thread: JavaScript may change the array while the job runs.
+    v.map(|a| a.to_vec())
+}
+
+#[napi]
+impl NativeMemory {
+    /// The store file, or `null` for a store in memory.
+    #[napi(getter)]
+    pub fn path(&self) -> Option<String> {
+        self.path.clone()
+    }
+
+    /// The embedding model's id, or `null` without an embedder.
+    #[napi(getter)]
+    pub fn embedding_model(&self) -> Option<String> {
+        self.embedding_model.clone()
+    }
+
+    /// Whether `close` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
+    /// `wire::add` (with `vector`: `wire::add_with_vector`) → `{"id", "added"}`.
+    #[napi]
+    pub fn add(&self, request: String, vector: Option<Float32Array>) -> AsyncTask<Job> {
+        self.job(Call::Add(request, floats(vector)))
+    }
+
+    /// `wire::add_batch` (with `vectors`, one per memory: `wire::add_batch_with_vectors`)
+    /// → `[{"id", "added"}, …]`.
+    #[napi]
+    pub fn add_batch(&self, request: String, vectors: Option<Vec<Float32Array>>) -> AsyncTask<Job> {
+        let vectors = vectors.map(|vs| vs.iter().map(|v| v.to_vec()).collect());
+        self.job(Call::AddBatch(request, vectors))
+    }
+
+    /// `wire::get` → a memory record.
+    #[napi]
+    pub fn get(&self, id: String) -> AsyncTask<Job> {
+        self.job(Call::Get(id))
+    }
+
+    /// `wire::list` → `{"items", "next_cursor"}`.
+    #[napi]
+    pub fn list(&self, request: String) -> AsyncTask<Job> {
+        self.job(Call::List(request))
+    }
+
+    /// `wire::count` → a number.
+    #[napi]
+    pub fn count(&self, request: String) -> AsyncTask<Job> {
+        self.job(Call::Count(request))
+    }
+
+    /// `wire::update` (with `vector`: `wire::update_with_vector`) → the updated record.
+    #[napi]
+    pub fn update(
+        &self,
+        id: String,
+        request: String,
+        vector: Option<Float32Array>,
+    ) -> AsyncTask<Job> {
+        self.job(Call::Update(id, request, floats(vector)))
+    }
+
+    /// `wire::delete` → `null`.
+    #[napi]
+    pub fn delete(&self, id: String) -> AsyncTask<Job> {
+        self.job(Call::Delete(id))
+    }
+
+    /// `wire::delete_all` → how many were deleted.
+    #[napi]
+    pub fn delete_all(&self, request: String) -> AsyncTask<Job> {
+        self.job(Call::DeleteAll(request))
+    }
+
+    /// `wire::history` → history rows, oldest first.
+    #[napi]
+    pub fn history(&self, id: String) -> AsyncTask<Job> {
+        self.job(Call::History(id))
+    }
+
+    /// `wire::search` (with `vector`: `wire::search_with_vector`) → hits, best first.
+    #[napi]
+    pub fn search(&self, request: String, vector: Option<Float32Array>) -> AsyncTask<Job> {
+        self.job(Call::Search(request, floats(vector)))
+    }
+
+    /// `Memory::reset` → `null`.
+    #[napi]
+    pub fn reset(&self) -> AsyncTask<Job> {
+        self.job(Call::Reset)
+    }
+
+    /// `Memory::purge_expired` → how many were deleted.
+    #[napi]
+    pub fn purge_expired(&self) -> AsyncTask<Job> {
+        self.job(Call::PurgeExpired)
+    }
+
+    /// `Memory::flush` (saves the vector index) → `null`.
+    #[napi]
+    pub fn flush(&self) -> AsyncTask<Job> {
+        self.job(Call::Flush)
+    }
+
+    /// Saves the index and closes the store → `null`; later calls fail with `AM_CLOSED`.
+    /// Closing again does nothing.
+    #[napi]
+    pub fn close(&self) -> AsyncTask<Job> {
+        AsyncTask::new(Job {
+            memory: self.take(),
+            call: Some(Call::Close),
+        })
+    }
+}
+
+impl Drop for NativeMemory {
+    /// A store collected without `close` still saves its index (in `Memory`'s own drop) —
+    /// on a thread of its own, not on the JavaScript thread that runs the finalizer.
+    fn drop(&mut self) {
+        if let Some(m) = self.take() {
+            // Should no thread be had, `spawn` drops the closure, and the store with it, here.
+            let _ = std::thread::Builder::new()
+                .name("agent_mem-drop".into())
+                .spawn(move || drop(m));
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------- module
+
+/// One row of the error table: the core's number and name, and the `code` string of Node
+/// errors.
+#[napi(object)]
+pub struct ErrorCodeEntry {
+    /// The stable number (`ErrorCode::as_u32`).
+    pub code: u32,
+    /// The core's name (`"InvalidInput"`).
+    pub name: String,
+    /// The Node `code` (`"AM_INVALID_INPUT"`).
+    pub node: String,
+}
+
+/// The core's error codes in numeric order, as the addon reports them.
+#[napi]
+pub fn error_codes() -> Vec<ErrorCodeEntry> {
+    ErrorCode::ALL
+        .iter()
+        .map(|&c| ErrorCodeEntry {
+            code: c.as_u32(),
+            name: c.name().to_string(),
+            node: node_code(c),
+        })
+        .collect()
+}
+
+/// The addon's version (the workspace version).
+#[napi]
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}

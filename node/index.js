@@ -1,0 +1,510 @@
+'use strict';
+// agent_mem for Node: the idiomatic wrapper over the native addon (bindings/node).
+//
+// The wrapper checks argument types (a TypeError before anything reaches the core), maps the
+// camelCase options onto the JSON request shapes shared with C and Python (core/src/wire.rs),
+// and parses the JSON results. Everything else — validation, defaults, the work itself —
+// happens in the Rust core, on libuv's thread pool.
+
+const path = require('node:path');
+
+const ADDON = `agent_mem.${process.platform}-${process.arch}.node`;
+
+function loadAddon() {
+  const file = path.join(__dirname, ADDON);
+  try {
+    return require(file);
+  } catch (e) {
+    if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(ADDON)) {
+      throw new Error(
+        `agent_mem: the native addon ${file} is not built. It is compiled from source with ` +
+          'cargo (https://rustup.rs): run `npm rebuild agent_mem` in your project, or ' +
+          '`npm run build` in the package folder.',
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+const native = loadAddon();
+
+// ------------------------------------------------------------------------------- errors
+
+/** Base class of every error the core reports; `code` is the stable `"AM_…"` name. */
+class AgentMemError extends Error {
+  constructor(message, options) {
+    const cause = options && options.cause;
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = new.target.name;
+    this.code = (options && options.code) || new.target.code || 'AM_INTERNAL';
+  }
+}
+
+class InvalidInputError extends AgentMemError {}
+InvalidInputError.code = 'AM_INVALID_INPUT';
+class NotFoundError extends AgentMemError {}
+NotFoundError.code = 'AM_NOT_FOUND';
+class AlreadyExistsError extends AgentMemError {}
+AlreadyExistsError.code = 'AM_ALREADY_EXISTS';
+class StorageError extends AgentMemError {}
+StorageError.code = 'AM_STORAGE';
+class VectorIndexError extends AgentMemError {}
+VectorIndexError.code = 'AM_INDEX';
+class EmbeddingError extends AgentMemError {}
+EmbeddingError.code = 'AM_EMBEDDING';
+class ModelUnavailableError extends AgentMemError {}
+ModelUnavailableError.code = 'AM_MODEL_UNAVAILABLE';
+class LlmError extends AgentMemError {}
+LlmError.code = 'AM_LLM';
+class PluginError extends AgentMemError {}
+PluginError.code = 'AM_PLUGIN';
+class PermissionDeniedError extends AgentMemError {}
+PermissionDeniedError.code = 'AM_PERMISSION_DENIED';
+class IoError extends AgentMemError {}
+IoError.code = 'AM_IO';
+class CorruptedError extends AgentMemError {}
+CorruptedError.code = 'AM_CORRUPTED';
+class ClosedError extends AgentMemError {}
+ClosedError.code = 'AM_CLOSED';
+class UnsupportedError extends AgentMemError {}
+UnsupportedError.code = 'AM_UNSUPPORTED';
+class InternalError extends AgentMemError {}
+InternalError.code = 'AM_INTERNAL';
+
+const ERROR_CLASSES = new Map(
+  [
+    InvalidInputError,
+    NotFoundError,
+    AlreadyExistsError,
+    StorageError,
+    VectorIndexError,
+    EmbeddingError,
+    ModelUnavailableError,
+    LlmError,
+    PluginError,
+    PermissionDeniedError,
+    IoError,
+    CorruptedError,
+    ClosedError,
+    UnsupportedError,
+    InternalError,
+  ].map((cls) => [cls.code, cls]),
+);
+
+/** The causes the core reported (SQLite, I/O…), as plain errors. */
+function plainCause(cause) {
+  if (!(cause instanceof Error)) return undefined;
+  const inner = plainCause(cause.cause);
+  return new Error(cause.message, inner === undefined ? undefined : { cause: inner });
+}
+
+/** The addon rejects with an Error whose `code` is `AM_…`; this is its AgentMemError. */
+function fromNative(err) {
+  if (!(err instanceof Error) || typeof err.code !== 'string' || !err.code.startsWith('AM_')) {
+    return err;
+  }
+  const Cls = ERROR_CLASSES.get(err.code) || AgentMemError;
+  return new Cls(err.message, { code: err.code, cause: plainCause(err.cause) });
+}
+
+/** Awaits an addon call and parses its JSON result. */
+async function settle(pending) {
+  let text;
+  try {
+    text = await pending;
+  } catch (e) {
+    throw fromNative(e);
+  }
+  return JSON.parse(text);
+}
+
+// ------------------------------------------------------------------------------- arguments
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (typeof value === 'object') {
+    const name = value.constructor && value.constructor.name;
+    return name && name !== 'Object' ? `an instance of ${name}` : 'an object';
+  }
+  return `type ${typeof value}`;
+}
+
+function argError(what, expected, value) {
+  const e = new TypeError(`${what} must be ${expected}, got ${describe(value)}`);
+  e.code = 'ERR_INVALID_ARG_TYPE';
+  return e;
+}
+
+function isObject(value) {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// Checks of one option's value: return what goes into the JSON request, or throw a TypeError.
+// `null` never reaches them: it always means "not given" (or, for an update's expiry, "none").
+const str = (what, v) => {
+  if (typeof v !== 'string') throw argError(what, 'a string', v);
+  return v;
+};
+const bool = (what, v) => {
+  if (typeof v !== 'boolean') throw argError(what, 'a boolean', v);
+  return v;
+};
+// JSON has no NaN or Infinity: they would turn into null, and the option silently off.
+const num = (what, v) => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw argError(what, 'a finite number', v);
+  return v;
+};
+const obj = (what, v) => {
+  if (!isObject(v)) throw argError(what, 'an object', v);
+  return v;
+};
+const time = (what, v) => {
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw argError(what, 'a valid Date', v);
+    return v.toISOString();
+  }
+  if (typeof v !== 'string') throw argError(what, 'a string (RFC 3339 time or date) or a Date', v);
+  return v;
+};
+// Filters go to the core as they are: it reports a malformed one by its path.
+const any = (_what, v) => v;
+const nested = (spec) => (what, v) => request(what, v, spec);
+const embedder = (what, v) => (typeof v === 'string' ? v : request(what, v, EMBEDDER));
+// The first argument of the call (content, query) may not come again in the options.
+const FIRST = Symbol('first argument');
+
+/**
+ * The JSON request for `options`: documented camelCase names become the core's snake_case
+ * names after a type check. Other keys go to the core unchanged, so the JSON names work as
+ * well and a misspelt key is refused by the core (InvalidInputError naming it), as in every
+ * language.
+ */
+function request(what, options, spec) {
+  if (options === undefined || options === null) return {};
+  if (!isObject(options)) throw argError(what, 'an object', options);
+  const out = {};
+  const given = new Map();
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    const rule = Object.prototype.hasOwnProperty.call(spec, key) ? spec[key] : undefined;
+    if (rule === FIRST) {
+      const e = new TypeError(`${what}.${key}: ${key} is the call's first argument`);
+      e.code = 'ERR_INVALID_ARG_VALUE';
+      throw e;
+    }
+    const [wire, check] = rule || [key, any];
+    if (given.has(wire)) {
+      const e = new TypeError(`${what}: ${given.get(wire)} and ${key} are the same option`);
+      e.code = 'ERR_INVALID_ARG_VALUE';
+      throw e;
+    }
+    given.set(wire, key);
+    out[wire] = value === null ? null : check(`${what}.${key}`, value);
+  }
+  return out;
+}
+
+const SCOPE = {
+  userId: ['user_id', str],
+  agentId: ['agent_id', str],
+  runId: ['run_id', str],
+  orgId: ['org_id', str],
+};
+const NEW_MEMORY = {
+  ...SCOPE,
+  content: ['content', str],
+  kind: ['kind', str],
+  metadata: ['metadata', obj],
+  expiresAt: ['expires_at', time],
+};
+const ADD = { ...NEW_MEMORY, content: FIRST };
+const SELECT = { ...SCOPE, filters: ['filters', any] };
+const LIST = {
+  ...SELECT,
+  includeGlobal: ['include_global', bool],
+  includeExpired: ['include_expired', bool],
+  order: ['order', str],
+  limit: ['limit', num],
+  offset: ['offset', num],
+  cursor: ['cursor', str],
+};
+const WEIGHTS = {
+  vector: ['vector', num],
+  keyword: ['keyword', num],
+  fuzzy: ['fuzzy', num],
+  rrfK: ['rrf_k', num],
+};
+const SEARCH = {
+  ...SELECT,
+  query: FIRST,
+  mode: ['mode', str],
+  limit: ['limit', num],
+  threshold: ['threshold', num],
+  includeGlobal: ['include_global', bool],
+  includeExpired: ['include_expired', bool],
+  weights: ['weights', nested(WEIGHTS)],
+};
+const UPDATE = {
+  content: ['content', str],
+  metadata: ['metadata', obj],
+  kind: ['kind', str],
+  expiresAt: ['expires_at', time],
+};
+const EMBEDDER = {
+  provider: ['provider', str],
+  modelDir: ['model_dir', str],
+  dimensions: ['dimensions', num],
+};
+const OPEN = {
+  embedder: ['embedder', embedder],
+  persistIndex: ['persist_index', bool],
+  index: [
+    'index',
+    nested({
+      connectivity: ['connectivity', num],
+      expansionAdd: ['expansion_add', num],
+      expansionSearch: ['expansion_search', num],
+      quantization: ['quantization', str],
+      exactScanLimit: ['exact_scan_limit', num],
+    }),
+  ],
+  search: [
+    'search',
+    nested({
+      mode: ['mode', str],
+      limit: ['limit', num],
+      threshold: ['threshold', num],
+      weights: ['weights', nested(WEIGHTS)],
+    }),
+  ],
+};
+
+/** A vector as the Float32Array the addon takes. */
+function vector(what, v) {
+  if (v instanceof Float32Array) return v;
+  if (Array.isArray(v) || v instanceof Float64Array) {
+    for (let i = 0; i < v.length; i++) {
+      if (typeof v[i] !== 'number') throw argError(`${what}[${i}]`, 'a number', v[i]);
+    }
+    return Float32Array.from(v);
+  }
+  throw argError(what, 'a Float32Array or an array of numbers', v);
+}
+
+function newMemory(what, item) {
+  if (typeof item === 'string') return { content: item };
+  if (!isObject(item)) throw argError(what, 'a string or an object with content', item);
+  const out = request(what, item, NEW_MEMORY);
+  if (typeof out.content !== 'string') throw argError(`${what}.content`, 'a string', item.content);
+  return out;
+}
+
+function list(what, v) {
+  if (!Array.isArray(v)) throw argError(what, 'an array', v);
+  return v;
+}
+
+// ------------------------------------------------------------------------------- Memory
+
+const OPENING = Symbol('Memory.open');
+
+/**
+ * An open memory store. Create one with `await Memory.open(path, options)`; every method
+ * returns a Promise and runs in the core off the JavaScript thread, so calls may overlap.
+ * Results are plain objects with the same keys as the JSON of the C and Python APIs
+ * (snake_case: `user_id`, `created_at`, `next_cursor`…).
+ */
+class Memory {
+  #native;
+
+  /** Use `Memory.open`. */
+  constructor(token, handle) {
+    if (token !== OPENING) throw new TypeError('use `await Memory.open(path, options)`');
+    this.#native = handle;
+  }
+
+  /**
+   * Opens (or creates) the store at `path` (a file; `":memory:"` for a store in memory).
+   * `options.embedder`: `"local"` (default: the all-MiniLM-L6-v2 model, found locally),
+   * `{provider: "local", modelDir}`, `"none"` (vectors come with every call) or
+   * `{provider: "hashing", dimensions}` (deterministic, for tests); `persistIndex`, `index`,
+   * `search` (defaults of every search).
+   */
+  static async open(path, options) {
+    str('path', path);
+    const wire = request('options', options, OPEN);
+    let handle;
+    try {
+      handle = await native.open(path, JSON.stringify(wire));
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return new Memory(OPENING, handle);
+  }
+
+  /** The store file, or null for a store in memory. */
+  get path() {
+    return this.#native.path ?? null;
+  }
+
+  /** The embedding model's id, or null without an embedder. */
+  get embeddingModel() {
+    return this.#native.embeddingModel ?? null;
+  }
+
+  /** Whether `close` was called. */
+  get closed() {
+    return this.#native.closed;
+  }
+
+  /** Adds a memory: `{id, added}` (`added: false` when the same content is already stored in
+   * the same scope; `id` is then the stored one's). */
+  async add(content, options) {
+    str('content', content);
+    const wire = { ...request('options', options, ADD), content };
+    return await settle(this.#native.add(JSON.stringify(wire)));
+  }
+
+  /** As `add`, with the caller's embedding of the content. */
+  async addWithVector(content, embedding, options) {
+    str('content', content);
+    const v = vector('vector', embedding);
+    const wire = { ...request('options', options, ADD), content };
+    return await settle(this.#native.add(JSON.stringify(wire), v));
+  }
+
+  /** Adds several memories (strings or `{content, userId…}` objects) in one transaction:
+   * `[{id, added}, …]` in order. */
+  async addBatch(memories) {
+    const items = list('memories', memories).map((m, i) => newMemory(`memories[${i}]`, m));
+    return await settle(this.#native.addBatch(JSON.stringify({ memories: items })));
+  }
+
+  /** As `addBatch`, with one embedding per memory, in order. */
+  async addBatchWithVectors(memories, vectors) {
+    const items = list('memories', memories).map((m, i) => newMemory(`memories[${i}]`, m));
+    const vs = list('vectors', vectors).map((v, i) => vector(`vectors[${i}]`, v));
+    return await settle(this.#native.addBatch(JSON.stringify({ memories: items }), vs));
+  }
+
+  /** Searches by meaning, keywords, phrase or typos (`options.mode`); hits, best first. */
+  async search(query, options) {
+    str('query', query);
+    const wire = { ...request('options', options, SEARCH), query };
+    return await settle(this.#native.search(JSON.stringify(wire)));
+  }
+
+  /** As `search`, with the caller's embedding of the query (the text, which may be empty in
+   * vector mode, serves the keyword engines). */
+  async searchWithVector(query, embedding, options) {
+    str('query', query);
+    const v = vector('vector', embedding);
+    const wire = { ...request('options', options, SEARCH), query };
+    return await settle(this.#native.search(JSON.stringify(wire), v));
+  }
+
+  /** One memory by id (expired ones too); NotFoundError if there is none. */
+  async get(id) {
+    str('id', id);
+    return await settle(this.#native.get(id));
+  }
+
+  /** One page of memories: `{items, next_cursor}`; pass `next_cursor` as `cursor` for the
+   * next page. */
+  async list(options) {
+    return await settle(this.#native.list(JSON.stringify(request('options', options, LIST))));
+  }
+
+  /** How many (unexpired) memories the scope and filters select. */
+  async count(options) {
+    return await settle(this.#native.count(JSON.stringify(request('options', options, SELECT))));
+  }
+
+  /** Changes a memory's content, metadata (replaced whole), kind or expiry (`null` removes
+   * it); the updated memory. */
+  async update(id, changes) {
+    str('id', id);
+    const wire = request('changes', changes, UPDATE);
+    return await settle(this.#native.update(id, JSON.stringify(wire)));
+  }
+
+  /** As `update`, with the caller's embedding of the new content. */
+  async updateWithVector(id, changes, embedding) {
+    str('id', id);
+    const wire = request('changes', changes, UPDATE);
+    const v = vector('vector', embedding);
+    return await settle(this.#native.update(id, JSON.stringify(wire), v));
+  }
+
+  /** Deletes a memory (its history stays). */
+  async delete(id) {
+    str('id', id);
+    await settle(this.#native.delete(id));
+  }
+
+  /** Deletes what a scope and/or filters select (expired memories too); how many. Refused
+   * with neither: `reset` deletes everything. */
+  async deleteAll(options) {
+    return await settle(this.#native.deleteAll(JSON.stringify(request('options', options, SELECT))));
+  }
+
+  /** A memory's history rows, oldest first (also after it was deleted). */
+  async history(id) {
+    str('id', id);
+    return await settle(this.#native.history(id));
+  }
+
+  /** Deletes every memory, all history and the embedding cache. */
+  async reset() {
+    await settle(this.#native.reset());
+  }
+
+  /** Deletes the memories whose expiry has passed; how many. */
+  async purgeExpired() {
+    return await settle(this.#native.purgeExpired());
+  }
+
+  /** Saves the vector index beside the store now (`close` does it too). */
+  async flush() {
+    await settle(this.#native.flush());
+  }
+
+  /** Saves the index and closes the store; later calls fail with ClosedError. Calls still
+   * running finish first. Closing again does nothing. */
+  async close() {
+    await settle(this.#native.close());
+  }
+}
+
+/** The error table of the core, as the addon reports it: `[{code, name, node}]`. */
+function errorCodes() {
+  return native.errorCodes();
+}
+
+/** The version of the native addon. */
+const addonVersion = native.version();
+
+module.exports = {
+  Memory,
+  AgentMemError,
+  InvalidInputError,
+  NotFoundError,
+  AlreadyExistsError,
+  StorageError,
+  VectorIndexError,
+  EmbeddingError,
+  ModelUnavailableError,
+  LlmError,
+  PluginError,
+  PermissionDeniedError,
+  IoError,
+  CorruptedError,
+  ClosedError,
+  UnsupportedError,
+  InternalError,
+  errorCodes,
+  addonVersion,
+};

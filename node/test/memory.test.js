@@ -1,0 +1,262 @@
+'use strict';
+// Every method of Memory, with the deterministic hashing embedder (and no embedder for the
+// vector variants): arguments in camelCase, results as the JSON objects of the core.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const am = require('..');
+const { Memory } = am;
+
+const HASHING = { embedder: { provider: 'hashing', dimensions: 64 } };
+const RECORD_KEYS = ['content', 'created_at', 'hash', 'id', 'kind', 'metadata', 'updated_at'];
+
+function tempDir(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent_mem-node-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function open(t, options = HASHING) {
+  const m = await Memory.open(':memory:', options);
+  t.after(() => m.close());
+  return m;
+}
+
+test('open: a file store, its path and model, reopened with its data', async (t) => {
+  const file = path.join(tempDir(t), 'memories.db');
+  const m = await Memory.open(file, {
+    ...HASHING,
+    persistIndex: true,
+    index: { connectivity: 8, expansionAdd: 32, expansionSearch: 64, quantization: 'f16', exactScanLimit: 100 },
+    search: { mode: 'hybrid', limit: 5, threshold: null, weights: { vector: 1, keyword: 1, fuzzy: 0.5, rrfK: 30 } },
+  });
+  assert.equal(m.path, file);
+  assert.equal(m.embeddingModel, 'hashing-64');
+  assert.equal(m.closed, false);
+  const { id } = await m.add('stored on disk', { userId: 'u' });
+  await m.flush();
+  await m.close();
+  assert.equal(m.closed, true);
+  assert.ok(fs.existsSync(`${file}.usearch`), 'close saved the vector index');
+
+  const again = await Memory.open(file, HASHING);
+  assert.equal((await again.get(id)).content, 'stored on disk');
+  const hits = await again.search('stored on disk', { mode: 'vector' });
+  assert.equal(hits[0].id, id);
+  await again.close();
+});
+
+test('open: in memory, no embedder, search defaults from the options', async (t) => {
+  const m = await open(t, { embedder: 'none', search: { mode: 'keyword', limit: 1 } });
+  assert.equal(m.path, null);
+  assert.equal(m.embeddingModel, null);
+  await m.addWithVector('red apple', [1, 0]);
+  await m.addWithVector('red car', new Float32Array([0, 1]));
+  // Keyword mode needs no embedder, and the limit of one comes from the options.
+  const hits = await m.search('red');
+  assert.equal(hits.length, 1);
+});
+
+test('add: the result, duplicates, scope, kind, metadata, expiry', async (t) => {
+  const m = await open(t);
+  const first = await m.add('Alice is allergic to peanuts', {
+    userId: 'alice',
+    agentId: 'doctor',
+    runId: 'r1',
+    orgId: 'clinic',
+    kind: 'semantic',
+    metadata: { topic: 'health', severity: 3 },
+    expiresAt: new Date('2999-01-01T00:00:00Z'),
+  });
+  assert.deepEqual(Object.keys(first).sort(), ['added', 'id']);
+  assert.equal(first.added, true);
+  assert.match(first.id, /^[0-9a-f-]{36}$/);
+  const again = await m.add('Alice is allergic to peanuts', { userId: 'alice', agentId: 'doctor', runId: 'r1', orgId: 'clinic' });
+  assert.deepEqual(again, { id: first.id, added: false });
+  const record = await m.get(first.id);
+  assert.deepEqual(Object.keys(record).sort(), [...RECORD_KEYS, 'agent_id', 'expires_at', 'org_id', 'run_id', 'user_id'].sort());
+  assert.equal(record.user_id, 'alice');
+  assert.equal(record.agent_id, 'doctor');
+  assert.equal(record.run_id, 'r1');
+  assert.equal(record.org_id, 'clinic');
+  assert.equal(record.kind, 'semantic');
+  assert.deepEqual(record.metadata, { topic: 'health', severity: 3 });
+  assert.equal(record.expires_at, '2999-01-01T00:00:00.000000Z');
+  assert.equal(record.hash, crypto.createHash('md5').update(record.content).digest('hex'));
+  assert.match(record.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  // A global memory leaves the scope fields out.
+  const global = await m.get((await m.add('the sky is blue')).id);
+  assert.deepEqual(Object.keys(global).sort(), RECORD_KEYS);
+});
+
+test('add: the JSON names of options work too, and a misspelt one is refused by the core', async (t) => {
+  const m = await open(t);
+  const { id } = await m.add('snake case scope', { user_id: 'bob' });
+  assert.equal((await m.get(id)).user_id, 'bob');
+  await assert.rejects(m.add('typo', { usrId: 'bob' }), (e) => {
+    assert.ok(e instanceof am.InvalidInputError);
+    assert.match(e.message, /usrId/);
+    return true;
+  });
+  await assert.rejects(m.add('twice', { userId: 'a', user_id: 'b' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+  await assert.rejects(m.add('content twice', { content: 'other' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+  assert.equal(await m.count(), 1);
+});
+
+test('addBatch: strings and objects, one transaction, results in order', async (t) => {
+  const m = await open(t);
+  const out = await m.addBatch([
+    'plain text',
+    { content: 'with a scope', userId: 'u', kind: 'procedural', metadata: { n: 1 } },
+    'plain text',
+  ]);
+  assert.equal(out.length, 3);
+  assert.deepEqual(out.map((o) => o.added), [true, true, false]);
+  assert.equal(out[2].id, out[0].id);
+  assert.equal((await m.get(out[1].id)).kind, 'procedural');
+  // All or nothing: one bad memory and none is stored.
+  await assert.rejects(m.addBatch(['fine', { content: '' }]), am.InvalidInputError);
+  assert.equal(await m.count({ userId: 'u' }), 1);
+  assert.equal(await m.count(), 2);
+});
+
+test('addBatchWithVectors / addWithVector / searchWithVector / updateWithVector', async (t) => {
+  const m = await open(t, { embedder: 'none' });
+  const out = await m.addBatchWithVectors(
+    ['north', { content: 'east', userId: 'u' }],
+    [new Float32Array([0, 1, 0]), [1, 0, 0]],
+  );
+  assert.deepEqual(out.map((o) => o.added), [true, true]);
+  const { id: west } = await m.addWithVector('west', Float64Array.from([-1, 0, 0]), { kind: 'knowledge' });
+  let hits = await m.searchWithVector('', [0.9, 0.1, 0], { mode: 'vector', limit: 2 });
+  assert.deepEqual(hits.map((h) => h.content), ['east', 'north']);
+  assert.ok(hits[0].similarity > 0.9);
+  assert.ok('explain' in hits[0] && 'vector' in hits[0].explain);
+  const updated = await m.updateWithVector(west, { content: 'south' }, [0, -1, 0]);
+  assert.equal(updated.content, 'south');
+  assert.equal(updated.kind, 'knowledge');
+  hits = await m.searchWithVector('', [0, -1, 0], { mode: 'vector', limit: 1 });
+  assert.equal(hits[0].id, west);
+  // Text calls need an embedder.
+  await assert.rejects(m.add('no vector'), am.UnsupportedError);
+  await assert.rejects(m.search('north', { mode: 'vector' }), am.UnsupportedError);
+  // The core checks the dimension and the numbers.
+  await assert.rejects(m.addWithVector('short', [1, 0]), am.InvalidInputError);
+  await assert.rejects(m.addWithVector('nan', [NaN, 0, 0]), am.InvalidInputError);
+  await assert.rejects(m.addBatchWithVectors(['a', 'b'], [[1, 0, 0]]), /one vector per memory/);
+});
+
+test('search: modes, scope, filters, threshold, weights and the hit shape', async (t) => {
+  const m = await open(t);
+  await m.addBatch([
+    { content: 'Alice likes green tea', userId: 'alice', metadata: { topic: 'drinks' } },
+    { content: 'Alice plays the piano', userId: 'alice', metadata: { topic: 'music' } },
+    { content: 'Bob likes black tea', userId: 'bob', metadata: { topic: 'drinks' } },
+    { content: 'Everyone loves pizza' },
+  ]);
+  const keyword = await m.search('tea', { mode: 'keyword', userId: 'alice' });
+  assert.deepEqual(keyword.map((h) => h.content), ['Alice likes green tea']);
+  const hit = keyword[0];
+  assert.deepEqual(Object.keys(hit).sort(), [...RECORD_KEYS, 'explain', 'score', 'user_id'].sort());
+  assert.equal(typeof hit.score, 'number');
+  assert.equal(hit.explain.keyword.rank, 1);
+
+  const filtered = await m.search('tea', { mode: 'keyword', filters: { topic: 'drinks' }, limit: 10 });
+  assert.equal(filtered.length, 2);
+  const withGlobal = await m.search('pizza', { mode: 'keyword', userId: 'alice', includeGlobal: true });
+  assert.deepEqual(withGlobal.map((h) => h.content), ['Everyone loves pizza']);
+  const fuzzy = await m.search('piza', { mode: 'fuzzy' });
+  assert.equal(fuzzy[0].content, 'Everyone loves pizza');
+  const phrase = await m.search('green tea', { mode: 'phrase' });
+  assert.deepEqual(phrase.map((h) => h.content), ['Alice likes green tea']);
+  const hybrid = await m.search('green tea', { weights: { vector: 1, keyword: 2, fuzzy: 0.5, rrfK: 10 } });
+  assert.equal(hybrid[0].content, 'Alice likes green tea');
+  assert.equal(typeof hybrid[0].similarity, 'number');
+  const none = await m.search('green tea', { mode: 'vector', threshold: 1.01 });
+  assert.deepEqual(none, []);
+  await assert.rejects(m.search('tea', { weights: { vector: -1 } }), am.InvalidInputError);
+  await assert.rejects(m.search('tea', { filters: { topic: { like: 'x' } } }), /filters\.topic/);
+});
+
+test('list: pages by cursor and offset, order, filters, expired', async (t) => {
+  const m = await open(t);
+  const ids = [];
+  for (const c of ['one', 'two', 'three', 'four', 'five']) ids.push((await m.add(c, { userId: 'u' })).id);
+  await m.add('gone', { userId: 'u', expiresAt: '2000-01-01' });
+  const seen = [];
+  let cursor = null;
+  do {
+    const page = await m.list({ userId: 'u', order: 'created_asc', limit: 2, cursor });
+    assert.deepEqual(Object.keys(page).sort(), ['items', 'next_cursor']);
+    seen.push(...page.items.map((i) => i.id));
+    cursor = page.next_cursor;
+  } while (cursor !== null);
+  assert.deepEqual(seen, ids);
+  const byOffset = await m.list({ userId: 'u', order: 'created_desc', offset: 1, limit: 2 });
+  assert.deepEqual(byOffset.items.map((i) => i.content), ['four', 'three']);
+  const expired = await m.list({ userId: 'u', includeExpired: true, filters: { expires_at: '*' } });
+  assert.deepEqual(expired.items.map((i) => i.content), ['gone']);
+  const everything = await m.list();
+  assert.equal(everything.items.length, 5);
+});
+
+test('count, update, history, delete, deleteAll, purgeExpired, reset', async (t) => {
+  const m = await open(t);
+  const { id } = await m.add('likes tea', { userId: 'u', metadata: { a: 1 } });
+  await m.add('likes coffee', { userId: 'v' });
+  await m.add('temporary', { userId: 'v', expiresAt: new Date(Date.now() - 1000) });
+  assert.equal(await m.count(), 2);
+  assert.equal(await m.count({ userId: 'v' }), 1);
+  assert.equal(await m.count({ filters: { a: 1 } }), 1);
+
+  const updated = await m.update(id, { content: 'likes green tea', metadata: { a: 2 }, kind: 'semantic', expiresAt: '2999-01-01' });
+  assert.equal(updated.content, 'likes green tea');
+  assert.deepEqual(updated.metadata, { a: 2 });
+  assert.equal(updated.kind, 'semantic');
+  assert.equal(updated.expires_at, '2999-01-01T00:00:00.000000Z');
+  const cleared = await m.update(id, { expiresAt: null });
+  assert.equal(cleared.expires_at, undefined);
+  await assert.rejects(m.update(id, {}), /nothing to update/);
+
+  const history = await m.history(id);
+  assert.deepEqual(history.map((h) => h.event), ['ADD', 'UPDATE', 'UPDATE']);
+  assert.deepEqual(Object.keys(history[1]).sort(), ['actor', 'created_at', 'event', 'id', 'is_deleted', 'memory_id', 'new_content', 'old_content']);
+  assert.equal(history[1].old_content, 'likes tea');
+  assert.equal(history[1].new_content, 'likes green tea');
+  assert.equal(history[0].old_content, null);
+
+  assert.equal(await m.delete(id), undefined);
+  await assert.rejects(m.get(id), am.NotFoundError);
+  const after = await m.history(id);
+  assert.equal(after.at(-1).event, 'DELETE');
+  assert.equal(after.at(-1).is_deleted, true);
+
+  assert.equal(await m.purgeExpired(), 1);
+  assert.equal(await m.deleteAll({ userId: 'v' }), 1);
+  await assert.rejects(m.deleteAll({}), am.InvalidInputError);
+  await m.add('something', { userId: 'w' });
+  assert.equal(await m.reset(), undefined);
+  assert.equal(await m.count(), 0);
+});
+
+test('close: idempotent; calls after it fail with ClosedError; running calls finish', async () => {
+  const m = await Memory.open(':memory:', HASHING);
+  const running = m.addBatch(Array.from({ length: 200 }, (_, i) => `memory ${i}`));
+  const closing = m.close();
+  assert.equal((await running).length, 200);
+  await closing;
+  await m.close();
+  assert.equal(m.closed, true);
+  for (const call of [() => m.count(), () => m.add('x'), () => m.get('x'), () => m.search('x'), () => m.flush(), () => m.reset()]) {
+    await assert.rejects(call(), (e) => e instanceof am.ClosedError && e.code === 'AM_CLOSED');
+  }
+});
+
+test('the constructor is private', () => {
+  assert.throws(() => new Memory(), TypeError);
+});

@@ -1,0 +1,121 @@
+// Usage of the public API, type-checked with `tsc -p test/tsconfig.json` (strict, no emit):
+// the declarations in index.d.ts must accept the calls a TypeScript user writes and refuse
+// the wrong ones (each @ts-expect-error must see an error, or tsc fails).
+
+import {
+  Memory,
+  AgentMemError,
+  NotFoundError,
+  InvalidInputError,
+  VectorIndexError,
+  errorCodes,
+  addonVersion,
+  type AddResult,
+  type ErrorCode,
+  type HistoryEntry,
+  type ListPage,
+  type MemoryRecord,
+  type OpenOptions,
+  type SearchHit,
+} from '..';
+
+export async function usage(): Promise<string[]> {
+  const options: OpenOptions = {
+    embedder: { provider: 'hashing', dimensions: 64 },
+    persistIndex: false,
+    index: { connectivity: 16, expansionAdd: 64, quantization: 'i8' },
+    search: { mode: 'hybrid', limit: 5, threshold: null, weights: { vector: 1, keyword: 1, rrfK: 60 } },
+  };
+  const memory: Memory = await Memory.open(':memory:', options);
+  await Memory.open('memories.db');
+  await Memory.open(':memory:', { embedder: 'none' });
+  await Memory.open(':memory:', { embedder: { provider: 'local', modelDir: '/models/minilm' } });
+
+  const added: AddResult = await memory.add('Alice is allergic to peanuts', {
+    userId: 'alice',
+    kind: 'semantic',
+    metadata: { topic: 'health', tags: ['food', 'allergy'], severity: 3, nested: { ok: true } },
+    expiresAt: new Date(),
+  });
+  const id: string = added.id;
+  const fresh: boolean = added.added;
+  await memory.addWithVector('x', new Float32Array(64), { agentId: 'a' });
+  await memory.addWithVector('x', [0.1, 0.2]);
+  const batch: AddResult[] = await memory.addBatch(['one', { content: 'two', runId: 'r', orgId: 'o' }]);
+  await memory.addBatchWithVectors(['one'], [new Float32Array(64)]);
+
+  const hits: SearchHit[] = await memory.search('peanuts', {
+    userId: 'alice',
+    mode: 'keyword',
+    limit: 3,
+    threshold: 0.2,
+    includeGlobal: true,
+    filters: { AND: [{ topic: 'health' }, { created_at: { gte: new Date('2026-01-01') } }] },
+    weights: { fuzzy: 0.5 },
+  });
+  const first: SearchHit | undefined = hits[0];
+  const score: number = first ? first.score : 0;
+  const similarity: number | undefined = first?.similarity;
+  const keywordRank: number | undefined = first?.explain.keyword?.rank;
+  await memory.searchWithVector('', [1, 0], { mode: 'vector' });
+
+  const record: MemoryRecord = await memory.get(id);
+  const userId: string | undefined = record.user_id;
+  const page: ListPage = await memory.list({ userId: 'alice', order: 'updated_asc', limit: 10, cursor: null });
+  const next: string | null = page.next_cursor;
+  await memory.list({ cursor: next, offset: 0, includeExpired: true });
+  const n: number = await memory.count({ filters: { topic: { in: ['health', 'food'] } } });
+  const updated: MemoryRecord = await memory.update(id, { content: 'new', metadata: {}, expiresAt: null });
+  await memory.updateWithVector(id, { content: 'newer' }, new Float32Array(64));
+  const history: HistoryEntry[] = await memory.history(id);
+  const event: 'ADD' | 'UPDATE' | 'DELETE' | undefined = history[0]?.event;
+  const deleted: number = await memory.deleteAll({ userId: 'alice' });
+  const purged: number = await memory.purgeExpired();
+  await memory.delete(id);
+  await memory.reset();
+  await memory.flush();
+  const path: string | null = memory.path;
+  const model: string | null = memory.embeddingModel;
+  const closed: boolean = memory.closed;
+  await memory.close();
+
+  try {
+    await memory.get('nope');
+  } catch (e) {
+    if (e instanceof NotFoundError) {
+      const code: ErrorCode | string = e.code;
+      void code;
+    } else if (e instanceof AgentMemError) {
+      void e.message;
+    }
+  }
+  const codes: string[] = errorCodes().map((c) => c.node);
+  const staticCode: 'AM_INVALID_INPUT' = InvalidInputError.code;
+  const indexCode: 'AM_INDEX' = VectorIndexError.code;
+  const version: string = addonVersion;
+
+  // @ts-expect-error the constructor is private: use Memory.open
+  new Memory();
+  // @ts-expect-error content is a string
+  await memory.add(5);
+  // @ts-expect-error options are camelCase
+  await memory.add('x', { user_id: 'alice' });
+  // @ts-expect-error not a kind
+  await memory.add('x', { kind: 'dream' });
+  // @ts-expect-error not a mode
+  await memory.search('x', { mode: 'telepathy' });
+  // @ts-expect-error a vector is numbers
+  await memory.addWithVector('x', ['1']);
+  // @ts-expect-error the hashing embedder needs dimensions
+  await Memory.open(':memory:', { embedder: { provider: 'hashing' } });
+  // @ts-expect-error results are snake_case, as in C and Python
+  void record.userId;
+  // @ts-expect-error deleteAll needs a scope or filters
+  await memory.deleteAll();
+
+  return [
+    String(fresh), String(batch.length), String(score), String(similarity), String(keywordRank),
+    String(userId), String(n), updated.content, String(event), String(deleted), String(purged),
+    String(path), String(model), String(closed), codes.join(), staticCode, indexCode, version,
+  ];
+}
