@@ -88,6 +88,28 @@ impl ErrorCode {
         }
     }
 
+    /// The name in upper snake case, as the C (`AM_ERR_NOT_FOUND`) and Node (`AM_NOT_FOUND`)
+    /// codes spell it: `"NOT_FOUND"`.
+    pub fn upper_name(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::AlreadyExists => "ALREADY_EXISTS",
+            ErrorCode::Storage => "STORAGE",
+            ErrorCode::Index => "INDEX",
+            ErrorCode::Embedding => "EMBEDDING",
+            ErrorCode::ModelUnavailable => "MODEL_UNAVAILABLE",
+            ErrorCode::Llm => "LLM",
+            ErrorCode::Plugin => "PLUGIN",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::Io => "IO",
+            ErrorCode::Corrupted => "CORRUPTED",
+            ErrorCode::Closed => "CLOSED",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
     /// The code with the given number, if there is one.
     pub fn from_u32(value: u32) -> Option<ErrorCode> {
         ErrorCode::ALL.into_iter().find(|c| c.as_u32() == value)
@@ -154,6 +176,17 @@ impl Error {
     pub fn internal(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::Internal, message)
     }
+
+    /// An [`ErrorCode::Internal`] error describing a caught panic (with its message when it
+    /// has one), for callers that must not let a panic unwind into foreign code.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        Error::internal(format!("agent_mem panicked: {what}"))
+    }
 }
 
 /// The result type of agent_mem.
@@ -190,5 +223,32 @@ impl From<std::io::Error> for Error {
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
         Error::new(ErrorCode::InvalidInput, format!("invalid JSON: {err}")).with_source(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_names_spell_the_names_in_upper_snake_case() {
+        for code in ErrorCode::ALL {
+            let mut upper = String::new();
+            for (i, ch) in code.name().chars().enumerate() {
+                if ch.is_uppercase() && i > 0 {
+                    upper.push('_');
+                }
+                upper.push(ch.to_ascii_uppercase());
+            }
+            assert_eq!(code.upper_name(), upper, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_panic_payload_becomes_an_internal_error_with_its_message() {
+        let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        let e = Error::from_panic(&*payload);
+        assert_eq!(e.code(), ErrorCode::Internal);
+        assert_eq!(e.message(), "agent_mem panicked: boom 1");
     }
 }

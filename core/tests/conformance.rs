@@ -47,15 +47,8 @@ fn error_code_table_matches_the_core() {
             "{node}"
         );
         // Both derive from the name: InvalidInput → INVALID_INPUT.
-        let mut upper = String::new();
-        for (i, ch) in code.name().chars().enumerate() {
-            if ch.is_uppercase() && i > 0 {
-                upper.push('_');
-            }
-            upper.push(ch.to_ascii_uppercase());
-        }
-        assert_eq!(c, format!("AM_ERR_{upper}"));
-        assert_eq!(node, format!("AM_{upper}"));
+        assert_eq!(c, format!("AM_ERR_{}", code.upper_name()));
+        assert_eq!(node, format!("AM_{}", code.upper_name()));
         assert!(seen_c.insert(c.to_string()) && seen_node.insert(node.to_string()));
     }
     assert_eq!(ErrorCode::from_u32(0), None);

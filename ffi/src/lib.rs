@@ -124,17 +124,12 @@ unsafe fn guard(err: *mut *mut am_error, body: impl FnOnce() -> Result<(), Failu
     let failure = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => return AM_OK,
         Ok(Err(failure)) => failure,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Failure {
-                code: AM_ERR_PANIC,
-                message: format!("agent_mem panicked: {what}"),
-            }
-        }
+        Err(payload) => Failure {
+            code: AM_ERR_PANIC,
+            message: agent_mem::Error::from_panic(&*payload)
+                .message()
+                .to_string(),
+        },
     };
     if !err.is_null() {
         // Messages come from Rust strings and may hold a NUL only if user text was quoted;
@@ -723,14 +718,7 @@ mod tests {
     fn status_numbers_and_names_are_the_cores() {
         for code in ErrorCode::ALL {
             let name = status_name(code.as_u32()).to_str().unwrap();
-            let mut upper = String::new();
-            for (i, ch) in code.name().chars().enumerate() {
-                if ch.is_uppercase() && i > 0 {
-                    upper.push('_');
-                }
-                upper.push(ch.to_ascii_uppercase());
-            }
-            assert_eq!(name, format!("AM_ERR_{upper}"), "{code:?}");
+            assert_eq!(name, format!("AM_ERR_{}", code.upper_name()), "{code:?}");
         }
         assert_eq!(status_name(AM_OK), c"AM_OK");
         assert_eq!(

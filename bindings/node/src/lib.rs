@@ -45,28 +45,14 @@ impl From<Error> for Failure {
 /// The Node name of a code: `InvalidInput` → `AM_INVALID_INPUT` (the rule the table in
 /// `tests/error_codes.json` follows, checked by the core's conformance test).
 fn node_code(code: ErrorCode) -> String {
-    let mut out = String::from("AM_");
-    for (i, ch) in code.name().chars().enumerate() {
-        if ch.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(ch.to_ascii_uppercase());
-    }
-    out
+    format!("AM_{}", code.upper_name())
 }
 
 /// Runs `body`, turning a panic into an `Internal` error so that it never unwinds into Node.
 fn guarded<T>(body: impl FnOnce() -> agent_mem::Result<T>) -> Result<T, Failure> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result.map_err(Failure::from),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(Error::internal(format!("agent_mem panicked: {what}")).into())
-        }
+        Err(payload) => Err(Error::from_panic(&*payload).into()),
     }
 }
 
