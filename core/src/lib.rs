@@ -42,6 +42,7 @@ pub mod embed;
 mod error;
 pub mod filter;
 pub mod index;
+pub mod llm;
 mod memory;
 pub mod search;
 pub mod store;
@@ -53,7 +54,11 @@ pub use embed::{Embedder, HashingEmbedder, LocalEmbedder};
 pub use error::{Error, ErrorCode, Result};
 pub use filter::Filter;
 pub use index::{Quantization, VectorIndexOptions};
-pub use memory::{ListOptions, ListOrder, ListPage, Memory, MemoryBuilder};
+pub use llm::{Llm, LlmConfig};
+pub use memory::{
+    AddMessages, ListOptions, ListOrder, ListPage, Memory, MemoryBuilder, MemoryEvent,
+    MemoryEventKind, Message,
+};
 pub use search::{EngineScore, Explanation, FusionWeights, SearchHit, SearchMode, SearchOptions};
 pub use types::{
     format_time, parse_time, AddOutcome, HistoryEntry, HistoryEvent, MemoryKind, MemoryRecord,

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::filter::Filter;
 use crate::index::vector::{self, VectorIndex};
 use crate::index::VectorIndexOptions;
+use crate::llm::Llm;
 use crate::search::keyword::{self, Where};
 use crate::search::{
     fusion, EngineScore, Explanation, SearchHit, SearchMode, SearchOptions, MAX_LIMIT,
@@ -24,6 +25,11 @@ use crate::types::{
     content_hash, format_time, validate_content, validate_metadata, AddOutcome, HistoryEntry,
     MemoryRecord, MemoryUpdate, NewMemory, Scope,
 };
+
+mod infer;
+
+use infer::Prompts;
+pub use infer::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 
 /// The actor recorded in history for calls made through the API.
 const ACTOR_USER: &str = "user";
@@ -192,6 +198,8 @@ pub struct MemoryBuilder {
     index: VectorIndexOptions,
     search: SearchOptions,
     persist_index: bool,
+    llm: Option<Arc<dyn Llm>>,
+    prompts: Prompts,
 }
 
 impl MemoryBuilder {
@@ -238,6 +246,35 @@ impl MemoryBuilder {
         self
     }
 
+    /// The chat model that [`Memory::add_messages`] uses to extract facts and decide what
+    /// to change (see [`crate::llm::LlmConfig`] for the OpenAI-compatible and Anthropic
+    /// clients). Without one, messages are stored as given.
+    pub fn llm(mut self, llm: Arc<dyn Llm>) -> Self {
+        self.llm = Some(llm);
+        self
+    }
+
+    /// Replaces the fact-extraction prompt ([`crate::llm::prompts::FACT_EXTRACTION`]). The
+    /// model must still answer `{"facts": [...]}`; `{today}` is replaced by today's date.
+    pub fn fact_extraction_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompts.extraction = Some(prompt.into());
+        self
+    }
+
+    /// Replaces the decision prompt ([`crate::llm::prompts::MEMORY_DECISIONS`]); the model
+    /// must still answer `{"decisions": [...]}` in that prompt's shape.
+    pub fn decision_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompts.decisions = Some(prompt.into());
+        self
+    }
+
+    /// Replaces the prompt that summarises an agent's run into a procedural memory
+    /// ([`crate::llm::prompts::PROCEDURAL_SUMMARY`]).
+    pub fn procedural_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompts.procedural = Some(prompt.into());
+        self
+    }
+
     /// Opens the store.
     pub fn build(self) -> Result<Memory> {
         self.index.validate()?;
@@ -277,7 +314,9 @@ impl MemoryBuilder {
             }
         }
         if let (Some(dims), EmbedderSlot::Ready(e)) = (stored_dims, &embedder) {
-            if e.dimensions() != dims {
+            // 0: a remote embedder learns its dimension from its first answer; every vector
+            // is checked against the store's dimension when it is written.
+            if e.dimensions() != 0 && e.dimensions() != dims {
                 return Err(Error::invalid(format!(
                     "this store holds {dims}-dimensional vectors but the embedder makes {}",
                     e.dimensions()
@@ -303,6 +342,8 @@ impl MemoryBuilder {
             defaults: self.search,
             index_path,
             store_id,
+            llm: self.llm,
+            prompts: self.prompts,
         };
         memory.sync_index()?;
         // A saved index that replays to the wrong size is not to be trusted: rebuild.
@@ -332,6 +373,8 @@ pub struct Memory {
     defaults: SearchOptions,
     index_path: Option<PathBuf>,
     store_id: String,
+    llm: Option<Arc<dyn Llm>>,
+    prompts: Prompts,
 }
 
 impl std::fmt::Debug for Memory {
@@ -339,6 +382,7 @@ impl std::fmt::Debug for Memory {
         f.debug_struct("Memory")
             .field("path", &self.db.path())
             .field("embedder", &self.embedder.model_id())
+            .field("llm", &self.llm.as_ref().map(|l| l.label()))
             .finish_non_exhaustive()
     }
 }
@@ -362,6 +406,8 @@ impl Memory {
             index: VectorIndexOptions::default(),
             search: SearchOptions::default(),
             persist_index: true,
+            llm: None,
+            prompts: Prompts::default(),
         }
     }
 
@@ -374,6 +420,11 @@ impl Memory {
     /// [`MemoryBuilder::search_defaults`]): start from these and change what a call needs.
     pub fn search_options(&self) -> SearchOptions {
         self.defaults.clone()
+    }
+
+    /// The chat model's label (`"openai:gpt-4.1-nano"`), if one is configured.
+    pub fn llm_label(&self) -> Option<&str> {
+        self.llm.as_ref().map(|l| l.label())
     }
 
     /// The embedder's model id, if there is an embedder.
@@ -404,7 +455,7 @@ impl Memory {
                 .map_err(|e| Error::invalid(format!("memory {i}: {}", e.message())))?;
         }
         let vectors = self.embed_contents(&memories)?;
-        self.insert(memories, vectors)
+        self.insert(memories, vectors, ACTOR_USER)
     }
 
     /// Adds one memory with a vector the caller computed (same dimension as the store's).
@@ -436,24 +487,30 @@ impl Memory {
                 )
             })
             .unzip();
-        self.insert(memories, vectors)
+        self.insert(memories, vectors, ACTOR_USER)
     }
 
     /// Embeds each content, using the store's embedding cache so that the same text is never
     /// embedded twice. Runs outside the write lock.
     fn embed_contents(&self, memories: &[NewMemory]) -> Result<Vec<Embedded>> {
+        let texts: Vec<&str> = memories.iter().map(|m| m.content.as_str()).collect();
+        self.embed_texts(&texts)
+    }
+
+    /// Embeds texts through the embedding cache (see [`Memory::embed_contents`]).
+    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Embedded>> {
         let embedder = self.embedder.get()?;
         let model = embedder.model_id().to_string();
-        let hashes: Vec<String> = memories.iter().map(|m| content_hash(&m.content)).collect();
+        let hashes: Vec<String> = texts.iter().map(|t| content_hash(t)).collect();
         let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
         let mut known = self
             .db
             .read(|c| ops::cached_embeddings(c, &model, &hash_refs))?;
         let mut missing: Vec<(&str, &str)> = Vec::new();
         let mut queued = HashSet::new();
-        for (m, h) in memories.iter().zip(&hashes) {
+        for (text, h) in texts.iter().zip(&hashes) {
             if !known.contains_key(h) && queued.insert(h.as_str()) {
-                missing.push((h.as_str(), m.content.as_str()));
+                missing.push((h.as_str(), text));
             }
         }
         let mut fresh = HashSet::new();
@@ -500,66 +557,85 @@ impl Memory {
             .collect())
     }
 
-    fn insert(&self, memories: Vec<NewMemory>, vectors: Vec<Embedded>) -> Result<Vec<AddOutcome>> {
+    fn insert(
+        &self,
+        memories: Vec<NewMemory>,
+        vectors: Vec<Embedded>,
+        actor: &str,
+    ) -> Result<Vec<AddOutcome>> {
         let now = Utc::now();
-        let model = self.embedder.model_id().map(str::to_string);
         let outcomes = self.db.write(|tx| {
-            let dims = self.check_store_dimensions(tx, vectors.first().map(|e| e.vector.len()))?;
             let mut vocab = VocabDelta::default();
             let mut outcomes = Vec::with_capacity(memories.len());
-            let mut embedded_any = false;
             for (m, e) in memories.into_iter().zip(&vectors) {
-                if e.vector.len() != dims {
-                    return Err(Error::invalid(format!(
-                        "vector has {} dimensions; the store holds {dims}",
-                        e.vector.len()
-                    )));
-                }
-                if let Some((model, hash)) = &e.cache_as {
-                    ops::cache_embedding(tx, model, hash, &e.vector)?;
-                    embedded_any = true;
-                }
-                let hash = content_hash(&m.content);
-                if let Some((key, existing)) = ops::find_duplicate(tx, &m.scope, &hash)? {
-                    if !existing.is_expired_at(now) {
-                        outcomes.push(AddOutcome {
-                            id: existing.id,
-                            added: false,
-                        });
-                        continue;
-                    }
-                    // An expired twin is gone for the reader; replace it.
-                    ops::delete_memory(tx, key, &existing, &mut vocab, ACTOR_EXPIRY, now)?;
-                }
-                let rec = MemoryRecord {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    content: m.content,
-                    hash,
-                    kind: m.kind,
-                    scope: m.scope,
-                    metadata: m.metadata,
-                    created_at: now,
-                    updated_at: now,
-                    expires_at: m.expires_at,
-                };
-                ops::insert_memory(tx, &rec, &e.vector, &mut vocab, ACTOR_USER)?;
-                outcomes.push(AddOutcome {
-                    id: rec.id,
-                    added: true,
-                });
+                outcomes.push(self.insert_one(tx, m, e, &mut vocab, actor, now)?);
             }
             vocab.apply(tx)?;
-            if embedded_any {
-                if let Some(model) = &model {
-                    if ops::get_meta(tx, "embedding_model")?.is_none() {
-                        ops::set_meta(tx, "embedding_model", model)?;
-                    }
-                }
-            }
             Ok(outcomes)
         })?;
         self.sync_index()?;
         Ok(outcomes)
+    }
+
+    /// Inserts one memory inside a write transaction: checks the vector against the store,
+    /// caches a fresh embedding, and applies the duplicate rule (a live twin in the same
+    /// scope wins; an expired one makes way). The caller applies `vocab`.
+    fn insert_one(
+        &self,
+        tx: &Connection,
+        m: NewMemory,
+        e: &Embedded,
+        vocab: &mut VocabDelta,
+        actor: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<AddOutcome> {
+        self.store_vector_checks(tx, e)?;
+        let hash = content_hash(&m.content);
+        if let Some((key, existing)) = ops::find_duplicate(tx, &m.scope, &hash)? {
+            if !existing.is_expired_at(now) {
+                return Ok(AddOutcome {
+                    id: existing.id,
+                    added: false,
+                });
+            }
+            // An expired twin is gone for the reader; replace it.
+            ops::delete_memory(tx, key, &existing, vocab, ACTOR_EXPIRY, now)?;
+        }
+        let rec = MemoryRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            content: m.content,
+            hash,
+            kind: m.kind,
+            scope: m.scope,
+            metadata: m.metadata,
+            created_at: now,
+            updated_at: now,
+            expires_at: m.expires_at,
+        };
+        ops::insert_memory(tx, &rec, &e.vector, vocab, actor)?;
+        Ok(AddOutcome {
+            id: rec.id,
+            added: true,
+        })
+    }
+
+    /// Inside a write transaction: the vector fits the store (recording the dimension and
+    /// the embedding model on first use), and a freshly computed embedding is cached.
+    fn store_vector_checks(&self, tx: &Connection, e: &Embedded) -> Result<()> {
+        let dims = self.check_store_dimensions(tx, Some(e.vector.len()))?;
+        if e.vector.len() != dims {
+            return Err(Error::invalid(format!(
+                "vector has {} dimensions; the store holds {dims}",
+                e.vector.len()
+            )));
+        }
+        if let Some((model, hash)) = &e.cache_as {
+            ops::cache_embedding(tx, model, hash, &e.vector)?;
+            if ops::get_meta(tx, "embedding_model")?.is_none() {
+                ops::set_meta(tx, "embedding_model", model)?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks (and on the first vector records) the store's vector dimension.
@@ -568,7 +644,8 @@ impl Memory {
             (Some(d), _) => Ok(d),
             (None, Some(d)) => {
                 if let EmbedderSlot::Ready(e) = &self.embedder {
-                    if e.dimensions() != d {
+                    // 0: a remote embedder that has not answered yet.
+                    if e.dimensions() != 0 && e.dimensions() != d {
                         return Err(Error::invalid(format!(
                             "vector has {d} dimensions but the embedder makes {}",
                             e.dimensions()
@@ -781,16 +858,7 @@ impl Memory {
                 let e = embedded
                     .as_ref()
                     .ok_or_else(|| Error::internal("content changed under an update"))?;
-                let dims = self.check_store_dimensions(tx, Some(e.vector.len()))?;
-                if e.vector.len() != dims {
-                    return Err(Error::invalid(format!(
-                        "vector has {} dimensions; the store holds {dims}",
-                        e.vector.len()
-                    )));
-                }
-                if let Some((model, hash)) = &e.cache_as {
-                    ops::cache_embedding(tx, model, hash, &e.vector)?;
-                }
+                self.store_vector_checks(tx, e)?;
                 Some(e.vector.as_slice())
             } else {
                 None
@@ -1252,6 +1320,7 @@ impl Drop for Memory {
 }
 
 /// A vector for one memory and, when it was freshly embedded, its cache key.
+#[derive(Clone)]
 struct Embedded {
     vector: Vec<f32>,
     cache_as: Option<(String, String)>,

@@ -12,6 +12,7 @@
 //! | [`open`] | [`OpenOptions`] | a [`Memory`] |
 //! | [`add`] | `{"content", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `{"id", "added"}` |
 //! | [`add_batch`] | `{"memories": [add requests]}` | `[{"id", "added"}, …]` |
+//! | [`add_messages`] | `{"messages", "infer", "prompt", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `[{"id", "memory", "event", "previous_memory"?}, …]` |
 //! | [`get`] | an id | a memory record |
 //! | [`list`] | scope, `include_global`, `include_expired`, `filters`, `order`, `limit`, `offset`, `cursor` | `{"items": [records], "next_cursor": string or null}` |
 //! | [`count`] | scope, `filters` | a number |
@@ -35,10 +36,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
+use crate::embed::RemoteEmbedderConfig;
+use crate::llm::LlmConfig;
 use crate::{
-    parse_time, Error, Filter, FusionWeights, HashingEmbedder, ListOptions, ListOrder, Memory,
-    MemoryKind, MemoryUpdate, Metadata, NewMemory, Quantization, Result, Scope, SearchMode,
-    SearchOptions, VectorIndexOptions,
+    parse_time, AddMessages, Error, Filter, FusionWeights, HashingEmbedder, ListOptions, ListOrder,
+    Memory, MemoryKind, MemoryUpdate, Message, Metadata, NewMemory, Quantization, Result, Scope,
+    SearchMode, SearchOptions, VectorIndexOptions,
 };
 
 /// The path that opens a store in memory (as in SQLite).
@@ -104,15 +107,23 @@ where
 ///   "index": {"connectivity": 16, "expansion_add": 64, "expansion_search": 128,
 ///             "quantization": "f32", "exact_scan_limit": 4096},
 ///   "search": {"mode": "hybrid", "limit": 10, "threshold": null,
-///              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}}
+///              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}},
+///   "llm": {"provider": "openai", "model": "gpt-4.1-nano", "api_key": "…", "base_url": "…",
+///           "timeout_ms": 60000, "max_retries": 3},
+///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"}
 /// }
 /// ```
 ///
 /// `embedder` is `"local"` (the default model, found as [`crate::embed::locate_model`]
 /// says), `{"provider": "local", "model_dir": "/path"}`, `"none"` (every add and search
-/// carries its vector), or `{"provider": "hashing", "dimensions": 64}` (a deterministic
-/// bag-of-words embedder for tests). Every field is optional.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// carries its vector), `{"provider": "hashing", "dimensions": 64}` (a deterministic
+/// bag-of-words embedder for tests), or an OpenAI-compatible embeddings endpoint
+/// (`{"provider": "openai" | "zhipu" | "ollama" | "openai_compatible", "model", "api_key",
+/// "base_url", "dimensions", "timeout_ms", "max_retries"}`, see [`RemoteEmbedderConfig`]).
+/// `llm` is a [`LlmConfig`]; keys and base URLs left out come from the provider's usual
+/// environment variables (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, …). `prompts` replaces the
+/// inference prompts (see [`crate::llm::prompts`]). Every field is optional.
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Which embedder.
     pub embedder: EmbedderSpec,
@@ -122,10 +133,27 @@ pub struct OpenOptions {
     pub index: VectorIndexOptions,
     /// Defaults of every search.
     pub search: SearchOptions,
+    /// The chat model used by [`add_messages`] to infer memories.
+    pub llm: Option<LlmConfig>,
+    /// Replacements of the inference prompts.
+    pub prompts: PromptOptions,
+}
+
+/// Replacement prompts (see [`crate::MemoryBuilder::fact_extraction_prompt`] and the
+/// others); `None` keeps the built-in one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptOptions {
+    /// Extracts facts; must answer `{"facts": [...]}`.
+    pub fact_extraction: Option<String>,
+    /// Decides ADD/UPDATE/DELETE/NONE; must answer `{"decisions": [...]}`.
+    pub decisions: Option<String>,
+    /// Summarises an agent's run into a procedural memory.
+    pub procedural: Option<String>,
 }
 
 /// The embedder named in [`OpenOptions`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub enum EmbedderSpec {
     /// The default local model, from this directory or wherever it is found.
     #[default]
@@ -136,6 +164,8 @@ pub enum EmbedderSpec {
     None,
     /// [`HashingEmbedder`] with this many dimensions.
     Hashing(usize),
+    /// An OpenAI-compatible embeddings endpoint.
+    Remote(RemoteEmbedderConfig),
 }
 
 #[derive(Deserialize)]
@@ -149,6 +179,10 @@ struct RawOpenOptions {
     index: Option<RawIndexOptions>,
     #[serde(default)]
     search: Option<RawSearchDefaults>,
+    #[serde(default)]
+    llm: Option<Value>,
+    #[serde(default)]
+    prompts: Option<PromptOptions>,
 }
 
 #[derive(Deserialize)]
@@ -185,8 +219,25 @@ impl OpenOptions {
         let mut options = OpenOptions {
             embedder: EmbedderSpec::from_json(&raw.embedder)?,
             persist_index: raw.persist_index,
+            llm: raw
+                .llm
+                .filter(|v| !v.is_null())
+                .map(|v| request::<LlmConfig>(&v, "options.llm"))
+                .transpose()?,
+            prompts: raw.prompts.unwrap_or_default(),
             ..OpenOptions::default()
         };
+        for (name, prompt) in [
+            ("fact_extraction", &options.prompts.fact_extraction),
+            ("decisions", &options.prompts.decisions),
+            ("procedural", &options.prompts.procedural),
+        ] {
+            if prompt.as_ref().is_some_and(|p| p.trim().is_empty()) {
+                return Err(Error::invalid(format!(
+                    "options.prompts.{name} must not be empty"
+                )));
+            }
+        }
         if let Some(index) = raw.index {
             let o = &mut options.index;
             o.connectivity = index.connectivity.unwrap_or(o.connectivity);
@@ -219,8 +270,9 @@ impl OpenOptions {
     }
 
     /// A builder for a store at `path` (`None` or [`IN_MEMORY_PATH`]: in memory) with these
-    /// options. Nothing is opened yet.
-    pub fn builder(&self, path: Option<&str>) -> crate::MemoryBuilder {
+    /// options. Nothing is opened yet and no network call is made; a model configuration
+    /// that cannot work (an unknown provider, a missing key) is an error here.
+    pub fn builder(&self, path: Option<&str>) -> Result<crate::MemoryBuilder> {
         let mut builder = Memory::builder()
             .index_options(self.index)
             .search_defaults(self.search.clone());
@@ -230,12 +282,25 @@ impl OpenOptions {
         if let Some(persist) = self.persist_index {
             builder = builder.persist_index(persist);
         }
-        match &self.embedder {
+        if let Some(llm) = &self.llm {
+            builder = builder.llm(llm.build()?);
+        }
+        if let Some(p) = &self.prompts.fact_extraction {
+            builder = builder.fact_extraction_prompt(p);
+        }
+        if let Some(p) = &self.prompts.decisions {
+            builder = builder.decision_prompt(p);
+        }
+        if let Some(p) = &self.prompts.procedural {
+            builder = builder.procedural_prompt(p);
+        }
+        Ok(match &self.embedder {
             EmbedderSpec::Local => builder,
             EmbedderSpec::LocalAt(dir) => builder.model_dir(dir),
             EmbedderSpec::None => builder.without_embedder(),
             EmbedderSpec::Hashing(dims) => builder.embedder(Arc::new(HashingEmbedder::new(*dims))),
-        }
+            EmbedderSpec::Remote(config) => builder.embedder(Arc::new(config.build()?)),
+        })
     }
 }
 
@@ -244,6 +309,16 @@ impl EmbedderSpec {
         let (provider, model_dir, dimensions) = match value {
             Value::Null => return Ok(EmbedderSpec::Local),
             Value::String(s) => (s.clone(), None, None),
+            Value::Object(o)
+                if o.get("provider")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| !matches!(p, "local" | "none" | "hashing")) =>
+            {
+                let config: RemoteEmbedderConfig = request(value, "options.embedder")?;
+                // Checked now (provider, fields); keys may still come from the environment.
+                config.build()?;
+                return Ok(EmbedderSpec::Remote(config));
+            }
             Value::Object(_) => {
                 let raw: RawEmbedder = request(value, "options.embedder")?;
                 (raw.provider, raw.model_dir, raw.dimensions)
@@ -307,7 +382,7 @@ pub fn open(path: Option<&str>, options: &Value) -> Result<Memory> {
             "path must not be empty (use \":memory:\" for a store in memory)",
         ));
     }
-    OpenOptions::from_json(options)?.builder(path).build()
+    OpenOptions::from_json(options)?.builder(path)?.build()
 }
 
 // ------------------------------------------------------------------------------- requests
@@ -475,7 +550,72 @@ impl SearchRequest {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMessagesRequest {
+    messages: Option<Value>,
+    infer: Option<bool>,
+    prompt: Option<String>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+    expires_at: Option<String>,
+}
+
+impl AddMessagesRequest {
+    fn into_request(self) -> Result<AddMessages> {
+        let messages = match self.messages {
+            Some(Value::String(text)) => vec![Message::user(text)],
+            Some(one @ Value::Object(_)) => vec![self::request::<Message>(&one, "messages")?],
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, m)| self::request::<Message>(m, &format!("messages[{i}]")))
+                .collect::<Result<_>>()?,
+            Some(other) if !other.is_null() => {
+                return Err(Error::invalid(format!(
+                    "messages must be a string, a message or a list of messages, got {}",
+                    kind_of(&other)
+                )))
+            }
+            _ => return Err(Error::invalid("messages is required")),
+        };
+        let mut request = AddMessages::new(messages).scope(Scope {
+            user_id: self.user_id,
+            agent_id: self.agent_id,
+            run_id: self.run_id,
+            org_id: self.org_id,
+        });
+        request.infer = self.infer.unwrap_or(true);
+        request.prompt = self.prompt;
+        if let Some(kind) = self.kind {
+            request.kind = Some(kind.parse::<MemoryKind>()?);
+        }
+        if let Some(metadata) = self.metadata {
+            request.metadata = metadata;
+        }
+        if let Some(at) = self.expires_at {
+            request.expires_at = Some(parse_time(&at)?);
+        }
+        Ok(request)
+    }
+}
+
 // ------------------------------------------------------------------------------- operations
+
+/// Remembers a conversation ([`Memory::add_messages`]): with a chat model and `infer`
+/// (default true), facts are extracted and reconciled with what is stored; otherwise each
+/// non-system message is stored. `messages` is a string (one user message), a message
+/// `{"role", "content", "name"?}` or a list of them. Returns the events,
+/// `[{"id", "memory", "event": "ADD"|"UPDATE"|"DELETE"|"NONE", "previous_memory"?}]`.
+pub fn add_messages(memory: &Memory, request: &Value) -> Result<Value> {
+    let request =
+        self::request::<AddMessagesRequest>(request, "add_messages request")?.into_request()?;
+    to_json(&memory.add_messages(request)?)
+}
 
 /// Adds one memory (embedded by the store's embedder); `{"id", "added"}`.
 pub fn add(memory: &Memory, request: &Value) -> Result<Value> {

@@ -1,15 +1,17 @@
-//! Turning text into vectors: the [`Embedder`] trait, the local Candle model and a
-//! deterministic hashing embedder for tests.
+//! Turning text into vectors: the [`Embedder`] trait, the local Candle model, a remote
+//! OpenAI-compatible embedder and a deterministic hashing embedder for tests.
 
 #[cfg(feature = "download")]
 pub mod download;
 mod hashing;
 mod local;
 mod locate;
+mod remote;
 
 pub use hashing::HashingEmbedder;
 pub use local::LocalEmbedder;
 pub use locate::{locate_model, ModelLocation, DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE};
+pub use remote::{OpenAiEmbedder, RemoteEmbedderConfig};
 
 use crate::error::Result;
 
