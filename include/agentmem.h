@@ -194,9 +194,23 @@ void am_string_free(char *s);
  *   "index": {"connectivity": 16, "expansion_add": 64, "expansion_search": 128,
  *             "quantization": "f32" | "f16" | "i8", "exact_scan_limit": 4096},
  *   "search": {"mode": "hybrid", "limit": 10, "threshold": null,
- *              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}}}`.
+ *              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}},
+ *   "llm": {"provider": "openai" | "anthropic" | "deepseek" | "zhipu" | "moonshot" |
+ *           "ollama" | "openai_compatible", "model": "gpt-4.1-nano", "api_key": "…",
+ *           "base_url": "https://api.openai.com/v1", "timeout_ms": 60000, "max_retries": 3,
+ *           "temperature": 0, "max_tokens": 1024, "json_mode": true},
+ *   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"}}`.
  * The default embedder is the local all-MiniLM-L6-v2 model; if it cannot be found the store
- * still opens, and calls that need it fail with `AM_ERR_MODEL_UNAVAILABLE`.
+ * still opens, and calls that need it fail with `AM_ERR_MODEL_UNAVAILABLE`. The embedder may
+ * also be a remote OpenAI-compatible embeddings endpoint: `{"provider": "openai" | "zhipu" |
+ * "ollama" | "openai_compatible", "model", "api_key", "base_url", "dimensions", "timeout_ms",
+ * "max_retries"}`.
+ * `llm` is the chat model `am_memory_add_messages` uses to infer memories (only `provider`
+ * is required; the model, key and base URL left out come from the provider's defaults and
+ * environment variables: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An
+ * OpenAI-style `base_url` includes the version (`http://host:port/v1`); Anthropic's does not
+ * (`https://api.anthropic.com`). Opening makes no network call. `prompts` replaces the
+ * built-in inference prompts.
  * On success `*out` is a handle to free with `am_memory_free`.
  * Several handles (in one process or many) may open the same file.
  */
@@ -232,6 +246,34 @@ am_status am_memory_add(const am_memory *m,
                         const char *request_json,
                         char **out_json,
                         am_error **err);
+
+/**
+ * Remembers a conversation, with inference by the store's chat model (`llm` in
+ * `am_memory_open`).
+ *
+ * `request_json`: `{"messages": "text" | {"role": "user" | "assistant" | "system", "content":
+ * "…", "name"?: "…"} | [messages], "infer": true, "prompt": "…", "user_id", "agent_id",
+ * "run_id", "org_id", "kind", "metadata": {…}, "expires_at"}`; unknown keys are refused.
+ * With a chat model and `infer` true (the default), the model extracts facts from the
+ * messages (one call) and, when similar memories are stored in the scope, decides for each
+ * fact whether to add it, update or delete a stored memory, or do nothing (a second call);
+ * the changes are written in one transaction, with history actor `"llm:<provider>:<model>"`.
+ * Inference needs a scope (`user_id`, `agent_id`, `run_id` or `org_id`):
+ * `AM_ERR_INVALID_INPUT` without one, and the model's decisions touch only that scope.
+ * `prompt` replaces the fact-extraction prompt for this call; `kind` `"procedural"` with an
+ * `agent_id` stores a summary of the run instead of facts. Without a chat model, or with
+ * `infer` false, each non-system message is stored as it is (a system message never is).
+ * `*out_json`: the events, `[{"id": "…", "memory": "text", "event": "ADD" | "UPDATE" |
+ * "DELETE" | "NONE", "previous_memory": "old text" (UPDATE only)}, …]`.
+ * A model failure (unreachable, timed out, an error status, an unreadable answer) is
+ * `AM_ERR_LLM`, its message the provider's, and the store is unchanged. The call blocks for
+ * as long as the model takes (at most `timeout_ms` per attempt, with `max_retries`).
+ * Thread-safe.
+ */
+am_status am_memory_add_messages(const am_memory *m,
+                                 const char *request_json,
+                                 char **out_json,
+                                 am_error **err);
 
 /**
  * Adds one memory with the caller's embedding: `vector` points at `dims` floats (the store's
@@ -308,7 +350,9 @@ am_status am_memory_count(const am_memory *m,
 /**
  * The history of a memory (also after it was deleted). `*out_json`: `[{"id", "memory_id",
  * "event": "ADD" | "UPDATE" | "DELETE", "old_content", "new_content", "is_deleted", "actor",
- * "created_at"}, …]`, oldest first. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+ * "created_at"}, …]`, oldest first; `actor` is `"user"`, `"expiry"` or, for changes made by
+ * `am_memory_add_messages`, `"llm:<provider>:<model>"`. Unknown id: `AM_ERR_NOT_FOUND`.
+ * Thread-safe.
  */
 am_status am_memory_history(const am_memory *m,
                             const char *id,

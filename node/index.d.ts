@@ -128,13 +128,92 @@ export interface MemoryChanges {
   expiresAt?: TimeLike | null;
 }
 
+/** Names of any OpenAI-compatible server (vLLM, LM Studio, llama.cpp, LiteLLM…). */
+export type OpenAiCompatibleProvider =
+  | 'openai_compatible'
+  | 'vllm'
+  | 'lmstudio'
+  | 'llamacpp'
+  | 'litellm';
+
+/** A provider of chat models, by name or alias. */
+export type LlmProvider =
+  | 'openai'
+  | 'anthropic'
+  | 'deepseek'
+  | 'zhipu'
+  | 'zhipuai'
+  | 'glm'
+  | 'moonshot'
+  | 'ollama'
+  | OpenAiCompatibleProvider;
+
+/** A provider of embeddings behind an OpenAI-compatible `POST {baseUrl}/embeddings`. */
+export type EmbeddingProvider = 'openai' | 'zhipu' | 'zhipuai' | 'glm' | 'ollama' | OpenAiCompatibleProvider;
+
+/** A remote embedder. Every field but `provider` defaults from the provider's table and its
+ * environment variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, …). */
+export interface RemoteEmbedderOption {
+  provider: EmbeddingProvider;
+  /** Default: the provider's embedding model (`text-embedding-3-small` for OpenAI). */
+  model?: string;
+  apiKey?: string;
+  /** With the API version: `https://api.openai.com/v1`. */
+  baseUrl?: string;
+  /** Vector length to ask for (models that can shorten theirs); default the model's. */
+  dimensions?: number;
+  /** The longest one attempt may take; default 60000. */
+  timeoutMs?: number;
+  /** Retries of rate-limited or failed attempts; default 3. */
+  maxRetries?: number;
+}
+
 /** The embedder of a store. */
 export type EmbedderOption =
   | 'local'
   | 'none'
   | { provider: 'local'; modelDir?: string }
   | { provider: 'none' }
-  | { provider: 'hashing'; dimensions: number };
+  | { provider: 'hashing'; dimensions: number }
+  | RemoteEmbedderOption;
+
+/**
+ * The chat model `addMessages` infers memories with. Only `provider` is required; the model,
+ * key and base URL left out come from the provider's defaults and environment variables
+ * (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `DEEPSEEK_API_KEY`, `ZHIPUAI_API_KEY`,
+ * `MOONSHOT_API_KEY`, `OLLAMA_HOST`, `AGENTMEM_LLM_BASE_URL`…).
+ */
+export interface LlmOptions {
+  provider: LlmProvider;
+  /** Default: the provider's (`gpt-4.1-nano`, `claude-haiku-4-5`, …); required for Ollama and
+   * OpenAI-compatible servers. */
+  model?: string;
+  apiKey?: string;
+  /** OpenAI-style APIs include the version (`http://localhost:8000/v1`); Anthropic's does not
+   * (`https://api.anthropic.com`). */
+  baseUrl?: string;
+  /** The longest one attempt may take, 1 to 600000; default 60000. */
+  timeoutMs?: number;
+  /** Retries of rate-limited (429, honouring Retry-After) or failed attempts, 0 to 10;
+   * default 3. */
+  maxRetries?: number;
+  /** 0 to 2 (Anthropic 0 to 1); default 0. */
+  temperature?: number;
+  /** Longest answer in tokens; default the server's (Anthropic 1024). */
+  maxTokens?: number;
+  /** Ask for `response_format: json_object` (OpenAI-style APIs); default true. */
+  jsonMode?: boolean;
+}
+
+/** Replacements of the built-in inference prompts. */
+export interface PromptOptions {
+  /** Extracts facts; the answer must be `{"facts": [...]}`. `{today}` is replaced by the date. */
+  factExtraction?: string;
+  /** Decides ADD / UPDATE / DELETE / NONE; the answer must be `{"decisions": [...]}`. */
+  decisions?: string;
+  /** Summarises an agent's run into a procedural memory. */
+  procedural?: string;
+}
 
 /** Options of `Memory.open`. */
 export interface OpenOptions {
@@ -161,6 +240,47 @@ export interface OpenOptions {
     threshold?: number | null;
     weights?: FusionWeights;
   } | null;
+  /** The chat model of `addMessages`; without one, messages are stored as they are. */
+  llm?: LlmOptions | null;
+  /** Replacements of the inference prompts. */
+  prompts?: PromptOptions | null;
+}
+
+/** One message of a conversation. */
+export interface Message {
+  role: 'user' | 'assistant' | 'system';
+  content: string;
+  /** Who said it (kept as `actor_id` in the metadata of messages stored as they are). */
+  name?: string;
+}
+
+/** What `addMessages` takes: a string (one user message), a message or a list of them. */
+export type Messages = string | Message | ReadonlyArray<Message>;
+
+/** Options of `addMessages`. */
+export interface AddMessagesOptions extends Scope {
+  /** Infer memories with the store's model (default true); false stores the messages. */
+  infer?: boolean | null;
+  /** Replaces the fact-extraction prompt for this call. */
+  prompt?: string | null;
+  /** Default `"semantic"` for inferred facts, `"episodic"` for stored messages;
+   * `"procedural"` with an `agentId` stores a summary of the agent's run. */
+  kind?: MemoryKind | null;
+  /** Metadata of every memory written. */
+  metadata?: Metadata | null;
+  /** Expiry of every memory written. */
+  expiresAt?: TimeLike | null;
+}
+
+/** One change `addMessages` made, in mem0's shape. */
+export interface MemoryEvent {
+  /** The memory concerned. */
+  id: string;
+  /** Its text now (for DELETE: the text it had). */
+  memory: string;
+  event: 'ADD' | 'UPDATE' | 'DELETE' | 'NONE';
+  /** The text before an UPDATE (only on UPDATE). */
+  previous_memory?: string;
 }
 
 /** What `add` did. */
@@ -225,7 +345,8 @@ export interface HistoryEntry {
   old_content: string | null;
   new_content: string | null;
   is_deleted: boolean;
-  /** `"user"`, or `"expiry"` for purged memories. */
+  /** `"user"`, `"expiry"` for purged memories, or `"llm:<provider>:<model>"` for changes
+   * `addMessages` made. */
   actor: string;
   created_at: string;
 }
@@ -244,6 +365,13 @@ export declare class Memory {
 
   add(content: string, options?: AddOptions): Promise<AddResult>;
   addWithVector(content: string, vector: VectorLike, options?: AddOptions): Promise<AddResult>;
+  /**
+   * Remembers a conversation: with the store's `llm` (and `infer` not false) facts are
+   * extracted and reconciled with the scope's memories; otherwise each non-system message is
+   * stored. Inference needs a scope. Rejects with LlmError when the model fails (nothing is
+   * written). The call holds one of libuv's pool threads while the model answers.
+   */
+  addMessages(messages: Messages, options?: AddMessagesOptions): Promise<MemoryEvent[]>;
   /** One transaction: all or nothing. */
   addBatch(memories: ReadonlyArray<string | NewMemory>): Promise<AddResult[]>;
   addBatchWithVectors(

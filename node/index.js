@@ -253,10 +253,42 @@ const UPDATE = {
   kind: ['kind', str],
   expiresAt: ['expires_at', time],
 };
+const ADD_MESSAGES = {
+  ...SCOPE,
+  messages: FIRST,
+  infer: ['infer', bool],
+  prompt: ['prompt', str],
+  kind: ['kind', str],
+  metadata: ['metadata', obj],
+  expiresAt: ['expires_at', time],
+};
+// The local, hashing and remote (OpenAI-compatible) embedders share one object; the core
+// refuses the fields that do not apply to the provider.
 const EMBEDDER = {
   provider: ['provider', str],
   modelDir: ['model_dir', str],
   dimensions: ['dimensions', num],
+  model: ['model', str],
+  apiKey: ['api_key', str],
+  baseUrl: ['base_url', str],
+  timeoutMs: ['timeout_ms', num],
+  maxRetries: ['max_retries', num],
+};
+const LLM = {
+  provider: ['provider', str],
+  model: ['model', str],
+  apiKey: ['api_key', str],
+  baseUrl: ['base_url', str],
+  timeoutMs: ['timeout_ms', num],
+  maxRetries: ['max_retries', num],
+  temperature: ['temperature', num],
+  maxTokens: ['max_tokens', num],
+  jsonMode: ['json_mode', bool],
+};
+const PROMPTS = {
+  factExtraction: ['fact_extraction', str],
+  decisions: ['decisions', str],
+  procedural: ['procedural', str],
 };
 const OPEN = {
   embedder: ['embedder', embedder],
@@ -280,6 +312,8 @@ const OPEN = {
       weights: ['weights', nested(WEIGHTS)],
     }),
   ],
+  llm: ['llm', nested(LLM)],
+  prompts: ['prompts', nested(PROMPTS)],
 };
 
 /** A vector as the Float32Array the addon takes. */
@@ -300,6 +334,19 @@ function newMemory(what, item) {
   const out = request(what, item, NEW_MEMORY);
   if (typeof out.content !== 'string') throw argError(`${what}.content`, 'a string', item.content);
   return out;
+}
+
+/** The messages of `addMessages`: a string (one user message), a message or a list of them.
+ * Messages go to the core as they are (it checks roles and contents). */
+function messagesArg(v) {
+  if (typeof v === 'string' || isObject(v)) return v;
+  if (Array.isArray(v)) {
+    v.forEach((m, i) => {
+      if (!isObject(m)) throw argError(`messages[${i}]`, 'an object {role, content}', m);
+    });
+    return v;
+  }
+  throw argError('messages', 'a string, a message {role, content} or an array of messages', v);
 }
 
 function list(what, v) {
@@ -330,8 +377,13 @@ class Memory {
    * Opens (or creates) the store at `path` (a file; `":memory:"` for a store in memory).
    * `options.embedder`: `"local"` (default: the all-MiniLM-L6-v2 model, found locally),
    * `{provider: "local", modelDir}`, `"none"` (vectors come with every call) or
-   * `{provider: "hashing", dimensions}` (deterministic, for tests); `persistIndex`, `index`,
-   * `search` (defaults of every search).
+   * `{provider: "hashing", dimensions}` (deterministic, for tests) or a remote
+   * OpenAI-compatible endpoint (`{provider: "openai" | "zhipu" | "ollama" |
+   * "openai_compatible", model, apiKey, baseUrl, dimensions, timeoutMs, maxRetries}`);
+   * `persistIndex`, `index`, `search` (defaults of every search); `llm` (the chat model of
+   * `addMessages`: `{provider, model, apiKey, baseUrl, timeoutMs, maxRetries, temperature,
+   * maxTokens, jsonMode}`) and `prompts` (`{factExtraction, decisions, procedural}`).
+   * Opening makes no network call.
    */
   static async open(path, options) {
     str('path', path);
@@ -366,6 +418,21 @@ class Memory {
     str('content', content);
     const wire = { ...request('options', options, ADD), content };
     return await settle(this.#native.add(JSON.stringify(wire)));
+  }
+
+  /**
+   * Remembers a conversation: `messages` is a string (one user message), a message
+   * `{role: "user" | "assistant" | "system", content, name?}` or an array of them. With the
+   * store's `llm` and `options.infer` (default true) the model extracts facts and decides
+   * whether each one adds, updates or deletes a memory of the scope (which inference needs:
+   * `userId`, `agentId`, `runId` or `orgId`); otherwise each non-system message is stored as
+   * it is. Resolves with the events, `[{id, memory, event: "ADD" | "UPDATE" | "DELETE" |
+   * "NONE", previous_memory?}]`; a model failure rejects with LlmError, the store unchanged.
+   */
+  async addMessages(messages, options) {
+    const items = messagesArg(messages);
+    const wire = { ...request('options', options, ADD_MESSAGES), messages: items };
+    return await settle(this.#native.addMessages(JSON.stringify(wire)));
   }
 
   /** As `add`, with the caller's embedding of the content. */

@@ -13,6 +13,9 @@ import {
   type AddResult,
   type ErrorCode,
   type HistoryEntry,
+  type LlmOptions,
+  type Message,
+  type MemoryEvent,
   type ListPage,
   type MemoryRecord,
   type OpenOptions,
@@ -30,6 +33,36 @@ export async function usage(): Promise<string[]> {
   await Memory.open('memories.db');
   await Memory.open(':memory:', { embedder: 'none' });
   await Memory.open(':memory:', { embedder: { provider: 'local', modelDir: '/models/minilm' } });
+  const llm: LlmOptions = {
+    provider: 'openai',
+    model: 'gpt-4.1-nano',
+    apiKey: 'sk-…',
+    baseUrl: 'http://127.0.0.1:8080/v1',
+    timeoutMs: 30_000,
+    maxRetries: 2,
+    temperature: 0,
+    maxTokens: 512,
+    jsonMode: true,
+  };
+  const smart: Memory = await Memory.open(':memory:', {
+    embedder: { provider: 'openai', model: 'text-embedding-3-small', apiKey: 'sk-…', dimensions: 256 },
+    llm,
+    prompts: { factExtraction: 'Extract food facts. Today is {today}.', procedural: 'Summarise.' },
+  });
+  await Memory.open(':memory:', { llm: { provider: 'anthropic' }, prompts: null });
+  await Memory.open(':memory:', { llm: { provider: 'ollama', model: 'llama3.2', baseUrl: 'http://localhost:11434/v1' } });
+  const said: Message = { role: 'user', content: 'I moved to Berlin', name: 'alice' };
+  const events: MemoryEvent[] = await smart.addMessages([said, { role: 'assistant', content: 'Noted!' }], {
+    userId: 'alice',
+    metadata: { source: 'chat' },
+    expiresAt: '2030-01-01',
+    prompt: 'Only places.',
+  });
+  await smart.addMessages('I like tea', { agentId: 'a', infer: false, kind: 'episodic' });
+  await smart.addMessages(said);
+  const change: 'ADD' | 'UPDATE' | 'DELETE' | 'NONE' | undefined = events[0]?.event;
+  const before: string | undefined = events[0]?.previous_memory;
+  const text: string | undefined = events[0]?.memory;
 
   const added: AddResult = await memory.add('Alice is allergic to peanuts', {
     userId: 'alice',
@@ -112,10 +145,23 @@ export async function usage(): Promise<string[]> {
   void record.userId;
   // @ts-expect-error deleteAll needs a scope or filters
   await memory.deleteAll();
+  // @ts-expect-error not a role
+  await smart.addMessages({ role: 'wizard', content: 'hi' });
+  // @ts-expect-error messages are strings or messages
+  await smart.addMessages(42);
+  // @ts-expect-error not a provider
+  await Memory.open(':memory:', { llm: { provider: 'skynet' } });
+  // @ts-expect-error options are camelCase
+  await Memory.open(':memory:', { llm: { provider: 'openai', api_key: 'sk' } });
+  // @ts-expect-error Anthropic has no embeddings API
+  await Memory.open(':memory:', { embedder: { provider: 'anthropic' } });
+  // @ts-expect-error events are snake_case
+  void events[0]?.previousMemory;
 
   return [
     String(fresh), String(batch.length), String(score), String(similarity), String(keywordRank),
     String(userId), String(n), updated.content, String(event), String(deleted), String(purged),
     String(path), String(model), String(closed), codes.join(), staticCode, indexCode, version,
+    String(change), String(before), String(text),
   ];
 }

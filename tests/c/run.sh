@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The C surface: builds libagentmem, then
 #   - tests/c/test_agentmem.c and the conformance cases (tests/c/conformance.c) under valgrind,
+#   - tests/c/test_infer.c under valgrind, against tests/fake_llm.py (a local HTTP server
+#     playing the model with the replies of tests/c/infer_script.json; always stopped),
 #   - the header compiled as C and C++, and a small C++ program run,
 #   - `make -C ffi install` into a temporary prefix, and examples/c/quickstart.c built through
 #     pkg-config, linked against the shared and the static library, and run.
@@ -29,7 +31,15 @@ cargo build -p agent-mem-ffi
 lib=$root/target/debug
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+fake_pid=
+cleanup() {
+  if [ -n "$fake_pid" ]; then
+    kill "$fake_pid" 2>/dev/null || true
+    wait "$fake_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 cflags=(-std=c99 -Wall -Wextra -Werror -pedantic -pthread -g -Iinclude)
 link=(-L"$lib" -Wl,-rpath,"$lib" -lagentmem)
 
@@ -42,6 +52,7 @@ c++ -std=c++11 -Wall -Wextra -Werror -Iinclude tests/c/cpp_smoke.cpp -o "$tmp/cp
 step "compile the C tests"
 cc "${cflags[@]}" tests/c/test_agentmem.c -o "$tmp/test_agentmem" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/conformance.c -o "$tmp/conformance" "${link[@]}" -lcjson
+cc "${cflags[@]}" tests/c/test_infer.c -o "$tmp/test_infer" "${link[@]}" -lcjson
 
 # Leaks that count: definite and indirect. valgrind also reports one "possibly lost" block
 # (2 KiB): the stop-word set of agent_mem::text, a process-wide static built once; hashbrown
@@ -53,6 +64,22 @@ valgrind=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
 
 step "test_agentmem under valgrind"
 "${valgrind[@]}" "$tmp/test_agentmem" tests/error_codes.json
+
+step "test_infer under valgrind, against tests/fake_llm.py"
+python3 tests/fake_llm.py --script tests/c/infer_script.json --port-file "$tmp/fake.port" \
+  --log "$tmp/fake.log" &
+fake_pid=$!
+for _ in $(seq 100); do
+  [ -s "$tmp/fake.port" ] && break
+  kill -0 "$fake_pid" 2>/dev/null || { echo "tests/fake_llm.py exited early"; exit 1; }
+  sleep 0.1
+done
+[ -s "$tmp/fake.port" ] || { echo "tests/fake_llm.py did not start"; exit 1; }
+"${valgrind[@]}" "$tmp/test_infer" "http://127.0.0.1:$(cat "$tmp/fake.port")" "$tmp/fake.log" \
+  tests/c/infer_script.json
+kill "$fake_pid"
+wait "$fake_pid" || true
+fake_pid=
 
 step "conformance cases through the C ABI under valgrind"
 "${valgrind[@]}" "$tmp/conformance" --error-codes tests/error_codes.json tests/conformance

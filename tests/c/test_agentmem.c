@@ -22,114 +22,13 @@
 #include <cjson/cJSON.h>
 
 #include "agentmem.h"
-
-/* ----------------------------------------------------------------------------- assertions */
-
-static int g_checks, g_failures;
-
-static void report(const char *file, int line, const char *fmt, ...) {
-    va_list ap;
-    g_failures++;
-    fprintf(stderr, "%s:%d: ", file, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-#define CHECK(cond)                                                                            \
-    do {                                                                                        \
-        g_checks++;                                                                             \
-        if (!(cond))                                                                            \
-            report(__FILE__, __LINE__, "CHECK failed: %s", #cond);                              \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                   \
-    do {                                                                                        \
-        const char *g_ = (got), *w_ = (want);                                                   \
-        g_checks++;                                                                             \
-        if (!g_ || strcmp(g_, w_) != 0)                                                         \
-            report(__FILE__, __LINE__, "%s is \"%s\", expected \"%s\"", #got,                   \
-                   g_ ? g_ : "(NULL)", w_);                                                     \
-    } while (0)
-
-#define CHECK_INT(got, want)                                                                   \
-    do {                                                                                        \
-        long long g_ = (long long)(got), w_ = (long long)(want);                                \
-        g_checks++;                                                                             \
-        if (g_ != w_)                                                                           \
-            report(__FILE__, __LINE__, "%s is %lld, expected %lld", #got, g_, w_);              \
-    } while (0)
-
-/*
- * Checks a call's status and its error object, then frees the error: on success *errp must
- * be NULL; on failure it must hold the same code and a non-empty message (containing
- * `needle` if given).
- */
-static int expect_status(const char *file, int line, const char *call, am_status got,
-                         am_status want, am_error **errp, const char *needle) {
-    am_error *err = errp ? *errp : NULL;
-    int ok = 1;
-    g_checks++;
-    if (got != want) {
-        report(file, line, "%s returned %s, expected %s (message: %s)", call, am_status_str(got),
-               am_status_str(want), am_error_message(err));
-        ok = 0;
-    } else if (errp && want == AM_OK && err != NULL) {
-        report(file, line, "%s succeeded but set *err", call);
-        ok = 0;
-    } else if (errp && want != AM_OK) {
-        if (err == NULL) {
-            report(file, line, "%s failed without an error object", call);
-            ok = 0;
-        } else if (am_error_code(err) != want) {
-            report(file, line, "%s: am_error_code is %s, the status %s", call,
-                   am_status_str(am_error_code(err)), am_status_str(want));
-            ok = 0;
-        } else if (am_error_message(err) == NULL || am_error_message(err)[0] == '\0') {
-            report(file, line, "%s: empty error message", call);
-            ok = 0;
-        } else if (needle && !strstr(am_error_message(err), needle)) {
-            report(file, line, "%s: message \"%s\" does not contain \"%s\"", call,
-                   am_error_message(err), needle);
-            ok = 0;
-        }
-    }
-    if (errp) {
-        am_error_free(*errp);
-        *errp = NULL;
-    }
-    return ok;
-}
-
-#define EXPECT(call, want) expect_status(__FILE__, __LINE__, #call, (call), (want), &err, NULL)
-#define EXPECT_MSG(call, want, needle)                                                         \
-    expect_status(__FILE__, __LINE__, #call, (call), (want), &err, (needle))
+#include "check.h"
 
 /* ------------------------------------------------------------------------------- helpers */
 
 static const char *HASHING = "{\"embedder\":{\"provider\":\"hashing\",\"dimensions\":64}}";
 static const char *NO_EMBEDDER = "{\"embedder\":\"none\"}";
 static const char *MISSING_ID = "00000000-0000-0000-0000-000000000000";
-
-/* Parses a returned string, frees it and clears the pointer; NULL (and a failure) if it is
-   not JSON. */
-static cJSON *take(const char *file, int line, char **outp) {
-    char *out = *outp;
-    cJSON *v = out ? cJSON_Parse(out) : NULL;
-    g_checks++;
-    if (!v)
-        report(file, line, "not JSON: %s", out ? out : "(NULL)");
-    am_string_free(out);
-    *outp = NULL;
-    return v;
-}
-#define TAKE(out) take(__FILE__, __LINE__, &(out))
-
-static const char *str_field(const cJSON *object, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(object, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static am_memory *open_store(const char *file, int line, const char *options) {
     am_memory *m = NULL;
@@ -341,6 +240,7 @@ static void test_null_arguments(void) {
     uint64_t n = 0;
     const float v[3] = {1, 0, 0};
     const char *add = "{\"content\":\"x\"}";
+    const char *msgs = "{\"messages\":\"x\",\"user_id\":\"u\",\"infer\":false}";
     const char *batch = "{\"memories\":[{\"content\":\"x\"}]}";
     const char *search = "{\"query\":\"x\",\"mode\":\"vector\"}";
     const char *upd = "{\"content\":\"y\"}";
@@ -351,6 +251,12 @@ static void test_null_arguments(void) {
     EXPECT_MSG(am_memory_add(NULL, add, &out, &err), AM_ERR_NULL_ARG, "m");
     EXPECT_MSG(am_memory_add(m, NULL, &out, &err), AM_ERR_NULL_ARG, "request_json");
     EXPECT_MSG(am_memory_add(m, add, NULL, &err), AM_ERR_NULL_ARG, "out_json");
+
+    EXPECT_MSG(am_memory_add_messages(NULL, msgs, &out, &err), AM_ERR_NULL_ARG, "m");
+    EXPECT_MSG(am_memory_add_messages(m, NULL, &out, &err), AM_ERR_NULL_ARG, "request_json");
+    EXPECT_MSG(am_memory_add_messages(m, msgs, NULL, &err), AM_ERR_NULL_ARG, "out_json");
+    /* err may be NULL: the status alone tells. */
+    CHECK_INT(am_memory_add_messages(m, NULL, &out, NULL), AM_ERR_NULL_ARG);
 
     EXPECT(am_memory_add_with_vector(NULL, add, v, 3, &out, &err), AM_ERR_NULL_ARG);
     EXPECT(am_memory_add_with_vector(m, NULL, v, 3, &out, &err), AM_ERR_NULL_ARG);
@@ -440,6 +346,7 @@ static void test_bad_json(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *b = bad[i];
         EXPECT_MSG(am_memory_add(m, b, &out, &err), AM_ERR_INVALID_INPUT, "JSON");
+        EXPECT_MSG(am_memory_add_messages(m, b, &out, &err), AM_ERR_INVALID_INPUT, "JSON");
         EXPECT(am_memory_add_with_vector(mv, b, v, 3, &out, &err), AM_ERR_INVALID_INPUT);
         EXPECT(am_memory_add_batch(m, b, &out, &err), AM_ERR_INVALID_INPUT);
         EXPECT(am_memory_add_batch_with_vectors(mv, b, v, 1, 3, &out, &err), AM_ERR_INVALID_INPUT);
@@ -454,6 +361,9 @@ static void test_bad_json(void) {
     /* Valid JSON that is not an object. */
     EXPECT_MSG(am_memory_add(m, "[\"x\"]", &out, &err), AM_ERR_INVALID_INPUT, "object");
     EXPECT(am_memory_add(m, "\"x\"", &out, &err), AM_ERR_INVALID_INPUT);
+    /* A bare string is not a request (the messages go in "messages"). */
+    EXPECT(am_memory_add_messages(m, "\"I like tea\"", &out, &err), AM_ERR_INVALID_INPUT);
+    EXPECT(am_memory_add_messages(m, "[]", &out, &err), AM_ERR_INVALID_INPUT);
     EXPECT(am_memory_search(m, "42", &out, &err), AM_ERR_INVALID_INPUT);
     EXPECT(am_memory_list(m, "[]", &out, &err), AM_ERR_INVALID_INPUT);
     CHECK(out == NULL);
@@ -486,6 +396,13 @@ static void test_invalid_utf8(void) {
 
     EXPECT_MSG(am_memory_add(m, bad_req, &out, &err), AM_ERR_INVALID_INPUT, "UTF-8");
     EXPECT(am_memory_add_with_vector(m, bad_req, v, 64, &out, &err), AM_ERR_INVALID_INPUT);
+    EXPECT_MSG(am_memory_add_messages(m, "{\"messages\":\"caf\xe9\",\"user_id\":\"u\"}", &out,
+                                      &err),
+               AM_ERR_INVALID_INPUT, "UTF-8");
+    EXPECT(am_memory_add_messages(
+               m, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}],\"user_id\":\"u\"}",
+               &out, &err),
+           AM_ERR_INVALID_INPUT);
     EXPECT(am_memory_add_batch(m, "{\"memories\":[{\"content\":\"\xff\"}]}", &out, &err),
            AM_ERR_INVALID_INPUT);
     EXPECT(am_memory_add_batch_with_vectors(m, "{\"memories\":[{\"content\":\"\xff\"}]}", v, 1, 64,
@@ -550,6 +467,12 @@ static void test_misspelt_keys(void) {
                "contents");
     EXPECT_MSG(am_memory_add_batch(m, "{\"memory\":[]}", &out, &err), AM_ERR_INVALID_INPUT,
                "memory");
+    EXPECT_MSG(am_memory_add_messages(m, "{\"message\":\"x\",\"user_id\":\"u\"}", &out, &err),
+               AM_ERR_INVALID_INPUT, "message");
+    EXPECT_MSG(am_memory_add_messages(
+                   m, "{\"messages\":[{\"role\":\"user\",\"text\":\"x\"}],\"user_id\":\"u\"}",
+                   &out, &err),
+               AM_ERR_INVALID_INPUT, "text");
     EXPECT_MSG(am_memory_add_batch(m, "{\"memories\":[{\"content\":\"x\",\"knd\":\"semantic\"}]}",
                                    &out, &err),
                AM_ERR_INVALID_INPUT, "knd");
@@ -564,6 +487,100 @@ static void test_misspelt_keys(void) {
                AM_ERR_INVALID_INPUT, "limt");
     CHECK(out == NULL);
     CHECK_INT(COUNT(m, NULL), 1);
+    am_memory_free(m);
+}
+
+/* ------------------------------------------------------- conversations, without a model */
+
+/* The event at index i of a list: its "event", "memory" and "id" (37 bytes) into the
+   out-parameters; 0 (and a failure) when it is missing. */
+static int event_at(const char *file, int line, const cJSON *events, int i, const char *want_event,
+                    const char *want_memory, char *id) {
+    const cJSON *e = cJSON_GetArrayItem(events, i);
+    const char *event = str_field(e, "event"), *memory = str_field(e, "memory");
+    const char *got_id = str_field(e, "id");
+    g_checks++;
+    if (!event || !memory || !got_id || strlen(got_id) != 36) {
+        report(file, line, "event %d is missing or incomplete", i);
+        return 0;
+    }
+    g_checks++;
+    if (strcmp(event, want_event) != 0 || strcmp(memory, want_memory) != 0) {
+        report(file, line, "event %d is %s \"%s\", expected %s \"%s\"", i, event, memory,
+               want_event, want_memory);
+        return 0;
+    }
+    if (id)
+        memcpy(id, got_id, 37);
+    return 1;
+}
+#define EVENT_AT(events, i, event, memory, id)                                                 \
+    event_at(__FILE__, __LINE__, (events), (i), (event), (memory), (id))
+
+/* A store without a chat model stores each non-system message as it is. */
+static void test_messages_without_model(void) {
+    am_memory *m = OPEN(HASHING);
+    am_error *err = NULL;
+    char *out = NULL;
+    char user_id[37], assistant_id[37], again_id[37];
+    const char *conversation =
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful assistant\"},"
+        "{\"role\":\"user\",\"content\":\"I'm vegetarian\"},"
+        "{\"role\":\"assistant\",\"content\":\"Noted, no meat.\",\"name\":\"chef-bot\"}],"
+        "\"user_id\":\"alice\",\"metadata\":{\"source\":\"chat\"}}";
+
+    EXPECT(am_memory_add_messages(m, conversation, &out, &err), AM_OK);
+    cJSON *events = TAKE(out);
+    CHECK_INT(cJSON_GetArraySize(events), 2); /* the system message is not stored */
+    EVENT_AT(events, 0, "ADD", "I'm vegetarian", user_id);
+    EVENT_AT(events, 1, "ADD", "Noted, no meat.", assistant_id);
+    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(events, 0), "previous_memory") ==
+          NULL);
+    cJSON_Delete(events);
+
+    EXPECT(am_memory_get(m, assistant_id, &out, &err), AM_OK);
+    cJSON *record = TAKE(out);
+    const cJSON *metadata = cJSON_GetObjectItemCaseSensitive(record, "metadata");
+    CHECK_STR(str_field(record, "kind"), "episodic");
+    CHECK_STR(str_field(record, "user_id"), "alice");
+    CHECK_STR(str_field(metadata, "role"), "assistant");
+    CHECK_STR(str_field(metadata, "actor_id"), "chef-bot");
+    CHECK_STR(str_field(metadata, "source"), "chat");
+    cJSON_Delete(record);
+
+    /* The same message again (a plain string is one user message): nothing new. */
+    EXPECT(am_memory_add_messages(m, "{\"messages\":\"I'm vegetarian\",\"user_id\":\"alice\"}",
+                                  &out, &err),
+           AM_OK);
+    events = TAKE(out);
+    CHECK_INT(cJSON_GetArraySize(events), 1);
+    if (EVENT_AT(events, 0, "NONE", "I'm vegetarian", again_id))
+        CHECK_STR(again_id, user_id);
+    cJSON_Delete(events);
+
+    /* Refused before anything is stored. */
+    EXPECT_MSG(am_memory_add_messages(m, "{\"user_id\":\"alice\"}", &out, &err),
+               AM_ERR_INVALID_INPUT, "messages is required");
+    EXPECT_MSG(am_memory_add_messages(m, "{\"messages\":3,\"user_id\":\"alice\"}", &out, &err),
+               AM_ERR_INVALID_INPUT, "messages must be");
+    EXPECT_MSG(am_memory_add_messages(m, "{\"messages\":\"hi\",\"user_id\":\"alice\",\"infer\":1}",
+                                      &out, &err),
+               AM_ERR_INVALID_INPUT, "expected a boolean");
+    EXPECT(am_memory_add_messages(
+               m, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}],\"user_id\":\"alice\"}",
+               &out, &err),
+           AM_ERR_INVALID_INPUT);
+    EXPECT(am_memory_add_messages(m, "{\"messages\":[],\"user_id\":\"alice\"}", &out, &err),
+           AM_ERR_INVALID_INPUT);
+    EXPECT(am_memory_add_messages(
+               m, "{\"messages\":\"hi\",\"user_id\":\"alice\",\"metadata\":{\"user_id\":\"bob\"}}",
+               &out, &err),
+           AM_ERR_INVALID_INPUT);
+    EXPECT(am_memory_add_messages(m, "{\"messages\":\"hi\",\"user_id\":\"alice\",\"kind\":\"dream\"}",
+                                  &out, &err),
+           AM_ERR_INVALID_INPUT);
+    CHECK(out == NULL);
+    CHECK_INT(COUNT(m, NULL), 2);
     am_memory_free(m);
 }
 
@@ -993,6 +1010,13 @@ static void test_out_params_cleared(void) {
     CHECK_INT(n, 0);
 
     out = stale;
+    err = (am_error *)&dummy;
+    CHECK_INT(am_memory_add_messages(m, "{\"messages\":[]}", &out, &err), AM_ERR_INVALID_INPUT);
+    CHECK(out == NULL);
+    CHECK(err != (am_error *)&dummy && err != NULL);
+    am_error_free(err);
+
+    out = stale;
     err = NULL;
     CHECK_INT(am_memory_search(m, "{\"query\":\"\"}", &out, &err), AM_ERR_INVALID_INPUT);
     CHECK(out == NULL);
@@ -1295,6 +1319,7 @@ int main(int argc, char **argv) {
     test_invalid_utf8();
     test_not_found();
     test_misspelt_keys();
+    test_messages_without_model();
     test_crud();
     test_batch_and_pages();
     test_expiry();

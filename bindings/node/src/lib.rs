@@ -87,6 +87,7 @@ fn text(value: &Value) -> String {
 /// One core operation with its converted arguments.
 enum Call {
     Add(String, Option<Vec<f32>>),
+    AddMessages(String),
     AddBatch(String, Option<Vec<Vec<f32>>>),
     Get(String),
     List(String),
@@ -123,6 +124,7 @@ impl Call {
         let value = match self {
             Call::Add(r, None) => wire::add(&m, &parse(&r, "add request")?)?,
             Call::Add(r, Some(v)) => wire::add_with_vector(&m, &parse(&r, "add request")?, v)?,
+            Call::AddMessages(r) => wire::add_messages(&m, &parse(&r, "add_messages request")?)?,
             Call::AddBatch(r, None) => wire::add_batch(&m, &parse(&r, "batch request")?)?,
             Call::AddBatch(r, Some(v)) => {
                 wire::add_batch_with_vectors(&m, &parse(&r, "batch request")?, v)?
@@ -285,6 +287,14 @@ impl NativeMemory {
     #[napi]
     pub fn add(&self, request: String, vector: Option<Float32Array>) -> AsyncTask<Job> {
         self.job(Call::Add(request, floats(vector)))
+    }
+
+    /// `wire::add_messages` → the events, `[{"id", "memory", "event", "previous_memory"?}, …]`.
+    /// Runs the model calls of inference on the pool thread; a model failure rejects with
+    /// `AM_LLM`.
+    #[napi]
+    pub fn add_messages(&self, request: String) -> AsyncTask<Job> {
+        self.job(Call::AddMessages(request))
     }
 
     /// `wire::add_batch` (with `vectors`, one per memory: `wire::add_batch_with_vectors`)
