@@ -847,3 +847,23 @@ fn a_remote_embedder_serves_the_store_and_its_model_is_recorded() {
         Some("Bearer sk-emb")
     );
 }
+
+#[test]
+fn without_an_embedder_inference_fails_before_any_model_call() {
+    let server = FakeLlm::start();
+    let memory = Memory::builder()
+        .without_embedder()
+        .llm(openai(&server, 5_000, 0))
+        .build()
+        .unwrap();
+    for request in [
+        alice("I like tea"),
+        alice("run summary")
+            .agent("a1")
+            .kind(MemoryKind::Procedural),
+    ] {
+        let e = memory.add_messages(request).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Unsupported, "{e}");
+    }
+    assert!(server.requests().is_empty());
+}

@@ -343,6 +343,7 @@ impl Memory {
                 "a procedural memory summarises an agent's run: give an agent_id",
             ));
         }
+        self.embedder.get()?;
         let system = request
             .prompt
             .as_deref()
@@ -381,6 +382,8 @@ impl Memory {
     }
 
     fn add_inferred(&self, llm: &dyn Llm, request: AddMessages) -> Result<Vec<MemoryEvent>> {
+        // Facts must be embedded: fail before paying for a model call if they cannot be.
+        self.embedder.get()?;
         // 1. Facts.
         let today = Utc::now().format("%Y-%m-%d").to_string();
         let system = prompts::fact_extraction(
