@@ -11,7 +11,9 @@ network).
 True
 ['Alice is allergic to peanuts']
 
-- :class:`Memory` / :class:`AsyncMemory`: the native API (results are plain dicts).
+- :class:`Memory` / :class:`AsyncMemory`: the native API (results are plain dicts);
+  ``Memory(llm={"provider": "openai"})`` adds :meth:`Memory.add_messages` with fact
+  extraction and ADD / UPDATE / DELETE decisions by the model.
 - :mod:`agent_mem.mem0`: a drop-in for mem0's ``Memory`` / ``AsyncMemory``.
 - :mod:`agent_mem.exceptions`: ``AgentMemError`` and one subclass per error code.
 - ``python -m agent_mem.model install``: installs the default embedding model (no torch).
@@ -57,7 +59,9 @@ from .memory import (
     HistoryEntry,
     ListPage,
     Memory,
+    MemoryEvent,
     MemoryRecord,
+    Message,
     SearchHit,
 )
 
@@ -81,7 +85,9 @@ __all__ = [
     "ListPage",
     "LlmError",
     "Memory",
+    "MemoryEvent",
     "MemoryRecord",
+    "Message",
     "ModelUnavailableError",
     "NotFoundError",
     "PermissionDeniedError",

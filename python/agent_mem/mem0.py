@@ -17,15 +17,40 @@ have mem0's shapes: ``{"results": [{"id", "memory", "hash", "metadata", "score",
 are ``{"id", "memory_id", "old_memory", "new_memory", "event", "created_at",
 "updated_at", "is_deleted", "actor_id", "role"}``.
 
+**Inference.** With an ``llm`` section in the config (``Memory.from_config({"llm":
+{"provider": "openai", "config": {"model": "gpt-4.1-nano"}}})``), ``add(..., infer=True)``
+(mem0's default) works as in mem0: the model extracts facts from the conversation, then
+decides for each whether to ADD it, UPDATE or DELETE a similar stored memory, or leave things
+as they are; the result lists the changes, ``{"results": [{"id", "memory", "event":
+"ADD" | "UPDATE" | "DELETE", "previous_memory"?}]}``. The model's calls and the changes are
+made by agent_mem's core: one extraction call, one decision call only when similar memories
+are stored, all changes in one transaction (nothing is written if a call fails: an
+:class:`~agent_mem.LlmError` is raised), and history rows naming the model. Providers:
+``openai``, ``anthropic``, ``deepseek``, ``ollama``, ``lmstudio``, ``vllm``, ``litellm`` (a
+LiteLLM proxy: give ``base_url``), and any OpenAI-compatible service as ``openai`` with
+``openai_base_url``. ``memory_type="procedural_memory"`` (with an ``agent_id``) has the model
+summarise the run into one procedural memory, as in mem0. ``infer=False`` never calls the
+model.
+
 Where this differs from mem0, on purpose or for now:
 
-- **No LLM yet.** ``add(..., infer=True)`` (mem0's default) stores the messages as given,
+- **Without an LLM** in the config, ``add(..., infer=True)`` stores the messages as given,
   one memory per non-system message, exactly like ``infer=False``, and says so with a
-  :class:`Mem0CompatWarning`. Fact extraction comes with agent_mem's LLM support; pass
-  ``infer=False`` to silence the warning. ``memory_type="procedural_memory"`` stores the
-  messages as procedural memories (mem0 would have an LLM summarise them).
+  :class:`Mem0CompatWarning` (mem0 would default to OpenAI). agent_mem never calls a model
+  that the config does not name, even when ``OPENAI_API_KEY`` is set. Pass ``infer=False`` to
+  silence the warning. ``memory_type="procedural_memory"`` then stores the messages as
+  procedural memories.
+- **NONE is not reported**: as in mem0, facts that changed nothing are left out of
+  ``add``'s results. Decisions are checked, not trusted: a fact already stored word for word
+  is never re-added, a memory restating a fact of the call is never deleted, a fact the model
+  forgets is still added, and scope and metadata come from the call, never from the model.
+- **Prompts**: ``custom_fact_extraction_prompt`` replaces the extraction prompt (it must
+  ask for ``{"facts": [...]}``, as mem0's does). ``custom_update_memory_prompt`` is *not*
+  applied, with a :class:`Mem0CompatWarning`: it asks for mem0's answer format, which
+  agent_mem's decision step does not read. ``add(prompt=...)`` is used for procedural
+  memories only, as in mem0.
 - **Exact duplicates are stored once**: adding a message whose text is already stored in the
-  same scope returns the existing id with ``"event": "NONE"``.
+  same scope returns the existing id with ``"event": "NONE"`` (``infer=False`` or no LLM).
 - **Store location**: ``Memory()`` keeps everything (memories, vectors, history) in one file,
   ``$AGENTMEM_MEM0_DIR/mem0.db``, by default ``~/.agent_mem/mem0.db`` (mem0's own
   ``MEM0_DIR`` is left alone). ``from_config`` maps mem0 config dicts, see
@@ -104,10 +129,13 @@ _V2_TOP_K = 20
 _MAX_PAGE = 10_000
 
 _INFER_WARNING = (
-    "agent_mem.mem0: no LLM is used yet, so infer=True stored the messages as given (one memory "
-    "per non-system message, no fact extraction or deduplication by meaning). Pass infer=False "
-    "to store raw messages without this warning."
+    "agent_mem.mem0: no LLM is configured, so infer=True stored the messages as given (one "
+    "memory per non-system message, no fact extraction or deduplication by meaning). Configure "
+    "one with Memory.from_config({'llm': {...}}), or pass infer=False to store raw messages "
+    "without this warning."
 )
+# Roles a conversation sent to the model may have (the core refuses others).
+_CHAT_ROLES = frozenset({"user", "assistant", "system", "tool"})
 
 T = TypeVar("T")
 _Call = tuple[str, tuple[Any, ...]]
@@ -146,15 +174,14 @@ def default_dir() -> Path:
 
 
 class _Settings:
-    """What a mem0 config becomes: the store to open and what inference would use."""
+    """What a mem0 config becomes: the store to open, with its open options (embedder, and
+    the ``llm`` and ``prompts`` of inference)."""
 
     def __init__(self) -> None:
         self.path: str | None = None
         self.directory: Path | None = None
         self.collection = DEFAULT_COLLECTION
         self.options: dict[str, Any] = {}
-        self.llm: Mapping[str, Any] | None = None
-        self.prompts: dict[str, str] = {}
 
     def store_path(self) -> str:
         if self.path is not None:
@@ -198,6 +225,180 @@ def _section(config: Mapping[str, Any], name: str) -> tuple[str | None, dict[str
     if not isinstance(inner, Mapping):
         raise InvalidInputError(f"config {name}.config must be a dict")
     return (None if provider is None else str(provider)), dict(inner)
+
+
+class _Provider:
+    """How one mem0 provider maps onto agent_mem's ``llm`` or ``embedder`` options: the core's
+    provider, the mem0 keys holding its base URL, and mem0's defaults for a local server."""
+
+    def __init__(
+        self,
+        core: str,
+        url_keys: tuple[str, ...] = (),
+        *,
+        url_env: str | None = None,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        key_env: str | None = None,
+        ollama: bool = False,
+        json_mode: bool | None = None,
+    ) -> None:
+        self.core = core
+        self.url_keys = (*url_keys, "base_url")
+        self.url_env = url_env
+        self.base_url = base_url
+        self.model = model
+        self.api_key = api_key
+        self.key_env = key_env
+        self.ollama = ollama
+        self.json_mode = json_mode
+
+
+# mem0 LLM providers. Keys and base URLs left out come from the core's environment variables
+# (OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, DEEPSEEK_API_KEY, OLLAMA_HOST…), then
+# from mem0's own variable names (url_env, key_env), then mem0's defaults for local servers.
+_LLM_PROVIDERS: dict[str, _Provider] = {
+    "openai": _Provider("openai", ("openai_base_url",), url_env="OPENAI_API_BASE"),
+    "openai_structured": _Provider("openai", ("openai_base_url",), url_env="OPENAI_API_BASE"),
+    "anthropic": _Provider("anthropic", ("anthropic_base_url",)),
+    "deepseek": _Provider("deepseek", ("deepseek_base_url",), url_env="DEEPSEEK_API_BASE"),
+    "ollama": _Provider("ollama", ("ollama_base_url",), model="llama3.1:70b", ollama=True),
+    # LM Studio serves json_schema but not json_object response formats: plain prompting.
+    "lmstudio": _Provider(
+        "openai_compatible",
+        ("lmstudio_base_url",),
+        base_url="http://localhost:1234/v1",
+        model="lmstudio-community/Meta-Llama-3.1-70B-Instruct-GGUF/"
+        "Meta-Llama-3.1-70B-Instruct-IQ2_M.gguf",
+        api_key="lm-studio",
+        json_mode=False,
+    ),
+    "vllm": _Provider(
+        "openai_compatible",
+        ("vllm_base_url",),
+        base_url="http://localhost:8000/v1",
+        model="Qwen/Qwen2.5-32B-Instruct",
+        api_key="vllm-api-key",
+        key_env="VLLM_API_KEY",
+    ),
+    # mem0's litellm provider is the litellm library; here it is a LiteLLM proxy server.
+    "litellm": _Provider("openai_compatible", ("api_base", "litellm_base_url")),
+    # agent_mem's own provider names.
+    "zhipu": _Provider("zhipu"),
+    "moonshot": _Provider("moonshot"),
+    "openai_compatible": _Provider("openai_compatible"),
+}
+_EMBEDDER_PROVIDERS: dict[str, _Provider] = {
+    "openai": _Provider("openai", ("openai_base_url",), url_env="OPENAI_API_BASE"),
+    "ollama": _Provider("ollama", ("ollama_base_url",), model="nomic-embed-text", ollama=True),
+    "lmstudio": _Provider(
+        "openai_compatible",
+        ("lmstudio_base_url",),
+        base_url="http://localhost:1234/v1",
+        model="nomic-ai/nomic-embed-text-v1.5-GGUF/nomic-embed-text-v1.5.f16.gguf",
+        api_key="lm-studio",
+    ),
+    "zhipu": _Provider("zhipu"),
+    "openai_compatible": _Provider("openai_compatible"),
+}
+# Passed as they are (the last three are agent_mem's own keys).
+_LLM_KEYS = (
+    "model",
+    "api_key",
+    "temperature",
+    "max_tokens",
+    "timeout_ms",
+    "max_retries",
+    "json_mode",
+)
+_EMBEDDER_KEYS = ("model", "api_key", "timeout_ms", "max_retries")
+# Sampling knobs that mem0's own config objects always carry (top_p=0.1, top_k=1): ignored
+# without a warning, since agent_mem's calls run at temperature 0 by default anyway.
+_SILENT_LLM_KEYS = frozenset({"top_p", "top_k", "vision_details"})
+
+
+def _base_url(provider: _Provider, config: Mapping[str, Any]) -> str | None:
+    """The base URL in the mem0 config, else mem0's variable, else mem0's local default."""
+    url = next((config[k] for k in provider.url_keys if config.get(k)), None)
+    if url is None and provider.url_env:
+        core_env = {"openai": "OPENAI_BASE_URL", "deepseek": "DEEPSEEK_BASE_URL"}.get(provider.core)
+        if not (core_env and os.environ.get(core_env)):
+            url = os.environ.get(provider.url_env) or None
+    if url is None:
+        url = provider.base_url
+    if url is not None and provider.ollama:
+        url = _ollama_v1(str(url))
+    return None if url is None else str(url)
+
+
+def _ollama_v1(url: str) -> str:
+    """mem0 gives Ollama's own API root (``http://localhost:11434``); agent_mem talks to its
+    OpenAI-compatible API under ``/v1``."""
+    rest = url.split("://", 1)[-1].rstrip("/")
+    return url.rstrip("/") + "/v1" if "/" not in rest else url
+
+
+def _llm_options(provider_name: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A mem0 ``llm`` section as agent_mem's ``llm`` option, and what was not applied."""
+    provider_name = provider_name.lower()
+    provider = _LLM_PROVIDERS.get(provider_name)
+    if provider is None:
+        raise UnsupportedError(
+            f"config llm provider {provider_name!r}: agent_mem calls "
+            f"{', '.join(sorted(_LLM_PROVIDERS))}; for another OpenAI-compatible service use "
+            "provider 'openai' with 'openai_base_url' (and its 'api_key')"
+        )
+    if provider_name == "litellm" and _base_url(provider, config) is None:
+        raise UnsupportedError(
+            "config llm provider 'litellm': agent_mem does not embed the litellm library; run a "
+            "LiteLLM proxy and give its URL as 'base_url' (or 'api_base')"
+        )
+    options: dict[str, Any] = {"provider": provider.core}
+    for key in _LLM_KEYS:
+        if config.get(key) is not None:
+            options[key] = config[key]
+    url = _base_url(provider, config)
+    if url is not None:
+        options["base_url"] = url
+    options.setdefault("model", provider.model)
+    api_key = options.get("api_key") or (provider.key_env and os.environ.get(provider.key_env))
+    options["api_key"] = api_key or provider.api_key
+    if provider.json_mode is not None:
+        options.setdefault("json_mode", provider.json_mode)
+    used = {*_LLM_KEYS, *provider.url_keys, *_SILENT_LLM_KEYS}
+    ignored = sorted(
+        k
+        for k, v in config.items()
+        if k not in used and v not in (None, {}, [], False) and k != "enable_vision"
+    )
+    if config.get("enable_vision"):
+        ignored.append("enable_vision (images are not read)")
+    return {k: v for k, v in options.items() if v is not None}, ignored
+
+
+def _remote_embedder(
+    provider: _Provider, config: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """A mem0 ``embedder`` section of a remote provider as agent_mem's ``embedder`` option."""
+    options: dict[str, Any] = {"provider": provider.core}
+    for key in _EMBEDDER_KEYS:
+        if config.get(key) is not None:
+            options[key] = config[key]
+    url = _base_url(provider, config)
+    if url is not None:
+        options["base_url"] = url
+    options.setdefault("model", provider.model)
+    options.setdefault("api_key", provider.api_key)
+    # mem0 sends embedding_dims as `dimensions` to OpenAI only; other servers ignore it there.
+    dims = config.get("dimensions") or (
+        config.get("embedding_dims") if provider.core in ("openai", "zhipu") else None
+    )
+    if dims is not None:
+        options["dimensions"] = int(dims)
+    used = {*_EMBEDDER_KEYS, *provider.url_keys, "dimensions", "embedding_dims"}
+    ignored = sorted(k for k, v in config.items() if k not in used and v not in (None, {}, []))
+    return {k: v for k, v in options.items() if v is not None}, ignored
 
 
 def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[str]]:
@@ -261,6 +462,13 @@ def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[st
     elif embedder_provider == "hashing":
         dims = embedder.get("embedding_dims") or embedder.get("dimensions") or 64
         settings.options["embedder"] = {"provider": "hashing", "dimensions": int(dims)}
+    elif embedder_provider == "huggingface" and embedder.get("huggingface_base_url"):
+        # A Text Embeddings Inference server, which mem0 calls through its OpenAI API.
+        tei = _Provider("openai_compatible", ("huggingface_base_url",), model="tei")
+        remote, rest = _remote_embedder(tei, embedder)
+        settings.options["embedder"] = remote
+        if rest:
+            ignored.append(f"embedder huggingface settings {rest}")
     elif embedder_provider in ("huggingface", "sentence_transformers"):
         model = embedder.get("model")
         if model is None or model in _DEFAULT_MODELS:
@@ -275,21 +483,35 @@ def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[st
                 f"config embedder huggingface model {model!r}: agent_mem runs "
                 "all-MiniLM-L6-v2 or a local BERT-family model directory (give its path)"
             )
+    elif embedder_provider in _EMBEDDER_PROVIDERS:
+        remote, rest = _remote_embedder(_EMBEDDER_PROVIDERS[embedder_provider], embedder)
+        settings.options["embedder"] = remote
+        if rest:
+            ignored.append(f"embedder {embedder_provider} settings {rest}")
     elif embedder_provider is not None:
         ignored.append(
-            f"embedder {embedder_provider} (agent_mem embeds locally with all-MiniLM-L6-v2)"
+            f"embedder {embedder_provider} (agent_mem embeds locally with all-MiniLM-L6-v2; "
+            f"remote embedders: {', '.join(sorted(_EMBEDDER_PROVIDERS))})"
         )
 
     llm_provider, llm = _section(config, "llm")
     if llm_provider is not None:
-        settings.llm = {"provider": llm_provider, "config": llm}
-    for key in (
-        "custom_fact_extraction_prompt",
-        "custom_update_memory_prompt",
-        "custom_instructions",
-    ):
-        if config.get(key):
-            settings.prompts[key] = str(config[key])
+        settings.options["llm"], rest = _llm_options(llm_provider, llm)
+        if rest:
+            ignored.append(f"llm {llm_provider} settings {rest}")
+    if config.get("custom_fact_extraction_prompt"):
+        prompt = str(config["custom_fact_extraction_prompt"])
+        settings.options["prompts"] = {"fact_extraction": prompt}
+    if config.get("custom_update_memory_prompt"):
+        ignored.append(
+            "custom_update_memory_prompt (mem0's update prompt asks for mem0's answer format, "
+            "which agent_mem's decision step does not read; its own decision prompt is used)"
+        )
+    if config.get("custom_instructions"):
+        ignored.append(
+            "custom_instructions (put extraction instructions in custom_fact_extraction_prompt, "
+            'which must ask for {"facts": [...]})'
+        )
     return settings, ignored
 
 
@@ -423,8 +645,10 @@ def _kind(memory_type: Any) -> str | None:
     )
 
 
-def _messages(messages: Any) -> list[dict[str, Any]]:
-    """mem0's message forms as a list of role/content dicts (system messages dropped)."""
+def _messages(messages: Any, *, for_model: bool = False) -> list[dict[str, Any]]:
+    """mem0's message forms as a list of role/content dicts. System messages are dropped, or
+    kept ``for_model`` (context for fact extraction, as in mem0), which also keeps only the
+    ``role``, ``content`` and ``name`` of each message and skips roles the model is not sent."""
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     elif isinstance(messages, Mapping):
@@ -446,13 +670,26 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
                 stacklevel=5,
             )
             continue
-        if message["role"] == "system":
-            continue
         if not isinstance(message["content"], str):
             raise UnsupportedError(
-                f"messages[{i}]: only text content is supported (images need an LLM)"
+                f"messages[{i}]: only text content is supported (images are not read)"
             )
-        out.append(dict(message))
+        if not for_model:
+            if message["role"] != "system":
+                out.append(dict(message))
+            continue
+        if message["role"] not in _CHAT_ROLES:
+            warnings.warn(
+                f"agent_mem.mem0: skipping messages[{i}]: role {message['role']!r} is not sent "
+                f"to the model (only {sorted(_CHAT_ROLES)})",
+                Mem0CompatWarning,
+                stacklevel=5,
+            )
+            continue
+        kept = {"role": message["role"], "content": message["content"]}
+        if message.get("name"):
+            kept["name"] = str(message["name"])
+        out.append(kept)
     return out
 
 
@@ -530,7 +767,7 @@ def _history_rows(
 
 
 def _op_add(
-    settings: _Settings,
+    has_llm: bool,
     messages: Any,
     user_id: Any,
     agent_id: Any,
@@ -557,6 +794,19 @@ def _op_add(
     kind = _kind(memory_type)
     base = _clean_metadata(metadata)
     expires_at = _time(expiration_date, "expiration_date")
+    if infer and has_llm:
+        conversation = _messages(messages, for_model=True)
+        if all(m["role"] == "system" for m in conversation):
+            return {"results": []}
+        request: dict[str, Any] = {"messages": conversation, "metadata": base, **scope}
+        if kind is not None:
+            request["kind"] = kind
+        if expires_at is not None:
+            request["expires_at"] = expires_at
+        if kind == "procedural" and prompt is not None:
+            request["prompt"] = prompt  # mem0 reads `prompt` for procedural memories only
+        events = yield ("add_messages", (request,))
+        return {"results": [_event(e) for e in events if e["event"] != "NONE"]}
     parsed = _messages(messages)
     if infer:
         warnings.warn(_INFER_WARNING, Mem0CompatWarning, stacklevel=4)
@@ -586,6 +836,14 @@ def _op_add(
             }
         )
     return {"results": results}
+
+
+def _event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A core event in mem0's shape (``previous_memory`` only on UPDATE)."""
+    out = {"id": event["id"], "memory": event["memory"], "event": event["event"]}
+    if event.get("previous_memory") is not None:
+        out["previous_memory"] = event["previous_memory"]
+    return out
 
 
 def _op_get(memory_id: str) -> _Op[dict[str, Any] | None]:
@@ -800,8 +1058,19 @@ class _Base:
 
     @property
     def config(self) -> dict[str, Any]:
-        """What the config became: the store path and its open options."""
-        return {"path": self._native.path, "options": dict(self._settings.options)}
+        """What the config became: the store path and its open options (API keys shown as
+        ``"***"``)."""
+        options = copy.deepcopy(self._settings.options)
+        for section in ("llm", "embedder"):
+            if isinstance(options.get(section), dict) and options[section].get("api_key"):
+                options[section]["api_key"] = "***"
+        return {"path": self._native.path, "options": options}
+
+    @property
+    def llm(self) -> str | None:
+        """The chat model as ``"provider:model"``, or None when the config has no ``llm``
+        (then ``add(infer=True)`` stores messages as given, with a warning)."""
+        return self._native.llm
 
     def chat(self, query: str) -> Any:
         """Not implemented, as in mem0."""
@@ -813,19 +1082,40 @@ class Memory(_Base):
 
     @classmethod
     def from_config(cls, config_dict: Mapping[str, Any]) -> Memory:
-        """A memory from a mem0 config dict. Mapped: ``vector_store.config.path`` (the
-        directory of the store; ``":memory:"`` for none) and ``collection_name`` (the file
-        name), ``embedder`` ``huggingface`` (all-MiniLM-L6-v2 or a local model directory),
-        ``local``/``agent_mem`` (``model_dir``) or ``hashing``; provider ``agent_mem`` for
-        the vector store takes ``path`` (a file or ``":memory:"``), ``persist_index``,
-        ``index`` and ``search`` (agent_mem's open options). Accepted and kept for inference
-        (not used yet): ``llm``, ``custom_fact_extraction_prompt``,
-        ``custom_update_memory_prompt``, ``custom_instructions``; ``history_db_path`` is not
-        needed (history lives in the store). Not applied, with a :class:`Mem0CompatWarning`:
-        another embedder provider (the local model is used) and server settings of other
-        vector stores. Refused (``UnsupportedError``): ``graph_store``, ``reranker``, a
-        ``version`` other than ``v1.1``, another Hugging Face model; an unknown key is an
-        ``InvalidInputError``."""
+        """A memory from a mem0 config dict.
+
+        Mapped:
+
+        - ``vector_store.config.path`` (the directory of the store; ``":memory:"`` for none)
+          and ``collection_name`` (the file name); provider ``agent_mem`` takes ``path`` (a
+          file or ``":memory:"``), ``persist_index``, ``index`` and ``search`` (agent_mem's
+          open options);
+        - ``llm`` (inference, see the module documentation): providers ``openai``,
+          ``openai_structured``, ``anthropic``, ``deepseek``, ``ollama``, ``lmstudio``,
+          ``vllm``, ``litellm`` (a proxy URL in ``base_url``) and agent_mem's ``zhipu``,
+          ``moonshot``, ``openai_compatible``; config ``model``, ``api_key``,
+          ``temperature``, ``max_tokens``, the provider's base URL (``openai_base_url``,
+          ``anthropic_base_url``, ``deepseek_base_url``, ``ollama_base_url``,
+          ``lmstudio_base_url``, ``vllm_base_url``, or ``base_url``) and agent_mem's
+          ``timeout_ms``, ``max_retries``, ``json_mode``. Keys and URLs left out come from
+          the environment (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``…) and mem0's defaults for
+          local servers. ``top_p``, ``top_k`` and ``vision_details`` are ignored silently;
+          other settings (proxies, OpenRouter routing…) are not applied, with a warning;
+        - ``embedder``: ``openai``, ``ollama``, ``lmstudio`` (and agent_mem's ``zhipu``,
+          ``openai_compatible``) call that embeddings API (``model``, ``api_key``, the base
+          URL as above, ``embedding_dims`` sent as ``dimensions`` to OpenAI);
+          ``huggingface`` with ``huggingface_base_url`` calls that Text Embeddings Inference
+          server, without it means all-MiniLM-L6-v2 or a local model directory;
+          ``local``/``agent_mem`` (``model_dir``) or ``hashing`` (tests);
+        - ``custom_fact_extraction_prompt`` replaces the extraction prompt.
+
+        ``history_db_path`` is not needed (history lives in the store). Not applied, with a
+        :class:`Mem0CompatWarning`: another embedder provider (the local model is used),
+        server settings of other vector stores, ``custom_update_memory_prompt`` and
+        ``custom_instructions``. Refused (``UnsupportedError``): ``graph_store``,
+        ``reranker``, another ``llm`` provider, a ``version`` other than ``v1.1``, another
+        Hugging Face model; an unknown key, or an ``llm`` without its API key, is an
+        ``InvalidInputError``. No model is called until ``add``."""
         return cls(config_dict)
 
     def add(
@@ -841,10 +1131,14 @@ class Memory(_Base):
         prompt: str | None = None,
         expiration_date: str | _dt.date | None = None,
     ) -> dict[str, Any]:
-        """Stores messages (a str, a message dict, or a list of them); at least one id.
-        ``{"results": [{"id", "memory", "event", "actor_id", "role"}]}``."""
+        """Remembers messages (a str, a message dict, or a list of them); at least one id.
+
+        With an ``llm`` configured and ``infer=True``: facts are extracted and reconciled,
+        ``{"results": [{"id", "memory", "event", "previous_memory"?}]}`` (changes only).
+        Otherwise each non-system message is stored, ``{"results": [{"id", "memory",
+        "event", "actor_id", "role"}]}``."""
         op = _op_add(
-            self._settings,
+            self._native.llm is not None,
             messages,
             user_id,
             agent_id,
@@ -993,7 +1287,7 @@ class AsyncMemory(_Base):
     ) -> dict[str, Any]:
         """See :meth:`Memory.add`."""
         op = _op_add(
-            self._settings,
+            self._native.llm is not None,
             messages,
             user_id,
             agent_id,

@@ -4,6 +4,10 @@ Results are plain JSON-compatible dicts and lists, the same shapes as the C ABI'
 (``core/src/wire.rs``); the ``TypedDict`` classes below only describe them for type checkers.
 Every call goes to the Rust core in one step with the GIL released; the core validates
 everything, so a bad argument raises the same error code in every language.
+
+With a chat model configured (``Memory(llm={...})``), :meth:`Memory.add_messages` turns a
+conversation into memories: facts are extracted and reconciled with what is stored (ADD,
+UPDATE, DELETE or NONE), as mem0 does. The model's HTTP calls are made by the core too.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ __all__ = [
     "HistoryEntry",
     "ListPage",
     "Memory",
+    "MemoryEvent",
     "MemoryRecord",
+    "Message",
     "SearchHit",
 ]
 
@@ -98,6 +104,33 @@ class HistoryEntry(TypedDict):
     created_at: str
 
 
+class _EventFields(TypedDict):
+    id: str
+    memory: str
+    event: Literal["ADD", "UPDATE", "DELETE", "NONE"]
+
+
+class MemoryEvent(_EventFields, total=False):
+    """What :meth:`Memory.add_messages` did to one memory (mem0's shape): ``ADD`` (created),
+    ``UPDATE`` (rewritten; ``previous_memory`` is the text before), ``DELETE`` (``memory`` is
+    the text it had) or ``NONE`` (the fact was stored already, in memory ``id``)."""
+
+    previous_memory: str
+
+
+class _MessageFields(TypedDict):
+    role: Literal["user", "assistant", "system", "tool"]
+    content: str
+
+
+class Message(_MessageFields, total=False):
+    """One message of a conversation for :meth:`Memory.add_messages`: ``role`` is ``user``,
+    ``assistant``, ``system`` (context for the model, never stored) or ``tool``; ``name``
+    who said it (kept as ``actor_id`` in the metadata of raw memories)."""
+
+    name: str
+
+
 class ListPage(TypedDict):
     """One page of ``list``: pass ``next_cursor`` back as ``cursor`` for the next one."""
 
@@ -113,6 +146,9 @@ class _Unset(enum.Enum):
 UNSET = _Unset.UNSET
 
 _AddResults = list[AddResult]
+_Events = list[MemoryEvent]
+#: What ``add_messages`` takes: one user message as a str, a message, or a list of them.
+Messages = Union[str, Message, Mapping[str, Any], Sequence[Union[Message, Mapping[str, Any]]]]
 _Hits = list[SearchHit]
 _History = list[HistoryEntry]
 _Vector = Sequence[float]
@@ -151,8 +187,17 @@ def _options(
     persist_index: bool | None,
     index: Mapping[str, Any] | None,
     search: Mapping[str, Any] | None,
+    llm: Mapping[str, Any] | None,
+    prompts: Mapping[str, str] | None,
 ) -> dict[str, Any]:
-    return _clean(embedder=embedder, persist_index=persist_index, index=index, search=search)
+    return _clean(
+        embedder=embedder,
+        persist_index=persist_index,
+        index=index,
+        search=search,
+        llm=llm,
+        prompts=prompts,
+    )
 
 
 def _vector(vector: _Vector | None) -> list[float] | None:
@@ -187,6 +232,24 @@ def _add_args(
         raise TypeError("add(list) takes vectors= (one per memory), not vector=")
     items = [{"content": c, **scope} for c in content]
     return True, {"memories": items}, _vectors(vectors)
+
+
+def _message_list(messages: Any) -> Any:
+    """Messages as JSON values (mappings as dicts); the core checks their shape."""
+    if isinstance(messages, Mapping):
+        return dict(messages)
+    if isinstance(messages, Sequence) and not isinstance(messages, str):
+        return [dict(m) if isinstance(m, Mapping) else m for m in messages]
+    return messages
+
+
+def _messages_request(
+    messages: Messages,
+    scope: dict[str, Any],
+    infer: bool,
+    prompt: str | None,
+) -> dict[str, Any]:
+    return {"messages": _message_list(messages), "infer": infer, **_clean(prompt=prompt), **scope}
 
 
 def _search_request(
@@ -283,7 +346,20 @@ class Memory:
     - ``persist_index``: save the vector index beside the file (default True);
     - ``index``: HNSW parameters (``connectivity``, ``expansion_add``, ``expansion_search``,
       ``quantization``, ``exact_scan_limit``);
-    - ``search``: defaults of every search (``mode``, ``limit``, ``threshold``, ``weights``).
+    - ``search``: defaults of every search (``mode``, ``limit``, ``threshold``, ``weights``);
+    - ``llm``: the chat model of :meth:`add_messages`: ``{"provider", "model", "api_key",
+      "base_url", "timeout_ms", "max_retries", "temperature", "max_tokens", "json_mode"}``,
+      only ``provider`` required (``openai``, ``anthropic``, ``deepseek``, ``zhipu``,
+      ``moonshot``, ``ollama`` or ``openai_compatible``, alias ``vllm``, ``lmstudio``…); the
+      key and base URL default to the provider's environment variables (``OPENAI_API_KEY``,
+      ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``…). No call is made when the store opens;
+    - ``prompts``: replacements of the inference prompts, ``{"fact_extraction",
+      "decisions", "procedural"}`` (the first must answer ``{"facts": [...]}``, the second
+      ``{"decisions": [...]}``).
+
+    ``embedder`` may also be a remote OpenAI-compatible embeddings endpoint:
+    ``{"provider": "openai" | "zhipu" | "ollama" | "openai_compatible", "model", "api_key",
+    "base_url", "dimensions", "timeout_ms", "max_retries"}``.
 
     Thread-safe; use it as a context manager or call :meth:`close` to save the index.
     """
@@ -298,9 +374,11 @@ class Memory:
         persist_index: bool | None = None,
         index: Mapping[str, Any] | None = None,
         search: Mapping[str, Any] | None = None,
+        llm: Mapping[str, Any] | None = None,
+        prompts: Mapping[str, str] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
-            _path(path), _options(embedder, persist_index, index, search)
+            _path(path), _options(embedder, persist_index, index, search, llm, prompts)
         )
 
     # -- properties and lifetime
@@ -314,6 +392,12 @@ class Memory:
     def embedding_model(self) -> str | None:
         """The embedding model's id, or None without an embedder."""
         return self._native.embedding_model
+
+    @property
+    def llm(self) -> str | None:
+        """The chat model as ``"provider:model"`` (``"openai:gpt-4.1-nano"``), or None when
+        none is configured (then :meth:`add_messages` stores messages as given)."""
+        return self._native.llm
 
     @property
     def closed(self) -> bool:
@@ -405,6 +489,43 @@ class Memory:
         "metadata", "expires_at"}``. Returns ``[{"id", "added"}]`` in order."""
         request = {"memories": [_batch_item(m) for m in memories]}
         return cast(_AddResults, self._native.add_batch(request, _vectors(vectors)))
+
+    def add_messages(
+        self,
+        messages: Messages,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        kind: Kind | str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: Time | None = None,
+        infer: bool = True,
+        prompt: str | None = None,
+    ) -> _Events:
+        """Remembers a conversation: a str (one user message), a message ``{"role",
+        "content", "name"?}`` or a list of them, oldest first.
+
+        With a chat model (the ``llm`` option) and ``infer`` on, one call extracts facts and,
+        when similar memories are stored, a second decides for each fact whether to ADD it,
+        UPDATE or DELETE a stored memory, or do nothing (NONE); the changes are written in one
+        transaction, their history naming the model (``"llm:openai:gpt-4.1-nano"``). A failed
+        or unreadable model answer raises ``LlmError`` and writes nothing. Inference needs a
+        scope id; scope, kind, metadata and expiry come from this call, never from the model.
+        ``kind="procedural"`` with an ``agent_id`` summarises the run into one procedural
+        memory instead. ``prompt`` replaces the extraction (or summary) prompt for this call.
+
+        Without a model, or with ``infer=False``, each non-system message is stored as given
+        (its ``role``, and ``name`` as ``actor_id``, in the metadata; ``NONE`` for an exact
+        duplicate). Returns the events, ``[{"id", "memory", "event", "previous_memory"?}]``.
+        """
+        scope = {
+            **_scope(user_id, agent_id, run_id, org_id),
+            **_new_fields(kind, metadata, expires_at),
+        }
+        request = _messages_request(messages, scope, infer, prompt)
+        return cast(_Events, self._native.add_messages(request))
 
     # -- reading
 
@@ -567,9 +688,11 @@ class AsyncMemory:
         persist_index: bool | None = None,
         index: Mapping[str, Any] | None = None,
         search: Mapping[str, Any] | None = None,
+        llm: Mapping[str, Any] | None = None,
+        prompts: Mapping[str, str] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
-            _path(path), _options(embedder, persist_index, index, search)
+            _path(path), _options(embedder, persist_index, index, search, llm, prompts)
         )
 
     @classmethod
@@ -581,10 +704,12 @@ class AsyncMemory:
         persist_index: bool | None = None,
         index: Mapping[str, Any] | None = None,
         search: Mapping[str, Any] | None = None,
+        llm: Mapping[str, Any] | None = None,
+        prompts: Mapping[str, str] | None = None,
     ) -> AsyncMemory:
         """Opens the store on a worker thread (the event loop keeps running meanwhile)."""
         native = await _native.NativeMemory.open_async(
-            _path(path), _options(embedder, persist_index, index, search)
+            _path(path), _options(embedder, persist_index, index, search, llm, prompts)
         )
         self = cls.__new__(cls)
         self._native = native
@@ -599,6 +724,12 @@ class AsyncMemory:
     def embedding_model(self) -> str | None:
         """The embedding model's id, or None without an embedder."""
         return self._native.embedding_model
+
+    @property
+    def llm(self) -> str | None:
+        """The chat model as ``"provider:model"`` (``"openai:gpt-4.1-nano"``), or None when
+        none is configured (then :meth:`add_messages` stores messages as given)."""
+        return self._native.llm
 
     @property
     def closed(self) -> bool:
@@ -684,6 +815,28 @@ class AsyncMemory:
         """See :meth:`Memory.add_batch`."""
         request = {"memories": [_batch_item(m) for m in memories]}
         return cast(_AddResults, await self._native.add_batch_async(request, _vectors(vectors)))
+
+    async def add_messages(
+        self,
+        messages: Messages,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+        kind: Kind | str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: Time | None = None,
+        infer: bool = True,
+        prompt: str | None = None,
+    ) -> _Events:
+        """See :meth:`Memory.add_messages`. The model's calls run on a worker thread."""
+        scope = {
+            **_scope(user_id, agent_id, run_id, org_id),
+            **_new_fields(kind, metadata, expires_at),
+        }
+        request = _messages_request(messages, scope, infer, prompt)
+        return cast(_Events, await self._native.add_messages_async(request))
 
     async def get(self, memory_id: str) -> MemoryRecord:
         """See :meth:`Memory.get`."""

@@ -1,14 +1,24 @@
 """Shared fixtures: stores with the deterministic hashing embedder (fast, no model) and with
-the real default model (installed by tests/ensure_model.sh, which python/tests/run.sh runs)."""
+the real default model (installed by tests/ensure_model.sh, which python/tests/run.sh runs),
+and a fake LLM provider (tests/fake_llm.py, a real HTTP server on 127.0.0.1) with helpers to
+script the inference pipeline's two calls."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent_mem import Memory
+
+# tests/fake_llm.py is shared with the C and Node suites: importable as `fake_llm`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+
+from fake_llm import FakeLLM, Reply, openai_chat
 
 HASHING: dict[str, Any] = {"provider": "hashing", "dimensions": 64}
 
@@ -25,3 +35,69 @@ def model_mem() -> Iterator[Memory]:
     """An in-memory store with the real default model (all-MiniLM-L6-v2)."""
     with Memory() as m:
         yield m
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLM]:
+    """A fake provider answering scripted replies (``fake.push``)."""
+    with FakeLLM() as server:
+        yield server
+
+
+def openai_llm(fake: FakeLLM, **extra: Any) -> dict[str, Any]:
+    """The ``llm`` option of a store talking to the fake server as OpenAI."""
+    return {
+        "provider": "openai",
+        "model": "gpt-4.1-nano",
+        "api_key": "sk-test-key",
+        "base_url": fake.openai_base,
+        "timeout_ms": 5000,
+        "max_retries": 0,
+        **extra,
+    }
+
+
+# ------------------------------------------------------------------ reading the requests
+
+
+def system_prompt(request: dict[str, Any]) -> str:
+    """The system prompt of an OpenAI or Anthropic chat request."""
+    body = request["body"]
+    if "system" in body:
+        return str(body["system"])
+    return str(body["messages"][0]["content"])
+
+
+def user_message(request: dict[str, Any]) -> str:
+    """The user turn of a chat request (the conversation, or the decision question)."""
+    body = request["body"]
+    return str(body["messages"][-1]["content"])
+
+
+def is_extraction(request: dict[str, Any]) -> bool:
+    """Whether the request is the fact-extraction call (not the decision call)."""
+    return "extract the facts" in system_prompt(request)
+
+
+def question(request: dict[str, Any]) -> Any:
+    """The decision call's question: ``{"stored_memories": [...], "new_facts": [...]}``."""
+    return json.loads(user_message(request))
+
+
+def shown_id(request: dict[str, Any], text: str) -> str:
+    """The small id the model was shown for a stored text."""
+    stored = question(request)["stored_memories"]
+    for memory in stored:
+        if memory["text"] == text:
+            return str(memory["id"])
+    raise AssertionError(f"{text!r} was not shown: {stored}")
+
+
+def facts(items: Sequence[str]) -> Reply:
+    """An extraction answer."""
+    return openai_chat(json.dumps({"facts": list(items)}))
+
+
+def decisions(items: Sequence[dict[str, Any]]) -> Reply:
+    """A decision answer."""
+    return openai_chat(json.dumps({"decisions": list(items)}))

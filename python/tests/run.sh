@@ -40,8 +40,10 @@ MATURIN_PEP517_ARGS="--profile dev" CARGO_TARGET_DIR="$ROOT/target" \
 echo "   installed in $(( $(date +%s) - t )) s"
 
 step "ruff"
-"$VENV/bin/ruff" check --config python/pyproject.toml python examples/python
-"$VENV/bin/ruff" format --check --config python/pyproject.toml python examples/python
+# tests/fake_llm.py (the fake LLM provider shared with the C and Node suites) is checked here.
+"$VENV/bin/ruff" check --config python/pyproject.toml python examples/python tests/fake_llm.py
+"$VENV/bin/ruff" format --check --config python/pyproject.toml python examples/python \
+  tests/fake_llm.py
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,7 +51,7 @@ trap 'rm -rf "$tmp"' EXIT
 step "mypy --strict (package, usage file) and stubtest (the native module's stubs)"
 # From a directory without the source tree, so that the installed package is what is checked.
 (cd "$tmp" && "$PY" -m mypy --strict --cache-dir "$ROOT/target/mypy-cache" \
-  "$ROOT/python/agent_mem" "$ROOT/python/tests/typing_usage.py")
+  "$ROOT/python/agent_mem" "$ROOT/python/tests/typing_usage.py" "$ROOT/tests/fake_llm.py")
 (cd "$tmp" && "$PY" -m mypy.stubtest --mypy-config-file "$ROOT/python/pyproject.toml" \
   agent_mem._native)
 

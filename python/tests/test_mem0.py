@@ -435,7 +435,7 @@ def test_from_config_maps_store_location(tmp_path: Path) -> None:
             "config": {"path": str(tmp_path / "q"), "collection_name": "notes"},
         },
         "embedder": {"provider": "hashing", "config": {"embedding_dims": 32}},
-        "llm": {"provider": "openai", "config": {"model": "gpt-4.1-nano"}},
+        "llm": {"provider": "openai", "config": {"model": "gpt-4.1-nano", "api_key": "sk-x"}},
         "history_db_path": str(tmp_path / "history.db"),
         "version": "v1.1",
         "custom_fact_extraction_prompt": "Extract food facts.",
@@ -452,9 +452,9 @@ def test_from_config_warns_about_what_it_does_not_apply(tmp_path: Path) -> None:
             "provider": "qdrant",
             "config": {"host": "localhost", "port": 6333, "embedding_model_dims": 1536},
         },
-        "embedder": {"provider": "openai", "config": {"model": "text-embedding-3-small"}},
+        "embedder": {"provider": "gemini", "config": {"model": "models/text-embedding-004"}},
     }
-    with pytest.warns(Mem0CompatWarning, match="embedder openai") as record:
+    with pytest.warns(Mem0CompatWarning, match="embedder gemini") as record:
         Memory.from_config({**config, "vector_store": {**config["vector_store"]}}).close()
     text = str(record[0].message)
     assert "host" in text

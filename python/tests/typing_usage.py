@@ -18,7 +18,9 @@ from agent_mem import (
     HistoryEntry,
     ListPage,
     Memory,
+    MemoryEvent,
     MemoryRecord,
+    Message,
     NotFoundError,
     SearchHit,
 )
@@ -52,6 +54,17 @@ def native() -> None:
         m.delete(batch[0]["id"])
         path: str | None = m.path
         print(score, content, cursor, total, updated["updated_at"], event, deleted, purged, path)
+        conversation: list[Message] = [
+            {"role": "user", "content": "I'm vegetarian"},
+            {"role": "assistant", "content": "Noted", "name": "chef"},
+        ]
+        events: list[MemoryEvent] = m.add_messages(conversation, user_id="alice", infer=False)
+        what: str = events[0]["event"]
+        before: str | None = events[0].get("previous_memory")
+        m.add_messages("one message", agent_id="bot", kind="episodic", metadata={"k": 1})
+        m.add_messages({"role": "user", "content": "a dict"}, run_id="r", expires_at=dt.date.max)
+        llm: str | None = m.llm
+        print(what, before, llm)
         try:
             m.get("missing")
         except NotFoundError as e:
@@ -68,7 +81,8 @@ async def native_async() -> None:
         hits: list[SearchHit] = await m.search("coffee", user_id="bob", explain=True)
         results = await asyncio.gather(m.get(one["id"]), m.count())
         record: MemoryRecord = results[0]
-        print(many, hits, record, results[1])
+        events: list[MemoryEvent] = await m.add_messages("Bob likes tea", user_id="bob")
+        print(many, hits, record, results[1], events, m.llm)
 
 
 def mem0_style() -> None:
@@ -80,6 +94,7 @@ def mem0_style() -> None:
         listed = m.get_all(user_id="al", limit=None)
         item = m.get(added["results"][0]["id"])
         print(found["results"], listed["results"], item, m.history(added["results"][0]["id"]))
+        print(m.llm, m.config["options"])
 
 
 async def mem0_async() -> None:

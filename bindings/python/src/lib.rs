@@ -25,6 +25,7 @@ use crate::errors::check;
 enum Call {
     Add(Value, Option<Vec<f32>>),
     AddBatch(Value, Option<Vec<Vec<f32>>>),
+    AddMessages(Value),
     Get(String),
     List(Value),
     Count(Value),
@@ -45,6 +46,7 @@ impl Call {
             Call::Add(r, Some(v)) => wire::add_with_vector(m, &r, v),
             Call::AddBatch(r, None) => wire::add_batch(m, &r),
             Call::AddBatch(r, Some(v)) => wire::add_batch_with_vectors(m, &r, v),
+            Call::AddMessages(r) => wire::add_messages(m, &r),
             Call::Get(id) => wire::get(m, &id),
             Call::List(r) => wire::list(m, &r),
             Call::Count(r) => wire::count(m, &r).map(Value::from),
@@ -176,6 +178,12 @@ impl NativeMemory {
         Ok(self.memory(py)?.embedding_model().map(str::to_owned))
     }
 
+    /// The chat model's label (`"openai:gpt-4.1-nano"`), or None without one.
+    #[getter]
+    fn llm(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        Ok(self.memory(py)?.llm_label().map(str::to_owned))
+    }
+
     /// Whether `close` was called.
     #[getter]
     fn closed(&self) -> bool {
@@ -248,6 +256,23 @@ impl NativeMemory {
         vectors: Option<Vec<Vec<f32>>>,
     ) -> PyResult<Py<PyAny>> {
         let call = Call::AddBatch(self::request(py, Some(request))?, vectors);
+        self.spawn(py, call)
+    }
+
+    /// wire::add_messages → `[{"id", "memory", "event", "previous_memory"?}]`. With a chat
+    /// model this makes its HTTP calls here, with the GIL released.
+    fn add_messages(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let call = Call::AddMessages(self::request(py, Some(request))?);
+        self.sync(py, call)
+    }
+
+    /// `add_messages` as a future.
+    fn add_messages_async(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let call = Call::AddMessages(self::request(py, Some(request))?);
         self.spawn(py, call)
     }
 

@@ -419,6 +419,10 @@ pub(crate) fn resolve(
 
     let url_env = provider.url_env(purpose);
     let base_url = match given(endpoint.base_url) {
+        // Ollama's own clients take `http://host:11434`; its OpenAI API is under `/v1`.
+        Some(url) if provider == Provider::Ollama => {
+            ollama_base(&url, &format!("{section}.base_url"))?
+        }
         Some(url) => check_url(&url, &format!("{section}.base_url"))?,
         None => match from_env(url_env) {
             Some(url) if provider == Provider::Ollama => ollama_base(&url, url_env)?,
@@ -510,6 +514,30 @@ fn ollama_base(host: &str, field: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explicit_ollama_base_url_gets_the_openai_path() {
+        let target = |base_url| {
+            resolve(
+                "llm",
+                Purpose::Chat,
+                &Endpoint {
+                    provider: "ollama",
+                    model: Some("qwen2.5"),
+                    api_key: None,
+                    base_url: Some(base_url),
+                    timeout_ms: None,
+                    max_retries: None,
+                },
+                &|_| None,
+            )
+            .unwrap()
+            .base_url
+        };
+        assert_eq!(target("http://gpu-box:11434"), "http://gpu-box:11434/v1");
+        assert_eq!(target("gpu-box"), "http://gpu-box:11434/v1");
+        assert_eq!(target("http://proxy/ollama/v1"), "http://proxy/ollama/v1");
+    }
 
     #[test]
     fn ollama_hosts_become_base_urls() {
