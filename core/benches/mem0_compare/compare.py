@@ -10,8 +10,8 @@ then one search per user. Counted on the server: chat calls and embedding reques
 - mem0 1.0.11, classic pipeline: fact extraction call, then the update-memory call
   (ADD/UPDATE/DELETE/NONE); OpenAI LLM + OpenAI embedder (384-d) at the fake server,
   qdrant-client in local on-disk ``path`` mode, SQLite history.
-- mem0 2.2.1: one "additive extraction" call (ADD only), same setup (no spaCy installed, so no
-  entity linking or lemmatisation).
+- mem0 2.2.1: one "additive extraction" call (ADD only), same setup (without spaCy and
+  fastembed, its optional extras: no entity linking, lemmatisation or BM25).
 - agent_mem via ``agent_mem.mem0.Memory.from_config`` with the same llm config (falls back to
   native ``agent_mem.Memory(path, llm=...)`` if the drop-in has no LLM support), once with its
   local embedding model (all-MiniLM-L6-v2, in process) and once with the remote OpenAI
@@ -19,9 +19,16 @@ then one search per user. Counted on the server: chat calls and embedding reques
 
 The fake server answers with two facts per message (unique per message) and ADDs every new
 fact. Each configuration runs in its own child process (the server stays in this one, so it
-takes no GIL from the measured library). Nothing leaves 127.0.0.1.
+takes no GIL from the measured library). Nothing leaves 127.0.0.1 (Python sockets elsewhere are
+refused; mem0 telemetry is off).
 
-Run: ``bash core/benches/mem0_compare/run.sh`` (builds the venv, then runs this file).
+Storage durability differs: mem0's SQLite files (history, qdrant local) fsync every commit,
+agent_mem runs WAL with synchronous=NORMAL. On a slow disk mem0's time is mostly fsync; run with
+``--tmpdir /dev/shm`` to see the overhead without disk latency. The machine's load shows in
+the wall times; "CPU ms" (the library process's CPU time) is steadier.
+
+Run: ``bash core/benches/mem0_compare/run.sh [--adds 50] [--tmpdir /dev/shm] [--verbose]``
+(builds the venv, then runs this file).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 DIMS = 384
 MODEL = "bench"
 NOTE = re.compile(r"Note (\d+) for (\w+):")
+SCRIPT = os.path.abspath(__file__)
 CONFIGS = ["mem0-classic", "mem0-v2", "agent_mem-local", "agent_mem-remote"]
 
 # --------------------------------------------------------------------------- fake server
@@ -387,6 +395,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=5)
     ap.add_argument("--only", nargs="*", choices=CONFIGS, default=CONFIGS)
     ap.add_argument("--mem0-v2-path", help="directory holding mem0ai 2.x (pip --target)")
+    ap.add_argument("--tmpdir", help="where the stores go (default: the system temp dir)")
     ap.add_argument("--verbose", action="store_true", help="print call kinds and last events")
     ap.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -399,7 +408,7 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     rows, failed = [], []
-    with tempfile.TemporaryDirectory(prefix="mem0-bench-") as work:
+    with tempfile.TemporaryDirectory(prefix="mem0-bench-", dir=args.tmpdir) as work:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER", "OPENAI"))}
         env.update(
             MEM0_TELEMETRY="False",
@@ -416,16 +425,7 @@ def main() -> None:
                     continue
                 child_env["PYTHONPATH"] = args.mem0_v2_path
             print(f"== {config}", file=sys.stderr)
-            cmd = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--child",
-                config,
-                "--url",
-                url,
-                "--workdir",
-                work,
-            ]
+            cmd = [sys.executable, SCRIPT, "--child", config, "--url", url, "--workdir", work]
             cmd += [f"--{k}={getattr(args, k)}" for k in ("adds", "warmup", "users")]
             out = subprocess.run(cmd, env=child_env, stdout=subprocess.PIPE, text=True)
             if out.returncode != 0:

@@ -8,7 +8,9 @@
 # the classic two-call pipeline) and its dependencies (openai SDK, qdrant-client used in local
 # on-disk `path` mode, no server), agent_mem built from ./python like python/tests/run.sh does,
 # and mem0ai 2.2.1 (single "additive extraction" call) installed --no-deps beside it in
-# $VENV/mem0-2.2.1, put on PYTHONPATH only for its own run.
+# $VENV/mem0-2.2.1, put on PYTHONPATH only for its own run. agent_mem is built with the dev
+# profile (workspace crates unoptimised, dependencies at opt-level 3) unless
+# MEM0_BENCH_PROFILE=release (a separate, longer build: ~4 min on 2 cores).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 cd "$ROOT"
@@ -28,8 +30,10 @@ fi
 
 echo "== mem0ai==$MEM0_CLASSIC (+ what $MEM0_V2 needs), openai, qdrant-client"
 t=$(date +%s)
-# posthog/qdrant-client/httpx minimums are mem0ai 2.2.1's, so that both versions import.
-pip_install "mem0ai==$MEM0_CLASSIC" "posthog>=7.14" "qdrant-client>=1.12" "httpx>=0.28" maturin==1.16.0
+# Versions that satisfy both mem0 releases (2.2.1 needs posthog>=7.14, qdrant-client>=1.12,
+# httpx>=0.28), pinned to the ones measured.
+pip_install "mem0ai==$MEM0_CLASSIC" openai==3.57.0 qdrant-client==1.20.0 posthog==7.91.1 \
+  httpx==0.28.1
 if [ ! -d "$VENV/mem0-$MEM0_V2/mem0" ]; then
   pip_install --no-deps --target "$VENV/mem0-$MEM0_V2" "mem0ai==$MEM0_V2"
 fi

@@ -1,7 +1,8 @@
 //! A small blocking JSON-over-HTTP client shared by the chat clients and the remote embedder.
 //!
-//! Every call is bounded: one attempt may take at most the configured timeout (connection,
-//! request and the whole response body), and a failed attempt is retried at most
+//! Every call is bounded: each phase of an attempt (connecting, sending the request, waiting
+//! for the answer, reading its body) may take at most the configured timeout, and a failed
+//! attempt is retried at most
 //! `max_retries` times, only when retrying can help:
 //!
 //! - HTTP 429, 500, 502, 503, 504 and 529 (Anthropic's "overloaded"), and connections that
@@ -314,8 +315,17 @@ impl HttpClient {
 }
 
 fn build_agent(options: &HttpOptions) -> ureq::Agent {
+    let timeout = Some(options.timeout);
+    // Each phase has the timeout rather than one global budget: with a global budget ureq
+    // resolves the host on a new thread for every request (to be able to abandon it), which
+    // costs milliseconds per call on a busy machine. The wait for the model's answer, the
+    // phase that matters, is bounded the same either way.
     ureq::Agent::config_builder()
-        .timeout_global(Some(options.timeout))
+        .timeout_connect(timeout)
+        .timeout_send_request(timeout)
+        .timeout_send_body(timeout)
+        .timeout_recv_response(timeout)
+        .timeout_recv_body(timeout)
         // Error statuses are read like any answer: their bodies carry the provider's reason.
         .http_status_as_error(false)
         .max_redirects(0)
