@@ -122,34 +122,23 @@ impl OpenAiEmbedder {
         self
     }
 
-    /// The longest one attempt may take. A timed-out attempt is not retried.
+    /// The longest wait for each phase of an attempt (connecting, sending, the answer, reading
+    /// it). A timed-out attempt is not retried.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        let options = HttpOptions {
-            timeout,
-            ..*self.http.options()
-        };
-        self.http = self.http.with_options(options);
+        self.http = self.http.with_timeout(timeout);
         self
     }
 
     /// How many times a rate-limited (429), overloaded (5xx) or refused connection attempt
     /// is tried again.
     pub fn max_retries(mut self, retries: u32) -> Self {
-        let options = HttpOptions {
-            max_retries: retries,
-            ..*self.http.options()
-        };
-        self.http = self.http.with_options(options);
+        self.http = self.http.with_max_retries(retries);
         self
     }
 
     /// The first wait between attempts (doubled after each, capped at 8 s; default 500 ms).
     pub fn retry_backoff(mut self, base: Duration) -> Self {
-        let options = HttpOptions {
-            backoff_base: base,
-            ..*self.http.options()
-        };
-        self.http = self.http.with_options(options);
+        self.http = self.http.with_backoff(base);
         self
     }
 
@@ -337,7 +326,8 @@ pub struct RemoteEmbedderConfig {
     /// Vector length to ask for (only models that support shortening); default: the
     /// model's own.
     pub dimensions: Option<usize>,
-    /// The longest one attempt may take, in milliseconds (1 to 600000; default 60000).
+    /// The longest wait for each phase of an attempt (connecting, sending, the answer,
+    /// reading it), in milliseconds (1 to 600000; default 60000).
     pub timeout_ms: Option<u64>,
     /// Retries of rate-limited or failed attempts (0 to 10; default 3).
     pub max_retries: Option<u32>,

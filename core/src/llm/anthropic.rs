@@ -75,36 +75,24 @@ impl AnthropicChat {
         self
     }
 
-    /// The longest one attempt may take (connection, request and the whole answer). A
-    /// timed-out attempt is not retried, so this bounds a call that times out.
+    /// The longest wait for each phase of an attempt: connecting, sending, the model's answer,
+    /// reading it. A timed-out attempt is not retried.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        let options = HttpOptions {
-            timeout,
-            ..*self.http.options()
-        };
-        self.http = self.http.with_options(options);
+        self.http = self.http.with_timeout(timeout);
         self
     }
 
     /// How many times a rate-limited (429), overloaded (5xx, 529) or refused connection
     /// attempt is tried again.
     pub fn max_retries(mut self, retries: u32) -> Self {
-        let options = HttpOptions {
-            max_retries: retries,
-            ..*self.http.options()
-        };
-        self.http = self.http.with_options(options);
+        self.http = self.http.with_max_retries(retries);
         self
     }
 
     /// The first wait between attempts (doubled after each, capped at 8 s; default 500 ms).
     /// A server's `Retry-After` takes precedence. Mostly useful to make tests quick.
     pub fn retry_backoff(mut self, base: Duration) -> Self {
-        let options = HttpOptions {
-            backoff_base: base,
-            ..*self.http.options()
-        };
-        self.http = self.http.with_options(options);
+        self.http = self.http.with_backoff(base);
         self
     }
 

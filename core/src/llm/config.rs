@@ -221,7 +221,8 @@ pub struct LlmConfig {
     /// The base URL (`http://` or `https://`); defaults to the provider's base URL variable,
     /// then its default.
     pub base_url: Option<String>,
-    /// The longest one attempt may take, in milliseconds (1 to 600000; default 60000).
+    /// The longest wait for each phase of an attempt (connecting, sending, the answer,
+    /// reading it), in milliseconds (1 to 600000; default 60000).
     pub timeout_ms: Option<u64>,
     /// Retries of rate-limited or failed attempts (0 to 10; default 3).
     pub max_retries: Option<u32>,

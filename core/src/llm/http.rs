@@ -46,7 +46,7 @@ const MESSAGE_CHARS: usize = 1000;
 /// Timing and retry settings of an [`HttpClient`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct HttpOptions {
-    /// The longest one attempt may take, from connecting to the end of the body.
+    /// The longest wait for each phase of an attempt: connecting, sending, the answer, its body.
     pub timeout: Duration,
     /// How many times a failed attempt is tried again (so at most `max_retries + 1`
     /// requests).
@@ -136,18 +136,40 @@ impl HttpClient {
         &self.provider
     }
 
-    /// The timing and retry settings.
-    pub(crate) fn options(&self) -> &HttpOptions {
-        &self.options
-    }
-
     /// The same client with other settings.
-    pub(crate) fn with_options(mut self, options: HttpOptions) -> Self {
+    fn with_options(mut self, options: HttpOptions) -> Self {
         if options.timeout != self.options.timeout {
             self.agent = build_agent(&options);
         }
         self.options = options;
         self
+    }
+
+    /// The same client with another timeout per phase of an attempt.
+    pub(crate) fn with_timeout(self, timeout: Duration) -> Self {
+        let options = HttpOptions {
+            timeout,
+            ..self.options
+        };
+        self.with_options(options)
+    }
+
+    /// The same client with another number of retries.
+    pub(crate) fn with_max_retries(self, max_retries: u32) -> Self {
+        let options = HttpOptions {
+            max_retries,
+            ..self.options
+        };
+        self.with_options(options)
+    }
+
+    /// The same client with another first wait between attempts.
+    pub(crate) fn with_backoff(self, backoff_base: Duration) -> Self {
+        let options = HttpOptions {
+            backoff_base,
+            ..self.options
+        };
+        self.with_options(options)
     }
 
     /// The same client naming another provider in its errors.
