@@ -565,31 +565,36 @@ impl Memory {
     ) -> Result<Vec<AddOutcome>> {
         let now = Utc::now();
         let outcomes = self.db.write(|tx| {
-            let mut vocab = VocabDelta::default();
+            let w = &mut Writing {
+                tx,
+                dims: self.check_store_dimensions(tx, vectors.first().map(|e| e.vector.len()))?,
+                vocab: VocabDelta::default(),
+                now,
+            };
             let mut outcomes = Vec::with_capacity(memories.len());
             for (m, e) in memories.into_iter().zip(&vectors) {
-                outcomes.push(self.insert_one(tx, m, e, &mut vocab, actor, now)?);
+                outcomes.push(self.insert_one(w, m, e, actor)?);
             }
-            vocab.apply(tx)?;
+            std::mem::take(&mut w.vocab).apply(tx)?;
+            record_embedding_model(tx, &vectors)?;
             Ok(outcomes)
         })?;
         self.sync_index()?;
         Ok(outcomes)
     }
 
-    /// Inserts one memory inside a write transaction: checks the vector against the store,
-    /// caches a fresh embedding, and applies the duplicate rule (a live twin in the same
-    /// scope wins; an expired one makes way). The caller applies `vocab`.
+    /// Inserts one memory inside a write transaction: checks the vector against the store's
+    /// dimension, caches a fresh embedding, and applies the duplicate rule (a live twin in
+    /// the same scope wins; an expired one makes way). The caller applies `w.vocab`.
     fn insert_one(
         &self,
-        tx: &Connection,
+        w: &mut Writing<'_>,
         m: NewMemory,
         e: &Embedded,
-        vocab: &mut VocabDelta,
         actor: &str,
-        now: chrono::DateTime<Utc>,
     ) -> Result<AddOutcome> {
-        self.store_vector_checks(tx, e)?;
+        let (tx, now) = (w.tx, w.now);
+        fit_vector(tx, e, w.dims)?;
         let hash = content_hash(&m.content);
         if let Some((key, existing)) = ops::find_duplicate(tx, &m.scope, &hash)? {
             if !existing.is_expired_at(now) {
@@ -599,7 +604,7 @@ impl Memory {
                 });
             }
             // An expired twin is gone for the reader; replace it.
-            ops::delete_memory(tx, key, &existing, vocab, ACTOR_EXPIRY, now)?;
+            ops::delete_memory(tx, key, &existing, &mut w.vocab, ACTOR_EXPIRY, now)?;
         }
         let rec = MemoryRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -612,30 +617,11 @@ impl Memory {
             updated_at: now,
             expires_at: m.expires_at,
         };
-        ops::insert_memory(tx, &rec, &e.vector, vocab, actor)?;
+        ops::insert_memory(tx, &rec, &e.vector, &mut w.vocab, actor)?;
         Ok(AddOutcome {
             id: rec.id,
             added: true,
         })
-    }
-
-    /// Inside a write transaction: the vector fits the store (recording the dimension and
-    /// the embedding model on first use), and a freshly computed embedding is cached.
-    fn store_vector_checks(&self, tx: &Connection, e: &Embedded) -> Result<()> {
-        let dims = self.check_store_dimensions(tx, Some(e.vector.len()))?;
-        if e.vector.len() != dims {
-            return Err(Error::invalid(format!(
-                "vector has {} dimensions; the store holds {dims}",
-                e.vector.len()
-            )));
-        }
-        if let Some((model, hash)) = &e.cache_as {
-            ops::cache_embedding(tx, model, hash, &e.vector)?;
-            if ops::get_meta(tx, "embedding_model")?.is_none() {
-                ops::set_meta(tx, "embedding_model", model)?;
-            }
-        }
-        Ok(())
     }
 
     /// Checks (and on the first vector records) the store's vector dimension.
@@ -858,7 +844,9 @@ impl Memory {
                 let e = embedded
                     .as_ref()
                     .ok_or_else(|| Error::internal("content changed under an update"))?;
-                self.store_vector_checks(tx, e)?;
+                let dims = self.check_store_dimensions(tx, Some(e.vector.len()))?;
+                fit_vector(tx, e, dims)?;
+                record_embedding_model(tx, std::slice::from_ref(e))?;
                 Some(e.vector.as_slice())
             } else {
                 None
@@ -1324,6 +1312,46 @@ impl Drop for Memory {
 struct Embedded {
     vector: Vec<f32>,
     cache_as: Option<(String, String)>,
+}
+
+/// The state of a write transaction that adds or changes several memories.
+struct Writing<'t> {
+    tx: &'t Connection,
+    /// The store's vector dimension.
+    dims: usize,
+    /// Keyword vocabulary changes, applied once at the end.
+    vocab: VocabDelta,
+    /// The time written into records and history.
+    now: chrono::DateTime<Utc>,
+}
+
+/// Inside a write transaction: the vector has the store's dimension `dims`, and a freshly
+/// computed embedding is cached.
+fn fit_vector(tx: &Connection, e: &Embedded, dims: usize) -> Result<()> {
+    if e.vector.len() != dims {
+        return Err(Error::invalid(format!(
+            "vector has {} dimensions; the store holds {dims}",
+            e.vector.len()
+        )));
+    }
+    if let Some((model, hash)) = &e.cache_as {
+        ops::cache_embedding(tx, model, hash, &e.vector)?;
+    }
+    Ok(())
+}
+
+/// Inside a write transaction, once: records the embedding model on the store's first write
+/// of a vector it embedded (caller vectors carry no model).
+fn record_embedding_model<'a>(
+    tx: &Connection,
+    vectors: impl IntoIterator<Item = &'a Embedded>,
+) -> Result<()> {
+    if let Some((model, _)) = vectors.into_iter().find_map(|e| e.cache_as.as_ref()) {
+        if ops::get_meta(tx, "embedding_model")?.is_none() {
+            ops::set_meta(tx, "embedding_model", model)?;
+        }
+    }
+    Ok(())
 }
 
 fn check_vector(v: &[f32]) -> Result<()> {

@@ -20,7 +20,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Embedded, Memory, ACTOR_EXPIRY};
+use super::{fit_vector, record_embedding_model, Embedded, Memory, Writing, ACTOR_EXPIRY};
 use crate::error::{Error, ErrorCode, Result};
 use crate::llm::{prompts, repair::parse_model_json, ChatRequest, Llm};
 use crate::search::{SearchMode, SearchOptions};
@@ -541,13 +541,19 @@ impl Memory {
         plan: &Plan<'_>,
         steps: &[Step],
     ) -> Result<Vec<MemoryEvent>> {
-        let now = Utc::now().trunc_subsecs(6);
-        let mut vocab = VocabDelta::default();
+        let w = &mut Writing {
+            tx,
+            dims: self
+                .check_store_dimensions(tx, plan.fact_vectors.first().map(|e| e.vector.len()))?,
+            vocab: VocabDelta::default(),
+            // The store keeps microseconds: events and records agree with what `get` reads.
+            now: Utc::now().trunc_subsecs(6),
+        };
         let mut events = Vec::with_capacity(steps.len());
         for step in steps {
             match step {
                 Step::Add { fact } => {
-                    events.push(self.add_fact(tx, plan, *fact, &mut vocab, now)?);
+                    events.push(self.add_fact(w, plan, *fact)?);
                 }
                 Step::Keep { target } => {
                     let record = match target {
@@ -564,7 +570,7 @@ impl Memory {
                 Step::Replace { fact, target } => {
                     // The memory may have gone since it was shown; the fact is stored anyway.
                     if let Some((key, old)) = ops::get_by_id(tx, &plan.shown[*target].id)? {
-                        ops::delete_memory(tx, key, &old, &mut vocab, &plan.actor, now)?;
+                        ops::delete_memory(tx, key, &old, &mut w.vocab, &plan.actor, w.now)?;
                         events.push(MemoryEvent {
                             id: old.id,
                             memory: old.content,
@@ -572,13 +578,13 @@ impl Memory {
                             previous_memory: None,
                         });
                     }
-                    events.push(self.add_fact(tx, plan, *fact, &mut vocab, now)?);
+                    events.push(self.add_fact(w, plan, *fact)?);
                 }
                 Step::Update { target, text } => {
                     let vector = &plan.rewrite_vectors[text];
                     let Some((key, old)) = ops::get_by_id(tx, &plan.shown[*target].id)? else {
                         // Gone since it was shown: the new wording is added instead.
-                        events.push(self.add_text(tx, plan, text, vector, &mut vocab, now)?);
+                        events.push(self.add_text(w, plan, text, vector)?);
                         continue;
                     };
                     let hash = content_hash(text);
@@ -592,9 +598,9 @@ impl Memory {
                         continue;
                     }
                     if let Some((twin_key, twin)) = ops::find_duplicate(tx, &old.scope, &hash)? {
-                        if !twin.is_expired_at(now) {
+                        if !twin.is_expired_at(w.now) {
                             // The new wording is stored already: the old memory is superseded.
-                            ops::delete_memory(tx, key, &old, &mut vocab, &plan.actor, now)?;
+                            ops::delete_memory(tx, key, &old, &mut w.vocab, &plan.actor, w.now)?;
                             events.push(MemoryEvent {
                                 id: old.id,
                                 memory: old.content,
@@ -603,20 +609,20 @@ impl Memory {
                             });
                             continue;
                         }
-                        ops::delete_memory(tx, twin_key, &twin, &mut vocab, ACTOR_EXPIRY, now)?;
+                        ops::delete_memory(tx, twin_key, &twin, &mut w.vocab, ACTOR_EXPIRY, w.now)?;
                     }
-                    self.store_vector_checks(tx, vector)?;
+                    fit_vector(tx, vector, w.dims)?;
                     let mut new = old.clone();
                     new.content = text.clone();
                     new.hash = hash;
-                    new.updated_at = now;
+                    new.updated_at = w.now;
                     ops::update_memory(
                         tx,
                         key,
                         &old,
                         &new,
                         Some(&vector.vector),
-                        &mut vocab,
+                        &mut w.vocab,
                         &plan.actor,
                     )?;
                     events.push(MemoryEvent {
@@ -628,36 +634,26 @@ impl Memory {
                 }
             }
         }
-        vocab.apply(tx)?;
+        std::mem::take(&mut w.vocab).apply(tx)?;
+        record_embedding_model(
+            tx,
+            plan.fact_vectors
+                .iter()
+                .chain(plan.rewrite_vectors.values()),
+        )?;
         Ok(events)
     }
 
-    fn add_fact(
-        &self,
-        tx: &rusqlite::Connection,
-        plan: &Plan<'_>,
-        fact: usize,
-        vocab: &mut VocabDelta,
-        now: DateTime<Utc>,
-    ) -> Result<MemoryEvent> {
-        self.add_text(
-            tx,
-            plan,
-            &plan.facts[fact],
-            &plan.fact_vectors[fact],
-            vocab,
-            now,
-        )
+    fn add_fact(&self, w: &mut Writing<'_>, plan: &Plan<'_>, fact: usize) -> Result<MemoryEvent> {
+        self.add_text(w, plan, &plan.facts[fact], &plan.fact_vectors[fact])
     }
 
     fn add_text(
         &self,
-        tx: &rusqlite::Connection,
+        w: &mut Writing<'_>,
         plan: &Plan<'_>,
         text: &str,
         vector: &Embedded,
-        vocab: &mut VocabDelta,
-        now: DateTime<Utc>,
     ) -> Result<MemoryEvent> {
         let memory = NewMemory {
             content: text.to_string(),
@@ -666,7 +662,7 @@ impl Memory {
             metadata: plan.request.metadata.clone(),
             expires_at: plan.request.expires_at,
         };
-        let outcome = self.insert_one(tx, memory, vector, vocab, &plan.actor, now)?;
+        let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
         Ok(MemoryEvent {
             id: outcome.id,
             memory: text.to_string(),
