@@ -81,6 +81,22 @@ pub enum Op {
 }
 
 impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::In => "in",
+            Op::Nin => "nin",
+            Op::Contains => "contains",
+            Op::Icontains => "icontains",
+            Op::Exists => "exists",
+        }
+    }
+
     fn parse(name: &str) -> Option<Op> {
         Some(match name.trim_start_matches('$') {
             "eq" => Op::Eq,
@@ -166,6 +182,37 @@ impl Filter {
         }
     }
 
+    /// The filter in the JSON language, such that [`Filter::from_json`] reads it back as an
+    /// equivalent filter (plugins receive and return filters this way).
+    pub fn to_json(&self) -> Value {
+        let list = |parts: &[Filter]| Value::Array(parts.iter().map(Filter::to_json).collect());
+        match self {
+            Filter::All => Value::Object(Map::new()),
+            Filter::And(parts) => serde_json::json!({ "AND": list(parts) }),
+            Filter::Or(parts) => serde_json::json!({ "OR": list(parts) }),
+            Filter::Not(inner) => serde_json::json!({ "NOT": inner.to_json() }),
+            Filter::Cond { field, op, value } => {
+                let test = match op {
+                    Op::Exists => Value::String("*".into()),
+                    _ => serde_json::json!({ op.name(): value }),
+                };
+                let mut map = Map::new();
+                match field {
+                    // Nested form: a metadata key may itself be named like a field.
+                    Field::Metadata(key) => {
+                        let mut inner = Map::new();
+                        inner.insert(key.clone(), test);
+                        map.insert("metadata".into(), Value::Object(inner));
+                    }
+                    other => {
+                        map.insert(other.name().into(), test);
+                    }
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
     /// Equality on every field the scope sets; with `include_global`, memories of the
     /// global layer (no scope at all) match too.
     pub fn for_scope(scope: &Scope, include_global: bool) -> Filter {
@@ -235,6 +282,23 @@ fn join(parts: &[Filter], sep: &str, params: &mut Vec<SqlValue>) -> String {
 }
 
 impl Field {
+    fn name(&self) -> &str {
+        match self {
+            Field::Id => "id",
+            Field::Content => "content",
+            Field::Hash => "hash",
+            Field::Kind => "kind",
+            Field::UserId => "user_id",
+            Field::AgentId => "agent_id",
+            Field::RunId => "run_id",
+            Field::OrgId => "org_id",
+            Field::CreatedAt => "created_at",
+            Field::UpdatedAt => "updated_at",
+            Field::ExpiresAt => "expires_at",
+            Field::Metadata(key) => key,
+        }
+    }
+
     fn from_name(name: &str) -> Field {
         match name {
             "id" | "memory_id" => Field::Id,
@@ -632,6 +696,22 @@ fn cond_sql(field: &Field, op: Op, value: &Value, params: &mut Vec<SqlValue>) ->
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn to_json_reads_back_as_the_same_filter() {
+        for text in [
+            json!({}),
+            json!({"user_id": "alice", "topic": {"in": ["food", "travel"]}}),
+            json!({"AND": [{"created_at": {"gte": "2024-01-01T00:00:00Z"}}, {"n": {"lt": 3}}],
+                   "NOT": {"tags": {"contains": "draft"}}}),
+            json!({"OR": [{"kind": "semantic"}, {"metadata": {"AND": {"ne": 1}}}], "x": "*"}),
+            json!({"content": {"icontains": "Tea"}, "y": {"nin": [1, 2]}}),
+        ] {
+            let filter = Filter::from_json(&text).unwrap();
+            let back = Filter::from_json(&filter.to_json()).unwrap();
+            assert_eq!(back, filter, "{text} -> {}", filter.to_json());
+        }
+    }
 
     #[test]
     fn errors_name_the_bad_part() {

@@ -44,6 +44,8 @@ pub mod filter;
 pub mod index;
 pub mod llm;
 mod memory;
+#[cfg(feature = "plugins")]
+pub mod plugin;
 pub mod search;
 pub mod store;
 mod text;

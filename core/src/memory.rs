@@ -200,9 +200,18 @@ pub struct MemoryBuilder {
     persist_index: bool,
     llm: Option<Arc<dyn Llm>>,
     prompts: Prompts,
+    #[cfg(feature = "plugins")]
+    plugins: crate::plugin::PluginOptions,
 }
 
 impl MemoryBuilder {
+    /// Settings of the plugin manager (feature `plugins`).
+    #[cfg(feature = "plugins")]
+    pub fn plugin_options(mut self, options: crate::plugin::PluginOptions) -> Self {
+        self.plugins = options;
+        self
+    }
+
     /// The store file (created if missing). Without a path the store lives in memory.
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {
         self.path = Some(path.as_ref().to_path_buf());
@@ -334,7 +343,11 @@ impl MemoryBuilder {
             .as_deref()
             .and_then(|p| VectorIndex::load(p, &store_id, self.index))
             .unwrap_or_else(|| VectorIndex::empty(self.index));
+        #[cfg(feature = "plugins")]
+        let plugins = crate::plugin::PluginManager::new(self.plugins)?;
         let memory = Memory {
+            #[cfg(feature = "plugins")]
+            plugins,
             db,
             index: RwLock::new(index),
             embedder,
@@ -375,6 +388,8 @@ pub struct Memory {
     store_id: String,
     llm: Option<Arc<dyn Llm>>,
     prompts: Prompts,
+    #[cfg(feature = "plugins")]
+    plugins: crate::plugin::PluginManager,
 }
 
 impl std::fmt::Debug for Memory {
@@ -408,7 +423,21 @@ impl Memory {
             persist_index: true,
             llm: None,
             prompts: Prompts::default(),
+            #[cfg(feature = "plugins")]
+            plugins: crate::plugin::PluginOptions::default(),
         }
+    }
+
+    /// The store's plugins: register, list, load, unload, reload (feature `plugins`).
+    #[cfg(feature = "plugins")]
+    pub fn plugins(&self) -> &crate::plugin::PluginManager {
+        &self.plugins
+    }
+
+    /// The configured language model, for plugins' `am_llm`.
+    #[cfg(feature = "plugins")]
+    pub(crate) fn llm_client(&self) -> Option<&Arc<dyn Llm>> {
+        self.llm.as_ref()
     }
 
     /// The store file, or `None` in memory.
@@ -449,13 +478,35 @@ impl Memory {
     }
 
     /// Adds many memories in one transaction: all of them or none.
+    /// With plugins, each memory goes through the `on_add` hooks first.
     pub fn add_batch(&self, memories: Vec<NewMemory>) -> Result<Vec<AddOutcome>> {
+        self.add_batch_as(memories, ACTOR_USER, true)
+    }
+
+    /// Adds without running hooks (a plugin's own `am_add`), as `actor`.
+    #[cfg(feature = "plugins")]
+    pub(crate) fn add_without_hooks(&self, memory: NewMemory, actor: &str) -> Result<AddOutcome> {
+        Ok(self.add_batch_as(vec![memory], actor, false)?.remove(0))
+    }
+
+    fn add_batch_as(
+        &self,
+        #[allow(unused_mut)] mut memories: Vec<NewMemory>,
+        actor: &str,
+        hooks: bool,
+    ) -> Result<Vec<AddOutcome>> {
         for (i, m) in memories.iter().enumerate() {
             m.validate()
                 .map_err(|e| Error::invalid(format!("memory {i}: {}", e.message())))?;
         }
+        #[cfg(feature = "plugins")]
+        if hooks {
+            self.plugins_on_add("add", &mut memories)?;
+        }
+        #[cfg(not(feature = "plugins"))]
+        let _ = hooks;
         let vectors = self.embed_contents(&memories)?;
-        self.insert(memories, vectors, ACTOR_USER)
+        self.insert(memories, vectors, actor)
     }
 
     /// Adds one memory with a vector the caller computed (same dimension as the store's).
@@ -465,7 +516,8 @@ impl Memory {
             .remove(0))
     }
 
-    /// Adds many memories with caller-computed vectors in one transaction.
+    /// Adds many memories with caller-computed vectors in one transaction. `on_add` hooks
+    /// run too; the vectors stay the caller's even if a hook changes the content.
     pub fn add_batch_with_vectors(
         &self,
         items: Vec<(NewMemory, Vec<f32>)>,
@@ -475,6 +527,12 @@ impl Memory {
                 .and_then(|_| check_vector(v))
                 .map_err(|e| Error::invalid(format!("memory {i}: {}", e.message())))?;
         }
+        #[cfg(feature = "plugins")]
+        let items = {
+            let (mut memories, vectors): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+            self.plugins_on_add("add", &mut memories)?;
+            memories.into_iter().zip(vectors).collect::<Vec<_>>()
+        };
         let (memories, vectors): (Vec<_>, Vec<_>) = items
             .into_iter()
             .map(|(m, v)| {
@@ -778,7 +836,7 @@ impl Memory {
     fn update_inner(
         &self,
         id: &str,
-        update: MemoryUpdate,
+        #[allow(unused_mut)] mut update: MemoryUpdate,
         vector: Option<Vec<f32>>,
     ) -> Result<MemoryRecord> {
         check_id(id)?;
@@ -794,6 +852,27 @@ impl Memory {
             validate_metadata(m)?;
         }
         let current = self.get(id)?;
+        #[cfg(feature = "plugins")]
+        if let Some(content) = &update.content {
+            let mut changed = [NewMemory {
+                content: content.clone(),
+                scope: current.scope.clone(),
+                kind: update.kind.unwrap_or(current.kind),
+                metadata: update
+                    .metadata
+                    .clone()
+                    .unwrap_or_else(|| current.metadata.clone()),
+                expires_at: None,
+            }];
+            self.plugins_on_add("update", &mut changed)?;
+            let [changed] = changed;
+            if changed.content != *content {
+                update.content = Some(changed.content);
+            }
+            if update.metadata.as_ref().unwrap_or(&current.metadata) != &changed.metadata {
+                update.metadata = Some(changed.metadata);
+            }
+        }
         // Embed outside the write lock; the transaction re-reads the row.
         let embedded = match (&update.content, vector) {
             (Some(c), _) if *c == current.content => None,
@@ -953,8 +1032,51 @@ impl Memory {
     // ---------------------------------------------------------------- search
 
     /// Searches with the query text (embedded when the mode needs it).
+    /// With plugins, `before_search` hooks may rewrite the query, limit and filters, and
+    /// `after_search` hooks may reorder, drop and rescore the hits.
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<SearchHit>> {
+        self.search_hooked(query, None, options)
+    }
+
+    /// Searches without running hooks (a plugin's own `am_search`).
+    #[cfg(feature = "plugins")]
+    pub(crate) fn search_without_hooks(
+        &self,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Vec<SearchHit>> {
         self.search_inner(query, None, options)
+    }
+
+    #[cfg(feature = "plugins")]
+    fn search_hooked(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        options: &SearchOptions,
+    ) -> Result<Vec<SearchHit>> {
+        if self.plugins.is_empty() {
+            return self.search_inner(query, vector, options);
+        }
+        // Bad input is the caller's error, not something to show plugins.
+        options.validate()?;
+        if vector.is_none() && query.trim().is_empty() {
+            return Err(Error::invalid("query must not be empty"));
+        }
+        let (mut query, mut options) = (query.to_string(), options.clone());
+        self.plugins_before_search(&mut query, &mut options)?;
+        let hits = self.search_inner(&query, vector, &options)?;
+        self.plugins_after_search(&query, &options.scope, hits)
+    }
+
+    #[cfg(not(feature = "plugins"))]
+    fn search_hooked(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        options: &SearchOptions,
+    ) -> Result<Vec<SearchHit>> {
+        self.search_inner(query, vector, options)
     }
 
     /// Searches with a caller-computed query vector; the text (may be empty in vector mode)
@@ -966,7 +1088,7 @@ impl Memory {
         options: &SearchOptions,
     ) -> Result<Vec<SearchHit>> {
         check_vector(vector)?;
-        self.search_inner(query, Some(vector), options)
+        self.search_hooked(query, Some(vector), options)
     }
 
     fn search_inner(

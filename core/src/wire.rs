@@ -21,6 +21,10 @@
 //! | [`delete_all`] | scope, `filters` | the number deleted |
 //! | [`history`] | an id | `[history rows, oldest first]` |
 //! | [`search`] | `{"query", "mode", "limit", "threshold", scope, "include_global", "include_expired", "filters", "weights"}` | `[hits, best first]` |
+//! | [`plugin_register`] | a plugin manifest (`{"id", "name", "version", "kind", "capabilities", "config", "allowed_hosts", "allowed_paths", "limits", "on_error", "path"?}`) and optional module bytes | the plugin's info |
+//! | [`plugin_list`] | nothing | `[plugin infos, in registration order]` |
+//! | [`plugin_unregister`], [`plugin_load`], [`plugin_unload`], [`plugin_reload`] | a plugin id | nothing / the plugin's info |
+//! | [`plugin_call`] | a plugin id, an export name, input bytes, `{scope}` | the output bytes |
 //!
 //! A *memory record* is `{"id", "content", "hash", "kind", "user_id"?, "agent_id"?,
 //! "run_id"?, "org_id"?, "metadata", "created_at", "updated_at", "expires_at"?}` (absent
@@ -137,6 +141,9 @@ pub struct OpenOptions {
     pub llm: Option<LlmConfig>,
     /// Replacements of the inference prompts.
     pub prompts: PromptOptions,
+    /// Plugin manager settings (`{"cache_size": n}`; feature `plugins`).
+    #[cfg(feature = "plugins")]
+    pub plugins: crate::plugin::PluginOptions,
 }
 
 /// Replacement prompts (see [`crate::MemoryBuilder::fact_extraction_prompt`] and the
@@ -183,6 +190,8 @@ struct RawOpenOptions {
     llm: Option<Value>,
     #[serde(default)]
     prompts: Option<PromptOptions>,
+    #[serde(default)]
+    plugins: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +275,17 @@ impl OpenOptions {
             s.threshold = search.threshold.or(s.threshold);
             s.weights = search.weights.unwrap_or(s.weights);
         }
+        if let Some(plugins) = raw.plugins.filter(|v| !v.is_null()) {
+            #[cfg(feature = "plugins")]
+            {
+                options.plugins = request(&plugins, "options.plugins")?;
+            }
+            #[cfg(not(feature = "plugins"))]
+            {
+                let _ = plugins;
+                return Err(without_plugins());
+            }
+        }
         Ok(options)
     }
 
@@ -293,6 +313,10 @@ impl OpenOptions {
         }
         if let Some(p) = &self.prompts.procedural {
             builder = builder.procedural_prompt(p);
+        }
+        #[cfg(feature = "plugins")]
+        {
+            builder = builder.plugin_options(self.plugins);
         }
         Ok(match &self.embedder {
             EmbedderSpec::Local => builder,
@@ -737,6 +761,169 @@ pub fn search_with_vector(memory: &Memory, request: &Value, vector: &[f32]) -> R
     let (query, options) =
         self::request::<SearchRequest>(request, "search request")?.into_options(memory)?;
     to_json(&memory.search_with_vector(&query, vector, &options)?)
+}
+
+// -------------------------------------------------------------------------------- plugins
+
+/// The error of every plugin operation in a build without the `plugins` feature.
+#[cfg(not(feature = "plugins"))]
+fn without_plugins() -> Error {
+    Error::new(
+        crate::ErrorCode::Unsupported,
+        "this build of agent_mem has no plugin support (cargo feature \"plugins\")",
+    )
+}
+
+/// Registers a plugin. `manifest` is a [`crate::plugin::PluginManifest`] plus `"path"` (a
+/// `.wasm` or `.wat` file, reloaded when it changes); give either `path` or `wasm` (the
+/// module's bytes, binary or text). Returns the plugin's info.
+pub fn plugin_register(memory: &Memory, manifest: &Value, wasm: Option<&[u8]>) -> Result<Value> {
+    #[cfg(feature = "plugins")]
+    {
+        use crate::plugin::{PluginManifest, PluginSource};
+        let mut manifest = match manifest {
+            Value::Object(o) => o.clone(),
+            other => {
+                return Err(Error::invalid(format!(
+                    "plugin manifest must be a JSON object, got {}",
+                    kind_of(other)
+                )))
+            }
+        };
+        let path = match manifest.remove("path") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p),
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "plugin manifest: path must be a string, got {}",
+                    kind_of(&other)
+                )))
+            }
+        };
+        let manifest: PluginManifest = request(&Value::Object(manifest), "plugin manifest")?;
+        let source = match (path, wasm) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "plugin: give a path or the module's bytes, not both",
+                ))
+            }
+            (Some(p), None) => PluginSource::Path(p.into()),
+            (None, Some(bytes)) => PluginSource::Bytes(bytes.to_vec()),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "plugin: give a path (in the manifest) or the module's bytes",
+                ))
+            }
+        };
+        to_json(&memory.plugins().register(source, manifest)?)
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = (memory, manifest, wasm);
+        Err(without_plugins())
+    }
+}
+
+/// Every registered plugin's info, in registration order.
+pub fn plugin_list(memory: &Memory) -> Result<Value> {
+    #[cfg(feature = "plugins")]
+    {
+        to_json(&memory.plugins().list())
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = memory;
+        Err(without_plugins())
+    }
+}
+
+/// Removes a plugin.
+pub fn plugin_unregister(memory: &Memory, id: &str) -> Result<()> {
+    #[cfg(feature = "plugins")]
+    {
+        memory.plugins().unregister(id)
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = (memory, id);
+        Err(without_plugins())
+    }
+}
+
+/// Compiles a plugin into the cache now; returns its info.
+pub fn plugin_load(memory: &Memory, id: &str) -> Result<Value> {
+    #[cfg(feature = "plugins")]
+    {
+        to_json(&memory.plugins().load(id)?)
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = (memory, id);
+        Err(without_plugins())
+    }
+}
+
+/// Drops a plugin's compiled code (it stays registered); returns its info.
+pub fn plugin_unload(memory: &Memory, id: &str) -> Result<Value> {
+    #[cfg(feature = "plugins")]
+    {
+        to_json(&memory.plugins().unload(id)?)
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = (memory, id);
+        Err(without_plugins())
+    }
+}
+
+/// Compiles a plugin again from its source; returns its info.
+pub fn plugin_reload(memory: &Memory, id: &str) -> Result<Value> {
+    #[cfg(feature = "plugins")]
+    {
+        to_json(&memory.plugins().reload(id)?)
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = (memory, id);
+        Err(without_plugins())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ScopeRequest {
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+}
+
+/// Calls export `function` of plugin `id` with `input`; host functions the plugin calls are
+/// confined to the scope in `scope` (`{"user_id", "agent_id", "run_id", "org_id"}`, `null`
+/// for the global layer). Returns the plugin's output bytes.
+pub fn plugin_call(
+    memory: &Memory,
+    id: &str,
+    function: &str,
+    input: &[u8],
+    scope: &Value,
+) -> Result<Vec<u8>> {
+    let s: ScopeRequest = request(scope, "plugin call scope")?;
+    let scope = Scope {
+        user_id: s.user_id,
+        agent_id: s.agent_id,
+        run_id: s.run_id,
+        org_id: s.org_id,
+    };
+    #[cfg(feature = "plugins")]
+    {
+        memory.call_plugin(id, function, input, &scope)
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = (memory, id, function, input, scope);
+        Err(without_plugins())
+    }
 }
 
 #[cfg(test)]

@@ -360,13 +360,21 @@ impl Memory {
                 format!("procedural summary: the model's answer {}", e.message()),
             )
         })?;
-        let memory = NewMemory {
-            content: summary.clone(),
+        #[allow(unused_mut)]
+        let mut memory = NewMemory {
+            content: summary,
             scope: request.scope,
             kind: MemoryKind::Procedural,
             metadata: request.metadata,
             expires_at: request.expires_at,
         };
+        #[cfg(feature = "plugins")]
+        {
+            let mut items = [memory];
+            self.plugins_on_add("add", &mut items)?;
+            [memory] = items;
+        }
+        let summary = memory.content.clone();
         let vectors = self.embed_texts(&[summary.as_str()])?;
         let outcome = self.insert(vec![memory], vectors, &actor(llm))?.remove(0);
         Ok(vec![MemoryEvent {
@@ -404,6 +412,25 @@ impl Memory {
         if facts.is_empty() {
             return Ok(Vec::new());
         }
+        // Plugins see each fact as a memory about to be added: they may rewrite it, tag it
+        // (per-fact metadata) or reject it, before anything is searched or decided.
+        #[cfg(feature = "plugins")]
+        let (facts, fact_metadata): (Vec<String>, Vec<Metadata>) = {
+            let mut items: Vec<NewMemory> = facts
+                .into_iter()
+                .map(|content| NewMemory {
+                    content,
+                    scope: request.scope.clone(),
+                    kind: request.kind.unwrap_or(MemoryKind::Semantic),
+                    metadata: request.metadata.clone(),
+                    expires_at: request.expires_at,
+                })
+                .collect();
+            self.plugins_on_add("add", &mut items)?;
+            items.into_iter().map(|m| (m.content, m.metadata)).unzip()
+        };
+        #[cfg(not(feature = "plugins"))]
+        let fact_metadata = vec![request.metadata.clone(); facts.len()];
         let fact_refs: Vec<&str> = facts.iter().map(String::as_str).collect();
         let fact_vectors = self.embed_texts(&fact_refs)?;
 
@@ -524,6 +551,7 @@ impl Memory {
         }
         let plan = Plan {
             facts: &facts,
+            fact_metadata: &fact_metadata,
             fact_vectors: &fact_vectors,
             rewrite_vectors: &rewrite_vectors,
             shown: &shown,
@@ -584,7 +612,13 @@ impl Memory {
                     let vector = &plan.rewrite_vectors[text];
                     let Some((key, old)) = ops::get_by_id(tx, &plan.shown[*target].id)? else {
                         // Gone since it was shown: the new wording is added instead.
-                        events.push(self.add_text(w, plan, text, vector)?);
+                        events.push(self.add_text(
+                            w,
+                            plan,
+                            text,
+                            &plan.request.metadata,
+                            vector,
+                        )?);
                         continue;
                     };
                     let hash = content_hash(text);
@@ -645,7 +679,13 @@ impl Memory {
     }
 
     fn add_fact(&self, w: &mut Writing<'_>, plan: &Plan<'_>, fact: usize) -> Result<MemoryEvent> {
-        self.add_text(w, plan, &plan.facts[fact], &plan.fact_vectors[fact])
+        self.add_text(
+            w,
+            plan,
+            &plan.facts[fact],
+            &plan.fact_metadata[fact],
+            &plan.fact_vectors[fact],
+        )
     }
 
     fn add_text(
@@ -653,13 +693,14 @@ impl Memory {
         w: &mut Writing<'_>,
         plan: &Plan<'_>,
         text: &str,
+        metadata: &Metadata,
         vector: &Embedded,
     ) -> Result<MemoryEvent> {
         let memory = NewMemory {
             content: text.to_string(),
             scope: plan.request.scope.clone(),
             kind: plan.request.kind.unwrap_or(MemoryKind::Semantic),
-            metadata: plan.request.metadata.clone(),
+            metadata: metadata.clone(),
             expires_at: plan.request.expires_at,
         };
         let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
@@ -679,6 +720,8 @@ impl Memory {
 /// What a transaction needs to apply the steps.
 struct Plan<'a> {
     facts: &'a [String],
+    /// Each fact's metadata: the call's, as `on_add` plugins left it.
+    fact_metadata: &'a [Metadata],
     fact_vectors: &'a [Embedded],
     rewrite_vectors: &'a HashMap<String, Embedded>,
     shown: &'a [MemoryRecord],
