@@ -6,14 +6,22 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash tests/ensure_model.sh
 
+echo "== example plugins (Rust → wasm32; skipped, and said so, without the wasm32 target)"
+bash examples/plugins/build.sh
+cargo fmt --manifest-path examples/plugins/Cargo.toml --all -- --check
+cargo test --manifest-path examples/plugins/Cargo.toml  # their logic, natively
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+# The plugins feature is on for every build that follows (Python, Node and C too), so the
+# core is compiled once; clippy also checks the core without it.
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features agent-mem/plugins -- -D warnings
+cargo clippy -p agent-mem --all-targets -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace
+cargo test --workspace --features agent-mem/plugins
 
 echo "== model download (feature download) against a local HTTP server"
 cargo clippy -p agent-mem --all-targets --features download -- -D warnings

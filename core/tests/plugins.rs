@@ -549,6 +549,7 @@ fn each_host_function_needs_its_capability() {
             PluginManifest::new(&granted)
                 .kind(kind)
                 .capability(*capability)
+                .capability(Capability::Config)
                 .config("mode", "strict"),
             wat.clone(),
         )
@@ -889,6 +890,10 @@ fn bad_limits_and_manifests_are_refused() {
                 ..PluginManifest::new("x")
             },
             "network capability",
+        ),
+        (
+            PluginManifest::new("x").config("k", "v"),
+            "config needs the config capability",
         ),
     ] {
         let err = register(&memory, manifest, ok.clone()).unwrap_err();

@@ -295,6 +295,14 @@ impl PluginManifest {
                 }
             }
         }
+        // Settings a plugin could never read would fail silently (extism's config_get answers
+        // "not set"): refuse them instead.
+        if !self.config.is_empty() && !self.grants(Capability::Config) {
+            return Err(Error::invalid(format!(
+                "plugin {:?}: config needs the config capability",
+                self.id
+            )));
+        }
         if !self.allowed_hosts.is_empty() && !self.grants(Capability::Network) {
             return Err(Error::invalid(format!(
                 "plugin {:?}: allowed_hosts needs the network capability",
