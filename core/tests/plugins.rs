@@ -639,6 +639,41 @@ fn logging_and_llm_are_capabilities_too() {
     assert!(log_text(&memory, "log").contains("info hello from wasm"));
 }
 
+#[test]
+fn network_access_needs_the_capability_and_an_allowed_host() {
+    let server = FakeLlm::start();
+    let memory = store();
+    let fetch = module(&[("fetch", Body::Http(format!("{}/weather", server.url())))]);
+    let function = PluginManifest::new("none").kind(PluginKind::Function);
+    register(&memory, function, fetch.clone()).unwrap();
+    let err = call(&memory, "none", "fetch", "", &Scope::global()).unwrap_err();
+    assert!(err.message().contains("is not allowed"), "{err}");
+    let other_host = PluginManifest {
+        allowed_hosts: vec!["example.com".into()],
+        ..PluginManifest::new("other")
+            .kind(PluginKind::Function)
+            .capability(Capability::Network)
+    };
+    register(&memory, other_host, fetch.clone()).unwrap();
+    let err = call(&memory, "other", "fetch", "", &Scope::global()).unwrap_err();
+    assert!(err.message().contains("is not allowed"), "{err}");
+    assert!(server.requests().is_empty(), "nothing left the sandbox");
+
+    server.push(Reply::raw(200, "sunny"));
+    let allowed = PluginManifest {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        ..PluginManifest::new("net")
+            .kind(PluginKind::Function)
+            .capability(Capability::Network)
+    };
+    register(&memory, allowed, fetch).unwrap();
+    assert_eq!(
+        call(&memory, "net", "fetch", "", &Scope::global()).unwrap(),
+        "sunny"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
 // ------------------------------------------------------------------------------- scope
 
 #[test]
@@ -1269,6 +1304,16 @@ fn example_pii_redactor_redacts_on_add() {
         json!({"email": 1, "phone": 1, "card": 1})
     );
     assert!(log_text(&memory, "pii").contains("pii_redactor: redacted"));
+    // Its plain function, called directly (the README's example).
+    let out = call(
+        &memory,
+        "pii",
+        "redact",
+        "call +44 20 7946 0958",
+        &Scope::global(),
+    )
+    .unwrap();
+    assert_eq!(out, "call [phone]");
     // Nothing to redact: stored as given. CJK text survives untouched.
     let id = memory
         .add(NewMemory::new("我喜欢喝咖啡").user("bob"))

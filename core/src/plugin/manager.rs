@@ -168,17 +168,11 @@ impl Registered {
                 Source::Path(p) => Some(p.clone()),
                 Source::Bytes(_) => None,
             },
-            hooks: loaded
-                .as_ref()
-                .map(|l| {
-                    HOOKS
-                        .iter()
-                        .zip(l.hooks)
-                        .filter(|(_, has)| *has)
-                        .map(|(h, _)| *h)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            // Known from the last compile, also while evicted.
+            hooks: (0..HOOKS.len())
+                .filter(|&i| self.hook_mask.load(Ordering::Relaxed) & (1 << i) != 0)
+                .map(|i| HOOKS[i])
+                .collect(),
             loaded: loaded.is_some(),
             limits: self.manifest.limits,
             on_error: self.manifest.on_error,

@@ -15,6 +15,8 @@ pub enum Body {
     Host(&'static str, Option<String>),
     /// Calls `am_config()` and answers with what it returned.
     Config,
+    /// GETs this URL with extism's `http_request` and answers with the response body.
+    Http(String),
     /// Calls `am_log(arg)` (the input when `None`), then answers with its input.
     LogThenEcho(Option<String>),
     /// Never returns.
@@ -78,6 +80,15 @@ pub fn module(exports: &[(&str, Body)]) -> String {
                      (call $output_set (call $input_offset) (call $input_length)) (i32.const 0)"
                 )
             }
+            Body::Http(url) => {
+                let request = format!(r#"{{"url": "{url}", "method": "GET", "headers": {{}}}}"#);
+                let (at, len) = constant(&request, &mut data);
+                format!(
+                    "(local $r i64) (local.set $r (call $http_request \
+                     (call $copy (i32.const {at}) (i32.const {len})) (i64.const 0))) \
+                     (call $output_set (local.get $r) (call $length (local.get $r))) (i32.const 0)"
+                )
+            }
             Body::Loop => "(loop $forever (br $forever)) (i32.const 0)".to_string(),
             Body::Grow => {
                 "(loop $more (drop (memory.grow (i32.const 1))) (br $more)) (i32.const 0)"
@@ -102,6 +113,7 @@ pub fn module(exports: &[(&str, Body)]) -> String {
   (import "extism:host/env" "input_length" (func $input_length (result i64)))
   (import "extism:host/env" "length" (func $length (param i64) (result i64)))
   (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (import "extism:host/env" "http_request" (func $http_request (param i64 i64) (result i64)))
   (import "extism:host/user" "am_log" (func $am_log (param i64)))
   (import "extism:host/user" "am_config" (func $am_config (result i64)))
   (import "extism:host/user" "am_search" (func $am_search (param i64) (result i64)))
