@@ -674,6 +674,84 @@ fn network_access_needs_the_capability_and_an_allowed_host() {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// Reads `name` from the WASI directory preopened as fd 3 and answers with its first bytes.
+fn file_reader(name: &str) -> String {
+    let escaped: String = name.bytes().map(|b| format!("\\{b:02x}")).collect();
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{escaped}")
+  (func (export "read") (result i32)
+    (local $errno i32) (local $n i32) (local $off i64) (local $i i32)
+    ;; path_open(dirfd 3, follow symlinks, path, oflags 0, right fd_read, fdflags 0, fd out at 0)
+    (local.set $errno (call $path_open (i32.const 3) (i32.const 1) (i32.const 16) (i32.const {len})
+      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0)))
+    (if (local.get $errno) (then (return (i32.add (i32.const 100) (local.get $errno)))))
+    ;; one iovec at 8: buffer 1024, 512 bytes; bytes read at 4
+    (i32.store (i32.const 8) (i32.const 1024))
+    (i32.store (i32.const 12) (i32.const 512))
+    (drop (call $fd_read (i32.load (i32.const 0)) (i32.const 8) (i32.const 1) (i32.const 4)))
+    (local.set $n (i32.load (i32.const 4)))
+    (local.set $off (call $alloc (i64.extend_i32_u (local.get $n))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (call $store_u8 (i64.add (local.get $off) (i64.extend_i32_u (local.get $i)))
+        (i32.load8_u (i32.add (i32.const 1024) (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (call $output_set (local.get $off) (i64.extend_i32_u (local.get $n)))
+    (i32.const 0)))"#,
+        len = name.len()
+    )
+}
+
+#[test]
+fn the_filesystem_is_reachable_only_with_the_capability_and_only_the_allowed_paths() {
+    let memory = store();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("note.txt"), "from the host").unwrap();
+    std::fs::write(
+        shared.path().parent().unwrap().join("agentmem-secret.txt"),
+        "secret",
+    )
+    .unwrap();
+    // Without the capability there is no WASI at all: the module cannot even link.
+    let err = register(
+        &memory,
+        PluginManifest::new("nofs").kind(PluginKind::Function),
+        file_reader("note.txt"),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Plugin);
+    assert!(err.message().contains("path_open"), "{err}");
+    let dir = shared.path().to_str().unwrap().to_string();
+    let manifest = |id: &str, name: &str| {
+        let mut m = PluginManifest::new(id)
+            .kind(PluginKind::Function)
+            .capability(Capability::Filesystem);
+        m.allowed_paths.insert(dir.clone(), "/data".into());
+        (m, file_reader(name))
+    };
+    let (m, wat) = manifest("fs", "note.txt");
+    register(&memory, m, wat).unwrap();
+    assert_eq!(
+        call(&memory, "fs", "read", "", &Scope::global()).unwrap(),
+        "from the host"
+    );
+    // Outside the mounted directory: refused by WASI (the export returns a non-zero code).
+    let (m, wat) = manifest("escape", "../agentmem-secret.txt");
+    register(&memory, m, wat).unwrap();
+    let err = call(&memory, "escape", "read", "", &Scope::global()).unwrap_err();
+    assert!(!err.message().contains("secret"), "{err}");
+    let _ = std::fs::remove_file(shared.path().parent().unwrap().join("agentmem-secret.txt"));
+}
+
 // ------------------------------------------------------------------------------- scope
 
 #[test]

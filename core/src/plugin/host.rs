@@ -2,8 +2,9 @@
 //! works only inside the scope of the operation that called the plugin.
 //!
 //! A host function runs on the thread that called the plugin, in the middle of a call into
-//! the store: the store is reached through a scoped thread-local set for exactly that call,
-//! and the rest (which plugin, which scope) travels in extism's per-call host context.
+//! the store: the store and the call's context (which plugin, which scope) are reached
+//! through scoped thread-locals set for exactly that call. (Not extism's host context: its
+//! `call_with_host_context` ignores a non-zero return code of the export.)
 
 use std::sync::{Arc, Mutex};
 
@@ -20,10 +21,16 @@ use crate::search::{SearchMode, SearchOptions, MAX_LIMIT};
 use crate::types::{MemoryKind, MemoryRecord, Metadata, NewMemory, Scope};
 
 scoped_tls::scoped_thread_local!(static ACTIVE: Memory);
+scoped_tls::scoped_thread_local!(static CALL: HostContext);
 
 /// Runs `f` with `memory` reachable by host functions called on this thread.
 pub(crate) fn with_memory<R>(memory: &Memory, f: impl FnOnce() -> R) -> R {
     ACTIVE.set(memory, f)
+}
+
+/// Runs `f` (a plugin call) with `context` reachable by host functions on this thread.
+pub(crate) fn with_context<R>(context: &HostContext, f: impl FnOnce() -> R) -> R {
+    CALL.set(context, f)
 }
 
 /// Longest text a plugin may log in one line.
@@ -110,11 +117,13 @@ pub(crate) fn functions() -> Vec<Function> {
 
 type HostResult = Result<(), extism::Error>;
 
-fn context(plugin: &mut CurrentPlugin) -> Result<HostContext, extism::Error> {
-    plugin
-        .host_context::<HostContext>()
-        .map(|c| c.clone())
-        .map_err(|_| extism::Error::msg("agent_mem host functions work only during a call"))
+fn context(_: &mut CurrentPlugin) -> Result<HostContext, extism::Error> {
+    if !CALL.is_set() {
+        return Err(extism::Error::msg(
+            "agent_mem host functions work only during a call",
+        ));
+    }
+    Ok(CALL.with(HostContext::clone))
 }
 
 fn input_text(plugin: &mut CurrentPlugin, inputs: &[Val]) -> Result<String, extism::Error> {

@@ -528,7 +528,7 @@ impl PluginManager {
         let context = HostContext::new(registered.clone(), scope.clone());
         let denial = context.denial();
         let result: std::result::Result<Vec<u8>, extism::Error> =
-            instance.call_with_host_context(function, input, context);
+            host::with_context(&context, || instance.call(function, input));
         match result {
             Ok(output) => {
                 lock(&loaded.idle).push(instance);
