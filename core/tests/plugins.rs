@@ -309,6 +309,29 @@ fn inferred_facts_go_through_on_add() {
     }
 }
 
+#[test]
+fn raw_messages_go_through_on_add_and_events_say_what_was_stored() {
+    let memory = store();
+    register(
+        &memory,
+        PluginManifest::new("redact"),
+        one(
+            "on_add",
+            Body::Reply(r#"{"content": "[redacted message]"}"#.into()),
+        ),
+    )
+    .unwrap();
+    let events = memory
+        .add_messages(AddMessages::text("my card is 4111 1111 1111 1111").user("bob"))
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].memory, "[redacted message]");
+    assert_eq!(
+        memory.get(&events[0].id).unwrap().content,
+        "[redacted message]"
+    );
+}
+
 // ------------------------------------------------------------------------------- search hooks
 
 fn three_drinks(memory: &Memory) -> Vec<String> {

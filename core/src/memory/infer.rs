@@ -319,8 +319,19 @@ impl Memory {
         if memories.is_empty() {
             return Ok(Vec::new());
         }
+        // Hooks first, so that the events report what was stored (a redacted text, say).
+        #[cfg(feature = "plugins")]
+        let memories = {
+            let mut memories = memories;
+            for (i, m) in memories.iter().enumerate() {
+                m.validate()
+                    .map_err(|e| Error::invalid(format!("message {i}: {}", e.message())))?;
+            }
+            self.plugins_on_add("add", &mut memories)?;
+            memories
+        };
         let contents: Vec<String> = memories.iter().map(|m| m.content.clone()).collect();
-        let outcomes = self.add_batch(memories)?;
+        let outcomes = self.add_batch_as(memories, super::ACTOR_USER, false)?;
         Ok(outcomes
             .into_iter()
             .zip(contents)
