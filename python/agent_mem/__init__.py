@@ -14,6 +14,8 @@ True
 - :class:`Memory` / :class:`AsyncMemory`: the native API (results are plain dicts);
   ``Memory(llm={"provider": "openai"})`` adds :meth:`Memory.add_messages` with fact
   extraction and ADD / UPDATE / DELETE decisions by the model.
+- :meth:`Memory.register_plugin`: WebAssembly plugins (Extism, sandboxed, capability-checked)
+  that rewrite or reject memories on add and rewrite, rerank or filter searches.
 - :mod:`agent_mem.mem0`: a drop-in for mem0's ``Memory`` / ``AsyncMemory``.
 - :mod:`agent_mem.exceptions`: ``AgentMemError`` and one subclass per error code.
 - ``python -m agent_mem.model install``: installs the default embedding model (no torch).
@@ -62,6 +64,10 @@ from .memory import (
     MemoryEvent,
     MemoryRecord,
     Message,
+    PluginInfo,
+    PluginLimits,
+    PluginLogEntry,
+    PluginStats,
     SearchHit,
 )
 
@@ -92,6 +98,10 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PluginError",
+    "PluginInfo",
+    "PluginLimits",
+    "PluginLogEntry",
+    "PluginStats",
     "SearchHit",
     "StorageError",
     "UnsupportedError",

@@ -98,7 +98,7 @@ class InvalidInputError(AgentMemError, ValueError):
 
 
 class NotFoundError(AgentMemError, LookupError):
-    """No memory has this id."""
+    """No memory (or plugin, or plugin export) has this id."""
 
     code = ErrorCode.NotFound
 
@@ -143,13 +143,15 @@ class LlmError(AgentMemError):
 
 
 class PluginError(AgentMemError):
-    """A plugin failed."""
+    """A plugin failed: a module that does not compile, a trap, a timeout or another limit,
+    an answer the hook protocol does not allow, or a rejection by an ``on_add`` hook (the
+    message names the plugin and gives its reason)."""
 
     code = ErrorCode.Plugin
 
 
 class PermissionDeniedError(AgentMemError):
-    """A capability was not granted."""
+    """A plugin called a host function whose capability it was not granted."""
 
     code = ErrorCode.PermissionDenied
 

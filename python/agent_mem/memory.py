@@ -31,6 +31,10 @@ __all__ = [
     "MemoryEvent",
     "MemoryRecord",
     "Message",
+    "PluginInfo",
+    "PluginLimits",
+    "PluginLogEntry",
+    "PluginStats",
     "SearchHit",
 ]
 
@@ -138,6 +142,71 @@ class ListPage(TypedDict):
     next_cursor: str | None
 
 
+#: What a plugin may do (each host function checks one).
+Capability = Literal[
+    "memory_read", "memory_write", "search", "llm", "network", "filesystem", "logging", "config"
+]
+#: ``hook``: runs at the hook points it exports; ``function``: only called directly.
+PluginKind = Literal["hook", "function"]
+#: What a failing hook does to the operation: ``fail`` it, or ``skip`` the plugin.
+OnError = Literal["fail", "skip"]
+
+
+class PluginLimits(TypedDict, total=False):
+    """Per-call limits of a plugin: ``memory_pages`` (64 KiB WebAssembly pages, default 256),
+    ``timeout_ms`` (wall clock, default 1000) and ``fuel`` (an instruction budget, default
+    None: none). Give any of them at registration; an info has all three."""
+
+    memory_pages: int
+    timeout_ms: int
+    fuel: int | None
+
+
+class PluginStats(TypedDict):
+    """A plugin's counters since registration: ``calls`` (hooks and direct calls),
+    ``failures``, ``denied`` (host calls refused for a missing capability), ``loads`` (times
+    compiled) and ``reloads`` (times its code was replaced)."""
+
+    calls: int
+    failures: int
+    denied: int
+    loads: int
+    reloads: int
+
+
+class PluginLogEntry(TypedDict):
+    """One line of a plugin's log (its ``am_log`` messages, denied calls, failures,
+    reloads): ``time`` in RFC 3339, UTC."""
+
+    time: str
+    level: Literal["info", "warn", "error"]
+    message: str
+
+
+class _PluginInfoFields(TypedDict):
+    id: str
+    name: str
+    kind: PluginKind
+    capabilities: list[Capability]
+    hooks: list[Literal["on_add", "before_search", "after_search"]]
+    loaded: bool
+    limits: PluginLimits
+    on_error: OnError
+    stats: PluginStats
+    log: list[PluginLogEntry]
+
+
+class PluginInfo(_PluginInfoFields, total=False):
+    """A registered plugin: its manifest (``name`` defaults to the id), the ``hooks`` it
+    exports, whether it is ``loaded`` (compiled, in the cache), its ``stats``, its
+    ``last_error`` and its most recent ``log`` lines. ``version``, ``path`` (for a plugin
+    registered from a file) and ``last_error`` are absent when unset."""
+
+    version: str
+    path: str
+    last_error: str
+
+
 class _Unset(enum.Enum):
     UNSET = "UNSET"
 
@@ -153,6 +222,7 @@ _Hits = list[SearchHit]
 _History = list[HistoryEntry]
 _Vector = Sequence[float]
 _Vectors = Sequence[Sequence[float]]
+_Plugins = list[PluginInfo]
 
 
 # --------------------------------------------------------------------------- arguments
@@ -189,6 +259,7 @@ def _options(
     search: Mapping[str, Any] | None,
     llm: Mapping[str, Any] | None,
     prompts: Mapping[str, str] | None,
+    plugins: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     return _clean(
         embedder=embedder,
@@ -197,6 +268,7 @@ def _options(
         search=search,
         llm=llm,
         prompts=prompts,
+        plugins=plugins,
     )
 
 
@@ -324,6 +396,47 @@ def _scope(
     return _clean(user_id=user_id, agent_id=agent_id, run_id=run_id, org_id=org_id)
 
 
+def _plugin_args(
+    id: str,
+    path: PathLike | None,
+    wasm: bytes | str | None,
+    name: str | None,
+    version: str | None,
+    kind: PluginKind | str,
+    capabilities: Sequence[Capability | str],
+    config: Mapping[str, str] | None,
+    allowed_hosts: Sequence[str] | None,
+    allowed_paths: Mapping[str, str] | None,
+    limits: PluginLimits | None,
+    on_error: OnError | str,
+) -> tuple[dict[str, Any], bytes | None]:
+    """(manifest, module bytes) for register_plugin; the core checks them."""
+    for arg, value in (("capabilities", capabilities), ("allowed_hosts", allowed_hosts)):
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{arg} must be a list of str, not a single {type(value).__name__}")
+    manifest = _clean(
+        id=id,
+        name=name,
+        version=version,
+        kind=kind,
+        capabilities=list(capabilities),
+        config=None if config is None else dict(config),
+        allowed_hosts=None if allowed_hosts is None else list(allowed_hosts),
+        allowed_paths=None
+        if allowed_paths is None
+        else {os.fspath(k): v for k, v in allowed_paths.items()},
+        limits=None if limits is None else dict(limits),
+        on_error=on_error,
+        path=_path(path),
+    )
+    return manifest, None if wasm is None else _bytes(wasm)
+
+
+def _bytes(data: bytes | str) -> bytes:
+    """Text as UTF-8; bytes (or a bytearray, a memoryview) as bytes."""
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
 def _new_fields(
     kind: Kind | str | None, metadata: Mapping[str, Any] | None, expires_at: Time | None
 ) -> dict[str, Any]:
@@ -355,7 +468,9 @@ class Memory:
       ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``…). No call is made when the store opens;
     - ``prompts``: replacements of the inference prompts, ``{"fact_extraction",
       "decisions", "procedural"}`` (the first must answer ``{"facts": [...]}``, the second
-      ``{"decisions": [...]}``).
+      ``{"decisions": [...]}``);
+    - ``plugins``: the plugin manager, ``{"cache_size": n}`` (how many plugins are kept
+      compiled, default 16; see :meth:`register_plugin`).
 
     ``embedder`` may also be a remote OpenAI-compatible embeddings endpoint:
     ``{"provider": "openai" | "zhipu" | "ollama" | "openai_compatible", "model", "api_key",
@@ -376,9 +491,10 @@ class Memory:
         search: Mapping[str, Any] | None = None,
         llm: Mapping[str, Any] | None = None,
         prompts: Mapping[str, str] | None = None,
+        plugins: Mapping[str, Any] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
-            _path(path), _options(embedder, persist_index, index, search, llm, prompts)
+            _path(path), _options(embedder, persist_index, index, search, llm, prompts, plugins)
         )
 
     # -- properties and lifetime
@@ -662,6 +778,107 @@ class Memory:
         """Saves the vector index now (``close`` does it too)."""
         self._native.flush()
 
+    # -- plugins
+
+    def register_plugin(
+        self,
+        id: str,
+        *,
+        path: PathLike | None = None,
+        wasm: bytes | str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        kind: PluginKind | str = "hook",
+        capabilities: Sequence[Capability | str] = (),
+        config: Mapping[str, str] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        allowed_paths: Mapping[str, str] | None = None,
+        limits: PluginLimits | None = None,
+        on_error: OnError | str = "fail",
+    ) -> PluginInfo:
+        """Registers a WebAssembly plugin (run by Extism, sandboxed) under ``id`` (1 to 64
+        characters from ``A-Z a-z 0-9 _ - .``, unique in the store).
+
+        The code is either a file, ``path`` (``.wasm``, or ``.wat`` text; reloaded when the
+        file changes), or ``wasm``: the module's bytes, or WebAssembly text as a str. Give
+        exactly one.
+
+        A ``kind="hook"`` plugin runs inside :meth:`add` and :meth:`search` through the
+        exports it has, in registration order: ``on_add`` (rewrite or reject a memory before
+        it is stored), ``before_search`` (rewrite the query, limit or filters) and
+        ``after_search`` (reorder, rescore or drop hits). A ``kind="function"`` plugin only
+        runs through :meth:`call_plugin`.
+
+        ``capabilities`` are the only host functions it may call (``memory_read``,
+        ``memory_write``, ``search``, ``llm``, ``network``, ``filesystem``, ``logging``,
+        ``config``), always confined to the scope of the operation that called it;
+        ``config`` its settings (needs ``config``), ``allowed_hosts`` the hosts it may reach
+        (needs ``network``), ``allowed_paths`` host directory → guest path (needs
+        ``filesystem``); ``limits`` per call (``memory_pages``, ``timeout_ms``, ``fuel``);
+        ``on_error`` what a failing hook does: ``"fail"`` the operation, or ``"skip"`` the
+        plugin.
+
+        Returns the plugin's info. ``AlreadyExistsError`` for a taken id, ``PluginError`` for
+        a module that does not compile, ``InvalidInputError`` for a bad manifest, ``IoError``
+        for an unreadable file.
+        """
+        manifest, module = _plugin_args(
+            id,
+            path,
+            wasm,
+            name,
+            version,
+            kind,
+            capabilities,
+            config,
+            allowed_hosts,
+            allowed_paths,
+            limits,
+            on_error,
+        )
+        return cast(PluginInfo, self._native.register_plugin(manifest, module))
+
+    def plugins(self) -> _Plugins:
+        """Every registered plugin's info, in registration order."""
+        return cast(_Plugins, self._native.list_plugins())
+
+    def unregister_plugin(self, id: str) -> None:
+        """Removes a plugin; ``NotFoundError`` if there is none with this id."""
+        self._native.unregister_plugin(id)
+
+    def load_plugin(self, id: str) -> PluginInfo:
+        """Compiles a plugin now (it is otherwise compiled on first use); its info."""
+        return cast(PluginInfo, self._native.load_plugin(id))
+
+    def unload_plugin(self, id: str) -> PluginInfo:
+        """Drops a plugin's compiled code (it stays registered and is compiled again when
+        next used); its info."""
+        return cast(PluginInfo, self._native.unload_plugin(id))
+
+    def reload_plugin(self, id: str) -> PluginInfo:
+        """Compiles a plugin again from its source (its file, for one registered by path);
+        its info."""
+        return cast(PluginInfo, self._native.reload_plugin(id))
+
+    def call_plugin(
+        self,
+        id: str,
+        function: str,
+        input: bytes | str = b"",
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+    ) -> bytes:
+        """Calls export ``function`` of plugin ``id`` with ``input`` (a str is sent as
+        UTF-8) and returns its output bytes. The host functions it calls see only the scope
+        given here (no scope: the global layer only). ``NotFoundError`` for an unknown plugin
+        or export, ``PluginError`` when it fails (trap, timeout, limit),
+        ``PermissionDeniedError`` when it calls a host function it was not granted."""
+        scope = _scope(user_id, agent_id, run_id, org_id)
+        return self._native.call_plugin(id, function, _bytes(input), scope)
+
 
 # --------------------------------------------------------------------------- async
 
@@ -690,9 +907,10 @@ class AsyncMemory:
         search: Mapping[str, Any] | None = None,
         llm: Mapping[str, Any] | None = None,
         prompts: Mapping[str, str] | None = None,
+        plugins: Mapping[str, Any] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
-            _path(path), _options(embedder, persist_index, index, search, llm, prompts)
+            _path(path), _options(embedder, persist_index, index, search, llm, prompts, plugins)
         )
 
     @classmethod
@@ -706,10 +924,11 @@ class AsyncMemory:
         search: Mapping[str, Any] | None = None,
         llm: Mapping[str, Any] | None = None,
         prompts: Mapping[str, str] | None = None,
+        plugins: Mapping[str, Any] | None = None,
     ) -> AsyncMemory:
         """Opens the store on a worker thread (the event loop keeps running meanwhile)."""
         native = await _native.NativeMemory.open_async(
-            _path(path), _options(embedder, persist_index, index, search, llm, prompts)
+            _path(path), _options(embedder, persist_index, index, search, llm, prompts, plugins)
         )
         self = cls.__new__(cls)
         self._native = native
@@ -963,3 +1182,71 @@ class AsyncMemory:
     async def flush(self) -> None:
         """See :meth:`Memory.flush`."""
         await self._native.flush_async()
+
+    async def register_plugin(
+        self,
+        id: str,
+        *,
+        path: PathLike | None = None,
+        wasm: bytes | str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        kind: PluginKind | str = "hook",
+        capabilities: Sequence[Capability | str] = (),
+        config: Mapping[str, str] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        allowed_paths: Mapping[str, str] | None = None,
+        limits: PluginLimits | None = None,
+        on_error: OnError | str = "fail",
+    ) -> PluginInfo:
+        """See :meth:`Memory.register_plugin`. Compiling runs on a worker thread."""
+        manifest, module = _plugin_args(
+            id,
+            path,
+            wasm,
+            name,
+            version,
+            kind,
+            capabilities,
+            config,
+            allowed_hosts,
+            allowed_paths,
+            limits,
+            on_error,
+        )
+        return cast(PluginInfo, await self._native.register_plugin_async(manifest, module))
+
+    async def plugins(self) -> _Plugins:
+        """See :meth:`Memory.plugins`."""
+        return cast(_Plugins, await self._native.list_plugins_async())
+
+    async def unregister_plugin(self, id: str) -> None:
+        """See :meth:`Memory.unregister_plugin`."""
+        await self._native.unregister_plugin_async(id)
+
+    async def load_plugin(self, id: str) -> PluginInfo:
+        """See :meth:`Memory.load_plugin`."""
+        return cast(PluginInfo, await self._native.load_plugin_async(id))
+
+    async def unload_plugin(self, id: str) -> PluginInfo:
+        """See :meth:`Memory.unload_plugin`."""
+        return cast(PluginInfo, await self._native.unload_plugin_async(id))
+
+    async def reload_plugin(self, id: str) -> PluginInfo:
+        """See :meth:`Memory.reload_plugin`."""
+        return cast(PluginInfo, await self._native.reload_plugin_async(id))
+
+    async def call_plugin(
+        self,
+        id: str,
+        function: str,
+        input: bytes | str = b"",
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        org_id: str | None = None,
+    ) -> bytes:
+        """See :meth:`Memory.call_plugin`. The plugin runs on a worker thread."""
+        scope = _scope(user_id, agent_id, run_id, org_id)
+        return await self._native.call_plugin_async(id, function, _bytes(input), scope)

@@ -22,12 +22,26 @@ from agent_mem import (
     MemoryRecord,
     Message,
     NotFoundError,
+    PermissionDeniedError,
+    PluginError,
+    PluginInfo,
+    PluginLimits,
+    PluginLogEntry,
+    PluginStats,
     SearchHit,
 )
 from agent_mem.mem0 import AsyncMemory as Mem0Async
 from agent_mem.mem0 import Memory as Mem0
 
 HASHING = {"provider": "hashing", "dimensions": 64}
+
+# A function plugin in WebAssembly text: `echo` answers with its input.
+ECHO_WAT = """(module
+  (import "extism:host/env" "input_offset" (func $io (result i64)))
+  (import "extism:host/env" "input_length" (func $il (result i64)))
+  (import "extism:host/env" "output_set" (func $os (param i64 i64)))
+  (func (export "echo") (result i32) (call $os (call $io) (call $il)) (i32.const 0)))
+"""
 
 
 def native() -> None:
@@ -85,6 +99,38 @@ async def native_async() -> None:
         print(many, hits, record, results[1], events, m.llm)
 
 
+def plugins() -> None:
+    with Memory(embedder=HASHING, plugins={"cache_size": 4}) as m:
+        limits: PluginLimits = {"timeout_ms": 500}
+        info: PluginInfo = m.register_plugin(
+            "echo", wasm=ECHO_WAT, kind="function", capabilities=["logging"], limits=limits
+        )
+        m.register_plugin("echo-bytes", wasm=ECHO_WAT.encode(), kind="function", on_error="skip")
+        out: bytes = m.call_plugin("echo", "echo", "hi", user_id="alice")
+        raw: bytes = m.call_plugin("echo", "echo", b"\x00")
+        listed: list[PluginInfo] = m.plugins()
+        stats: PluginStats = listed[0]["stats"]
+        log: list[PluginLogEntry] = listed[0]["log"]
+        last: str | None = listed[0].get("last_error")
+        m.unload_plugin("echo")
+        m.load_plugin("echo")
+        reloaded: PluginInfo = m.reload_plugin("echo")
+        m.unregister_plugin("echo-bytes")
+        print(info["hooks"], out, raw, stats["calls"], log, last, reloaded["loaded"])
+        try:
+            m.call_plugin("echo", "missing")
+        except (PluginError, PermissionDeniedError, NotFoundError) as e:
+            print(e.code)
+
+
+async def plugins_async() -> None:
+    async with AsyncMemory(embedder=HASHING) as m:
+        info: PluginInfo = await m.register_plugin("echo", wasm=ECHO_WAT, kind="function")
+        out: bytes = await m.call_plugin("echo", "echo", b"x")
+        listed: list[PluginInfo] = await m.plugins()
+        print(info["id"], out, listed[0]["limits"].get("fuel"))
+
+
 def mem0_style() -> None:
     with Mem0.from_config(
         {"vector_store": {"provider": "agent_mem", "config": {"path": ":memory:"}}}
@@ -106,6 +152,8 @@ async def mem0_async() -> None:
 def main() -> None:
     native()
     asyncio.run(native_async())
+    plugins()
+    asyncio.run(plugins_async())
     mem0_style()
     print(agent_mem.__version__)
 

@@ -2,7 +2,8 @@
 //!
 //! Type conversion only. Each method turns its Python arguments into the JSON request of
 //! [`agent_mem::wire`], makes one call into the core with the GIL released, and turns the
-//! JSON result back into plain Python objects; core errors become the exception classes of
+//! JSON result back into plain Python objects (a plugin call's output is returned as
+//! `bytes`, as the core gives it); core errors become the exception classes of
 //! `agent_mem.exceptions`. Every operation has an `_async` twin that returns an asyncio
 //! future resolved from a Rust worker thread (see [`bridge`]). The public, documented API is
 //! `agent_mem.Memory` / `agent_mem.AsyncMemory` in Python.
@@ -15,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use agent_mem::{wire, Error, ErrorCode, Memory};
 use pyo3::prelude::*;
-use pyo3::types::PyAny;
+use pyo3::types::{PyAny, PyBytes};
 use serde_json::Value;
 
 use crate::convert::to_json;
@@ -37,6 +38,12 @@ enum Call {
     Reset,
     PurgeExpired,
     Flush,
+    PluginRegister(Value, Option<Vec<u8>>),
+    PluginList,
+    PluginUnregister(String),
+    PluginLoad(String),
+    PluginUnload(String),
+    PluginReload(String),
 }
 
 impl Call {
@@ -60,8 +67,49 @@ impl Call {
             Call::Reset => m.reset().map(|()| Value::Null),
             Call::PurgeExpired => m.purge_expired().map(Value::from),
             Call::Flush => m.flush().map(|()| Value::Null),
+            Call::PluginRegister(manifest, wasm) => {
+                wire::plugin_register(m, &manifest, wasm.as_deref())
+            }
+            Call::PluginList => wire::plugin_list(m),
+            Call::PluginUnregister(id) => wire::plugin_unregister(m, &id).map(|()| Value::Null),
+            Call::PluginLoad(id) => wire::plugin_load(m, &id),
+            Call::PluginUnload(id) => wire::plugin_unload(m, &id),
+            Call::PluginReload(id) => wire::plugin_reload(m, &id),
         }
     }
+}
+
+/// A direct call of a plugin's export: its result is bytes, not JSON.
+struct PluginCall {
+    id: String,
+    function: String,
+    input: Vec<u8>,
+    scope: Value,
+}
+
+impl PluginCall {
+    fn new(
+        py: Python<'_>,
+        id: String,
+        function: String,
+        input: &[u8],
+        scope: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PluginCall> {
+        Ok(PluginCall {
+            id,
+            function,
+            input: input.to_vec(),
+            scope: request(py, scope)?,
+        })
+    }
+
+    fn run(self, m: &Memory) -> agent_mem::Result<Vec<u8>> {
+        wire::plugin_call(m, &self.id, &self.function, &self.input, &self.scope)
+    }
+}
+
+fn bytes_to_py(py: Python<'_>, bytes: Vec<u8>) -> PyResult<Py<PyAny>> {
+    Ok(PyBytes::new(py, &bytes).into_any().unbind())
 }
 
 /// A request dict (or None) as JSON; what cannot be JSON is the core's `InvalidInput`.
@@ -442,6 +490,114 @@ impl NativeMemory {
     /// `flush` as a future.
     fn flush_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.spawn(py, Call::Flush)
+    }
+
+    /// wire::plugin_register: `manifest` a dict (with `"path"`, or the module's bytes in
+    /// `wasm`, binary or text) → the plugin's info.
+    #[pyo3(signature = (manifest, wasm=None))]
+    fn register_plugin(
+        &self,
+        py: Python<'_>,
+        manifest: &Bound<'_, PyAny>,
+        wasm: Option<&[u8]>,
+    ) -> PyResult<Py<PyAny>> {
+        let call = Call::PluginRegister(request(py, Some(manifest))?, wasm.map(<[u8]>::to_vec));
+        self.sync(py, call)
+    }
+
+    /// `register_plugin` as a future.
+    #[pyo3(signature = (manifest, wasm=None))]
+    fn register_plugin_async(
+        &self,
+        py: Python<'_>,
+        manifest: &Bound<'_, PyAny>,
+        wasm: Option<&[u8]>,
+    ) -> PyResult<Py<PyAny>> {
+        let call = Call::PluginRegister(request(py, Some(manifest))?, wasm.map(<[u8]>::to_vec));
+        self.spawn(py, call)
+    }
+
+    /// wire::plugin_list → the infos, in registration order.
+    fn list_plugins(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.sync(py, Call::PluginList)
+    }
+
+    /// `list_plugins` as a future.
+    fn list_plugins_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.spawn(py, Call::PluginList)
+    }
+
+    /// wire::plugin_unregister → None.
+    fn unregister_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.sync(py, Call::PluginUnregister(id))
+    }
+
+    /// `unregister_plugin` as a future.
+    fn unregister_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.spawn(py, Call::PluginUnregister(id))
+    }
+
+    /// wire::plugin_load → the plugin's info.
+    fn load_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.sync(py, Call::PluginLoad(id))
+    }
+
+    /// `load_plugin` as a future.
+    fn load_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.spawn(py, Call::PluginLoad(id))
+    }
+
+    /// wire::plugin_unload → the plugin's info.
+    fn unload_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.sync(py, Call::PluginUnload(id))
+    }
+
+    /// `unload_plugin` as a future.
+    fn unload_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.spawn(py, Call::PluginUnload(id))
+    }
+
+    /// wire::plugin_reload → the plugin's info.
+    fn reload_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.sync(py, Call::PluginReload(id))
+    }
+
+    /// `reload_plugin` as a future.
+    fn reload_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        self.spawn(py, Call::PluginReload(id))
+    }
+
+    /// wire::plugin_call: export `function` of plugin `id` with `input`, host functions
+    /// confined to `scope` (a dict of scope ids, or None for the global layer) → the
+    /// plugin's output as bytes.
+    #[pyo3(signature = (id, function, input, scope=None))]
+    fn call_plugin(
+        &self,
+        py: Python<'_>,
+        id: String,
+        function: String,
+        input: &[u8],
+        scope: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let call = PluginCall::new(py, id, function, input, scope)?;
+        let m = self.memory(py)?;
+        let out = py.detach(move || call.run(&m));
+        bytes_to_py(py, check(py, out)?)
+    }
+
+    /// `call_plugin` as a future.
+    #[pyo3(signature = (id, function, input, scope=None))]
+    fn call_plugin_async(
+        &self,
+        py: Python<'_>,
+        id: String,
+        function: String,
+        input: &[u8],
+        scope: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let call = PluginCall::new(py, id, function, input, scope)?;
+        let m = self.memory(py)?;
+        bridge::spawn(py, move || call.run(&m), bytes_to_py)
     }
 
     fn __repr__(&self) -> String {
