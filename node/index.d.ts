@@ -244,7 +244,112 @@ export interface OpenOptions {
   llm?: LlmOptions | null;
   /** Replacements of the inference prompts. */
   prompts?: PromptOptions | null;
+  /** The plugin manager. */
+  plugins?: {
+    /** How many plugins are kept compiled at once (least recently used out); default 16,
+     * at least 1. */
+    cacheSize?: number;
+  } | null;
 }
+
+/** What a plugin may do; nothing else is granted. */
+export type PluginCapability =
+  | 'memory_read'
+  | 'memory_write'
+  | 'search'
+  | 'llm'
+  | 'network'
+  | 'filesystem'
+  | 'logging'
+  | 'config';
+
+/** `"hook"` (default): runs inside add and search through its `on_add`, `before_search`,
+ * `after_search` exports; `"function"`: only called with `callPlugin`. */
+export type PluginKind = 'hook' | 'function';
+
+/** What a failing hook does to the operation: `"fail"` (default) fails it, `"skip"` goes on
+ * without the plugin. */
+export type PluginFailurePolicy = 'fail' | 'skip';
+
+/** Limits of every call of a plugin. */
+export interface PluginLimits {
+  /** Linear memory, in 64 KiB pages; default 256, 1 to 65536. */
+  memoryPages?: number;
+  /** Wall-clock time of one call; default 1000, 1 to 600000. */
+  timeoutMs?: number;
+  /** Instructions one call may execute; null or absent: no budget. */
+  fuel?: number | null;
+}
+
+/** Who a plugin is and what it may do. */
+export interface PluginManifest {
+  /** Unique in the store: 1 to 64 characters from `A-Z a-z 0-9 _ - .`. */
+  id: string;
+  /** Default: the id. */
+  name?: string;
+  version?: string;
+  kind?: PluginKind;
+  capabilities?: ReadonlyArray<PluginCapability>;
+  /** What `am_config` (and extism-pdk's `config::get`) returns, with capability `config`. */
+  config?: { [key: string]: string };
+  /** Hosts extism's `http_request` may reach, with capability `network`. */
+  allowedHosts?: ReadonlyArray<string>;
+  /** Host directory → guest path, with capability `filesystem`. */
+  allowedPaths?: { [hostDir: string]: string };
+  limits?: PluginLimits;
+  onError?: PluginFailurePolicy;
+}
+
+/** What `registerPlugin` takes: a manifest, with the path of a .wasm or .wat file (reloaded
+ * when it changes) unless the module is given as bytes or text. */
+export type PluginRegistration = PluginManifest & { path?: string };
+
+/** One line of a plugin's log (`am_log`, denied host calls, failures, reloads). */
+export interface PluginLogEntry {
+  /** RFC 3339 UTC. */
+  time: string;
+  level: 'debug' | 'info' | 'warn' | 'error' | (string & {});
+  message: string;
+}
+
+/** A registered plugin, as `registerPlugin`, `plugins()` and the others report it
+ * (snake_case keys, as every result). */
+export interface PluginInfo {
+  id: string;
+  name: string;
+  version?: string;
+  kind: PluginKind;
+  capabilities: PluginCapability[];
+  /** The file, for a plugin registered by path. */
+  path?: string;
+  /** The hooks it exports. */
+  hooks: Array<'on_add' | 'before_search' | 'after_search'>;
+  /** Whether its code is compiled now. */
+  loaded: boolean;
+  limits: { memory_pages: number; timeout_ms: number; fuel: number | null };
+  on_error: PluginFailurePolicy;
+  stats: { calls: number; failures: number; denied: number; loads: number; reloads: number };
+  /** The latest failure. */
+  last_error?: string;
+  /** Recent log lines, oldest first. */
+  log: PluginLogEntry[];
+}
+
+/** A plugin's code given inline: the module's bytes (binary or WebAssembly text; a Buffer is
+ * a Uint8Array) or a string of WebAssembly text. */
+export type PluginCode = Uint8Array | string;
+
+/** The input of `callPlugin`: bytes (a Buffer is a Uint8Array) or a string, sent as UTF-8. */
+export type PluginInput = Uint8Array | string;
+
+/**
+ * What `callPlugin` resolves with: a Node `Buffer`. With `@types/node` in the project this is
+ * its `Buffer` type; without, the `Uint8Array` that Buffer extends (these declarations do not
+ * require Node's types).
+ */
+export type PluginOutput = typeof globalThis extends { Buffer: { alloc(size: number): infer B } }
+  ? B
+  : Uint8Array;
 
 /** One message of a conversation. */
 export interface Message {
@@ -396,6 +501,34 @@ export declare class Memory {
   flush(): Promise<void>;
   /** Saves the index and closes the store; idempotent. */
   close(): Promise<void>;
+
+  /**
+   * Registers a WASM plugin: its code is `manifest.path` or `wasm`. Rejects with PluginError
+   * (a malformed module), InvalidInputError (a bad manifest), AlreadyExistsError (the id is
+   * taken) or IoError (an unreadable path).
+   */
+  registerPlugin(manifest: PluginRegistration, wasm?: PluginCode | null): Promise<PluginInfo>;
+  /** The registered plugins, in registration order. */
+  plugins(): Promise<PluginInfo[]>;
+  unregisterPlugin(id: string): Promise<void>;
+  /** Compiles the plugin now. */
+  loadPlugin(id: string): Promise<PluginInfo>;
+  /** Drops the plugin's compiled code; it stays registered. */
+  unloadPlugin(id: string): Promise<PluginInfo>;
+  /** Compiles the plugin again from its source. */
+  reloadPlugin(id: string): Promise<PluginInfo>;
+  /**
+   * Calls export `fn` of a plugin with `input` (a string is sent as UTF-8) and resolves with
+   * its output. Host functions the plugin calls see only `scope` (none: the global layer).
+   * Rejects with NotFoundError (no such plugin or export), PluginError (a trap, the time,
+   * memory or fuel limit) or PermissionDeniedError (a host function it was not granted).
+   */
+  callPlugin(
+    id: string,
+    fn: string,
+    input?: PluginInput | null,
+    scope?: Scope | null,
+  ): Promise<PluginOutput>;
 }
 
 /** The `code` of every AgentMemError (tests/error_codes.json, column "node"). */

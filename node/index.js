@@ -314,6 +314,29 @@ const OPEN = {
   ],
   llm: ['llm', nested(LLM)],
   prompts: ['prompts', nested(PROMPTS)],
+  plugins: ['plugins', nested({ cacheSize: ['cache_size', num] })],
+};
+// A plugin's manifest. `config` and `allowedPaths` are maps whose keys are the user's own
+// (config keys, host directories): they go to the core as they are.
+const MANIFEST = {
+  id: ['id', str],
+  name: ['name', str],
+  version: ['version', str],
+  kind: ['kind', str],
+  capabilities: ['capabilities', list],
+  config: ['config', obj],
+  allowedHosts: ['allowed_hosts', list],
+  allowedPaths: ['allowed_paths', obj],
+  limits: [
+    'limits',
+    nested({
+      memoryPages: ['memory_pages', num],
+      timeoutMs: ['timeout_ms', num],
+      fuel: ['fuel', num],
+    }),
+  ],
+  onError: ['on_error', str],
+  path: ['path', str],
 };
 
 /** A vector as the Float32Array the addon takes. */
@@ -354,6 +377,13 @@ function list(what, v) {
   return v;
 }
 
+/** Bytes for the addon: a Buffer or Uint8Array as it is, a string as its UTF-8 bytes. */
+function bytesArg(what, v) {
+  if (v instanceof Uint8Array) return v;
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  throw argError(what, 'a Buffer, a Uint8Array or a string', v);
+}
+
 // ------------------------------------------------------------------------------- Memory
 
 const OPENING = Symbol('Memory.open');
@@ -382,7 +412,8 @@ class Memory {
    * "openai_compatible", model, apiKey, baseUrl, dimensions, timeoutMs, maxRetries}`);
    * `persistIndex`, `index`, `search` (defaults of every search); `llm` (the chat model of
    * `addMessages`: `{provider, model, apiKey, baseUrl, timeoutMs, maxRetries, temperature,
-   * maxTokens, jsonMode}`) and `prompts` (`{factExtraction, decisions, procedural}`).
+   * maxTokens, jsonMode}`) and `prompts` (`{factExtraction, decisions, procedural}`);
+   * `plugins` (`{cacheSize}`: how many plugins are kept compiled, default 16).
    * Opening makes no network call.
    */
   static async open(path, options) {
@@ -537,6 +568,71 @@ class Memory {
   /** Saves the vector index beside the store now (`close` does it too). */
   async flush() {
     await settle(this.#native.flush());
+  }
+
+  // ----------------------------------------------------------------------------- plugins
+
+  /**
+   * Registers a WASM plugin (run by Extism, sandboxed). `manifest`: `{id, name?, version?,
+   * kind?: "hook" | "function", capabilities?, config?, allowedHosts?, allowedPaths?,
+   * limits?: {memoryPages?, timeoutMs?, fuel?}, onError?: "fail" | "skip", path?}`. The code
+   * is `manifest.path` (a .wasm or .wat file, reloaded when it changes) or `wasm`: the module
+   * as bytes (binary or WebAssembly text) or a string of WebAssembly text. Hook plugins run
+   * inside `add` (`on_add`) and `search` (`before_search`, `after_search`). Resolves with the
+   * plugin's info (snake_case keys, as every result).
+   */
+  async registerPlugin(manifest, wasm) {
+    obj('manifest', manifest);
+    const wire = request('manifest', manifest, MANIFEST);
+    const code = wasm === undefined || wasm === null ? undefined : bytesArg('wasm', wasm);
+    return await settle(this.#native.registerPlugin(JSON.stringify(wire), code));
+  }
+
+  /** The registered plugins' infos, in registration order. */
+  async plugins() {
+    return await settle(this.#native.listPlugins());
+  }
+
+  /** Removes a plugin; NotFoundError if there is none with this id. */
+  async unregisterPlugin(id) {
+    str('id', id);
+    await settle(this.#native.unregisterPlugin(id));
+  }
+
+  /** Compiles a plugin now (it is otherwise compiled on first use); its info. */
+  async loadPlugin(id) {
+    str('id', id);
+    return await settle(this.#native.loadPlugin(id));
+  }
+
+  /** Drops a plugin's compiled code; it stays registered. Its info. */
+  async unloadPlugin(id) {
+    str('id', id);
+    return await settle(this.#native.unloadPlugin(id));
+  }
+
+  /** Compiles a plugin again from its source (a file: as it is now); its info. */
+  async reloadPlugin(id) {
+    str('id', id);
+    return await settle(this.#native.reloadPlugin(id));
+  }
+
+  /**
+   * Calls export `fn` of plugin `id` with `input` (a Buffer, a Uint8Array or a string, sent as
+   * UTF-8; empty when left out) and resolves with its output as a Buffer. The host functions
+   * the plugin calls (`am_search`, `am_get`, `am_add`…) see only `scope` (`{userId, agentId,
+   * runId, orgId}`; none: the global layer).
+   */
+  async callPlugin(id, fn, input, scope) {
+    str('id', id);
+    str('fn', fn);
+    const bytes = input === undefined || input === null ? Buffer.alloc(0) : bytesArg('input', input);
+    const wire = request('scope', scope, SCOPE);
+    try {
+      return await this.#native.callPlugin(id, fn, bytes, JSON.stringify(wire));
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /** Saves the index and closes the store; later calls fail with ClosedError. Calls still

@@ -13,7 +13,8 @@
 // The sources are the Rust workspace around this package (a checkout of the repository:
 // ../Cargo.toml), or else the copy the npm tarball carries (rust/, made by pack-sources.js).
 // Cargo builds in its usual target directory (CARGO_TARGET_DIR, or the workspace's target/),
-// so in a checkout the core is compiled once for every surface.
+// so in a checkout the core is compiled once for every surface. The addon is always built with
+// the `plugins` feature (WASM plugins through Extism).
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -92,6 +93,9 @@ function cargoBuild(manifest, release) {
     'build',
     '-p',
     CRATE,
+    // WASM plugins are part of the package (registerPlugin, callPlugin, hooks).
+    '--features',
+    'plugins',
     '--manifest-path',
     manifest,
     '--message-format=json-render-diagnostics',

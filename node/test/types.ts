@@ -19,7 +19,12 @@ import {
   type ListPage,
   type MemoryRecord,
   type OpenOptions,
+  type PluginCapability,
+  type PluginInfo,
+  type PluginManifest,
   type SearchHit,
+  PluginError,
+  PermissionDeniedError,
 } from '..';
 
 export async function usage(): Promise<string[]> {
@@ -158,7 +163,71 @@ export async function usage(): Promise<string[]> {
   // @ts-expect-error events are snake_case
   void events[0]?.previousMemory;
 
+  // WASM plugins.
+  const withPlugins: Memory = await Memory.open(':memory:', { plugins: { cacheSize: 4 } });
+  const manifest: PluginManifest = {
+    id: 'guard',
+    name: 'Guard',
+    version: '1.0.0',
+    kind: 'hook',
+    capabilities: ['logging', 'config', 'search'],
+    config: { mode: 'strict' },
+    allowedHosts: ['api.example.com'],
+    allowedPaths: { '/tmp/data': '/data' },
+    limits: { memoryPages: 64, timeoutMs: 200, fuel: null },
+    onError: 'skip',
+  };
+  const info: PluginInfo = await withPlugins.registerPlugin(manifest, '(module)');
+  await withPlugins.registerPlugin({ id: 'bytes', kind: 'function' }, new Uint8Array([0, 97, 115, 109]));
+  await withPlugins.registerPlugin({ id: 'file', path: '/plugins/pii_redactor.wasm', limits: { fuel: 1_000_000 } });
+  const granted: PluginCapability[] = info.capabilities;
+  const timeout: number = info.limits.timeout_ms;
+  const pages: number = info.limits.memory_pages;
+  const fuel: number | null = info.limits.fuel;
+  const calls: number = info.stats.calls;
+  const hook: 'on_add' | 'before_search' | 'after_search' | undefined = info.hooks[0];
+  const lastError: string | undefined = info.last_error;
+  const logged: string | undefined = info.log[0]?.message;
+  const all: PluginInfo[] = await withPlugins.plugins();
+  const loaded: boolean = (await withPlugins.loadPlugin('guard')).loaded;
+  await withPlugins.unloadPlugin('guard');
+  await withPlugins.reloadPlugin('guard');
+  const output: Uint8Array = await withPlugins.callPlugin('bytes', 'echo', 'hi', { userId: 'alice' });
+  await withPlugins.callPlugin('bytes', 'echo', new Uint8Array([1, 2]));
+  await withPlugins.callPlugin('bytes', 'echo');
+  await withPlugins.callPlugin('bytes', 'echo', null, { agentId: 'a', runId: 'r', orgId: 'o' });
+  await withPlugins.unregisterPlugin('guard');
+  try {
+    await withPlugins.callPlugin('bytes', 'echo');
+  } catch (e) {
+    if (e instanceof PluginError || e instanceof PermissionDeniedError) void e.code;
+  }
+  const pluginCode: 'AM_PLUGIN' = PluginError.code;
+  // @ts-expect-error a manifest needs an id
+  await withPlugins.registerPlugin({ name: 'anonymous' }, '(module)');
+  // @ts-expect-error not a capability
+  await withPlugins.registerPlugin({ id: 'x', capabilities: ['root'] }, '(module)');
+  // @ts-expect-error manifest options are camelCase
+  await withPlugins.registerPlugin({ id: 'x', on_error: 'skip' }, '(module)');
+  // @ts-expect-error limits are camelCase
+  await withPlugins.registerPlugin({ id: 'x', limits: { timeout_ms: 5 } }, '(module)');
+  // @ts-expect-error not a failure policy
+  await withPlugins.registerPlugin({ id: 'x', onError: 'ignore' }, '(module)');
+  // @ts-expect-error config values are strings
+  await withPlugins.registerPlugin({ id: 'x', config: { n: 1 } }, '(module)');
+  // @ts-expect-error the input is bytes or a string
+  await withPlugins.callPlugin('bytes', 'echo', 42);
+  // @ts-expect-error scopes are camelCase
+  await withPlugins.callPlugin('bytes', 'echo', 'x', { user_id: 'alice' });
+  // @ts-expect-error infos are snake_case, as every result
+  void info.onError;
+  // @ts-expect-error open options are camelCase
+  await Memory.open(':memory:', { plugins: { cache_size: 2 } });
+
   return [
+    String(granted.length), String(timeout), String(pages), String(fuel), String(calls),
+    String(hook), String(lastError), String(logged), String(all.length), String(loaded),
+    String(output.length), pluginCode,
     String(fresh), String(batch.length), String(score), String(similarity), String(keywordRank),
     String(userId), String(n), updated.content, String(event), String(deleted), String(purged),
     String(path), String(model), String(closed), codes.join(), staticCode, indexCode, version,

@@ -8,13 +8,17 @@
 //! A core error rejects the Promise with an `Error` whose `code` is the error's Node name
 //! from `tests/error_codes.json` (`"AM_NOT_FOUND"`, …); the wrapper turns it into its
 //! `AgentMemError` subclass. The public, documented API is `node/index.js`.
+//!
+//! Plugin calls (`wire::plugin_*`, cargo feature `plugins`, which the npm package's build
+//! always enables) follow the same pattern; `callPlugin` alone resolves with a `Buffer`, the
+//! plugin's output bytes, instead of JSON text.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
 
 use agent_mem::wire::{self, parse};
 use agent_mem::{Error, ErrorCode, Memory};
-use napi::bindgen_prelude::{AsyncTask, Float32Array};
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Float32Array, Uint8Array};
 use napi::{Env, JsError, Task};
 use napi_derive::napi;
 use serde_json::Value;
@@ -101,14 +105,31 @@ enum Call {
     PurgeExpired,
     Flush,
     Close,
+    PluginRegister(String, Option<Vec<u8>>),
+    PluginList,
+    PluginUnregister(String),
+    PluginLoad(String),
+    PluginUnload(String),
+    PluginReload(String),
+    /// Plugin id, export, input bytes, scope JSON.
+    PluginInvoke(String, String, Vec<u8>, String),
+}
+
+/// What a call resolves with: JSON text, or the raw output of a plugin.
+pub enum Reply {
+    /// JSON text.
+    Text(String),
+    /// A plugin's output.
+    Bytes(Vec<u8>),
 }
 
 impl Call {
-    /// Runs the call; the result as JSON text (`null` for nothing, a number for counts).
-    fn run(self, memory: Option<Arc<Memory>>) -> agent_mem::Result<String> {
+    /// Runs the call; the result as JSON text (`null` for nothing, a number for counts), or
+    /// the output bytes of a plugin call.
+    fn run(self, memory: Option<Arc<Memory>>) -> agent_mem::Result<Reply> {
         let m = match (memory, &self) {
             // Closing twice is allowed; it does nothing the second time.
-            (None, Call::Close) => return Ok(text(&Value::Null)),
+            (None, Call::Close) => return Ok(Reply::Text(text(&Value::Null))),
             (None, _) => return Err(closed()),
             (Some(m), Call::Close) => {
                 // The last handle closes the store (saving its index); while other calls
@@ -117,7 +138,7 @@ impl Call {
                     Ok(m) => m.close()?,
                     Err(shared) => shared.flush()?,
                 }
-                return Ok(text(&Value::Null));
+                return Ok(Reply::Text(text(&Value::Null)));
             }
             (Some(m), _) => m,
         };
@@ -157,14 +178,32 @@ impl Call {
                 m.flush()?;
                 Value::Null
             }
+            Call::PluginRegister(manifest, wasm) => {
+                wire::plugin_register(&m, &parse(&manifest, "plugin manifest")?, wasm.as_deref())?
+            }
+            Call::PluginList => wire::plugin_list(&m)?,
+            Call::PluginUnregister(id) => {
+                wire::plugin_unregister(&m, &id)?;
+                Value::Null
+            }
+            Call::PluginLoad(id) => wire::plugin_load(&m, &id)?,
+            Call::PluginUnload(id) => wire::plugin_unload(&m, &id)?,
+            Call::PluginReload(id) => wire::plugin_reload(&m, &id)?,
+            Call::PluginInvoke(id, function, input, scope) => {
+                let scope = parse(&scope, "plugin call scope")?;
+                return Ok(Reply::Bytes(wire::plugin_call(
+                    &m, &id, &function, &input, &scope,
+                )?));
+            }
             // Handled above, without a store.
             Call::Close => Value::Null,
         };
-        Ok(text(&value))
+        Ok(Reply::Text(text(&value)))
     }
 }
 
-/// A call on a store, run on libuv's thread pool; resolves with the result's JSON text.
+/// A call on a store, run on libuv's thread pool; resolves with the result's JSON text (a
+/// `Buffer` for a plugin call).
 pub struct Job {
     /// The store, or `None` once it was closed (then every call but `close` fails).
     memory: Option<Arc<Memory>>,
@@ -173,8 +212,8 @@ pub struct Job {
 }
 
 impl Task for Job {
-    type Output = Result<String, Failure>;
-    type JsValue = String;
+    type Output = Result<Reply, Failure>;
+    type JsValue = Either<String, Buffer>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let memory = self.memory.take();
@@ -184,8 +223,12 @@ impl Task for Job {
         })
     }
 
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<String> {
-        output.map_err(|failure| reject(env, failure))
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        match output {
+            Ok(Reply::Text(text)) => Ok(Either::A(text)),
+            Ok(Reply::Bytes(bytes)) => Ok(Either::B(bytes.into())),
+            Err(failure) => Err(reject(env, failure)),
+        }
     }
 }
 
@@ -253,6 +296,11 @@ impl NativeMemory {
     fn take(&self) -> Option<Arc<Memory>> {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).take()
     }
+}
+
+fn bytes(v: Option<Uint8Array>) -> Option<Vec<u8>> {
+    // Copied on the JS thread, as vectors are.
+    v.map(|a| a.to_vec())
 }
 
 fn floats(v: Option<Float32Array>) -> Option<Vec<f32>> {
@@ -374,6 +422,57 @@ impl NativeMemory {
     #[napi]
     pub fn flush(&self) -> AsyncTask<Job> {
         self.job(Call::Flush)
+    }
+
+    /// `wire::plugin_register` → the plugin's info. `manifest` is the JSON text of the
+    /// manifest (with `"path"` for a file); `wasm` the module (binary or WebAssembly text)
+    /// when there is no path.
+    #[napi]
+    pub fn register_plugin(&self, manifest: String, wasm: Option<Uint8Array>) -> AsyncTask<Job> {
+        self.job(Call::PluginRegister(manifest, bytes(wasm)))
+    }
+
+    /// `wire::plugin_list` → the infos, in registration order.
+    #[napi]
+    pub fn list_plugins(&self) -> AsyncTask<Job> {
+        self.job(Call::PluginList)
+    }
+
+    /// `wire::plugin_unregister` → `null`.
+    #[napi]
+    pub fn unregister_plugin(&self, id: String) -> AsyncTask<Job> {
+        self.job(Call::PluginUnregister(id))
+    }
+
+    /// `wire::plugin_load` → the info.
+    #[napi]
+    pub fn load_plugin(&self, id: String) -> AsyncTask<Job> {
+        self.job(Call::PluginLoad(id))
+    }
+
+    /// `wire::plugin_unload` → the info.
+    #[napi]
+    pub fn unload_plugin(&self, id: String) -> AsyncTask<Job> {
+        self.job(Call::PluginUnload(id))
+    }
+
+    /// `wire::plugin_reload` → the info.
+    #[napi]
+    pub fn reload_plugin(&self, id: String) -> AsyncTask<Job> {
+        self.job(Call::PluginReload(id))
+    }
+
+    /// `wire::plugin_call` → a `Buffer`, the plugin's output. `scope` is the JSON text of
+    /// `{"user_id", "agent_id", "run_id", "org_id"}` (`{}` or `null`: the global layer).
+    #[napi]
+    pub fn call_plugin(
+        &self,
+        id: String,
+        function: String,
+        input: Uint8Array,
+        scope: String,
+    ) -> AsyncTask<Job> {
+        self.job(Call::PluginInvoke(id, function, input.to_vec(), scope))
     }
 
     /// Saves the index and closes the store → `null`; later calls fail with `AM_CLOSED`.
