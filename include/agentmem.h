@@ -13,7 +13,8 @@
  * - err may be NULL. Otherwise *err is set to NULL on success and, on failure, to a new
  *   am_error (code and message) that the caller frees with am_error_free.
  * - Every char* the library returns belongs to the caller, who frees it with
- *   am_string_free. Strings returned as const char* are owned by the library.
+ *   am_string_free. Strings returned as const char* are owned by the library. Byte buffers
+ *   (uint8_t*, with a length) are the caller's too, freed with am_bytes_free.
  * - A failed call changes nothing: each call is one transaction.
  * - No panic or exception ever crosses this boundary; an internal panic is AM_ERR_PANIC.
  * - Thread-safety: see am_memory and am_error.
@@ -101,12 +102,14 @@ typedef uint32_t am_status;
 #define AM_ERR_LLM 8
 
 /**
- * A plugin failed.
+ * A plugin failed: a malformed module, a trap, a timeout, a memory or fuel limit, a bad hook
+ * answer, or an `on_add` hook that rejected the memory (the message gives the reason).
  */
 #define AM_ERR_PLUGIN 9
 
 /**
- * Not allowed.
+ * Not allowed (for instance a plugin called a host function whose capability was not
+ * granted).
  */
 #define AM_ERR_PERMISSION_DENIED 10
 
@@ -126,7 +129,8 @@ typedef uint32_t am_status;
 #define AM_ERR_CLOSED 13
 
 /**
- * Not supported by this store (for instance a text search on a store without embedder).
+ * Not supported by this store (for instance a text search on a store without embedder), or by
+ * this build of the library (the plugin functions of a library built without plugins).
  */
 #define AM_ERR_UNSUPPORTED 14
 
@@ -184,6 +188,14 @@ void am_error_free(am_error *err);
 void am_string_free(char *s);
 
 /**
+ * Frees a byte buffer returned by this library (`am_memory_call_plugin`'s `*out`), with the
+ * length returned beside it. NULL is ignored. Freeing twice, with another length, or freeing
+ * a buffer from elsewhere, is undefined behaviour.
+ */
+void am_bytes_free(uint8_t *bytes,
+                   size_t len);
+
+/**
  * Opens (or creates) a store.
  *
  * `path` is a file name (UTF-8), or `":memory:"` for a store that lives in memory.
@@ -199,7 +211,8 @@ void am_string_free(char *s);
  *           "ollama" | "openai_compatible", "model": "gpt-4.1-nano", "api_key": "…",
  *           "base_url": "https://api.openai.com/v1", "timeout_ms": 60000, "max_retries": 3,
  *           "temperature": 0, "max_tokens": 1024, "json_mode": true},
- *   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"}}`.
+ *   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"},
+ *   "plugins": {"cache_size": 16}}`.
  * The default embedder is the local all-MiniLM-L6-v2 model; if it cannot be found the store
  * still opens, and calls that need it fail with `AM_ERR_MODEL_UNAVAILABLE`. The embedder may
  * also be a remote OpenAI-compatible embeddings endpoint: `{"provider": "openai" | "zhipu" |
@@ -210,7 +223,9 @@ void am_string_free(char *s);
  * environment variables: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An
  * OpenAI-style `base_url` includes the version (`http://host:port/v1`); Anthropic's does not
  * (`https://api.anthropic.com`). Opening makes no network call. `prompts` replaces the
- * built-in inference prompts.
+ * built-in inference prompts. `plugins.cache_size` is how many plugins are kept compiled at
+ * once (at least 1; see `am_memory_register_plugin`; `AM_ERR_UNSUPPORTED` in a library built
+ * without plugins).
  * On success `*out` is a handle to free with `am_memory_free`.
  * Several handles (in one process or many) may open the same file.
  */
@@ -442,6 +457,121 @@ am_status am_memory_reset(const am_memory *m,
 am_status am_memory_purge_expired(const am_memory *m,
                                   uint64_t *out_deleted,
                                   am_error **err);
+
+/**
+ * Registers a WASM plugin (run by Extism: a WebAssembly module speaking its ABI, e.g. written
+ * in Rust with extism-pdk). The functions of this section exist in every build of the
+ * library; in one built without plugins (cargo feature `plugins`) they fail with
+ * `AM_ERR_UNSUPPORTED`.
+ *
+ * `manifest_json`: `{"id": "…" (required; 1 to 64 of A-Z a-z 0-9 _ - .), "name", "version",
+ * "kind": "hook" (default) | "function", "capabilities": ["memory_read", "memory_write",
+ * "search", "llm", "network", "filesystem", "logging", "config"], "config": {"key": "value"},
+ * "allowed_hosts": ["example.com", "*.example.com"], "allowed_paths": {"/host/dir":
+ * "/guest/dir"}, "limits": {"memory_pages": 256, "timeout_ms": 1000, "fuel": null},
+ * "on_error": "fail" (default) | "skip", "path": "/dir/plugin.wasm"}`. Only the listed
+ * capabilities are granted.
+ * The module is either `wasm_len` bytes at `wasm` (a WebAssembly binary or WebAssembly text;
+ * at most 256 MiB; the library copies them) or, when `wasm` is NULL (and `wasm_len` 0), the
+ * file at the manifest's `"path"` (`.wasm` or `.wat`; reloaded when it changes). Giving both
+ * or neither is `AM_ERR_INVALID_INPUT`, as is `wasm` NULL with a nonzero `wasm_len`.
+ *
+ * A hook plugin runs inside the store's calls, in registration order, through the exports it
+ * has: `on_add` (before a memory is stored by add, batch add, inferred facts or an update of
+ * the content; it may replace the content or metadata, or answer `{"reject": "why"}`, which
+ * fails the call with `AM_ERR_PLUGIN` and the reason), `before_search` (may change the query,
+ * limit and filters) and `after_search` (may reorder, drop and rescore hits). A failing hook
+ * (trap, timeout, limit, bad answer) fails the call with `AM_ERR_PLUGIN` and nothing is
+ * written, unless its `on_error` is `"skip"`. A function plugin is only called through
+ * `am_memory_call_plugin`. A plugin's host functions (`am_search`, `am_get`, `am_add`,
+ * `am_llm`, `am_log`, `am_config`) only reach the scope of the call that ran it.
+ *
+ * `*out_info_json`: the plugin's info, `{"id", "name", "version"?, "kind", "capabilities":
+ * […], "path"?, "hooks": ["on_add", …], "loaded": true | false, "limits": {"memory_pages",
+ * "timeout_ms", "fuel"}, "on_error", "stats": {"calls", "failures", "denied", "loads",
+ * "reloads"}, "last_error"?, "log": [{"time", "level": "info" | "warn" | "error", "message"},
+ * …]}`.
+ * Errors: a bad manifest is `AM_ERR_INVALID_INPUT`; an id already registered,
+ * `AM_ERR_ALREADY_EXISTS`; a module that does not compile, `AM_ERR_PLUGIN`; an unreadable
+ * path, `AM_ERR_IO`. Thread-safe.
+ */
+am_status am_memory_register_plugin(const am_memory *m,
+                                    const char *manifest_json,
+                                    const uint8_t *wasm,
+                                    size_t wasm_len,
+                                    char **out_info_json,
+                                    am_error **err);
+
+/**
+ * Every registered plugin. `*out_json`: `[infos]` (as `am_memory_register_plugin` returns),
+ * in registration order. Thread-safe.
+ */
+am_status am_memory_list_plugins(const am_memory *m,
+                                 char **out_json,
+                                 am_error **err);
+
+/**
+ * Removes a plugin: its hooks stop running and its id is free again. Unknown id:
+ * `AM_ERR_NOT_FOUND`. Thread-safe.
+ */
+am_status am_memory_unregister_plugin(const am_memory *m,
+                                      const char *id,
+                                      am_error **err);
+
+/**
+ * Compiles a plugin now (it is otherwise compiled on first use) and keeps it in the cache of
+ * compiled plugins (`plugins.cache_size` of `am_memory_open`). `*out_info_json`: its info (as
+ * `am_memory_register_plugin` returns). Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+ */
+am_status am_memory_load_plugin(const am_memory *m,
+                                const char *id,
+                                char **out_info_json,
+                                am_error **err);
+
+/**
+ * Drops a plugin's compiled code; it stays registered and is compiled again on its next use.
+ * `*out_info_json`: its info. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+ */
+am_status am_memory_unload_plugin(const am_memory *m,
+                                  const char *id,
+                                  char **out_info_json,
+                                  am_error **err);
+
+/**
+ * Compiles a plugin again from its source (re-reading its file when registered by path).
+ * `*out_info_json`: its info. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+ */
+am_status am_memory_reload_plugin(const am_memory *m,
+                                  const char *id,
+                                  char **out_info_json,
+                                  am_error **err);
+
+/**
+ * Calls export `function` of plugin `id` (of either kind) with `input_len` bytes at `input`
+ * (any bytes, NUL included; at most 64 MiB; `input` may be NULL only when `input_len` is 0,
+ * else `AM_ERR_NULL_ARG`).
+ *
+ * `scope_json` (NULL for the global layer): `{"user_id", "agent_id", "run_id", "org_id"}`;
+ * the host functions the plugin calls only reach memories of this scope. The call is bound
+ * by the plugin's limits.
+ * On success `*out` is a new buffer of `*out_len` bytes, the plugin's output, which the
+ * caller frees with `am_bytes_free(*out, *out_len)`. It is never NULL, even when empty, and
+ * is followed by a NUL byte not counted in `*out_len`, so text output may be read as a C
+ * string (if it holds no NUL itself).
+ * Errors: unknown plugin or export, `AM_ERR_NOT_FOUND`; a trap, timeout, memory or fuel
+ * limit, or an error reported by the plugin, `AM_ERR_PLUGIN` (the message says which); a
+ * host function whose capability was not granted, `AM_ERR_PERMISSION_DENIED`. The handle
+ * stays usable after any of them. Thread-safe.
+ */
+am_status am_memory_call_plugin(const am_memory *m,
+                                const char *id,
+                                const char *function,
+                                const uint8_t *input,
+                                size_t input_len,
+                                const char *scope_json,
+                                uint8_t **out,
+                                size_t *out_len,
+                                am_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -46,9 +46,11 @@ pub const AM_ERR_EMBEDDING: am_status = 6;
 pub const AM_ERR_MODEL_UNAVAILABLE: am_status = 7;
 /// The language model failed.
 pub const AM_ERR_LLM: am_status = 8;
-/// A plugin failed.
+/// A plugin failed: a malformed module, a trap, a timeout, a memory or fuel limit, a bad hook
+/// answer, or an `on_add` hook that rejected the memory (the message gives the reason).
 pub const AM_ERR_PLUGIN: am_status = 9;
-/// Not allowed.
+/// Not allowed (for instance a plugin called a host function whose capability was not
+/// granted).
 pub const AM_ERR_PERMISSION_DENIED: am_status = 10;
 /// A file could not be read or written.
 pub const AM_ERR_IO: am_status = 11;
@@ -56,7 +58,8 @@ pub const AM_ERR_IO: am_status = 11;
 pub const AM_ERR_CORRUPTED: am_status = 12;
 /// The store was closed.
 pub const AM_ERR_CLOSED: am_status = 13;
-/// Not supported by this store (for instance a text search on a store without embedder).
+/// Not supported by this store (for instance a text search on a store without embedder), or by
+/// this build of the library (the plugin functions of a library built without plugins).
 pub const AM_ERR_UNSUPPORTED: am_status = 14;
 /// A bug in agent_mem.
 pub const AM_ERR_INTERNAL: am_status = 15;
@@ -69,6 +72,10 @@ pub const AM_ERR_PANIC: am_status = 101;
 /// The largest vector dimension accepted; it keeps a wrong length from reading far past the
 /// caller's array.
 const MAX_DIMENSIONS: usize = 65_536;
+/// The largest plugin module accepted as bytes (256 MiB).
+const MAX_WASM_LEN: usize = 256 << 20;
+/// The largest input accepted by `am_memory_call_plugin` (64 MiB).
+const MAX_INPUT_LEN: usize = 64 << 20;
 
 /// An open memory store.
 ///
@@ -161,6 +168,14 @@ unsafe fn clear_count(out: *mut u64, name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+unsafe fn clear_len(out: *mut usize, name: &str) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(null_arg(name));
+    }
+    unsafe { *out = 0 };
+    Ok(())
+}
+
 unsafe fn memory_arg<'a>(m: *const am_memory) -> Result<&'a Memory, Failure> {
     match unsafe { m.as_ref() } {
         Some(m) => Ok(&m.inner),
@@ -200,6 +215,38 @@ unsafe fn vector_arg(p: *const f32, dims: usize) -> Result<Vec<f32>, Failure> {
         )));
     }
     unsafe { floats_arg(p, dims, "vector") }
+}
+
+/// A byte buffer of `len` bytes, capped at `max`; NULL is only accepted with `len` 0 (then the
+/// buffer is empty) and gives `on_null` otherwise.
+unsafe fn bytes_arg<'a>(
+    p: *const u8,
+    len: usize,
+    name: &str,
+    max: usize,
+    on_null: fn(String) -> Failure,
+) -> Result<&'a [u8], Failure> {
+    if len > max {
+        return Err(invalid(format!(
+            "{name}_len is {len}; at most {max} bytes are accepted"
+        )));
+    }
+    if p.is_null() {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        return Err(on_null(format!(
+            "{name} is NULL but {name}_len is {len} (NULL is only allowed with length 0)"
+        )));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+fn null_with_length(message: String) -> Failure {
+    Failure {
+        code: AM_ERR_NULL_ARG,
+        message,
+    }
 }
 
 unsafe fn put_json(out: *mut *mut c_char, value: &Value) -> Result<(), Failure> {
@@ -282,6 +329,32 @@ pub unsafe extern "C" fn am_string_free(s: *mut c_char) {
     }
 }
 
+/// Frees a byte buffer returned by this library (`am_memory_call_plugin`'s `*out`), with the
+/// length returned beside it. NULL is ignored. Freeing twice, with another length, or freeing
+/// a buffer from elsewhere, is undefined behaviour.
+#[no_mangle]
+pub unsafe extern "C" fn am_bytes_free(bytes: *mut u8, len: usize) {
+    if bytes.is_null() {
+        return;
+    }
+    // The buffer holds one more byte than reported: the NUL that ends it (see put_bytes).
+    if let Some(size) = len.checked_add(1) {
+        drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(bytes, size)) });
+    }
+}
+
+/// Hands `bytes` to C: a buffer of `bytes.len() + 1` bytes, the last a NUL not counted in
+/// `*out_len`, so that text can be read as a C string. Never NULL, even when empty.
+unsafe fn put_bytes(out: *mut *mut u8, out_len: *mut usize, mut bytes: Vec<u8>) {
+    let len = bytes.len();
+    bytes.push(0);
+    let buffer = Box::into_raw(bytes.into_boxed_slice());
+    unsafe {
+        *out = buffer.cast::<u8>();
+        *out_len = len;
+    }
+}
+
 // ------------------------------------------------------------------------------- the store
 
 /// Opens (or creates) a store.
@@ -299,7 +372,8 @@ pub unsafe extern "C" fn am_string_free(s: *mut c_char) {
 ///           "ollama" | "openai_compatible", "model": "gpt-4.1-nano", "api_key": "…",
 ///           "base_url": "https://api.openai.com/v1", "timeout_ms": 60000, "max_retries": 3,
 ///           "temperature": 0, "max_tokens": 1024, "json_mode": true},
-///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"}}`.
+///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"},
+///   "plugins": {"cache_size": 16}}`.
 /// The default embedder is the local all-MiniLM-L6-v2 model; if it cannot be found the store
 /// still opens, and calls that need it fail with `AM_ERR_MODEL_UNAVAILABLE`. The embedder may
 /// also be a remote OpenAI-compatible embeddings endpoint: `{"provider": "openai" | "zhipu" |
@@ -310,7 +384,9 @@ pub unsafe extern "C" fn am_string_free(s: *mut c_char) {
 /// environment variables: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An
 /// OpenAI-style `base_url` includes the version (`http://host:port/v1`); Anthropic's does not
 /// (`https://api.anthropic.com`). Opening makes no network call. `prompts` replaces the
-/// built-in inference prompts.
+/// built-in inference prompts. `plugins.cache_size` is how many plugins are kept compiled at
+/// once (at least 1; see `am_memory_register_plugin`; `AM_ERR_UNSUPPORTED` in a library built
+/// without plugins).
 /// On success `*out` is a handle to free with `am_memory_free`.
 /// Several handles (in one process or many) may open the same file.
 #[no_mangle]
@@ -763,6 +839,207 @@ pub unsafe extern "C" fn am_memory_purge_expired(
     }
 }
 
+// ------------------------------------------------------------------------------- plugins
+
+/// Registers a WASM plugin (run by Extism: a WebAssembly module speaking its ABI, e.g. written
+/// in Rust with extism-pdk). The functions of this section exist in every build of the
+/// library; in one built without plugins (cargo feature `plugins`) they fail with
+/// `AM_ERR_UNSUPPORTED`.
+///
+/// `manifest_json`: `{"id": "…" (required; 1 to 64 of A-Z a-z 0-9 _ - .), "name", "version",
+/// "kind": "hook" (default) | "function", "capabilities": ["memory_read", "memory_write",
+/// "search", "llm", "network", "filesystem", "logging", "config"], "config": {"key": "value"},
+/// "allowed_hosts": ["example.com", "*.example.com"], "allowed_paths": {"/host/dir":
+/// "/guest/dir"}, "limits": {"memory_pages": 256, "timeout_ms": 1000, "fuel": null},
+/// "on_error": "fail" (default) | "skip", "path": "/dir/plugin.wasm"}`. Only the listed
+/// capabilities are granted.
+/// The module is either `wasm_len` bytes at `wasm` (a WebAssembly binary or WebAssembly text;
+/// at most 256 MiB; the library copies them) or, when `wasm` is NULL (and `wasm_len` 0), the
+/// file at the manifest's `"path"` (`.wasm` or `.wat`; reloaded when it changes). Giving both
+/// or neither is `AM_ERR_INVALID_INPUT`, as is `wasm` NULL with a nonzero `wasm_len`.
+///
+/// A hook plugin runs inside the store's calls, in registration order, through the exports it
+/// has: `on_add` (before a memory is stored by add, batch add, inferred facts or an update of
+/// the content; it may replace the content or metadata, or answer `{"reject": "why"}`, which
+/// fails the call with `AM_ERR_PLUGIN` and the reason), `before_search` (may change the query,
+/// limit and filters) and `after_search` (may reorder, drop and rescore hits). A failing hook
+/// (trap, timeout, limit, bad answer) fails the call with `AM_ERR_PLUGIN` and nothing is
+/// written, unless its `on_error` is `"skip"`. A function plugin is only called through
+/// `am_memory_call_plugin`. A plugin's host functions (`am_search`, `am_get`, `am_add`,
+/// `am_llm`, `am_log`, `am_config`) only reach the scope of the call that ran it.
+///
+/// `*out_info_json`: the plugin's info, `{"id", "name", "version"?, "kind", "capabilities":
+/// […], "path"?, "hooks": ["on_add", …], "loaded": true | false, "limits": {"memory_pages",
+/// "timeout_ms", "fuel"}, "on_error", "stats": {"calls", "failures", "denied", "loads",
+/// "reloads"}, "last_error"?, "log": [{"time", "level": "info" | "warn" | "error", "message"},
+/// …]}`.
+/// Errors: a bad manifest is `AM_ERR_INVALID_INPUT`; an id already registered,
+/// `AM_ERR_ALREADY_EXISTS`; a module that does not compile, `AM_ERR_PLUGIN`; an unreadable
+/// path, `AM_ERR_IO`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_register_plugin(
+    m: *const am_memory,
+    manifest_json: *const c_char,
+    wasm: *const u8,
+    wasm_len: usize,
+    out_info_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_info_json, "out_info_json")?;
+            let memory = memory_arg(m)?;
+            let manifest = json_arg(manifest_json, "manifest_json", true)?;
+            let wasm = if wasm.is_null() && wasm_len == 0 {
+                None
+            } else {
+                Some(bytes_arg(wasm, wasm_len, "wasm", MAX_WASM_LEN, invalid)?)
+            };
+            put_json(
+                out_info_json,
+                &wire::plugin_register(memory, &manifest, wasm)?,
+            )
+        })
+    }
+}
+
+/// Every registered plugin. `*out_json`: `[infos]` (as `am_memory_register_plugin` returns),
+/// in registration order. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_list_plugins(
+    m: *const am_memory,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            put_json(out_json, &wire::plugin_list(memory)?)
+        })
+    }
+}
+
+/// Removes a plugin: its hooks stop running and its id is free again. Unknown id:
+/// `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_unregister_plugin(
+    m: *const am_memory,
+    id: *const c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            Ok(wire::plugin_unregister(memory, id)?)
+        })
+    }
+}
+
+/// Compiles a plugin now (it is otherwise compiled on first use) and keeps it in the cache of
+/// compiled plugins (`plugins.cache_size` of `am_memory_open`). `*out_info_json`: its info (as
+/// `am_memory_register_plugin` returns). Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_load_plugin(
+    m: *const am_memory,
+    id: *const c_char,
+    out_info_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_info_json, "out_info_json")?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            put_json(out_info_json, &wire::plugin_load(memory, id)?)
+        })
+    }
+}
+
+/// Drops a plugin's compiled code; it stays registered and is compiled again on its next use.
+/// `*out_info_json`: its info. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_unload_plugin(
+    m: *const am_memory,
+    id: *const c_char,
+    out_info_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_info_json, "out_info_json")?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            put_json(out_info_json, &wire::plugin_unload(memory, id)?)
+        })
+    }
+}
+
+/// Compiles a plugin again from its source (re-reading its file when registered by path).
+/// `*out_info_json`: its info. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_reload_plugin(
+    m: *const am_memory,
+    id: *const c_char,
+    out_info_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_info_json, "out_info_json")?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            put_json(out_info_json, &wire::plugin_reload(memory, id)?)
+        })
+    }
+}
+
+/// Calls export `function` of plugin `id` (of either kind) with `input_len` bytes at `input`
+/// (any bytes, NUL included; at most 64 MiB; `input` may be NULL only when `input_len` is 0,
+/// else `AM_ERR_NULL_ARG`).
+///
+/// `scope_json` (NULL for the global layer): `{"user_id", "agent_id", "run_id", "org_id"}`;
+/// the host functions the plugin calls only reach memories of this scope. The call is bound
+/// by the plugin's limits.
+/// On success `*out` is a new buffer of `*out_len` bytes, the plugin's output, which the
+/// caller frees with `am_bytes_free(*out, *out_len)`. It is never NULL, even when empty, and
+/// is followed by a NUL byte not counted in `*out_len`, so text output may be read as a C
+/// string (if it holds no NUL itself).
+/// Errors: unknown plugin or export, `AM_ERR_NOT_FOUND`; a trap, timeout, memory or fuel
+/// limit, or an error reported by the plugin, `AM_ERR_PLUGIN` (the message says which); a
+/// host function whose capability was not granted, `AM_ERR_PERMISSION_DENIED`. The handle
+/// stays usable after any of them. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_call_plugin(
+    m: *const am_memory,
+    id: *const c_char,
+    function: *const c_char,
+    input: *const u8,
+    input_len: usize,
+    scope_json: *const c_char,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            // Both out-parameters are cleared before either is reported NULL.
+            let cleared_len = clear_len(out_len, "out_len");
+            clear_out(out, "out")?;
+            cleared_len?;
+            let memory = memory_arg(m)?;
+            let id = str_arg(id, "id")?;
+            let function = str_arg(function, "function")?;
+            let input = bytes_arg(input, input_len, "input", MAX_INPUT_LEN, null_with_length)?;
+            let scope = json_arg(scope_json, "scope_json", false)?;
+            let output = wire::plugin_call(memory, id, function, input, &scope)?;
+            put_bytes(out, out_len, output);
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,6 +1073,107 @@ mod tests {
         }
     }
 
+    fn store() -> *mut am_memory {
+        let mut m = ptr::null_mut();
+        let status = unsafe {
+            am_memory_open(
+                c":memory:".as_ptr(),
+                c"{\"embedder\":\"none\"}".as_ptr(),
+                &mut m,
+                ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, AM_OK);
+        m
+    }
+
+    #[test]
+    fn returned_bytes_end_with_an_uncounted_nul() {
+        let (mut out, mut len) = (ptr::null_mut(), 7);
+        unsafe {
+            put_bytes(&mut out, &mut len, b"a\0b".to_vec());
+            assert_eq!(len, 3);
+            assert_eq!(std::slice::from_raw_parts(out, 4), b"a\0b\0");
+            am_bytes_free(out, len);
+            put_bytes(&mut out, &mut len, Vec::new());
+            assert!(!out.is_null());
+            assert_eq!((len, *out), (0, 0));
+            am_bytes_free(out, len);
+            am_bytes_free(ptr::null_mut(), 5);
+        }
+    }
+
+    #[test]
+    fn oversized_or_missing_buffers_are_refused_before_reading() {
+        let m = store();
+        let mut info = ptr::null_mut();
+        let mut err = ptr::null_mut();
+        let manifest = c"{\"id\":\"p\"}".as_ptr();
+        unsafe {
+            let status =
+                am_memory_register_plugin(m, manifest, ptr::null(), 4, &mut info, &mut err);
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            am_error_free(err);
+            // Never read: the length is refused first.
+            let byte = 0u8;
+            let status = am_memory_register_plugin(
+                m,
+                manifest,
+                &byte,
+                MAX_WASM_LEN + 1,
+                &mut info,
+                &mut err,
+            );
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            let message = CStr::from_ptr(am_error_message(err)).to_str().unwrap();
+            assert!(message.contains("at most 268435456 bytes"), "{message}");
+            am_error_free(err);
+            assert!(info.is_null());
+            am_memory_free(m);
+        }
+    }
+
+    #[cfg(not(feature = "plugins"))]
+    #[test]
+    fn without_the_feature_the_plugin_functions_are_unsupported() {
+        let m = store();
+        let (mut json, mut out, mut len) = (ptr::null_mut(), ptr::null_mut(), 9);
+        let id = c"p".as_ptr();
+        unsafe {
+            let wat = b"(module)";
+            let manifest = c"{\"id\":\"p\"}".as_ptr();
+            let statuses = [
+                am_memory_register_plugin(
+                    m,
+                    manifest,
+                    wat.as_ptr(),
+                    wat.len(),
+                    &mut json,
+                    ptr::null_mut(),
+                ),
+                am_memory_list_plugins(m, &mut json, ptr::null_mut()),
+                am_memory_unregister_plugin(m, id, ptr::null_mut()),
+                am_memory_load_plugin(m, id, &mut json, ptr::null_mut()),
+                am_memory_unload_plugin(m, id, &mut json, ptr::null_mut()),
+                am_memory_reload_plugin(m, id, &mut json, ptr::null_mut()),
+                am_memory_call_plugin(
+                    m,
+                    id,
+                    c"f".as_ptr(),
+                    ptr::null(),
+                    0,
+                    ptr::null(),
+                    &mut out,
+                    &mut len,
+                    ptr::null_mut(),
+                ),
+            ];
+            assert_eq!(statuses, [AM_ERR_UNSUPPORTED; 7]);
+            assert!(json.is_null() && out.is_null() && len == 0);
+            am_memory_free(m);
+        }
+    }
+
     #[test]
     fn the_committed_header_is_the_generated_one() {
         let generated = include_str!(concat!(env!("OUT_DIR"), "/agentmem.h"));
@@ -804,7 +1182,7 @@ mod tests {
         assert!(
             committed == generated,
             "include/agentmem.h is stale: regenerate it with \
-             AGENTMEM_UPDATE_HEADER=1 cargo build -p agent-mem-ffi"
+             AGENTMEM_UPDATE_HEADER=1 cargo build -p agent-mem-ffi --features plugins"
         );
     }
 }

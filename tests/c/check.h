@@ -1,7 +1,8 @@
 /*
- * The assertions shared by the C tests (test_agentmem.c, test_infer.c): checks that count and
- * report without stopping, a call's status checked together with its error object, and the
- * JSON a call returns parsed and freed. Header-only; each test program includes it once.
+ * The assertions shared by the C tests (test_agentmem.c, test_infer.c, test_plugins.c): checks
+ * that count and report without stopping, a call's status checked together with its error
+ * object, and the JSON a call returns parsed and freed. Header-only; each test program
+ * includes it once.
  */
 #ifndef AGENTMEM_TEST_CHECK_H
 #define AGENTMEM_TEST_CHECK_H
