@@ -21,7 +21,9 @@ cargo clippy --workspace --all-targets --features agent-mem/plugins -- -D warnin
 cargo clippy -p agent-mem --all-targets -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace --features agent-mem/plugins
+cargo test --workspace --features agent-mem/plugins,agent-mem-ffi/plugins
+echo "== the C ABI built without the plugins feature: every plugin function says Unsupported"
+cargo test -p agent-mem-ffi --lib without_the_feature
 
 echo "== model download (feature download) against a local HTTP server"
 cargo clippy -p agent-mem --all-targets --features download -- -D warnings
