@@ -155,7 +155,7 @@ impl Memory {
                     ErrorCode::Plugin,
                     format!("plugin {:?} {name}: {}", plugin.manifest.id, e.message()),
                 );
-                plugin.note_failure(err.message());
+                plugin.failed(err.message());
                 err
             })
         });

@@ -100,7 +100,8 @@ impl FileStamp {
 /// A compiled module and its idle instances.
 struct Loaded {
     compiled: CompiledPlugin,
-    hooks: [bool; 3],
+    /// Bit i: exports `HOOKS[i]`.
+    hook_mask: u8,
     stamp: Option<FileStamp>,
     idle: Mutex<Vec<Plugin>>,
 }
@@ -124,15 +125,11 @@ impl Registered {
         lock(&self.stats).denied += 1;
     }
 
-    fn failed(&self, message: &str) {
+    /// Counts a failure (of a call, a hook answer, a reload) and keeps it as the last error.
+    pub(crate) fn failed(&self, message: &str) {
         lock(&self.stats).failures += 1;
         *lock(&self.last_error) = Some(message.to_string());
         self.log("error", message);
-    }
-
-    /// Records a failure found outside the call itself (a hook answer that does not fit).
-    pub(crate) fn note_failure(&self, message: &str) {
-        self.failed(message);
     }
 
     /// True when this is a hook plugin whose code exports `HOOKS[hook]`.
@@ -141,15 +138,16 @@ impl Registered {
             && self.hook_mask.load(Ordering::Relaxed) & (1 << hook) != 0
     }
 
-    /// Puts freshly compiled code in service.
-    fn install(&self, slot: &mut Option<Arc<Loaded>>, fresh: Arc<Loaded>) {
-        let mask = fresh
-            .hooks
-            .iter()
-            .enumerate()
-            .fold(0u8, |m, (i, has)| if *has { m | (1 << i) } else { m });
-        self.hook_mask.store(mask, Ordering::Relaxed);
+    /// Puts freshly compiled code in service and counts it: a load, and a reload when it
+    /// replaces code of this registration (a changed file, an explicit reload).
+    fn install(&self, slot: &mut Option<Arc<Loaded>>, fresh: Arc<Loaded>, reload: bool) {
+        self.hook_mask.store(fresh.hook_mask, Ordering::Relaxed);
         *slot = Some(fresh);
+        let mut stats = lock(&self.stats);
+        stats.loads += 1;
+        if reload {
+            stats.reloads += 1;
+        }
     }
 
     fn info(&self) -> PluginInfo {
@@ -264,8 +262,7 @@ impl PluginManager {
         });
         // Compile outside the registry lock: other plugins keep running meanwhile.
         let loaded = self.compile(&registered)?;
-        lock(&registered.stats).loads += 1;
-        registered.install(&mut lock(&registered.slot), loaded);
+        registered.install(&mut lock(&registered.slot), loaded, false);
         registered.last_used.store(self.tick(), Ordering::Relaxed);
         {
             let _changing = lock(&self.changing);
@@ -335,13 +332,8 @@ impl PluginManager {
         let fresh = self.compile(&registered).inspect_err(|e| {
             registered.failed(&format!("reload failed: {}", e.message()));
         })?;
-        registered.install(&mut slot, fresh);
+        registered.install(&mut slot, fresh, true);
         drop(slot);
-        {
-            let mut stats = lock(&registered.stats);
-            stats.loads += 1;
-            stats.reloads += 1;
-        }
         registered.log("info", "reloaded");
         registered.last_used.store(self.tick(), Ordering::Relaxed);
         self.evict_beyond_capacity(id);
@@ -369,11 +361,7 @@ impl PluginManager {
             }
             return match self.compile(registered) {
                 Ok(fresh) => {
-                    registered.install(&mut slot, fresh.clone());
-                    let mut stats = lock(&registered.stats);
-                    stats.loads += 1;
-                    stats.reloads += 1;
-                    drop(stats);
+                    registered.install(&mut slot, fresh.clone(), true);
                     registered.log("info", "reloaded: the file changed");
                     Ok(fresh)
                 }
@@ -388,9 +376,8 @@ impl PluginManager {
             };
         }
         let fresh = self.compile(registered)?;
-        registered.install(&mut slot, fresh.clone());
+        registered.install(&mut slot, fresh.clone(), false);
         drop(slot);
-        lock(&registered.stats).loads += 1;
         self.evict_beyond_capacity(&registered.manifest.id);
         Ok(fresh)
     }
@@ -477,8 +464,12 @@ impl PluginManager {
         let compiled = builder.compile().map_err(cannot_load)?;
         // One instance now: it proves the imports link and the start code runs.
         let first = Plugin::new_from_compiled(&compiled).map_err(cannot_load)?;
-        let hooks = HOOKS.map(|h| first.function_exists(h));
-        if m.kind == PluginKind::Hook && !hooks.contains(&true) {
+        let hook_mask = HOOKS
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| first.function_exists(h))
+            .fold(0u8, |mask, (i, _)| mask | (1 << i));
+        if m.kind == PluginKind::Hook && hook_mask == 0 {
             return Err(Error::new(
                 ErrorCode::Plugin,
                 format!(
@@ -491,7 +482,7 @@ impl PluginManager {
         }
         Ok(Arc::new(Loaded {
             compiled,
-            hooks,
+            hook_mask,
             stamp,
             idle: Mutex::new(vec![first]),
         }))
