@@ -103,21 +103,42 @@ impl HostContext {
     }
 }
 
-/// The host functions, one set per compiled plugin.
+/// The host functions, one set per compiled plugin, each with the capability it needs.
 pub(crate) fn functions() -> Vec<Function> {
     vec![
         Function::new("am_log", [PTR], [], UserData::new(()), am_log),
         Function::new("am_config", [], [PTR], UserData::new(()), am_config),
-        Function::new("am_search", [PTR], [PTR], UserData::new(()), am_search),
-        Function::new("am_get", [PTR], [PTR], UserData::new(()), am_get),
-        Function::new("am_add", [PTR], [PTR], UserData::new(()), am_add),
-        Function::new("am_llm", [PTR], [PTR], UserData::new(()), am_llm),
+        text_function("am_search", Capability::Search, search),
+        text_function("am_get", Capability::MemoryRead, get),
+        text_function("am_add", Capability::MemoryWrite, add),
+        text_function("am_llm", Capability::Llm, ask_llm),
     ]
 }
 
 type HostResult = Result<(), extism::Error>;
+type Served = Result<String, extism::Error>;
 
-fn context(_: &mut CurrentPlugin) -> Result<HostContext, extism::Error> {
+/// A host function taking one text and answering one, allowed with `capability` only.
+fn text_function(
+    name: &'static str,
+    capability: Capability,
+    serve: fn(&HostContext, &str) -> Served,
+) -> Function {
+    Function::new(
+        name,
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        move |plugin: &mut CurrentPlugin, inputs: &[Val], outputs: &mut [Val], _: UserData<()>| {
+            let ctx = context()?;
+            ctx.require(capability, name)?;
+            let answer = serve(&ctx, &input_text(plugin, inputs)?)?;
+            plugin.memory_set_val(&mut outputs[0], answer)
+        },
+    )
+}
+
+fn context() -> Result<HostContext, extism::Error> {
     if !CALL.is_set() {
         return Err(extism::Error::msg(
             "agent_mem host functions work only during a call",
@@ -153,7 +174,7 @@ fn am_log(
     _: &mut [Val],
     _: UserData<()>,
 ) -> HostResult {
-    let ctx = context(plugin)?;
+    let ctx = context()?;
     ctx.require(Capability::Logging, "am_log")?;
     let mut text = input_text(plugin, inputs)?;
     truncate(&mut text, MAX_LOG_LINE);
@@ -167,7 +188,7 @@ fn am_config(
     outputs: &mut [Val],
     _: UserData<()>,
 ) -> HostResult {
-    let ctx = context(plugin)?;
+    let ctx = context()?;
     ctx.require(Capability::Config, "am_config")?;
     let config = serde_json::to_string(&ctx.plugin.manifest.config)?;
     plugin.memory_set_val(&mut outputs[0], config)
@@ -185,15 +206,8 @@ struct SearchRequest {
     filters: Option<Value>,
 }
 
-fn am_search(
-    plugin: &mut CurrentPlugin,
-    inputs: &[Val],
-    outputs: &mut [Val],
-    _: UserData<()>,
-) -> HostResult {
-    let ctx = context(plugin)?;
-    ctx.require(Capability::Search, "am_search")?;
-    let request: SearchRequest = parse("am_search", &input_text(plugin, inputs)?)?;
+fn search(ctx: &HostContext, input: &str) -> Served {
+    let request: SearchRequest = parse("am_search", input)?;
     let own = match &request.filters {
         Some(f) => Filter::from_json(f).map_err(|e| extism::Error::msg(e.message().to_string()))?,
         None => Filter::All,
@@ -213,18 +227,10 @@ fn am_search(
         .iter()
         .map(|h| super::hooks::hit_json(&h.memory, h.score))
         .collect();
-    plugin.memory_set_val(&mut outputs[0], json!({ "results": results }).to_string())
+    Ok(json!({ "results": results }).to_string())
 }
 
-fn am_get(
-    plugin: &mut CurrentPlugin,
-    inputs: &[Val],
-    outputs: &mut [Val],
-    _: UserData<()>,
-) -> HostResult {
-    let ctx = context(plugin)?;
-    ctx.require(Capability::MemoryRead, "am_get")?;
-    let id = input_text(plugin, inputs)?;
+fn get(ctx: &HostContext, id: &str) -> Served {
     let found = store(|m| match m.get(id.trim()) {
         Ok(record) => Ok(Some(record)),
         Err(e) if e.code() == crate::ErrorCode::NotFound => Ok(None),
@@ -235,7 +241,7 @@ fn am_get(
         Some(record) => super::hooks::hit_json(&record, 1.0),
         None => Value::Null,
     };
-    plugin.memory_set_val(&mut outputs[0], answer.to_string())
+    Ok(answer.to_string())
 }
 
 #[derive(Deserialize)]
@@ -248,15 +254,8 @@ struct AddRequest {
     kind: Option<MemoryKind>,
 }
 
-fn am_add(
-    plugin: &mut CurrentPlugin,
-    inputs: &[Val],
-    outputs: &mut [Val],
-    _: UserData<()>,
-) -> HostResult {
-    let ctx = context(plugin)?;
-    ctx.require(Capability::MemoryWrite, "am_add")?;
-    let request: AddRequest = parse("am_add", &input_text(plugin, inputs)?)?;
+fn add(ctx: &HostContext, input: &str) -> Served {
+    let request: AddRequest = parse("am_add", input)?;
     let mut memory = NewMemory::new(request.content).scope(ctx.scope.clone());
     if let Some(metadata) = request.metadata {
         memory = memory.metadata(metadata);
@@ -266,10 +265,7 @@ fn am_add(
     }
     let outcome =
         store(|m| m.add_without_hooks(memory, &format!("plugin:{}", ctx.plugin.manifest.id)))?;
-    plugin.memory_set_val(
-        &mut outputs[0],
-        json!({"id": outcome.id, "added": outcome.added}).to_string(),
-    )
+    Ok(json!({"id": outcome.id, "added": outcome.added}).to_string())
 }
 
 #[derive(Deserialize)]
@@ -287,15 +283,8 @@ struct LlmMessage {
     content: String,
 }
 
-fn am_llm(
-    plugin: &mut CurrentPlugin,
-    inputs: &[Val],
-    outputs: &mut [Val],
-    _: UserData<()>,
-) -> HostResult {
-    let ctx = context(plugin)?;
-    ctx.require(Capability::Llm, "am_llm")?;
-    let request: LlmRequest = parse("am_llm", &input_text(plugin, inputs)?)?;
+fn ask_llm(_: &HostContext, input: &str) -> Served {
+    let request: LlmRequest = parse("am_llm", input)?;
     let mut chat = ChatRequest::new("", "");
     chat.messages.clear();
     for m in request.messages {
@@ -325,7 +314,7 @@ fn am_llm(
         return Err(extism::Error::msg("am_llm: give at least one user message"));
     }
     chat.json = request.json;
-    let answer = store(|m| {
+    store(|m| {
         let llm = m.llm_client().ok_or_else(|| {
             crate::Error::new(
                 crate::ErrorCode::Unsupported,
@@ -333,6 +322,5 @@ fn am_llm(
             )
         })?;
         llm.complete(&chat)
-    })?;
-    plugin.memory_set_val(&mut outputs[0], answer)
+    })
 }
