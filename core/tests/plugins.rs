@@ -1037,18 +1037,17 @@ fn bad_limits_and_manifests_are_refused() {
         assert!(err.message().contains(needle), "{err}");
     }
     assert!(memory.plugins().list().is_empty());
-    assert!(PluginManager_cache_zero_is_refused());
 }
 
-#[allow(non_snake_case)]
-fn PluginManager_cache_zero_is_refused() -> bool {
-    Memory::builder()
+#[test]
+fn a_plugin_cache_of_zero_is_refused() {
+    let err = Memory::builder()
         .without_embedder()
         .plugin_options(PluginOptions { cache_size: 0 })
         .build()
-        .unwrap_err()
-        .message()
-        .contains("cache_size")
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.message().contains("cache_size"), "{err}");
 }
 
 // ------------------------------------------------------------------------------- failures
