@@ -58,10 +58,12 @@ pub use filter::Filter;
 pub use index::{Quantization, VectorIndexOptions};
 pub use llm::{Llm, LlmConfig};
 pub use memory::{
-    AddMessages, ListOptions, ListOrder, ListPage, Memory, MemoryBuilder, MemoryEvent,
+    AddMessages, CopyReport, ListOptions, ListOrder, ListPage, Memory, MemoryBuilder, MemoryEvent,
     MemoryEventKind, Message,
 };
 pub use search::{EngineScore, Explanation, FusionWeights, SearchHit, SearchMode, SearchOptions};
+#[cfg(feature = "postgres")]
+pub use store::postgres::PostgresOptions;
 pub use types::{
     format_time, parse_time, AddOutcome, HistoryEntry, HistoryEvent, MemoryKind, MemoryRecord,
     MemoryUpdate, Metadata, NewMemory, Scope, MAX_CONTENT_BYTES, MAX_SCOPE_ID_BYTES,

@@ -2,25 +2,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
-use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::embed::{locate_model, Embedder, LocalEmbedder, DEFAULT_MODEL_NAME};
 use crate::error::{Error, ErrorCode, Result};
-use crate::filter::Filter;
-use crate::index::vector::{self, VectorIndex};
+use crate::filter::{Field, Filter, Op};
 use crate::index::VectorIndexOptions;
 use crate::llm::Llm;
-use crate::search::keyword::{self, Where};
 use crate::search::{
     fusion, EngineScore, Explanation, SearchHit, SearchMode, SearchOptions, MAX_LIMIT,
 };
-use crate::store::ops::{self, VocabDelta, RECORD_COLUMNS};
-use crate::store::sqlite::Db;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{
+    self, model_mismatch, Inserted, PageRequest, Selection, Store, StoreTx, TextEngine,
+};
 use crate::types::{
     content_hash, format_time, validate_content, validate_metadata, AddOutcome, HistoryEntry,
     MemoryRecord, MemoryUpdate, NewMemory, Scope,
@@ -35,9 +33,8 @@ pub use infer::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 const ACTOR_USER: &str = "user";
 /// The actor recorded in history when expired memories are purged.
 const ACTOR_EXPIRY: &str = "expiry";
-/// Changes kept in the log behind the saved index, so that other processes with a slightly
-/// older in-memory index can still catch up without a rebuild.
-const CHANGE_LOG_MARGIN: i64 = 10_000;
+/// Memories (or history rows) read per page when copying a store.
+const COPY_PAGE: usize = 500;
 /// Texts embedded per embedder call.
 const EMBED_CHUNK: usize = 64;
 
@@ -100,14 +97,14 @@ pub enum ListOrder {
 }
 
 impl ListOrder {
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             ListOrder::CreatedAsc | ListOrder::CreatedDesc => "created_at",
             ListOrder::UpdatedAsc | ListOrder::UpdatedDesc => "updated_at",
         }
     }
 
-    fn descending(self) -> bool {
+    pub(crate) fn descending(self) -> bool {
         matches!(self, ListOrder::CreatedDesc | ListOrder::UpdatedDesc)
     }
 }
@@ -181,6 +178,15 @@ impl ListOptions {
     }
 }
 
+/// What [`Memory::copy_into`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyReport {
+    /// Memories copied.
+    pub memories: usize,
+    /// History rows copied.
+    pub history: usize,
+}
+
 /// One page of [`Memory::list`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListPage {
@@ -202,9 +208,18 @@ pub struct MemoryBuilder {
     prompts: Prompts,
     #[cfg(feature = "plugins")]
     plugins: crate::plugin::PluginOptions,
+    #[cfg(feature = "postgres")]
+    postgres: crate::store::postgres::PostgresOptions,
 }
 
 impl MemoryBuilder {
+    /// Settings of the PostgreSQL backend: pool size and timeouts (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    pub fn postgres_options(mut self, options: crate::PostgresOptions) -> Self {
+        self.postgres = options;
+        self
+    }
+
     /// Settings of the plugin manager (feature `plugins`).
     #[cfg(feature = "plugins")]
     pub fn plugin_options(mut self, options: crate::plugin::PluginOptions) -> Self {
@@ -212,7 +227,9 @@ impl MemoryBuilder {
         self
     }
 
-    /// The store file (created if missing). Without a path the store lives in memory.
+    /// The store file (created if missing), or with the `postgres` feature a
+    /// `postgres://user:password@host:port/database` URL. Without a path the store lives
+    /// in memory.
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {
         self.path = Some(path.as_ref().to_path_buf());
         self
@@ -288,10 +305,7 @@ impl MemoryBuilder {
     pub fn build(self) -> Result<Memory> {
         self.index.validate()?;
         self.search.validate()?;
-        let db = match &self.path {
-            Some(p) => Db::open(p)?,
-            None => Db::open_in_memory()?,
-        };
+        let store = self.open_store()?;
         let embedder = match &self.embedder {
             EmbedderChoice::Custom(e) => EmbedderSlot::Ready(e.clone()),
             EmbedderChoice::Disabled => EmbedderSlot::Disabled,
@@ -307,22 +321,13 @@ impl MemoryBuilder {
                 },
             },
         };
-        let (stored_model, stored_dims, store_id) = db.read(|c| {
-            Ok((
-                ops::get_meta(c, "embedding_model")?,
-                ops::dimensions(c)?,
-                ops::get_meta(c, "store_id")?.unwrap_or_default(),
-            ))
-        })?;
-        if let (Some(stored), Some(configured)) = (&stored_model, embedder.model_id()) {
+        let info = store.info()?;
+        if let (Some(stored), Some(configured)) = (&info.embedding_model, embedder.model_id()) {
             if stored != configured {
-                return Err(Error::invalid(format!(
-                    "this store was embedded with {stored:?} but the memory is configured with \
-                     {configured:?}; mixing models makes search meaningless"
-                )));
+                return Err(model_mismatch(stored, configured));
             }
         }
-        if let (Some(dims), EmbedderSlot::Ready(e)) = (stored_dims, &embedder) {
+        if let (Some(dims), EmbedderSlot::Ready(e)) = (info.dimensions, &embedder) {
             // 0: a remote embedder learns its dimension from its first answer; every vector
             // is checked against the store's dimension when it is written.
             if e.dimensions() != 0 && e.dimensions() != dims {
@@ -332,44 +337,47 @@ impl MemoryBuilder {
                 )));
             }
         }
-        let index_path = match (&self.path, self.persist_index) {
-            (Some(p), true) => Some(vector::sibling(p, ".usearch")),
-            _ => None,
-        };
-        if let Some(p) = &index_path {
-            vector::remove_stale_temporaries(p);
-        }
-        let index = index_path
-            .as_deref()
-            .and_then(|p| VectorIndex::load(p, &store_id, self.index))
-            .unwrap_or_else(|| VectorIndex::empty(self.index));
         #[cfg(feature = "plugins")]
         let plugins = crate::plugin::PluginManager::new(self.plugins)?;
-        let memory = Memory {
+        Ok(Memory {
             #[cfg(feature = "plugins")]
             plugins,
-            db,
-            index: RwLock::new(index),
+            store,
             embedder,
-            index_options: self.index,
             defaults: self.search,
-            index_path,
-            store_id,
             llm: self.llm,
             prompts: self.prompts,
-        };
-        memory.sync_index()?;
-        // A saved index that replays to the wrong size is not to be trusted: rebuild.
-        let stored = memory.count_all()?;
-        if memory.index_read().len() != stored {
-            {
-                let mut index = memory.index_write();
-                index.clear();
-                index.applied_seq = 0;
+        })
+    }
+
+    /// The backend the path names: a PostgreSQL URL, a SQLite file, or memory.
+    fn open_store(&self) -> Result<Box<dyn Store>> {
+        let url = self
+            .path
+            .as_deref()
+            .and_then(Path::to_str)
+            .filter(|p| store::is_postgres_url(p));
+        match url {
+            #[cfg(feature = "postgres")]
+            Some(url) => {
+                self.postgres.validate()?;
+                Ok(Box::new(crate::store::postgres::PgStore::open(
+                    url,
+                    &self.postgres,
+                    self.index,
+                )?))
             }
-            memory.sync_index()?;
+            #[cfg(not(feature = "postgres"))]
+            Some(_) => Err(Error::new(
+                ErrorCode::Unsupported,
+                "a postgres:// store needs agent_mem built with the `postgres` feature",
+            )),
+            None => Ok(Box::new(SqliteStore::open(
+                self.path.as_deref(),
+                self.index,
+                self.persist_index,
+            )?)),
         }
-        Ok(memory)
     }
 }
 
@@ -379,13 +387,9 @@ impl MemoryBuilder {
 /// `Memory` is `Send + Sync`: share it between threads with an `Arc`. Several processes may
 /// open the same file; each sees the others' writes.
 pub struct Memory {
-    db: Db,
-    index: RwLock<VectorIndex>,
+    store: Box<dyn Store>,
     embedder: EmbedderSlot,
-    index_options: VectorIndexOptions,
     defaults: SearchOptions,
-    index_path: Option<PathBuf>,
-    store_id: String,
     llm: Option<Arc<dyn Llm>>,
     prompts: Prompts,
     #[cfg(feature = "plugins")]
@@ -395,7 +399,7 @@ pub struct Memory {
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
-            .field("path", &self.db.path())
+            .field("store", &self.store.location())
             .field("embedder", &self.embedder.model_id())
             .field("llm", &self.llm.as_ref().map(|l| l.label()))
             .finish_non_exhaustive()
@@ -425,6 +429,8 @@ impl Memory {
             prompts: Prompts::default(),
             #[cfg(feature = "plugins")]
             plugins: crate::plugin::PluginOptions::default(),
+            #[cfg(feature = "postgres")]
+            postgres: crate::store::postgres::PostgresOptions::default(),
         }
     }
 
@@ -440,9 +446,14 @@ impl Memory {
         self.llm.as_ref()
     }
 
-    /// The store file, or `None` in memory.
+    /// The store file, or `None` in memory or on a database server.
     pub fn path(&self) -> Option<&Path> {
-        self.db.path()
+        self.store.path()
+    }
+
+    /// Where the store lives: its file, `:memory:`, or its URL with the password hidden.
+    pub fn location(&self) -> String {
+        self.store.location()
     }
 
     /// The search options this memory was built with (see
@@ -459,14 +470,6 @@ impl Memory {
     /// The embedder's model id, if there is an embedder.
     pub fn embedding_model(&self) -> Option<&str> {
         self.embedder.model_id()
-    }
-
-    fn index_read(&self) -> RwLockReadGuard<'_, VectorIndex> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn index_write(&self) -> RwLockWriteGuard<'_, VectorIndex> {
-        self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
     // ---------------------------------------------------------------- adding
@@ -561,9 +564,7 @@ impl Memory {
         let model = embedder.model_id().to_string();
         let hashes: Vec<String> = texts.iter().map(|t| content_hash(t)).collect();
         let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
-        let mut known = self
-            .db
-            .read(|c| ops::cached_embeddings(c, &model, &hash_refs))?;
+        let mut known = self.store.cached_embeddings(&model, &hash_refs)?;
         let mut missing: Vec<(&str, &str)> = Vec::new();
         let mut queued = HashSet::new();
         for (text, h) in texts.iter().zip(&hashes) {
@@ -621,29 +622,23 @@ impl Memory {
         vectors: Vec<Embedded>,
         actor: &str,
     ) -> Result<Vec<AddOutcome>> {
-        let now = Utc::now();
-        let outcomes = self.db.write(|tx| {
-            let w = &mut Writing {
-                tx,
-                dims: self.check_store_dimensions(tx, vectors.first().map(|e| e.vector.len()))?,
-                vocab: VocabDelta::default(),
-                now,
-            };
+        // The store keeps microseconds: records and events agree with what `get` reads.
+        let now = Utc::now().trunc_subsecs(6);
+        store::write(&*self.store, |tx| {
+            let dims = self.check_store_dimensions(tx, vectors.first().map(|e| e.vector.len()))?;
+            let w = &mut Writing { tx, dims, now };
             let mut outcomes = Vec::with_capacity(memories.len());
-            for (m, e) in memories.into_iter().zip(&vectors) {
-                outcomes.push(self.insert_one(w, m, e, actor)?);
+            for (m, e) in memories.iter().zip(&vectors) {
+                outcomes.push(self.insert_one(w, m.clone(), e, actor)?);
             }
-            std::mem::take(&mut w.vocab).apply(tx)?;
-            record_embedding_model(tx, &vectors)?;
+            record_embedding_model(w.tx, &vectors)?;
             Ok(outcomes)
-        })?;
-        self.sync_index()?;
-        Ok(outcomes)
+        })
     }
 
     /// Inserts one memory inside a write transaction: checks the vector against the store's
     /// dimension, caches a fresh embedding, and applies the duplicate rule (a live twin in
-    /// the same scope wins; an expired one makes way). The caller applies `w.vocab`.
+    /// the same scope wins; an expired one makes way).
     fn insert_one(
         &self,
         w: &mut Writing<'_>,
@@ -651,10 +646,10 @@ impl Memory {
         e: &Embedded,
         actor: &str,
     ) -> Result<AddOutcome> {
-        let (tx, now) = (w.tx, w.now);
-        fit_vector(tx, e, w.dims)?;
+        let now = w.now;
+        fit_vector(w.tx, e, w.dims)?;
         let hash = content_hash(&m.content);
-        if let Some((key, existing)) = ops::find_duplicate(tx, &m.scope, &hash)? {
+        if let Some((key, existing)) = w.tx.find_duplicate(&m.scope, &hash)? {
             if !existing.is_expired_at(now) {
                 return Ok(AddOutcome {
                     id: existing.id,
@@ -662,7 +657,7 @@ impl Memory {
                 });
             }
             // An expired twin is gone for the reader; replace it.
-            ops::delete_memory(tx, key, &existing, &mut w.vocab, ACTOR_EXPIRY, now)?;
+            w.tx.delete(key, &existing, ACTOR_EXPIRY, now)?;
         }
         let rec = MemoryRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -675,16 +670,22 @@ impl Memory {
             updated_at: now,
             expires_at: m.expires_at,
         };
-        ops::insert_memory(tx, &rec, &e.vector, &mut w.vocab, actor)?;
-        Ok(AddOutcome {
-            id: rec.id,
-            added: true,
+        Ok(match w.tx.insert(&rec, &e.vector, actor)? {
+            Inserted::New => AddOutcome {
+                id: rec.id,
+                added: true,
+            },
+            // Another process stored the same memory a moment before.
+            Inserted::Twin(id) => AddOutcome {
+                id,
+                added: false,
+            },
         })
     }
 
     /// Checks (and on the first vector records) the store's vector dimension.
-    fn check_store_dimensions(&self, conn: &Connection, first: Option<usize>) -> Result<usize> {
-        match (ops::dimensions(conn)?, first) {
+    fn check_store_dimensions(&self, tx: &mut dyn StoreTx, first: Option<usize>) -> Result<usize> {
+        match (tx.dimensions()?, first) {
             (Some(d), _) => Ok(d),
             (None, Some(d)) => {
                 if let EmbedderSlot::Ready(e) = &self.embedder {
@@ -696,8 +697,13 @@ impl Memory {
                         )));
                     }
                 }
-                ops::set_meta(conn, "dimensions", &d.to_string())?;
-                Ok(d)
+                let stored = tx.record_dimensions(d)?;
+                if stored != d {
+                    return Err(Error::invalid(format!(
+                        "vector has {d} dimensions; the store holds {stored}"
+                    )));
+                }
+                Ok(stored)
             }
             (None, None) => Ok(0),
         }
@@ -708,9 +714,8 @@ impl Memory {
     /// The memory with this id (expired or not).
     pub fn get(&self, id: &str) -> Result<MemoryRecord> {
         check_id(id)?;
-        self.db
-            .read(|c| ops::get_by_id(c, id))?
-            .map(|(_, r)| r)
+        self.store
+            .get(id)?
             .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))
     }
 
@@ -728,49 +733,19 @@ impl Memory {
             ));
         }
         options.scope.validate()?;
-        let mut w = compile_where(
+        let selection = selection(
             options.filter.as_ref(),
             &options.scope,
             options.include_global,
             options.include_expired,
         );
-        let column = options.order.column();
-        let (cmp, dir) = if options.order.descending() {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
+        let page = PageRequest {
+            order: options.order,
+            limit: options.limit + 1,
+            offset: options.offset,
+            after: options.cursor.as_deref().map(parse_cursor).transpose()?,
         };
-        if let Some(cursor) = &options.cursor {
-            let (key, at) = parse_cursor(cursor)?;
-            let n = w.params.len();
-            w.sql = format!(
-                "({}) AND (m.{column}, m.key) {cmp} (?{}, ?{})",
-                w.sql,
-                n + 1,
-                n + 2
-            );
-            w.params.push(SqlValue::Text(at));
-            w.params.push(SqlValue::Integer(key));
-        }
-        let n = w.params.len();
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM memories m WHERE {} ORDER BY m.{column} {dir}, m.key {dir} \
-             LIMIT ?{} OFFSET ?{}",
-            w.sql,
-            n + 1,
-            n + 2
-        );
-        w.params.push(SqlValue::Integer(options.limit as i64 + 1));
-        w.params.push(SqlValue::Integer(options.offset as i64));
-        let mut rows: Vec<(i64, MemoryRecord)> = self.db.read(|c| {
-            let mut stmt = c.prepare(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(&w.params))?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                out.push(ops::record_from_row(row)?);
-            }
-            Ok(out)
-        })?;
+        let mut rows = self.store.list(&selection, &page)?;
         let more = rows.len() > options.limit;
         rows.truncate(options.limit);
         let next_cursor = if more {
@@ -793,18 +768,13 @@ impl Memory {
     /// How many memories match the scope and filter (expired ones excluded).
     pub fn count(&self, scope: &Scope, filter: Option<&Filter>) -> Result<usize> {
         scope.validate()?;
-        let w = compile_where(filter, scope, false, false);
-        let sql = format!("SELECT count(*) FROM memories m WHERE {}", w.sql);
-        self.db.read(|c| {
-            let n: i64 = c.query_row(&sql, rusqlite::params_from_iter(&w.params), |r| r.get(0))?;
-            Ok(n as usize)
-        })
+        self.store.count(&selection(filter, scope, false, false))
     }
 
     /// The history of a memory, oldest first (it outlives the memory's deletion).
     pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         check_id(id)?;
-        let rows = self.db.read(|c| ops::history(c, id))?;
+        let rows = self.store.history(id)?;
         if rows.is_empty() {
             return Err(Error::not_found(format!("no memory with id {id:?}")));
         }
@@ -885,8 +855,9 @@ impl Memory {
         };
         // The store keeps microseconds: return the time as `get` will read it back.
         let now = Utc::now().trunc_subsecs(6);
-        let updated = self.db.write(|tx| {
-            let (key, old) = ops::get_by_id(tx, id)?
+        store::write(&*self.store, |tx| {
+            let (key, old) = tx
+                .get(id)?
                 .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))?;
             let mut new = old.clone();
             if let Some(c) = &update.content {
@@ -903,9 +874,8 @@ impl Memory {
                 new.expires_at = e;
             }
             new.updated_at = now;
-            let mut vocab = VocabDelta::default();
             if new.hash != old.hash {
-                if let Some((twin_key, twin)) = ops::find_duplicate(tx, &new.scope, &new.hash)? {
+                if let Some((twin_key, twin)) = tx.find_duplicate(&new.scope, &new.hash)? {
                     if !twin.is_expired_at(now) {
                         return Err(Error::new(
                             ErrorCode::AlreadyExists,
@@ -916,7 +886,7 @@ impl Memory {
                         ));
                     }
                     // As in `add`: an expired twin is gone for the reader; it makes way.
-                    ops::delete_memory(tx, twin_key, &twin, &mut vocab, ACTOR_EXPIRY, now)?;
+                    tx.delete(twin_key, &twin, ACTOR_EXPIRY, now)?;
                 }
             }
             let vector = if new.content != old.content {
@@ -930,26 +900,21 @@ impl Memory {
             } else {
                 None
             };
-            ops::update_memory(tx, key, &old, &new, vector, &mut vocab, ACTOR_USER)?;
-            vocab.apply(tx)?;
+            tx.update(key, &old, &new, vector, ACTOR_USER)?;
             Ok(new)
-        })?;
-        self.sync_index()?;
-        Ok(updated)
+        })
     }
 
     /// Deletes a memory (its history stays, ending with a `DELETE` row).
     pub fn delete(&self, id: &str) -> Result<()> {
         check_id(id)?;
         let now = Utc::now();
-        self.db.write(|tx| {
-            let (key, rec) = ops::get_by_id(tx, id)?
+        store::write(&*self.store, |tx| {
+            let (key, rec) = tx
+                .get(id)?
                 .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))?;
-            let mut vocab = VocabDelta::default();
-            ops::delete_memory(tx, key, &rec, &mut vocab, ACTOR_USER, now)?;
-            vocab.apply(tx)
-        })?;
-        self.sync_index()
+            tx.delete(key, &rec, ACTOR_USER, now)
+        })
     }
 
     /// Deletes every memory (expired or not) matching the scope and filter, in one
@@ -961,72 +926,39 @@ impl Memory {
                 "delete_all needs a scope or a filter; to delete everything use reset",
             ));
         }
-        let w = compile_where(filter, scope, false, true);
-        self.delete_where(&w, ACTOR_USER)
+        self.delete_where(&selection(filter, scope, false, true), ACTOR_USER)
     }
 
     /// Deletes every memory whose expiry has passed; returns how many.
     pub fn purge_expired(&self) -> Result<usize> {
-        let w = Where {
-            sql: "m.expires_at IS NOT NULL AND m.expires_at <= ?1".into(),
-            params: vec![SqlValue::Text(format_time(Utc::now()))],
+        let now = Utc::now();
+        let expired = Selection {
+            filter: Filter::Cond {
+                field: Field::ExpiresAt,
+                op: Op::Lte,
+                value: serde_json::Value::String(format_time(now)),
+            },
+            include_expired: true,
+            now,
         };
-        self.delete_where(&w, ACTOR_EXPIRY)
+        self.delete_where(&expired, ACTOR_EXPIRY)
     }
 
-    fn delete_where(&self, w: &Where, actor: &str) -> Result<usize> {
+    fn delete_where(&self, selection: &Selection, actor: &str) -> Result<usize> {
         let now = Utc::now();
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM memories m WHERE {}", w.sql);
-        let n = self.db.write(|tx| {
-            let victims: Vec<(i64, MemoryRecord)> = {
-                let mut stmt = tx.prepare(&sql)?;
-                let mut rows = stmt.query(rusqlite::params_from_iter(&w.params))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    out.push(ops::record_from_row(row)?);
-                }
-                out
-            };
-            let mut vocab = VocabDelta::default();
+        store::write(&*self.store, |tx| {
+            let victims = tx.select(selection)?;
             for (key, rec) in &victims {
-                ops::delete_memory(tx, *key, rec, &mut vocab, actor, now)?;
+                tx.delete(*key, rec, actor, now)?;
             }
-            vocab.apply(tx)?;
             Ok(victims.len())
-        })?;
-        self.sync_index()?;
-        Ok(n)
+        })
     }
 
     /// Forgets everything: memories, history, the embedding cache and the indexes. The
     /// store keeps its embedding model and dimension.
     pub fn reset(&self) -> Result<()> {
-        self.db.write(|tx| {
-            tx.execute_batch(
-                "DELETE FROM memories;
-                 INSERT INTO memories_fts (memories_fts) VALUES ('delete-all');
-                 DELETE FROM terms;
-                 DELETE FROM term_grams;
-                 DELETE FROM history;
-                 DELETE FROM embedding_cache;
-                 INSERT INTO changes (key, op) VALUES (0, 'delete');
-                 DELETE FROM changes;",
-            )?;
-            // Every process's index must start again from nothing. The marker row above
-            // moves the log's head, so that a handle already caught up sees a change and
-            // rebuilds (the pruned mark below is then ahead of what it applied).
-            let (head, _) = ops::change_head(tx)?;
-            ops::set_meta(tx, "changes_pruned_through", &head.to_string())
-        })?;
-        {
-            let mut index = self.index_write();
-            index.clear();
-            index.applied_seq = 0;
-        }
-        if let Some(p) = &self.index_path {
-            vector::remove_saved(p);
-        }
-        self.sync_index()
+        self.store.reset()
     }
 
     // ---------------------------------------------------------------- search
@@ -1113,8 +1045,8 @@ impl Memory {
             (None, true) => Some(self.embed_query(query)?),
             (None, false) => None,
         };
-        self.sync_index()?;
-        let w = compile_where(
+        self.store.refresh()?;
+        let selection = selection(
             options.filter.as_ref(),
             &options.scope,
             options.include_global,
@@ -1139,47 +1071,44 @@ impl Memory {
         };
         let ranked: Vec<(u64, f32)> = match mode {
             SearchMode::Vector => {
-                let hits = self.vector_engine(
+                let hits = as_u64(self.store.nearest(
                     query_vector.as_deref().unwrap_or_default(),
                     limit,
-                    &w,
-                    options,
-                )?;
+                    &selection,
+                )?);
                 note(&hits, |e, s| e.vector = Some(s));
                 hits
             }
             SearchMode::Keyword | SearchMode::Phrase | SearchMode::Fuzzy => {
-                type TextEngine = fn(&Connection, &str, &Where, usize) -> Result<Vec<(i64, f32)>>;
                 let (engine, explain_as): (TextEngine, fn(&mut Explanation, EngineScore)) =
                     match mode {
-                        SearchMode::Keyword => (keyword::keyword, |e, s| e.keyword = Some(s)),
-                        SearchMode::Phrase => (keyword::phrase, |e, s| e.phrase = Some(s)),
-                        _ => (keyword::fuzzy, |e, s| e.fuzzy = Some(s)),
+                        SearchMode::Keyword => (TextEngine::Keyword, |e, s| e.keyword = Some(s)),
+                        SearchMode::Phrase => (TextEngine::Phrase, |e, s| e.phrase = Some(s)),
+                        _ => (TextEngine::Fuzzy, |e, s| e.fuzzy = Some(s)),
                     };
-                let hits = as_u64(self.db.read(|c| engine(c, query, &w, limit))?);
+                let hits = as_u64(self.store.text_search(engine, query, &selection, limit)?);
                 note(&hits, explain_as);
                 hits
             }
             SearchMode::Hybrid => {
                 let weights = options.weights;
                 let vec_hits = match &query_vector {
-                    Some(q) if weights.vector > 0.0 => self.vector_engine(q, pool, &w, options)?,
+                    Some(q) if weights.vector > 0.0 => {
+                        as_u64(self.store.nearest(q, pool, &selection)?)
+                    }
                     _ => Vec::new(),
                 };
-                let (kw_hits, fz_hits) = self.db.read(|c| {
-                    let kw = if weights.keyword > 0.0 {
-                        keyword::keyword(c, query, &w, pool)?
+                let text = |engine, weight: f32| -> Result<Vec<(u64, f32)>> {
+                    if weight > 0.0 {
+                        Ok(as_u64(
+                            self.store.text_search(engine, query, &selection, pool)?,
+                        ))
                     } else {
-                        Vec::new()
-                    };
-                    let fz = if weights.fuzzy > 0.0 {
-                        keyword::fuzzy(c, query, &w, pool)?
-                    } else {
-                        Vec::new()
-                    };
-                    Ok((kw, fz))
-                })?;
-                let (kw_hits, fz_hits) = (as_u64(kw_hits), as_u64(fz_hits));
+                        Ok(Vec::new())
+                    }
+                };
+                let kw_hits = text(TextEngine::Keyword, weights.keyword)?;
+                let fz_hits = text(TextEngine::Fuzzy, weights.fuzzy)?;
                 note(&vec_hits, |e, s| e.vector = Some(s));
                 note(&kw_hits, |e, s| e.keyword = Some(s));
                 note(&fz_hits, |e, s| e.fuzzy = Some(s));
@@ -1208,17 +1137,29 @@ impl Memory {
         options: &SearchOptions,
     ) -> Result<Vec<SearchHit>> {
         let keys: Vec<i64> = ranked.iter().map(|(k, _)| *k as i64).collect();
-        let mut records = self.db.read(|c| ops::get_by_keys(c, &keys))?;
-        let index = self.index_read();
+        let mut records = self.store.records(&keys)?;
+        // Hits the vector engine did not rank still report their similarity.
+        let unscored: Vec<i64> = match query_vector {
+            Some(_) => ranked
+                .iter()
+                .filter(|(k, _)| explain.get(k).is_none_or(|e| e.vector.is_none()))
+                .map(|(k, _)| *k as i64)
+                .collect(),
+            None => Vec::new(),
+        };
+        let computed = match query_vector {
+            Some(q) if !unscored.is_empty() => self.store.similarities(q, &unscored)?,
+            _ => HashMap::new(),
+        };
         let mut out = Vec::new();
         for (key, score) in ranked {
             let Some(memory) = records.remove(&(key as i64)) else {
                 continue;
             };
             let explanation = explain.remove(&key).unwrap_or_default();
-            let similarity = query_vector.map(|q| match explanation.vector {
+            let similarity = query_vector.map(|_| match explanation.vector {
                 Some(v) => v.score,
-                None => index.get(key).map_or(0.0, |v| vector::cosine(q, &v)),
+                None => computed.get(&(key as i64)).copied().unwrap_or(0.0),
             });
             if let Some(t) = options.threshold {
                 if similarity.unwrap_or(score) < t {
@@ -1251,156 +1192,81 @@ impl Memory {
             .ok_or_else(|| Error::new(ErrorCode::Embedding, "embedder returned no vector"))
     }
 
-    /// Nearest neighbours among the memories the filter admits. A selective filter is
-    /// answered by an exact scan; otherwise the HNSW walk applies the filter as it goes, and
-    /// falls back to the exact scan if the walk comes back short.
-    fn vector_engine(
-        &self,
-        query: &[f32],
-        count: usize,
-        w: &Where,
-        options: &SearchOptions,
-    ) -> Result<Vec<(u64, f32)>> {
-        let unfiltered =
-            options.filter.as_ref().is_none_or(Filter::is_all) && options.scope.is_global();
-        let index = self.index_read();
-        if unfiltered {
-            let excluded: HashSet<u64> = if options.include_expired {
-                HashSet::new()
-            } else {
-                self.db.read(|c| {
-                    let mut stmt = c.prepare_cached(
-                        "SELECT key FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                    )?;
-                    let rows = stmt.query_map([format_time(Utc::now())], |r| r.get::<_, i64>(0))?;
-                    rows.map(|k| k.map(|k| k as u64).map_err(Error::from)).collect()
-                })?
-            };
-            return if excluded.is_empty() {
-                index.search(query, count, None)
-            } else {
-                index.search(query, count, Some(&|k| !excluded.contains(&k)))
-            };
-        }
-        let sql = format!("SELECT m.key FROM memories m WHERE {}", w.sql);
-        let allowed: Vec<u64> = self.db.read(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(&w.params), |r| {
-                r.get::<_, i64>(0)
-            })?;
-            rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
-                .collect()
-        })?;
-        if allowed.len() <= self.index_options.exact_scan_limit {
-            return index.exact(query, &allowed, count);
-        }
-        let set: HashSet<u64> = allowed.iter().copied().collect();
-        let hits = index.search(query, count, Some(&|k| set.contains(&k)))?;
-        if hits.len() < count.min(allowed.len()) {
-            return index.exact(query, &allowed, count);
-        }
-        Ok(hits)
-    }
-
-    // ---------------------------------------------------------------- index upkeep
-
-    /// Brings the in-memory vector index up to date with the change log (writes of this and
-    /// other processes). Rebuilds from SQLite when the log no longer reaches back far enough.
-    fn sync_index(&self) -> Result<()> {
-        let (head, _) = self.db.read(ops::change_head)?;
-        if self.index_read().applied_seq == head && head > 0 {
-            return Ok(());
-        }
-        let mut index = self.index_write();
-        // Read the log and the vectors it names in one snapshot.
-        let work = self.db.read(|c| {
-            let (head, pruned) = ops::change_head(c)?;
-            if index.applied_seq == head && index.len() > 0 {
-                return Ok(None);
-            }
-            // An index ahead of the log was saved by a newer state of the store (the file was
-            // restored from a backup): it holds changes this store never saw.
-            let rebuild = pruned > index.applied_seq
-                || index.applied_seq > head
-                || (index.applied_seq == 0 && index.len() == 0);
-            let mut upserts: Vec<(u64, Vec<f32>)> = Vec::new();
-            let mut deletes: Vec<u64> = Vec::new();
-            if rebuild {
-                let mut stmt = c.prepare("SELECT key, embedding FROM memories ORDER BY key")?;
-                let rows =
-                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-                for row in rows {
-                    let (k, blob) = row?;
-                    upserts.push((k as u64, ops::blob_to_vector(&blob)?));
-                }
-            } else {
-                // The last change of each key since what was applied decides its fate.
-                let mut stmt = c.prepare_cached(
-                    "SELECT ch.key, ch.op, m.embedding FROM changes ch
-                     LEFT JOIN memories m ON m.key = ch.key
-                     WHERE ch.seq IN (SELECT max(seq) FROM changes WHERE seq > ?1 GROUP BY key)",
-                )?;
-                let rows = stmt.query_map([index.applied_seq], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<Vec<u8>>>(2)?,
-                    ))
-                })?;
-                for row in rows {
-                    let (k, op, blob) = row?;
-                    match (op.as_str(), blob) {
-                        ("upsert", Some(blob)) => {
-                            upserts.push((k as u64, ops::blob_to_vector(&blob)?))
-                        }
-                        _ => deletes.push(k as u64),
-                    }
-                }
-            }
-            Ok(Some((head, rebuild, upserts, deletes)))
-        })?;
-        let Some((head, rebuild, upserts, deletes)) = work else {
-            return Ok(());
-        };
-        if rebuild {
-            index.clear();
-        }
-        for key in deletes {
-            index.remove(key)?;
-        }
-        index.upsert_many(&upserts)?;
-        index.applied_seq = head;
-        Ok(())
-    }
-
-    /// Saves the vector index beside the store so the next open need not rebuild it, and
-    /// trims the change log behind it. Called by `close` and on drop.
+    /// Saves the vector index beside a store file so the next open need not rebuild it,
+    /// and trims the change log behind it. Called by `close` and on drop.
     pub fn flush(&self) -> Result<()> {
-        let Some(path) = &self.index_path else {
-            return Ok(());
-        };
-        self.sync_index()?;
-        let saved_seq = {
-            let mut index = self.index_write();
-            if !index.dirty {
-                return Ok(());
-            }
-            index.save(path, &self.store_id)?;
-            index.dirty = false;
-            index.applied_seq
-        };
-        let prune_to = saved_seq - CHANGE_LOG_MARGIN;
-        if prune_to > 0 {
-            self.db.write(|tx| {
-                let (_, pruned) = ops::change_head(tx)?;
-                if prune_to > pruned {
-                    tx.execute("DELETE FROM changes WHERE seq <= ?1", [prune_to])?;
-                    ops::set_meta(tx, "changes_pruned_through", &prune_to.to_string())?;
-                }
-                Ok(())
-            })?;
+        self.store.flush()
+    }
+
+    /// Copies every memory (with its vector, scope, times and metadata) and the whole
+    /// history (deleted memories' too) into `target`, which must be empty: a SQLite file
+    /// into PostgreSQL and back, or between two files. One write transaction on the target:
+    /// all of it or nothing. The target records this store's embedding model and dimension,
+    /// and refuses if it is configured with another model.
+    pub fn copy_into(&self, target: &Memory) -> Result<CopyReport> {
+        if self.location() == target.location() && self.path().is_some() {
+            return Err(Error::invalid("cannot copy a store into itself"));
         }
-        Ok(())
+        let info = self.store.info()?;
+        if let (Some(stored), Some(configured)) = (&info.embedding_model, target.embedding_model())
+        {
+            if stored != configured {
+                return Err(model_mismatch(stored, configured));
+            }
+        }
+        let everything = Selection {
+            filter: Filter::All,
+            include_expired: true,
+            now: Utc::now(),
+        };
+        if target.store.count(&everything)? > 0 || !target.store.export_history(0, 1)?.is_empty() {
+            return Err(Error::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "the target store {} is not empty: copy into a new store",
+                    target.location()
+                ),
+            ));
+        }
+        store::write(&*target.store, |tx| {
+            if let Some(dims) = info.dimensions {
+                let held = tx.record_dimensions(dims)?;
+                if held != dims {
+                    return Err(Error::invalid(format!(
+                        "the target holds {held}-dimensional vectors; this store {dims}"
+                    )));
+                }
+            }
+            if let Some(model) = &info.embedding_model {
+                tx.record_embedding_model(model)?;
+            }
+            let mut report = CopyReport::default();
+            let mut after = 0;
+            loop {
+                let page = self.store.export_memories(after, COPY_PAGE)?;
+                let Some((last, _, _)) = page.last() else {
+                    break;
+                };
+                after = *last;
+                for (_, record, vector) in &page {
+                    tx.import_memory(record, vector)?;
+                }
+                report.memories += page.len();
+            }
+            let mut after = 0;
+            loop {
+                let page = self.store.export_history(after, COPY_PAGE)?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                after = *last;
+                for (_, entry) in &page {
+                    tx.import_history(entry)?;
+                }
+                report.history += page.len();
+            }
+            Ok(report)
+        })
     }
 
     /// Saves the index and closes the store, reporting any error (dropping does the same
@@ -1409,17 +1275,9 @@ impl Memory {
         self.flush()
     }
 
-    fn count_all(&self) -> Result<usize> {
-        self.db.read(|c| {
-            let n: i64 = c.query_row("SELECT count(*) FROM memories", [], |r| r.get(0))?;
-            Ok(n as usize)
-        })
-    }
-
-    /// Number of vectors in the in-memory index (for diagnostics and tests).
+    /// Number of vectors in the vector index (for diagnostics and tests).
     pub fn indexed_vectors(&self) -> Result<usize> {
-        self.sync_index()?;
-        Ok(self.index_read().len())
+        self.store.indexed_vectors()
     }
 }
 
@@ -1438,18 +1296,16 @@ struct Embedded {
 
 /// The state of a write transaction that adds or changes several memories.
 struct Writing<'t> {
-    tx: &'t Connection,
+    tx: &'t mut dyn StoreTx,
     /// The store's vector dimension.
     dims: usize,
-    /// Keyword vocabulary changes, applied once at the end.
-    vocab: VocabDelta,
     /// The time written into records and history.
     now: chrono::DateTime<Utc>,
 }
 
 /// Inside a write transaction: the vector has the store's dimension `dims`, and a freshly
 /// computed embedding is cached.
-fn fit_vector(tx: &Connection, e: &Embedded, dims: usize) -> Result<()> {
+fn fit_vector(tx: &mut dyn StoreTx, e: &Embedded, dims: usize) -> Result<()> {
     if e.vector.len() != dims {
         return Err(Error::invalid(format!(
             "vector has {} dimensions; the store holds {dims}",
@@ -1457,7 +1313,7 @@ fn fit_vector(tx: &Connection, e: &Embedded, dims: usize) -> Result<()> {
         )));
     }
     if let Some((model, hash)) = &e.cache_as {
-        ops::cache_embedding(tx, model, hash, &e.vector)?;
+        tx.cache_embedding(model, hash, &e.vector)?;
     }
     Ok(())
 }
@@ -1465,15 +1321,13 @@ fn fit_vector(tx: &Connection, e: &Embedded, dims: usize) -> Result<()> {
 /// Inside a write transaction, once: records the embedding model on the store's first write
 /// of a vector it embedded (caller vectors carry no model).
 fn record_embedding_model<'a>(
-    tx: &Connection,
+    tx: &mut dyn StoreTx,
     vectors: impl IntoIterator<Item = &'a Embedded>,
 ) -> Result<()> {
-    if let Some((model, _)) = vectors.into_iter().find_map(|e| e.cache_as.as_ref()) {
-        if ops::get_meta(tx, "embedding_model")?.is_none() {
-            ops::set_meta(tx, "embedding_model", model)?;
-        }
+    match vectors.into_iter().find_map(|e| e.cache_as.as_ref()) {
+        Some((model, _)) => tx.record_embedding_model(model),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_vector(v: &[f32]) -> Result<()> {
@@ -1512,25 +1366,19 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
     Ok((key, format_time(at)))
 }
 
-/// Filter + scope + expiry, as one SQL condition over `memories m`.
-fn compile_where(
+/// Filter + scope + expiry: which memories a call reads.
+fn selection(
     filter: Option<&Filter>,
     scope: &Scope,
     include_global: bool,
     include_expired: bool,
-) -> Where {
-    let combined =
-        Filter::for_scope(scope, include_global).and(filter.cloned().unwrap_or(Filter::All));
-    let mut params = Vec::new();
-    let mut sql = combined.to_sql(&mut params);
-    if !include_expired {
-        params.push(SqlValue::Text(format_time(Utc::now())));
-        sql = format!(
-            "({sql}) AND (m.expires_at IS NULL OR m.expires_at > ?{})",
-            params.len()
-        );
+) -> Selection {
+    Selection {
+        filter: Filter::for_scope(scope, include_global)
+            .and(filter.cloned().unwrap_or(Filter::All)),
+        include_expired,
+        now: Utc::now(),
     }
-    Where { sql, params }
 }
 
 #[allow(dead_code)]

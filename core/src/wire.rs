@@ -114,7 +114,9 @@ where
 ///              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}},
 ///   "llm": {"provider": "openai", "model": "gpt-4.1-nano", "api_key": "…", "base_url": "…",
 ///           "timeout_ms": 60000, "max_retries": 3},
-///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"}
+///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"},
+///   "postgres": {"pool_size": 8, "connect_timeout_ms": 10000, "pool_timeout_ms": 30000,
+///                "statement_timeout_ms": 0}
 /// }
 /// ```
 ///
@@ -126,7 +128,8 @@ where
 /// "base_url", "dimensions", "timeout_ms", "max_retries"}`, see [`RemoteEmbedderConfig`]).
 /// `llm` is a [`LlmConfig`]; keys and base URLs left out come from the provider's usual
 /// environment variables (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, …). `prompts` replaces the
-/// inference prompts (see [`crate::llm::prompts`]). Every field is optional.
+/// inference prompts (see [`crate::llm::prompts`]). `postgres` sets the connection pool of a
+/// store opened by a `postgres://` URL (feature `postgres`). Every field is optional.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Which embedder.
@@ -144,6 +147,9 @@ pub struct OpenOptions {
     /// Plugin manager settings (`{"cache_size": n}`; feature `plugins`).
     #[cfg(feature = "plugins")]
     pub plugins: crate::plugin::PluginOptions,
+    /// PostgreSQL pool settings (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    pub postgres: crate::PostgresOptions,
 }
 
 /// Replacement prompts (see [`crate::MemoryBuilder::fact_extraction_prompt`] and the
@@ -192,6 +198,8 @@ struct RawOpenOptions {
     prompts: Option<PromptOptions>,
     #[serde(default)]
     plugins: Option<Value>,
+    #[serde(default)]
+    postgres: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +283,22 @@ impl OpenOptions {
             s.threshold = search.threshold.or(s.threshold);
             s.weights = search.weights.unwrap_or(s.weights);
         }
+        if let Some(postgres) = raw.postgres.filter(|v| !v.is_null()) {
+            #[cfg(feature = "postgres")]
+            {
+                options.postgres = request(&postgres, "options.postgres")?;
+                options.postgres.validate()?;
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                let _ = postgres;
+                return Err(Error::new(
+                    crate::ErrorCode::Unsupported,
+                    "options.postgres: this build of agent_mem has no PostgreSQL support \
+                     (cargo feature \"postgres\")",
+                ));
+            }
+        }
         if let Some(plugins) = raw.plugins.filter(|v| !v.is_null()) {
             #[cfg(feature = "plugins")]
             {
@@ -317,6 +341,10 @@ impl OpenOptions {
         #[cfg(feature = "plugins")]
         {
             builder = builder.plugin_options(self.plugins);
+        }
+        #[cfg(feature = "postgres")]
+        {
+            builder = builder.postgres_options(self.postgres);
         }
         Ok(match &self.embedder {
             EmbedderSpec::Local => builder,

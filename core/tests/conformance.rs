@@ -17,6 +17,9 @@ use agent_mem::{
 };
 use serde_json::{json, Map, Value};
 
+#[cfg(feature = "postgres")]
+mod support;
+
 /// Fewer files or steps than this means cases went missing.
 const MIN_FILES: usize = 12;
 const MIN_STEPS: usize = 500;
@@ -562,7 +565,8 @@ const STEP_KEYS: [&str; 10] = [
 ];
 
 /// Runs one case file; returns the number of steps run, or the first failure.
-fn run_file(path: &Path) -> Result<usize, String> {
+/// Runs one case file against a fresh store: in memory, or at `store` (a PostgreSQL URL).
+fn run_file(path: &Path, store: Option<&str>) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let case: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let stem = path
@@ -575,7 +579,10 @@ fn run_file(path: &Path) -> Result<usize, String> {
     if !case["description"].is_string() {
         return Err("description missing".into());
     }
-    let builder = Memory::builder();
+    let builder = match store {
+        Some(location) => Memory::builder().path(location),
+        None => Memory::builder(),
+    };
     let memory = match case["embedder"].as_str() {
         Some("hashing-64") => builder.embedder(Arc::new(HashingEmbedder::new(64))),
         Some("none") => builder.without_embedder(),
@@ -671,12 +678,28 @@ fn case_files() -> Vec<PathBuf> {
 
 #[test]
 fn conformance_cases() {
+    run_all(|_| None);
+}
+
+/// The same cases on PostgreSQL (feature `postgres`), each in a schema of its own.
+#[cfg(feature = "postgres")]
+#[test]
+fn conformance_cases_on_postgres() {
+    if support::pg::server_url("conformance_cases_on_postgres").is_none() {
+        return;
+    }
+    run_all(support::pg::fresh_store_url);
+}
+
+/// Runs every case file; `store` gives each file's store location (`None`: in memory).
+fn run_all(store: impl Fn(&str) -> Option<String>) {
     let files = case_files();
     let mut failures = Vec::new();
     let mut steps = 0;
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy();
-        match run_file(path) {
+        let location = store(&name);
+        match run_file(path, location.as_deref()) {
             Ok(n) => steps += n,
             Err(e) => failures.push(format!("{name}: {e}")),
         }

@@ -24,7 +24,7 @@ use super::{fit_vector, record_embedding_model, Embedded, Memory, Writing, ACTOR
 use crate::error::{Error, ErrorCode, Result};
 use crate::llm::{prompts, repair::parse_model_json, ChatRequest, Llm};
 use crate::search::{SearchMode, SearchOptions};
-use crate::store::ops::{self, VocabDelta};
+use crate::store::{self, StoreTx};
 use crate::types::{
     content_hash, validate_content, validate_metadata, MemoryKind, MemoryRecord, Metadata,
     NewMemory, Scope,
@@ -448,16 +448,12 @@ impl Memory {
         // 2. What is stored already: exact duplicates, then similar memories per fact.
         let hashes: Vec<String> = facts.iter().map(|f| content_hash(f)).collect();
         let now = Utc::now();
-        let known: Vec<Option<MemoryRecord>> = self.db.read(|c| {
-            hashes
-                .iter()
-                .map(|h| {
-                    Ok(ops::find_duplicate(c, &request.scope, h)?
-                        .map(|(_, r)| r)
-                        .filter(|r| !r.is_expired_at(now)))
-                })
-                .collect()
-        })?;
+        let known: Vec<Option<MemoryRecord>> = self
+            .store
+            .find_duplicates(&request.scope, &hashes)?
+            .into_iter()
+            .map(|r| r.filter(|r| !r.is_expired_at(now)))
+            .collect();
         let pending: Vec<usize> = (0..facts.len()).filter(|&i| known[i].is_none()).collect();
         let mut shown: Vec<MemoryRecord> = Vec::new();
         let mut shown_at: HashMap<String, usize> = HashMap::new();
@@ -569,22 +565,20 @@ impl Memory {
             request: &request,
             actor: actor(llm),
         };
-        let events = self.db.write(|tx| self.apply_plan(tx, &plan, &steps))?;
-        self.sync_index()?;
-        Ok(events)
+        store::write(&*self.store, |tx| self.apply_plan(tx, &plan, &steps))
     }
 
     fn apply_plan(
         &self,
-        tx: &rusqlite::Connection,
+        tx: &mut dyn StoreTx,
         plan: &Plan<'_>,
         steps: &[Step],
     ) -> Result<Vec<MemoryEvent>> {
+        let dims =
+            self.check_store_dimensions(tx, plan.fact_vectors.first().map(|e| e.vector.len()))?;
         let w = &mut Writing {
             tx,
-            dims: self
-                .check_store_dimensions(tx, plan.fact_vectors.first().map(|e| e.vector.len()))?,
-            vocab: VocabDelta::default(),
+            dims,
             // The store keeps microseconds: events and records agree with what `get` reads.
             now: Utc::now().trunc_subsecs(6),
         };
@@ -608,8 +602,8 @@ impl Memory {
                 }
                 Step::Replace { fact, target } => {
                     // The memory may have gone since it was shown; the fact is stored anyway.
-                    if let Some((key, old)) = ops::get_by_id(tx, &plan.shown[*target].id)? {
-                        ops::delete_memory(tx, key, &old, &mut w.vocab, &plan.actor, w.now)?;
+                    if let Some((key, old)) = w.tx.get(&plan.shown[*target].id)? {
+                        w.tx.delete(key, &old, &plan.actor, w.now)?;
                         events.push(MemoryEvent {
                             id: old.id,
                             memory: old.content,
@@ -621,7 +615,7 @@ impl Memory {
                 }
                 Step::Update { target, text } => {
                     let vector = &plan.rewrite_vectors[text];
-                    let Some((key, old)) = ops::get_by_id(tx, &plan.shown[*target].id)? else {
+                    let Some((key, old)) = w.tx.get(&plan.shown[*target].id)? else {
                         // Gone since it was shown: the new wording is added instead.
                         events.push(self.add_text(
                             w,
@@ -642,10 +636,10 @@ impl Memory {
                         });
                         continue;
                     }
-                    if let Some((twin_key, twin)) = ops::find_duplicate(tx, &old.scope, &hash)? {
+                    if let Some((twin_key, twin)) = w.tx.find_duplicate(&old.scope, &hash)? {
                         if !twin.is_expired_at(w.now) {
                             // The new wording is stored already: the old memory is superseded.
-                            ops::delete_memory(tx, key, &old, &mut w.vocab, &plan.actor, w.now)?;
+                            w.tx.delete(key, &old, &plan.actor, w.now)?;
                             events.push(MemoryEvent {
                                 id: old.id,
                                 memory: old.content,
@@ -654,22 +648,14 @@ impl Memory {
                             });
                             continue;
                         }
-                        ops::delete_memory(tx, twin_key, &twin, &mut w.vocab, ACTOR_EXPIRY, w.now)?;
+                        w.tx.delete(twin_key, &twin, ACTOR_EXPIRY, w.now)?;
                     }
-                    fit_vector(tx, vector, w.dims)?;
+                    fit_vector(w.tx, vector, w.dims)?;
                     let mut new = old.clone();
                     new.content = text.clone();
                     new.hash = hash;
                     new.updated_at = w.now;
-                    ops::update_memory(
-                        tx,
-                        key,
-                        &old,
-                        &new,
-                        Some(&vector.vector),
-                        &mut w.vocab,
-                        &plan.actor,
-                    )?;
+                    w.tx.update(key, &old, &new, Some(&vector.vector), &plan.actor)?;
                     events.push(MemoryEvent {
                         id: new.id,
                         memory: new.content,
@@ -679,9 +665,8 @@ impl Memory {
                 }
             }
         }
-        std::mem::take(&mut w.vocab).apply(tx)?;
         record_embedding_model(
-            tx,
+            w.tx,
             plan.fact_vectors
                 .iter()
                 .chain(plan.rewrite_vectors.values()),

@@ -1,72 +1,42 @@
-//! The text engines over SQLite FTS5: BM25 keywords, exact phrase, and fuzzy words.
+//! The text engines: BM25 keywords, exact phrase, and fuzzy words. The tokenising, the
+//! phrase check and the typo scoring live here, so that every backend ranks the same way;
+//! a backend answers three primitives ([`TextIndex`]).
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
-
 use crate::error::Result;
+use crate::store::{TextEngine, TextIndex};
 use crate::text::{self, Piece};
 
-/// A compiled filter: a SQL condition over `memories m` and its parameters (`?1`…).
-pub(crate) struct Where {
-    pub sql: String,
-    pub params: Vec<SqlValue>,
-}
-
-/// Runs `SELECT m.key, m.content, score` over the FTS matches of `fts_query` that pass the
-/// filter, best BM25 first.
-fn fts_candidates(
-    conn: &Connection,
-    fts_query: &str,
-    filter: &Where,
+/// Runs one text engine over a backend's text index.
+pub(crate) fn run(
+    engine: TextEngine,
+    index: &mut dyn TextIndex,
+    query: &str,
     limit: usize,
-) -> Result<Vec<(i64, String, f32)>> {
-    let n = filter.params.len();
-    let sql = format!(
-        "SELECT m.key, m.content, bm25(memories_fts) AS s
-         FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
-         WHERE memories_fts MATCH ?{} AND ({})
-         ORDER BY s LIMIT ?{}",
-        n + 1,
-        filter.sql,
-        n + 2
-    );
-    let mut params = filter.params.clone();
-    params.push(SqlValue::Text(fts_query.to_string()));
-    params.push(SqlValue::Integer(limit as i64));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-        // FTS5's bm25() is negative, lower is better; report it positive, higher is better.
-        Ok((r.get(0)?, r.get(1)?, -(r.get::<_, f64>(2)? as f32)))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+) -> Result<Vec<(i64, f32)>> {
+    match engine {
+        TextEngine::Keyword => keyword(index, query, limit),
+        TextEngine::Phrase => phrase(index, query, limit),
+        TextEngine::Fuzzy => fuzzy(index, query, limit),
+    }
 }
 
 /// BM25 over stemmed words and CJK bigrams; any term may match.
-pub(crate) fn keyword(
-    conn: &Connection,
-    query: &str,
-    filter: &Where,
-    limit: usize,
-) -> Result<Vec<(i64, f32)>> {
+fn keyword(index: &mut dyn TextIndex, query: &str, limit: usize) -> Result<Vec<(i64, f32)>> {
     let terms = text::query_terms(query);
     if terms.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(fts_candidates(conn, &text::fts_any(&terms), filter, limit)?
+    Ok(index
+        .term_candidates(&terms, false, limit)?
         .into_iter()
         .map(|(k, _, s)| (k, s))
         .collect())
 }
 
 /// Memories containing the phrase (case and white space ignored), best BM25 first.
-pub(crate) fn phrase(
-    conn: &Connection,
-    phrase: &str,
-    filter: &Where,
-    limit: usize,
-) -> Result<Vec<(i64, f32)>> {
+fn phrase(index: &mut dyn TextIndex, phrase: &str, limit: usize) -> Result<Vec<(i64, f32)>> {
     let needle = text::normalise_phrase(phrase);
     if needle.is_empty() {
         return Ok(Vec::new());
@@ -79,23 +49,14 @@ pub(crate) fn phrase(
             .split(' ')
             .max_by_key(|w| w.len())
             .unwrap_or_default();
-        let n = filter.params.len();
-        let sql = format!(
-            "SELECT m.key, m.content FROM memories m
-             WHERE instr(am_lower(m.content), ?{}) > 0 AND ({}) ORDER BY m.key",
-            n + 1,
-            filter.sql
-        );
-        let mut params = filter.params.clone();
-        params.push(SqlValue::Text(longest.to_string()));
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-            Ok((r.get(0)?, r.get(1)?, 0.0f32))
-        })?;
-        rows.collect::<Result<Vec<_>, _>>()?
+        index
+            .content_candidates(longest)?
+            .into_iter()
+            .map(|(k, content)| (k, content, 0.0f32))
+            .collect()
     } else {
         // Every phrase match holds all its terms; check the exact wording afterwards.
-        fts_candidates(conn, &text::fts_all(&terms), filter, usize::MAX >> 1)?
+        index.term_candidates(&terms, true, usize::MAX >> 1)?
     };
     Ok(candidates
         .into_iter()
@@ -114,19 +75,14 @@ enum Unit {
 
 /// Memories whose words match the query's words within a few typos. The score is the mean,
 /// over query words, of the best match quality (1 − distance / length) in the memory.
-pub(crate) fn fuzzy(
-    conn: &Connection,
-    query: &str,
-    filter: &Where,
-    limit: usize,
-) -> Result<Vec<(i64, f32)>> {
+fn fuzzy(index: &mut dyn TextIndex, query: &str, limit: usize) -> Result<Vec<(i64, f32)>> {
     let mut units = Vec::new();
     let mut fts_terms: Vec<String> = Vec::new();
     for piece in text::pieces(query) {
         match piece {
             Piece::Word(w) if text::is_stop_word(&w) => {}
             Piece::Word(w) => {
-                for term in similar_terms(conn, &w)? {
+                for term in similar_terms(index, &w)? {
                     fts_terms.push(text::stem(&term));
                 }
                 fts_terms.push(text::stem(&w));
@@ -148,7 +104,7 @@ pub(crate) fn fuzzy(
     }
     let mut seen = HashSet::new();
     fts_terms.retain(|t| seen.insert(t.clone()));
-    let candidates = fts_candidates(conn, &text::fts_any(&fts_terms), filter, 1000)?;
+    let candidates = index.term_candidates(&fts_terms, false, 1000)?;
     let mut scored: Vec<(i64, f32, f32)> = candidates
         .into_iter()
         .map(|(key, content, bm25)| (key, match_quality(&units, &content), bm25))
@@ -159,43 +115,15 @@ pub(crate) fn fuzzy(
     Ok(scored.into_iter().map(|(k, q, _)| (k, q)).collect())
 }
 
-/// Vocabulary words within the allowed edit distance of `word`, found through trigrams.
-fn similar_terms(conn: &Connection, word: &str) -> Result<Vec<String>> {
-    let len = word.chars().count();
-    let max = text::allowed_typos(len);
-    let grams = text::trigrams(word);
-    if max == 0 || grams.is_empty() {
+/// Vocabulary words within the allowed edit distance of `word`.
+fn similar_terms(index: &mut dyn TextIndex, word: &str) -> Result<Vec<String>> {
+    let max = text::allowed_typos(word.chars().count());
+    if max == 0 || text::trigrams(word).is_empty() {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.term FROM term_grams g JOIN terms t ON t.id = g.rowid
-         WHERE term_grams MATCH ?1 ORDER BY rank LIMIT 300",
-    )?;
-    let mut candidates: Vec<String> = stmt
-        .query_map([text::fts_any(&grams)], |r| r.get::<_, String>(0))?
-        .collect::<Result<_, _>>()?;
-    // One typo in a short word can break every trigram ("mmeo" shares none with "memo"),
-    // so short words also look at vocabulary words of about their length that start with
-    // the same letter (typos rarely hit the first letter). A range scan on the term index.
-    if len <= 5 {
-        if let Some(first) = word.chars().next() {
-            let start = first.to_string();
-            let end = char::from_u32(first as u32 + 1).map_or_else(String::new, |c| c.to_string());
-            let mut stmt = conn.prepare_cached(
-                "SELECT term FROM terms WHERE term >= ?1 AND (?2 = '' OR term < ?2)
-                 AND length(term) BETWEEN ?3 AND ?4 LIMIT 5000",
-            )?;
-            let rows = stmt.query_map(
-                rusqlite::params![start, end, (len - max) as i64, (len + max) as i64],
-                |r| r.get::<_, String>(0),
-            )?;
-            for term in rows {
-                candidates.push(term?);
-            }
-        }
-    }
     let mut seen = HashSet::new();
-    Ok(candidates
+    Ok(index
+        .vocabulary_candidates(word, max)?
         .into_iter()
         .filter(|term| seen.insert(term.clone()) && text::edit_distance(word, term, max).is_some())
         .collect())

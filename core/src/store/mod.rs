@@ -1,7 +1,243 @@
-//! SQLite storage: the source of truth for memories, history, vectors and the change log.
+//! Storage backends behind one [`Store`] trait: SQLite (the default and the reference: one
+//! file, a usearch HNSW index beside it) and, with the `postgres` feature, PostgreSQL with
+//! pgvector for deployments that outgrow one machine.
+//!
+//! The memory logic (validation, the duplicate rule, history, embedding, fusion, inference)
+//! lives in `memory.rs` above the trait, so both backends keep the same rules. A backend
+//! owns its indexes: it keeps them in step with its data inside [`StoreTx`] and answers the
+//! engines' primitives (nearest vectors, BM25 candidates, vocabulary for typos).
 
-pub(crate) mod ops;
-pub(crate) mod schema;
 pub(crate) mod sqlite;
 
-pub use schema::SCHEMA_VERSION;
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::memory::ListOrder;
+use crate::types::{HistoryEntry, MemoryRecord, Scope};
+
+pub use sqlite::schema::SCHEMA_VERSION;
+
+/// Which memories a call reads: a filter (the scope already ANDed in) and whether expired
+/// memories count, judged at `now`.
+#[derive(Debug, Clone)]
+pub(crate) struct Selection {
+    pub filter: Filter,
+    pub include_expired: bool,
+    pub now: DateTime<Utc>,
+}
+
+impl Selection {
+    /// True when the selection admits every live memory (no scope, no filter).
+    pub(crate) fn is_unfiltered(&self) -> bool {
+        self.filter.is_all()
+    }
+}
+
+/// One page of a listing, in storage terms.
+#[derive(Debug, Clone)]
+pub(crate) struct PageRequest {
+    pub order: ListOrder,
+    /// Rows to return (the caller asks one more than it shows, to know if there is more).
+    pub limit: usize,
+    pub offset: usize,
+    /// Continue after this `(key, time)` position of the order (a cursor).
+    pub after: Option<(i64, String)>,
+}
+
+/// What a store records about itself.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoreInfo {
+    /// The embedding model of the vectors it holds, once one was written.
+    pub embedding_model: Option<String>,
+    /// The vector dimension, once the first vector was written.
+    pub dimensions: Option<usize>,
+}
+
+/// The result of inserting a memory.
+pub(crate) enum Inserted {
+    /// Stored.
+    New,
+    /// A concurrent writer stored the same content in the same scope first: this is its id.
+    /// (The SQLite backend never answers this: its writer is serialised.)
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Twin(String),
+}
+
+/// The text engines of [`crate::search::keyword`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextEngine {
+    Keyword,
+    Phrase,
+    Fuzzy,
+}
+
+/// A storage backend. Every method is one read snapshot or one write transaction.
+pub(crate) trait Store: StoreExport + Send + Sync {
+    /// Where the store lives, for messages: a file path or a URL without its password.
+    fn location(&self) -> String;
+    /// The store file, for a file-backed store.
+    fn path(&self) -> Option<&Path>;
+    /// The store's recorded model, dimension and id.
+    fn info(&self) -> Result<StoreInfo>;
+
+    /// The memory with this id (expired or not).
+    fn get(&self, id: &str) -> Result<Option<MemoryRecord>>;
+    /// For each hash, the memory in exactly this scope with that content hash, if any.
+    fn find_duplicates(
+        &self,
+        scope: &Scope,
+        hashes: &[String],
+    ) -> Result<Vec<Option<MemoryRecord>>>;
+    /// The memories with these keys (missing keys are left out).
+    fn records(&self, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>>;
+    /// A page of the selection in the given order, ties broken by key.
+    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>>;
+    /// How many memories the selection admits.
+    fn count(&self, selection: &Selection) -> Result<usize>;
+    /// The history rows of a memory id, oldest first.
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
+    /// Cached embeddings of `model` for these content hashes.
+    fn cached_embeddings(&self, model: &str, hashes: &[&str]) -> Result<HashMap<String, Vec<f32>>>;
+
+    /// The `count` nearest memories to `query` among those the selection admits, as
+    /// `(key, cosine similarity)`, best first. Must be right for selective filters too.
+    fn nearest(
+        &self,
+        query: &[f32],
+        count: usize,
+        selection: &Selection,
+    ) -> Result<Vec<(i64, f32)>>;
+    /// Cosine similarity of `query` to the stored vectors of these keys.
+    fn similarities(&self, query: &[f32], keys: &[i64]) -> Result<HashMap<i64, f32>>;
+    /// Runs a text engine ([`crate::search::keyword`]) over this store's text index.
+    fn text_search(
+        &self,
+        engine: TextEngine,
+        query: &str,
+        selection: &Selection,
+        limit: usize,
+    ) -> Result<Vec<(i64, f32)>>;
+
+    /// Runs `f` in one write transaction: all of it or nothing. A backend may run `f` again
+    /// when the database asks for a retry (a deadlock or serialisation failure between
+    /// writers), so `f` must not consume what it captures.
+    fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()>;
+    /// Deletes every memory, history row and cached embedding; keeps the recorded model
+    /// and dimension.
+    fn reset(&self) -> Result<()>;
+    /// Brings derived state (an in-memory index) up to date with other writers.
+    fn refresh(&self) -> Result<()>;
+    /// Saves derived state (a vector index file); called on close.
+    fn flush(&self) -> Result<()>;
+    /// Number of vectors the vector index holds (diagnostics and tests).
+    fn indexed_vectors(&self) -> Result<usize>;
+}
+
+/// The operations of a write transaction. Each mutation writes its history row and keeps
+/// the backend's indexes in step, inside the transaction.
+pub(crate) trait StoreTx {
+    /// The memory with this id and its key.
+    fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>>;
+    /// The memory in exactly this scope with this content hash.
+    fn find_duplicate(&mut self, scope: &Scope, hash: &str) -> Result<Option<(i64, MemoryRecord)>>;
+    /// Every memory the selection admits.
+    fn select(&mut self, selection: &Selection) -> Result<Vec<(i64, MemoryRecord)>>;
+    /// Inserts a new memory with an `ADD` history row by `actor`.
+    fn insert(&mut self, record: &MemoryRecord, vector: &[f32], actor: &str) -> Result<Inserted>;
+    /// Writes the new state of a memory with an `UPDATE` history row; `vector` is given when
+    /// the content changed.
+    fn update(
+        &mut self,
+        key: i64,
+        old: &MemoryRecord,
+        new: &MemoryRecord,
+        vector: Option<&[f32]>,
+        actor: &str,
+    ) -> Result<()>;
+    /// Deletes a memory, keeping its history and a `DELETE` row.
+    fn delete(
+        &mut self,
+        key: i64,
+        record: &MemoryRecord,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The store's vector dimension, if recorded.
+    fn dimensions(&mut self) -> Result<Option<usize>>;
+    /// Records the vector dimension if none is; returns the store's dimension (another
+    /// writer's, if it recorded one first).
+    fn record_dimensions(&mut self, dimensions: usize) -> Result<usize>;
+    /// Records the embedding model if none is; fails if another model is recorded.
+    fn record_embedding_model(&mut self, model: &str) -> Result<()>;
+    /// Caches an embedding under (model, content hash).
+    fn cache_embedding(&mut self, model: &str, hash: &str, vector: &[f32]) -> Result<()>;
+    /// Stores a copied memory as it is (id, times, scope), indexed, without a history row.
+    fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()>;
+    /// Stores a copied history row as it is, after the rows already there.
+    fn import_history(&mut self, entry: &HistoryEntry) -> Result<()>;
+}
+
+/// Runs `f` in one write transaction of `store` and returns its value.
+pub(crate) fn write<T>(
+    store: &dyn Store,
+    mut f: impl FnMut(&mut dyn StoreTx) -> Result<T>,
+) -> Result<T> {
+    let mut out = None;
+    store.write_tx(&mut |tx| {
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::internal("a write transaction ended without its result"))
+}
+
+/// The error for a store that records another embedding model than the client's.
+pub(crate) fn model_mismatch(stored: &str, configured: &str) -> Error {
+    Error::invalid(format!(
+        "this store was embedded with {stored:?} but the memory is configured with \
+         {configured:?}; mixing models makes search meaningless"
+    ))
+}
+
+/// True for a `postgres://` or `postgresql://` URL.
+pub(crate) fn is_postgres_url(location: &str) -> bool {
+    let lower = location.get(..13).unwrap_or(location).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// The primitives the text engines need of a backend, over one read snapshot and one
+/// selection (fixed when the backend builds the value).
+pub(crate) trait TextIndex {
+    /// Memories passing the selection whose indexed terms hold any (`all == false`) or all
+    /// of `terms`, with their content and BM25 score (higher is better; SQLite FTS5's
+    /// formula: k1 = 1.2, b = 0.75, idf = ln((N − df + 0.5) / (df + 0.5)) floored at 1e-6,
+    /// N, df and the average length over the whole store), best first, at most `limit`.
+    fn term_candidates(
+        &mut self,
+        terms: &[String],
+        all: bool,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, f32)>>;
+    /// Memories passing the selection whose lower-cased content contains `needle`, by key.
+    fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>>;
+    /// Vocabulary words (from [`crate::text::fuzzy_vocabulary`] of stored contents) that
+    /// may lie within `max_typos` edits of `word`: words sharing its trigrams, and for short
+    /// words also those of about its length starting with its first letter. The engine
+    /// checks the distance; candidates may be loose.
+    fn vocabulary_candidates(&mut self, word: &str, max_typos: usize) -> Result<Vec<String>>;
+}
+
+/// One memory as copied between stores: its key in the source, the record and its vector.
+pub(crate) type ExportedMemory = (i64, MemoryRecord, Vec<f32>);
+
+/// Copying a whole store (see `Memory::copy_to`): reading in pages, writing as is.
+pub(crate) trait StoreExport {
+    /// Up to `limit` memories with a key above `after`, by key.
+    fn export_memories(&self, after: i64, limit: usize) -> Result<Vec<ExportedMemory>>;
+    /// Up to `limit` history rows (of live and deleted memories) with a sequence number
+    /// above `after`, oldest first, with their sequence numbers.
+    fn export_history(&self, after: i64, limit: usize) -> Result<Vec<(i64, HistoryEntry)>>;
+}

@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod fake_llm;
+#[cfg(feature = "postgres")]
+pub mod pg;

@@ -213,6 +213,8 @@ fn unindex_terms(conn: &Connection, key: i64) -> Result<()> {
 }
 
 pub(crate) struct HistoryRow<'a> {
+    /// The row's id; a new one when `None` (an imported row keeps its own).
+    pub id: Option<&'a str>,
     pub memory_id: &'a str,
     pub event: HistoryEvent,
     pub old_content: Option<&'a str>,
@@ -221,13 +223,29 @@ pub(crate) struct HistoryRow<'a> {
     pub at: DateTime<Utc>,
 }
 
+impl<'a> HistoryRow<'a> {
+    /// The `ADD` row of a new memory.
+    pub(crate) fn added(rec: &'a MemoryRecord, actor: &'a str) -> HistoryRow<'a> {
+        HistoryRow {
+            id: None,
+            memory_id: &rec.id,
+            event: HistoryEvent::Add,
+            old_content: None,
+            new_content: Some(&rec.content),
+            actor,
+            at: rec.created_at,
+        }
+    }
+}
+
 pub(crate) fn write_history(conn: &Connection, row: HistoryRow<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO history (id, memory_id, event, old_content, new_content, is_deleted, actor, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        uuid::Uuid::new_v4().to_string(),
+        row.id
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
         row.memory_id,
         row.event.as_str(),
         row.old_content,
@@ -239,13 +257,12 @@ pub(crate) fn write_history(conn: &Connection, row: HistoryRow<'_>) -> Result<()
     Ok(())
 }
 
-/// Inserts a new memory with its keyword terms, history and change-log rows.
+/// Inserts a memory with its keyword terms and change-log row (the caller writes history).
 pub(crate) fn insert_memory(
     conn: &Connection,
     rec: &MemoryRecord,
     vector: &[f32],
     vocab: &mut VocabDelta,
-    actor: &str,
 ) -> Result<i64> {
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     conn.prepare_cached(
@@ -271,17 +288,6 @@ pub(crate) fn insert_memory(
     let key = conn.last_insert_rowid();
     index_terms(conn, key, &rec.content)?;
     vocab.add(&rec.content, 1);
-    write_history(
-        conn,
-        HistoryRow {
-            memory_id: &rec.id,
-            event: HistoryEvent::Add,
-            old_content: None,
-            new_content: Some(&rec.content),
-            actor,
-            at: rec.created_at,
-        },
-    )?;
     log_change(conn, key, "upsert")?;
     Ok(key)
 }
@@ -302,6 +308,7 @@ pub(crate) fn delete_memory(
     write_history(
         conn,
         HistoryRow {
+            id: None,
             memory_id: &rec.id,
             event: HistoryEvent::Delete,
             old_content: Some(&rec.content),
@@ -348,6 +355,7 @@ pub(crate) fn update_memory(
     write_history(
         conn,
         HistoryRow {
+            id: None,
             memory_id: &new.id,
             event: HistoryEvent::Update,
             old_content: Some(&old.content),
@@ -358,28 +366,53 @@ pub(crate) fn update_memory(
     )
 }
 
-pub(crate) fn history(conn: &Connection, memory_id: &str) -> Result<Vec<HistoryEntry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, memory_id, event, old_content, new_content, is_deleted, actor, created_at
-         FROM history WHERE memory_id = ?1 ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([memory_id])?;
+const HISTORY_COLUMNS: &str =
+    "seq, id, memory_id, event, old_content, new_content, is_deleted, actor, created_at";
+
+fn history_rows(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(i64, HistoryEntry)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let event: String = row.get(2)?;
-        let at: String = row.get(7)?;
-        out.push(HistoryEntry {
-            id: row.get(0)?,
-            memory_id: row.get(1)?,
-            event: HistoryEvent::parse(&event)?,
-            old_content: row.get(3)?,
-            new_content: row.get(4)?,
-            is_deleted: row.get(5)?,
-            actor: row.get(6)?,
-            created_at: parse_time(&at).map_err(|e| corrupted("time", e))?,
-        });
+        let event: String = row.get(3)?;
+        let at: String = row.get(8)?;
+        out.push((
+            row.get(0)?,
+            HistoryEntry {
+                id: row.get(1)?,
+                memory_id: row.get(2)?,
+                event: HistoryEvent::parse(&event)?,
+                old_content: row.get(4)?,
+                new_content: row.get(5)?,
+                is_deleted: row.get(6)?,
+                actor: row.get(7)?,
+                created_at: parse_time(&at).map_err(|e| corrupted("time", e))?,
+            },
+        ));
     }
     Ok(out)
+}
+
+pub(crate) fn history(conn: &Connection, memory_id: &str) -> Result<Vec<HistoryEntry>> {
+    let sql = format!("SELECT {HISTORY_COLUMNS} FROM history WHERE memory_id = ?1 ORDER BY seq");
+    Ok(history_rows(conn, &sql, [memory_id])?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
+}
+
+/// Up to `limit` history rows after sequence number `after`, oldest first.
+pub(crate) fn history_page(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, HistoryEntry)>> {
+    let sql = format!("SELECT {HISTORY_COLUMNS} FROM history WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    history_rows(conn, &sql, params![after, limit as i64])
 }
 
 pub(crate) fn cached_embeddings(

@@ -1,0 +1,664 @@
+//! The SQLite backend, the default and the reference: one file holds the memories, their
+//! history, their vectors and a change log; a usearch HNSW index is kept in memory, saved
+//! beside the file, and brought up to date from the change log (other processes' writes).
+
+pub(crate) mod db;
+pub(crate) mod ops;
+pub(crate) mod schema;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection};
+
+use self::db::Db;
+use self::ops::{VocabDelta, RECORD_COLUMNS};
+use super::{
+    ExportedMemory, Inserted, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx,
+    TextEngine, TextIndex,
+};
+use crate::error::{Error, Result};
+use crate::index::vector::{self, VectorIndex};
+use crate::index::VectorIndexOptions;
+use crate::search::keyword;
+use crate::text;
+use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
+
+/// Changes kept in the log behind the saved index, so that other processes with a slightly
+/// older in-memory index can still catch up without a rebuild.
+const CHANGE_LOG_MARGIN: i64 = 10_000;
+
+/// A compiled selection: a SQL condition over `memories m` and its parameters (`?1`…).
+pub(crate) struct Where {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl Where {
+    fn of(selection: &Selection) -> Where {
+        let mut params = Vec::new();
+        let mut sql = selection.filter.to_sql(&mut params);
+        if !selection.include_expired {
+            params.push(SqlValue::Text(format_time(selection.now)));
+            sql = format!(
+                "({sql}) AND (m.expires_at IS NULL OR m.expires_at > ?{})",
+                params.len()
+            );
+        }
+        Where { sql, params }
+    }
+}
+
+/// A SQLite file (or an in-memory database) and its vector index.
+pub(crate) struct SqliteStore {
+    db: Db,
+    index: RwLock<VectorIndex>,
+    index_options: VectorIndexOptions,
+    /// Where the index is saved; `None` in memory or when persistence is off.
+    index_path: Option<PathBuf>,
+    store_id: String,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, or one in memory; loads the saved index when
+    /// it matches the store and replays the change log after it.
+    pub(crate) fn open(
+        path: Option<&Path>,
+        index_options: VectorIndexOptions,
+        persist_index: bool,
+    ) -> Result<SqliteStore> {
+        let db = match path {
+            Some(p) => Db::open(p)?,
+            None => Db::open_in_memory()?,
+        };
+        let store_id = db.read(|c| Ok(ops::get_meta(c, "store_id")?.unwrap_or_default()))?;
+        let index_path = match (path, persist_index) {
+            (Some(p), true) => Some(vector::sibling(p, ".usearch")),
+            _ => None,
+        };
+        if let Some(p) = &index_path {
+            vector::remove_stale_temporaries(p);
+        }
+        let index = index_path
+            .as_deref()
+            .and_then(|p| VectorIndex::load(p, &store_id, index_options))
+            .unwrap_or_else(|| VectorIndex::empty(index_options));
+        let store = SqliteStore {
+            db,
+            index: RwLock::new(index),
+            index_options,
+            index_path,
+            store_id,
+        };
+        store.refresh()?;
+        // A saved index that replays to the wrong size is not to be trusted: rebuild.
+        let stored = store.db.read(|c| {
+            let n: i64 = c.query_row("SELECT count(*) FROM memories", [], |r| r.get(0))?;
+            Ok(n as usize)
+        })?;
+        if store.index_read().len() != stored {
+            {
+                let mut index = store.index_write();
+                index.clear();
+                index.applied_seq = 0;
+            }
+            store.refresh()?;
+        }
+        Ok(store)
+    }
+
+    fn index_read(&self) -> RwLockReadGuard<'_, VectorIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn index_write(&self) -> RwLockWriteGuard<'_, VectorIndex> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn select(&self, conn: &Connection, selection: &Selection) -> Result<Vec<(i64, MemoryRecord)>> {
+        let w = Where::of(selection);
+        query_records(
+            conn,
+            &format!("SELECT {RECORD_COLUMNS} FROM memories m WHERE {}", w.sql),
+            &w.params,
+        )
+    }
+}
+
+fn query_records(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Vec<(i64, MemoryRecord)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(ops::record_from_row(row)?);
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.db
+            .path()
+            .map_or_else(|| ":memory:".to_string(), |p| p.display().to_string())
+    }
+
+    fn path(&self) -> Option<&Path> {
+        self.db.path()
+    }
+
+    fn info(&self) -> Result<StoreInfo> {
+        self.db.read(|c| {
+            Ok(StoreInfo {
+                embedding_model: ops::get_meta(c, "embedding_model")?,
+                dimensions: ops::dimensions(c)?,
+            })
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<MemoryRecord>> {
+        Ok(self.db.read(|c| ops::get_by_id(c, id))?.map(|(_, r)| r))
+    }
+
+    fn find_duplicates(
+        &self,
+        scope: &Scope,
+        hashes: &[String],
+    ) -> Result<Vec<Option<MemoryRecord>>> {
+        self.db.read(|c| {
+            hashes
+                .iter()
+                .map(|h| Ok(ops::find_duplicate(c, scope, h)?.map(|(_, r)| r)))
+                .collect()
+        })
+    }
+
+    fn records(&self, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>> {
+        self.db.read(|c| ops::get_by_keys(c, keys))
+    }
+
+    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>> {
+        let mut w = Where::of(selection);
+        let column = page.order.column();
+        let (cmp, dir) = if page.order.descending() {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        if let Some((key, at)) = &page.after {
+            let n = w.params.len();
+            w.sql = format!(
+                "({}) AND (m.{column}, m.key) {cmp} (?{}, ?{})",
+                w.sql,
+                n + 1,
+                n + 2
+            );
+            w.params.push(SqlValue::Text(at.clone()));
+            w.params.push(SqlValue::Integer(*key));
+        }
+        let n = w.params.len();
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM memories m WHERE {} ORDER BY m.{column} {dir}, m.key {dir} \
+             LIMIT ?{} OFFSET ?{}",
+            w.sql,
+            n + 1,
+            n + 2
+        );
+        w.params.push(SqlValue::Integer(page.limit as i64));
+        w.params.push(SqlValue::Integer(page.offset as i64));
+        self.db.read(|c| query_records(c, &sql, &w.params))
+    }
+
+    fn count(&self, selection: &Selection) -> Result<usize> {
+        let w = Where::of(selection);
+        let sql = format!("SELECT count(*) FROM memories m WHERE {}", w.sql);
+        self.db.read(|c| {
+            let n: i64 = c.query_row(&sql, rusqlite::params_from_iter(&w.params), |r| r.get(0))?;
+            Ok(n as usize)
+        })
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        self.db.read(|c| ops::history(c, id))
+    }
+
+    fn cached_embeddings(&self, model: &str, hashes: &[&str]) -> Result<HashMap<String, Vec<f32>>> {
+        self.db.read(|c| ops::cached_embeddings(c, model, hashes))
+    }
+
+    /// A selective filter is answered by an exact scan; otherwise the HNSW walk applies the
+    /// filter as it goes, and falls back to the exact scan if the walk comes back short.
+    fn nearest(
+        &self,
+        query: &[f32],
+        count: usize,
+        selection: &Selection,
+    ) -> Result<Vec<(i64, f32)>> {
+        let index = self.index_read();
+        let signed = |hits: Vec<(u64, f32)>| hits.into_iter().map(|(k, s)| (k as i64, s)).collect();
+        if selection.is_unfiltered() {
+            let excluded: HashSet<u64> = if selection.include_expired {
+                HashSet::new()
+            } else {
+                self.db.read(|c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT key FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                    )?;
+                    let rows =
+                        stmt.query_map([format_time(selection.now)], |r| r.get::<_, i64>(0))?;
+                    rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
+                        .collect()
+                })?
+            };
+            return Ok(signed(if excluded.is_empty() {
+                index.search(query, count, None)?
+            } else {
+                index.search(query, count, Some(&|k| !excluded.contains(&k)))?
+            }));
+        }
+        let w = Where::of(selection);
+        let sql = format!("SELECT m.key FROM memories m WHERE {}", w.sql);
+        let allowed: Vec<u64> = self.db.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(&w.params), |r| {
+                r.get::<_, i64>(0)
+            })?;
+            rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
+                .collect()
+        })?;
+        if allowed.len() <= self.index_options.exact_scan_limit {
+            return Ok(signed(index.exact(query, &allowed, count)?));
+        }
+        let set: HashSet<u64> = allowed.iter().copied().collect();
+        let hits = index.search(query, count, Some(&|k| set.contains(&k)))?;
+        if hits.len() < count.min(allowed.len()) {
+            return Ok(signed(index.exact(query, &allowed, count)?));
+        }
+        Ok(signed(hits))
+    }
+
+    fn similarities(&self, query: &[f32], keys: &[i64]) -> Result<HashMap<i64, f32>> {
+        let index = self.index_read();
+        Ok(keys
+            .iter()
+            .filter_map(|&k| index.get(k as u64).map(|v| (k, vector::cosine(query, &v))))
+            .collect())
+    }
+
+    fn text_search(
+        &self,
+        engine: TextEngine,
+        query: &str,
+        selection: &Selection,
+        limit: usize,
+    ) -> Result<Vec<(i64, f32)>> {
+        let w = Where::of(selection);
+        self.db
+            .read(|conn| keyword::run(engine, &mut SqliteText { conn, w: &w }, query, limit))
+    }
+
+    fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {
+        self.db.write(|conn| {
+            let mut tx = SqliteTx {
+                store: self,
+                conn,
+                vocab: VocabDelta::default(),
+            };
+            f(&mut tx)?;
+            std::mem::take(&mut tx.vocab).apply(conn)
+        })?;
+        self.refresh()
+    }
+
+    fn reset(&self) -> Result<()> {
+        self.db.write(|tx| {
+            tx.execute_batch(
+                "DELETE FROM memories;
+                 INSERT INTO memories_fts (memories_fts) VALUES ('delete-all');
+                 DELETE FROM terms;
+                 DELETE FROM term_grams;
+                 DELETE FROM history;
+                 DELETE FROM embedding_cache;
+                 INSERT INTO changes (key, op) VALUES (0, 'delete');
+                 DELETE FROM changes;",
+            )?;
+            // Every process's index must start again from nothing. The marker row above
+            // moves the log's head, so that a handle already caught up sees a change and
+            // rebuilds (the pruned mark below is then ahead of what it applied).
+            let (head, _) = ops::change_head(tx)?;
+            ops::set_meta(tx, "changes_pruned_through", &head.to_string())
+        })?;
+        {
+            let mut index = self.index_write();
+            index.clear();
+            index.applied_seq = 0;
+        }
+        if let Some(p) = &self.index_path {
+            vector::remove_saved(p);
+        }
+        self.refresh()
+    }
+
+    /// Brings the in-memory vector index up to date with the change log (writes of this and
+    /// other processes). Rebuilds from SQLite when the log no longer reaches back far enough.
+    fn refresh(&self) -> Result<()> {
+        let (head, _) = self.db.read(ops::change_head)?;
+        if self.index_read().applied_seq == head && head > 0 {
+            return Ok(());
+        }
+        let mut index = self.index_write();
+        // Read the log and the vectors it names in one snapshot.
+        let work = self.db.read(|c| {
+            let (head, pruned) = ops::change_head(c)?;
+            if index.applied_seq == head && index.len() > 0 {
+                return Ok(None);
+            }
+            // An index ahead of the log was saved by a newer state of the store (the file was
+            // restored from a backup): it holds changes this store never saw.
+            let rebuild = pruned > index.applied_seq
+                || index.applied_seq > head
+                || (index.applied_seq == 0 && index.len() == 0);
+            let mut upserts: Vec<(u64, Vec<f32>)> = Vec::new();
+            let mut deletes: Vec<u64> = Vec::new();
+            if rebuild {
+                let mut stmt = c.prepare("SELECT key, embedding FROM memories ORDER BY key")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+                for row in rows {
+                    let (k, blob) = row?;
+                    upserts.push((k as u64, ops::blob_to_vector(&blob)?));
+                }
+            } else {
+                // The last change of each key since what was applied decides its fate.
+                let mut stmt = c.prepare_cached(
+                    "SELECT ch.key, ch.op, m.embedding FROM changes ch
+                     LEFT JOIN memories m ON m.key = ch.key
+                     WHERE ch.seq IN (SELECT max(seq) FROM changes WHERE seq > ?1 GROUP BY key)",
+                )?;
+                let rows = stmt.query_map([index.applied_seq], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (k, op, blob) = row?;
+                    match (op.as_str(), blob) {
+                        ("upsert", Some(blob)) => {
+                            upserts.push((k as u64, ops::blob_to_vector(&blob)?))
+                        }
+                        _ => deletes.push(k as u64),
+                    }
+                }
+            }
+            Ok(Some((head, rebuild, upserts, deletes)))
+        })?;
+        let Some((head, rebuild, upserts, deletes)) = work else {
+            return Ok(());
+        };
+        if rebuild {
+            index.clear();
+        }
+        for key in deletes {
+            index.remove(key)?;
+        }
+        index.upsert_many(&upserts)?;
+        index.applied_seq = head;
+        Ok(())
+    }
+
+    /// Saves the vector index beside the store so the next open need not rebuild it, and
+    /// trims the change log behind it.
+    fn flush(&self) -> Result<()> {
+        let Some(path) = &self.index_path else {
+            return Ok(());
+        };
+        self.refresh()?;
+        let saved_seq = {
+            let mut index = self.index_write();
+            if !index.dirty {
+                return Ok(());
+            }
+            index.save(path, &self.store_id)?;
+            index.dirty = false;
+            index.applied_seq
+        };
+        let prune_to = saved_seq - CHANGE_LOG_MARGIN;
+        if prune_to > 0 {
+            self.db.write(|tx| {
+                let (_, pruned) = ops::change_head(tx)?;
+                if prune_to > pruned {
+                    tx.execute("DELETE FROM changes WHERE seq <= ?1", [prune_to])?;
+                    ops::set_meta(tx, "changes_pruned_through", &prune_to.to_string())?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn indexed_vectors(&self) -> Result<usize> {
+        self.refresh()?;
+        Ok(self.index_read().len())
+    }
+}
+
+impl StoreExport for SqliteStore {
+    fn export_memories(&self, after: i64, limit: usize) -> Result<Vec<ExportedMemory>> {
+        self.db.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS}, m.embedding FROM memories m WHERE m.key > ?1 \
+                 ORDER BY m.key LIMIT ?2"
+            ))?;
+            let mut rows = stmt.query(params![after, limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let (key, record) = ops::record_from_row(row)?;
+                let blob: Vec<u8> = row.get(13)?;
+                out.push((key, record, ops::blob_to_vector(&blob)?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn export_history(&self, after: i64, limit: usize) -> Result<Vec<(i64, HistoryEntry)>> {
+        self.db.read(|c| ops::history_page(c, after, limit))
+    }
+}
+
+/// One write transaction; vocabulary changes are gathered and applied before the commit.
+struct SqliteTx<'a> {
+    store: &'a SqliteStore,
+    conn: &'a Connection,
+    vocab: VocabDelta,
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
+        ops::get_by_id(self.conn, id)
+    }
+
+    fn find_duplicate(&mut self, scope: &Scope, hash: &str) -> Result<Option<(i64, MemoryRecord)>> {
+        ops::find_duplicate(self.conn, scope, hash)
+    }
+
+    fn select(&mut self, selection: &Selection) -> Result<Vec<(i64, MemoryRecord)>> {
+        self.store.select(self.conn, selection)
+    }
+
+    fn insert(&mut self, record: &MemoryRecord, vector: &[f32], actor: &str) -> Result<Inserted> {
+        ops::insert_memory(self.conn, record, vector, &mut self.vocab)?;
+        ops::write_history(self.conn, ops::HistoryRow::added(record, actor))?;
+        Ok(Inserted::New)
+    }
+
+    fn update(
+        &mut self,
+        key: i64,
+        old: &MemoryRecord,
+        new: &MemoryRecord,
+        vector: Option<&[f32]>,
+        actor: &str,
+    ) -> Result<()> {
+        ops::update_memory(self.conn, key, old, new, vector, &mut self.vocab, actor)
+    }
+
+    fn delete(
+        &mut self,
+        key: i64,
+        record: &MemoryRecord,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        ops::delete_memory(self.conn, key, record, &mut self.vocab, actor, at)
+    }
+
+    fn dimensions(&mut self) -> Result<Option<usize>> {
+        ops::dimensions(self.conn)
+    }
+
+    fn record_dimensions(&mut self, dimensions: usize) -> Result<usize> {
+        // One writer at a time: nobody can record another dimension in between.
+        if let Some(d) = ops::dimensions(self.conn)? {
+            return Ok(d);
+        }
+        ops::set_meta(self.conn, "dimensions", &dimensions.to_string())?;
+        Ok(dimensions)
+    }
+
+    fn record_embedding_model(&mut self, model: &str) -> Result<()> {
+        match ops::get_meta(self.conn, "embedding_model")? {
+            None => ops::set_meta(self.conn, "embedding_model", model),
+            Some(stored) if stored == model => Ok(()),
+            Some(stored) => Err(super::model_mismatch(&stored, model)),
+        }
+    }
+
+    fn cache_embedding(&mut self, model: &str, hash: &str, vector: &[f32]) -> Result<()> {
+        ops::cache_embedding(self.conn, model, hash, vector)
+    }
+
+    fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()> {
+        ops::insert_memory(self.conn, record, vector, &mut self.vocab)?;
+        Ok(())
+    }
+
+    fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        ops::write_history(
+            self.conn,
+            ops::HistoryRow {
+                id: Some(&entry.id),
+                memory_id: &entry.memory_id,
+                event: entry.event,
+                old_content: entry.old_content.as_deref(),
+                new_content: entry.new_content.as_deref(),
+                actor: &entry.actor,
+                at: entry.created_at,
+            },
+        )
+    }
+}
+
+/// The text primitives over FTS5, in one read transaction, for one selection.
+struct SqliteText<'a> {
+    conn: &'a Connection,
+    w: &'a Where,
+}
+
+impl TextIndex for SqliteText<'_> {
+    fn term_candidates(
+        &mut self,
+        terms: &[String],
+        all: bool,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, f32)>> {
+        let fts_query = if all {
+            text::fts_all(terms)
+        } else {
+            text::fts_any(terms)
+        };
+        let n = self.w.params.len();
+        let sql = format!(
+            "SELECT m.key, m.content, bm25(memories_fts) AS s
+             FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
+             WHERE memories_fts MATCH ?{} AND ({})
+             ORDER BY s LIMIT ?{}",
+            n + 1,
+            self.w.sql,
+            n + 2
+        );
+        let mut params = self.w.params.clone();
+        params.push(SqlValue::Text(fts_query));
+        params.push(SqlValue::Integer(limit.min(i64::MAX as usize) as i64));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            // FTS5's bm25() is negative, lower is better; report it positive, higher is better.
+            Ok((r.get(0)?, r.get(1)?, -(r.get::<_, f64>(2)? as f32)))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>> {
+        let n = self.w.params.len();
+        let sql = format!(
+            "SELECT m.key, m.content FROM memories m
+             WHERE instr(am_lower(m.content), ?{}) > 0 AND ({}) ORDER BY m.key",
+            n + 1,
+            self.w.sql
+        );
+        let mut params = self.w.params.clone();
+        params.push(SqlValue::Text(needle.to_string()));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    fn vocabulary_candidates(&mut self, word: &str, max_typos: usize) -> Result<Vec<String>> {
+        let len = word.chars().count();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.term FROM term_grams g JOIN terms t ON t.id = g.rowid
+             WHERE term_grams MATCH ?1 ORDER BY rank LIMIT 300",
+        )?;
+        let mut candidates: Vec<String> = stmt
+            .query_map([text::fts_any(&text::trigrams(word))], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        // One typo in a short word can break every trigram ("mmeo" shares none with "memo"),
+        // so short words also look at vocabulary words of about their length that start with
+        // the same letter (typos rarely hit the first letter). A range scan on the term index.
+        if len <= 5 {
+            if let Some(first) = word.chars().next() {
+                let start = first.to_string();
+                let end =
+                    char::from_u32(first as u32 + 1).map_or_else(String::new, |c| c.to_string());
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT term FROM terms WHERE term >= ?1 AND (?2 = '' OR term < ?2)
+                     AND length(term) BETWEEN ?3 AND ?4 LIMIT 5000",
+                )?;
+                let rows = stmt.query_map(
+                    params![
+                        start,
+                        end,
+                        len.saturating_sub(max_typos) as i64,
+                        (len + max_typos) as i64
+                    ],
+                    |r| r.get::<_, String>(0),
+                )?;
+                for term in rows {
+                    candidates.push(term?);
+                }
+            }
+        }
+        Ok(candidates)
+    }
+}
