@@ -1045,6 +1045,17 @@ impl Memory {
             (None, true) => Some(self.embed_query(query)?),
             (None, false) => None,
         };
+        if let Some(v) = vector {
+            // A caller's vector must fit the store (an embedder's was checked at open).
+            if let Some(dims) = self.store.info()?.dimensions {
+                if v.len() != dims {
+                    return Err(Error::invalid(format!(
+                        "query vector has {} dimensions; the store holds {dims}",
+                        v.len()
+                    )));
+                }
+            }
+        }
         self.store.refresh()?;
         let selection = selection(
             options.filter.as_ref(),
