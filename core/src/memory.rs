@@ -676,10 +676,7 @@ impl Memory {
                 added: true,
             },
             // Another process stored the same memory a moment before.
-            Inserted::Twin(id) => AddOutcome {
-                id,
-                added: false,
-            },
+            Inserted::Twin(id) => AddOutcome { id, added: false },
         })
     }
 
