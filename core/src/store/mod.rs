@@ -7,6 +7,8 @@
 //! owns its indexes: it keeps them in step with its data inside [`StoreTx`] and answers the
 //! engines' primitives (nearest vectors, BM25 candidates, vocabulary for typos).
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use std::collections::HashMap;

@@ -1,0 +1,789 @@
+//! The PostgreSQL backend (feature `postgres`): memories, history, vectors (pgvector, HNSW
+//! with cosine distance) and the keyword and fuzzy indexes live in the database, shared by
+//! every process that opens the same URL. Its semantics are the SQLite backend's: the same
+//! filters ([`filter`]), the same duplicate rule, the same BM25 scores ([`text`]).
+//!
+//! Connections come from a small pool of their own ([`pool`]) and are made without TLS.
+//! Writes run in read-committed transactions that are retried on serialisation failures
+//! and deadlocks; reads run in repeatable-read snapshots.
+
+mod filter;
+mod pool;
+mod rows;
+mod schema;
+mod text;
+mod tx;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use postgres::config::SslMode;
+use serde::{Deserialize, Serialize};
+
+use self::filter::Where;
+use self::pool::{get, Failure, Lease, Pool, Session, TxMode};
+use self::rows::{history_from_row, vector_text, HISTORY_COLUMNS, RECORD_COLUMNS};
+use self::schema::Capabilities;
+use self::text::{PgText, TextDelta};
+use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records, PgTx};
+use super::{
+    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, TextEngine,
+};
+use crate::error::{Error, ErrorCode, Result};
+use crate::index::VectorIndexOptions;
+use crate::search::keyword;
+use crate::types::{HistoryEntry, MemoryRecord, Scope};
+
+/// Attempts of a write transaction that the database asks to retry (deadlock,
+/// serialisation failure) or that lost its connection before committing.
+const WRITE_ATTEMPTS: u32 = 5;
+/// pgvector's largest `hnsw.ef_search`.
+const MAX_EF_SEARCH: usize = 1000;
+
+/// Settings of the PostgreSQL backend (the `postgres` object of the JSON open options).
+///
+/// Connections are made without TLS (`NoTls`): use them on a trusted network, over a local
+/// socket or through a TLS-terminating proxy. A URL asking for TLS (`sslmode=require`) is
+/// refused rather than silently connected in plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresOptions {
+    /// Most connections open at once (1 to 256; default 8).
+    pub pool_size: usize,
+    /// Time allowed to connect, in milliseconds (default 10,000); a `connect_timeout` in
+    /// the URL takes precedence.
+    pub connect_timeout_ms: u64,
+    /// Time a call waits for a free connection when all are busy, in milliseconds (default
+    /// 30,000; 0 fails at once).
+    pub pool_timeout_ms: u64,
+    /// The server's `statement_timeout` for every connection, in milliseconds (default 0:
+    /// none).
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_size: 8,
+            connect_timeout_ms: 10_000,
+            pool_timeout_ms: 30_000,
+            statement_timeout_ms: 0,
+        }
+    }
+}
+
+impl PostgresOptions {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(1..=256).contains(&self.pool_size) {
+            return Err(Error::invalid(
+                "postgres.pool_size must be between 1 and 256",
+            ));
+        }
+        const HOUR_MS: u64 = 3_600_000;
+        if !(1..=HOUR_MS).contains(&self.connect_timeout_ms) {
+            return Err(Error::invalid(
+                "postgres.connect_timeout_ms must be between 1 and 3600000",
+            ));
+        }
+        if self.pool_timeout_ms > HOUR_MS {
+            return Err(Error::invalid(
+                "postgres.pool_timeout_ms must be at most 3600000",
+            ));
+        }
+        // The server's limit for statement_timeout.
+        if self.statement_timeout_ms > i32::MAX as u64 {
+            return Err(Error::invalid(format!(
+                "postgres.statement_timeout_ms must be at most {}",
+                i32::MAX
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A store in a PostgreSQL database.
+pub(crate) struct PgStore {
+    pool: Pool,
+    index: VectorIndexOptions,
+    caps: Capabilities,
+    /// The URL without its password.
+    location: String,
+    /// The vector dimension, once recorded (it never changes after).
+    dims: OnceLock<usize>,
+}
+
+impl PgStore {
+    /// Connects, checks that the schema is an agent_mem store (or holds none yet) and
+    /// migrates it.
+    pub(crate) fn open(
+        url: &str,
+        options: &PostgresOptions,
+        index: VectorIndexOptions,
+    ) -> Result<PgStore> {
+        options.validate()?;
+        let location = pool::redact_url(url);
+        // (The parser's messages name options and characters, never values.)
+        let mut config = postgres::Config::from_str(url).map_err(|e| {
+            Error::invalid(format!(
+                "{location} is not a valid PostgreSQL URL: {}",
+                pool::describe(&e)
+            ))
+        })?;
+        match config.get_ssl_mode() {
+            SslMode::Disable | SslMode::Prefer => {}
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::Unsupported,
+                    format!(
+                        "{location}: this build of agent_mem connects to PostgreSQL without TLS \
+                         and will not downgrade a connection that asks for it (sslmode=require); \
+                         use sslmode=disable on a trusted network or a local socket, or a \
+                         TLS-terminating proxy"
+                    ),
+                ))
+            }
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_millis(options.connect_timeout_ms));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("agent_mem");
+        }
+        let pool = Pool::new(
+            config,
+            options.pool_size,
+            Duration::from_millis(options.pool_timeout_ms),
+            options.statement_timeout_ms,
+        );
+        let caps = {
+            let mut lease = pool.get()?;
+            let prepared = {
+                let mut s = lease.session()?;
+                schema::prepare(&mut s, &location)
+            };
+            if prepared.is_err() {
+                // It may hold the migration lock or a broken transaction: never reuse it.
+                lease.discard();
+            }
+            prepared?
+        };
+        Ok(PgStore {
+            pool,
+            index,
+            caps,
+            location,
+            dims: OnceLock::new(),
+        })
+    }
+
+    /// Checks a query vector against the store's dimension (none recorded: nothing stored
+    /// to compare with, any query finds nothing).
+    fn check_query(&self, query: &[f32]) -> Result<()> {
+        let dims = match self.dims.get() {
+            Some(d) => Some(*d),
+            None => {
+                let d = self.read(false, dimensions)?;
+                if let Some(d) = d {
+                    let _ = self.dims.set(d);
+                }
+                d
+            }
+        };
+        match dims {
+            Some(d) if d != query.len() => Err(Error::invalid(format!(
+                "query vector has {} dimensions; the store holds {d}",
+                query.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn selection(&self, selection: &Selection) -> Where {
+        Where::of(selection, self.caps.lower)
+    }
+
+    /// Runs `f` over a connection, in a read snapshot when `snapshot` (several statements)
+    /// or statement by statement. A pooled connection found dead (a server restart since
+    /// it was last used) is dropped with the other idle ones, and `f` runs again once on a
+    /// fresh connection.
+    fn read<T>(
+        &self,
+        snapshot: bool,
+        mut f: impl FnMut(&mut Session<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut again = true;
+        loop {
+            let mut lease = self.pool.get()?;
+            let (out, failure) = {
+                let mut s = lease.session()?;
+                let out = if snapshot {
+                    s.begin(TxMode::Read).and_then(|()| match f(&mut s) {
+                        Ok(v) => s.commit().map(|()| v),
+                        Err(e) => {
+                            s.rollback();
+                            Err(e)
+                        }
+                    })
+                } else {
+                    f(&mut s)
+                };
+                (out, s.failure())
+            };
+            match out {
+                Ok(v) => return Ok(v),
+                Err(e) => match self.retire_if_broken(&mut lease, failure) {
+                    Some(true) if std::mem::take(&mut again) => {}
+                    _ => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Drops a connection that failed for want of a working connection, with the idle
+    /// ones (opened before the same server restart, most likely). `Some(reused)` when it
+    /// did: a connection that served earlier calls may simply have outlived its server,
+    /// which a fresh connection cures.
+    fn retire_if_broken(&self, lease: &mut Lease<'_>, failure: Option<Failure>) -> Option<bool> {
+        let reused = lease.reused();
+        if failure == Some(Failure::Broken) || lease.is_closed() {
+            lease.discard();
+            self.pool.drain_idle();
+            return Some(reused);
+        }
+        None
+    }
+
+    /// Runs `f` in one write transaction (see [`Store::write_tx`]), again when the database
+    /// asks for it (deadlock, serialisation failure) or when the connection broke before
+    /// the commit.
+    fn write(&self, mut f: impl FnMut(&mut PgTx<'_, '_>) -> Result<()>) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (error, failure, committing) = match self.try_write(&mut f) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let again = attempt < WRITE_ATTEMPTS
+                && match failure {
+                    Some(Failure::Retry) => true,
+                    Some(Failure::Broken) => !committing,
+                    _ => false,
+                };
+            if !again {
+                if committing && failure == Some(Failure::Broken) {
+                    return Err(Error::new(
+                        ErrorCode::Storage,
+                        format!(
+                            "the connection to PostgreSQL was lost while committing; the \
+                             change may or may not have been stored: {}",
+                            error.message()
+                        ),
+                    )
+                    .with_source(error));
+                }
+                return Err(error);
+            }
+            if failure == Some(Failure::Retry) {
+                backoff(attempt);
+            }
+        }
+    }
+
+    /// One attempt of a write transaction: on failure the error, its failure class, and
+    /// whether it came from the commit itself (then the outcome is unknown).
+    fn try_write(
+        &self,
+        f: &mut impl FnMut(&mut PgTx<'_, '_>) -> Result<()>,
+    ) -> std::result::Result<(), (Error, Option<Failure>, bool)> {
+        let mut lease = self.pool.get().map_err(|e| (e, None, false))?;
+        let outcome = {
+            let mut s = lease.session().map_err(|e| (e, None, false))?;
+            match s.begin(TxMode::Write) {
+                Err(e) => Err((e, s.failure(), false)),
+                Ok(()) => {
+                    let mut tx = PgTx {
+                        store: self,
+                        s: &mut s,
+                        delta: TextDelta::default(),
+                    };
+                    let mut done = f(&mut tx);
+                    if done.is_ok() {
+                        done = tx.delta.apply(tx.s);
+                    }
+                    // A statement failed but the closure carried on: the transaction is
+                    // aborted, and COMMIT would quietly roll it back.
+                    if done.is_ok() {
+                        if let Some(e) = s.failed_error() {
+                            done = Err(e);
+                        }
+                    }
+                    match done {
+                        Ok(()) => s.commit().map_err(|e| {
+                            s.rollback();
+                            (e, s.failure(), true)
+                        }),
+                        Err(e) => {
+                            s.rollback();
+                            Err((e, s.failure(), false))
+                        }
+                    }
+                }
+            }
+        };
+        if let Err((_, failure, _)) = &outcome {
+            self.retire_if_broken(&mut lease, *failure);
+        }
+        outcome
+    }
+}
+
+/// A short random pause before retrying a transaction (5 to 50 ms, growing per attempt),
+/// so that writers that collided do not collide again in step.
+fn backoff(attempt: u32) {
+    let base = 5 * u64::from(attempt);
+    let ms = base + text::random() % (10 * u64::from(attempt));
+    std::thread::sleep(Duration::from_millis(ms.min(50)));
+}
+
+impl Store for PgStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+
+    fn info(&self) -> Result<StoreInfo> {
+        self.read(true, |s| {
+            Ok(StoreInfo {
+                embedding_model: get_meta(s, "embedding_model")?,
+                dimensions: dimensions(s)?,
+            })
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<MemoryRecord>> {
+        Ok(self
+            .read(false, |s| get_by_id(s, id, false))?
+            .map(|(_, r)| r))
+    }
+
+    fn find_duplicates(
+        &self,
+        scope: &Scope,
+        hashes: &[String],
+    ) -> Result<Vec<Option<MemoryRecord>>> {
+        let found = self.read(false, |s| duplicates(s, scope, hashes, false))?;
+        let by_hash: HashMap<String, MemoryRecord> = found
+            .into_iter()
+            .map(|(_, r)| (r.hash.clone(), r))
+            .collect();
+        Ok(hashes.iter().map(|h| by_hash.get(h).cloned()).collect())
+    }
+
+    fn records(&self, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys = keys.to_vec();
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE m.key = ANY($1::int8[])"
+        );
+        Ok(self
+            .read(false, |s| query_records(s, &sql, &[&keys]))?
+            .into_iter()
+            .collect())
+    }
+
+    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>> {
+        let mut w = self.selection(selection);
+        let column = page.order.column();
+        let (cmp, dir) = if page.order.descending() {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        if let Some((key, at)) = &page.after {
+            let t = w.push(at.clone());
+            let k = w.push(*key);
+            w.sql = format!(
+                "({}) AND (m.{column}, m.key) {cmp} ({t}::text, {k}::int8)",
+                w.sql
+            );
+        }
+        let limit = w.push(page.limit.min(i64::MAX as usize) as i64);
+        let offset = w.push(page.offset.min(i64::MAX as usize) as i64);
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE {}
+             ORDER BY m.{column} {dir}, m.key {dir} LIMIT {limit}::int8 OFFSET {offset}::int8",
+            w.sql
+        );
+        self.read(false, |s| query_records(s, &sql, &w.refs()))
+    }
+
+    fn count(&self, selection: &Selection) -> Result<usize> {
+        let w = self.selection(selection);
+        let sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        self.read(false, |s| {
+            let row = s.query_one(&sql, &w.refs())?;
+            Ok(get::<i64>(&row, 0)? as usize)
+        })
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let sql = format!(
+            "SELECT {HISTORY_COLUMNS} FROM agentmem_history WHERE memory_id = $1::text ORDER BY seq"
+        );
+        self.read(false, |s| {
+            s.query(&sql, &[&id])?
+                .iter()
+                .map(|r| history_from_row(r).map(|(_, e)| e))
+                .collect()
+        })
+    }
+
+    fn cached_embeddings(&self, model: &str, hashes: &[&str]) -> Result<HashMap<String, Vec<f32>>> {
+        if hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let hashes: Vec<&str> = hashes.to_vec();
+        self.read(false, |s| {
+            s.query(
+                "SELECT hash, vector FROM agentmem_embedding_cache
+                 WHERE model = $1::text AND hash = ANY($2::text[])",
+                &[&model, &hashes],
+            )?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .collect()
+        })
+    }
+
+    /// The HNSW index answers with the selection applied during the walk (pgvector 0.8's
+    /// iterative scan); a selection admitting few memories, or a walk that came back short,
+    /// is answered by an exact scan of the admitted rows instead.
+    fn nearest(
+        &self,
+        query: &[f32],
+        count: usize,
+        selection: &Selection,
+    ) -> Result<Vec<(i64, f32)>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        self.check_query(query)?;
+        let mut w = self.selection(selection);
+        let q = w.push(vector_text(query));
+        let n = w.push(count.min(i64::MAX as usize) as i64);
+        let hnsw_sql = format!(
+            "SELECT m.key, (m.embedding <=> {q}::text::vector)::float8
+             FROM agentmem_memories m WHERE {}
+             ORDER BY m.embedding <=> {q}::text::vector LIMIT {n}::int8",
+            w.sql
+        );
+        let exact_sql = format!(
+            "WITH admitted AS MATERIALIZED (
+                 SELECT m.key, m.embedding FROM agentmem_memories m WHERE {})
+             SELECT key, (embedding <=> {q}::text::vector)::float8 AS d
+             FROM admitted ORDER BY d, key LIMIT {n}::int8",
+            w.sql
+        );
+        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        let limit = self.index.exact_scan_limit;
+        let ef = self
+            .index
+            .expansion_search
+            .max(count)
+            .clamp(1, MAX_EF_SEARCH);
+        let iterative = self.caps.iterative_scan;
+        let unfiltered = selection.is_unfiltered();
+        let hits = self.read(true, |s| {
+            let params = w.refs();
+            let hits = |s: &mut Session<'_>, sql: &str| -> Result<Vec<(i64, f32)>> {
+                s.query(sql, &params)?
+                    .iter()
+                    .map(|r| Ok((get(r, 0)?, 1.0 - get::<f64>(r, 1)? as f32)))
+                    .collect()
+            };
+            // How many memories the selection admits, counted up to `upto` rows.
+            let admitted = |s: &mut Session<'_>, upto: Option<usize>| -> Result<usize> {
+                let sql = match upto {
+                    Some(u) => format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM agentmem_memories m WHERE {} \
+                         LIMIT {}) c",
+                        w.sql,
+                        u.saturating_add(1)
+                    ),
+                    None => count_sql.clone(),
+                };
+                // The count takes the selection's parameters only.
+                let row = s.query_one(&sql, &params[..params.len() - 2])?;
+                Ok(get::<i64>(&row, 0)? as usize)
+            };
+            if !unfiltered && admitted(s, Some(limit))? <= limit {
+                return hits(s, &exact_sql);
+            }
+            s.query(
+                "SELECT set_config('hnsw.ef_search', $1::text, true)",
+                &[&ef.to_string()],
+            )?;
+            if iterative {
+                s.query(
+                    "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)",
+                    &[],
+                )?;
+            }
+            let found = hits(s, &hnsw_sql)?;
+            if found.len() < count && found.len() < admitted(s, None)? {
+                return hits(s, &exact_sql);
+            }
+            Ok(found)
+        })?;
+        Ok(hits)
+    }
+
+    fn similarities(&self, query: &[f32], keys: &[i64]) -> Result<HashMap<i64, f32>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.check_query(query)?;
+        let q = vector_text(query);
+        let keys = keys.to_vec();
+        self.read(false, |s| {
+            s.query(
+                "SELECT key, (1 - (embedding <=> $1::text::vector))::float8
+                 FROM agentmem_memories WHERE key = ANY($2::int8[])",
+                &[&q, &keys],
+            )?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get::<f64>(r, 1)? as f32)))
+            .collect()
+        })
+    }
+
+    fn text_search(
+        &self,
+        engine: TextEngine,
+        query: &str,
+        selection: &Selection,
+        limit: usize,
+    ) -> Result<Vec<(i64, f32)>> {
+        let w = self.selection(selection);
+        let lower = self.caps.lower;
+        self.read(true, |s| {
+            let mut index = PgText { s, w: &w, lower };
+            keyword::run(engine, &mut index, query, limit)
+        })
+    }
+
+    fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {
+        self.write(|tx| f(tx))
+    }
+
+    fn reset(&self) -> Result<()> {
+        self.write(|tx| {
+            // Writers hold ROW EXCLUSIVE on the memories until they commit their rows and
+            // statistics together: waiting for them (and keeping new ones out) makes the
+            // deletions below see one consistent state. Readers go on.
+            tx.s.batch(
+                "LOCK TABLE agentmem_memories IN EXCLUSIVE MODE;
+                 DELETE FROM agentmem_memories;
+                 DELETE FROM agentmem_history;
+                 DELETE FROM agentmem_embedding_cache;
+                 DELETE FROM agentmem_term_stats;
+                 DELETE FROM agentmem_vocabulary;
+                 UPDATE agentmem_text_totals SET docs = 0, length = 0;",
+            )
+        })
+    }
+
+    /// Nothing to do: every process reads the same database.
+    fn refresh(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Nothing to do: every write is committed when its call returns.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn indexed_vectors(&self) -> Result<usize> {
+        self.read(false, |s| {
+            let row = s.query_one("SELECT count(*) FROM agentmem_memories", &[])?;
+            Ok(get::<i64>(&row, 0)? as usize)
+        })
+    }
+}
+
+impl StoreExport for PgStore {
+    fn export_memories(&self, after: i64, limit: usize) -> Result<Vec<ExportedMemory>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS}, m.embedding::real[] FROM agentmem_memories m
+             WHERE m.key > $1::int8 ORDER BY m.key LIMIT $2::int8"
+        );
+        self.read(false, |s| {
+            s.query(&sql, &[&after, &limit])?
+                .iter()
+                .map(|r| {
+                    let (key, record) = rows::record_from_row(r)?;
+                    Ok((key, record, get::<Vec<f32>>(r, 13)?))
+                })
+                .collect()
+        })
+    }
+
+    fn export_history(&self, after: i64, limit: usize) -> Result<Vec<(i64, HistoryEntry)>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let sql = format!(
+            "SELECT {HISTORY_COLUMNS} FROM agentmem_history WHERE seq > $1::int8
+             ORDER BY seq LIMIT $2::int8"
+        );
+        self.read(false, |s| {
+            s.query(&sql, &[&after, &limit])?
+                .iter()
+                .map(history_from_row)
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::filter::Filter;
+    use crate::types::{MemoryKind, Metadata};
+
+    /// A URL to a fresh schema on the test server (`tests/postgres.sh`), or `None` without
+    /// one (a failure when `AGENTMEM_REQUIRE_POSTGRES=1`).
+    fn fresh_url(name: &str) -> Option<String> {
+        let Ok(server) = std::env::var("AGENTMEM_TEST_PG_URL") else {
+            assert!(
+                std::env::var("AGENTMEM_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "AGENTMEM_REQUIRE_POSTGRES=1 but AGENTMEM_TEST_PG_URL is not set"
+            );
+            println!("SKIPPED {name}: no PostgreSQL server (AGENTMEM_TEST_PG_URL)");
+            return None;
+        };
+        let schema = format!("u_{name}_{}", std::process::id());
+        let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .unwrap();
+        let sep = if server.contains('?') { '&' } else { '?' };
+        Some(format!("{server}{sep}options=-csearch_path%3D{schema}"))
+    }
+
+    fn record(content: &str) -> MemoryRecord {
+        let now = Utc::now();
+        MemoryRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            content: content.into(),
+            hash: crate::types::content_hash(content),
+            kind: MemoryKind::default(),
+            scope: Scope::default(),
+            metadata: Metadata::new(),
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn deadlocked_writers_are_run_again() {
+        let Some(url) = fresh_url("deadlock") else {
+            return;
+        };
+        let store = Arc::new(
+            PgStore::open(
+                &url,
+                &PostgresOptions::default(),
+                VectorIndexOptions::default(),
+            )
+            .unwrap(),
+        );
+        let (a, b) = (record("first"), record("second"));
+        crate::store::write(&*store, |tx| {
+            tx.record_dimensions(2)?;
+            tx.insert(&a, &[1.0, 0.0], "test")?;
+            tx.insert(&b, &[0.0, 1.0], "test")?;
+            Ok(())
+        })
+        .unwrap();
+        // Two writers lock the same two rows in opposite orders, meeting in the middle: the
+        // server breaks the deadlock by failing one, which runs again and succeeds.
+        let barrier = Arc::new(Barrier::new(2));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = [(a.id.clone(), b.id.clone()), (b.id.clone(), a.id.clone())]
+            .into_iter()
+            .map(|(first, second)| {
+                let (store, barrier, runs) = (store.clone(), barrier.clone(), runs.clone());
+                std::thread::spawn(move || {
+                    let mut attempt = 0;
+                    crate::store::write(&*store, |tx| {
+                        attempt += 1;
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let (key, old) = tx.get(&first)?.unwrap();
+                        if attempt == 1 {
+                            barrier.wait();
+                        }
+                        tx.get(&second)?.unwrap();
+                        let mut new = old.clone();
+                        new.metadata.insert("touched".into(), true.into());
+                        tx.update(key, &old, &new, None, "test")
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert!(runs.load(Ordering::SeqCst) >= 3, "no writer ran again");
+        let touched = Filter::parse(r#"{"touched": true}"#).unwrap();
+        let selection = Selection {
+            filter: touched,
+            include_expired: true,
+            now: Utc::now(),
+        };
+        assert_eq!(store.count(&selection).unwrap(), 2);
+        // One UPDATE row each: the failed attempt left nothing behind.
+        assert_eq!(store.history(&a.id).unwrap().len(), 2);
+        assert_eq!(store.history(&b.id).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_busy_pool_says_so() {
+        let Some(url) = fresh_url("busy_pool") else {
+            return;
+        };
+        let options = PostgresOptions {
+            pool_size: 1,
+            pool_timeout_ms: 50,
+            ..Default::default()
+        };
+        let store = PgStore::open(&url, &options, VectorIndexOptions::default()).unwrap();
+        let held = store.pool.get().unwrap();
+        let err = store.count(&Selection {
+            filter: Filter::All,
+            include_expired: true,
+            now: Utc::now(),
+        });
+        let err = err.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Storage);
+        assert!(err.message().contains("exhausted"), "{err}");
+        drop(held);
+        assert!(store.info().is_ok());
+    }
+}

@@ -1,0 +1,292 @@
+//! The text index in PostgreSQL: each memory's keyword index terms in a GIN-indexed
+//! `text[]`, BM25 statistics in tables kept by the writing transactions, and the fuzzy
+//! vocabulary trigram-indexed by pg_trgm. The engines of [`crate::search::keyword`] run
+//! over the three primitives answered here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, Hasher};
+
+use postgres::types::ToSql;
+
+use super::filter::Where;
+use super::pool::{get, Session};
+use crate::error::Result;
+use crate::store::TextIndex;
+use crate::text;
+
+/// Queries with up to this many terms score rows by plain expressions, one per term;
+/// longer ones (fuzzy search's expansions) by a subquery per row.
+const INLINE_TERMS: usize = 32;
+
+/// Shards of the store totals (rows of `agentmem_text_totals`).
+const TOTAL_SHARDS: u64 = 16;
+
+/// A random number, for picking a shard and for retry backoff (no `rand` dependency: the
+/// standard library's hasher keys are random per process and per `RandomState`).
+pub(super) fn random() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
+
+/// Changes to the BM25 statistics and the fuzzy vocabulary gathered over a transaction and
+/// applied at its end, in term order: every writer locks the statistics rows in the same
+/// order, so two writers cannot deadlock on them, and holds them only briefly.
+#[derive(Default)]
+pub(super) struct TextDelta {
+    /// Document-frequency change of each index term.
+    df: BTreeMap<String, i64>,
+    /// Document-frequency change of each vocabulary word.
+    vocabulary: BTreeMap<String, i64>,
+    docs: i64,
+    length: i64,
+}
+
+impl TextDelta {
+    /// Counts a memory in (`sign` 1) or out (-1): its index terms (as stored) and the
+    /// vocabulary of its content.
+    pub(super) fn add(&mut self, content: &str, terms: &[String], sign: i64) {
+        let distinct: BTreeSet<&String> = terms.iter().collect();
+        for term in distinct {
+            *self.df.entry(term.clone()).or_default() += sign;
+        }
+        for word in text::fuzzy_vocabulary(content) {
+            *self.vocabulary.entry(word).or_default() += sign;
+        }
+        self.docs += sign;
+        self.length += sign * terms.len() as i64;
+    }
+
+    /// Writes the changes (and forgets them).
+    pub(super) fn apply(&mut self, s: &mut Session<'_>) -> Result<()> {
+        let delta = std::mem::take(self);
+        apply_counts(s, "agentmem_term_stats", delta.df)?;
+        apply_counts(s, "agentmem_vocabulary", delta.vocabulary)?;
+        if delta.docs != 0 || delta.length != 0 {
+            let shard = (random() % TOTAL_SHARDS) as i16;
+            s.execute(
+                "UPDATE agentmem_text_totals SET docs = docs + $1::int8, length = length + $2::int8
+                 WHERE shard = $3::int2",
+                &[&delta.docs, &delta.length, &shard],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn apply_counts(s: &mut Session<'_>, table: &str, counts: BTreeMap<String, i64>) -> Result<()> {
+    let (terms, deltas): (Vec<String>, Vec<i64>) =
+        counts.into_iter().filter(|(_, d)| *d != 0).unzip();
+    if terms.is_empty() {
+        return Ok(());
+    }
+    let shrinking = deltas.iter().any(|d| *d < 0);
+    s.execute(
+        &format!(
+            "INSERT INTO {table} AS t (term, df)
+             SELECT u.term, u.df FROM unnest($1::text[], $2::int8[]) AS u(term, df)
+             ORDER BY u.term COLLATE \"C\"
+             ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df"
+        ),
+        &[&terms, &deltas],
+    )?;
+    if shrinking {
+        // Words no memory holds any more leave the vocabulary, as in SQLite's store.
+        s.execute(
+            &format!("DELETE FROM {table} WHERE term = ANY($1::text[]) AND df <= 0"),
+            &[&terms],
+        )?;
+    }
+    Ok(())
+}
+
+/// The text primitives over one read transaction, for one selection.
+pub(super) struct PgText<'s, 'c> {
+    pub(super) s: &'s mut Session<'c>,
+    pub(super) w: &'s Where,
+    /// The `COLLATE` clause of Unicode lower-casing.
+    pub(super) lower: &'static str,
+}
+
+/// The selection's parameters followed by `extra`, and the number of the first extra.
+fn params<'a>(
+    w: &'a Where,
+    extra: &[&'a (dyn ToSql + Sync)],
+) -> (Vec<&'a (dyn ToSql + Sync)>, usize) {
+    let mut params = w.refs();
+    let first = params.len() + 1;
+    params.extend_from_slice(extra);
+    (params, first)
+}
+
+impl TextIndex for PgText<'_, '_> {
+    /// BM25 as SQLite FTS5 computes it: over the whole store, N memories of average length
+    /// avgdl, a term held by df of them weighs idf = ln((N − df + 0.5) / (df + 0.5)) (at
+    /// least 1e-6), and a memory of length D holding it tf times scores
+    /// idf · tf · (k1 + 1) / (tf + k1 · (1 − b + b · D / avgdl)), k1 = 1.2, b = 0.75,
+    /// summed over the query terms.
+    fn term_candidates(
+        &mut self,
+        terms: &[String],
+        all: bool,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, f32)>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let terms: Vec<String> = terms.to_vec();
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let w = self.w;
+        let (params, n) = params(w, &[&terms, &limit]);
+        let matching = if all { "@>" } else { "&&" };
+        // The statistics and each term's idf, computed once per query.
+        let prelude = format!(
+            "WITH stats AS MATERIALIZED (
+                 SELECT sum(docs)::float8 AS n,
+                        sum(length)::float8 / nullif(sum(docs), 0)::float8 AS avgdl
+                 FROM agentmem_text_totals),
+             weights AS MATERIALIZED (
+                 SELECT q.term, q.ord,
+                        CASE WHEN (s.n - coalesce(d.df, 0) + 0.5) / (coalesce(d.df, 0) + 0.5) > 1
+                             THEN ln((s.n - coalesce(d.df, 0) + 0.5) / (coalesce(d.df, 0) + 0.5))
+                             ELSE 1e-6 END AS idf
+                 FROM unnest(${n}::text[]) WITH ORDINALITY AS q(term, ord)
+                 CROSS JOIN stats s
+                 LEFT JOIN agentmem_term_stats d ON d.term = q.term)"
+        );
+        // k1 · (1 − b + b · D / avgdl), with float8 constants (a bare 0.75 is numeric, slow).
+        let k = "1.2::float8 * (0.25::float8 \
+                 + 0.75::float8 * cardinality(m.terms)::float8 / s.avgdl)";
+        let sql = if terms.len() <= INLINE_TERMS {
+            // Each term's frequency in the row by array_positions, in plain expressions:
+            // no subquery per row. OFFSET 0 keeps the frequencies computed once.
+            let tfs: Vec<String> = (1..=terms.len())
+                .map(|i| {
+                    format!(
+                        "cardinality(array_positions(m.terms, (${n}::text[])[{i}]))::float8 AS tf{i}"
+                    )
+                })
+                .collect();
+            let idfs: Vec<String> = (1..=terms.len())
+                .map(|i| format!("(SELECT idf FROM weights WHERE ord = {i}) AS idf{i}"))
+                .collect();
+            let sum: Vec<String> = (1..=terms.len())
+                .map(|i| format!("i.idf{i} * h.tf{i} * 2.2::float8 / (h.tf{i} + h.k)"))
+                .collect();
+            format!(
+                "{prelude},
+                 idfs AS MATERIALIZED (SELECT {})
+                 SELECT h.key, h.content, coalesce({}, 0)::float8 AS score
+                 FROM (SELECT m.key, m.content, {k} AS k, {}
+                       FROM agentmem_memories m CROSS JOIN stats s
+                       WHERE m.terms {matching} ${n}::text[] AND ({}) OFFSET 0) h
+                 CROSS JOIN idfs i
+                 ORDER BY score DESC, h.key
+                 LIMIT ${}::int8",
+                idfs.join(", "),
+                sum.join(" + "),
+                tfs.join(", "),
+                self.w.sql,
+                n + 1
+            )
+        } else {
+            format!(
+                "{prelude}
+                 SELECT m.key, m.content,
+                        coalesce((
+                            SELECT sum(w.idf * c.tf * 2.2::float8 / (c.tf + {k}))
+                            FROM (SELECT t AS term, count(*)::float8 AS tf
+                                  FROM unnest(m.terms) AS t GROUP BY t) c
+                            JOIN weights w ON w.term = c.term), 0)::float8 AS score
+                 FROM agentmem_memories m CROSS JOIN stats s
+                 WHERE m.terms {matching} ${n}::text[] AND ({})
+                 ORDER BY score DESC, m.key
+                 LIMIT ${}::int8",
+                self.w.sql,
+                n + 1
+            )
+        };
+        let rows = self.s.query(&sql, &params)?;
+        rows.iter()
+            .map(|r| {
+                let score: f64 = get(r, 2)?;
+                Ok((get(r, 0)?, get(r, 1)?, score as f32))
+            })
+            .collect()
+    }
+
+    fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>> {
+        let needle = needle.to_string();
+        let w = self.w;
+        let (params, n) = params(w, &[&needle]);
+        let sql = format!(
+            "SELECT m.key, m.content FROM agentmem_memories m
+             WHERE strpos(lower(m.content {}), ${n}::text) > 0 AND ({}) ORDER BY m.key",
+            self.lower, self.w.sql
+        );
+        let rows = self.s.query(&sql, &params)?;
+        rows.iter().map(|r| Ok((get(r, 0)?, get(r, 1)?))).collect()
+    }
+
+    fn vocabulary_candidates(&mut self, word: &str, max_typos: usize) -> Result<Vec<String>> {
+        // Words sharing a trigram with `word`, as SQLite's FTS5 trigram table finds them:
+        // `LIKE '%abc%'` is what pg_trgm's GIN index answers, for each trigram. The closest
+        // (by pg_trgm's similarity) come first when there are many.
+        let like = |t: &str| {
+            let escaped: String = t
+                .chars()
+                .flat_map(|c| match c {
+                    '\\' | '%' | '_' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            format!("%{escaped}%")
+        };
+        let patterns: Vec<String> = text::trigrams(word).iter().map(|t| like(t)).collect();
+        let word_text = word.to_string();
+        let rows = if patterns.is_empty() {
+            Vec::new()
+        } else {
+            self.s.query(
+                "SELECT term FROM agentmem_vocabulary WHERE term LIKE ANY($1::text[])
+                 ORDER BY similarity(term, $2::text) DESC, term LIMIT 300",
+                &[&patterns, &word_text],
+            )?
+        };
+        let mut candidates: Vec<String> = rows.iter().map(|r| get(r, 0)).collect::<Result<_>>()?;
+        // One typo in a short word can break every trigram ("mmeo" shares none with "memo"),
+        // so short words also look at vocabulary words of about their length that start with
+        // the same letter (typos rarely hit the first letter): a range scan of the key.
+        let len = word.chars().count();
+        if len <= 5 {
+            if let Some(first) = word.chars().next() {
+                let start = first.to_string();
+                let end = char::from_u32(first as u32 + 1).map(|c| c.to_string());
+                let shortest = len.saturating_sub(max_typos) as i64;
+                let longest = (len + max_typos) as i64;
+                let rows = match &end {
+                    Some(end) => self.s.query(
+                        "SELECT term FROM agentmem_vocabulary
+                         WHERE term >= $1::text AND term < $2::text
+                           AND length(term) BETWEEN $3::int8 AND $4::int8 LIMIT 5000",
+                        &[&start, end, &shortest, &longest],
+                    )?,
+                    None => self.s.query(
+                        "SELECT term FROM agentmem_vocabulary
+                         WHERE term >= $1::text
+                           AND length(term) BETWEEN $2::int8 AND $3::int8 LIMIT 5000",
+                        &[&start, &shortest, &longest],
+                    )?,
+                };
+                for row in &rows {
+                    candidates.push(get(row, 0)?);
+                }
+            }
+        }
+        Ok(candidates)
+    }
+}

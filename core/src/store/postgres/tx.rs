@@ -1,0 +1,444 @@
+//! A write transaction ([`StoreTx`]) on PostgreSQL. It mirrors the SQLite backend's
+//! operations (`store/sqlite/ops.rs`) and adds what concurrent writers in several processes
+//! need: rows read for a change are locked (`FOR UPDATE`, as SQLite's single writer
+//! implies), an insert that meets its twin committed by another writer reports it instead
+//! of failing, and the first vector dimension is recorded under an advisory lock.
+
+use chrono::{DateTime, Utc};
+use postgres::types::ToSql;
+use serde_json::Value;
+
+use super::filter::Where;
+use super::pool::{get, Session};
+use super::rows::{check_metadata, record_from_row, scope_values, RECORD_COLUMNS};
+use super::schema::LOCK_DIMENSIONS;
+use super::text::TextDelta;
+use super::PgStore;
+use crate::error::{Error, ErrorCode, Result};
+use crate::store::{Inserted, Selection, StoreTx};
+use crate::text;
+use crate::types::{format_time, HistoryEntry, HistoryEvent, MemoryRecord, Scope};
+
+/// pgvector's largest dimension for an HNSW index on `vector`; larger vectors are stored
+/// and searched by exact scans.
+const MAX_HNSW_DIMENSIONS: usize = 2000;
+/// pgvector's largest `vector` dimension.
+const MAX_DIMENSIONS: usize = 16_000;
+
+/// A history row to write.
+pub(super) struct HistoryRow<'a> {
+    /// The row's id; a new one when `None` (an imported row keeps its own).
+    pub id: Option<&'a str>,
+    pub memory_id: &'a str,
+    pub event: HistoryEvent,
+    pub old_content: Option<&'a str>,
+    pub new_content: Option<&'a str>,
+    pub actor: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// One write transaction; text statistics are gathered and applied before the commit.
+pub(super) struct PgTx<'s, 'c> {
+    pub(super) store: &'s PgStore,
+    pub(super) s: &'s mut Session<'c>,
+    pub(super) delta: TextDelta,
+}
+
+/// Reads the meta value of `key`.
+pub(super) fn get_meta(s: &mut Session<'_>, key: &str) -> Result<Option<String>> {
+    let row = s.query_opt(
+        "SELECT value FROM agentmem_meta WHERE key = $1::text",
+        &[&key],
+    )?;
+    row.map(|r| get(&r, 0)).transpose()
+}
+
+fn set_meta(s: &mut Session<'_>, key: &str, value: &str) -> Result<()> {
+    s.execute(
+        "INSERT INTO agentmem_meta (key, value) VALUES ($1::text, $2::text)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )?;
+    Ok(())
+}
+
+/// The recorded vector dimension.
+pub(super) fn dimensions(s: &mut Session<'_>) -> Result<Option<usize>> {
+    get_meta(s, "dimensions")?
+        .map(|d| {
+            d.parse().map_err(|e| {
+                Error::new(
+                    ErrorCode::Corrupted,
+                    format!("stored dimension is damaged: {e}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Records of a query over `agentmem_memories m`.
+pub(super) fn query_records(
+    s: &mut Session<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<(i64, MemoryRecord)>> {
+    s.query(sql, params)?.iter().map(record_from_row).collect()
+}
+
+/// The memory with this id; `lock` takes its row for the rest of the transaction.
+pub(super) fn get_by_id(
+    s: &mut Session<'_>,
+    id: &str,
+    lock: bool,
+) -> Result<Option<(i64, MemoryRecord)>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE m.id = $1::text{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    Ok(query_records(s, &sql, &[&id])?.pop())
+}
+
+/// The memories of a scope with these content hashes.
+pub(super) fn duplicates(
+    s: &mut Session<'_>,
+    scope: &Scope,
+    hashes: &[String],
+    lock: bool,
+) -> Result<Vec<(i64, MemoryRecord)>> {
+    let [user, agent, run, org] = scope_values(scope);
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM agentmem_memories m
+         WHERE m.user_id = $1::text AND m.agent_id = $2::text AND m.run_id = $3::text
+           AND m.org_id = $4::text AND m.hash = ANY($5::text[]){}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    query_records(s, &sql, &[&user, &agent, &run, &org, &hashes])
+}
+
+/// Writes a history row.
+pub(super) fn write_history(s: &mut Session<'_>, row: HistoryRow<'_>) -> Result<()> {
+    let id = row
+        .id
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let event = row.event.as_str();
+    let is_deleted = row.event == HistoryEvent::Delete;
+    let at = format_time(row.at);
+    s.execute(
+        "INSERT INTO agentmem_history
+             (id, memory_id, event, old_content, new_content, is_deleted, actor, created_at)
+         VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::bool, $7::text, $8::text)",
+        &[
+            &id,
+            &row.memory_id,
+            &event,
+            &row.old_content,
+            &row.new_content,
+            &is_deleted,
+            &row.actor,
+            &at,
+        ],
+    )?;
+    Ok(())
+}
+
+impl PgTx<'_, '_> {
+    /// Inserts a memory with its index terms; its key, or `None` when a memory with the
+    /// same scope and content hash exists (committed by another writer: the unique index
+    /// waited for it), when `on_twin` allows that.
+    fn insert_row(
+        &mut self,
+        rec: &MemoryRecord,
+        vector: &[f32],
+        on_twin: bool,
+    ) -> Result<Option<i64>> {
+        check_metadata(&rec.metadata)?;
+        let terms = text::index_terms(&rec.content);
+        let [user, agent, run, org] = scope_values(&rec.scope);
+        let metadata = Value::Object(rec.metadata.clone());
+        let created = format_time(rec.created_at);
+        let updated = format_time(rec.updated_at);
+        let expires = rec.expires_at.map(format_time);
+        let vector = vector.to_vec();
+        let sql = format!(
+            "INSERT INTO agentmem_memories (id, content, hash, kind, user_id, agent_id, run_id,
+                 org_id, metadata, created_at, updated_at, expires_at, embedding, terms)
+             VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
+                 $8::text, $9::jsonb, $10::text, $11::text, $12::text, $13::real[]::vector,
+                 $14::text[]){}
+             RETURNING key",
+            if on_twin {
+                " ON CONFLICT (user_id, agent_id, run_id, org_id, hash) DO NOTHING"
+            } else {
+                ""
+            }
+        );
+        let row = self.s.query_opt(
+            &sql,
+            &[
+                &rec.id,
+                &rec.content,
+                &rec.hash,
+                &rec.kind.as_str(),
+                &user,
+                &agent,
+                &run,
+                &org,
+                &metadata,
+                &created,
+                &updated,
+                &expires,
+                &vector,
+                &terms,
+            ],
+        )?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        self.delta.add(&rec.content, &terms, 1);
+        Ok(Some(get(&row, 0)?))
+    }
+}
+
+impl StoreTx for PgTx<'_, '_> {
+    fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
+        get_by_id(self.s, id, true)
+    }
+
+    fn find_duplicate(&mut self, scope: &Scope, hash: &str) -> Result<Option<(i64, MemoryRecord)>> {
+        Ok(duplicates(self.s, scope, &[hash.to_string()], true)?.pop())
+    }
+
+    fn select(&mut self, selection: &Selection) -> Result<Vec<(i64, MemoryRecord)>> {
+        let w = Where::of(selection, self.store.caps.lower);
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE {} ORDER BY m.key FOR UPDATE",
+            w.sql
+        );
+        query_records(self.s, &sql, &w.refs())
+    }
+
+    fn insert(&mut self, record: &MemoryRecord, vector: &[f32], actor: &str) -> Result<Inserted> {
+        // A twin may be committed and deleted again between our insert and our read of it;
+        // then the insert can go through. A few rounds settle any such race.
+        for _ in 0..5 {
+            if self.insert_row(record, vector, true)?.is_some() {
+                write_history(
+                    self.s,
+                    HistoryRow {
+                        id: None,
+                        memory_id: &record.id,
+                        event: HistoryEvent::Add,
+                        old_content: None,
+                        new_content: Some(&record.content),
+                        actor,
+                        at: record.created_at,
+                    },
+                )?;
+                return Ok(Inserted::New);
+            }
+            if let Some((_, twin)) = duplicates(
+                self.s,
+                &record.scope,
+                std::slice::from_ref(&record.hash),
+                false,
+            )?
+            .pop()
+            {
+                return Ok(Inserted::Twin(twin.id));
+            }
+        }
+        Err(Error::new(
+            ErrorCode::Storage,
+            "PostgreSQL: a concurrent writer kept adding and deleting the same memory; \
+             try again",
+        ))
+    }
+
+    fn update(
+        &mut self,
+        key: i64,
+        old: &MemoryRecord,
+        new: &MemoryRecord,
+        vector: Option<&[f32]>,
+        actor: &str,
+    ) -> Result<()> {
+        check_metadata(&new.metadata)?;
+        let content_changed = old.content != new.content;
+        // The stored terms and content are what the statistics counted: take them out
+        // exactly (they match `old` while the row is locked, but the row is the truth).
+        let before = if content_changed {
+            let row = self.s.query_opt(
+                "SELECT content, terms FROM agentmem_memories WHERE key = $1::int8 FOR UPDATE",
+                &[&key],
+            )?;
+            match row {
+                Some(r) => Some((get::<String>(&r, 0)?, get::<Vec<String>>(&r, 1)?)),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let terms = content_changed.then(|| text::index_terms(&new.content));
+        let metadata = Value::Object(new.metadata.clone());
+        let updated = format_time(new.updated_at);
+        let expires = new.expires_at.map(format_time);
+        let vector = vector.map(<[f32]>::to_vec);
+        let n = self.s.execute(
+            "UPDATE agentmem_memories SET content = $2::text, hash = $3::text, kind = $4::text,
+                 metadata = $5::jsonb, updated_at = $6::text, expires_at = $7::text,
+                 embedding = coalesce($8::real[]::vector, embedding),
+                 terms = coalesce($9::text[], terms)
+             WHERE key = $1::int8",
+            &[
+                &key,
+                &new.content,
+                &new.hash,
+                &new.kind.as_str(),
+                &metadata,
+                &updated,
+                &expires,
+                &vector,
+                &terms,
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found(format!(
+                "no memory with id {:?} (deleted meanwhile)",
+                new.id
+            )));
+        }
+        if let (Some((content, stored)), Some(terms)) = (&before, &terms) {
+            self.delta.add(content, stored, -1);
+            self.delta.add(&new.content, terms, 1);
+        }
+        write_history(
+            self.s,
+            HistoryRow {
+                id: None,
+                memory_id: &new.id,
+                event: HistoryEvent::Update,
+                old_content: Some(&old.content),
+                new_content: Some(&new.content),
+                actor,
+                at: new.updated_at,
+            },
+        )
+    }
+
+    fn delete(
+        &mut self,
+        key: i64,
+        record: &MemoryRecord,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let row = self.s.query_opt(
+            "DELETE FROM agentmem_memories WHERE key = $1::int8 RETURNING content, terms",
+            &[&key],
+        )?;
+        // Gone already: another writer deleted it and wrote its DELETE row.
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let content: String = get(&row, 0)?;
+        let terms: Vec<String> = get(&row, 1)?;
+        self.delta.add(&content, &terms, -1);
+        write_history(
+            self.s,
+            HistoryRow {
+                id: None,
+                memory_id: &record.id,
+                event: HistoryEvent::Delete,
+                old_content: Some(&record.content),
+                new_content: None,
+                actor,
+                at,
+            },
+        )
+    }
+
+    fn dimensions(&mut self) -> Result<Option<usize>> {
+        dimensions(self.s)
+    }
+
+    /// Fixes the embedding column's dimension and builds the HNSW index (which needs it).
+    /// Concurrent first writers queue on an advisory lock; the later ones find the
+    /// dimension recorded.
+    fn record_dimensions(&mut self, dims: usize) -> Result<usize> {
+        if let Some(d) = dimensions(self.s)? {
+            return Ok(d);
+        }
+        if dims == 0 || dims > MAX_DIMENSIONS {
+            return Err(Error::new(
+                ErrorCode::Unsupported,
+                format!("pgvector stores vectors of 1 to {MAX_DIMENSIONS} dimensions, not {dims}"),
+            ));
+        }
+        self.s.query(
+            "SELECT pg_advisory_xact_lock($1::int4, hashtext(current_schema()))",
+            &[&LOCK_DIMENSIONS],
+        )?;
+        if let Some(d) = dimensions(self.s)? {
+            return Ok(d);
+        }
+        // The dimension and the HNSW parameters are numbers we control: DDL takes no
+        // parameters.
+        self.s.batch(&format!(
+            "ALTER TABLE agentmem_memories ALTER COLUMN embedding TYPE vector({dims})"
+        ))?;
+        if dims <= MAX_HNSW_DIMENSIONS {
+            // pgvector's limits: 2 ≤ m ≤ 100, 4 ≤ ef_construction ≤ 1000, ≥ 2·m.
+            let m = self.store.index.connectivity.clamp(2, 100);
+            let ef = self.store.index.expansion_add.max(2 * m).clamp(4, 1000);
+            self.s.batch(&format!(
+                "CREATE INDEX IF NOT EXISTS agentmem_memories_embedding ON agentmem_memories
+                 USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef})"
+            ))?;
+        }
+        set_meta(self.s, "dimensions", &dims.to_string())?;
+        Ok(dims)
+    }
+
+    fn record_embedding_model(&mut self, model: &str) -> Result<()> {
+        // A concurrent first writer's row is waited for and then kept.
+        self.s.execute(
+            "INSERT INTO agentmem_meta (key, value) VALUES ('embedding_model', $1::text)
+             ON CONFLICT (key) DO NOTHING",
+            &[&model],
+        )?;
+        match get_meta(self.s, "embedding_model")? {
+            Some(stored) if stored != model => Err(crate::store::model_mismatch(&stored, model)),
+            _ => Ok(()),
+        }
+    }
+
+    fn cache_embedding(&mut self, model: &str, hash: &str, vector: &[f32]) -> Result<()> {
+        let vector = vector.to_vec();
+        self.s.execute(
+            "INSERT INTO agentmem_embedding_cache (model, hash, vector)
+             VALUES ($1::text, $2::text, $3::real[]) ON CONFLICT DO NOTHING",
+            &[&model, &hash, &vector],
+        )?;
+        Ok(())
+    }
+
+    fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()> {
+        self.insert_row(record, vector, false)?;
+        Ok(())
+    }
+
+    fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        write_history(
+            self.s,
+            HistoryRow {
+                id: Some(&entry.id),
+                memory_id: &entry.memory_id,
+                event: entry.event,
+                old_content: entry.old_content.as_deref(),
+                new_content: entry.new_content.as_deref(),
+                actor: &entry.actor,
+                at: entry.created_at,
+            },
+        )
+    }
+}

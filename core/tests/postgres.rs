@@ -1,0 +1,976 @@
+//! The PostgreSQL backend through the public API (feature `postgres`, server from
+//! `tests/postgres.sh`): CRUD and history, duplicates, the filter language and the text
+//! engines compared with the SQLite backend (the reference) on the same data, vector search
+//! with selective filters, expiry, reset, a server restart between calls, concurrent adds,
+//! model mismatches, copies both ways, and the errors for what is not a store.
+//!
+//! Each test works in a PostgreSQL schema of its own. Without `AGENTMEM_TEST_PG_URL` the
+//! tests print SKIPPED and pass, unless `AGENTMEM_REQUIRE_POSTGRES=1`.
+
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use agent_mem::{
+    Embedder, ErrorCode, Filter, HashingEmbedder, HistoryEvent, ListOptions, Memory, MemoryKind,
+    MemoryUpdate, NewMemory, PostgresOptions, Scope, SearchMode, SearchOptions, VectorIndexOptions,
+};
+use chrono::Utc;
+use serde_json::{json, Value};
+
+/// The restart test stops the server that every other test uses: it takes this for writing,
+/// the others for reading, so no test runs while the server is down.
+static SERVER: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    SERVER.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn embedder() -> Arc<HashingEmbedder> {
+    Arc::new(HashingEmbedder::new(64))
+}
+
+fn open_url(url: &str) -> Memory {
+    Memory::builder()
+        .path(url)
+        .embedder(embedder())
+        .build()
+        .unwrap_or_else(|e| panic!("open {url}: {e}"))
+}
+
+/// A fresh store of its own for `test`, or `None` (SKIPPED) without a server.
+fn fresh(test: &str) -> Option<(String, Memory)> {
+    let url = support::pg::fresh_store_url(test)?;
+    let memory = open_url(&url);
+    Some((url, memory))
+}
+
+fn sqlite() -> Memory {
+    Memory::builder().embedder(embedder()).build().unwrap()
+}
+
+fn all(memory: &Memory, filter: Option<Filter>) -> Vec<agent_mem::MemoryRecord> {
+    let mut options = ListOptions::new().limit(10_000);
+    options.filter = filter;
+    options.include_expired = true;
+    memory.list(&options).unwrap().items
+}
+
+/// Contents of what a filter admits, sorted (ids differ between two stores).
+fn contents(memory: &Memory, filter: &Filter) -> Vec<String> {
+    let mut out: Vec<String> = all(memory, Some(filter.clone()))
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn crud_and_history() {
+    let _server = shared();
+    let Some((url, memory)) = fresh("crud_and_history") else {
+        return;
+    };
+    let added = memory
+        .add(
+            NewMemory::new("Alice likes green tea")
+                .user("alice")
+                .meta("topic", "drinks"),
+        )
+        .unwrap();
+    assert!(added.added);
+    let got = memory.get(&added.id).unwrap();
+    assert_eq!(got.content, "Alice likes green tea");
+    assert_eq!(got.scope.user_id.as_deref(), Some("alice"));
+    assert_eq!(got.scope.agent_id, None);
+    assert_eq!(got.metadata["topic"], "drinks");
+    let updated = memory
+        .update(
+            &added.id,
+            MemoryUpdate {
+                content: Some("Alice likes black tea".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(updated.content, "Alice likes black tea");
+    assert_eq!(
+        memory.get(&added.id).unwrap().content,
+        "Alice likes black tea"
+    );
+    // The keyword index follows the content.
+    let hits = memory
+        .search("black", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    let hits = memory
+        .search("green", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap();
+    assert!(hits.is_empty(), "{hits:?}");
+    memory.delete(&added.id).unwrap();
+    let err = memory.get(&added.id).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    let history = memory.history(&added.id).unwrap();
+    let events: Vec<HistoryEvent> = history.iter().map(|h| h.event).collect();
+    assert_eq!(
+        events,
+        vec![
+            HistoryEvent::Add,
+            HistoryEvent::Update,
+            HistoryEvent::Delete
+        ]
+    );
+    assert_eq!(
+        history[1].old_content.as_deref(),
+        Some("Alice likes green tea")
+    );
+    assert_eq!(
+        history[1].new_content.as_deref(),
+        Some("Alice likes black tea")
+    );
+    assert!(history[2].is_deleted);
+    // Another handle on the same URL sees the same store.
+    let other = open_url(&url);
+    assert_eq!(other.history(&added.id).unwrap().len(), 3);
+    assert_eq!(other.count(&Scope::global(), None).unwrap(), 0);
+}
+
+#[test]
+fn exact_duplicates_are_stored_once_per_scope() {
+    let _server = shared();
+    let Some((_, memory)) = fresh("duplicates") else {
+        return;
+    };
+    let a = memory.add(NewMemory::new("likes tea").user("u1")).unwrap();
+    let b = memory.add(NewMemory::new("likes tea").user("u1")).unwrap();
+    assert!(a.added && !b.added);
+    assert_eq!(a.id, b.id);
+    let c = memory.add(NewMemory::new("likes tea").user("u2")).unwrap();
+    let d = memory.add(NewMemory::new("likes tea")).unwrap();
+    let e = memory.add(NewMemory::new("likes tea")).unwrap();
+    assert!(c.added && d.added && !e.added);
+    assert_eq!(d.id, e.id);
+    let batch = memory
+        .add_batch(vec![
+            NewMemory::new("one fact").user("u1"),
+            NewMemory::new("one fact").user("u1"),
+        ])
+        .unwrap();
+    assert!(batch[0].added && !batch[1].added);
+    assert_eq!(memory.count(&Scope::global(), None).unwrap(), 4);
+}
+
+fn filter_dataset() -> Vec<NewMemory> {
+    let meta = |v: Value| v.as_object().unwrap().clone();
+    let soon = Utc::now() + chrono::Duration::days(30);
+    vec![
+        NewMemory::new("cooked pasta carbonara")
+            .user("alice")
+            .metadata(meta(json!({"topic": "food", "rating": 5, "tags": ["italian", "dinner"],
+                "name": "Alice Smith", "vegan": false, "flag": true, "when": "2024-05-01T00:00:00Z"}))),
+        NewMemory::new("ate sushi in Tokyo")
+            .user("alice")
+            .kind(MemoryKind::Semantic)
+            .metadata(meta(json!({"topic": "Food", "rating": 3.5, "tags": ["japanese", 1, true],
+                "vegan": true, "flag": 1}))),
+        NewMemory::new("booked a flight to Lisbon")
+            .user("bob")
+            .metadata(meta(json!({"topic": "travel", "rating": "4", "name": "ÉCOLE Über straße",
+                "price": 129.5, "flag": "true"}))),
+        NewMemory::new("renewed the passport")
+            .user("bob")
+            .kind(MemoryKind::Procedural)
+            .metadata(meta(json!({"topic": null, "nested": {"a": 1}, "tags": [], "n": -2})))
+            .expires_at(soon),
+        NewMemory::new("no metadata here, un été à Paris").agent("helper"),
+        NewMemory::new("a later memory")
+            .user("alice")
+            .run("r1")
+            .metadata(meta(json!({"topic": "food", "rating": 1, "n": 0.5, "name": "ΣΟΦΙΑ"}))),
+    ]
+}
+
+const FILTERS: &[&str] = &[
+    r#"{}"#,
+    r#"{"topic": "food"}"#,
+    r#"{"topic": {"ne": "food"}}"#,
+    r#"{"topic": null}"#,
+    r#"{"topic": {"ne": null}}"#,
+    r#"{"topic": "*"}"#,
+    r#"{"topic": {"gt": "F"}}"#,
+    r#"{"topic": {"lt": "a"}}"#,
+    r#"{"topic": {"gte": "food", "lte": "travel"}}"#,
+    r#"{"topic": {"in": ["food", null]}}"#,
+    r#"{"topic": {"nin": ["food", null]}}"#,
+    r#"{"topic": {"in": []}}"#,
+    r#"{"topic": {"nin": []}}"#,
+    r#"{"topic": {"icontains": "FOO"}}"#,
+    r#"{"rating": {"gt": 3}}"#,
+    r#"{"rating": {"gte": "4"}}"#,
+    r#"{"rating": {"lt": 4}}"#,
+    r#"{"rating": ["4", 5]}"#,
+    r#"{"rating": {"nin": [5, "4"]}}"#,
+    r#"{"rating": 3.5}"#,
+    r#"{"rating": {"gt": 1, "lt": 5}}"#,
+    r#"{"flag": true}"#,
+    r#"{"flag": 1}"#,
+    r#"{"flag": false}"#,
+    r#"{"flag": "true"}"#,
+    r#"{"flag": {"gt": 0}}"#,
+    r#"{"vegan": {"ne": true}}"#,
+    r#"{"vegan": [true, "x"]}"#,
+    r#"{"tags": {"contains": "italian"}}"#,
+    r#"{"tags": {"contains": "ital"}}"#,
+    r#"{"tags": {"contains": 1}}"#,
+    r#"{"tags": {"contains": true}}"#,
+    r#"{"tags": {"icontains": "JAPANESE"}}"#,
+    r#"{"tags": "*"}"#,
+    r#"{"name": {"contains": "Smith"}}"#,
+    r#"{"name": {"contains": "smith"}}"#,
+    r#"{"name": {"icontains": "SMITH"}}"#,
+    r#"{"name": {"icontains": "école"}}"#,
+    r#"{"name": {"icontains": "ÜBER STRASSE"}}"#,
+    r#"{"name": {"icontains": "über straße"}}"#,
+    r#"{"name": {"icontains": "σοφια"}}"#,
+    r#"{"name": {"contains": "ÉCOLE"}}"#,
+    r#"{"name": {"gt": "B"}}"#,
+    r#"{"nested": {"contains": "a"}}"#,
+    r#"{"nested": "*"}"#,
+    r#"{"n": {"lt": 0}}"#,
+    r#"{"n": -2}"#,
+    r#"{"n": -2.0}"#,
+    r#"{"n": {"gte": 0.5}}"#,
+    r#"{"price": {"gte": 129.5}}"#,
+    r#"{"price": {"lt": 129.49}}"#,
+    r#"{"when": {"gte": "2024-01-01"}}"#,
+    r#"{"missing": {"ne": "x"}}"#,
+    r#"{"missing": {"nin": ["x"]}}"#,
+    r#"{"missing": "x"}"#,
+    r#"{"OR": [{"topic": "travel"}, {"rating": {"lte": 1}}]}"#,
+    r#"{"NOT": {"topic": "food"}}"#,
+    r#"{"NOT": {"rating": {"gt": 3}}}"#,
+    r#"{"AND": [{"topic": "food"}, {"NOT": {"name": "*"}}]}"#,
+    r#"{"metadata": {"topic": "travel"}}"#,
+    r#"{"metadata.rating": 5}"#,
+    r#"{"user_id": null}"#,
+    r#"{"user_id": "*"}"#,
+    r#"{"user_id": {"in": ["alice", null]}}"#,
+    r#"{"user_id": {"nin": ["alice"]}}"#,
+    r#"{"user_id": {"ne": "bob"}}"#,
+    r#"{"user_id": {"gt": "alice"}}"#,
+    r#"{"agent_id": {"nin": ["helper"]}}"#,
+    r#"{"run_id": "r1"}"#,
+    r#"{"kind": {"ne": "episodic"}}"#,
+    r#"{"kind": {"in": ["semantic", "procedural"]}}"#,
+    r#"{"content": {"icontains": "ÉTÉ"}}"#,
+    r#"{"content": {"contains": "Tokyo"}}"#,
+    r#"{"content": {"gt": "b"}}"#,
+    r#"{"created_at": {"gte": "2000-01-01"}}"#,
+    r#"{"created_at": {"lt": "2000-01-01T00:00:00Z"}}"#,
+    r#"{"expires_at": "*"}"#,
+    r#"{"expires_at": null}"#,
+    r#"{"expires_at": {"gt": "2000-01-01T00:00:00Z"}}"#,
+    r#"{"expires_at": {"ne": "2000-01-01T00:00:00Z"}}"#,
+    r#"{"expires_at": {"in": [null]}}"#,
+    r#"{"id": {"ne": null}}"#,
+    r#"{"id": null}"#,
+];
+
+#[test]
+fn filters_select_what_sqlite_selects() {
+    let _server = shared();
+    let Some((_, pg)) = fresh("filters") else {
+        return;
+    };
+    let reference = sqlite();
+    pg.add_batch(filter_dataset()).unwrap();
+    reference.add_batch(filter_dataset()).unwrap();
+    let mut differences = Vec::new();
+    for text in FILTERS {
+        let filter = Filter::parse(text).unwrap();
+        let want = contents(&reference, &filter);
+        let got = contents(&pg, &filter);
+        if want != got {
+            differences.push(format!("{text}: sqlite {want:?}, postgres {got:?}"));
+        }
+        assert_eq!(
+            pg.count(&Scope::global(), Some(&filter)).unwrap(),
+            reference.count(&Scope::global(), Some(&filter)).unwrap(),
+            "count {text}"
+        );
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // Scoped searches go through the same condition.
+    let options = SearchOptions::new()
+        .mode(SearchMode::Keyword)
+        .user("alice")
+        .filter(Filter::parse(r#"{"tags": {"contains": "italian"}}"#).unwrap());
+    let hits = pg.search("pasta", &options).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].memory.content, "cooked pasta carbonara");
+}
+
+const TEXTS: &[&str] = &[
+    "tea tea tea tea with lemon",
+    "I drink tea and water every morning",
+    "water is good for you",
+    "coffee in the morning, tea in the afternoon",
+    "the quick brown fox jumps over the lazy dog",
+    "Alice's favourite drink is jasmine tea",
+    "我喜欢喝咖啡，特别是拿铁",
+    "他每天早上喝茶",
+    "咖啡店在街角",
+    "New York is a big city",
+    "we renew york deals every year",
+    "memories of a summer in San Francisco",
+    "to be or not to be",
+    "I went to Berlin",
+];
+
+/// Hits as (content, score rounded), ordered by score then content (two stores may order
+/// equal scores differently).
+fn text_hits(memory: &Memory, query: &str, mode: SearchMode) -> Vec<(String, i64)> {
+    let mut hits: Vec<(String, i64)> = memory
+        .search(query, &SearchOptions::new().mode(mode).limit(50))
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.memory.content, (h.score * 10_000.0).round() as i64))
+        .collect();
+    hits.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    hits
+}
+
+#[test]
+fn text_engines_rank_as_sqlite_does() {
+    let _server = shared();
+    let Some((_, pg)) = fresh("text_engines") else {
+        return;
+    };
+    let reference = sqlite();
+    let batch = || TEXTS.iter().map(|t| NewMemory::new(*t)).collect::<Vec<_>>();
+    pg.add_batch(batch()).unwrap();
+    reference.add_batch(batch()).unwrap();
+    // Deleting and changing memories keeps the statistics in step.
+    for memory in [&pg, &reference] {
+        let id = memory
+            .add(NewMemory::new("a passing note about tea"))
+            .unwrap()
+            .id;
+        memory.delete(&id).unwrap();
+        let id = memory.add(NewMemory::new("soon to change")).unwrap().id;
+        memory
+            .update(
+                &id,
+                MemoryUpdate {
+                    content: Some("green tea and water".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let cases: &[(&str, SearchMode)] = &[
+        ("tea", SearchMode::Keyword),
+        ("water tea", SearchMode::Keyword),
+        ("morning drinks", SearchMode::Keyword),
+        ("咖啡", SearchMode::Keyword),
+        ("拿铁", SearchMode::Keyword),
+        ("喝", SearchMode::Keyword),
+        ("nothing matches this", SearchMode::Keyword),
+        ("new york", SearchMode::Phrase),
+        ("to be", SearchMode::Phrase),
+        ("TEA WITH", SearchMode::Phrase),
+        ("喝咖啡", SearchMode::Phrase),
+        ("teh", SearchMode::Fuzzy),
+        ("wter", SearchMode::Fuzzy),
+        ("Fransisco", SearchMode::Fuzzy),
+        ("jasmin tee", SearchMode::Fuzzy),
+        ("咖啡", SearchMode::Fuzzy),
+    ];
+    for (query, mode) in cases {
+        let want = text_hits(&reference, query, *mode);
+        let got = text_hits(&pg, query, *mode);
+        assert_eq!(got, want, "{mode:?} {query:?}");
+    }
+    // The orders the conformance cases check, spelled out.
+    let hits = text_hits(&pg, "tea", SearchMode::Keyword);
+    assert_eq!(hits[0].0, "tea tea tea tea with lemon");
+    let hits = text_hits(&pg, "water tea", SearchMode::Keyword);
+    assert!(
+        hits[0].0 == "I drink tea and water every morning" || hits[0].0 == "green tea and water",
+        "{hits:?}"
+    );
+    let hits = text_hits(&pg, "咖啡", SearchMode::Keyword);
+    let found: Vec<&str> = hits.iter().map(|(c, _)| c.as_str()).collect();
+    assert!(found.contains(&"我喜欢喝咖啡，特别是拿铁"), "{found:?}");
+    assert!(found.contains(&"咖啡店在街角"), "{found:?}");
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+/// Cosine similarity, for the brute-force reference.
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn vector_search_is_right_with_selective_filters() {
+    let _server = shared();
+    let Some(url) = support::pg::fresh_store_url("vector_filters") else {
+        return;
+    };
+    // A tiny exact-scan limit, so that filters admitting a few dozen memories walk the
+    // HNSW graph (pgvector's iterative scan), and smaller ones scan exactly.
+    let memory = Memory::builder()
+        .path(&url)
+        .embedder(embedder())
+        .index_options(VectorIndexOptions {
+            exact_scan_limit: 8,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let words = [
+        "apple", "river", "mountain", "coffee", "violin", "garden", "rocket", "harbor", "winter",
+        "lantern",
+    ];
+    let mut batch = Vec::new();
+    for i in 0..400 {
+        let content = format!(
+            "{} {} {} note {i}",
+            words[i % 10],
+            words[(i / 10) % 10],
+            words[(i / 7) % 10]
+        );
+        let user = match i % 100 {
+            0..=4 => "rare",
+            5..=34 => "some",
+            _ => "many",
+        };
+        batch.push(NewMemory::new(content).user(user).meta("i", i as i64));
+    }
+    let added = memory.add_batch(batch).unwrap();
+    assert!(added.iter().all(|a| a.added));
+    let e = HashingEmbedder::new(64);
+    for (user, query) in [
+        ("rare", "apple river coffee"),
+        ("some", "violin garden"),
+        ("many", "rocket harbor winter"),
+    ] {
+        let hits = memory
+            .search(
+                query,
+                &SearchOptions::new()
+                    .mode(SearchMode::Vector)
+                    .user(user)
+                    .limit(10),
+            )
+            .unwrap();
+        let q = e.embed(&[query]).unwrap().remove(0);
+        let mut expected: Vec<(String, f32)> = all(&memory, Some(Filter::eq("user_id", user)))
+            .into_iter()
+            .map(|m| {
+                let v = e.embed(&[m.content.as_str()]).unwrap().remove(0);
+                (m.content, cosine(&q, &v))
+            })
+            .collect();
+        expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        expected.truncate(10);
+        assert_eq!(hits.len(), expected.len(), "{user}");
+        for (hit, (content, sim)) in hits.iter().zip(&expected) {
+            assert!(
+                (hit.similarity.unwrap() - sim).abs() < 1e-4,
+                "{user}: {} {:?} vs {content} {sim}",
+                hit.memory.content,
+                hit.similarity
+            );
+            assert_eq!(hit.memory.scope.user_id.as_deref(), Some(user));
+        }
+    }
+    // A filter on metadata that admits three memories.
+    let filter = Filter::parse(r#"{"i": {"in": [3, 150, 399]}}"#).unwrap();
+    let hits = memory
+        .search(
+            "anything",
+            &SearchOptions::new()
+                .mode(SearchMode::Vector)
+                .filter(filter)
+                .limit(10),
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(memory.indexed_vectors().unwrap(), 400);
+}
+
+#[test]
+fn expired_memories_are_hidden_until_asked_for() {
+    let _server = shared();
+    let Some((_, memory)) = fresh("expiry") else {
+        return;
+    };
+    let soon = Utc::now() + chrono::Duration::milliseconds(800);
+    let short = memory
+        .add(
+            NewMemory::new("parking spot 42 today")
+                .user("u")
+                .expires_at(soon),
+        )
+        .unwrap();
+    memory
+        .add(NewMemory::new("parking is free on sundays").user("u"))
+        .unwrap();
+    assert_eq!(memory.count(&Scope::user("u"), None).unwrap(), 2);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(memory.count(&Scope::user("u"), None).unwrap(), 1);
+    for mode in [SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid] {
+        let hits = memory
+            .search("parking spot", &SearchOptions::new().mode(mode).user("u"))
+            .unwrap();
+        assert!(hits.iter().all(|h| h.memory.id != short.id), "{mode:?}");
+        let mut options = SearchOptions::new().mode(mode).user("u");
+        options.include_expired = true;
+        let hits = memory.search("parking spot", &options).unwrap();
+        assert!(hits.iter().any(|h| h.memory.id == short.id), "{mode:?}");
+    }
+    // The expired twin makes way for the same content.
+    let again = memory
+        .add(NewMemory::new("parking spot 42 today").user("u"))
+        .unwrap();
+    assert!(again.added);
+    assert_ne!(again.id, short.id);
+    assert_eq!(memory.purge_expired().unwrap(), 0);
+}
+
+#[test]
+fn reset_empties_the_store_and_keeps_its_model() {
+    let _server = shared();
+    let Some((url, memory)) = fresh("reset") else {
+        return;
+    };
+    memory
+        .add_batch(vec![
+            NewMemory::new("likes tea").user("u"),
+            NewMemory::new("likes coffee").user("u"),
+        ])
+        .unwrap();
+    memory.reset().unwrap();
+    assert_eq!(memory.count(&Scope::global(), None).unwrap(), 0);
+    assert!(memory
+        .search("tea", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap()
+        .is_empty());
+    assert!(memory
+        .search("tea", &SearchOptions::new().mode(SearchMode::Fuzzy))
+        .unwrap()
+        .is_empty());
+    let again = memory.add(NewMemory::new("likes tea").user("u")).unwrap();
+    assert!(again.added);
+    let hits = memory
+        .search("tea", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    // The model and the dimension stay recorded.
+    let err = Memory::builder()
+        .path(&url)
+        .embedder(Arc::new(HashingEmbedder::new(32)))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    let err = memory
+        .add_with_vector(NewMemory::new("two d"), vec![1.0, 0.0])
+        .unwrap_err();
+    assert!(err.message().contains("dimension"), "{err}");
+}
+
+#[test]
+fn another_embedding_model_is_refused_clearly() {
+    let _server = shared();
+    let Some((url, memory)) = fresh("model_mismatch") else {
+        return;
+    };
+    memory.add(NewMemory::new("likes tea")).unwrap();
+    drop(memory);
+    let err = Memory::builder()
+        .path(&url)
+        .embedder(Arc::new(HashingEmbedder::new(32)))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(
+        err.message().contains("hashing-64") && err.message().contains("hashing-32"),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_adds_of_one_content_store_one_memory() {
+    let _server = shared();
+    let Some((url, memory)) = fresh("concurrent_adds") else {
+        return;
+    };
+    // Separate handles (separate pools), like separate processes, plus shared ones.
+    let handles: Vec<Arc<Memory>> = (0..4)
+        .map(|_| Arc::new(open_url(&url)))
+        .chain(std::iter::once(Arc::new(memory)))
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let memory = handles[i % handles.len()].clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                memory
+                    .add(NewMemory::new("the same fact from everyone").user("team"))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| o.added).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|o| o.id == outcomes[0].id),
+        "{outcomes:?}"
+    );
+    let memory = &handles[0];
+    assert_eq!(memory.count(&Scope::user("team"), None).unwrap(), 1);
+    assert_eq!(memory.history(&outcomes[0].id).unwrap().len(), 1);
+    // The statistics counted it once: its BM25 score is that of a store of one memory.
+    let hits = memory
+        .search("fact", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap();
+    let reference = sqlite();
+    reference
+        .add(NewMemory::new("the same fact from everyone").user("team"))
+        .unwrap();
+    let want = reference
+        .search("fact", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!((hits[0].score - want[0].score).abs() < 1e-5);
+}
+
+#[test]
+fn concurrent_first_opens_migrate_once() {
+    let _server = shared();
+    let Some(url) = support::pg::fresh_store_url("concurrent_opens") else {
+        return;
+    };
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let memory = open_url(&url);
+                memory
+                    .add(NewMemory::new(format!("opener {i} was here")))
+                    .unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(open_url(&url).count(&Scope::global(), None).unwrap(), 6);
+}
+
+#[test]
+fn a_server_restart_between_calls_goes_unnoticed() {
+    let _server = SERVER.write().unwrap_or_else(|p| p.into_inner());
+    let Some((_, memory)) = fresh("restart") else {
+        return;
+    };
+    let Ok(ctl) = std::env::var("AGENTMEM_TEST_PG_CTL") else {
+        assert!(
+            std::env::var("AGENTMEM_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "AGENTMEM_TEST_PG_CTL is not set"
+        );
+        println!("SKIPPED a_server_restart_between_calls_goes_unnoticed: no AGENTMEM_TEST_PG_CTL");
+        return;
+    };
+    let first = memory.add(NewMemory::new("before the restart")).unwrap();
+    // Several pooled connections, all of which the restart kills.
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let memory = &memory;
+            s.spawn(move || memory.add(NewMemory::new(format!("warm-up {i}"))).unwrap());
+        }
+    });
+    let status = std::process::Command::new(&ctl)
+        .arg("restart")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{ctl} restart");
+    assert_eq!(memory.get(&first.id).unwrap().content, "before the restart");
+    assert!(
+        memory
+            .add(NewMemory::new("after the restart"))
+            .unwrap()
+            .added
+    );
+    let hits = memory
+        .search("restart", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(memory.count(&Scope::global(), None).unwrap(), 6);
+}
+
+#[test]
+fn copies_go_both_ways() {
+    let _server = shared();
+    let Some((_, pg)) = fresh("copies") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = Memory::builder()
+        .path(dir.path().join("source.db"))
+        .embedder(embedder())
+        .build()
+        .unwrap();
+    source.add_batch(filter_dataset()).unwrap();
+    let changed = source
+        .add(NewMemory::new("to be changed").user("u"))
+        .unwrap();
+    source
+        .update(
+            &changed.id,
+            MemoryUpdate {
+                content: Some("changed once".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let gone = source.add(NewMemory::new("to be deleted")).unwrap();
+    source.delete(&gone.id).unwrap();
+    let report = source.copy_into(&pg).unwrap();
+    assert_eq!(report.memories, 7);
+    assert_eq!(report.history, 10);
+    let back = Memory::builder()
+        .path(dir.path().join("back.db"))
+        .embedder(embedder())
+        .build()
+        .unwrap();
+    let report = pg.copy_into(&back).unwrap();
+    assert_eq!(report.memories, 7);
+    assert_eq!(report.history, 10);
+    let by_id = |m: &Memory| -> BTreeMap<String, agent_mem::MemoryRecord> {
+        all(m, None)
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect()
+    };
+    assert_eq!(by_id(&source), by_id(&pg));
+    assert_eq!(by_id(&source), by_id(&back));
+    for id in [&changed.id, &gone.id] {
+        assert_eq!(source.history(id).unwrap(), pg.history(id).unwrap());
+        assert_eq!(source.history(id).unwrap(), back.history(id).unwrap());
+    }
+    // The copied text index answers like the original.
+    for query in ["sushi Tokyo", "passport"] {
+        assert_eq!(
+            text_hits(&pg, query, SearchMode::Keyword),
+            text_hits(&source, query, SearchMode::Keyword)
+        );
+    }
+    let err = source.copy_into(&pg).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AlreadyExists);
+}
+
+#[test]
+fn urls_never_show_the_password() {
+    let _server = shared();
+    let Some(server) = support::pg::server_url("urls_never_show_the_password") else {
+        return;
+    };
+    let Some((url, memory)) = fresh("password") else {
+        return;
+    };
+    let config: postgres::Config = server.parse().unwrap();
+    let password = String::from_utf8(config.get_password().unwrap_or_default().to_vec()).unwrap();
+    assert!(!password.is_empty(), "the test server has a password");
+    // (The test server's user and password are alike: look for the password's place.)
+    let secret = format!(":{password}@");
+    assert!(
+        !memory.location().contains(&secret),
+        "{}",
+        memory.location()
+    );
+    assert!(memory.location().contains(":***@"), "{}", memory.location());
+    assert!(!format!("{memory:?}").contains(&secret));
+    assert!(url.contains(&secret));
+    // A server that does not answer: the message names it, without the password.
+    let user = config.get_user().unwrap();
+    let bad = format!("postgres://{user}:{password}@127.0.0.1:1/nowhere");
+    let err = Memory::builder()
+        .path(&bad)
+        .embedder(embedder())
+        .postgres_options(PostgresOptions {
+            connect_timeout_ms: 2000,
+            ..Default::default()
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage);
+    assert!(
+        err.message().contains(&format!(
+            "cannot connect to postgres://{user}@127.0.0.1:1/nowhere"
+        )),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(&secret), "{err}");
+    // TLS is refused rather than skipped.
+    let err = Memory::builder()
+        .path(format!("{url}&sslmode=require"))
+        .embedder(embedder())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unsupported, "{err}");
+    assert!(!err.to_string().contains(&secret), "{err}");
+}
+
+#[test]
+fn foreign_and_newer_schemas_are_refused() {
+    let _server = shared();
+    let Some(server) = support::pg::server_url("foreign_and_newer_schemas_are_refused") else {
+        return;
+    };
+    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    // An application's table that happens to use the prefix, without the store's mark.
+    let Some(url) = support::pg::fresh_store_url("foreign_schema") else {
+        return;
+    };
+    let schema = schema_of(&url);
+    client
+        .batch_execute(&format!("CREATE TABLE {schema}.agentmem_memories (x int)"))
+        .unwrap();
+    let err = Memory::builder()
+        .path(&url)
+        .embedder(embedder())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Corrupted, "{err}");
+    assert!(err.message().contains("not an agent_mem store"), "{err}");
+    // A store written by a newer agent_mem.
+    let Some((url, memory)) = fresh("newer_schema") else {
+        return;
+    };
+    drop(memory);
+    let schema = schema_of(&url);
+    client
+        .batch_execute(&format!(
+            "UPDATE {schema}.agentmem_meta SET value = '99' WHERE key = 'schema_version'"
+        ))
+        .unwrap();
+    let err = Memory::builder()
+        .path(&url)
+        .embedder(embedder())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unsupported, "{err}");
+    // A search_path without an existing schema: refused, nothing created anywhere (not in
+    // the extensions' schema either, which the store appends to the path).
+    let sep = if server.contains('?') { '&' } else { '?' };
+    let nowhere = format!("{server}{sep}options=-csearch_path%3Dagentmem_no_such_schema");
+    let err = Memory::builder()
+        .path(&nowhere)
+        .embedder(embedder())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    assert!(err.message().contains("no existing schema"), "{err}");
+    // Other tables of the application's schema are no obstacle.
+    let Some(url) = support::pg::fresh_store_url("shared_schema") else {
+        return;
+    };
+    client
+        .batch_execute(&format!("CREATE TABLE {}.orders (id int)", schema_of(&url)))
+        .unwrap();
+    open_url(&url).add(NewMemory::new("fits in")).unwrap();
+}
+
+/// The schema named by a test URL's search_path.
+fn schema_of(url: &str) -> String {
+    let path = url.split("search_path%3D").nth(1).unwrap();
+    path.split("%2C").next().unwrap().to_string()
+}
+
+#[test]
+fn extensions_outside_the_search_path_still_resolve() {
+    let _server = shared();
+    let Some(with_public) = support::pg::fresh_store_url("own_search_path") else {
+        return;
+    };
+    // Only the store's schema, while the extensions live in `public`.
+    let url = with_public.replace("%2Cpublic", "");
+    assert!(!url.contains("public"));
+    let memory = open_url(&url);
+    memory
+        .add_batch(vec![
+            NewMemory::new("the harbour lights at night"),
+            NewMemory::new("a quiet harbor town"),
+        ])
+        .unwrap();
+    for mode in [
+        SearchMode::Vector,
+        SearchMode::Keyword,
+        SearchMode::Fuzzy,
+        SearchMode::Hybrid,
+    ] {
+        let hits = memory
+            .search("harbour", &SearchOptions::new().mode(mode))
+            .unwrap();
+        assert!(!hits.is_empty(), "{mode:?}");
+    }
+}
+
+#[test]
+fn a_small_pool_serves_many_threads() {
+    let _server = shared();
+    let Some(url) = support::pg::fresh_store_url("small_pool") else {
+        return;
+    };
+    let memory = Memory::builder()
+        .path(&url)
+        .embedder(embedder())
+        .postgres_options(PostgresOptions {
+            pool_size: 2,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let memory = &memory;
+            s.spawn(move || {
+                for i in 0..10 {
+                    memory
+                        .add(NewMemory::new(format!("thread {t} item {i}")))
+                        .unwrap();
+                    memory
+                        .search("item", &SearchOptions::new().limit(3))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(memory.count(&Scope::global(), None).unwrap(), 80);
+    let err = Memory::builder()
+        .path(&url)
+        .embedder(embedder())
+        .postgres_options(PostgresOptions {
+            pool_size: 0,
+            ..Default::default()
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+}
