@@ -250,6 +250,31 @@ export interface OpenOptions {
      * at least 1. */
     cacheSize?: number;
   } | null;
+  /** The connection pool of a store opened by a PostgreSQL URL. */
+  postgres?: PostgresOptions | null;
+}
+
+/** The connection pool of a PostgreSQL store. Connections are made without TLS: a URL with
+ * `sslmode=require` is refused (UnsupportedError). */
+export interface PostgresOptions {
+  /** Most connections open at once, 1 to 256; default 8. */
+  poolSize?: number;
+  /** How long connecting may take, 1 to 3600000; default 10000 (a `connect_timeout` in the
+   * URL wins). */
+  connectTimeoutMs?: number;
+  /** How long a call waits for a free connection when all are busy; default 30000, 0 fails
+   * at once. */
+  poolTimeoutMs?: number;
+  /** The server cancels a statement running longer; default 0, no limit. */
+  statementTimeoutMs?: number;
+}
+
+/** What `copyInto` copied. */
+export interface CopyReport {
+  /** Memories copied. */
+  memories: number;
+  /** History rows copied (deleted memories' included). */
+  history: number;
 }
 
 /** What a plugin may do; nothing else is granted. */
@@ -459,10 +484,15 @@ export interface HistoryEntry {
 /** A memory store. Every method returns a Promise; the work runs off the JavaScript thread. */
 export declare class Memory {
   private constructor();
-  /** Opens (or creates) the store at `path`; `":memory:"` for a store in memory. */
+  /**
+   * Opens (or creates) the store at `path`: a file, `":memory:"` for a store in memory, or a
+   * PostgreSQL URL (`postgres://user:password@host:5432/db`) for a store in that database.
+   */
   static open(path: string, options?: OpenOptions): Promise<Memory>;
-  /** The store file, or null in memory. */
+  /** The store file, or null in memory or on a PostgreSQL server. */
   readonly path: string | null;
+  /** Where the store lives: its file, `":memory:"`, or its URL with the password hidden. */
+  readonly location: string;
   /** The embedding model's id, or null without an embedder. */
   readonly embeddingModel: string | null;
   /** Whether `close` was called. */
@@ -501,6 +531,11 @@ export declare class Memory {
   flush(): Promise<void>;
   /** Saves the index and closes the store; idempotent. */
   close(): Promise<void>;
+  /**
+   * Copies every memory and the whole history (ids and times kept) into `target`, which must
+   * be empty (else AlreadyExistsError): SQLite into PostgreSQL and back. All or nothing.
+   */
+  copyInto(target: Memory): Promise<CopyReport>;
 
   /**
    * Registers a WASM plugin: its code is `manifest.path` or `wasm`. Rejects with PluginError

@@ -315,6 +315,15 @@ const OPEN = {
   llm: ['llm', nested(LLM)],
   prompts: ['prompts', nested(PROMPTS)],
   plugins: ['plugins', nested({ cacheSize: ['cache_size', num] })],
+  postgres: [
+    'postgres',
+    nested({
+      poolSize: ['pool_size', num],
+      connectTimeoutMs: ['connect_timeout_ms', num],
+      poolTimeoutMs: ['pool_timeout_ms', num],
+      statementTimeoutMs: ['statement_timeout_ms', num],
+    }),
+  ],
 };
 // A plugin's manifest. `config` and `allowedPaths` are maps whose keys are the user's own
 // (config keys, host directories): they go to the core as they are.
@@ -404,7 +413,11 @@ class Memory {
   }
 
   /**
-   * Opens (or creates) the store at `path` (a file; `":memory:"` for a store in memory).
+   * Opens (or creates) the store at `path`: a file, `":memory:"` for a store in memory, or a
+   * PostgreSQL URL (`postgres://user:password@host:5432/db` or `postgresql://…`; the database
+   * needs the pgvector extension, and URL parameters such as
+   * `?options=-csearch_path%3Dmy_schema%2Cpublic` pass on to the server). The password never
+   * appears in `location` or in error messages.
    * `options.embedder`: `"local"` (default: the all-MiniLM-L6-v2 model, found locally),
    * `{provider: "local", modelDir}`, `"none"` (vectors come with every call) or
    * `{provider: "hashing", dimensions}` (deterministic, for tests) or a remote
@@ -413,8 +426,10 @@ class Memory {
    * `persistIndex`, `index`, `search` (defaults of every search); `llm` (the chat model of
    * `addMessages`: `{provider, model, apiKey, baseUrl, timeoutMs, maxRetries, temperature,
    * maxTokens, jsonMode}`) and `prompts` (`{factExtraction, decisions, procedural}`);
-   * `plugins` (`{cacheSize}`: how many plugins are kept compiled, default 16).
-   * Opening makes no network call.
+   * `plugins` (`{cacheSize}`: how many plugins are kept compiled, default 16);
+   * `postgres` (the connection pool of a store opened by URL: `{poolSize, connectTimeoutMs,
+   * poolTimeoutMs, statementTimeoutMs}`). Opening calls no model; a PostgreSQL store
+   * connects to its server (StorageError when it cannot be reached or refuses the login).
    */
   static async open(path, options) {
     str('path', path);
@@ -428,9 +443,14 @@ class Memory {
     return new Memory(OPENING, handle);
   }
 
-  /** The store file, or null for a store in memory. */
+  /** The store file, or null for a store in memory or on a PostgreSQL server. */
   get path() {
     return this.#native.path ?? null;
+  }
+
+  /** Where the store lives: its file, `":memory:"`, or its URL with the password hidden. */
+  get location() {
+    return this.#native.location;
   }
 
   /** The embedding model's id, or null without an embedder. */
@@ -568,6 +588,18 @@ class Memory {
   /** Saves the vector index beside the store now (`close` does it too). */
   async flush() {
     await settle(this.#native.flush());
+  }
+
+  /**
+   * Copies every memory (content, scope, kind, metadata, times, vector) and the whole
+   * history, deleted memories' included, into `target`, an empty store: a SQLite file into
+   * PostgreSQL and back, or between any two stores; ids and times are kept. One transaction
+   * on the target: all of it or nothing. Resolves with `{memories, history}`, what was
+   * copied; rejects with AlreadyExistsError when the target holds anything.
+   */
+  async copyInto(target) {
+    if (!(target instanceof Memory)) throw argError('target', 'a Memory', target);
+    return await settle(this.#native.copyInto(target.#native));
   }
 
   // ----------------------------------------------------------------------------- plugins

@@ -177,9 +177,14 @@ unsafe fn clear_len(out: *mut usize, name: &str) -> Result<(), Failure> {
 }
 
 unsafe fn memory_arg<'a>(m: *const am_memory) -> Result<&'a Memory, Failure> {
+    unsafe { store_arg(m, "m") }
+}
+
+/// A store handle argument named `name` in the NULL error.
+unsafe fn store_arg<'a>(m: *const am_memory, name: &str) -> Result<&'a Memory, Failure> {
     match unsafe { m.as_ref() } {
         Some(m) => Ok(&m.inner),
-        None => Err(null_arg("m")),
+        None => Err(null_arg(name)),
     }
 }
 
@@ -359,7 +364,12 @@ unsafe fn put_bytes(out: *mut *mut u8, out_len: *mut usize, mut bytes: Vec<u8>) 
 
 /// Opens (or creates) a store.
 ///
-/// `path` is a file name (UTF-8), or `":memory:"` for a store that lives in memory.
+/// `path` is a file name (UTF-8), `":memory:"` for a store that lives in memory, or a
+/// PostgreSQL URL, `postgres://user:password@host:port/database` (or `postgresql://`; URL
+/// parameters such as `?options=-csearch_path%3Dmy_schema%2Cpublic` pass on to the server),
+/// for a store on a PostgreSQL server with pgvector. Error messages and the store's
+/// description never show the password. A library built without the cargo feature
+/// `postgres` fails such a URL with `AM_ERR_UNSUPPORTED`.
 /// `options_json` may be NULL for the defaults, or an object:
 /// `{"embedder": "local" | "none" | {"provider": "local", "model_dir": "/dir"} |
 ///   {"provider": "hashing", "dimensions": 64},
@@ -373,7 +383,9 @@ unsafe fn put_bytes(out: *mut *mut u8, out_len: *mut usize, mut bytes: Vec<u8>) 
 ///           "base_url": "https://api.openai.com/v1", "timeout_ms": 60000, "max_retries": 3,
 ///           "temperature": 0, "max_tokens": 1024, "json_mode": true},
 ///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"},
-///   "plugins": {"cache_size": 16}}`.
+///   "plugins": {"cache_size": 16},
+///   "postgres": {"pool_size": 8, "connect_timeout_ms": 10000, "pool_timeout_ms": 30000,
+///                "statement_timeout_ms": 0}}`.
 /// The default embedder is the local all-MiniLM-L6-v2 model; if it cannot be found the store
 /// still opens, and calls that need it fail with `AM_ERR_MODEL_UNAVAILABLE`. The embedder may
 /// also be a remote OpenAI-compatible embeddings endpoint: `{"provider": "openai" | "zhipu" |
@@ -383,12 +395,18 @@ unsafe fn put_bytes(out: *mut *mut u8, out_len: *mut usize, mut bytes: Vec<u8>) 
 /// is required; the model, key and base URL left out come from the provider's defaults and
 /// environment variables: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An
 /// OpenAI-style `base_url` includes the version (`http://host:port/v1`); Anthropic's does not
-/// (`https://api.anthropic.com`). Opening makes no network call. `prompts` replaces the
+/// (`https://api.anthropic.com`). Opening calls no model. `prompts` replaces the
 /// built-in inference prompts. `plugins.cache_size` is how many plugins are kept compiled at
 /// once (at least 1; see `am_memory_register_plugin`; `AM_ERR_UNSUPPORTED` in a library built
-/// without plugins).
+/// without plugins). `postgres` sets the connection pool of a store opened by URL: its size
+/// (1 to 256, default 8), how long connecting may take (default 10000 ms; a
+/// `connect_timeout` in the URL wins), how long a call waits for a free connection (default
+/// 30000 ms; 0 fails at once) and a statement timeout (default 0: none);
+/// `AM_ERR_UNSUPPORTED` in a library built without PostgreSQL support. A server that cannot
+/// be reached, or refuses the login, is `AM_ERR_STORAGE`. Connections are made without TLS:
+/// a URL with `sslmode=require` is `AM_ERR_UNSUPPORTED`.
 /// On success `*out` is a handle to free with `am_memory_free`.
-/// Several handles (in one process or many) may open the same file.
+/// Several handles (in one process or many) may open the same file or database.
 #[no_mangle]
 pub unsafe extern "C" fn am_memory_open(
     path: *const c_char,
@@ -839,6 +857,31 @@ pub unsafe extern "C" fn am_memory_purge_expired(
     }
 }
 
+/// Copies every memory of `source` (with its vector, scope, metadata and times) and its whole
+/// history, deleted memories' too, into `target`, which must be empty: a SQLite file into a
+/// PostgreSQL store and back, or between any two stores. One transaction on the target: all
+/// of it or nothing. `*out_json`: `{"memories": n, "history": n}`, what was copied.
+/// Errors: a target that holds memories or history, `AM_ERR_ALREADY_EXISTS`; `source` and
+/// `target` the same store file, or a target whose embedder has another model or vector
+/// dimension, `AM_ERR_INVALID_INPUT`. `source` and `target` stay open either way.
+/// Thread-safe; other calls on either store may run meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_copy_into(
+    source: *const am_memory,
+    target: *const am_memory,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let source = store_arg(source, "source")?;
+            let target = store_arg(target, "target")?;
+            put_json(out_json, &wire::copy_into(source, target)?)
+        })
+    }
+}
+
 // ------------------------------------------------------------------------------- plugins
 
 /// Registers a WASM plugin (run by Extism: a WebAssembly module speaking its ABI, e.g. written
@@ -1174,6 +1217,33 @@ mod tests {
         }
     }
 
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn without_the_feature_postgres_stores_are_unsupported() {
+        let mut m = ptr::null_mut();
+        let mut err = ptr::null_mut();
+        unsafe {
+            let status = am_memory_open(
+                c"postgres://agent:secret@127.0.0.1:1/memories".as_ptr(),
+                c"{\"embedder\":\"none\"}".as_ptr(),
+                &mut m,
+                &mut err,
+            );
+            assert_eq!(status, AM_ERR_UNSUPPORTED);
+            let message = CStr::from_ptr(am_error_message(err)).to_str().unwrap();
+            assert!(!message.contains("secret"), "{message}");
+            am_error_free(err);
+            let status = am_memory_open(
+                c":memory:".as_ptr(),
+                c"{\"embedder\":\"none\",\"postgres\":{\"pool_size\":2}}".as_ptr(),
+                &mut m,
+                ptr::null_mut(),
+            );
+            assert_eq!(status, AM_ERR_UNSUPPORTED);
+            assert!(m.is_null());
+        }
+    }
+
     #[test]
     fn the_committed_header_is_the_generated_one() {
         let generated = include_str!(concat!(env!("OUT_DIR"), "/agentmem.h"));
@@ -1182,7 +1252,7 @@ mod tests {
         assert!(
             committed == generated,
             "include/agentmem.h is stale: regenerate it with \
-             AGENTMEM_UPDATE_HEADER=1 cargo build -p agent-mem-ffi --features plugins"
+             AGENTMEM_UPDATE_HEADER=1 cargo build -p agent-mem-ffi --features plugins,postgres"
         );
     }
 }

@@ -14,7 +14,8 @@
 // ../Cargo.toml), or else the copy the npm tarball carries (rust/, made by pack-sources.js).
 // Cargo builds in its usual target directory (CARGO_TARGET_DIR, or the workspace's target/),
 // so in a checkout the core is compiled once for every surface. The addon is always built with
-// the `plugins` feature (WASM plugins through Extism).
+// the `plugins` feature (WASM plugins through Extism) and the `postgres` feature (a
+// `postgres://` URL in place of the path opens a store on a PostgreSQL server).
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -93,9 +94,10 @@ function cargoBuild(manifest, release) {
     'build',
     '-p',
     CRATE,
-    // WASM plugins are part of the package (registerPlugin, callPlugin, hooks).
+    // WASM plugins (registerPlugin, callPlugin, hooks) and PostgreSQL stores are part of the
+    // package.
     '--features',
-    'plugins',
+    'plugins,postgres',
     '--manifest-path',
     manifest,
     '--message-format=json-render-diagnostics',

@@ -257,6 +257,31 @@ test('close: idempotent; calls after it fail with ClosedError; running calls fin
   }
 });
 
+test('location, and copyInto between two stores (ids, history kept; the target must be empty and open)', async (t) => {
+  const file = path.join(tempDir(t), 'copy.db');
+  const source = await Memory.open(file, HASHING);
+  try {
+    assert.equal(source.location, file);
+    const target = await open(t);
+    assert.equal(target.location, ':memory:');
+    const kept = await source.add('kept', { userId: 'u', metadata: { n: 1 } });
+    const gone = await source.add('gone', { userId: 'u' });
+    await source.update(kept.id, { content: 'kept and changed' });
+    await source.delete(gone.id);
+    assert.deepEqual(await source.copyInto(target), { memories: 1, history: 4 });
+    assert.deepEqual(await target.get(kept.id), await source.get(kept.id));
+    assert.deepEqual(await target.history(gone.id), await source.history(gone.id));
+    await assert.rejects(source.copyInto(target), (e) => e instanceof am.AlreadyExistsError && e.code === 'AM_ALREADY_EXISTS');
+    const closed = await Memory.open(':memory:', HASHING);
+    await closed.close();
+    await assert.rejects(source.copyInto(closed), (e) => e instanceof am.ClosedError && /target/.test(e.message));
+    await assert.rejects(source.copyInto({}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  } finally {
+    // Before tempDir's hook removes the folder: closing saves the index there.
+    await source.close();
+  }
+});
+
 test('the constructor is private', () => {
   assert.throws(() => new Memory(), TypeError);
 });

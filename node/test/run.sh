@@ -16,7 +16,7 @@ bash "$REPO/tests/ensure_model.sh"
 echo "== npm ci (its install script builds the addon when there is none)"
 npm ci --no-audit --no-fund
 
-echo "== npm run build (cargo build -p agent-mem-node --features plugins, dev profile)"
+echo "== npm run build (cargo build -p agent-mem-node --features plugins,postgres, dev profile)"
 npm run --silent build
 
 echo "== tsc --strict --noEmit on test/types.ts"

@@ -11,6 +11,7 @@ import {
   errorCodes,
   addonVersion,
   type AddResult,
+  type CopyReport,
   type ErrorCode,
   type HistoryEntry,
   type LlmOptions,
@@ -22,6 +23,7 @@ import {
   type PluginCapability,
   type PluginInfo,
   type PluginManifest,
+  type PostgresOptions,
   type SearchHit,
   PluginError,
   PermissionDeniedError,
@@ -115,6 +117,20 @@ export async function usage(): Promise<string[]> {
   const path: string | null = memory.path;
   const model: string | null = memory.embeddingModel;
   const closed: boolean = memory.closed;
+
+  // PostgreSQL stores: a URL in place of the path, the pool's options, copies between stores.
+  const pool: PostgresOptions = { poolSize: 4, connectTimeoutMs: 5000, poolTimeoutMs: 1000, statementTimeoutMs: 0 };
+  const server: Memory = await Memory.open('postgres://agent:secret@127.0.0.1:5432/memories', {
+    embedder: { provider: 'hashing', dimensions: 64 },
+    postgres: pool,
+  });
+  const where: string = server.location;
+  const copied: CopyReport = await memory.copyInto(server);
+  const rows: number = copied.memories + copied.history;
+  // @ts-expect-error open options are camelCase
+  await Memory.open('postgresql://127.0.0.1/memories', { postgres: { pool_size: 2 } });
+  // @ts-expect-error the target is an open Memory, not a URL
+  await memory.copyInto('postgres://127.0.0.1/memories');
   await memory.close();
 
   try {
@@ -231,6 +247,6 @@ export async function usage(): Promise<string[]> {
     String(fresh), String(batch.length), String(score), String(similarity), String(keywordRank),
     String(userId), String(n), updated.content, String(event), String(deleted), String(purged),
     String(path), String(model), String(closed), codes.join(), staticCode, indexCode, version,
-    String(change), String(before), String(text),
+    String(change), String(before), String(text), where, String(rows),
   ];
 }

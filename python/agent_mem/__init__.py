@@ -1,8 +1,8 @@
 """agent_mem: long-term memory for AI agents, as an embedded library.
 
-One Rust core keeps an agent's memories in a single SQLite file and searches them by
-meaning, keywords and typos at once, with a local embedding model (no torch, no API key, no
-network).
+One Rust core keeps an agent's memories in a single SQLite file (or, given a
+``postgres://`` URL, in a PostgreSQL database with pgvector) and searches them by meaning,
+keywords and typos at once, with a local embedding model (no torch, no API key, no network).
 
 >>> from agent_mem import Memory
 >>> with Memory(embedder={"provider": "hashing", "dimensions": 64}) as memory:
@@ -58,6 +58,7 @@ from .memory import (
     UNSET,
     AddResult,
     AsyncMemory,
+    CopyReport,
     HistoryEntry,
     ListPage,
     Memory,
@@ -80,6 +81,7 @@ __all__ = [
     "AlreadyExistsError",
     "AsyncMemory",
     "ClosedError",
+    "CopyReport",
     "CoreCause",
     "CorruptedError",
     "EmbeddingError",

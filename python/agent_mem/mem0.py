@@ -80,6 +80,7 @@ from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, Union
+from urllib.parse import quote
 
 from . import _native
 from .exceptions import InvalidInputError, NotFoundError, UnsupportedError
@@ -210,6 +211,11 @@ _DEFAULT_MODELS = frozenset(
 )
 _STORE_KEYS_USED = frozenset({"path", "collection_name"})
 _AGENT_MEM_STORE_KEYS = frozenset({"path", "persist_index", "index", "search"})
+# mem0's pgvector settings that make the server URL; mem0's default database name.
+_PG_CONNECTION_KEYS = ("user", "password", "host", "port", "dbname", "sslmode")
+_PG_DEFAULT_DBNAME = "postgres"
+# The vector size of agent_mem's default embedder (all-MiniLM-L6-v2).
+_LOCAL_DIMENSIONS = 384
 
 
 def _section(config: Mapping[str, Any], name: str) -> tuple[str | None, dict[str, Any]]:
@@ -401,6 +407,169 @@ def _remote_embedder(
     return {k: v for k, v in options.items() if v is not None}, ignored
 
 
+def _is_pg_url(text: str) -> bool:
+    return text.lower().startswith(("postgres://", "postgresql://"))
+
+
+def _conninfo_pairs(conninfo: str) -> dict[str, str]:
+    """libpq's ``key=value`` connection string (values may be single-quoted, with ``\\``
+    escapes) as a dict."""
+    pairs: dict[str, str] = {}
+    i, n = 0, len(conninfo)
+    while i < n:
+        while i < n and conninfo[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        eq = conninfo.find("=", i)
+        if eq < 0:
+            # Not quoted back: the text may hold the password.
+            raise InvalidInputError(
+                "config vector_store (pgvector): connection_string is neither a postgresql:// "
+                "URL nor libpq's key=value pairs"
+            )
+        key = conninfo[i:eq].strip()
+        i = eq + 1
+        while i < n and conninfo[i].isspace():
+            i += 1
+        value: list[str] = []
+        if i < n and conninfo[i] == "'":
+            i += 1
+            while i < n and conninfo[i] != "'":
+                if conninfo[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(conninfo[i])
+                i += 1
+            if i >= n:
+                raise InvalidInputError(
+                    "config vector_store (pgvector): connection_string: unterminated quote"
+                )
+            i += 1
+        else:
+            while i < n and not conninfo[i].isspace():
+                if conninfo[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(conninfo[i])
+                i += 1
+        pairs[key] = "".join(value)
+    return pairs
+
+
+def _pg_url(fields: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> str:
+    """A ``postgresql://`` URL from mem0's (or libpq's) connection fields: user and password
+    percent-encoded, ``localhost`` and mem0's database ``postgres`` by default, a socket
+    directory as the host percent-encoded, ``sslmode`` and ``extra`` as URL parameters."""
+
+    def text(key: str) -> str | None:
+        value = fields.get(key)
+        return None if value is None or value == "" else str(value)
+
+    userinfo = ""
+    user, password = text("user"), text("password")
+    if user is not None or password is not None:
+        userinfo = quote(user or "", safe="")
+        if password is not None:
+            userinfo += ":" + quote(password, safe="")
+        userinfo += "@"
+    host = text("host") or "localhost"
+    if host.startswith("/"):
+        host = quote(host, safe="")
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    port = text("port")
+    url = f"postgresql://{userinfo}{host}{'' if port is None else ':' + port}/"
+    url += quote(text("dbname") or _PG_DEFAULT_DBNAME, safe="")
+    params = {"sslmode": fields.get("sslmode"), **(extra or {})}
+    query = "&".join(
+        f"{quote(str(k), safe='')}={quote(str(v), safe='')}"
+        for k, v in params.items()
+        if v is not None and v != ""
+    )
+    return url + ("?" + query if query else "")
+
+
+def _pgvector_store(store: Mapping[str, Any], settings: _Settings) -> tuple[int | None, list[str]]:
+    """mem0's ``pgvector`` vector store: the server URL becomes the store path and ``maxconn``
+    the pool size. Returns the ``embedding_model_dims`` asked for (checked against the
+    embedder later) and what was not applied."""
+    ignored: list[str] = []
+    if store.get("connection_pool") is not None:
+        raise UnsupportedError(
+            "config vector_store (pgvector): connection_pool is a psycopg pool, which the Rust "
+            "core cannot use; give connection_string (a postgresql:// URL) or user, password, "
+            "host, port and dbname (agent_mem keeps a pool of its own: maxconn sets its size)"
+        )
+    conninfo = store.get("connection_string")
+    if conninfo:
+        conninfo = str(conninfo).strip()
+        if _is_pg_url(conninfo):
+            settings.path = conninfo
+        else:
+            pairs = _conninfo_pairs(conninfo)
+            params = {k: v for k, v in pairs.items() if k not in _PG_CONNECTION_KEYS}
+            settings.path = _pg_url(pairs, params)
+        # As in mem0, the connection string wins over the separate settings.
+        overridden = sorted(
+            k
+            for k in _PG_CONNECTION_KEYS
+            if store.get(k) is not None and not (k == "dbname" and store[k] == _PG_DEFAULT_DBNAME)
+        )
+        if overridden:
+            ignored.append(
+                f"vector_store pgvector settings {overridden} (connection_string is used, as "
+                "in mem0)"
+            )
+    else:
+        settings.path = _pg_url(store)
+    if store.get("maxconn") is not None:
+        settings.options["postgres"] = {"pool_size": int(store["maxconn"])}
+    minconn = store.get("minconn")
+    if minconn is not None and int(minconn) > 1:
+        ignored.append(f"vector_store pgvector minconn {minconn} (connections open as needed)")
+    if store.get("collection_name") is not None:
+        ignored.append(
+            f"vector_store pgvector collection_name {store['collection_name']!r} (agent_mem's "
+            "tables live in the first schema of the connection's search_path: give each "
+            "collection a schema of its own, e.g. connection_string "
+            "'postgresql://…/db?options=-csearch_path%3D<schema>%2Cpublic')"
+        )
+    if store.get("diskann"):
+        ignored.append(
+            "vector_store pgvector diskann (pgvectorscale's DiskANN index is not built; "
+            "agent_mem indexes vectors with pgvector's HNSW)"
+        )
+    if store.get("hnsw") is False:
+        ignored.append("vector_store pgvector hnsw=False (agent_mem always builds the HNSW index)")
+    used = {
+        *_PG_CONNECTION_KEYS,
+        "connection_string",
+        "connection_pool",
+        "collection_name",
+        "embedding_model_dims",
+        "diskann",
+        "hnsw",
+        "minconn",
+        "maxconn",
+    }
+    unknown = sorted(k for k, v in store.items() if k not in used and v is not None)
+    if unknown:
+        ignored.append(f"vector_store pgvector settings {unknown}")
+    dims = store.get("embedding_model_dims")
+    return (None if dims is None else int(dims)), ignored
+
+
+def _embedder_dimensions(embedder: Any) -> int | None:
+    """The vector size the ``embedder`` option will produce, when it is known beforehand."""
+    if embedder is None or embedder == "local":
+        return _LOCAL_DIMENSIONS
+    if isinstance(embedder, Mapping):
+        if embedder.get("provider") == "hashing":
+            return int(embedder["dimensions"])
+        if embedder.get("provider") != "local" and embedder.get("dimensions") is not None:
+            return int(embedder["dimensions"])
+    return None
+
+
 def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[str]]:
     """Maps a mem0 config dict; returns the settings and what was not applied."""
     unknown = sorted(set(config) - _CONFIG_KEYS)
@@ -429,7 +598,11 @@ def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[st
         )
 
     store_provider, store = _section(config, "vector_store")
-    if store_provider == "agent_mem":
+    pg_dims: int | None = None
+    if store_provider == "pgvector":
+        pg_dims, rest = _pgvector_store(store, settings)
+        ignored.extend(rest)
+    elif store_provider == "agent_mem":
         extra = sorted(set(store) - _AGENT_MEM_STORE_KEYS)
         if extra:
             raise InvalidInputError(
@@ -493,6 +666,14 @@ def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[st
             f"embedder {embedder_provider} (agent_mem embeds locally with all-MiniLM-L6-v2; "
             f"remote embedders: {', '.join(sorted(_EMBEDDER_PROVIDERS))})"
         )
+
+    if pg_dims is not None:
+        dims = _embedder_dimensions(settings.options.get("embedder"))
+        if dims is not None and dims != pg_dims:
+            ignored.append(
+                f"vector_store pgvector embedding_model_dims {pg_dims} (the vectors are the "
+                f"embedder's, {dims}-dimensional)"
+            )
 
     llm_provider, llm = _section(config, "llm")
     if llm_provider is not None:
@@ -1053,18 +1234,25 @@ class _Base:
 
     @property
     def path(self) -> str | None:
-        """The store file (None in memory)."""
+        """The store file (None in memory or on a PostgreSQL server)."""
         return self._native.path
 
     @property
+    def location(self) -> str:
+        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
+        password hidden."""
+        return self._native.location
+
+    @property
     def config(self) -> dict[str, Any]:
-        """What the config became: the store path and its open options (API keys shown as
+        """What the config became: the store path (``location`` too, which names a
+        PostgreSQL store without its password) and its open options (API keys shown as
         ``"***"``)."""
         options = copy.deepcopy(self._settings.options)
         for section in ("llm", "embedder"):
             if isinstance(options.get(section), dict) and options[section].get("api_key"):
                 options[section]["api_key"] = "***"
-        return {"path": self._native.path, "options": options}
+        return {"path": self._native.path, "location": self._native.location, "options": options}
 
     @property
     def llm(self) -> str | None:
@@ -1088,8 +1276,18 @@ class Memory(_Base):
 
         - ``vector_store.config.path`` (the directory of the store; ``":memory:"`` for none)
           and ``collection_name`` (the file name); provider ``agent_mem`` takes ``path`` (a
-          file or ``":memory:"``), ``persist_index``, ``index`` and ``search`` (agent_mem's
-          open options);
+          file, ``":memory:"`` or a ``postgresql://`` URL), ``persist_index``, ``index`` and
+          ``search`` (agent_mem's open options);
+        - provider ``pgvector`` opens the store in that PostgreSQL database (it needs the
+          pgvector extension): ``connection_string`` (a ``postgresql://`` URL, or libpq's
+          ``key=value`` form), else ``user``, ``password``, ``host`` (default
+          ``localhost``), ``port``, ``dbname`` (default ``postgres``) and ``sslmode``;
+          ``maxconn`` is the size of the connection pool. Not applied, with a warning:
+          ``collection_name`` (the store's tables live in the connection's schema: give
+          each collection a schema via the URL's ``options=-csearch_path%3D…``),
+          ``diskann``, ``hnsw=False``, a ``minconn`` above 1, and an
+          ``embedding_model_dims`` other than the embedder's. ``connection_pool`` (a psycopg
+          pool) is refused;
         - ``llm`` (inference, see the module documentation): providers ``openai``,
           ``openai_structured``, ``anthropic``, ``deepseek``, ``ollama``, ``lmstudio``,
           ``vllm``, ``litellm`` (a proxy URL in ``base_url``) and agent_mem's ``zhipu``,

@@ -25,6 +25,7 @@ __all__ = [
     "UNSET",
     "AddResult",
     "AsyncMemory",
+    "CopyReport",
     "HistoryEntry",
     "ListPage",
     "Memory",
@@ -46,6 +47,7 @@ ListOrder = Literal["created_desc", "created_asc", "updated_desc", "updated_asc"
 #: A time: an RFC 3339 string, a date string (``"2025-12-31"``), a ``datetime`` (a naive
 #: one is taken as UTC) or a ``date``.
 Time = Union[str, _dt.datetime, _dt.date]
+#: Where a store lives: a file (str or path), ``":memory:"`` or a ``postgres://`` URL (str).
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -106,6 +108,14 @@ class HistoryEntry(TypedDict):
     is_deleted: bool
     actor: str
     created_at: str
+
+
+class CopyReport(TypedDict):
+    """What :meth:`Memory.copy_into` copied: memories, and history rows (deleted memories'
+    included)."""
+
+    memories: int
+    history: int
 
 
 class _EventFields(TypedDict):
@@ -260,6 +270,7 @@ def _options(
     llm: Mapping[str, Any] | None,
     prompts: Mapping[str, str] | None,
     plugins: Mapping[str, Any] | None,
+    postgres: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     return _clean(
         embedder=embedder,
@@ -269,7 +280,17 @@ def _options(
         llm=llm,
         prompts=prompts,
         plugins=plugins,
+        postgres=postgres,
     )
+
+
+def _target(target: Memory | AsyncMemory) -> _native.NativeMemory:
+    """The native store of ``copy_into``'s target (either class will do)."""
+    if not isinstance(target, (Memory, AsyncMemory)):
+        raise TypeError(
+            f"target must be an agent_mem Memory or AsyncMemory, not {type(target).__name__}"
+        )
+    return target._native
 
 
 def _vector(vector: _Vector | None) -> list[float] | None:
@@ -447,11 +468,16 @@ def _new_fields(
 
 
 class Memory:
-    """Long-term memory in one SQLite file (or in memory), searched by meaning, keywords
-    and typos at once.
+    """Long-term memory in one SQLite file (or in memory, or on a PostgreSQL server),
+    searched by meaning, keywords and typos at once.
 
     ``Memory()`` or ``Memory(":memory:")`` lives in memory; ``Memory("memories.db")`` opens
-    (or creates) a store file. Options are the core's open options:
+    (or creates) a store file; ``Memory("postgresql://user:password@host:5432/db")`` (or
+    ``postgres://``) opens a store in that PostgreSQL database, which needs the pgvector
+    extension (URL parameters pass on to the server, e.g.
+    ``?options=-csearch_path%3Dmy_schema%2Cpublic`` for a schema of its own). The password
+    never appears in :attr:`location`, ``repr`` or error messages. Options are the core's
+    open options:
 
     - ``embedder``: ``"local"`` (default: all-MiniLM-L6-v2, see ``python -m agent_mem.model``),
       ``{"provider": "local", "model_dir": "/path"}``, ``"none"`` (you pass vectors), or
@@ -470,7 +496,13 @@ class Memory:
       "decisions", "procedural"}`` (the first must answer ``{"facts": [...]}``, the second
       ``{"decisions": [...]}``);
     - ``plugins``: the plugin manager, ``{"cache_size": n}`` (how many plugins are kept
-      compiled, default 16; see :meth:`register_plugin`).
+      compiled, default 16; see :meth:`register_plugin`);
+    - ``postgres``: the connection pool of a store opened by URL, ``{"pool_size": 8,
+      "connect_timeout_ms": 10000, "pool_timeout_ms": 30000, "statement_timeout_ms": 0}``
+      (the defaults; ``pool_size`` 1 to 256, ``pool_timeout_ms`` 0 fails at once when every
+      connection is busy, a statement timeout of 0 is none). A server that cannot be
+      reached or refuses the login raises ``StorageError``. Connections are made without
+      TLS: a URL with ``sslmode=require`` raises ``UnsupportedError``.
 
     ``embedder`` may also be a remote OpenAI-compatible embeddings endpoint:
     ``{"provider": "openai" | "zhipu" | "ollama" | "openai_compatible", "model", "api_key",
@@ -492,17 +524,25 @@ class Memory:
         llm: Mapping[str, Any] | None = None,
         prompts: Mapping[str, str] | None = None,
         plugins: Mapping[str, Any] | None = None,
+        postgres: Mapping[str, Any] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
-            _path(path), _options(embedder, persist_index, index, search, llm, prompts, plugins)
+            _path(path),
+            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
         )
 
     # -- properties and lifetime
 
     @property
     def path(self) -> str | None:
-        """The store file, or None in memory."""
+        """The store file, or None in memory or on a PostgreSQL server."""
         return self._native.path
+
+    @property
+    def location(self) -> str:
+        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
+        password hidden."""
+        return self._native.location
 
     @property
     def embedding_model(self) -> str | None:
@@ -536,8 +576,7 @@ class Memory:
         self.close()
 
     def __repr__(self) -> str:
-        where = self.path or ":memory:"
-        return f"<agent_mem.Memory {where}{' (closed)' if self.closed else ''}>"
+        return f"<agent_mem.Memory {self.location}{' (closed)' if self.closed else ''}>"
 
     # -- adding
 
@@ -778,6 +817,16 @@ class Memory:
         """Saves the vector index now (``close`` does it too)."""
         self._native.flush()
 
+    def copy_into(self, target: Memory | AsyncMemory) -> CopyReport:
+        """Copies every memory (content, scope, kind, metadata, times, vector) and the whole
+        history, deleted memories' included, into ``target``, which must be empty: a SQLite
+        file into PostgreSQL and back, or between any two stores. Ids and times are kept.
+        One transaction on the target: all of it or nothing. Returns ``{"memories",
+        "history"}``, what was copied. ``AlreadyExistsError`` if the target holds anything;
+        ``InvalidInputError`` if it is this same file, or its embedder has another model or
+        dimension."""
+        return cast(CopyReport, self._native.copy_into(_target(target)))
+
     # -- plugins
 
     def register_plugin(
@@ -908,9 +957,11 @@ class AsyncMemory:
         llm: Mapping[str, Any] | None = None,
         prompts: Mapping[str, str] | None = None,
         plugins: Mapping[str, Any] | None = None,
+        postgres: Mapping[str, Any] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
-            _path(path), _options(embedder, persist_index, index, search, llm, prompts, plugins)
+            _path(path),
+            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
         )
 
     @classmethod
@@ -925,10 +976,13 @@ class AsyncMemory:
         llm: Mapping[str, Any] | None = None,
         prompts: Mapping[str, str] | None = None,
         plugins: Mapping[str, Any] | None = None,
+        postgres: Mapping[str, Any] | None = None,
     ) -> AsyncMemory:
-        """Opens the store on a worker thread (the event loop keeps running meanwhile)."""
+        """Opens the store on a worker thread (the event loop keeps running meanwhile; a
+        PostgreSQL store connects there)."""
         native = await _native.NativeMemory.open_async(
-            _path(path), _options(embedder, persist_index, index, search, llm, prompts, plugins)
+            _path(path),
+            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
         )
         self = cls.__new__(cls)
         self._native = native
@@ -936,8 +990,14 @@ class AsyncMemory:
 
     @property
     def path(self) -> str | None:
-        """The store file, or None in memory."""
+        """The store file, or None in memory or on a PostgreSQL server."""
         return self._native.path
+
+    @property
+    def location(self) -> str:
+        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
+        password hidden."""
+        return self._native.location
 
     @property
     def embedding_model(self) -> str | None:
@@ -971,8 +1031,7 @@ class AsyncMemory:
         await self.close()
 
     def __repr__(self) -> str:
-        where = self.path or ":memory:"
-        return f"<agent_mem.AsyncMemory {where}{' (closed)' if self.closed else ''}>"
+        return f"<agent_mem.AsyncMemory {self.location}{' (closed)' if self.closed else ''}>"
 
     @overload
     async def add(
@@ -1182,6 +1241,10 @@ class AsyncMemory:
     async def flush(self) -> None:
         """See :meth:`Memory.flush`."""
         await self._native.flush_async()
+
+    async def copy_into(self, target: Memory | AsyncMemory) -> CopyReport:
+        """See :meth:`Memory.copy_into`. The copy runs on a worker thread."""
+        return cast(CopyReport, await self._native.copy_into_async(_target(target)))
 
     async def register_plugin(
         self,

@@ -1,11 +1,15 @@
 """Shared fixtures: stores with the deterministic hashing embedder (fast, no model) and with
 the real default model (installed by tests/ensure_model.sh, which python/tests/run.sh runs),
-and a fake LLM provider (tests/fake_llm.py, a real HTTP server on 127.0.0.1) with helpers to
-script the inference pipeline's two calls."""
+a fake LLM provider (tests/fake_llm.py, a real HTTP server on 127.0.0.1) with helpers to
+script the inference pipeline's two calls, and fresh schemas on the PostgreSQL test server
+(tests/postgres.sh) for the stores of test_postgres.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -101,3 +105,69 @@ def facts(items: Sequence[str]) -> Reply:
 def decisions(items: Sequence[dict[str, Any]]) -> Reply:
     """A decision answer."""
     return openai_chat(json.dumps({"decisions": list(items)}))
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def pg_server() -> str:
+    """The URL of the PostgreSQL test server that ``tests/postgres.sh run -- ...`` started
+    (``AGENTMEM_TEST_PG_URL``). Without one the test is skipped, saying why, unless
+    ``AGENTMEM_REQUIRE_POSTGRES=1``: then it fails."""
+    url = os.environ.get("AGENTMEM_TEST_PG_URL", "")
+    if url:
+        return url
+    if os.environ.get("AGENTMEM_REQUIRE_POSTGRES") == "1":
+        pytest.fail(
+            "AGENTMEM_REQUIRE_POSTGRES=1 but AGENTMEM_TEST_PG_URL is not set "
+            "(run the tests through tests/postgres.sh)"
+        )
+    pytest.skip("no PostgreSQL server (AGENTMEM_TEST_PG_URL; run through tests/postgres.sh)")
+
+
+def with_search_path(server: str, schema: str) -> str:
+    """The server URL with ``options=-c search_path=<schema>,public`` (public holds the
+    extensions tests/postgres.sh created)."""
+    sep = "&" if "?" in server else "?"
+    return f"{server}{sep}options=-csearch_path%3D{schema}%2Cpublic"
+
+
+class PgSchemas:
+    """Makes empty schemas on the test server, one per store a test opens, so that tests are
+    independent (core/tests/support/pg.rs does the same for the Rust tests)."""
+
+    _next = itertools.count()
+
+    def __init__(self, server: str, test: str) -> None:
+        self.server = server
+        self.test = re.sub(r"[^a-z0-9]+", "_", test.lower())[:32]
+
+    def schema(self, name: str = "") -> str:
+        """A new empty schema's name."""
+        psycopg = _psycopg()
+        schema = f"py_{self.test}_{name}_{os.getpid()}_{next(self._next)}"[:63]
+        schema = re.sub(r"[^a-z0-9_]", "_", schema.lower())
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+        return schema
+
+    def url(self, name: str = "") -> str:
+        """A store URL to a new empty schema."""
+        return with_search_path(self.server, self.schema(name))
+
+
+def _psycopg() -> Any:
+    """psycopg, which python/tests/run.sh installs: a missing one fails the test (there is a
+    server to test against)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - python/tests/run.sh installs it
+        pytest.fail("psycopg is needed to make test schemas: pip install 'psycopg[binary]'")
+    return psycopg
+
+
+@pytest.fixture
+def pg(request: pytest.FixtureRequest) -> PgSchemas:
+    """Fresh schemas on the PostgreSQL test server (the test is skipped without one)."""
+    return PgSchemas(pg_server(), request.node.name)

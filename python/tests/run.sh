@@ -2,7 +2,8 @@
 # The Python package's whole check: a virtualenv (target/python-venv) with pinned tools, the
 # default model, `pip install ./python` built with the workspace's dev profile and target dir
 # (no second, release build), ruff, mypy --strict and stubtest on the stubs, pytest, and the
-# examples. Needs only python3 (with venv or pip) and cargo. Runs from anywhere.
+# examples. Needs only python3 (with venv or pip) and cargo. Runs from anywhere. The
+# PostgreSQL tests run when AGENTMEM_TEST_PG_URL names a server (tests/postgres.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -11,7 +12,8 @@ VENV="$ROOT/target/python-venv"
 # Tool caches live in target/, not in the source tree.
 export RUFF_CACHE_DIR="$ROOT/target/ruff-cache" PYTHONDONTWRITEBYTECODE=1
 PY="$VENV/bin/python"
-TOOLS=(maturin==1.16.0 pytest==9.2.0 ruff==0.17.6 mypy==2.4.1)
+# psycopg makes a schema per test on the PostgreSQL test server (test_postgres.py).
+TOOLS=(maturin==1.16.0 pytest==9.2.0 ruff==0.17.6 mypy==2.4.1 "psycopg[binary]==3.3.9")
 
 step() { echo "== $*"; }
 
@@ -56,7 +58,9 @@ step "mypy --strict (package, usage file) and stubtest (the native module's stub
   agent_mem._native)
 
 step "pytest"
-"$PY" -m pytest -q -p no:cacheprovider python/tests
+# -rs lists what was skipped and why (test_postgres.py without a server: run this script
+# through `bash tests/postgres.sh run -- bash python/tests/run.sh` to include it).
+"$PY" -m pytest -q -rs -p no:cacheprovider python/tests
 
 step "examples"
 "$PY" examples/python/quickstart.py "$tmp/quickstart.db" | tee "$tmp/quickstart.txt"

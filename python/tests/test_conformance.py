@@ -1,7 +1,8 @@
 """The language-neutral conformance cases (tests/conformance/*.json) through the Python API.
 
 Rules: tests/conformance/README.md; the reference runner is core/tests/conformance.rs. Each
-case file runs against a fresh in-memory store; a failure names the file, the step index and
+case file runs against a fresh in-memory store (test_postgres.py runs them again on
+PostgreSQL through ``run_file``'s store factory); a failure names the file, the step index and
 the operation.
 """
 
@@ -12,7 +13,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -273,23 +274,32 @@ def check(expect: Mapping[str, Any], result: Any) -> list[str]:
 # --------------------------------------------------------------------------- files
 
 
-def open_store(embedder: Any) -> Memory:
+#: Opens the fresh store of a case file from its ``embedder`` field.
+StoreFactory = Callable[[Any], Memory]
+
+
+def open_store(embedder: Any, location: str | None = None) -> Memory:
+    """The store of a case file: in memory, or at ``location`` (a PostgreSQL URL)."""
     if embedder == "hashing-64":
-        return Memory(embedder={"provider": "hashing", "dimensions": 64})
+        return Memory(location, embedder={"provider": "hashing", "dimensions": 64})
     if embedder == "none":
-        return Memory(embedder="none")
+        return Memory(location, embedder="none")
     raise CaseError(f"unknown embedder {embedder!r}")
 
 
-def run_file(path: Path) -> int:
-    """Runs one case file; the number of steps run. Raises AssertionError at the first
-    failing step, naming it."""
+def run_file(path: Path, store: StoreFactory = open_store) -> int:
+    """Runs one case file against the fresh store ``store`` opens; the number of steps run.
+    Raises AssertionError at the first failing step, naming it."""
     case = json.loads(path.read_text(encoding="utf-8"))
     assert case.get("name") == path.stem, f"name {case.get('name')!r} differs from the file name"
     assert isinstance(case.get("description"), str), "description missing"
     steps = case["steps"]
     saved: dict[str, Any] = {}
-    with open_store(case.get("embedder")) as m:
+    try:
+        m = store(case.get("embedder"))
+    except CaseError as e:
+        pytest.fail(f"{path.name}: bad case: {e}")
+    with m:
         for i, step in enumerate(steps):
             op = step.get("op", "?")
             at = f"{path.name} step {i} ({op})"

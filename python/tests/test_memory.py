@@ -288,6 +288,34 @@ def test_options_are_checked_by_the_core() -> None:
         assert len(m.search("red")) == 1
 
 
+def test_location_and_copy_into_between_files(tmp_path: Path) -> None:
+    with Memory(tmp_path / "a.db", embedder=HASHING) as source, Memory(embedder=HASHING) as mem:
+        assert source.location == str(tmp_path / "a.db")
+        assert mem.location == ":memory:"
+        assert mem.location in repr(mem)
+        kept = source.add("kept", user_id="u", metadata={"n": 1})["id"]
+        gone = source.add("gone", user_id="u")["id"]
+        source.update(kept, content="kept and changed")
+        source.delete(gone)
+        assert source.copy_into(mem) == {"memories": 1, "history": 4}
+        assert mem.get(kept) == source.get(kept)
+        assert mem.history(gone) == source.history(gone)
+        with pytest.raises(agent_mem.AlreadyExistsError, match="not empty"):
+            source.copy_into(mem)
+        # A file into itself is refused before anything is read.
+        with (
+            Memory(tmp_path / "a.db", embedder=HASHING) as same,
+            pytest.raises(InvalidInputError, match="itself"),
+        ):
+            source.copy_into(same)
+        closed = Memory(embedder=HASHING)
+        closed.close()
+        with pytest.raises(ClosedError, match="target"):
+            source.copy_into(closed)
+        with pytest.raises(TypeError, match="AsyncMemory"):
+            source.copy_into(str(tmp_path / "b.db"))  # type: ignore[arg-type]
+
+
 def test_lifetime_close_and_context_manager(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with Memory(path, embedder=HASHING) as m:

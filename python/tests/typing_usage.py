@@ -14,6 +14,7 @@ from agent_mem import (
     AddResult,
     AgentMemError,
     AsyncMemory,
+    CopyReport,
     ErrorCode,
     HistoryEntry,
     ListPage,
@@ -67,7 +68,12 @@ def native() -> None:
         purged: int = m.purge_expired()
         m.delete(batch[0]["id"])
         path: str | None = m.path
+        where: str = m.location
         print(score, content, cursor, total, updated["updated_at"], event, deleted, purged, path)
+        # A store opened by URL takes the pool options; copies go between any two stores.
+        with Memory(embedder=HASHING, postgres={"pool_size": 2, "statement_timeout_ms": 0}) as to:
+            copied: CopyReport = m.copy_into(to)
+            print(where, copied["memories"] + copied["history"], to.location)
         conversation: list[Message] = [
             {"role": "user", "content": "I'm vegetarian"},
             {"role": "assistant", "content": "Noted", "name": "chef"},
@@ -97,6 +103,9 @@ async def native_async() -> None:
         record: MemoryRecord = results[0]
         events: list[MemoryEvent] = await m.add_messages("Bob likes tea", user_id="bob")
         print(many, hits, record, results[1], events, m.llm)
+        async with await AsyncMemory.open(embedder=HASHING, postgres={"pool_size": 1}) as to:
+            copied: CopyReport = await m.copy_into(to)
+            print(copied["memories"], to.location)
 
 
 def plugins() -> None:

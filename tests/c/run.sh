@@ -5,11 +5,16 @@
 #     playing the model with the replies of tests/c/infer_script.json; always stopped),
 #   - tests/c/test_plugins.c (WASM plugins, run by wasmtime) natively, then under valgrind
 #     with tests/c/wasmtime.supp (one report from inside wasmtime's module parser),
+#   - tests/c/test_postgres.c (stores on a PostgreSQL server) under valgrind: against the
+#     server of tests/postgres.sh when AGENTMEM_TEST_PG_URL is set (run this script through
+#     `bash tests/postgres.sh run -- bash tests/c/run.sh`); without it the program says
+#     SKIPPED, or fails when AGENTMEM_REQUIRE_POSTGRES=1,
 #   - the header compiled as C and C++, and a small C++ program run,
 #   - `make -C ffi install` into a temporary prefix, and examples/c/quickstart.c built through
 #     pkg-config, linked against the shared and the static library, and run.
 # Run from anywhere. One cargo profile (dev) serves everything, as in tests/run.sh; the
-# library is built with the cargo feature "plugins", as `make -C ffi install` builds it.
+# library is built with the cargo features "plugins" and "postgres", as `make -C ffi install`
+# builds it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -29,8 +34,8 @@ fi
 # The quickstart embeds with the real model.
 bash tests/ensure_model.sh
 
-step "cargo build -p agent-mem-ffi --features plugins"
-cargo build -p agent-mem-ffi --features plugins
+step "cargo build -p agent-mem-ffi --features plugins,postgres"
+cargo build -p agent-mem-ffi --features plugins,postgres
 lib=$root/target/debug
 
 tmp=$(mktemp -d)
@@ -57,6 +62,7 @@ cc "${cflags[@]}" tests/c/test_agentmem.c -o "$tmp/test_agentmem" "${link[@]}" -
 cc "${cflags[@]}" tests/c/conformance.c -o "$tmp/conformance" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_infer.c -o "$tmp/test_infer" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_plugins.c -o "$tmp/test_plugins" "${link[@]}" -lcjson
+cc "${cflags[@]}" tests/c/test_postgres.c -o "$tmp/test_postgres" "${link[@]}" -lcjson
 
 # Leaks that count: definite and indirect. valgrind also reports one "possibly lost" block
 # (2 KiB): the stop-word set of agent_mem::text, a process-wide static built once; hashbrown
@@ -99,6 +105,10 @@ step "test_plugins under valgrind"
 # dependency built optimised; tests/c/wasmtime.supp says why and suppresses that frame pair
 # only, for this program only. Leaks are counted as for the others.
 "${valgrind[@]}" --suppressions=tests/c/wasmtime.supp "$tmp/test_plugins" "$pii_wasm"
+
+if [ -n "${AGENTMEM_TEST_PG_URL:-}" ]; then pg_server="on the test server"; else pg_server="no server"; fi
+step "test_postgres under valgrind ($pg_server)"
+"${valgrind[@]}" "$tmp/test_postgres"
 
 step "conformance cases through the C ABI under valgrind"
 "${valgrind[@]}" "$tmp/conformance" --error-codes tests/error_codes.json tests/conformance

@@ -319,6 +319,11 @@ static void test_null_arguments(void) {
     EXPECT(am_memory_purge_expired(NULL, &n, &err), AM_ERR_NULL_ARG);
     EXPECT(am_memory_purge_expired(m, NULL, &err), AM_ERR_NULL_ARG);
 
+    EXPECT_MSG(am_memory_copy_into(NULL, m, &out, &err), AM_ERR_NULL_ARG, "source");
+    EXPECT_MSG(am_memory_copy_into(m, NULL, &out, &err), AM_ERR_NULL_ARG, "target");
+    EXPECT_MSG(am_memory_copy_into(m, m, NULL, &err), AM_ERR_NULL_ARG, "out_json");
+    CHECK_INT(am_memory_copy_into(NULL, NULL, NULL, NULL), AM_ERR_NULL_ARG);
+
     CHECK(out == NULL);
     /* None of it changed the store. */
     CHECK_INT(COUNT(m, NULL), 0);
@@ -1066,6 +1071,73 @@ static void test_failures_change_nothing(void) {
     am_memory_free(m);
 }
 
+/* ---------------------------------------------------------------------------- copy_into */
+
+/* A store copied into another: every memory with its id, the whole history (a deleted
+   memory's too), and a second copy into the now non-empty target refused. */
+static void test_copy_into(void) {
+    am_memory *source = OPEN(HASHING), *target = OPEN(HASHING), *other = OPEN(NO_EMBEDDER);
+    am_error *err = NULL;
+    char *out = NULL;
+    char a[37], b[37], gone[37], buf[256];
+    int dummy;
+    ADD(source, "{\"content\":\"Alice is vegetarian\",\"user_id\":\"alice\","
+                "\"metadata\":{\"topic\":\"food\"}}",
+        a);
+    ADD(source, "{\"content\":\"Bob plays the cello\",\"agent_id\":\"bot\"}", b);
+    ADD(source, "{\"content\":\"forget me\"}", gone);
+    EXPECT(am_memory_update(source, b, "{\"content\":\"Bob plays the viola\"}", &out, &err),
+           AM_OK);
+    am_string_free(out);
+    out = NULL;
+    EXPECT(am_memory_delete(source, gone, &err), AM_OK);
+
+    if (EXPECT(am_memory_copy_into(source, target, &out, &err), AM_OK)) {
+        cJSON *copied = TAKE(out);
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(copied, "memories")) == 2);
+        /* ADD a, ADD b, UPDATE b, ADD gone, DELETE gone. */
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(copied, "history")) == 5);
+        cJSON_Delete(copied);
+    }
+    CHECK_INT(COUNT(target, NULL), 2);
+    CHECK_STR(content_of(target, b, buf, sizeof buf), "Bob plays the viola");
+    CHECK_INT(COUNT(target, "{\"filters\":{\"topic\":\"food\"}}"), 1);
+    if (EXPECT(am_memory_history(target, gone, &out, &err), AM_OK)) {
+        cJSON *h = TAKE(out);
+        CHECK_INT(cJSON_GetArraySize(h), 2);
+        CHECK_STR(str_field(cJSON_GetArrayItem(h, 1), "event"), "DELETE");
+        cJSON_Delete(h);
+    }
+    if (EXPECT(am_memory_search(target, "{\"query\":\"viola\",\"mode\":\"keyword\"}", &out,
+                                &err),
+               AM_OK)) {
+        cJSON *hits = TAKE(out);
+        CHECK_STR(ids_of(hits, buf, sizeof buf), b);
+        cJSON_Delete(hits);
+    }
+    /* The source is unchanged and still usable. */
+    CHECK_INT(COUNT(source, NULL), 2);
+
+    /* The target is no longer empty; an error clears the out-parameter. */
+    out = (char *)&dummy;
+    EXPECT_MSG(am_memory_copy_into(source, target, &out, &err), AM_ERR_ALREADY_EXISTS, "empty");
+    CHECK(out == NULL);
+    CHECK_INT(COUNT(target, NULL), 2);
+    /* A target embedding with another model is refused (mixed vectors would make search
+       meaningless); one without embedder takes the copy and the source's model. */
+    am_memory *narrow = OPEN("{\"embedder\":{\"provider\":\"hashing\",\"dimensions\":32}}");
+    EXPECT_MSG(am_memory_copy_into(source, narrow, &out, &err), AM_ERR_INVALID_INPUT, "hashing-64");
+    CHECK_INT(COUNT(narrow, NULL), 0);
+    EXPECT(am_memory_copy_into(source, other, &out, &err), AM_OK);
+    am_string_free(out);
+    out = NULL;
+    CHECK_INT(COUNT(other, NULL), 2);
+    am_memory_free(source);
+    am_memory_free(target);
+    am_memory_free(other);
+    am_memory_free(narrow);
+}
+
 /* ------------------------------------------------------------------------- file-backed */
 
 static void remove_tree(const char *dir) {
@@ -1326,6 +1398,7 @@ int main(int argc, char **argv) {
     test_vectors();
     test_out_params_cleared();
     test_failures_change_nothing();
+    test_copy_into();
     test_file_store();
     test_threads();
     if (g_failures) {

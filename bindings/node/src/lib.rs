@@ -113,6 +113,8 @@ enum Call {
     PluginReload(String),
     /// Plugin id, export, input bytes, scope JSON.
     PluginInvoke(String, String, Vec<u8>, String),
+    /// Copy everything into this (empty) store; `None` when it was closed.
+    CopyInto(Option<Arc<Memory>>),
 }
 
 /// What a call resolves with: JSON text, or the raw output of a plugin.
@@ -189,6 +191,11 @@ impl Call {
             Call::PluginLoad(id) => wire::plugin_load(&m, &id)?,
             Call::PluginUnload(id) => wire::plugin_unload(&m, &id)?,
             Call::PluginReload(id) => wire::plugin_reload(&m, &id)?,
+            Call::CopyInto(target) => {
+                let target = target
+                    .ok_or_else(|| Error::new(ErrorCode::Closed, "the target memory is closed"))?;
+                wire::copy_into(&m, &target)?
+            }
             Call::PluginInvoke(id, function, input, scope) => {
                 let scope = parse(&scope, "plugin call scope")?;
                 return Ok(Reply::Bytes(wire::plugin_call(
@@ -257,8 +264,9 @@ impl Task for Open {
     }
 }
 
-/// Opens (or creates) a store: `path` a file, or `null` / `":memory:"` for a store in memory;
-/// `options` the JSON text of `wire::OpenOptions` (`"null"` for the defaults).
+/// Opens (or creates) a store: `path` a file, a `postgres://` URL, or `null` / `":memory:"`
+/// for a store in memory; `options` the JSON text of `wire::OpenOptions` (`"null"` for the
+/// defaults).
 #[napi]
 pub fn open(path: Option<String>, options: String) -> AsyncTask<Open> {
     AsyncTask::new(Open { path, options })
@@ -273,6 +281,7 @@ pub struct NativeMemory {
     /// `None` once closed. Locked only to clone or take the `Arc`, never across a core call.
     inner: RwLock<Option<Arc<Memory>>>,
     path: Option<String>,
+    location: String,
     embedding_model: Option<String>,
 }
 
@@ -280,21 +289,26 @@ impl NativeMemory {
     fn wrap(memory: Memory) -> NativeMemory {
         NativeMemory {
             path: memory.path().map(|p| p.to_string_lossy().into_owned()),
+            location: memory.location(),
             embedding_model: memory.embedding_model().map(str::to_owned),
             inner: RwLock::new(Some(Arc::new(memory))),
         }
     }
 
     fn job(&self, call: Call) -> AsyncTask<Job> {
-        let memory = self.inner.read().unwrap_or_else(|p| p.into_inner()).clone();
         AsyncTask::new(Job {
-            memory,
+            memory: self.shared(),
             call: Some(call),
         })
     }
 
     fn take(&self) -> Option<Arc<Memory>> {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// The store, or `None` once closed.
+    fn shared(&self) -> Option<Arc<Memory>> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -310,10 +324,16 @@ fn floats(v: Option<Float32Array>) -> Option<Vec<f32>> {
 
 #[napi]
 impl NativeMemory {
-    /// The store file, or `null` for a store in memory.
+    /// The store file, or `null` for a store in memory or on a PostgreSQL server.
     #[napi(getter)]
     pub fn path(&self) -> Option<String> {
         self.path.clone()
+    }
+
+    /// `Memory::location`: the file, `":memory:"`, or the URL with its password hidden.
+    #[napi(getter)]
+    pub fn location(&self) -> String {
+        self.location.clone()
     }
 
     /// The embedding model's id, or `null` without an embedder.
@@ -422,6 +442,13 @@ impl NativeMemory {
     #[napi]
     pub fn flush(&self) -> AsyncTask<Job> {
         self.job(Call::Flush)
+    }
+
+    /// `wire::copy_into`: every memory and the whole history into the empty store `target`
+    /// → `{"memories", "history"}` (how many were copied).
+    #[napi]
+    pub fn copy_into(&self, target: &NativeMemory) -> AsyncTask<Job> {
+        self.job(Call::CopyInto(target.shared()))
     }
 
     /// `wire::plugin_register` → the plugin's info. `manifest` is the JSON text of the

@@ -44,6 +44,8 @@ enum Call {
     PluginLoad(String),
     PluginUnload(String),
     PluginReload(String),
+    /// Copy everything into this (empty) store.
+    CopyInto(Arc<Memory>),
 }
 
 impl Call {
@@ -75,6 +77,7 @@ impl Call {
             Call::PluginLoad(id) => wire::plugin_load(m, &id),
             Call::PluginUnload(id) => wire::plugin_unload(m, &id),
             Call::PluginReload(id) => wire::plugin_reload(m, &id),
+            Call::CopyInto(target) => wire::copy_into(m, &target),
         }
     }
 }
@@ -135,14 +138,18 @@ struct NativeMemory {
     /// `None` once closed. Held only to clone the `Arc`, never across a core call.
     inner: RwLock<Option<Arc<Memory>>>,
     path: Option<String>,
+    /// `Memory::location`: kept for `repr` after closing.
+    location: String,
 }
 
 impl NativeMemory {
     fn wrap(memory: Memory) -> NativeMemory {
         let path = memory.path().map(|p| p.to_string_lossy().into_owned());
+        let location = memory.location();
         NativeMemory {
             inner: RwLock::new(Some(Arc::new(memory))),
             path,
+            location,
         }
     }
 
@@ -153,6 +160,13 @@ impl NativeMemory {
 
     fn take(&self) -> Option<Arc<Memory>> {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// This store as the target of another's `copy_into`.
+    fn target(&self, py: Python<'_>) -> PyResult<Arc<Memory>> {
+        let slot = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let closed = || Error::new(ErrorCode::Closed, "the target memory is closed");
+        check(py, slot.clone().ok_or_else(closed))
     }
 
     /// Runs the call here, with the GIL released.
@@ -184,8 +198,8 @@ fn open_memory(path: Option<String>, options: Value) -> agent_mem::Result<Memory
 
 #[pymethods]
 impl NativeMemory {
-    /// Opens (or creates) a store: `path` a file, or None / ":memory:" for memory only;
-    /// `options` the core's open options as a dict (wire::OpenOptions).
+    /// Opens (or creates) a store: `path` a file, a `postgres://` URL, or None / ":memory:"
+    /// for memory only; `options` the core's open options as a dict (wire::OpenOptions).
     #[new]
     #[pyo3(signature = (path=None, options=None))]
     fn new(
@@ -214,10 +228,16 @@ impl NativeMemory {
         )
     }
 
-    /// The store file, or None for a store in memory.
+    /// The store file, or None for a store in memory or on a PostgreSQL server.
     #[getter]
     fn path(&self) -> Option<String> {
         self.path.clone()
+    }
+
+    /// Memory::location: the file, ":memory:", or the URL with its password hidden.
+    #[getter]
+    fn location(&self) -> String {
+        self.location.clone()
     }
 
     /// The embedding model's id, or None without an embedder.
@@ -492,6 +512,23 @@ impl NativeMemory {
         self.spawn(py, Call::Flush)
     }
 
+    /// wire::copy_into: every memory and the whole history into the empty store `target`
+    /// → `{"memories", "history"}` (how many were copied).
+    fn copy_into(&self, py: Python<'_>, target: &Bound<'_, NativeMemory>) -> PyResult<Py<PyAny>> {
+        let call = Call::CopyInto(target.get().target(py)?);
+        self.sync(py, call)
+    }
+
+    /// `copy_into` as a future.
+    fn copy_into_async(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, NativeMemory>,
+    ) -> PyResult<Py<PyAny>> {
+        let call = Call::CopyInto(target.get().target(py)?);
+        self.spawn(py, call)
+    }
+
     /// wire::plugin_register: `manifest` a dict (with `"path"`, or the module's bytes in
     /// `wasm`, binary or text) → the plugin's info.
     #[pyo3(signature = (manifest, wasm=None))]
@@ -601,10 +638,7 @@ impl NativeMemory {
     }
 
     fn __repr__(&self) -> String {
-        match &self.path {
-            Some(p) => format!("<agent_mem._native.NativeMemory path={p:?}>"),
-            None => "<agent_mem._native.NativeMemory in memory>".to_owned(),
-        }
+        format!("<agent_mem._native.NativeMemory {:?}>", self.location)
     }
 }
 
