@@ -43,27 +43,6 @@ static am_memory *open_store(const char *file, int line, const char *options) {
 }
 #define OPEN(options) open_store(__FILE__, __LINE__, (options))
 
-/* Adds a memory and copies its id into id (37 bytes); returns "added". */
-static int add_memory(const char *file, int line, am_memory *m, const char *request, char *id) {
-    char *out = NULL;
-    am_error *err = NULL;
-    id[0] = '\0';
-    if (!expect_status(file, line, request, am_memory_add(m, request, &out, &err), AM_OK, &err,
-                       NULL))
-        return 0;
-    cJSON *r = take(file, line, &out);
-    const char *got = str_field(r, "id");
-    int added = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "added"));
-    g_checks++;
-    if (!got || strlen(got) != 36)
-        report(file, line, "add returned no uuid");
-    else
-        memcpy(id, got, 37);
-    cJSON_Delete(r);
-    return added;
-}
-#define ADD(m, request, id) add_memory(__FILE__, __LINE__, (m), (request), (id))
-
 static uint64_t count_of(const char *file, int line, am_memory *m, const char *request) {
     uint64_t n = 0;
     am_error *err = NULL;

@@ -218,25 +218,6 @@ static uint64_t count_all(am_memory *m) {
     return n;
 }
 
-/* Adds a memory; copies its id (37 bytes) into id. */
-static void add_memory(const char *file, int line, am_memory *m, const char *request, char *id) {
-    char *out = NULL;
-    am_error *err = NULL;
-    id[0] = '\0';
-    if (!expect_status(file, line, request, am_memory_add(m, request, &out, &err), AM_OK, &err,
-                       NULL))
-        return;
-    cJSON *r = take(file, line, &out);
-    const char *got = str_field(r, "id");
-    g_checks++;
-    if (!got || strlen(got) != 36)
-        report(file, line, "add returned no uuid");
-    else
-        memcpy(id, got, 37);
-    cJSON_Delete(r);
-}
-#define ADD(m, request, id) add_memory(__FILE__, __LINE__, (m), (request), (id))
-
 static const char *content_of(am_memory *m, const char *id, char *buf, size_t size) {
     char *out = NULL;
     buf[0] = '\0';

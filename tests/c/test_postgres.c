@@ -105,25 +105,6 @@ static am_memory *open_at(const char *file, int line, const char *where, const c
 }
 #define OPEN_AT(where, options) open_at(__FILE__, __LINE__, (where), (options))
 
-/* Adds a memory; its id into id (37 bytes). */
-static void add_memory(const char *file, int line, am_memory *m, const char *request, char *id) {
-    char *out = NULL;
-    am_error *err = NULL;
-    id[0] = '\0';
-    if (!expect_status(file, line, request, am_memory_add(m, request, &out, &err), AM_OK, &err,
-                       NULL))
-        return;
-    cJSON *r = take(file, line, &out);
-    const char *got = str_field(r, "id");
-    g_checks++;
-    if (!got || strlen(got) != 36)
-        report(file, line, "add returned no uuid");
-    else
-        memcpy(id, got, 37);
-    cJSON_Delete(r);
-}
-#define ADD(m, request, id) add_memory(__FILE__, __LINE__, (m), (request), (id))
-
 /* The JSON a call returns, parsed (NULL when the call fails). */
 #define CALL_JSON(call, out)                                                                   \
     (expect_status(__FILE__, __LINE__, #call, (call), AM_OK, &err, NULL) ? TAKE(out) : NULL)
