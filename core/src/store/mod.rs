@@ -204,6 +204,20 @@ pub(crate) fn model_mismatch(stored: &str, configured: &str) -> Error {
     ))
 }
 
+/// The error for a stored value that does not read back (a damaged or foreign row).
+pub(crate) fn corrupted(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::new(
+        crate::error::ErrorCode::Corrupted,
+        format!("stored {what} is damaged: {detail}"),
+    )
+}
+
+/// A stored scope id: both backends store an absent id as '' (so that the unique
+/// constraint of the duplicate rule treats "no user" as a value).
+pub(crate) fn opt_scope(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
 /// True for a `postgres://` or `postgresql://` URL.
 pub(crate) fn is_postgres_url(location: &str) -> bool {
     let lower = location.get(..13).unwrap_or(location).to_ascii_lowercase();

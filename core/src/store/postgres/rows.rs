@@ -5,7 +5,8 @@ use postgres::Row;
 use serde_json::Value;
 
 use super::pool::get;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
+use crate::store::{corrupted, opt_scope};
 use crate::types::{parse_time, HistoryEntry, HistoryEvent, MemoryRecord, Metadata, Scope};
 
 /// Columns read by [`record_from_row`], over `agentmem_memories m`.
@@ -15,17 +16,6 @@ pub(super) const RECORD_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind,
 /// Columns read by [`history_from_row`], over `agentmem_history`.
 pub(super) const HISTORY_COLUMNS: &str =
     "seq, id, memory_id, event, old_content, new_content, is_deleted, actor, created_at";
-
-fn corrupted(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorCode::Corrupted,
-        format!("stored {what} is damaged: {detail}"),
-    )
-}
-
-fn opt_scope(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
 
 fn time(s: &str) -> Result<DateTime<Utc>> {
     parse_time(s).map_err(|e| corrupted("time", e))

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::Result;
+use crate::store::{corrupted, opt_scope};
 use crate::text;
 use crate::types::{
     format_time, parse_time, HistoryEntry, HistoryEvent, MemoryRecord, Metadata, Scope,
@@ -15,17 +16,6 @@ use crate::types::{
 /// Columns read by [`record_from_row`], over the `memories` table aliased `m`.
 pub(crate) const RECORD_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
     m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at";
-
-fn corrupted(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorCode::Corrupted,
-        format!("stored {what} is damaged: {detail}"),
-    )
-}
-
-fn opt_scope(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
 
 /// Reads one memory (and its integer key) from a row selected with [`RECORD_COLUMNS`].
 pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
