@@ -92,7 +92,11 @@ export interface ListOptions extends SelectOptions {
   cursor?: string | null;
 }
 
-/** Weights of the engines in hybrid search (Reciprocal Rank Fusion). */
+/**
+ * Weights of the engines in hybrid search, and how they are fused. Score fusion (the
+ * default) ranks by each engine's share of its best score in the query; a hit's `score`
+ * (0..1) compares across queries.
+ */
 export interface FusionWeights {
   /** Default 1. */
   vector?: number;
@@ -100,7 +104,11 @@ export interface FusionWeights {
   keyword?: number;
   /** Default 0 (fuzzy search left out of hybrid). */
   fuzzy?: number;
-  /** The RRF constant k; default 60. */
+  /** Weight of the neighbouring memory's standing (conversation context); default 0.1. */
+  context?: number;
+  /** `"score"` (default) or `"rrf"` (Reciprocal Rank Fusion). */
+  method?: 'score' | 'rrf';
+  /** The RRF constant k (rank fusion only); default 60. */
   rrfK?: number;
 }
 

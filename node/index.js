@@ -235,6 +235,8 @@ const WEIGHTS = {
   vector: ['vector', num],
   keyword: ['keyword', num],
   fuzzy: ['fuzzy', num],
+  context: ['context', num],
+  method: ['method', str],
   rrfK: ['rrf_k', num],
 };
 const SEARCH = {

@@ -3,7 +3,7 @@
 //! Long-term memory for AI agents, as an embedded library: one SQLite file holds the
 //! memories, their history and their vectors; an HNSW index (usearch) answers by meaning,
 //! FTS5 BM25 by keywords (CJK included), a trigram vocabulary by typos, and hybrid search
-//! fuses them with Reciprocal Rank Fusion. Embeddings come from a local BERT-family model run
+//! fuses their scores. Embeddings come from a local BERT-family model run
 //! by Candle (all-MiniLM-L6-v2 by default): no API key, no network.
 //!
 //! ```no_run
@@ -61,7 +61,9 @@ pub use memory::{
     AddMessages, CopyReport, ListOptions, ListOrder, ListPage, Memory, MemoryBuilder, MemoryEvent,
     MemoryEventKind, Message,
 };
-pub use search::{EngineScore, Explanation, FusionWeights, SearchHit, SearchMode, SearchOptions};
+pub use search::{
+    EngineScore, Explanation, FusionMethod, FusionWeights, SearchHit, SearchMode, SearchOptions,
+};
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresOptions;
 pub use types::{

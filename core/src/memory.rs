@@ -1,6 +1,6 @@
 //! [`Memory`]: the public handle that ties the store, the indexes and the embedder together.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,13 +12,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::filter::{Field, Filter, Op};
 use crate::index::VectorIndexOptions;
 use crate::llm::Llm;
-use crate::search::{
-    fusion, EngineScore, Explanation, SearchHit, SearchMode, SearchOptions, MAX_LIMIT,
-};
+use crate::search::{hybrid, SearchHit, SearchMode, SearchOptions, MAX_LIMIT};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{
-    self, model_mismatch, Inserted, PageRequest, Selection, Store, StoreTx, TextEngine,
-};
+use crate::store::{self, model_mismatch, Inserted, PageRequest, Selection, Store, StoreTx};
 use crate::types::{
     content_hash, format_time, validate_content, validate_metadata, AddOutcome, HistoryEntry,
     MemoryRecord, MemoryUpdate, NewMemory, Scope,
@@ -1060,137 +1056,13 @@ impl Memory {
             options.include_global,
             options.include_expired,
         );
-        let limit = options.limit;
-        let pool = (limit * 4).clamp(40, MAX_LIMIT);
-        let mut explain: HashMap<u64, Explanation> = HashMap::new();
-        let mut note = |list: &[(u64, f32)], set: fn(&mut Explanation, EngineScore)| {
-            for (i, (key, score)) in list.iter().enumerate() {
-                set(
-                    explain.entry(*key).or_default(),
-                    EngineScore {
-                        rank: i + 1,
-                        score: *score,
-                    },
-                );
-            }
-        };
-        let as_u64 = |v: Vec<(i64, f32)>| -> Vec<(u64, f32)> {
-            v.into_iter().map(|(k, s)| (k as u64, s)).collect()
-        };
-        let ranked: Vec<(u64, f32)> = match mode {
-            SearchMode::Vector => {
-                let hits = as_u64(self.store.nearest(
-                    query_vector.as_deref().unwrap_or_default(),
-                    limit,
-                    &selection,
-                )?);
-                note(&hits, |e, s| e.vector = Some(s));
-                hits
-            }
-            SearchMode::Keyword | SearchMode::Phrase | SearchMode::Fuzzy => {
-                let (engine, explain_as): (TextEngine, fn(&mut Explanation, EngineScore)) =
-                    match mode {
-                        SearchMode::Keyword => (TextEngine::Keyword, |e, s| e.keyword = Some(s)),
-                        SearchMode::Phrase => (TextEngine::Phrase, |e, s| e.phrase = Some(s)),
-                        _ => (TextEngine::Fuzzy, |e, s| e.fuzzy = Some(s)),
-                    };
-                let hits = as_u64(self.store.text_search(engine, query, &selection, limit)?);
-                note(&hits, explain_as);
-                hits
-            }
-            SearchMode::Hybrid => {
-                let weights = options.weights;
-                let vec_hits = match &query_vector {
-                    Some(q) if weights.vector > 0.0 => {
-                        as_u64(self.store.nearest(q, pool, &selection)?)
-                    }
-                    _ => Vec::new(),
-                };
-                let text = |engine, weight: f32| -> Result<Vec<(u64, f32)>> {
-                    if weight > 0.0 {
-                        Ok(as_u64(
-                            self.store.text_search(engine, query, &selection, pool)?,
-                        ))
-                    } else {
-                        Ok(Vec::new())
-                    }
-                };
-                let kw_hits = text(TextEngine::Keyword, weights.keyword)?;
-                let fz_hits = text(TextEngine::Fuzzy, weights.fuzzy)?;
-                note(&vec_hits, |e, s| e.vector = Some(s));
-                note(&kw_hits, |e, s| e.keyword = Some(s));
-                note(&fz_hits, |e, s| e.fuzzy = Some(s));
-                let keys = |v: &[(u64, f32)]| v.iter().map(|(k, _)| *k).collect::<Vec<_>>();
-                let (vk, kk, fk) = (keys(&vec_hits), keys(&kw_hits), keys(&fz_hits));
-                fusion::rrf(
-                    &[
-                        (&vk, weights.vector),
-                        (&kk, weights.keyword),
-                        (&fk, weights.fuzzy),
-                    ],
-                    weights.rrf_k,
-                )
-            }
-        };
-        self.hits(ranked, explain, query_vector.as_deref(), options)
-    }
-
-    /// Turns ranked keys into hits: loads the records (dropping any deleted meanwhile),
-    /// computes similarities, applies the threshold and the limit.
-    fn hits(
-        &self,
-        ranked: Vec<(u64, f32)>,
-        mut explain: HashMap<u64, Explanation>,
-        query_vector: Option<&[f32]>,
-        options: &SearchOptions,
-    ) -> Result<Vec<SearchHit>> {
-        let keys: Vec<i64> = ranked.iter().map(|(k, _)| *k as i64).collect();
-        let mut records = self.store.records(&keys)?;
-        // Hits the vector engine did not rank still report their similarity.
-        let unscored: Vec<i64> = match query_vector {
-            Some(_) => ranked
-                .iter()
-                .filter(|(k, _)| explain.get(k).is_none_or(|e| e.vector.is_none()))
-                .map(|(k, _)| *k as i64)
-                .collect(),
-            None => Vec::new(),
-        };
-        let computed = match query_vector {
-            Some(q) if !unscored.is_empty() => self.store.similarities(q, &unscored)?,
-            _ => HashMap::new(),
-        };
-        let mut out = Vec::new();
-        for (key, score) in ranked {
-            let Some(memory) = records.remove(&(key as i64)) else {
-                continue;
-            };
-            let explanation = explain.remove(&key).unwrap_or_default();
-            let similarity = query_vector.map(|_| match explanation.vector {
-                Some(v) => v.score,
-                None => computed.get(&(key as i64)).copied().unwrap_or(0.0),
-            });
-            if let Some(t) = options.threshold {
-                if similarity.unwrap_or(score) < t {
-                    continue;
-                }
-            }
-            out.push(SearchHit {
-                memory,
-                score,
-                similarity,
-                explain: explanation,
-            });
-        }
-        // Equal fused scores (engines that swap two hits) are settled by meaning.
-        out.sort_by(|a, b| {
-            b.score.total_cmp(&a.score).then(
-                b.similarity
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.similarity.unwrap_or(0.0)),
-            )
-        });
-        out.truncate(options.limit);
-        Ok(out)
+        hybrid::run(
+            &*self.store,
+            query,
+            query_vector.as_deref(),
+            options,
+            &selection,
+        )
     }
 
     fn embed_query(&self, query: &str) -> Result<Vec<f32>> {

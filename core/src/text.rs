@@ -5,7 +5,7 @@
 //! token; `trigram` cannot match two-character words such as 咖啡), so the index holds a
 //! pre-tokenised column: stemmed words for alphabetic scripts, unigrams and bigrams for CJK.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -91,10 +91,136 @@ fn stemmer() -> &'static Stemmer {
 /// The stem of an (already lowercased) word.
 pub(crate) fn stem(word: &str) -> String {
     if word.chars().all(|c| c.is_ascii_alphabetic()) {
-        stemmer().stem(word).into_owned()
+        cached_stem(word)
     } else {
         word.to_string()
     }
+}
+
+/// [`term_frequencies`] of ASCII text, word by word in one buffer, stemming only the words
+/// whose stem could be a query term: a Snowball English stem keeps its word's first two
+/// letters, except for the stems of "dying", "lying" and "tying".
+fn ascii_term_frequencies(text: &[u8], terms: &HashMap<&str, usize>, counts: &mut [u32]) -> usize {
+    let prefixes: HashSet<[u8; 2]> = terms
+        .keys()
+        .filter_map(|t| t.as_bytes().get(..2).map(|p| [p[0], p[1]]))
+        .collect();
+    let mut length = 0;
+    let mut word: Vec<u8> = Vec::with_capacity(32);
+    let mut count = |word: &[u8], length: &mut usize| {
+        if word.is_empty() {
+            return;
+        }
+        let w = std::str::from_utf8(word).unwrap_or_default();
+        if is_stop_word(w) {
+            return;
+        }
+        *length += 1;
+        let alphabetic = word.iter().all(u8::is_ascii_alphabetic);
+        let term: std::borrow::Cow<str> = if !alphabetic {
+            w.into()
+        } else if word.len() >= 2
+            && (prefixes.contains(&[word[0], word[1]])
+                || matches!(&word[..2], b"dy" | b"ly" | b"ty"))
+        {
+            stem(w).into()
+        } else if word.len() < 2 {
+            w.into()
+        } else {
+            return;
+        };
+        if let Some(&i) = terms.get(term.as_ref()) {
+            counts[i] += 1;
+        }
+    };
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        } else if c == b'\''
+            && !word.is_empty()
+            && text.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            // "user's" → "users", as `pieces` reads it.
+        } else {
+            count(&word, &mut length);
+            word.clear();
+        }
+        i += 1;
+    }
+    count(&word, &mut length);
+    length
+}
+
+/// Words stemmed per thread before the cache starts afresh (a few MB at most).
+const STEM_CACHE_WORDS: usize = 50_000;
+
+/// Snowball stemming dominated keyword scoring, which stems every candidate's words; the
+/// words of a store repeat, so each thread remembers the stems it computed.
+fn cached_stem(word: &str) -> String {
+    thread_local! {
+        static CACHE: std::cell::RefCell<HashMap<String, String>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    CACHE.with(|cache| {
+        if let Some(stem) = cache.borrow().get(word) {
+            return stem.clone();
+        }
+        let stem = stemmer().stem(word).into_owned();
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= STEM_CACHE_WORDS {
+            cache.clear();
+        }
+        cache.insert(word.to_string(), stem.clone());
+        stem
+    })
+}
+
+/// How often each of `terms` occurs among the indexed terms of `text` (as
+/// [`index_terms`] makes them), and how many indexed terms it has, without building them
+/// all: keyword search scores hundreds of candidates per query this way.
+pub(crate) fn term_frequencies(
+    text: &str,
+    terms: &HashMap<&str, usize>,
+    counts: &mut [u32],
+) -> usize {
+    counts.iter_mut().for_each(|c| *c = 0);
+    if text.is_ascii() {
+        return ascii_term_frequencies(text.as_bytes(), terms, counts);
+    }
+    let mut length = 0;
+    let mut gram = String::new();
+    for piece in pieces(text) {
+        match piece {
+            Piece::Word(w) => {
+                if is_stop_word(&w) {
+                    continue;
+                }
+                length += 1;
+                if let Some(&i) = terms.get(stem(&w).as_str()) {
+                    counts[i] += 1;
+                }
+            }
+            Piece::Cjk(run) => {
+                length += 2 * run.len() - 1;
+                for (i, c) in run.iter().enumerate() {
+                    gram.clear();
+                    gram.push(*c);
+                    if let Some(&t) = terms.get(gram.as_str()) {
+                        counts[t] += 1;
+                    }
+                    if let Some(next) = run.get(i + 1) {
+                        gram.push(*next);
+                        if let Some(&t) = terms.get(gram.as_str()) {
+                            counts[t] += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    length
 }
 
 const STOP_WORDS: &[&str] = &[
@@ -271,6 +397,50 @@ pub(crate) fn trigrams(word: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn term_frequencies_count_what_index_terms_hold() {
+        let text = "Alice's running club: she runs and RUNS, 我喜欢喝咖啡，咖啡很好 the end";
+        let indexed = index_terms(text);
+        let wanted = ["run", "alic", "咖啡", "咖", "end", "absent"];
+        let position: HashMap<&str, usize> =
+            wanted.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+        let mut counts = vec![0u32; wanted.len()];
+        let length = term_frequencies(text, &position, &mut counts);
+        assert_eq!(length, indexed.len());
+        for (i, t) in wanted.iter().enumerate() {
+            let expected = indexed.iter().filter(|x| x == t).count() as u32;
+            assert_eq!(counts[i], expected, "{t}");
+        }
+        assert_eq!(counts[0], 3, "running, runs, RUNS");
+
+        // The ASCII path agrees with the general one on words stemmed oddly.
+        for text in [
+            "Dying, lying and tying: the skies, news and early gently ugly idly",
+            "user's don't it's 'quoted' O'Brien x y z 2024 abc123 e-mail",
+            "I am Caroline; Caroline's LGBTQ support group met yesterday!",
+        ] {
+            let indexed = index_terms(text);
+            let mut wanted: Vec<String> = indexed.clone();
+            wanted.push("absent".into());
+            wanted.sort();
+            wanted.dedup();
+            let position: HashMap<&str, usize> = wanted
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.as_str(), i))
+                .collect();
+            let mut counts = vec![0u32; wanted.len()];
+            assert_eq!(
+                term_frequencies(text, &position, &mut counts),
+                indexed.len()
+            );
+            for (i, t) in wanted.iter().enumerate() {
+                let expected = indexed.iter().filter(|x| *x == t).count() as u32;
+                assert_eq!(counts[i], expected, "{t} in {text}");
+            }
+        }
+    }
 
     #[test]
     fn cjk_runs_become_unigrams_and_bigrams() {

@@ -1466,7 +1466,7 @@ fn bad_search_options_are_refused() {
         vector: 0.0,
         keyword: 0.0,
         fuzzy: 0.0,
-        rrf_k: 60.0,
+        ..Default::default()
     };
     expect_err(
         m.search("x", &SearchOptions::new().weights(weights)),

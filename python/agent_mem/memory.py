@@ -354,7 +354,7 @@ def _search_request(
     mode: SearchMode | None,
     include_global: bool | None,
     include_expired: bool | None,
-    weights: Mapping[str, float] | None,
+    weights: Mapping[str, float | str] | None,
 ) -> dict[str, Any]:
     return _clean(
         query=query,
@@ -748,13 +748,14 @@ class Memory:
         mode: SearchMode | None = None,
         include_global: bool | None = None,
         include_expired: bool | None = None,
-        weights: Mapping[str, float] | None = None,
+        weights: Mapping[str, float | str] | None = None,
         explain: bool = False,
         vector: _Vector | None = None,
     ) -> _Hits:
         """Hits, best first. ``mode``: ``hybrid`` (default), ``vector``, ``keyword``,
-        ``phrase`` or ``fuzzy``; ``threshold`` a minimum cosine similarity (vector, hybrid)
-        or score (text modes); ``filters`` mem0-style; ``vector`` your own query embedding;
+        ``phrase`` or ``fuzzy``; ``threshold`` a minimum score (0..1 in every mode: the
+        cosine similarity in vector mode); ``filters`` mem0-style; ``vector`` your own query
+        embedding; ``weights`` ``{"vector", "keyword", "fuzzy", "context", "method", "rrf_k"}``;
         ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``."""
         request = _search_request(
             query,
@@ -1179,7 +1180,7 @@ class AsyncMemory:
         mode: SearchMode | None = None,
         include_global: bool | None = None,
         include_expired: bool | None = None,
-        weights: Mapping[str, float] | None = None,
+        weights: Mapping[str, float | str] | None = None,
         explain: bool = False,
         vector: _Vector | None = None,
     ) -> _Hits:

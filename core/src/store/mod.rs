@@ -237,6 +237,11 @@ pub(crate) trait TextIndex {
         all: bool,
         limit: usize,
     ) -> Result<Vec<(i64, String, f32)>>;
+    /// How many memories pass the selection: the collection that term statistics are
+    /// taken over.
+    fn document_count(&mut self) -> Result<usize>;
+    /// How many memories passing the selection hold `term` among their indexed terms.
+    fn document_frequency(&mut self, term: &str) -> Result<usize>;
     /// Memories passing the selection whose lower-cased content contains `needle`, by key.
     fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>>;
     /// Vocabulary words (from [`crate::text::fuzzy_vocabulary`] of stored contents) that

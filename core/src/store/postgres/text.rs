@@ -219,6 +219,36 @@ impl TextIndex for PgText<'_, '_> {
             .collect()
     }
 
+    fn document_count(&mut self) -> Result<usize> {
+        let sql = format!(
+            "SELECT count(*) FROM agentmem_memories m WHERE {}",
+            self.w.sql
+        );
+        let rows = self.s.query(&sql, &self.w.refs())?;
+        let n: i64 = match rows.first() {
+            Some(r) => get(r, 0)?,
+            None => 0,
+        };
+        Ok(n.max(0) as usize)
+    }
+
+    fn document_frequency(&mut self, term: &str) -> Result<usize> {
+        let terms = vec![term.to_string()];
+        let w = self.w;
+        let (params, n) = params(w, &[&terms]);
+        let sql = format!(
+            "SELECT count(*) FROM agentmem_memories m
+             WHERE m.terms @> ${n}::text[] AND ({})",
+            self.w.sql
+        );
+        let rows = self.s.query(&sql, &params)?;
+        let df: i64 = match rows.first() {
+            Some(r) => get(r, 0)?,
+            None => 0,
+        };
+        Ok(df.max(0) as usize)
+    }
+
     fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>> {
         let needle = needle.to_string();
         let w = self.w;

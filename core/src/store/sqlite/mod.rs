@@ -605,6 +605,30 @@ impl TextIndex for SqliteText<'_> {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    fn document_count(&mut self) -> Result<usize> {
+        let sql = format!("SELECT count(*) FROM memories m WHERE {}", self.w.sql);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let n: i64 = stmt.query_row(rusqlite::params_from_iter(self.w.params.iter()), |r| {
+            r.get(0)
+        })?;
+        Ok(n.max(0) as usize)
+    }
+
+    fn document_frequency(&mut self, term: &str) -> Result<usize> {
+        let n = self.w.params.len();
+        let sql = format!(
+            "SELECT count(*) FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
+             WHERE memories_fts MATCH ?{} AND ({})",
+            n + 1,
+            self.w.sql
+        );
+        let mut params = self.w.params.clone();
+        params.push(SqlValue::Text(text::fts_any(&[term.to_string()])));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let df: i64 = stmt.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        Ok(df.max(0) as usize)
+    }
+
     fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>> {
         let n = self.w.params.len();
         let sql = format!(

@@ -1,13 +1,25 @@
-//! Retrieval quality on a labelled set (`benches/data/retrieval_eval.json`): recall@5,
-//! recall@10 and MRR@10 for each search mode, with the real local model.
+//! Retrieval quality: recall@5, recall@10, MRR@10 and search latency per search mode, with
+//! the real local model.
 //!
-//! `cargo bench -p agent-mem --bench retrieval` prints the table;
-//! `-- --tune` also searches fusion weights;
-//! `-- --by-kind` breaks the hybrid row down by query kind.
+//! `cargo bench -p agent-mem --bench retrieval` runs the quick synthetic set
+//! (`benches/data/retrieval_eval.json`, 325 short memories); `-- --tune` also searches
+//! fusion weights; `-- --by-kind` breaks the hybrid row down by query kind.
+//!
+//! `cargo bench -p agent-mem --bench retrieval -- --dataset NAME PATH` runs a public
+//! conversational dev set from a checkout of its repository (see `devset.rs`): `realtalk`
+//! (danny911kr/REALTALK), `beam` (mohammadtavakoli78/BEAM), `memdaily` (nuster1128/MemSim),
+//! `realmem` (zhiyuan5986/RealMemBench). Options: `--max-conversations N`,
+//! `--by-category`, `--variants` (the fusion variants beside the modes), `--dump FILE`
+//! (the corpus as JSON),
+//! `--cache DIR` (embeddings are computed once and kept there; default
+//! `target/retrieval-cache`).
+
+mod datasets;
+mod devset;
 
 use std::collections::HashMap;
 
-use agent_mem::{FusionWeights, Memory, NewMemory, SearchMode, SearchOptions};
+use agent_mem::{FusionMethod, FusionWeights, Memory, NewMemory, SearchMode, SearchOptions};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -92,8 +104,11 @@ fn evaluate(
     Ok((all, by_kind))
 }
 
-fn main() -> agent_mem::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--dataset") {
+        return devset::run(&args);
+    }
     let tune = args.iter().any(|a| a == "--tune");
     let by_kind = args.iter().any(|a| a == "--by-kind");
     let path = concat!(
@@ -168,6 +183,8 @@ fn main() -> agent_mem::Result<()> {
                         keyword,
                         fuzzy,
                         rrf_k: k,
+                        method: FusionMethod::Rrf,
+                        ..defaults.weights
                     };
                     let (s, _) =
                         evaluate(&memory, &data, &ids, &defaults.clone().weights(weights))?;
