@@ -126,7 +126,8 @@ pub struct ListOptions {
     pub order: ListOrder,
     /// At most this many (1 to 10,000).
     pub limit: usize,
-    /// Skip this many (not together with `cursor`).
+    /// Skip this many (not together with `cursor`; at most `i64::MAX`). Past the end gives
+    /// an empty page.
     pub offset: usize,
     /// Continue after the page that returned this cursor.
     pub cursor: Option<String>,
@@ -728,6 +729,15 @@ impl Memory {
             return Err(Error::invalid(
                 "give either a cursor or an offset, not both",
             ));
+        }
+        // The backends take a signed 64-bit offset: a larger one must not wrap to a negative
+        // (SQLite reads a negative OFFSET as none and would return the first page).
+        if i64::try_from(options.offset).is_err() {
+            return Err(Error::invalid(format!(
+                "offset must be at most {}, got {}",
+                i64::MAX,
+                options.offset
+            )));
         }
         options.scope.validate()?;
         let selection = selection(

@@ -823,6 +823,32 @@ fn offset_pagination_matches_slices_of_the_full_listing() {
 }
 
 #[test]
+fn offsets_past_the_end_are_empty_and_beyond_i64_are_refused() {
+    let (m, _) = populated();
+    let before = snapshot(&m);
+    for offset in [24, 25, 1 << 40, i64::MAX as usize] {
+        let p = m
+            .list(&ListOptions {
+                offset,
+                ..ListOptions::default()
+            })
+            .unwrap();
+        assert!(p.items.is_empty(), "offset {offset}: {:?}", ids(&p.items));
+        assert_eq!(p.next_cursor, None, "offset {offset}");
+    }
+    // 2^63 used to wrap to a negative SQL offset, which SQLite reads as none: the first page.
+    for offset in [1usize << 63, usize::MAX] {
+        let options = ListOptions {
+            offset,
+            ..ListOptions::default()
+        };
+        let e = expect_err(m.list(&options), ErrorCode::InvalidInput);
+        assert!(e.message().contains("offset must be at most"), "{e}");
+    }
+    assert_eq!(snapshot(&m), before);
+}
+
+#[test]
 fn list_option_errors() {
     let (m, _) = populated();
     let before = snapshot(&m);

@@ -128,6 +128,8 @@ _KINDS = frozenset(
 _CLASSIC_LIMIT = 100
 _V2_TOP_K = 20
 _MAX_PAGE = 10_000
+# The largest offset the core takes (a signed 64-bit integer).
+_MAX_OFFSET = 2**63 - 1
 
 _INFER_WARNING = (
     "agent_mem.mem0: no LLM is configured, so infer=True stored the messages as given (one "
@@ -1057,7 +1059,13 @@ def _op_get_all(
         _check_count(size, "page_size")
         if page < 1 or size < 1:
             raise InvalidInputError("page and page_size start at 1")
-        listed = yield ("list", ({**request, "limit": size, "offset": (page - 1) * size},))
+        offset = (page - 1) * size
+        if offset > _MAX_OFFSET:
+            raise InvalidInputError(
+                f"page {page} of page_size {size} starts at item {offset}: offset must be at "
+                f"most {_MAX_OFFSET}"
+            )
+        listed = yield ("list", ({**request, "limit": size, "offset": offset},))
         total = yield ("count", ({k: v for k, v in request.items() if k != "include_expired"},))
         return {
             "results": [_item(r, with_score=False) for r in listed["items"]],

@@ -279,6 +279,17 @@ def test_get_all_caps_like_mem0_and_pages_beyond(m: Memory) -> None:
     assert first["results"][0]["memory"] == "fact 24"  # newest first
 
 
+def test_pages_past_the_end_are_empty_and_beyond_the_largest_offset_refused(m: Memory) -> None:
+    add(m, "the only fact", user_id="u")
+    far = m.get_all(user_id="u", page=2**40, page_size=128)
+    assert (far["results"], far["total"], far["next_page"]) == ([], 1, None)
+    # (page - 1) * page_size used to wrap to a negative offset: the first page came back.
+    for page, size in ((2**57, 128), (2**56 + 1, 2**7), (2**70, 10)):
+        with pytest.raises(InvalidInputError, match="offset must be at most"):
+            m.get_all(user_id="u", page=page, page_size=size)
+    assert m.get_all(user_id="u", page=1, page_size=10)["total"] == 1
+
+
 # --------------------------------------------------------------------------- metadata
 
 

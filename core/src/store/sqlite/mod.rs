@@ -210,8 +210,10 @@ impl Store for SqliteStore {
             n + 1,
             n + 2
         );
-        w.params.push(SqlValue::Integer(page.limit as i64));
-        w.params.push(SqlValue::Integer(page.offset as i64));
+        // Saturate, never wrap: a negative OFFSET means none to SQLite.
+        let signed = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        w.params.push(SqlValue::Integer(signed(page.limit)));
+        w.params.push(SqlValue::Integer(signed(page.offset)));
         self.db.read(|c| query_records(c, &sql, &w.params))
     }
 
