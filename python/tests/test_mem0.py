@@ -290,6 +290,37 @@ def test_pages_past_the_end_are_empty_and_beyond_the_largest_offset_refused(m: M
     assert m.get_all(user_id="u", page=1, page_size=10)["total"] == 1
 
 
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def test_deep_metadata_and_filters_get_the_core_error_not_recursion(m: Memory) -> None:
+    kept = add(m, "kept", user_id="u", metadata={"a": 1})
+    deep = nested(10_000)
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.add("deep", user_id="u", infer=False, metadata={"x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.update(kept, data="changed", metadata={"x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.search("q", filters={"user_id": "u", "x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.get_all(filters={"user_id": "u", "x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.delete_all(user_id="u", filters={"AND": [deep]})
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(InvalidInputError, match="contains itself"):
+        m.add("loop", user_id="u", infer=False, metadata={"x": [loop, loop]})
+    # Nothing changed; nesting the core takes still works.
+    assert [(r["memory"], r["metadata"]) for r in m.get_all(user_id="u")["results"]] == [
+        ("kept", {"a": 1})
+    ]
+    add(m, "nested", user_id="u", metadata={"x": nested(100)})
+
+
 # --------------------------------------------------------------------------- metadata
 
 
