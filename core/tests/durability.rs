@@ -1021,6 +1021,125 @@ fn threads_share_one_memory() {
     );
 }
 
+/// Commit times follow commit order: 16 threads add, update (each other's memories too)
+/// and delete; every history row, in commit order (by `seq`: SQLite has one writer), is no
+/// earlier than the row before it, and a memory's `created_at` / `updated_at` are the times
+/// of its first and last rows. (The time used to be taken before the write lock.)
+#[test]
+fn commit_times_follow_commit_order() {
+    const THREADS: usize = 16;
+    const ROUNDS: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mem.db");
+    let memory = Arc::new(
+        Memory::builder()
+            .path(&db)
+            .embedder(Arc::new(HashingEmbedder::new(16)))
+            .build()
+            .unwrap(),
+    );
+    let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (memory, ids) = (memory.clone(), ids.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(t as u64 + 1);
+                for r in 0..ROUNDS {
+                    let id = memory
+                        .add(NewMemory::new(format!("thread {t} round {r}")))
+                        .unwrap()
+                        .id;
+                    let other = {
+                        let mut ids = ids.lock().unwrap();
+                        ids.push(id);
+                        ids[rng.below(ids.len() as u64) as usize].clone()
+                    };
+                    // Another thread may have deleted it meanwhile.
+                    let _ = memory.update(
+                        &other,
+                        MemoryUpdate::content(format!("changed by {t} in round {r}")),
+                    );
+                    if rng.below(5) == 0 {
+                        let _ = memory.delete(&other);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT memory_id, created_at FROM history ORDER BY seq")
+        .unwrap();
+    let rows: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Every add, and the updates and deletes that found their memory.
+    assert!(rows.len() > THREADS * ROUNDS, "{} rows", rows.len());
+    let backwards: Vec<String> = rows
+        .windows(2)
+        .filter(|w| w[1].1 < w[0].1)
+        .map(|w| format!("{} after {}", w[1].1, w[0].1))
+        .collect();
+    assert!(backwards.is_empty(), "times going back: {backwards:?}");
+    for id in ids.lock().unwrap().iter() {
+        let history = memory.history(id).unwrap();
+        for pair in history.windows(2) {
+            assert!(
+                pair[0].created_at <= pair[1].created_at,
+                "{id}: {history:?}"
+            );
+        }
+        if let Ok(record) = memory.get(id) {
+            assert_eq!(record.created_at, history[0].created_at, "{id}");
+            assert_eq!(
+                record.updated_at,
+                history.last().unwrap().created_at,
+                "{id}"
+            );
+        }
+    }
+}
+
+/// A clock behind the store's last commit (set back, or another machine's) never stamps a
+/// change before it: the change gets the last time + 1 µs.
+#[test]
+fn a_clock_behind_the_last_commit_does_not_go_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mem.db");
+    let memory = open(&db);
+    let first = memory
+        .add_with_vector(NewMemory::new("first"), vector(1))
+        .unwrap()
+        .id;
+    let ahead =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::days(1), 6);
+    let ahead_text = ahead.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'last_commit_time'",
+            [&ahead_text],
+        )
+        .unwrap();
+    let second = memory
+        .add_with_vector(NewMemory::new("second"), vector(2))
+        .unwrap()
+        .id;
+    let record = memory.get(&second).unwrap();
+    assert_eq!(record.created_at, ahead + chrono::Duration::microseconds(1));
+    memory.delete(&first).unwrap();
+    let history = memory.history(&first).unwrap();
+    assert_eq!(
+        history.last().unwrap().created_at,
+        ahead + chrono::Duration::microseconds(2)
+    );
+}
+
 // ------------------------------------------------------------------ 5. reset
 
 #[test]

@@ -311,6 +311,7 @@ impl Store for SqliteStore {
                 store: self,
                 conn,
                 vocab: VocabDelta::default(),
+                now: None,
             };
             f(&mut tx)?;
             std::mem::take(&mut tx.vocab).apply(conn)
@@ -480,9 +481,23 @@ struct SqliteTx<'a> {
     store: &'a SqliteStore,
     conn: &'a Connection,
     vocab: VocabDelta,
+    /// The transaction's time, once taken.
+    now: Option<DateTime<Utc>>,
 }
 
 impl StoreTx for SqliteTx<'_> {
+    fn now(&mut self) -> Result<DateTime<Utc>> {
+        if let Some(t) = self.now {
+            return Ok(t);
+        }
+        // The write lock is held: no other writer can commit in between.
+        let last = ops::get_meta(self.conn, super::COMMIT_TIME_KEY)?;
+        let t = super::next_commit_time(last.as_deref())?;
+        ops::set_meta(self.conn, super::COMMIT_TIME_KEY, &format_time(t))?;
+        self.now = Some(t);
+        Ok(t)
+    }
+
     fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
         ops::get_by_id(self.conn, id)
     }
@@ -549,10 +564,11 @@ impl StoreTx for SqliteTx<'_> {
 
     fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()> {
         ops::insert_memory(self.conn, record, vector, &mut self.vocab)?;
-        Ok(())
+        ops::raise_commit_time(self.conn, record.updated_at.max(record.created_at))
     }
 
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        ops::raise_commit_time(self.conn, entry.created_at)?;
         ops::write_history(
             self.conn,
             ops::HistoryRow {

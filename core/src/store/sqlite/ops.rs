@@ -433,6 +433,18 @@ pub(crate) fn cache_embedding(conn: &Connection, model: &str, hash: &str, v: &[f
     Ok(())
 }
 
+/// Makes the store's last committed time at least `at` (a copied row's time), so that
+/// later changes are stamped after it.
+pub(crate) fn raise_commit_time(conn: &Connection, at: DateTime<Utc>) -> Result<()> {
+    // Times are written in one fixed-width form: text order is time order.
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![crate::store::COMMIT_TIME_KEY, format_time(at)])?;
+    Ok(())
+}
+
 /// The newest change-log sequence number and how far the log has been pruned.
 pub(crate) fn change_head(conn: &Connection) -> Result<(i64, i64)> {
     let head: i64 = conn.query_row(
