@@ -596,6 +596,77 @@ fn damaged_or_stale_index_files_are_rebuilt_from_sqlite() {
     }
 }
 
+/// Two copies of one store that went different ways with the same number of changes have
+/// the same store id, sequence numbers and counts; the saved index of one must not serve the
+/// other (it used to: searches then returned the other copy's neighbours).
+#[test]
+fn the_saved_index_of_a_diverged_copy_is_not_trusted() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (dir_a.path().join("mem.db"), dir_b.path().join("mem.db"));
+    let memory = open(&a);
+    let mut model_a = add_seeded(&memory, 0..40);
+    memory.close().unwrap();
+    copy_files(dir_a.path(), dir_b.path());
+    let mut model_b = model_a.clone();
+    let memory = open(&a);
+    model_a.extend(add_seeded(&memory, 1_000..1_030));
+    memory.close().unwrap();
+    let memory = open(&b);
+    model_b.extend(add_seeded(&memory, 2_000..2_030));
+    memory.close().unwrap();
+    assert_eq!(saved_seq(&a), saved_seq(&b), "the same change sequence");
+    for file in [index_file(&a), meta_file(&a)] {
+        let name = file.file_name().unwrap().to_owned();
+        let other = dir_b.path().join(&name);
+        let swap = dir_a.path().join("swap");
+        fs::rename(&file, &swap).unwrap();
+        fs::rename(&other, &file).unwrap();
+        fs::rename(&swap, &other).unwrap();
+    }
+    for (db, model, what) in [(&a, &model_a, "copy a"), (&b, &model_b, "copy b")] {
+        let memory = open(db);
+        assert_eq!(memory.indexed_vectors().unwrap(), model.len(), "{what}");
+        assert_self_found(&memory, model, what);
+        memory.close().unwrap();
+    }
+}
+
+/// A store of schema version 1 (change rows without digests) is migrated at open; its saved
+/// index, which no digest vouches for, is rebuilt, and the store goes on as any other.
+#[test]
+fn a_version_1_store_is_migrated_and_its_index_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mem.db");
+    let memory = open(&db);
+    let mut model = add_seeded(&memory, 0..30);
+    memory.close().unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE changes DROP COLUMN digest;
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    let memory = open(&db);
+    assert_self_found(&memory, &model, "migrated");
+    model.extend(add_seeded(&memory, 100..110));
+    memory.close().unwrap();
+    let version: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+    let saved = age(&index_file(&db));
+    let memory = open(&db);
+    assert_self_found(&memory, &model, "reopened");
+    memory.close().unwrap();
+    assert_eq!(mtime(&index_file(&db)), saved, "a good index was rebuilt");
+}
+
 // ------------------------------------------------------------------ 2. crash
 
 fn crash_seed(batch: u64, item: u64) -> u64 {

@@ -82,10 +82,19 @@ impl SqliteStore {
         if let Some(p) = &index_path {
             vector::remove_stale_temporaries(p);
         }
-        let index = index_path
+        let saved = index_path
             .as_deref()
-            .and_then(|p| VectorIndex::load(p, &store_id, index_options))
-            .unwrap_or_else(|| VectorIndex::empty(index_options));
+            .and_then(|p| VectorIndex::load(p, &store_id, index_options));
+        // A copy of this store that went another way has the same id and sequence numbers:
+        // only the change log's digest tells whose history the saved index reflects.
+        let saved = match saved {
+            Some(ix) => {
+                let digest = db.read(|c| ops::change_digest(c, ix.applied_seq))?;
+                (digest.is_some() && digest == ix.applied_digest).then_some(ix)
+            }
+            None => None,
+        };
+        let index = saved.unwrap_or_else(|| VectorIndex::empty(index_options));
         let store = SqliteStore {
             db,
             index: RwLock::new(index),
@@ -401,9 +410,10 @@ impl Store for SqliteStore {
                     }
                 }
             }
-            Ok(Some((head, rebuild, upserts, deletes)))
+            let digest = ops::change_digest(c, head)?;
+            Ok(Some((head, digest, rebuild, upserts, deletes)))
         })?;
-        let Some((head, rebuild, upserts, deletes)) = work else {
+        let Some((head, digest, rebuild, upserts, deletes)) = work else {
             return Ok(());
         };
         if rebuild {
@@ -414,6 +424,7 @@ impl Store for SqliteStore {
         }
         index.upsert_many(&upserts)?;
         index.applied_seq = head;
+        index.applied_digest = digest;
         Ok(())
     }
 
