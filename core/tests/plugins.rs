@@ -697,6 +697,49 @@ fn network_access_needs_the_capability_and_an_allowed_host() {
     assert_eq!(server.requests().len(), 1);
 }
 
+#[test]
+fn redirects_go_only_to_allowed_hosts() {
+    // The host a plugin must not reach, by a name it was not allowed ("localhost").
+    let inside = FakeLlm::with_handler(|_| Reply::raw(200, "secret"));
+    let port = inside.url().rsplit(':').next().unwrap().to_string();
+    let outside = FakeLlm::with_handler(move |r| match r.path.as_str() {
+        "/elsewhere" => {
+            Reply::raw(302, "").with_header("Location", &format!("http://localhost:{port}/x"))
+        }
+        "/here" => Reply::raw(301, "").with_header("Location", "/weather"),
+        "/weather" => Reply::raw(200, "sunny"),
+        _ => Reply::raw(404, "no"),
+    });
+    let memory = store();
+    let fetch = module(&[
+        (
+            "elsewhere",
+            Body::Http(format!("{}/elsewhere", outside.url())),
+        ),
+        ("here", Body::Http(format!("{}/here", outside.url()))),
+    ]);
+    let manifest = PluginManifest {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        ..PluginManifest::new("net")
+            .kind(PluginKind::Function)
+            .capability(Capability::Network)
+    };
+    register(&memory, manifest, fetch).unwrap();
+    let err = call(&memory, "net", "elsewhere", "", &Scope::global()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Plugin);
+    assert!(err.message().contains("redirect"), "{err}");
+    assert!(err.message().contains("localhost"), "{err}");
+    assert!(err.message().contains("is not allowed"), "{err}");
+    assert!(inside.requests().is_empty(), "the redirect was followed");
+    // A redirect to an allowed host (relative, here) is followed.
+    assert_eq!(
+        call(&memory, "net", "here", "", &Scope::global()).unwrap(),
+        "sunny"
+    );
+    let paths: Vec<String> = outside.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/elsewhere", "/here", "/weather"]);
+}
+
 /// Reads `name` from the WASI directory preopened as fd 3 and answers with its first bytes.
 fn file_reader(name: &str) -> String {
     let escaped: String = name.bytes().map(|b| format!("\\{b:02x}")).collect();

@@ -35,6 +35,7 @@
 
 mod hooks;
 mod host;
+mod http;
 mod manager;
 
 use std::collections::BTreeMap;
@@ -60,7 +61,7 @@ pub enum Capability {
     Search,
     /// `am_llm`: ask the store's configured language model.
     Llm,
-    /// extism's `http_request`, to the manifest's `allowed_hosts` only.
+    /// extism's `http_request`, to the manifest's `allowed_hosts` only (redirects too).
     Network,
     /// WASI with the manifest's `allowed_paths` mounted.
     Filesystem,
