@@ -37,6 +37,7 @@ mod hooks;
 mod host;
 mod http;
 mod manager;
+mod module;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
