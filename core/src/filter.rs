@@ -636,17 +636,21 @@ fn cond_sql(field: &Field, op: Op, value: &Value, params: &mut Vec<SqlValue>) ->
             for item in items {
                 if item.is_null() {
                     has_null = true;
-                    if let Some(empty) = null_value(params) {
-                        list.push(empty);
+                    if field.is_scope() {
+                        list.push(Value::String(String::new()));
                     }
                 } else {
-                    list.push(push(params, sql_value(item)));
+                    list.push(item.clone());
                 }
             }
+            // The whole list is one JSON parameter: SQLite allows at most 32,766 parameters
+            // per statement, fewer than a filter's lists may hold. `json_each` gives each
+            // value as `sql_value` would bind it (true as 1, big integers as reals).
             let in_list = if list.is_empty() {
                 "0".to_string()
             } else {
-                format!("{column} IN ({})", list.join(", "))
+                let p = push(params, SqlValue::Text(Value::Array(list).to_string()));
+                format!("{column} IN (SELECT value FROM json_each({p}))")
             };
             let matches = if has_null && !field.is_scope() {
                 format!("({column} IS NULL OR {in_list})")

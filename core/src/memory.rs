@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::embed::{locate_model, Embedder, LocalEmbedder, DEFAULT_MODEL_NAME};
@@ -122,7 +122,8 @@ pub struct ListOptions {
     pub order: ListOrder,
     /// At most this many (1 to 10,000).
     pub limit: usize,
-    /// Skip this many (not together with `cursor`).
+    /// Skip this many (not together with `cursor`; at most `i64::MAX`). Past the end gives
+    /// an empty page.
     pub offset: usize,
     /// Continue after the page that returned this cursor.
     pub cursor: Option<String>,
@@ -618,9 +619,9 @@ impl Memory {
         vectors: Vec<Embedded>,
         actor: &str,
     ) -> Result<Vec<AddOutcome>> {
-        // The store keeps microseconds: records and events agree with what `get` reads.
-        let now = Utc::now().trunc_subsecs(6);
         store::write(&*self.store, |tx| {
+            // Taken after the write lock: commit times follow commit order.
+            let now = tx.now()?;
             let dims = self.check_store_dimensions(tx, vectors.first().map(|e| e.vector.len()))?;
             let w = &mut Writing { tx, dims, now };
             let mut outcomes = Vec::with_capacity(memories.len());
@@ -724,6 +725,15 @@ impl Memory {
             return Err(Error::invalid(
                 "give either a cursor or an offset, not both",
             ));
+        }
+        // The backends take a signed 64-bit offset: a larger one must not wrap to a negative
+        // (SQLite reads a negative OFFSET as none and would return the first page).
+        if i64::try_from(options.offset).is_err() {
+            return Err(Error::invalid(format!(
+                "offset must be at most {}, got {}",
+                i64::MAX,
+                options.offset
+            )));
         }
         options.scope.validate()?;
         let selection = selection(
@@ -846,9 +856,9 @@ impl Memory {
             (Some(c), None) => Some(self.embed_contents(&[NewMemory::new(c.clone())])?.remove(0)),
             (None, _) => None,
         };
-        // The store keeps microseconds: return the time as `get` will read it back.
-        let now = Utc::now().trunc_subsecs(6);
         store::write(&*self.store, |tx| {
+            // Taken after the write lock, before the row lock (the order every writer uses).
+            let now = tx.now()?;
             let (key, old) = tx
                 .get(id)?
                 .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))?;
@@ -901,8 +911,8 @@ impl Memory {
     /// Deletes a memory (its history stays, ending with a `DELETE` row).
     pub fn delete(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let now = Utc::now();
         store::write(&*self.store, |tx| {
+            let now = tx.now()?;
             let (key, rec) = tx
                 .get(id)?
                 .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))?;
@@ -938,8 +948,8 @@ impl Memory {
     }
 
     fn delete_where(&self, selection: &Selection, actor: &str) -> Result<usize> {
-        let now = Utc::now();
         store::write(&*self.store, |tx| {
+            let now = tx.now()?;
             let victims = tx.select(selection)?;
             for (key, rec) in &victims {
                 tx.delete(*key, rec, actor, now)?;
@@ -1179,7 +1189,7 @@ struct Writing<'t> {
     tx: &'t mut dyn StoreTx,
     /// The store's vector dimension.
     dims: usize,
-    /// The time written into records and history.
+    /// The time written into records and history ([`StoreTx::now`]).
     now: chrono::DateTime<Utc>,
 }
 

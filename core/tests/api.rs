@@ -823,6 +823,32 @@ fn offset_pagination_matches_slices_of_the_full_listing() {
 }
 
 #[test]
+fn offsets_past_the_end_are_empty_and_beyond_i64_are_refused() {
+    let (m, _) = populated();
+    let before = snapshot(&m);
+    for offset in [24, 25, 1 << 40, i64::MAX as usize] {
+        let p = m
+            .list(&ListOptions {
+                offset,
+                ..ListOptions::default()
+            })
+            .unwrap();
+        assert!(p.items.is_empty(), "offset {offset}: {:?}", ids(&p.items));
+        assert_eq!(p.next_cursor, None, "offset {offset}");
+    }
+    // 2^63 used to wrap to a negative SQL offset, which SQLite reads as none: the first page.
+    for offset in [1usize << 63, usize::MAX] {
+        let options = ListOptions {
+            offset,
+            ..ListOptions::default()
+        };
+        let e = expect_err(m.list(&options), ErrorCode::InvalidInput);
+        assert!(e.message().contains("offset must be at most"), "{e}");
+    }
+    assert_eq!(snapshot(&m), before);
+}
+
+#[test]
 fn list_option_errors() {
     let (m, _) = populated();
     let before = snapshot(&m);
@@ -1078,6 +1104,57 @@ fn metadata_filters_on_list_count_and_search() {
         )
         .unwrap();
     assert_eq!(hit_ids(&hits), [sushi]);
+}
+
+/// 40 `in` lists of 10,000 values (400,000 values: more than SQLite's 32,766 parameters per
+/// statement) that together admit the odd `n` of [`populated`]; and the same as `nin`.
+fn many_long_lists() -> (Filter, Filter) {
+    let lists = |op: &str| -> Vec<serde_json::Value> {
+        (0..40i64)
+            .map(|k| {
+                // List k leaves out the even number 2k (for k < 12): the AND keeps odd n.
+                let values: Vec<serde_json::Value> = (0..10_000i64)
+                    .filter(|&v| v != 2 * k)
+                    .map(|v| json!(v))
+                    .chain([json!(null), json!("x")])
+                    .take(10_000)
+                    .collect();
+                json!({ "n": { op: values } })
+            })
+            .collect()
+    };
+    (
+        filter(json!({ "AND": lists("in") })),
+        filter(json!({ "OR": lists("nin") })),
+    )
+}
+
+#[test]
+fn filters_with_many_long_in_lists_work() {
+    let (m, ids) = populated();
+    let (admit, refuse) = many_long_lists();
+    let odd: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+    let got: HashSet<String> = list_with(&m, ListOptions::new().filter(admit.clone()))
+        .into_iter()
+        .collect();
+    assert_eq!(got, odd.iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(m.count(&Scope::global(), Some(&admit)).unwrap(), 12);
+    // `nin` of each list: an even n (for n < 24) is missing from one list.
+    assert_eq!(m.count(&Scope::global(), Some(&refuse)).unwrap(), 12);
+    // Scope ids: null in a list means "no id" (stored as '').
+    let users: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| json!(format!("user {i}")))
+        .chain([json!("a"), json!(null)])
+        .collect();
+    let f = filter(
+        json!({ "AND": (0..40).map(|_| json!({"user_id": {"in": users[2..].to_vec()}})).collect::<Vec<_>>() }),
+    );
+    assert_eq!(m.count(&Scope::global(), Some(&f)).unwrap(), 12);
+    let many = m
+        .delete_all(&Scope::global(), Some(&admit))
+        .expect("delete_all with long lists");
+    assert_eq!(many, 12);
+    assert_eq!(m.count(&Scope::global(), None).unwrap(), 12);
 }
 
 #[test]

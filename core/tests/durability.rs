@@ -596,6 +596,77 @@ fn damaged_or_stale_index_files_are_rebuilt_from_sqlite() {
     }
 }
 
+/// Two copies of one store that went different ways with the same number of changes have
+/// the same store id, sequence numbers and counts; the saved index of one must not serve the
+/// other (it used to: searches then returned the other copy's neighbours).
+#[test]
+fn the_saved_index_of_a_diverged_copy_is_not_trusted() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (dir_a.path().join("mem.db"), dir_b.path().join("mem.db"));
+    let memory = open(&a);
+    let mut model_a = add_seeded(&memory, 0..40);
+    memory.close().unwrap();
+    copy_files(dir_a.path(), dir_b.path());
+    let mut model_b = model_a.clone();
+    let memory = open(&a);
+    model_a.extend(add_seeded(&memory, 1_000..1_030));
+    memory.close().unwrap();
+    let memory = open(&b);
+    model_b.extend(add_seeded(&memory, 2_000..2_030));
+    memory.close().unwrap();
+    assert_eq!(saved_seq(&a), saved_seq(&b), "the same change sequence");
+    for file in [index_file(&a), meta_file(&a)] {
+        let name = file.file_name().unwrap().to_owned();
+        let other = dir_b.path().join(&name);
+        let swap = dir_a.path().join("swap");
+        fs::rename(&file, &swap).unwrap();
+        fs::rename(&other, &file).unwrap();
+        fs::rename(&swap, &other).unwrap();
+    }
+    for (db, model, what) in [(&a, &model_a, "copy a"), (&b, &model_b, "copy b")] {
+        let memory = open(db);
+        assert_eq!(memory.indexed_vectors().unwrap(), model.len(), "{what}");
+        assert_self_found(&memory, model, what);
+        memory.close().unwrap();
+    }
+}
+
+/// A store of schema version 1 (change rows without digests) is migrated at open; its saved
+/// index, which no digest vouches for, is rebuilt, and the store goes on as any other.
+#[test]
+fn a_version_1_store_is_migrated_and_its_index_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mem.db");
+    let memory = open(&db);
+    let mut model = add_seeded(&memory, 0..30);
+    memory.close().unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE changes DROP COLUMN digest;
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    let memory = open(&db);
+    assert_self_found(&memory, &model, "migrated");
+    model.extend(add_seeded(&memory, 100..110));
+    memory.close().unwrap();
+    let version: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+    let saved = age(&index_file(&db));
+    let memory = open(&db);
+    assert_self_found(&memory, &model, "reopened");
+    memory.close().unwrap();
+    assert_eq!(mtime(&index_file(&db)), saved, "a good index was rebuilt");
+}
+
 // ------------------------------------------------------------------ 2. crash
 
 fn crash_seed(batch: u64, item: u64) -> u64 {
@@ -1018,6 +1089,125 @@ fn threads_share_one_memory() {
         memory.indexed_vectors().unwrap(),
         expected,
         "after reopening"
+    );
+}
+
+/// Commit times follow commit order: 16 threads add, update (each other's memories too)
+/// and delete; every history row, in commit order (by `seq`: SQLite has one writer), is no
+/// earlier than the row before it, and a memory's `created_at` / `updated_at` are the times
+/// of its first and last rows. (The time used to be taken before the write lock.)
+#[test]
+fn commit_times_follow_commit_order() {
+    const THREADS: usize = 16;
+    const ROUNDS: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mem.db");
+    let memory = Arc::new(
+        Memory::builder()
+            .path(&db)
+            .embedder(Arc::new(HashingEmbedder::new(16)))
+            .build()
+            .unwrap(),
+    );
+    let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (memory, ids) = (memory.clone(), ids.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(t as u64 + 1);
+                for r in 0..ROUNDS {
+                    let id = memory
+                        .add(NewMemory::new(format!("thread {t} round {r}")))
+                        .unwrap()
+                        .id;
+                    let other = {
+                        let mut ids = ids.lock().unwrap();
+                        ids.push(id);
+                        ids[rng.below(ids.len() as u64) as usize].clone()
+                    };
+                    // Another thread may have deleted it meanwhile.
+                    let _ = memory.update(
+                        &other,
+                        MemoryUpdate::content(format!("changed by {t} in round {r}")),
+                    );
+                    if rng.below(5) == 0 {
+                        let _ = memory.delete(&other);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT memory_id, created_at FROM history ORDER BY seq")
+        .unwrap();
+    let rows: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Every add, and the updates and deletes that found their memory.
+    assert!(rows.len() > THREADS * ROUNDS, "{} rows", rows.len());
+    let backwards: Vec<String> = rows
+        .windows(2)
+        .filter(|w| w[1].1 < w[0].1)
+        .map(|w| format!("{} after {}", w[1].1, w[0].1))
+        .collect();
+    assert!(backwards.is_empty(), "times going back: {backwards:?}");
+    for id in ids.lock().unwrap().iter() {
+        let history = memory.history(id).unwrap();
+        for pair in history.windows(2) {
+            assert!(
+                pair[0].created_at <= pair[1].created_at,
+                "{id}: {history:?}"
+            );
+        }
+        if let Ok(record) = memory.get(id) {
+            assert_eq!(record.created_at, history[0].created_at, "{id}");
+            assert_eq!(
+                record.updated_at,
+                history.last().unwrap().created_at,
+                "{id}"
+            );
+        }
+    }
+}
+
+/// A clock behind the store's last commit (set back, or another machine's) never stamps a
+/// change before it: the change gets the last time + 1 µs.
+#[test]
+fn a_clock_behind_the_last_commit_does_not_go_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mem.db");
+    let memory = open(&db);
+    let first = memory
+        .add_with_vector(NewMemory::new("first"), vector(1))
+        .unwrap()
+        .id;
+    let ahead =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::days(1), 6);
+    let ahead_text = ahead.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'last_commit_time'",
+            [&ahead_text],
+        )
+        .unwrap();
+    let second = memory
+        .add_with_vector(NewMemory::new("second"), vector(2))
+        .unwrap()
+        .id;
+    let record = memory.get(&second).unwrap();
+    assert_eq!(record.created_at, ahead + chrono::Duration::microseconds(1));
+    memory.delete(&first).unwrap();
+    let history = memory.history(&first).unwrap();
+    assert_eq!(
+        history.last().unwrap().created_at,
+        ahead + chrono::Duration::microseconds(2)
     );
 }
 

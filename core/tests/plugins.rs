@@ -697,6 +697,49 @@ fn network_access_needs_the_capability_and_an_allowed_host() {
     assert_eq!(server.requests().len(), 1);
 }
 
+#[test]
+fn redirects_go_only_to_allowed_hosts() {
+    // The host a plugin must not reach, by a name it was not allowed ("localhost").
+    let inside = FakeLlm::with_handler(|_| Reply::raw(200, "secret"));
+    let port = inside.url().rsplit(':').next().unwrap().to_string();
+    let outside = FakeLlm::with_handler(move |r| match r.path.as_str() {
+        "/elsewhere" => {
+            Reply::raw(302, "").with_header("Location", &format!("http://localhost:{port}/x"))
+        }
+        "/here" => Reply::raw(301, "").with_header("Location", "/weather"),
+        "/weather" => Reply::raw(200, "sunny"),
+        _ => Reply::raw(404, "no"),
+    });
+    let memory = store();
+    let fetch = module(&[
+        (
+            "elsewhere",
+            Body::Http(format!("{}/elsewhere", outside.url())),
+        ),
+        ("here", Body::Http(format!("{}/here", outside.url()))),
+    ]);
+    let manifest = PluginManifest {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        ..PluginManifest::new("net")
+            .kind(PluginKind::Function)
+            .capability(Capability::Network)
+    };
+    register(&memory, manifest, fetch).unwrap();
+    let err = call(&memory, "net", "elsewhere", "", &Scope::global()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Plugin);
+    assert!(err.message().contains("redirect"), "{err}");
+    assert!(err.message().contains("localhost"), "{err}");
+    assert!(err.message().contains("is not allowed"), "{err}");
+    assert!(inside.requests().is_empty(), "the redirect was followed");
+    // A redirect to an allowed host (relative, here) is followed.
+    assert_eq!(
+        call(&memory, "net", "here", "", &Scope::global()).unwrap(),
+        "sunny"
+    );
+    let paths: Vec<String> = outside.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/elsewhere", "/here", "/weather"]);
+}
+
 /// Reads `name` from the WASI directory preopened as fd 3 and answers with its first bytes.
 fn file_reader(name: &str) -> String {
     let escaped: String = name.bytes().map(|b| format!("\\{b:02x}")).collect();
@@ -990,6 +1033,75 @@ fn fuel_bounds_the_instructions_of_a_call() {
         call(&memory, "burn", "ok", "", &Scope::global()).unwrap(),
         "fine"
     );
+}
+
+#[test]
+fn start_code_that_never_returns_is_refused_at_registration() {
+    let memory = store();
+    let limits = PluginLimits {
+        timeout_ms: 100,
+        ..PluginLimits::default()
+    };
+    // A start function, and a WASI reactor's `_initialize` (run when an instance is made).
+    let spinning_start = r#"(module
+  (func $spin (loop $forever (br $forever)))
+  (start $spin)
+  (func (export "run") (result i32) (i32.const 0)))"#;
+    let spinning_init = r#"(module
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (func (export "_initialize") (drop (call $length (i64.const 0))) (loop $forever (br $forever)))
+  (func (export "run") (result i32) (i32.const 0)))"#;
+    for (id, wat) in [("start", spinning_start), ("init", spinning_init)] {
+        let err = register(&memory, limited(id, limits), wat.to_string()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Plugin, "{id}: {err}");
+        assert!(
+            err.message()
+                .contains("did not finish within 100 ms (limits.timeout_ms)"),
+            "{id}: {err}"
+        );
+        expect_not_registered(&memory, id);
+    }
+    // Start code that ends is run as before.
+    let quick_start = r#"(module
+  (global $ready (mut i32) (i32.const 0))
+  (func $init (global.set $ready (i32.const 1)))
+  (start $init)
+  (func (export "run") (result i32)
+    (if (i32.eqz (global.get $ready)) (then unreachable))
+    (i32.const 0)))"#;
+    register(&memory, limited("quick", limits), quick_start.to_string()).unwrap();
+    assert_eq!(
+        call(&memory, "quick", "run", "", &Scope::global()).unwrap(),
+        ""
+    );
+}
+
+fn expect_not_registered(memory: &Memory, id: &str) {
+    assert_eq!(
+        memory.plugins().info(id).unwrap_err().code(),
+        ErrorCode::NotFound,
+        "{id} was registered"
+    );
+}
+
+#[test]
+fn an_initial_memory_above_the_limit_is_refused_at_registration() {
+    let memory = store();
+    let big = r#"(module (memory 300) (func (export "run") (result i32) (i32.const 0)))"#;
+    let err = register(&memory, limited("big", PluginLimits::default()), big.into()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Plugin);
+    assert!(
+        err.message().contains(
+            "its memory starts at 300 pages of 64 KiB, more than limits.memory_pages (256)"
+        ),
+        "{err}"
+    );
+    expect_not_registered(&memory, "big");
+    let roomy = PluginLimits {
+        memory_pages: 400,
+        ..PluginLimits::default()
+    };
+    register(&memory, limited("big", roomy), big.into()).unwrap();
 }
 
 #[test]

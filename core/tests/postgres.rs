@@ -165,6 +165,116 @@ fn exact_duplicates_are_stored_once_per_scope() {
     assert_eq!(memory.count(&Scope::global(), None).unwrap(), 4);
 }
 
+/// Paging past the end gives an empty page, an offset beyond i64 is refused; 40 `in` lists
+/// of 10,000 values select what they select on SQLite.
+#[test]
+fn far_offsets_and_long_in_lists() {
+    let _server = shared();
+    let Some((_, pg)) = fresh("far_offsets") else {
+        return;
+    };
+    let reference = sqlite();
+    for memory in [&pg, &reference] {
+        memory.add_batch(filter_dataset()).unwrap();
+        for offset in [100, i64::MAX as usize] {
+            let page = memory
+                .list(&ListOptions {
+                    offset,
+                    ..ListOptions::new()
+                })
+                .unwrap();
+            assert!(page.items.is_empty(), "offset {offset}");
+        }
+        let e = memory
+            .list(&ListOptions {
+                offset: 1 << 63,
+                ..ListOptions::new()
+            })
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+    }
+    // 10,000 values: texts, the one that matters, and a number (metadata) or null (scope).
+    let list = |extra: Value, last: Value| -> Value {
+        let mut values: Vec<Value> = (0..9_998).map(|i| json!(format!("topic {i}"))).collect();
+        values.push(extra);
+        values.push(last);
+        Value::Array(values)
+    };
+    let long = json!({
+        "AND": (0..40).map(|i| if i % 2 == 0 {
+            json!({"topic": {"in": list(json!("food"), json!(9))}})
+        } else {
+            json!({"user_id": {"in": list(json!("alice"), Value::Null)}})
+        }).collect::<Vec<_>>(),
+        "tags": {"nin": list(json!("dinner"), json!(9))},
+    });
+    let filter = Filter::from_json(&long).unwrap();
+    let want = contents(&reference, &filter);
+    assert!(want.contains(&"a later memory".to_string()), "{want:?}");
+    assert_eq!(contents(&pg, &filter), want);
+}
+
+/// Commit times follow commit order: 16 threads on 4 handles (pools) add and update each
+/// other's memories; each memory's history times never go back, and its `created_at` /
+/// `updated_at` are the times of its first and last rows.
+#[test]
+fn commit_times_follow_commit_order() {
+    let _server = shared();
+    let Some((url, memory)) = fresh("commit_times") else {
+        return;
+    };
+    let handles: Vec<Arc<Memory>> = (0..3)
+        .map(|_| Arc::new(open_url(&url)))
+        .chain(std::iter::once(Arc::new(memory)))
+        .collect();
+    let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let memory = handles[t % handles.len()].clone();
+            let ids = ids.clone();
+            std::thread::spawn(move || {
+                for r in 0..12 {
+                    let id = memory
+                        .add(NewMemory::new(format!("thread {t} round {r}")))
+                        .unwrap()
+                        .id;
+                    let other = {
+                        let mut ids = ids.lock().unwrap();
+                        ids.push(id);
+                        ids[(t * 7 + r * 13) % ids.len()].clone()
+                    };
+                    memory
+                        .update(
+                            &other,
+                            MemoryUpdate::content(format!("changed by {t} in round {r}")),
+                        )
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let memory = &handles[0];
+    for id in ids.lock().unwrap().iter() {
+        let history = memory.history(id).unwrap();
+        for pair in history.windows(2) {
+            assert!(
+                pair[0].created_at <= pair[1].created_at,
+                "{id}: {history:?}"
+            );
+        }
+        let record = memory.get(id).unwrap();
+        assert_eq!(record.created_at, history[0].created_at, "{id}");
+        assert_eq!(
+            record.updated_at,
+            history.last().unwrap().created_at,
+            "{id}"
+        );
+    }
+}
+
 fn filter_dataset() -> Vec<NewMemory> {
     let meta = |v: Value| v.as_object().unwrap().clone();
     let soon = Utc::now() + chrono::Duration::days(30);

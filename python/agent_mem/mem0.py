@@ -128,6 +128,11 @@ _KINDS = frozenset(
 _CLASSIC_LIMIT = 100
 _V2_TOP_K = 20
 _MAX_PAGE = 10_000
+# The largest offset the core takes (a signed 64-bit integer).
+_MAX_OFFSET = 2**63 - 1
+# Nesting the native module takes (its MAX_DEPTH): deeper metadata or filters are refused
+# here first, without recursion (copy.deepcopy would raise RecursionError).
+_MAX_DEPTH = 128
 
 _INFER_WARNING = (
     "agent_mem.mem0: no LLM is configured, so infer=True stored the messages as given (one "
@@ -749,6 +754,31 @@ def _check_count(value: Any, name: str) -> None:
         raise InvalidInputError(f"Invalid {name}: {value}. Must be a non-negative integer.")
 
 
+def _check_depth(value: Any, what: str) -> None:
+    """Refuses dicts, lists and tuples nested deeper than the core takes, or containing
+    themselves, with the core's error; iteratively, so any depth is answered."""
+    stack: list[tuple[Any, int, bool]] = [(value, 1, False)]
+    on_path: set[int] = set()
+    while stack:
+        item, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            continue
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > _MAX_DEPTH or id(item) in on_path:
+            raise InvalidInputError(
+                f"{what}: nested deeper than {_MAX_DEPTH} levels (or contains itself)"
+            )
+        on_path.add(id(item))
+        stack.append((item, depth, True))
+        stack.extend((child, depth + 1, False) for child in children)
+
+
 def _selection(
     user_id: Any, agent_id: Any, run_id: Any, filters: Mapping[str, Any] | None, what: str
 ) -> tuple[dict[str, str], dict[str, Any] | None, bool]:
@@ -758,6 +788,7 @@ def _selection(
     """
     if filters is not None and not isinstance(filters, Mapping):
         raise InvalidInputError(f"filters must be a dict, not {type(filters).__name__}")
+    _check_depth(filters, "filters")
     rest = copy.deepcopy(dict(filters)) if filters else {}
     given = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
     classic = any(v is not None for v in given.values())
@@ -796,6 +827,7 @@ def _clean_metadata(metadata: Any) -> dict[str, Any]:
         return {}
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(f"metadata must be a dict, not {type(metadata).__name__}")
+    _check_depth(metadata, "metadata")
     return {k: copy.deepcopy(v) for k, v in metadata.items() if k not in _RESERVED_METADATA}
 
 
@@ -1057,7 +1089,13 @@ def _op_get_all(
         _check_count(size, "page_size")
         if page < 1 or size < 1:
             raise InvalidInputError("page and page_size start at 1")
-        listed = yield ("list", ({**request, "limit": size, "offset": (page - 1) * size},))
+        offset = (page - 1) * size
+        if offset > _MAX_OFFSET:
+            raise InvalidInputError(
+                f"page {page} of page_size {size} starts at item {offset}: offset must be at "
+                f"most {_MAX_OFFSET}"
+            )
+        listed = yield ("list", ({**request, "limit": size, "offset": offset},))
         total = yield ("count", ({k: v for k, v in request.items() if k != "include_expired"},))
         return {
             "results": [_item(r, with_score=False) for r in listed["items"]],

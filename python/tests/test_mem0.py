@@ -279,6 +279,48 @@ def test_get_all_caps_like_mem0_and_pages_beyond(m: Memory) -> None:
     assert first["results"][0]["memory"] == "fact 24"  # newest first
 
 
+def test_pages_past_the_end_are_empty_and_beyond_the_largest_offset_refused(m: Memory) -> None:
+    add(m, "the only fact", user_id="u")
+    far = m.get_all(user_id="u", page=2**40, page_size=128)
+    assert (far["results"], far["total"], far["next_page"]) == ([], 1, None)
+    # (page - 1) * page_size used to wrap to a negative offset: the first page came back.
+    for page, size in ((2**57, 128), (2**56 + 1, 2**7), (2**70, 10)):
+        with pytest.raises(InvalidInputError, match="offset must be at most"):
+            m.get_all(user_id="u", page=page, page_size=size)
+    assert m.get_all(user_id="u", page=1, page_size=10)["total"] == 1
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def test_deep_metadata_and_filters_get_the_core_error_not_recursion(m: Memory) -> None:
+    kept = add(m, "kept", user_id="u", metadata={"a": 1})
+    deep = nested(10_000)
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.add("deep", user_id="u", infer=False, metadata={"x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.update(kept, data="changed", metadata={"x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.search("q", filters={"user_id": "u", "x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.get_all(filters={"user_id": "u", "x": deep})
+    with pytest.raises(InvalidInputError, match="nested deeper than 128 levels"):
+        m.delete_all(user_id="u", filters={"AND": [deep]})
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(InvalidInputError, match="contains itself"):
+        m.add("loop", user_id="u", infer=False, metadata={"x": [loop, loop]})
+    # Nothing changed; nesting the core takes still works.
+    assert [(r["memory"], r["metadata"]) for r in m.get_all(user_id="u")["results"]] == [
+        ("kept", {"a": 1})
+    ]
+    add(m, "nested", user_id="u", metadata={"x": nested(100)})
+
+
 # --------------------------------------------------------------------------- metadata
 
 

@@ -78,6 +78,9 @@ struct SavedState {
     /// The store's `store_id`: an index never serves another store of the same file name.
     store_id: String,
     seq: i64,
+    /// The digest of change `seq` (absent in files of earlier versions: never trusted).
+    #[serde(default)]
+    digest: Option<String>,
     count: usize,
     dimensions: usize,
     bytes: u64,
@@ -99,6 +102,9 @@ pub(crate) struct VectorIndex {
     options: VectorIndexOptions,
     /// The newest change-log sequence number applied.
     pub(crate) applied_seq: i64,
+    /// The change log's digest at `applied_seq`, which tells two histories with the same
+    /// sequence numbers apart.
+    pub(crate) applied_digest: Option<String>,
     /// Changed since it was loaded or saved.
     pub(crate) dirty: bool,
 }
@@ -110,6 +116,7 @@ impl VectorIndex {
             dimensions: None,
             options,
             applied_seq: 0,
+            applied_digest: None,
             dirty: false,
         }
     }
@@ -276,6 +283,7 @@ impl VectorIndex {
             format: SAVED_FORMAT,
             store_id: store_id.to_string(),
             seq: self.applied_seq,
+            digest: self.applied_digest.clone(),
             count: index.size(),
             dimensions: index.dimensions(),
             bytes: bytes.len() as u64,
@@ -324,6 +332,7 @@ impl VectorIndex {
             dimensions: Some(state.dimensions),
             options,
             applied_seq: state.seq,
+            applied_digest: state.digest,
             dirty: false,
         })
     }

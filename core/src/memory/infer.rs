@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -574,14 +574,11 @@ impl Memory {
         plan: &Plan<'_>,
         steps: &[Step],
     ) -> Result<Vec<MemoryEvent>> {
+        // Taken after the write lock: commit times follow commit order.
+        let now = tx.now()?;
         let dims =
             self.check_store_dimensions(tx, plan.fact_vectors.first().map(|e| e.vector.len()))?;
-        let w = &mut Writing {
-            tx,
-            dims,
-            // The store keeps microseconds: events and records agree with what `get` reads.
-            now: Utc::now().trunc_subsecs(6),
-        };
+        let w = &mut Writing { tx, dims, now };
         let mut events = Vec::with_capacity(steps.len());
         for step in steps {
             match step {

@@ -6,6 +6,7 @@
 //! through scoped thread-locals set for exactly that call. (Not extism's host context: its
 //! `call_with_host_context` ignores a non-zero return code of the export.)
 
+use std::sync::atomic::AtomicU16;
 use std::sync::{Arc, Mutex};
 
 use extism::{CurrentPlugin, Function, UserData, Val, PTR};
@@ -41,11 +42,13 @@ const MAX_PLUGIN_SEARCH: usize = 100;
 /// What a host function knows about the call it serves.
 #[derive(Clone)]
 pub(crate) struct HostContext {
-    plugin: Arc<Registered>,
+    pub(super) plugin: Arc<Registered>,
     scope: Scope,
     /// Set when a host call was refused for a missing capability: the call's error then
     /// says so (PermissionDenied) instead of showing a trap.
     denial: Arc<Mutex<Option<String>>>,
+    /// The status of the call's last HTTP request (`http_status_code`), 0 before one.
+    pub(super) http_status: Arc<AtomicU16>,
 }
 
 impl HostContext {
@@ -54,6 +57,7 @@ impl HostContext {
             plugin,
             scope,
             denial: Arc::new(Mutex::new(None)),
+            http_status: Arc::new(AtomicU16::new(0)),
         }
     }
 
@@ -113,6 +117,9 @@ pub(crate) fn functions() -> Vec<Function> {
         text_function("am_add", Capability::MemoryWrite, add),
         text_function("am_llm", Capability::Llm, ask_llm),
     ]
+    .into_iter()
+    .chain(super::http::functions())
+    .collect()
 }
 
 type HostResult = Result<(), extism::Error>;
@@ -138,7 +145,7 @@ fn text_function(
     )
 }
 
-fn context() -> Result<HostContext, extism::Error> {
+pub(super) fn context() -> Result<HostContext, extism::Error> {
     if !CALL.is_set() {
         return Err(extism::Error::msg(
             "agent_mem host functions work only during a call",

@@ -462,6 +462,8 @@ impl PluginManager {
             )
         };
         let compiled = builder.compile().map_err(cannot_load)?;
+        // Before extism links an instance, which runs the start code without a time limit.
+        super::module::check(m, &bytes)?;
         // One instance now: it proves the imports link and the start code runs.
         let first = Plugin::new_from_compiled(&compiled).map_err(cannot_load)?;
         let hook_mask = HOOKS

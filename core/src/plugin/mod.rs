@@ -35,7 +35,9 @@
 
 mod hooks;
 mod host;
+mod http;
 mod manager;
+mod module;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,7 +62,7 @@ pub enum Capability {
     Search,
     /// `am_llm`: ask the store's configured language model.
     Llm,
-    /// extism's `http_request`, to the manifest's `allowed_hosts` only.
+    /// extism's `http_request`, to the manifest's `allowed_hosts` only (redirects too).
     Network,
     /// WASI with the manifest's `allowed_paths` mounted.
     Filesystem,

@@ -142,6 +142,11 @@ pub(crate) trait Store: StoreExport + Send + Sync {
 /// The operations of a write transaction. Each mutation writes its history row and keeps
 /// the backend's indexes in step, inside the transaction.
 pub(crate) trait StoreTx {
+    /// The time of this transaction's changes, the same for all of them: the wall clock
+    /// (microseconds), but never earlier than 1 µs after the store's last committed time.
+    /// Taken inside the transaction, after the write lock, so that commit times are
+    /// monotonic in commit order; call it before locking rows (lock order).
+    fn now(&mut self) -> Result<DateTime<Utc>>;
     /// The memory with this id and its key.
     fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>>;
     /// The memory in exactly this scope with this content hash.
@@ -194,6 +199,22 @@ pub(crate) fn write<T>(
         Ok(())
     })?;
     out.ok_or_else(|| Error::internal("a write transaction ended without its result"))
+}
+
+/// The meta key of a store's last committed time (see [`StoreTx::now`]).
+pub(crate) const COMMIT_TIME_KEY: &str = "last_commit_time";
+
+/// The commit time of a transaction after a store's last committed time `last` (the meta
+/// value under [`COMMIT_TIME_KEY`], if any): the wall clock, or `last` + 1 µs when the clock
+/// is behind it (a clock set back, or a time taken by a writer that committed first).
+pub(crate) fn next_commit_time(last: Option<&str>) -> Result<DateTime<Utc>> {
+    use chrono::SubsecRound;
+    let wall = Utc::now().trunc_subsecs(6);
+    let Some(last) = last.filter(|s| !s.is_empty()) else {
+        return Ok(wall);
+    };
+    let last = crate::types::parse_time(last).map_err(|e| corrupted("commit time", e.message()))?;
+    Ok(wall.max(last + chrono::Duration::microseconds(1)))
 }
 
 /// The error for a store that records another embedding model than the client's.

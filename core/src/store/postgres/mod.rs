@@ -309,6 +309,7 @@ impl PgStore {
                         store: self,
                         s: &mut s,
                         delta: TextDelta::default(),
+                        now: None,
                     };
                     let mut done = f(&mut tx);
                     if done.is_ok() {

@@ -42,6 +42,8 @@ pub(super) struct PgTx<'s, 'c> {
     pub(super) store: &'s PgStore,
     pub(super) s: &'s mut Session<'c>,
     pub(super) delta: TextDelta,
+    /// The transaction's time, once taken.
+    pub(super) now: Option<DateTime<Utc>>,
 }
 
 /// Reads the meta value of `key`.
@@ -58,6 +60,19 @@ fn set_meta(s: &mut Session<'_>, key: &str, value: &str) -> Result<()> {
         "INSERT INTO agentmem_meta (key, value) VALUES ($1::text, $2::text)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         &[&key, &value],
+    )?;
+    Ok(())
+}
+
+/// Makes the store's last committed time at least `at` (a copied row's time), so that
+/// later changes are stamped after it.
+fn raise_commit_time(s: &mut Session<'_>, at: DateTime<Utc>) -> Result<()> {
+    // Times are written in one fixed-width form: text order is time order.
+    s.execute(
+        "INSERT INTO agentmem_meta (key, value) VALUES ($1::text, $2::text)
+         ON CONFLICT (key) DO UPDATE
+         SET value = greatest(agentmem_meta.value COLLATE \"C\", excluded.value)",
+        &[&crate::store::COMMIT_TIME_KEY, &format_time(at)],
     )?;
     Ok(())
 }
@@ -200,6 +215,26 @@ impl PgTx<'_, '_> {
 }
 
 impl StoreTx for PgTx<'_, '_> {
+    fn now(&mut self) -> Result<DateTime<Utc>> {
+        if let Some(t) = self.now {
+            return Ok(t);
+        }
+        // Writers run concurrently here: the meta row is locked until our commit, so the
+        // next writer to take a time reads ours, committed (READ COMMITTED re-reads the
+        // row after the wait). An upsert so that the first writers queue too.
+        let row = self.s.query_one(
+            "INSERT INTO agentmem_meta (key, value) VALUES ($1::text, '')
+             ON CONFLICT (key) DO UPDATE SET value = agentmem_meta.value
+             RETURNING value",
+            &[&crate::store::COMMIT_TIME_KEY],
+        )?;
+        let last: String = get(&row, 0)?;
+        let t = crate::store::next_commit_time(Some(&last))?;
+        set_meta(self.s, crate::store::COMMIT_TIME_KEY, &format_time(t))?;
+        self.now = Some(t);
+        Ok(t)
+    }
+
     fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
         get_by_id(self.s, id, true)
     }
@@ -424,10 +459,11 @@ impl StoreTx for PgTx<'_, '_> {
 
     fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()> {
         self.insert_row(record, vector, false)?;
-        Ok(())
+        raise_commit_time(self.s, record.updated_at.max(record.created_at))
     }
 
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        raise_commit_time(self.s, entry.created_at)?;
         write_history(
             self.s,
             HistoryRow {

@@ -82,10 +82,19 @@ impl SqliteStore {
         if let Some(p) = &index_path {
             vector::remove_stale_temporaries(p);
         }
-        let index = index_path
+        let saved = index_path
             .as_deref()
-            .and_then(|p| VectorIndex::load(p, &store_id, index_options))
-            .unwrap_or_else(|| VectorIndex::empty(index_options));
+            .and_then(|p| VectorIndex::load(p, &store_id, index_options));
+        // A copy of this store that went another way has the same id and sequence numbers:
+        // only the change log's digest tells whose history the saved index reflects.
+        let saved = match saved {
+            Some(ix) => {
+                let digest = db.read(|c| ops::change_digest(c, ix.applied_seq))?;
+                (digest.is_some() && digest == ix.applied_digest).then_some(ix)
+            }
+            None => None,
+        };
+        let index = saved.unwrap_or_else(|| VectorIndex::empty(index_options));
         let store = SqliteStore {
             db,
             index: RwLock::new(index),
@@ -210,8 +219,10 @@ impl Store for SqliteStore {
             n + 1,
             n + 2
         );
-        w.params.push(SqlValue::Integer(page.limit as i64));
-        w.params.push(SqlValue::Integer(page.offset as i64));
+        // Saturate, never wrap: a negative OFFSET means none to SQLite.
+        let signed = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        w.params.push(SqlValue::Integer(signed(page.limit)));
+        w.params.push(SqlValue::Integer(signed(page.offset)));
         self.db.read(|c| query_records(c, &sql, &w.params))
     }
 
@@ -309,6 +320,7 @@ impl Store for SqliteStore {
                 store: self,
                 conn,
                 vocab: VocabDelta::default(),
+                now: None,
             };
             f(&mut tx)?;
             std::mem::take(&mut tx.vocab).apply(conn)
@@ -398,9 +410,10 @@ impl Store for SqliteStore {
                     }
                 }
             }
-            Ok(Some((head, rebuild, upserts, deletes)))
+            let digest = ops::change_digest(c, head)?;
+            Ok(Some((head, digest, rebuild, upserts, deletes)))
         })?;
-        let Some((head, rebuild, upserts, deletes)) = work else {
+        let Some((head, digest, rebuild, upserts, deletes)) = work else {
             return Ok(());
         };
         if rebuild {
@@ -411,6 +424,7 @@ impl Store for SqliteStore {
         }
         index.upsert_many(&upserts)?;
         index.applied_seq = head;
+        index.applied_digest = digest;
         Ok(())
     }
 
@@ -478,9 +492,23 @@ struct SqliteTx<'a> {
     store: &'a SqliteStore,
     conn: &'a Connection,
     vocab: VocabDelta,
+    /// The transaction's time, once taken.
+    now: Option<DateTime<Utc>>,
 }
 
 impl StoreTx for SqliteTx<'_> {
+    fn now(&mut self) -> Result<DateTime<Utc>> {
+        if let Some(t) = self.now {
+            return Ok(t);
+        }
+        // The write lock is held: no other writer can commit in between.
+        let last = ops::get_meta(self.conn, super::COMMIT_TIME_KEY)?;
+        let t = super::next_commit_time(last.as_deref())?;
+        ops::set_meta(self.conn, super::COMMIT_TIME_KEY, &format_time(t))?;
+        self.now = Some(t);
+        Ok(t)
+    }
+
     fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
         ops::get_by_id(self.conn, id)
     }
@@ -547,10 +575,11 @@ impl StoreTx for SqliteTx<'_> {
 
     fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()> {
         ops::insert_memory(self.conn, record, vector, &mut self.vocab)?;
-        Ok(())
+        ops::raise_commit_time(self.conn, record.updated_at.max(record.created_at))
     }
 
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        ops::raise_commit_time(self.conn, entry.created_at)?;
         ops::write_history(
             self.conn,
             ops::HistoryRow {

@@ -184,10 +184,47 @@ impl VocabDelta {
     }
 }
 
-fn log_change(conn: &Connection, key: i64, op: &str) -> Result<()> {
-    conn.prepare_cached("INSERT INTO changes (key, op) VALUES (?1, ?2)")?
-        .execute(params![key, op])?;
+/// Appends a change-log row with its digest: MD5 over the previous row's digest, the key,
+/// the operation, the memory id (random per memory) and the new vector. Two histories of
+/// one store then differ in the digest at the same sequence number.
+fn log_change(
+    conn: &Connection,
+    key: i64,
+    op: &str,
+    memory_id: &str,
+    vector: Option<&[f32]>,
+) -> Result<()> {
+    use md5::{Digest, Md5};
+    let prev: Option<String> = conn
+        .prepare_cached("SELECT digest FROM changes ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let mut h = Md5::new();
+    h.update(prev.unwrap_or_default().as_bytes());
+    h.update([0]);
+    h.update(key.to_le_bytes());
+    h.update(op.as_bytes());
+    h.update([0]);
+    h.update(memory_id.as_bytes());
+    h.update([0]);
+    if let Some(v) = vector {
+        h.update(vector_to_blob(v));
+    }
+    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    conn.prepare_cached("INSERT INTO changes (key, op, digest) VALUES (?1, ?2, ?3)")?
+        .execute(params![key, op, digest])?;
     Ok(())
+}
+
+/// The digest of change `seq` (see [`log_change`]); `None` when the row is gone (pruned,
+/// reset, never written) or predates digests.
+pub(crate) fn change_digest(conn: &Connection, seq: i64) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT digest FROM changes WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?
+        .flatten())
 }
 
 fn index_terms(conn: &Connection, key: i64, content: &str) -> Result<()> {
@@ -278,7 +315,7 @@ pub(crate) fn insert_memory(
     let key = conn.last_insert_rowid();
     index_terms(conn, key, &rec.content)?;
     vocab.add(&rec.content, 1);
-    log_change(conn, key, "upsert")?;
+    log_change(conn, key, "upsert", &rec.id, Some(vector))?;
     Ok(key)
 }
 
@@ -307,7 +344,7 @@ pub(crate) fn delete_memory(
             at,
         },
     )?;
-    log_change(conn, key, "delete")
+    log_change(conn, key, "delete", &rec.id, None)
 }
 
 /// Writes the new state of a memory; `vector` is given when the content changed.
@@ -340,7 +377,7 @@ pub(crate) fn update_memory(
         index_terms(conn, key, &new.content)?;
         vocab.add(&old.content, -1);
         vocab.add(&new.content, 1);
-        log_change(conn, key, "upsert")?;
+        log_change(conn, key, "upsert", &new.id, vector)?;
     }
     write_history(
         conn,
@@ -430,6 +467,18 @@ pub(crate) fn cache_embedding(conn: &Connection, model: &str, hash: &str, v: &[f
          ON CONFLICT DO NOTHING",
     )?
     .execute(params![model, hash, vector_to_blob(v)])?;
+    Ok(())
+}
+
+/// Makes the store's last committed time at least `at` (a copied row's time), so that
+/// later changes are stamped after it.
+pub(crate) fn raise_commit_time(conn: &Connection, at: DateTime<Utc>) -> Result<()> {
+    // Times are written in one fixed-width form: text order is time order.
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![crate::store::COMMIT_TIME_KEY, format_time(at)])?;
     Ok(())
 }
 

@@ -6,13 +6,14 @@ use crate::error::{sqlite_code, Error, ErrorCode, Result};
 
 /// The schema version this library writes. Opening a store with a newer version fails with
 /// [`ErrorCode::Unsupported`]; an older one is migrated forward at open.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The value of the `format` meta key that marks a file as an agent_mem store.
 const FORMAT_MARK: &str = "agent_mem";
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -86,7 +87,15 @@ CREATE TABLE embedding_cache (
     vector BLOB NOT NULL,
     PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- A digest chained over the change rows (ops::log_change): the saved vector index records
+-- the digest of the change it reflects, so that the index of a diverged copy of the store
+-- (same store id and sequence numbers, another history) is told apart. NULL in the rows
+-- of version 1.
+ALTER TABLE changes ADD COLUMN digest TEXT;
+"#,
+];
 
 /// Checks that the file is an agent_mem store (or empty), then migrates it to
 /// [`SCHEMA_VERSION`]. Nothing is written to a file that is not ours.
