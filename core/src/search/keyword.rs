@@ -50,7 +50,7 @@ fn keyword(index: &mut dyn TextIndex, query: &str, limit: usize) -> Result<Vec<(
 
 /// The memories holding any (or, with `all`, every) term, with their content and BM25
 /// score over the selection's statistics divided by the bound BM25 approaches and never
-/// reaches: the sum of the matchable terms' `idf · (k1 + 1)`. Best first, ties by key.
+/// reaches: the sum of the query terms' `idf · (k1 + 1)`. Best first, ties by key.
 fn bm25(index: &mut dyn TextIndex, terms: &[String], all: bool) -> Result<Vec<(i64, String, f32)>> {
     if terms.is_empty() {
         return Ok(Vec::new());
@@ -78,17 +78,18 @@ fn bm25(index: &mut dyn TextIndex, terms: &[String], all: bool) -> Result<Vec<(i
     let complete = !all && candidates.len() < MAX_CANDIDATES;
     let documents = index.document_count()?.max(candidates.len()) as f32;
 
+    // Lucene's smoothed idf, ln(1 + (N − df + 0.5) / (df + 0.5)), never negative or zero: in
+    // a small scope a word in half the memories still counts a little. A query word no
+    // memory holds counts toward the attainable score, so a query half made of unknown
+    // words scores half as well.
     let mut idf = vec![0f32; terms.len()];
     for (i, term) in terms.iter().enumerate() {
         let df = if complete {
             frequencies.iter().filter(|(tf, _)| tf[i] > 0).count()
         } else {
             index.document_frequency(term)?
-        };
-        if df > 0 {
-            let x = ((documents - df as f32 + 0.5) / (df as f32 + 0.5)).ln();
-            idf[i] = if x > 0.0 { x } else { 1e-6 };
-        }
+        } as f32;
+        idf[i] = (1.0 + (documents - df + 0.5) / (df + 0.5)).ln();
     }
     let attainable: f32 = idf.iter().map(|w| w * (K1 + 1.0)).sum();
     if attainable <= 0.0 {

@@ -249,9 +249,11 @@ pub(crate) fn is_postgres_url(location: &str) -> bool {
 /// selection (fixed when the backend builds the value).
 pub(crate) trait TextIndex {
     /// Memories passing the selection whose indexed terms hold any (`all == false`) or all
-    /// of `terms`, with their content and BM25 score (higher is better; SQLite FTS5's
-    /// formula: k1 = 1.2, b = 0.75, idf = ln((N − df + 0.5) / (df + 0.5)) floored at 1e-6,
-    /// N, df and the average length over the whole store), best first, at most `limit`.
+    /// of `terms`, with their content and the backend's own BM25 score (higher is better;
+    /// SQLite FTS5's formula: k1 = 1.2, b = 0.75, idf = ln((N − df + 0.5) / (df + 0.5))
+    /// floored at 1e-6, N, df and the average length over the whole store), best first, at
+    /// most `limit`. The keyword engine scores them again over the selection; the backend's
+    /// score only chooses which to return when there are more than `limit`.
     fn term_candidates(
         &mut self,
         terms: &[String],
