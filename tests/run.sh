@@ -37,7 +37,7 @@ cargo test -p agent-mem-ffi --lib without_the_feature
 
 echo "== model download (feature download) against a local HTTP server"
 cargo clippy -p agent-mem --all-targets --features download -- -D warnings
-cargo test -p agent-mem --features download --test download
+cargo test -p agent-mem --features download --test all download::
 
 echo "== C: libagentmem, header, C/C++ tests under valgrind, conformance, install + pkg-config"
 bash tests/c/run.sh

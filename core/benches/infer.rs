@@ -7,7 +7,7 @@
 //! instantly, so every millisecond measured is ours, not the model's.
 
 #[allow(dead_code)]
-#[path = "../tests/support/fake_llm.rs"]
+#[path = "../tests/all/support/fake_llm.rs"]
 mod fake_llm;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,7 +6,7 @@
 //! 20000). The store uses the hashing embedder so that the model does not drown the hooks'
 //! cost; the Rust example plugins are measured too when `examples/plugins/build.sh` built them.
 
-#[path = "../tests/support/wat.rs"]
+#[path = "../tests/all/support/wat.rs"]
 mod wat;
 
 use std::path::PathBuf;

@@ -9,7 +9,7 @@
 //! The children are this test binary run again with `--exact <child test>` and an
 //! environment variable naming the store (without it the child tests do nothing).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -44,9 +44,14 @@ fn open(url: &str) -> Memory {
 fn spawn_child(test: &str, env: &[(&str, String)]) -> Child {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--exact",
+        &support::test_name(module_path!(), test),
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -9,7 +9,7 @@
 
 #![cfg(feature = "postgres")]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};

@@ -18,7 +18,7 @@ use agent_mem::{
 use serde_json::{json, Map, Value};
 
 #[cfg(feature = "postgres")]
-mod support;
+use crate::support;
 
 /// Fewer files or steps than this means cases went missing.
 const MIN_FILES: usize = 12;
