@@ -14,6 +14,7 @@ mod conformance;
 mod download;
 mod durability;
 mod embedding;
+mod golden;
 mod infer;
 mod llm_clients;
 #[cfg(feature = "plugins")]
