@@ -685,6 +685,7 @@ fn conformance_cases() {
 #[cfg(feature = "postgres")]
 #[test]
 fn conformance_cases_on_postgres() {
+    let _server = support::pg::shared();
     if support::pg::server_url("conformance_cases_on_postgres").is_none() {
         return;
     }

@@ -123,6 +123,7 @@ fn writer_child() {
 
 #[test]
 fn four_processes_two_threads_add_into_one_store() {
+    let _server = support::pg::shared();
     let Some(url) = support::pg::fresh_store_url("four_processes") else {
         return;
     };
@@ -202,6 +203,7 @@ fn crash_child() {
 
 #[test]
 fn killed_client_mid_batch_leaves_no_partial_batch() {
+    let _server = support::pg::shared();
     let Some(url) = support::pg::fresh_store_url("killed_client") else {
         return;
     };
