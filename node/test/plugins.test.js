@@ -3,7 +3,7 @@
 // reloaded when it changes), hooks inside add and search, direct calls with Buffers, the
 // sandbox (capabilities, scope, time limit) and the errors a user sees. The plugins are tiny
 // modules in WebAssembly text speaking extism's kernel ABI (the same kind as
-// core/tests/support/wat.rs), so no wasm32 toolchain is needed; the Rust example
+// core/tests/all/support/wat.rs), so no wasm32 toolchain is needed; the Rust example
 // pii_redactor.wasm is used when it was built (examples/plugins/build.sh).
 
 const test = require('node:test');

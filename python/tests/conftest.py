@@ -134,7 +134,7 @@ def with_search_path(server: str, schema: str) -> str:
 
 class PgSchemas:
     """Makes empty schemas on the test server, one per store a test opens, so that tests are
-    independent (core/tests/support/pg.rs does the same for the Rust tests)."""
+    independent (core/tests/all/support/pg.rs does the same for the Rust tests)."""
 
     _next = itertools.count()
 

@@ -1,6 +1,6 @@
 """The language-neutral conformance cases (tests/conformance/*.json) through the Python API.
 
-Rules: tests/conformance/README.md; the reference runner is core/tests/conformance.rs. Each
+Rules: tests/conformance/README.md; the reference runner is core/tests/all/conformance.rs. Each
 case file runs against a fresh in-memory store (test_postgres.py runs them again on
 PostgreSQL through ``run_file``'s store factory); a failure names the file, the step index and
 the operation.

@@ -2,7 +2,7 @@
 hooks, direct calls, capabilities and scope, limits, errors, and the async twins.
 
 The plugins are tiny modules in WebAssembly text (the core compiles text as well as binary)
-speaking extism's kernel ABI directly, as core/tests/support/wat.rs does, so no wasm32 Rust
+speaking extism's kernel ABI directly, as core/tests/all/support/wat.rs does, so no wasm32 Rust
 target is needed. The PII example (built by examples/plugins/build.sh) is used when present."""
 
 from __future__ import annotations

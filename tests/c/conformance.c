@@ -1,7 +1,7 @@
 /*
  * The C runner of the language-neutral conformance cases (the *.json files of tests/conformance) through
  * the C ABI. The format and the rules are tests/conformance/README.md; the reference runner
- * is core/tests/conformance.rs, whose rules this file ports one by one.
+ * is core/tests/all/conformance.rs, whose rules this file ports one by one.
  *
  *   conformance [--error-codes PATH] DIR_OR_FILE...
  *

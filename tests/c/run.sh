@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The C surface: builds libagentmem, then
-#   - tests/c/test_agentmem.c and the conformance cases (tests/c/conformance.c) under valgrind,
+#   - tests/c/test_agentmem.c and the conformance cases (tests/c/conformance.c) under valgrind
+#     (the programs under valgrind run side by side, one per core),
 #   - tests/c/test_infer.c under valgrind, against tests/fake_llm.py (a local HTTP server
 #     playing the model with the replies of tests/c/infer_script.json; always stopped),
 #   - tests/c/test_plugins.c (WASM plugins, run by wasmtime) natively, then under valgrind
@@ -39,8 +40,11 @@ cargo build -p agent-mem-ffi --features plugins,postgres
 lib=$root/target/debug
 
 tmp=$(mktemp -d)
+declare -A job_name=()
 fake_pid=
 cleanup() {
+  # Programs still running when a step failed (see job below).
+  for pid in "${!job_name[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "$fake_pid" ]; then
     kill "$fake_pid" 2>/dev/null || true
     wait "$fake_pid" 2>/dev/null || true
@@ -73,10 +77,48 @@ cc "${cflags[@]}" tests/c/test_postgres.c -o "$tmp/test_postgres" "${link[@]}" -
 valgrind=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
   --errors-for-leak-kinds=definite,indirect --error-exitcode=1)
 
-step "test_agentmem under valgrind"
-"${valgrind[@]}" "$tmp/test_agentmem" tests/error_codes.json
+# valgrind runs a program on one core, so the programs under valgrind run side by side, as
+# many at once as there are cores (AGENTMEM_TEST_JOBS to change that), longest first; each
+# one's output is printed when it ends. They share nothing: each has its own temp files and
+# PostgreSQL schema.
+max_jobs=${AGENTMEM_TEST_JOBS:-$(nproc)}
+declare -A job_name=() job_start=() job_log=()
+failed=()
+reap_one() {
+  local pid rc
+  wait -n -p pid "${!job_name[@]}" && rc=0 || rc=$?
+  echo "== ${job_name[$pid]}: exit $rc after $(( $(date +%s) - job_start[$pid] )) s"
+  cat "${job_log[$pid]}"
+  [ "$rc" = 0 ] || failed+=("${job_name[$pid]}")
+  unset "job_name[$pid]" "job_start[$pid]" "job_log[$pid]"
+}
+job() {
+  local name=$1 log
+  shift
+  while [ ${#job_name[@]} -ge "$max_jobs" ]; do reap_one; done
+  step "started: $name"
+  log=$(mktemp "$tmp/job-XXXXXX.log")
+  "$@" >"$log" 2>&1 &
+  job_name[$!]=$name
+  job_start[$!]=$(date +%s)
+  job_log[$!]=$log
+}
+wait_jobs() {
+  while [ ${#job_name[@]} -gt 0 ]; do reap_one; done
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed: ${failed[*]}"
+    exit 1
+  fi
+}
 
-step "test_infer under valgrind, against tests/fake_llm.py"
+# The example plugin is built by examples/plugins/build.sh when the wasm32 target is
+# installed; test_plugins skips its test, saying so, when the file is missing.
+pii_wasm=${AGENTMEM_EXAMPLE_PLUGINS:-$root/target/wasm32-unknown-unknown/release}/pii_redactor.wasm
+step "test_plugins natively"
+# Natively first: there wasmtime's own signal handlers catch the traps (valgrind emulates
+# signal delivery), and the timeout runs at full speed.
+"$tmp/test_plugins" "$pii_wasm"
+
 python3 tests/fake_llm.py --script tests/c/infer_script.json --port-file "$tmp/fake.port" \
   --log "$tmp/fake.log" &
 fake_pid=$!
@@ -86,32 +128,26 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -s "$tmp/fake.port" ] || { echo "tests/fake_llm.py did not start"; exit 1; }
-"${valgrind[@]}" "$tmp/test_infer" "http://127.0.0.1:$(cat "$tmp/fake.port")" "$tmp/fake.log" \
-  tests/c/infer_script.json
-kill "$fake_pid"
-wait "$fake_pid" || true
-fake_pid=
 
-# The example plugin is built by examples/plugins/build.sh when the wasm32 target is
-# installed; test_plugins skips its test, saying so, when the file is missing.
-pii_wasm=${AGENTMEM_EXAMPLE_PLUGINS:-$root/target/wasm32-unknown-unknown/release}/pii_redactor.wasm
-step "test_plugins natively"
-# Natively first: there wasmtime's own signal handlers catch the traps (valgrind emulates
-# signal delivery), and the timeout runs at full speed.
-"$tmp/test_plugins" "$pii_wasm"
-step "test_plugins under valgrind"
 # valgrind runs wasmtime's generated code (traps, timeouts and all), but reports one
 # "conditional jump depends on uninitialised value" inside wasmtime's module parser, a
 # dependency built optimised; tests/c/wasmtime.supp says why and suppresses that frame pair
 # only, for this program only. Leaks are counted as for the others.
-"${valgrind[@]}" --suppressions=tests/c/wasmtime.supp "$tmp/test_plugins" "$pii_wasm"
-
+job "test_plugins under valgrind" \
+  "${valgrind[@]}" --suppressions=tests/c/wasmtime.supp "$tmp/test_plugins" "$pii_wasm"
+job "conformance cases through the C ABI under valgrind" \
+  "${valgrind[@]}" "$tmp/conformance" --error-codes tests/error_codes.json tests/conformance
+job "test_agentmem under valgrind" "${valgrind[@]}" "$tmp/test_agentmem" tests/error_codes.json
 if [ -n "${AGENTMEM_TEST_PG_URL:-}" ]; then pg_server="on the test server"; else pg_server="no server"; fi
-step "test_postgres under valgrind ($pg_server)"
-"${valgrind[@]}" "$tmp/test_postgres"
-
-step "conformance cases through the C ABI under valgrind"
-"${valgrind[@]}" "$tmp/conformance" --error-codes tests/error_codes.json tests/conformance
+job "test_postgres under valgrind ($pg_server)" "${valgrind[@]}" "$tmp/test_postgres"
+# Against tests/fake_llm.py, started above.
+job "test_infer under valgrind, against tests/fake_llm.py" \
+  "${valgrind[@]}" "$tmp/test_infer" "http://127.0.0.1:$(cat "$tmp/fake.port")" "$tmp/fake.log" \
+  tests/c/infer_script.json
+wait_jobs
+kill "$fake_pid"
+wait "$fake_pid" || true
+fake_pid=
 
 step "make -C ffi install into a temporary prefix"
 prefix=$tmp/prefix

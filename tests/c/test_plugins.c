@@ -44,7 +44,7 @@ static am_memory *open_store(const char *file, int line) {
 
 /*
  * A WebAssembly-text module speaking extism's kernel ABI, built export by export (as
- * core/tests/support/wat.rs does): every module imports the same host functions, so the host
+ * core/tests/all/support/wat.rs does): every module imports the same host functions, so the host
  * must provide them all, and only the capabilities decide what a call may do.
  */
 typedef struct {

@@ -24,6 +24,8 @@ fn id_set(hits: Vec<SearchHit>) -> BTreeSet<String> {
 }
 
 fn real_model() -> Memory {
+    // The model is located through environment variables other tests change.
+    let _env = crate::support::env_lock();
     let memory = Memory::open_in_memory().expect("open in-memory store");
     assert!(
         memory.embedding_model().is_some(),
@@ -442,11 +444,15 @@ fn hybrid_fuses_and_explains() {
 
     // Found by keywords: the query vector (about the weather) ranks the code far below the
     // limit (or nowhere), yet hybrid returns it near the top, with its similarity.
-    let weather = agent_mem::LocalEmbedder::new_default()
-        .unwrap()
-        .embed(&["weather forecast for the weekend"])
-        .unwrap()
-        .remove(0);
+    let weather = {
+        // The model is located through environment variables other tests change.
+        let _env = crate::support::env_lock();
+        agent_mem::LocalEmbedder::new_default()
+            .unwrap()
+            .embed(&["weather forecast for the weekend"])
+            .unwrap()
+            .remove(0)
+    };
     let hits = memory
         .search_with_vector("UA857", &weather, &SearchOptions::new().limit(10))
         .unwrap();

@@ -2,7 +2,7 @@
 //! against a real local HTTP server that plays the provider: request shapes, answers,
 //! errors, retries, timeouts, configuration and secrets. No internet.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

@@ -3,7 +3,7 @@
 //! sharing one store. Prints tables.
 //!
 //! ```text
-//! bash tests/postgres.sh run -- cargo bench -p agent-mem --features postgres --bench backends
+//! bash tests/postgres.sh run -- cargo bench -p agent-mem-benches --features postgres --bench backends
 //! ```
 //! needs a server in `AGENTMEM_TEST_PG_URL` (the script starts one); `-- --sizes 5000,20000`
 //! picks sizes, `-- --seconds N` the length of each throughput run (default 5).

@@ -2,7 +2,7 @@
 # On-demand benchmark (not run by CI): mem0 vs agent_mem, `add` with inference against one
 # local fake OpenAI server that answers at once. See compare.py for what is measured.
 #
-#   bash core/benches/mem0_compare/run.sh [compare.py options, e.g. --adds 50]
+#   bash benches/mem0_compare/run.sh [compare.py options, e.g. --adds 50]
 #
 # Virtualenv: target/mem0-bench-venv (reused). It holds mem0ai 1.0.11 (the last release with
 # the classic two-call pipeline) and its dependencies (openai SDK, qdrant-client used in local
@@ -12,7 +12,7 @@
 # profile (workspace crates unoptimised, dependencies at opt-level 3) unless
 # MEM0_BENCH_PROFILE=release (a separate, longer build: ~4 min on 2 cores).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/target/mem0-bench-venv"
 PY="$VENV/bin/python"
@@ -45,4 +45,4 @@ AGENTMEM_PYTHON="$PY" bash tests/ensure_model.sh
 MATURIN_PEP517_ARGS="--profile ${MEM0_BENCH_PROFILE:-dev}" CARGO_TARGET_DIR="$ROOT/target" pip_install ./python
 echo "   $(( $(date +%s) - t )) s (setup total $(( $(date +%s) - t0 )) s)"
 
-exec "$PY" "$ROOT/core/benches/mem0_compare/compare.py" --mem0-v2-path "$VENV/mem0-$MEM0_V2" "$@"
+exec "$PY" "$ROOT/benches/mem0_compare/compare.py" --mem0-v2-path "$VENV/mem0-$MEM0_V2" "$@"

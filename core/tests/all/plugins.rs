@@ -3,9 +3,8 @@
 //! these tests need no wasm32 Rust target; the Rust example plugins of `examples/plugins/`
 //! are tested at the end when the test command could build them.
 
-mod support;
-#[path = "support/wat.rs"]
-mod wat;
+use crate::support;
+use crate::support::wat;
 
 use std::path::PathBuf;
 use std::sync::Arc;

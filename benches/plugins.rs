@@ -2,11 +2,11 @@
 //! load (compile and first instance), a cache hit, and the latency one `on_add` and one
 //! `after_search` hook add to an add and a search; prints a table.
 //!
-//! `cargo bench -p agent-mem --features plugins --bench plugins` (`-- --calls N`, default
+//! `cargo bench -p agent-mem-benches --features plugins --bench plugins` (`-- --calls N`, default
 //! 20000). The store uses the hashing embedder so that the model does not drown the hooks'
 //! cost; the Rust example plugins are measured too when `examples/plugins/build.sh` built them.
 
-#[path = "../tests/support/wat.rs"]
+#[path = "../core/tests/all/support/wat.rs"]
 mod wat;
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
 use agent_mem::embed::{
     locate_model, Embedder, HashingEmbedder, LocalEmbedder, DEFAULT_MODEL_NAME,
@@ -15,14 +15,9 @@ use agent_mem::embed::{
 use agent_mem::ErrorCode;
 
 /// Environment variables are process-global and tests run on parallel threads: every test
-/// that reads or writes the variables `locate_model` looks at holds this lock.
-static ENV_LOCK: Mutex<()> = Mutex::new(());
-
-fn env_lock() -> MutexGuard<'static, ()> {
-    ENV_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// that reads or writes the variables `locate_model` looks at holds this lock (shared with
+/// the other modules of the test binary).
+use crate::support::env_lock;
 
 /// The model, located like users do and loaded once for the whole test binary.
 fn model() -> &'static LocalEmbedder {

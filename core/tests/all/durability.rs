@@ -9,6 +9,8 @@
 //! The multi-process tests re-run this test binary as the child, selected with
 //! `--exact <child test>` and an environment variable (without it the child tests do nothing).
 
+use crate::support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -228,9 +230,14 @@ fn assert_self_found(memory: &Memory, model: &HashMap<String, Vec<f32>>, what: &
 fn spawn_child(test: &str, env: &[(&str, String)]) -> Child {
     let exe = std::env::current_exe().expect("current exe");
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--exact",
+        &support::test_name(module_path!(), test),
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }

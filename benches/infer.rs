@@ -2,12 +2,12 @@
 //! latency (HTTP round trips to a local server that answers at once, embedding the facts with
 //! the local model, the similarity searches and the transaction); prints a table.
 //!
-//! `cargo bench -p agent-mem --bench infer` (`-- --rounds N`, default 60). The model is the
+//! `cargo bench -p agent-mem-benches --bench infer` (`-- --rounds N`, default 60). The model is the
 //! fake OpenAI-compatible server of the tests (a real HTTP server on 127.0.0.1) answering
 //! instantly, so every millisecond measured is ours, not the model's.
 
 #[allow(dead_code)]
-#[path = "../tests/support/fake_llm.rs"]
+#[path = "../core/tests/all/support/fake_llm.rs"]
 mod fake_llm;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -9,7 +9,7 @@
 //! The children are this test binary run again with `--exact <child test>` and an
 //! environment variable naming the store (without it the child tests do nothing).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -44,9 +44,14 @@ fn open(url: &str) -> Memory {
 fn spawn_child(test: &str, env: &[(&str, String)]) -> Child {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--exact",
+        &support::test_name(module_path!(), test),
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -118,6 +123,7 @@ fn writer_child() {
 
 #[test]
 fn four_processes_two_threads_add_into_one_store() {
+    let _server = support::pg::shared();
     let Some(url) = support::pg::fresh_store_url("four_processes") else {
         return;
     };
@@ -197,6 +203,7 @@ fn crash_child() {
 
 #[test]
 fn killed_client_mid_batch_leaves_no_partial_batch() {
+    let _server = support::pg::shared();
     let Some(url) = support::pg::fresh_store_url("killed_client") else {
         return;
     };

@@ -18,7 +18,7 @@ use agent_mem::{
 use serde_json::{json, Map, Value};
 
 #[cfg(feature = "postgres")]
-mod support;
+use crate::support;
 
 /// Fewer files or steps than this means cases went missing.
 const MIN_FILES: usize = 12;
@@ -685,6 +685,7 @@ fn conformance_cases() {
 #[cfg(feature = "postgres")]
 #[test]
 fn conformance_cases_on_postgres() {
+    let _server = support::pg::shared();
     if support::pg::server_url("conformance_cases_on_postgres").is_none() {
         return;
     }

@@ -6,7 +6,7 @@
 //! a contradiction keeps the new fact, identity fields never come from the model, malformed
 //! JSON is repaired or refused with the store unchanged, a timeout leaves the store unchanged.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

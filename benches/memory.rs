@@ -1,6 +1,6 @@
 //! Throughput and latency of the engine at several store sizes; prints a table.
 //!
-//! `cargo bench -p agent-mem --bench memory` runs 10k and 100k memories;
+//! `cargo bench -p agent-mem-benches --bench memory` runs 10k and 100k memories;
 //! `-- --large` adds 1M; `-- --sizes 5000,20000` picks sizes; `-- --no-model` skips the
 //! parts that need the local embedding model; `-- --expansion-add N`, `--expansion-search N`
 //! and `--connectivity N` change the HNSW parameters from their defaults.

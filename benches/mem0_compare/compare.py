@@ -27,7 +27,7 @@ agent_mem runs WAL with synchronous=NORMAL. On a slow disk mem0's time is mostly
 ``--tmpdir /dev/shm`` to see the overhead without disk latency. The machine's load shows in
 the wall times; "CPU ms" (the library process's CPU time) is steadier.
 
-Run: ``bash core/benches/mem0_compare/run.sh [--adds 50] [--tmpdir /dev/shm] [--verbose]``
+Run: ``bash benches/mem0_compare/run.sh [--adds 50] [--tmpdir /dev/shm] [--verbose]``
 (builds the venv, then runs this file).
 """
 

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use agent_mem::embed::download::download_model;
 use agent_mem::embed::{locate_model, Embedder, LocalEmbedder, DEFAULT_MODEL_NAME};
@@ -57,12 +57,9 @@ fn serve(dir: PathBuf, repo: &'static str, max_requests: usize) -> (String, Arc<
     (endpoint, served)
 }
 
-/// Tests that read or set environment variables hold this (they are process-wide).
-static ENV: Mutex<()> = Mutex::new(());
-
-fn env_lock() -> MutexGuard<'static, ()> {
-    ENV.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// Tests that read or set environment variables hold this (they are process-wide; the lock
+/// is shared with the other modules of the test binary).
+use crate::support::env_lock;
 
 fn package_model_dir() -> PathBuf {
     let _env = env_lock();

@@ -9,10 +9,10 @@
 
 #![cfg(feature = "postgres")]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agent_mem::{
@@ -23,12 +23,9 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 /// The restart test stops the server that every other test uses: it takes this for writing,
-/// the others for reading, so no test runs while the server is down.
-static SERVER: RwLock<()> = RwLock::new(());
-
-fn shared() -> RwLockReadGuard<'static, ()> {
-    SERVER.read().unwrap_or_else(|p| p.into_inner())
-}
+/// the others for reading, so no test runs while the server is down (shared with the other
+/// modules of the test binary).
+use crate::support::pg::{shared, SERVER};
 
 fn embedder() -> Arc<HashingEmbedder> {
     Arc::new(HashingEmbedder::new(64))

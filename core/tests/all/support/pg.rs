@@ -2,8 +2,22 @@
 //! (`AGENTMEM_TEST_PG_URL`), so that tests are independent and run in parallel.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// The restart test (`postgres::a_server_restart_between_calls_goes_unnoticed`) stops the
+/// server that every other PostgreSQL test uses: it takes this for writing, the others, in
+/// every module of the test binary, for reading, so no test runs while the server is down.
+/// (cargo nextest runs each test in a process of its own: there `.config/nextest.toml` runs
+/// the restart test alone.)
+pub static SERVER: RwLock<()> = RwLock::new(());
+
+/// The lock [`SERVER`] taken for reading: held for the whole test by a test that uses the
+/// server.
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    SERVER.read().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The test server's URL. `None` (after saying SKIPPED) when there is none, unless
 /// `AGENTMEM_REQUIRE_POSTGRES=1`: then a missing server fails the test.
