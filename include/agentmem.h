@@ -211,7 +211,8 @@ void am_bytes_free(uint8_t *bytes,
  *   "index": {"connectivity": 16, "expansion_add": 64, "expansion_search": 128,
  *             "quantization": "f32" | "f16" | "i8", "exact_scan_limit": 4096},
  *   "search": {"mode": "hybrid", "limit": 10, "threshold": null,
- *              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "rrf_k": 60}},
+ *              "weights": {"vector": 1, "keyword": 1, "fuzzy": 0, "context": 0.1,
+ *                          "method": "score", "rrf_k": 60}},
  *   "llm": {"provider": "openai" | "anthropic" | "deepseek" | "zhipu" | "moonshot" |
  *           "ollama" | "openai_compatible", "model": "gpt-4.1-nano", "api_key": "…",
  *           "base_url": "https://api.openai.com/v1", "timeout_ms": 60000, "max_retries": 3,
@@ -393,7 +394,7 @@ am_status am_memory_history(const am_memory *m,
  * `request_json`: `{"query": "…", "mode": "hybrid" (default) | "vector" | "keyword" |
  * "phrase" | "fuzzy", "limit": 10, "threshold": 0.3, "user_id", "agent_id", "run_id",
  * "org_id", "include_global", "include_expired", "filters": {…}, "weights": {"vector",
- * "keyword", "fuzzy", "rrf_k"}}`. `*out_json`: `[hits]`, best first; a hit is a memory
+ * "keyword", "fuzzy", "context", "method", "rrf_k"}}`. `*out_json`: `[hits]`, best first; a hit is a memory
  * record plus `"score"`, `"similarity"` (cosine, when the query was embedded) and
  * `"explain"` (each engine's rank and score). Thread-safe.
  */

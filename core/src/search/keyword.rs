@@ -33,7 +33,7 @@ pub(crate) fn run(
 const K1: f32 = 1.2;
 /// BM25's length normalisation. Lower than the textbook 0.75: conversational memories are
 /// short, and a short turn matching one query word should not outrank a longer one that
-/// says more of the query (0.4 was best on every conversational dev set; see the retrieval
+/// says more of the query (0.4 beat 0.75 on the conversational dev sets of the retrieval
 /// bench).
 const B: f32 = 0.4;
 /// The most keyword candidates scored for one query. When a query's terms match more
@@ -109,8 +109,8 @@ fn bm25(index: &mut dyn TextIndex, terms: &[String], all: bool) -> Result<Vec<(i
                 .filter(|(f, _)| **f > 0)
                 .map(|(f, w)| w * *f as f32 * (K1 + 1.0) / (*f as f32 + norm))
                 .sum();
-            // Every term is in the index, so a candidate matches at least one; one that
-            // does not (a stale row) is left out.
+            // A candidate whose content holds none of the terms any more (changed since
+            // the backend indexed it) is left out.
             (score > 0.0).then(|| (key, content, (score / attainable).min(1.0)))
         })
         .collect();
