@@ -19,6 +19,8 @@ use crate::store::{Selection, Store, TextEngine};
 
 /// A memory's key in the store (its SQLite rowid or PostgreSQL key), end to end.
 type Key = i64;
+/// Cosine similarities computed for memories the vector engine did not rank.
+type Cosines = HashMap<Key, f32>;
 
 /// Hits loaded beyond the limit in case some were deleted since they were ranked.
 const SPARE: usize = 8;
@@ -37,6 +39,8 @@ pub(crate) fn run(
 ) -> Result<Vec<SearchHit>> {
     let limit = options.limit;
     let mut explain: HashMap<Key, Explanation> = HashMap::new();
+    // Cosines computed for candidates the vector engine did not rank, reused for the hits.
+    let mut similarities = Cosines::new();
     let ranked: Vec<(Key, f32)> = match options.mode {
         SearchMode::Vector => {
             let hits = store.nearest(query_vector.unwrap_or_default(), limit, selection)?;
@@ -57,13 +61,16 @@ pub(crate) fn run(
             note(&mut explain, &lists.fuzzy, |e, s| e.fuzzy = Some(s));
             match weights.method {
                 FusionMethod::Score => {
-                    score_fusion(store, &lists, query_vector, &weights, &explain)?
+                    let (ranked, computed) =
+                        score_fusion(store, &lists, query_vector, &weights, &explain)?;
+                    similarities = computed;
+                    ranked
                 }
                 FusionMethod::Rrf => rank_fusion(&lists, &weights),
             }
         }
     };
-    hits(store, ranked, explain, query_vector, options)
+    hits(store, ranked, explain, similarities, query_vector, options)
 }
 
 fn text_engine(mode: SearchMode) -> (TextEngine, fn(&mut Explanation, EngineScore)) {
@@ -184,7 +191,7 @@ fn score_fusion(
     query_vector: Option<&[f32]>,
     weights: &FusionWeights,
     explain: &HashMap<Key, Explanation>,
-) -> Result<Vec<(Key, f32)>> {
+) -> Result<(Vec<(Key, f32)>, Cosines)> {
     let mut candidates: Vec<Key> = Vec::new();
     let mut seen = HashSet::new();
     for list in [&lists.vector, &lists.keyword, &lists.fuzzy] {
@@ -248,7 +255,10 @@ fn score_fusion(
             })
             .collect();
         nearest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        return Ok(nearest.into_iter().map(|(k, _)| (k, 0.0)).collect());
+        return Ok((
+            nearest.into_iter().map(|(k, _)| (k, 0.0)).collect(),
+            computed,
+        ));
     }
     let standing: HashMap<Key, f32> = all
         .iter()
@@ -275,7 +285,7 @@ fn score_fusion(
         })
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    Ok(ranked)
+    Ok((ranked, computed))
 }
 
 /// For each candidate, the candidates stored right before or after it in the same scope.
@@ -315,12 +325,13 @@ fn adjacent_in_scope(
 }
 
 /// Turns ranked keys into hits: loads the records (dropping any deleted meanwhile),
-/// computes similarities, applies the threshold (to the score, in every mode), orders equal
-/// scores by similarity, and keeps `limit`.
+/// computes the similarities not `computed` yet, applies the threshold (to the score, in
+/// every mode), orders equal scores by similarity, and keeps `limit`.
 fn hits(
     store: &dyn Store,
     ranked: Vec<(Key, f32)>,
     mut explain: HashMap<Key, Explanation>,
+    mut computed: Cosines,
     query_vector: Option<&[f32]>,
     options: &SearchOptions,
 ) -> Result<Vec<SearchHit>> {
@@ -342,19 +353,20 @@ fn hits(
         .collect();
     let keys: Vec<Key> = ranked.iter().map(|(k, _)| *k).collect();
     let mut records = store.records(&keys)?;
-    // Hits the vector engine did not rank still report their similarity.
+    // Hits the vector engine did not rank still report their similarity (computed here
+    // unless fusion already did).
     let unscored: Vec<Key> = match query_vector {
         Some(_) => keys
             .iter()
             .copied()
             .filter(|k| explain.get(k).is_none_or(|e| e.vector.is_none()))
+            .filter(|k| !computed.contains_key(k))
             .collect(),
         None => Vec::new(),
     };
-    let computed = match query_vector {
-        Some(q) if !unscored.is_empty() => store.similarities(q, &unscored)?,
-        _ => HashMap::new(),
-    };
+    if let Some(q) = query_vector.filter(|_| !unscored.is_empty()) {
+        computed.extend(store.similarities(q, &unscored)?);
+    }
     let mut out: Vec<SearchHit> = Vec::new();
     for (key, score) in ranked {
         let Some(memory) = records.remove(&key) else {
