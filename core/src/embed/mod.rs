@@ -6,11 +6,13 @@ pub mod download;
 mod hashing;
 mod local;
 mod locate;
+mod model;
 mod remote;
 
 pub use hashing::HashingEmbedder;
 pub use local::LocalEmbedder;
-pub use locate::{locate_model, ModelLocation, DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE};
+pub use locate::locate_model;
+pub use model::{ModelLocation, DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE};
 pub use remote::{OpenAiEmbedder, RemoteEmbedderConfig};
 
 use crate::error::Result;
