@@ -41,6 +41,7 @@
 pub mod embed;
 mod error;
 pub mod filter;
+mod http;
 pub mod index;
 pub mod llm;
 mod memory;

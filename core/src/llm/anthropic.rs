@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret};
 use super::{ChatRequest, Llm};
 use crate::error::{ErrorCode, Result};
+use crate::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret};
 
 /// The API version sent in `anthropic-version`.
 const API_VERSION: &str = "2023-06-01";

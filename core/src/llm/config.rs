@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::http::{display_url, HttpOptions};
 use super::{AnthropicChat, Llm, OpenAiChat};
 use crate::error::{Error, Result};
+use crate::http::{display_url, HttpOptions};
 
 /// A model provider. All but [`Provider::Anthropic`] speak the OpenAI API.
 ///

@@ -7,12 +7,12 @@
 
 mod anthropic;
 mod config;
-pub(crate) mod http;
 mod openai;
 pub mod prompts;
 pub(crate) mod repair;
 
 pub use anthropic::AnthropicChat;
+pub(crate) use config::{resolve, Endpoint, Purpose};
 pub use config::{LlmConfig, Provider};
 pub use openai::OpenAiChat;
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret};
 use super::{ChatRequest, Llm};
 use crate::error::{ErrorCode, Result};
+use crate::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret};
 
 /// A chat model behind an OpenAI-compatible `POST {base_url}/chat/completions` endpoint.
 ///

@@ -27,10 +27,6 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorCode, Result};
 
-// The endpoint resolution lives with the provider table; re-exported here because this
-// module is the one the embedders can reach.
-pub(crate) use super::config::{resolve, Endpoint, Purpose};
-
 /// Statuses worth another attempt.
 const RETRY_STATUSES: [u16; 6] = [429, 500, 502, 503, 504, 529];
 
