@@ -1,5 +1,6 @@
 //! The filter language: a small JSON-shaped language compatible with mem0's filters,
-//! compiled to one SQL condition so that every search path filters the same way.
+//! parsed and validated here into a [`Filter`]; each storage backend compiles it to one SQL
+//! condition, so that every search path filters the same way.
 //!
 //! ```json
 //! {"user_id": "alice",
@@ -14,7 +15,6 @@
 //! `eq, ne, gt, gte, lt, lte, in, nin, contains, icontains`. Conditions side by side all
 //! hold (AND).
 
-use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -248,37 +248,6 @@ impl Filter {
             _ => false,
         }
     }
-
-    /// Compiles to a SQL condition over the `memories` table aliased `m`.
-    pub(crate) fn to_sql(&self, params: &mut Vec<SqlValue>) -> String {
-        match self {
-            Filter::All => "1".into(),
-            Filter::And(parts) if parts.is_empty() => "1".into(),
-            Filter::Or(parts) if parts.is_empty() => "0".into(),
-            Filter::And(parts) => join(parts, " AND ", params),
-            Filter::Or(parts) => join(parts, " OR ", params),
-            Filter::Not(inner) => format!("NOT ({})", inner.to_sql(params)),
-            Filter::Cond { field, op, value } => {
-                let sql = cond_sql(field, *op, value, params);
-                // A comparison can be NULL (a missing metadata key or expiry), and NOT NULL
-                // is NULL: make every condition plainly true or false. Columns that are
-                // never NULL keep a bare condition, which SQLite can answer from an index.
-                if matches!(field, Field::Metadata(_) | Field::ExpiresAt) {
-                    format!("coalesce({sql}, 0)")
-                } else {
-                    sql
-                }
-            }
-        }
-    }
-}
-
-fn join(parts: &[Filter], sep: &str, params: &mut Vec<SqlValue>) -> String {
-    let inner: Vec<String> = parts
-        .iter()
-        .map(|p| format!("({})", p.to_sql(params)))
-        .collect();
-    inner.join(sep)
 }
 
 impl Field {
@@ -321,7 +290,7 @@ impl Field {
     }
 
     /// Scope fields are stored as '' when absent, so that UNIQUE constraints see them.
-    fn is_scope(&self) -> bool {
+    pub(crate) fn is_scope(&self) -> bool {
         matches!(
             self,
             Field::UserId | Field::AgentId | Field::RunId | Field::OrgId
@@ -544,155 +513,6 @@ fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
-    }
-}
-
-fn sql_value(v: &Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => SqlValue::Text(s.clone()),
-        other => SqlValue::Text(other.to_string()),
-    }
-}
-
-fn push(params: &mut Vec<SqlValue>, v: SqlValue) -> String {
-    params.push(v);
-    format!("?{}", params.len())
-}
-
-fn cond_sql(field: &Field, op: Op, value: &Value, params: &mut Vec<SqlValue>) -> String {
-    let column = match field {
-        Field::Id => "m.id".to_string(),
-        Field::Content => "m.content".into(),
-        Field::Hash => "m.hash".into(),
-        Field::Kind => "m.kind".into(),
-        Field::UserId => "m.user_id".into(),
-        Field::AgentId => "m.agent_id".into(),
-        Field::RunId => "m.run_id".into(),
-        Field::OrgId => "m.org_id".into(),
-        Field::CreatedAt => "m.created_at".into(),
-        Field::UpdatedAt => "m.updated_at".into(),
-        Field::ExpiresAt => "m.expires_at".into(),
-        Field::Metadata(key) => {
-            let path = push(params, SqlValue::Text(format!("$.\"{key}\"")));
-            format!("json_extract(m.metadata, {path})")
-        }
-    };
-    // Absent scope ids are stored as '', so "is null" means "is ''" for them.
-    let null_value = |params: &mut Vec<SqlValue>| -> Option<String> {
-        field
-            .is_scope()
-            .then(|| push(params, SqlValue::Text(String::new())))
-    };
-    match op {
-        Op::Exists => match null_value(params) {
-            Some(empty) => format!("{column} <> {empty}"),
-            None => format!("{column} IS NOT NULL"),
-        },
-        Op::Eq | Op::Ne if value.is_null() => {
-            let test = match null_value(params) {
-                Some(empty) => format!("{column} = {empty}"),
-                None => format!("{column} IS NULL"),
-            };
-            if op == Op::Eq {
-                test
-            } else {
-                format!("NOT ({test})")
-            }
-        }
-        Op::Eq => {
-            let p = push(params, sql_value(value));
-            format!("{column} = {p}")
-        }
-        Op::Ne => {
-            let p = push(params, sql_value(value));
-            format!("{column} IS NOT {p}")
-        }
-        Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
-            let sym = match op {
-                Op::Gt => ">",
-                Op::Gte => ">=",
-                Op::Lt => "<",
-                _ => "<=",
-            };
-            let p = push(params, sql_value(value));
-            // SQLite orders numbers before text; compare like with like only.
-            let guard = if value.is_number() {
-                format!("typeof({column}) IN ('integer', 'real')")
-            } else {
-                format!("typeof({column}) = 'text'")
-            };
-            format!("({guard} AND {column} {sym} {p})")
-        }
-        Op::In | Op::Nin => {
-            let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
-            let mut list = Vec::new();
-            let mut has_null = false;
-            for item in items {
-                if item.is_null() {
-                    has_null = true;
-                    if field.is_scope() {
-                        list.push(Value::String(String::new()));
-                    }
-                } else {
-                    list.push(item.clone());
-                }
-            }
-            // The whole list is one JSON parameter: SQLite allows at most 32,766 parameters
-            // per statement, fewer than a filter's lists may hold. `json_each` gives each
-            // value as `sql_value` would bind it (true as 1, big integers as reals).
-            let in_list = if list.is_empty() {
-                "0".to_string()
-            } else {
-                let p = push(params, SqlValue::Text(Value::Array(list).to_string()));
-                format!("{column} IN (SELECT value FROM json_each({p}))")
-            };
-            let matches = if has_null && !field.is_scope() {
-                format!("({column} IS NULL OR {in_list})")
-            } else {
-                in_list
-            };
-            if op == Op::In {
-                matches
-            } else {
-                // A missing value is in no list: `NOT (NULL IN ...)` would be NULL (false).
-                format!("NOT coalesce({matches}, 0)")
-            }
-        }
-        Op::Contains | Op::Icontains => {
-            let fold = |s: String| {
-                if op == Op::Icontains {
-                    format!("am_lower({s})")
-                } else {
-                    s
-                }
-            };
-            let needle = push(params, sql_value(value));
-            let text_test = format!(
-                "instr({}, {}) > 0",
-                fold(column.clone()),
-                fold(needle.clone())
-            );
-            match field {
-                Field::Metadata(key) => {
-                    let path = push(params, SqlValue::Text(format!("$.\"{key}\"")));
-                    format!(
-                        "(CASE json_type(m.metadata, {path}) \
-                         WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each(m.metadata, {path}) e \
-                         WHERE {} = {}) \
-                         WHEN 'text' THEN {text_test} ELSE 0 END)",
-                        fold("e.value".into()),
-                        fold(needle)
-                    )
-                }
-                _ => text_test,
-            }
-        }
     }
 }
 

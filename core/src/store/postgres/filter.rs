@@ -1,5 +1,5 @@
 //! The filter language compiled for PostgreSQL, with the SQLite compiler's results
-//! (`crate::filter::Filter::to_sql`), which is the reference:
+//! (`store/sqlite/filter.rs`), which is the reference:
 //!
 //! - metadata is `jsonb`; a metadata value is compared the way SQLite compares what
 //!   `json_extract` returns: numbers with numbers (a boolean counts as 1 or 0 there, so
@@ -115,13 +115,6 @@ fn column(field: &Field) -> &'static str {
     }
 }
 
-fn is_scope(field: &Field) -> bool {
-    matches!(
-        field,
-        Field::UserId | Field::AgentId | Field::RunId | Field::OrgId
-    )
-}
-
 fn comparison(op: Op) -> &'static str {
     match op {
         Op::Gt => ">",
@@ -155,7 +148,7 @@ fn operand(v: &Value) -> Operand {
 /// absent). The parser only lets strings (and null) through as their operands.
 fn column_cond(field: &Field, op: Op, value: &Value, w: &mut Where, lower: &str) -> String {
     let col = column(field);
-    let scope = is_scope(field);
+    let scope = field.is_scope();
     match op {
         Op::Exists => {
             if scope {

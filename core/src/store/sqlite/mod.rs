@@ -3,6 +3,7 @@
 //! beside the file, and brought up to date from the change log (other processes' writes).
 
 pub(crate) mod db;
+mod filter;
 pub(crate) mod ops;
 pub(crate) mod schema;
 
@@ -15,6 +16,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection};
 
 use self::db::Db;
+use self::filter::Where;
 use self::ops::{VocabDelta, RECORD_COLUMNS};
 use super::{
     ExportedMemory, Inserted, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx,
@@ -30,27 +32,6 @@ use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
 /// Changes kept in the log behind the saved index, so that other processes with a slightly
 /// older in-memory index can still catch up without a rebuild.
 const CHANGE_LOG_MARGIN: i64 = 10_000;
-
-/// A compiled selection: a SQL condition over `memories m` and its parameters (`?1`…).
-pub(crate) struct Where {
-    pub sql: String,
-    pub params: Vec<SqlValue>,
-}
-
-impl Where {
-    fn of(selection: &Selection) -> Where {
-        let mut params = Vec::new();
-        let mut sql = selection.filter.to_sql(&mut params);
-        if !selection.include_expired {
-            params.push(SqlValue::Text(format_time(selection.now)));
-            sql = format!(
-                "({sql}) AND (m.expires_at IS NULL OR m.expires_at > ?{})",
-                params.len()
-            );
-        }
-        Where { sql, params }
-    }
-}
 
 /// A SQLite file (or an in-memory database) and its vector index.
 pub(crate) struct SqliteStore {
