@@ -11,11 +11,12 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
+use crate::search::keyword::{self, TextEngine};
 use crate::search::{
     fusion, EngineScore, Explanation, FusionMethod, FusionWeights, SearchHit, SearchMode,
     SearchOptions, MAX_LIMIT,
 };
-use crate::store::{Selection, Store, TextEngine};
+use crate::store::{Selection, Store};
 
 /// A memory's key in the store (its SQLite rowid or PostgreSQL key), end to end.
 type Key = i64;
@@ -49,7 +50,7 @@ pub(crate) fn run(
         }
         SearchMode::Keyword | SearchMode::Phrase | SearchMode::Fuzzy => {
             let (engine, explain_as) = text_engine(options.mode);
-            let hits = store.text_search(engine, query, selection, limit)?;
+            let hits = keyword::run(store, engine, query, selection, limit)?;
             note(&mut explain, &hits, explain_as);
             hits
         }
@@ -134,12 +135,12 @@ impl EngineLists {
                 FusionMethod::Score => ALL_CANDIDATES,
                 FusionMethod::Rrf => pool,
             };
-            store.text_search(TextEngine::Keyword, query, selection, depth)?
+            keyword::run(store, TextEngine::Keyword, query, selection, depth)?
         } else {
             Vec::new()
         };
         let fuzzy = if weights.fuzzy > 0.0 {
-            store.text_search(TextEngine::Fuzzy, query, selection, pool)?
+            keyword::run(store, TextEngine::Fuzzy, query, selection, pool)?
         } else {
             Vec::new()
         };

@@ -11,22 +11,37 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::error::Result;
-use crate::store::{TextEngine, TextIndex};
+use crate::error::{Error, Result};
+use crate::store::{Selection, Store, TextIndex};
 use crate::text::{self, Piece};
 
-/// Runs one text engine over a backend's text index.
+/// The text engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextEngine {
+    Keyword,
+    Phrase,
+    Fuzzy,
+}
+
+/// Runs one text engine over the store's text index, in one read snapshot of the memories
+/// the selection admits: `(key, score)`, best first, at most `limit`.
 pub(crate) fn run(
+    store: &dyn Store,
     engine: TextEngine,
-    index: &mut dyn TextIndex,
     query: &str,
+    selection: &Selection,
     limit: usize,
 ) -> Result<Vec<(i64, f32)>> {
-    match engine {
-        TextEngine::Keyword => keyword(index, query, limit),
-        TextEngine::Phrase => phrase(index, query, limit),
-        TextEngine::Fuzzy => fuzzy(index, query, limit),
-    }
+    let mut out = None;
+    store.read_text(selection, &mut |index| {
+        out = Some(match engine {
+            TextEngine::Keyword => keyword(index, query, limit)?,
+            TextEngine::Phrase => phrase(index, query, limit)?,
+            TextEngine::Fuzzy => fuzzy(index, query, limit)?,
+        });
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::internal("a text search ended without its result"))
 }
 
 /// BM25's term-frequency saturation (FTS5's value).

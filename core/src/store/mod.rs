@@ -69,14 +69,6 @@ pub(crate) enum Inserted {
     Twin(String),
 }
 
-/// The text engines of [`crate::search::keyword`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TextEngine {
-    Keyword,
-    Phrase,
-    Fuzzy,
-}
-
 /// A storage backend. Every method is one read snapshot or one write transaction.
 pub(crate) trait Store: StoreExport + Send + Sync {
     /// Where the store lives, for messages: a file path or a URL without its password.
@@ -115,14 +107,14 @@ pub(crate) trait Store: StoreExport + Send + Sync {
     ) -> Result<Vec<(i64, f32)>>;
     /// Cosine similarity of `query` to the stored vectors of these keys.
     fn similarities(&self, query: &[f32], keys: &[i64]) -> Result<HashMap<i64, f32>>;
-    /// Runs a text engine ([`crate::search::keyword`]) over this store's text index.
-    fn text_search(
+    /// Calls `f` with this store's text index over one read snapshot of the memories the
+    /// selection admits (the text engines run over it). A backend may call `f` again when
+    /// the database asks for a retry.
+    fn read_text(
         &self,
-        engine: TextEngine,
-        query: &str,
         selection: &Selection,
-        limit: usize,
-    ) -> Result<Vec<(i64, f32)>>;
+        f: &mut dyn FnMut(&mut dyn TextIndex) -> Result<()>,
+    ) -> Result<()>;
 
     /// Runs `f` in one write transaction: all of it or nothing. A backend may run `f` again
     /// when the database asks for a retry (a deadlock or serialisation failure between

@@ -30,11 +30,10 @@ use self::schema::Capabilities;
 use self::text::{PgText, TextDelta};
 use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records, PgTx};
 use super::{
-    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, TextEngine,
+    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, TextIndex,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::index::VectorIndexOptions;
-use crate::search::keyword;
 use crate::types::{HistoryEntry, MemoryRecord, Scope};
 
 /// Attempts of a write transaction that the database asks to retry (deadlock,
@@ -567,19 +566,14 @@ impl Store for PgStore {
         })
     }
 
-    fn text_search(
+    fn read_text(
         &self,
-        engine: TextEngine,
-        query: &str,
         selection: &Selection,
-        limit: usize,
-    ) -> Result<Vec<(i64, f32)>> {
+        f: &mut dyn FnMut(&mut dyn TextIndex) -> Result<()>,
+    ) -> Result<()> {
         let w = self.selection(selection);
         let lower = self.caps.lower;
-        self.read(true, |s| {
-            let mut index = PgText { s, w: &w, lower };
-            keyword::run(engine, &mut index, query, limit)
-        })
+        self.read(true, |s| f(&mut PgText { s, w: &w, lower }))
     }
 
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {

@@ -20,12 +20,11 @@ use self::filter::Where;
 use self::ops::{VocabDelta, RECORD_COLUMNS};
 use super::{
     ExportedMemory, Inserted, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx,
-    TextEngine, TextIndex,
+    TextIndex,
 };
 use crate::error::{Error, Result};
 use crate::index::vector::{self, VectorIndex};
 use crate::index::VectorIndexOptions;
-use crate::search::keyword;
 use crate::text;
 use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
 
@@ -283,16 +282,13 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    fn text_search(
+    fn read_text(
         &self,
-        engine: TextEngine,
-        query: &str,
         selection: &Selection,
-        limit: usize,
-    ) -> Result<Vec<(i64, f32)>> {
+        f: &mut dyn FnMut(&mut dyn TextIndex) -> Result<()>,
+    ) -> Result<()> {
         let w = Where::of(selection);
-        self.db
-            .read(|conn| keyword::run(engine, &mut SqliteText { conn, w: &w }, query, limit))
+        self.db.read(|conn| f(&mut SqliteText { conn, w: &w }))
     }
 
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {
