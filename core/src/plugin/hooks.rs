@@ -3,7 +3,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::manager::{Registered, HOOKS};
+use super::host::hit_json;
+use super::registered::{truncate, Registered, HOOKS};
 use super::{FailurePolicy, PluginManager};
 use crate::error::{Error, ErrorCode, Result};
 use crate::filter::Filter;
@@ -17,28 +18,6 @@ const ON_ADD: usize = 0;
 const BEFORE_SEARCH: usize = 1;
 const AFTER_SEARCH: usize = 2;
 
-/// A memory as plugins see it (hook inputs, `am_search`, `am_get`).
-pub(crate) fn hit_json(m: &MemoryRecord, score: f32) -> Value {
-    let mut v = json!({
-        "id": m.id,
-        "content": m.content,
-        "score": score,
-        "kind": m.kind.as_str(),
-        "metadata": m.metadata,
-        "created_at": format_time(m.created_at),
-        "updated_at": format_time(m.updated_at),
-    });
-    for (name, value) in m.scope.fields() {
-        if let Some(value) = value {
-            v[name] = json!(value);
-        }
-    }
-    if let Some(at) = m.expires_at {
-        v["expires_at"] = json!(format_time(at));
-    }
-    v
-}
-
 /// Reads a hook's answer: empty output means `{}`.
 fn answer<T: for<'de> Deserialize<'de> + Default>(output: &[u8]) -> Result<T> {
     let text = std::str::from_utf8(output)
@@ -48,7 +27,7 @@ fn answer<T: for<'de> Deserialize<'de> + Default>(output: &[u8]) -> Result<T> {
     }
     serde_json::from_str(text).map_err(|e| {
         let mut shown = text.to_string();
-        super::manager::truncate(&mut shown, 200);
+        truncate(&mut shown, 200);
         Error::new(
             ErrorCode::Plugin,
             format!("answered with JSON that does not fit the hook ({e}): {shown}"),

@@ -13,13 +13,13 @@ use extism::{CurrentPlugin, Function, UserData, Val, PTR};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::manager::{truncate, Registered};
+use super::registered::{truncate, Registered};
 use super::Capability;
 use crate::filter::Filter;
 use crate::llm::{ChatMessage, ChatRequest, Role};
 use crate::memory::Memory;
 use crate::search::{SearchMode, SearchOptions, MAX_LIMIT};
-use crate::types::{MemoryKind, MemoryRecord, Metadata, NewMemory, Scope};
+use crate::types::{format_time, MemoryKind, MemoryRecord, Metadata, NewMemory, Scope};
 
 scoped_tls::scoped_thread_local!(static ACTIVE: Memory);
 scoped_tls::scoped_thread_local!(static CALL: HostContext);
@@ -38,6 +38,28 @@ pub(crate) fn with_context<R>(context: &HostContext, f: impl FnOnce() -> R) -> R
 const MAX_LOG_LINE: usize = 4_000;
 /// Most hits a plugin's search may ask for.
 const MAX_PLUGIN_SEARCH: usize = 100;
+
+/// A memory as plugins see it (hook inputs, `am_search`, `am_get`).
+pub(crate) fn hit_json(m: &MemoryRecord, score: f32) -> Value {
+    let mut v = json!({
+        "id": m.id,
+        "content": m.content,
+        "score": score,
+        "kind": m.kind.as_str(),
+        "metadata": m.metadata,
+        "created_at": format_time(m.created_at),
+        "updated_at": format_time(m.updated_at),
+    });
+    for (name, value) in m.scope.fields() {
+        if let Some(value) = value {
+            v[name] = json!(value);
+        }
+    }
+    if let Some(at) = m.expires_at {
+        v["expires_at"] = json!(format_time(at));
+    }
+    v
+}
 
 /// What a host function knows about the call it serves.
 #[derive(Clone)]
@@ -232,7 +254,7 @@ fn search(ctx: &HostContext, input: &str) -> Served {
     let hits = store(|m| m.search_without_hooks(&request.query, &options))?;
     let results: Vec<Value> = hits
         .iter()
-        .map(|h| super::hooks::hit_json(&h.memory, h.score))
+        .map(|h| hit_json(&h.memory, h.score))
         .collect();
     Ok(json!({ "results": results }).to_string())
 }
@@ -245,7 +267,7 @@ fn get(ctx: &HostContext, id: &str) -> Served {
     })?;
     // Outside the scope looks exactly like absent: a plugin learns nothing of others.
     let answer = match found.filter(|r| ctx.can_see(r)) {
-        Some(record) => super::hooks::hit_json(&record, 1.0),
+        Some(record) => hit_json(&record, 1.0),
         None => Value::Null,
     };
     Ok(answer.to_string())

@@ -38,6 +38,7 @@ mod host;
 mod http;
 mod manager;
 mod module;
+mod registered;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
