@@ -59,7 +59,7 @@ pub use filter::Filter;
 pub use index::{Quantization, VectorIndexOptions};
 pub use llm::{Llm, LlmConfig};
 pub use memory::{
-    AddMessages, CopyReport, ListOptions, ListOrder, ListPage, Memory, MemoryBuilder, MemoryEvent,
+    AddMessages, CopyReport, ListOptions, ListPage, Memory, MemoryBuilder, MemoryEvent,
     MemoryEventKind, Message,
 };
 pub use search::{
@@ -68,8 +68,8 @@ pub use search::{
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresOptions;
 pub use types::{
-    format_time, parse_time, AddOutcome, HistoryEntry, HistoryEvent, MemoryKind, MemoryRecord,
-    MemoryUpdate, Metadata, NewMemory, Scope, MAX_CONTENT_BYTES, MAX_SCOPE_ID_BYTES,
+    format_time, parse_time, AddOutcome, HistoryEntry, HistoryEvent, ListOrder, MemoryKind,
+    MemoryRecord, MemoryUpdate, Metadata, NewMemory, Scope, MAX_CONTENT_BYTES, MAX_SCOPE_ID_BYTES,
     RESERVED_METADATA_KEYS,
 };
 

@@ -17,7 +17,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{self, model_mismatch, Inserted, PageRequest, Selection, Store, StoreTx};
 use crate::types::{
     content_hash, format_time, validate_content, validate_metadata, AddOutcome, HistoryEntry,
-    MemoryRecord, MemoryUpdate, NewMemory, Scope,
+    ListOrder, MemoryRecord, MemoryUpdate, NewMemory, Scope,
 };
 
 mod infer;
@@ -74,34 +74,6 @@ impl EmbedderSlot {
                  search_with_vector) or configure one in the builder",
             )),
         }
-    }
-}
-
-/// Order of a listing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ListOrder {
-    /// Newest first (by creation).
-    #[default]
-    CreatedDesc,
-    /// Oldest first (by creation).
-    CreatedAsc,
-    /// Most recently changed first.
-    UpdatedDesc,
-    /// Least recently changed first.
-    UpdatedAsc,
-}
-
-impl ListOrder {
-    pub(crate) fn column(self) -> &'static str {
-        match self {
-            ListOrder::CreatedAsc | ListOrder::CreatedDesc => "created_at",
-            ListOrder::UpdatedAsc | ListOrder::UpdatedDesc => "updated_at",
-        }
-    }
-
-    pub(crate) fn descending(self) -> bool {
-        matches!(self, ListOrder::CreatedDesc | ListOrder::UpdatedDesc)
     }
 }
 
@@ -752,13 +724,8 @@ impl Memory {
         let more = rows.len() > options.limit;
         rows.truncate(options.limit);
         let next_cursor = if more {
-            rows.last().map(|(key, r)| {
-                let at = match options.order.column() {
-                    "created_at" => r.created_at,
-                    _ => r.updated_at,
-                };
-                format!("{key}|{}", format_time(at))
-            })
+            rows.last()
+                .map(|(key, r)| format!("{key}|{}", format_time(options.order.time_of(r))))
         } else {
             None
         };

@@ -432,6 +432,42 @@ pub struct HistoryEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// Order of a listing ([`crate::Memory::list`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListOrder {
+    /// Newest first (by creation).
+    #[default]
+    CreatedDesc,
+    /// Oldest first (by creation).
+    CreatedAsc,
+    /// Most recently changed first.
+    UpdatedDesc,
+    /// Least recently changed first.
+    UpdatedAsc,
+}
+
+impl ListOrder {
+    /// True when the listing goes from the latest time to the earliest.
+    pub(crate) fn descending(self) -> bool {
+        matches!(self, ListOrder::CreatedDesc | ListOrder::UpdatedDesc)
+    }
+
+    /// True when the listing sorts by the time of the last change (else by creation).
+    pub(crate) fn by_update(self) -> bool {
+        matches!(self, ListOrder::UpdatedAsc | ListOrder::UpdatedDesc)
+    }
+
+    /// The time of `record` this order sorts by.
+    pub(crate) fn time_of(self, record: &MemoryRecord) -> DateTime<Utc> {
+        if self.by_update() {
+            record.updated_at
+        } else {
+            record.created_at
+        }
+    }
+}
+
 /// Formats a time the way the store keeps it: RFC 3339, UTC, microseconds, `Z`. The fixed
 /// width makes text order equal time order, so SQLite can compare times as text.
 pub fn format_time(t: DateTime<Utc>) -> String {

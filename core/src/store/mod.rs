@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::memory::ListOrder;
-use crate::types::{HistoryEntry, MemoryRecord, Scope};
+use crate::index::VectorIndexOptions;
+use crate::types::{HistoryEntry, ListOrder, MemoryRecord, Scope};
 
 pub use sqlite::schema::SCHEMA_VERSION;
 
@@ -48,6 +48,23 @@ pub(crate) struct PageRequest {
     pub offset: usize,
     /// Continue after this `(key, time)` position of the order (a cursor).
     pub after: Option<(i64, String)>,
+}
+
+impl PageRequest {
+    /// The SQL of the order, the same in both backends' schemas: the time column,
+    /// the comparison that continues after a cursor, and the direction.
+    pub(crate) fn order_sql(&self) -> (&'static str, &'static str, &'static str) {
+        let column = if self.order.by_update() {
+            "updated_at"
+        } else {
+            "created_at"
+        };
+        if self.order.descending() {
+            (column, "<", "DESC")
+        } else {
+            (column, ">", "ASC")
+        }
+    }
 }
 
 /// What a store records about itself.

@@ -402,12 +402,7 @@ impl Store for PgStore {
 
     fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>> {
         let mut w = self.selection(selection);
-        let column = page.order.column();
-        let (cmp, dir) = if page.order.descending() {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (column, cmp, dir) = page.order_sql();
         if let Some((key, at)) = &page.after {
             let t = w.push(at.clone());
             let k = w.push(*key);

@@ -174,12 +174,7 @@ impl Store for SqliteStore {
 
     fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>> {
         let mut w = Where::of(selection);
-        let column = page.order.column();
-        let (cmp, dir) = if page.order.descending() {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (column, cmp, dir) = page.order_sql();
         if let Some((key, at)) = &page.after {
             let n = w.params.len();
             w.sql = format!(
