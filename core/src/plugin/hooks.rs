@@ -8,11 +8,9 @@ use super::registered::{truncate, Registered, HOOKS};
 use super::{FailurePolicy, PluginManager};
 use crate::error::{Error, ErrorCode, Result};
 use crate::filter::Filter;
-use crate::memory::Memory;
+use crate::memory::{Memory, MemoryBuilder};
 use crate::search::{SearchHit, SearchOptions, MAX_LIMIT};
-use crate::types::{
-    format_time, validate_content, validate_metadata, MemoryRecord, Metadata, NewMemory, Scope,
-};
+use crate::types::{validate_content, validate_metadata, Metadata, NewMemory, Scope};
 
 const ON_ADD: usize = 0;
 const BEFORE_SEARCH: usize = 1;
@@ -91,7 +89,20 @@ impl PluginManager {
     }
 }
 
+impl MemoryBuilder {
+    /// Settings of the plugin manager (feature `plugins`).
+    pub fn plugin_options(mut self, options: super::PluginOptions) -> Self {
+        self.hooks = options;
+        self
+    }
+}
+
 impl Memory {
+    /// The store's plugins: register, list, load, unload, reload (feature `plugins`).
+    pub fn plugins(&self) -> &PluginManager {
+        self.hooks.plugins()
+    }
+
     /// Calls `function` of plugin `id` with `input`; host functions it calls are confined to
     /// `scope`. Returns the plugin's output bytes. Works for hook and function plugins.
     pub fn call_plugin(

@@ -251,11 +251,8 @@ fn search(ctx: &HostContext, input: &str) -> Served {
         options = options.mode(mode);
     }
     options.filter = Some(own.and(ctx.confinement()));
-    let hits = store(|m| m.search_without_hooks(&request.query, &options))?;
-    let results: Vec<Value> = hits
-        .iter()
-        .map(|h| hit_json(&h.memory, h.score))
-        .collect();
+    let hits = store(|m| m.search_inner(&request.query, None, &options))?;
+    let results: Vec<Value> = hits.iter().map(|h| hit_json(&h.memory, h.score)).collect();
     Ok(json!({ "results": results }).to_string())
 }
 
@@ -292,8 +289,11 @@ fn add(ctx: &HostContext, input: &str) -> Served {
     if let Some(kind) = request.kind {
         memory = memory.kind(kind);
     }
-    let outcome =
-        store(|m| m.add_without_hooks(memory, &format!("plugin:{}", ctx.plugin.manifest.id)))?;
+    let outcome = store(|m| {
+        // The plugin's own add does not run the hooks again.
+        let actor = format!("plugin:{}", ctx.plugin.manifest.id);
+        Ok(m.add_batch_as(vec![memory], &actor, false)?.remove(0))
+    })?;
     Ok(json!({"id": outcome.id, "added": outcome.added}).to_string())
 }
 
@@ -344,7 +344,7 @@ fn ask_llm(_: &HostContext, input: &str) -> Served {
     }
     chat.json = request.json;
     store(|m| {
-        let llm = m.llm_client().ok_or_else(|| {
+        let llm = m.llm.as_ref().ok_or_else(|| {
             crate::Error::new(
                 crate::ErrorCode::Unsupported,
                 "no language model is configured for this store",

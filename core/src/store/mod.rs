@@ -3,7 +3,7 @@
 //! pgvector for deployments that outgrow one machine.
 //!
 //! The memory logic (validation, the duplicate rule, history, embedding, fusion, inference)
-//! lives in `memory.rs` above the trait, so both backends keep the same rules. A backend
+//! lives in `memory/` above the trait, so both backends keep the same rules. A backend
 //! owns its indexes: it keeps them in step with its data inside [`StoreTx`] and answers the
 //! engines' primitives (nearest vectors, BM25 candidates, vocabulary for typos).
 
@@ -22,6 +22,58 @@ use crate::index::VectorIndexOptions;
 use crate::types::{HistoryEntry, ListOrder, MemoryRecord, Scope};
 
 pub use sqlite::schema::SCHEMA_VERSION;
+
+/// How to open a store (see [`open`]).
+#[derive(Debug, Clone)]
+pub(crate) struct StoreOptions {
+    /// HNSW parameters.
+    pub index: VectorIndexOptions,
+    /// Whether a SQLite store saves its vector index beside the file on close.
+    pub persist_index: bool,
+    /// Settings of the PostgreSQL backend.
+    #[cfg(feature = "postgres")]
+    pub postgres: postgres::PostgresOptions,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            index: VectorIndexOptions::default(),
+            persist_index: true,
+            #[cfg(feature = "postgres")]
+            postgres: postgres::PostgresOptions::default(),
+        }
+    }
+}
+
+/// Opens the backend `location` names: a `postgres://` URL, a SQLite file, or (`None`) a
+/// SQLite store in memory.
+pub(crate) fn open(location: Option<&Path>, options: &StoreOptions) -> Result<Box<dyn Store>> {
+    let url = location
+        .and_then(Path::to_str)
+        .filter(|p| is_postgres_url(p));
+    match url {
+        #[cfg(feature = "postgres")]
+        Some(url) => {
+            options.postgres.validate()?;
+            Ok(Box::new(postgres::PgStore::open(
+                url,
+                &options.postgres,
+                options.index,
+            )?))
+        }
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => Err(Error::new(
+            crate::error::ErrorCode::Unsupported,
+            "a postgres:// store needs agent_mem built with the `postgres` feature",
+        )),
+        None => Ok(Box::new(sqlite::SqliteStore::open(
+            location,
+            options.index,
+            options.persist_index,
+        )?)),
+    }
+}
 
 /// Which memories a call reads: a filter (the scope already ANDed in) and whether expired
 /// memories count, judged at `now`.

@@ -1,0 +1,491 @@
+//! Adding a conversation: [`Memory::add_messages`].
+//!
+//! With a chat model configured and `infer` on, the conversation goes through two calls at
+//! most: one extracts facts, one decides per fact ADD / UPDATE / DELETE / NONE against the
+//! similar memories already stored (shown to the model under small integer ids, so it cannot
+//! name a memory it was not shown). The decisions are then applied in one transaction with
+//! history. Guard-rails, each enforced here rather than trusted to the model:
+//!
+//! - a fact already stored word for word is NONE before the model is asked, and a memory that
+//!   states one of the call's facts is never deleted or rewritten;
+//! - a fact is never lost: DELETE stores the fact in place of the memory it replaces, and a
+//!   fact the model leaves out, or gives an unknown id for, is added;
+//! - scope, kind, metadata and expiry come from the call, never from the model's answer;
+//! - nothing is written until both calls have answered and parsed, so a failed, timed-out or
+//!   unreadable call leaves the store as it was.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::add::Writing;
+use super::embedding::{fit_vector, record_embedding_model, Embedded};
+use super::{Memory, ACTOR_EXPIRY, ACTOR_USER};
+use crate::error::{Error, ErrorCode, Result};
+use crate::llm::{prompts, repair::parse_model_json, ChatRequest, Llm};
+use crate::search::{SearchMode, SearchOptions};
+use crate::store::{self, StoreTx};
+use crate::types::{content_hash, validate_content, MemoryKind, MemoryRecord, Metadata, NewMemory};
+
+mod decide;
+mod request;
+
+use decide::{actor, read_decisions, read_facts, resolve, transcript, KeepTarget, Step};
+pub use request::{AddMessages, MemoryEvent, MemoryEventKind, Message};
+
+/// Stored memories considered per fact when deciding.
+const SIMILAR_PER_FACT: usize = 5;
+
+/// Custom prompts of a [`Memory`] (see the builder).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Prompts {
+    pub(crate) extraction: Option<String>,
+    pub(crate) decisions: Option<String>,
+    pub(crate) procedural: Option<String>,
+}
+
+impl Memory {
+    /// Remembers a conversation.
+    ///
+    /// With a chat model configured (see [`crate::MemoryBuilder::llm`]) and `infer` on, facts
+    /// are extracted, compared with similar stored memories, and ADDed, UPDATEd, DELETEd or
+    /// left alone (NONE) in one transaction; history rows name the model as the actor. The
+    /// events come back in mem0's shape. See the module docs for the guard-rails.
+    ///
+    /// `kind == procedural` with an agent id summarises the run into one procedural memory.
+    ///
+    /// Without a model, or with `infer` off, each non-system message becomes a memory as
+    /// given (with its `role`, and `name` as `actor_id`, in the metadata).
+    pub fn add_messages(&self, request: AddMessages) -> Result<Vec<MemoryEvent>> {
+        request.validate()?;
+        let llm = match (&self.llm, request.infer) {
+            (Some(llm), true) => llm.clone(),
+            _ => return self.add_raw(request),
+        };
+        if request.kind == Some(MemoryKind::Procedural) {
+            return self.add_procedural(llm.as_ref(), request);
+        }
+        if request.scope.is_global() {
+            return Err(Error::invalid(
+                "inference needs a scope (user_id, agent_id, run_id or org_id), so that the \
+                 model's decisions can only touch that scope's memories",
+            ));
+        }
+        self.add_inferred(llm.as_ref(), request)
+    }
+
+    fn add_raw(&self, request: AddMessages) -> Result<Vec<MemoryEvent>> {
+        let kind = request.kind.unwrap_or(MemoryKind::Episodic);
+        let memories: Vec<NewMemory> = request
+            .messages
+            .iter()
+            .filter(|m| m.role != "system")
+            .map(|m| {
+                let mut metadata = request.metadata.clone();
+                metadata.insert("role".into(), Value::String(m.role.clone()));
+                if let Some(name) = &m.name {
+                    metadata.insert("actor_id".into(), Value::String(name.clone()));
+                }
+                NewMemory {
+                    content: m.content.clone(),
+                    scope: request.scope.clone(),
+                    kind,
+                    metadata,
+                    expires_at: request.expires_at,
+                }
+            })
+            .collect();
+        if memories.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Hooks first, so that the events report what was stored (a redacted text, say).
+        let mut memories = memories;
+        for (i, m) in memories.iter().enumerate() {
+            m.validate()
+                .map_err(|e| Error::invalid(format!("message {i}: {}", e.message())))?;
+        }
+        self.hook_on_add("add", &mut memories)?;
+        let contents: Vec<String> = memories.iter().map(|m| m.content.clone()).collect();
+        let outcomes = self.add_batch_as(memories, ACTOR_USER, false)?;
+        Ok(outcomes
+            .into_iter()
+            .zip(contents)
+            .map(|(o, memory)| MemoryEvent {
+                id: o.id,
+                memory,
+                event: if o.added {
+                    MemoryEventKind::Add
+                } else {
+                    MemoryEventKind::None
+                },
+                previous_memory: None,
+            })
+            .collect())
+    }
+
+    fn add_procedural(&self, llm: &dyn Llm, request: AddMessages) -> Result<Vec<MemoryEvent>> {
+        if request.scope.agent_id.is_none() {
+            return Err(Error::invalid(
+                "a procedural memory summarises an agent's run: give an agent_id",
+            ));
+        }
+        self.embedder.get()?;
+        let system = request
+            .prompt
+            .as_deref()
+            .or(self.prompts.procedural.as_deref())
+            .unwrap_or(prompts::PROCEDURAL_SUMMARY);
+        let answer = llm.complete(&ChatRequest::new(
+            system,
+            format!("Conversation:\n{}", transcript(&request.messages)),
+        ))?;
+        let summary = answer.trim().to_string();
+        validate_content(&summary).map_err(|e| {
+            Error::new(
+                ErrorCode::Llm,
+                format!("procedural summary: the model's answer {}", e.message()),
+            )
+        })?;
+        let mut memory = [NewMemory {
+            content: summary,
+            scope: request.scope,
+            kind: MemoryKind::Procedural,
+            metadata: request.metadata,
+            expires_at: request.expires_at,
+        }];
+        self.hook_on_add("add", &mut memory)?;
+        let [memory] = memory;
+        let summary = memory.content.clone();
+        let vectors = self.embed_texts(&[summary.as_str()])?;
+        let outcome = self.insert(vec![memory], vectors, &actor(llm))?.remove(0);
+        Ok(vec![MemoryEvent {
+            id: outcome.id,
+            memory: summary,
+            event: if outcome.added {
+                MemoryEventKind::Add
+            } else {
+                MemoryEventKind::None
+            },
+            previous_memory: None,
+        }])
+    }
+
+    fn add_inferred(&self, llm: &dyn Llm, request: AddMessages) -> Result<Vec<MemoryEvent>> {
+        // Facts must be embedded: fail before paying for a model call if they cannot be.
+        self.embedder.get()?;
+        // 1. Facts.
+        let today = Utc::now().format("%Y-%m-%d").to_string();
+        let system = prompts::fact_extraction(
+            request
+                .prompt
+                .as_deref()
+                .or(self.prompts.extraction.as_deref()),
+            &today,
+        );
+        let answer = llm.complete(
+            &ChatRequest::new(
+                system,
+                format!("Conversation:\n{}", transcript(&request.messages)),
+            )
+            .json(),
+        )?;
+        let facts = read_facts(parse_model_json(&answer, "fact extraction")?)?;
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Plugins see each fact as a memory about to be added: they may rewrite it, tag it
+        // (per-fact metadata) or reject it, before anything is searched or decided.
+        let (facts, fact_metadata): (Vec<String>, Vec<Metadata>) = {
+            let mut items: Vec<NewMemory> = facts
+                .into_iter()
+                .map(|content| NewMemory {
+                    content,
+                    scope: request.scope.clone(),
+                    kind: request.kind.unwrap_or(MemoryKind::Semantic),
+                    metadata: request.metadata.clone(),
+                    expires_at: request.expires_at,
+                })
+                .collect();
+            self.hook_on_add("add", &mut items)?;
+            items.into_iter().map(|m| (m.content, m.metadata)).unzip()
+        };
+        let fact_refs: Vec<&str> = facts.iter().map(String::as_str).collect();
+        let fact_vectors = self.embed_texts(&fact_refs)?;
+
+        // 2. What is stored already: exact duplicates, then similar memories per fact.
+        let hashes: Vec<String> = facts.iter().map(|f| content_hash(f)).collect();
+        let now = Utc::now();
+        let known: Vec<Option<MemoryRecord>> = self
+            .store
+            .find_duplicates(&request.scope, &hashes)?
+            .into_iter()
+            .map(|r| r.filter(|r| !r.is_expired_at(now)))
+            .collect();
+        let pending: Vec<usize> = (0..facts.len()).filter(|&i| known[i].is_none()).collect();
+        let mut shown: Vec<MemoryRecord> = Vec::new();
+        let mut shown_at: HashMap<String, usize> = HashMap::new();
+        let mut nearest: HashMap<usize, usize> = HashMap::new();
+        // Hybrid with the store's weights, in the call's scope only, live memories only.
+        let options = SearchOptions {
+            mode: SearchMode::Hybrid,
+            limit: SIMILAR_PER_FACT,
+            threshold: None,
+            scope: request.scope.clone(),
+            include_global: false,
+            filter: None,
+            include_expired: false,
+            ..self.search_options()
+        };
+        for &i in &pending {
+            let hits = self.search_inner(&facts[i], Some(&fact_vectors[i].vector), &options)?;
+            for hit in hits {
+                let next = shown.len();
+                let at = *shown_at.entry(hit.memory.id.clone()).or_insert(next);
+                if at == next {
+                    shown.push(hit.memory);
+                }
+                nearest.entry(i).or_insert(at);
+            }
+        }
+
+        // 3. Decisions (one call, only when something similar is stored).
+        let mut steps: Vec<Step> = Vec::with_capacity(facts.len());
+        let decided = if pending.is_empty() || shown.is_empty() {
+            HashMap::new()
+        } else {
+            let system = self
+                .prompts
+                .decisions
+                .as_deref()
+                .unwrap_or(prompts::MEMORY_DECISIONS);
+            let question = json!({
+                "stored_memories": shown
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| json!({"id": i.to_string(), "text": m.content}))
+                    .collect::<Vec<_>>(),
+                "new_facts": pending
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &i)| json!({"fact": n, "text": facts[i]}))
+                    .collect::<Vec<_>>(),
+            });
+            let answer = llm.complete(&ChatRequest::new(system, question.to_string()).json())?;
+            read_decisions(
+                parse_model_json(&answer, "memory decisions")?,
+                pending.len(),
+                shown.len(),
+            )?
+            .into_iter()
+            .map(|(n, d)| (pending[n], d))
+            .collect()
+        };
+        let protected: HashSet<usize> = shown
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| hashes.contains(&m.hash))
+            .map(|(i, _)| i)
+            .collect();
+        let mut claimed: HashSet<usize> = HashSet::new();
+        for (i, fact) in facts.iter().enumerate() {
+            if let Some(record) = &known[i] {
+                steps.push(Step::Keep {
+                    target: KeepTarget::Known(Box::new(record.clone())),
+                });
+                continue;
+            }
+            steps.push(resolve(
+                i,
+                fact,
+                decided.get(&i),
+                &shown,
+                &protected,
+                &mut claimed,
+                nearest.get(&i).copied(),
+            ));
+        }
+
+        // 4. Vectors for rewritten texts, then one transaction.
+        // A rewrite that is word for word one of the facts reuses the fact's vector.
+        let mut rewrite_vectors: HashMap<String, Embedded> = HashMap::new();
+        let mut rewrites: Vec<&str> = Vec::new();
+        for step in &steps {
+            if let Step::Update { text, .. } = step {
+                match facts.iter().position(|f| f == text) {
+                    Some(i) => {
+                        rewrite_vectors.insert(text.clone(), fact_vectors[i].clone());
+                    }
+                    None => rewrites.push(text),
+                }
+            }
+        }
+        if !rewrites.is_empty() {
+            let vectors = self.embed_texts(&rewrites)?;
+            rewrite_vectors.extend(rewrites.iter().map(|t| t.to_string()).zip(vectors));
+        }
+        let plan = Plan {
+            facts: &facts,
+            fact_metadata: &fact_metadata,
+            fact_vectors: &fact_vectors,
+            rewrite_vectors: &rewrite_vectors,
+            shown: &shown,
+            request: &request,
+            actor: actor(llm),
+        };
+        store::write(&*self.store, |tx| self.apply_plan(tx, &plan, &steps))
+    }
+
+    fn apply_plan(
+        &self,
+        tx: &mut dyn StoreTx,
+        plan: &Plan<'_>,
+        steps: &[Step],
+    ) -> Result<Vec<MemoryEvent>> {
+        // Taken after the write lock: commit times follow commit order.
+        let now = tx.now()?;
+        let dims =
+            self.check_store_dimensions(tx, plan.fact_vectors.first().map(|e| e.vector.len()))?;
+        let w = &mut Writing { tx, dims, now };
+        let mut events = Vec::with_capacity(steps.len());
+        for step in steps {
+            match step {
+                Step::Add { fact } => {
+                    events.push(self.add_fact(w, plan, *fact)?);
+                }
+                Step::Keep { target } => {
+                    let record = match target {
+                        KeepTarget::Known(r) => r,
+                        KeepTarget::Shown(i) => &plan.shown[*i],
+                    };
+                    events.push(MemoryEvent {
+                        id: record.id.clone(),
+                        memory: record.content.clone(),
+                        event: MemoryEventKind::None,
+                        previous_memory: None,
+                    });
+                }
+                Step::Replace { fact, target } => {
+                    // The memory may have gone since it was shown; the fact is stored anyway.
+                    if let Some((key, old)) = w.tx.get(&plan.shown[*target].id)? {
+                        w.tx.delete(key, &old, &plan.actor, w.now)?;
+                        events.push(MemoryEvent {
+                            id: old.id,
+                            memory: old.content,
+                            event: MemoryEventKind::Delete,
+                            previous_memory: None,
+                        });
+                    }
+                    events.push(self.add_fact(w, plan, *fact)?);
+                }
+                Step::Update { target, text } => {
+                    let vector = &plan.rewrite_vectors[text];
+                    let Some((key, old)) = w.tx.get(&plan.shown[*target].id)? else {
+                        // Gone since it was shown: the new wording is added instead.
+                        events.push(self.add_text(
+                            w,
+                            plan,
+                            text,
+                            &plan.request.metadata,
+                            vector,
+                        )?);
+                        continue;
+                    };
+                    let hash = content_hash(text);
+                    if hash == old.hash {
+                        events.push(MemoryEvent {
+                            id: old.id,
+                            memory: old.content,
+                            event: MemoryEventKind::None,
+                            previous_memory: None,
+                        });
+                        continue;
+                    }
+                    if let Some((twin_key, twin)) = w.tx.find_duplicate(&old.scope, &hash)? {
+                        if !twin.is_expired_at(w.now) {
+                            // The new wording is stored already: the old memory is superseded.
+                            w.tx.delete(key, &old, &plan.actor, w.now)?;
+                            events.push(MemoryEvent {
+                                id: old.id,
+                                memory: old.content,
+                                event: MemoryEventKind::Delete,
+                                previous_memory: None,
+                            });
+                            continue;
+                        }
+                        w.tx.delete(twin_key, &twin, ACTOR_EXPIRY, w.now)?;
+                    }
+                    fit_vector(w.tx, vector, w.dims)?;
+                    let mut new = old.clone();
+                    new.content = text.clone();
+                    new.hash = hash;
+                    new.updated_at = w.now;
+                    w.tx.update(key, &old, &new, Some(&vector.vector), &plan.actor)?;
+                    events.push(MemoryEvent {
+                        id: new.id,
+                        memory: new.content,
+                        event: MemoryEventKind::Update,
+                        previous_memory: Some(old.content),
+                    });
+                }
+            }
+        }
+        record_embedding_model(
+            w.tx,
+            plan.fact_vectors
+                .iter()
+                .chain(plan.rewrite_vectors.values()),
+        )?;
+        Ok(events)
+    }
+
+    fn add_fact(&self, w: &mut Writing<'_>, plan: &Plan<'_>, fact: usize) -> Result<MemoryEvent> {
+        self.add_text(
+            w,
+            plan,
+            &plan.facts[fact],
+            &plan.fact_metadata[fact],
+            &plan.fact_vectors[fact],
+        )
+    }
+
+    fn add_text(
+        &self,
+        w: &mut Writing<'_>,
+        plan: &Plan<'_>,
+        text: &str,
+        metadata: &Metadata,
+        vector: &Embedded,
+    ) -> Result<MemoryEvent> {
+        let memory = NewMemory {
+            content: text.to_string(),
+            scope: plan.request.scope.clone(),
+            kind: plan.request.kind.unwrap_or(MemoryKind::Semantic),
+            metadata: metadata.clone(),
+            expires_at: plan.request.expires_at,
+        };
+        let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
+        Ok(MemoryEvent {
+            id: outcome.id,
+            memory: text.to_string(),
+            event: if outcome.added {
+                MemoryEventKind::Add
+            } else {
+                MemoryEventKind::None
+            },
+            previous_memory: None,
+        })
+    }
+}
+
+/// What a transaction needs to apply the steps.
+struct Plan<'a> {
+    facts: &'a [String],
+    /// Each fact's metadata: the call's, as `on_add` plugins left it.
+    fact_metadata: &'a [Metadata],
+    fact_vectors: &'a [Embedded],
+    rewrite_vectors: &'a HashMap<String, Embedded>,
+    shown: &'a [MemoryRecord],
+    request: &'a AddMessages,
+    actor: String,
+}

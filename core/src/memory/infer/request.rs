@@ -1,0 +1,209 @@
+//! The request and the answer of [`Memory::add_messages`](crate::Memory::add_messages): messages, options, events.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::types::{validate_content, validate_metadata, MemoryKind, Metadata, Scope};
+
+/// Messages accepted in one call.
+const MAX_MESSAGES: usize = 1_000;
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// `"user"`, `"assistant"`, `"system"` or `"tool"`.
+    pub role: String,
+    /// What was said.
+    pub content: String,
+    /// Who said it (kept as `actor_id` in the metadata of raw memories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Message {
+    /// A message with this role.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Message {
+            role: role.into(),
+            content: content.into(),
+            name: None,
+        }
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Message::new("user", content)
+    }
+
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message::new("assistant", content)
+    }
+
+    /// A system message (context for the model; never stored).
+    pub fn system(content: impl Into<String>) -> Self {
+        Message::new("system", content)
+    }
+}
+
+/// What [`Memory::add_messages`](crate::Memory::add_messages) did to one memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MemoryEventKind {
+    /// A memory was created.
+    Add,
+    /// A memory's text was rewritten.
+    Update,
+    /// A memory was deleted.
+    Delete,
+    /// Nothing changed: the fact was already stored (in the memory named by the event).
+    None,
+}
+
+/// One change made by [`Memory::add_messages`](crate::Memory::add_messages), in mem0's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryEvent {
+    /// The memory concerned.
+    pub id: String,
+    /// Its text now (for `DELETE`: the text it had).
+    pub memory: String,
+    /// What happened.
+    pub event: MemoryEventKind,
+    /// The text before an `UPDATE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_memory: Option<String>,
+}
+
+/// A conversation to remember: see [`Memory::add_messages`](crate::Memory::add_messages).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddMessages {
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Whose memories these are. Inference needs a scope.
+    pub scope: Scope,
+    /// The kind of the memories written (default: `semantic` for extracted facts, `episodic`
+    /// for raw messages). `procedural` with an agent id summarises the run instead.
+    pub kind: Option<MemoryKind>,
+    /// Metadata of every memory written.
+    pub metadata: Metadata,
+    /// Expiry of every memory written.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Extract facts with the chat model (default true; without a model, messages are stored
+    /// as given).
+    pub infer: bool,
+    /// A prompt for this call only, replacing the extraction (or procedural) prompt.
+    pub prompt: Option<String>,
+}
+
+impl AddMessages {
+    /// These messages, inferred, with no scope yet.
+    pub fn new(messages: Vec<Message>) -> Self {
+        AddMessages {
+            messages,
+            scope: Scope::default(),
+            kind: None,
+            metadata: Metadata::new(),
+            expires_at: None,
+            infer: true,
+            prompt: None,
+        }
+    }
+
+    /// One user message.
+    pub fn text(content: impl Into<String>) -> Self {
+        AddMessages::new(vec![Message::user(content)])
+    }
+
+    /// Sets the user id.
+    pub fn user(mut self, user_id: impl Into<String>) -> Self {
+        self.scope.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Sets the agent id.
+    pub fn agent(mut self, agent_id: impl Into<String>) -> Self {
+        self.scope.agent_id = Some(agent_id.into());
+        self
+    }
+
+    /// Sets the run (session) id.
+    pub fn run(mut self, run_id: impl Into<String>) -> Self {
+        self.scope.run_id = Some(run_id.into());
+        self
+    }
+
+    /// Sets the whole scope.
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Sets the kind of memory written.
+    pub fn kind(mut self, kind: MemoryKind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Sets the metadata of every memory written.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets the expiry of every memory written.
+    pub fn expires_at(mut self, at: DateTime<Utc>) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Turns inference on or off.
+    pub fn infer(mut self, infer: bool) -> Self {
+        self.infer = infer;
+        self
+    }
+
+    /// A prompt for this call only.
+    pub fn prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = Some(prompt.into());
+        self
+    }
+
+    pub(super) fn validate(&self) -> Result<()> {
+        self.scope.validate()?;
+        validate_metadata(&self.metadata)?;
+        if self.messages.is_empty() {
+            return Err(Error::invalid("messages must not be empty"));
+        }
+        if self.messages.len() > MAX_MESSAGES {
+            return Err(Error::invalid(format!(
+                "at most {MAX_MESSAGES} messages per call, got {}",
+                self.messages.len()
+            )));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            if !matches!(m.role.as_str(), "user" | "assistant" | "system" | "tool") {
+                return Err(Error::invalid(format!(
+                    "messages[{i}].role must be user, assistant, system or tool, got {:?}",
+                    m.role
+                )));
+            }
+            validate_content(&m.content)
+                .map_err(|e| Error::invalid(format!("messages[{i}].content: {}", e.message())))?;
+            if let Some(name) = &m.name {
+                if name.is_empty() || name.contains('\0') {
+                    return Err(Error::invalid(format!(
+                        "messages[{i}].name must be a non-empty string without NUL"
+                    )));
+                }
+            }
+        }
+        if let Some(p) = &self.prompt {
+            if p.trim().is_empty() {
+                return Err(Error::invalid("prompt must not be empty"));
+            }
+        }
+        Ok(())
+    }
+}

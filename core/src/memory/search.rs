@@ -1,0 +1,100 @@
+//! The search entry points of a [`Memory`]: checks, the query vector, the hooks; the
+//! pipeline itself is [`crate::search::hybrid`].
+
+use super::{check_vector, selection, Memory};
+use crate::error::{Error, Result};
+use crate::search::{hybrid, SearchHit, SearchMode, SearchOptions};
+use crate::types::validate_content;
+
+impl Memory {
+    /// Searches with the query text (embedded when the mode needs it).
+    /// With plugins, `before_search` hooks may rewrite the query, limit and filters, and
+    /// `after_search` hooks may reorder, drop and rescore the hits.
+    pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<SearchHit>> {
+        self.search_hooked(query, None, options)
+    }
+
+    /// Searches with the hooks around: `before_search` may change the query and options,
+    /// `after_search` the hits.
+    fn search_hooked(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        options: &SearchOptions,
+    ) -> Result<Vec<SearchHit>> {
+        if self.hooks.is_empty() {
+            return self.search_inner(query, vector, options);
+        }
+        // Bad input is the caller's error, not something to show plugins.
+        options.validate()?;
+        if vector.is_none() && query.trim().is_empty() {
+            return Err(Error::invalid("query must not be empty"));
+        }
+        let (mut query, mut options) = (query.to_string(), options.clone());
+        self.hook_before_search(&mut query, &mut options)?;
+        let hits = self.search_inner(&query, vector, &options)?;
+        self.hook_after_search(&query, &options.scope, hits)
+    }
+
+    /// Searches with a caller-computed query vector; the text (may be empty in vector mode)
+    /// serves the keyword engines.
+    pub fn search_with_vector(
+        &self,
+        query: &str,
+        vector: &[f32],
+        options: &SearchOptions,
+    ) -> Result<Vec<SearchHit>> {
+        check_vector(vector)?;
+        self.search_hooked(query, Some(vector), options)
+    }
+
+    /// Searches without hooks.
+    pub(crate) fn search_inner(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        options: &SearchOptions,
+    ) -> Result<Vec<SearchHit>> {
+        options.validate()?;
+        let mode = options.mode;
+        if vector.is_none() || mode != SearchMode::Vector {
+            if query.trim().is_empty() {
+                return Err(Error::invalid("query must not be empty"));
+            }
+            validate_content(query)
+                .map_err(|e| Error::invalid(format!("query: {}", e.message())))?;
+        }
+        let needs_vector = matches!(mode, SearchMode::Vector | SearchMode::Hybrid)
+            && (mode == SearchMode::Vector || options.weights.vector > 0.0);
+        let query_vector: Option<Vec<f32>> = match (vector, needs_vector) {
+            (Some(v), _) => Some(v.to_vec()),
+            (None, true) => Some(self.embed_query(query)?),
+            (None, false) => None,
+        };
+        if let Some(v) = vector {
+            // A caller's vector must fit the store (an embedder's was checked at open).
+            if let Some(dims) = self.store.info()?.dimensions {
+                if v.len() != dims {
+                    return Err(Error::invalid(format!(
+                        "query vector has {} dimensions; the store holds {dims}",
+                        v.len()
+                    )));
+                }
+            }
+        }
+        self.store.refresh()?;
+        let selection = selection(
+            options.filter.as_ref(),
+            &options.scope,
+            options.include_global,
+            options.include_expired,
+        );
+        hybrid::run(
+            &*self.store,
+            query,
+            query_vector.as_deref(),
+            options,
+            &selection,
+        )
+    }
+}
