@@ -42,13 +42,13 @@ pub mod embed;
 mod error;
 pub mod filter;
 mod http;
-pub mod index;
+mod index;
 pub mod llm;
 mod memory;
 #[cfg(feature = "plugins")]
 pub mod plugin;
 pub mod search;
-pub mod store;
+mod store;
 mod text;
 mod types;
 pub mod wire;
@@ -67,6 +67,7 @@ pub use search::{
 };
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresOptions;
+pub use store::SCHEMA_VERSION;
 pub use types::{
     format_time, parse_time, AddOutcome, HistoryEntry, HistoryEvent, ListOrder, MemoryKind,
     MemoryRecord, MemoryUpdate, Metadata, NewMemory, Scope, MAX_CONTENT_BYTES, MAX_SCOPE_ID_BYTES,
