@@ -14,8 +14,7 @@ pub(crate) type HookOptions = crate::plugin::PluginOptions;
 
 /// The settings the hooks are built from: none without the `plugins` feature.
 #[cfg(not(feature = "plugins"))]
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct HookOptions;
+pub(crate) type HookOptions = ();
 
 /// What runs at the hook points of a [`Memory`].
 pub(crate) struct Hooks {
@@ -32,7 +31,7 @@ impl Hooks {
         });
         #[cfg(not(feature = "plugins"))]
         {
-            let _ = options;
+            let () = options;
             Ok(Hooks {})
         }
     }
