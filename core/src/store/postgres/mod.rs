@@ -8,9 +8,11 @@
 //! and deadlocks; reads run in repeatable-read snapshots.
 
 mod filter;
+mod options;
 mod pool;
 mod rows;
 mod schema;
+mod session;
 mod text;
 mod tx;
 
@@ -21,14 +23,14 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use postgres::config::SslMode;
-use serde::{Deserialize, Serialize};
 
 use self::filter::Where;
-use self::pool::{get, Failure, Lease, Pool, Session, TxMode};
+pub use self::options::PostgresOptions;
+use self::pool::{get, Pool, Session};
 use self::rows::{history_from_row, vector_text, HISTORY_COLUMNS, RECORD_COLUMNS};
 use self::schema::Capabilities;
-use self::text::{PgText, TextDelta};
-use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records, PgTx};
+use self::text::PgText;
+use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records};
 use super::{
     ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, TextIndex,
 };
@@ -36,72 +38,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::index::VectorIndexOptions;
 use crate::types::{HistoryEntry, MemoryRecord, Scope};
 
-/// Attempts of a write transaction that the database asks to retry (deadlock,
-/// serialisation failure) or that lost its connection before committing.
-const WRITE_ATTEMPTS: u32 = 5;
 /// pgvector's largest `hnsw.ef_search`.
 const MAX_EF_SEARCH: usize = 1000;
-
-/// Settings of the PostgreSQL backend (the `postgres` object of the JSON open options).
-///
-/// Connections are made without TLS (`NoTls`): use them on a trusted network, over a local
-/// socket or through a TLS-terminating proxy. A URL asking for TLS (`sslmode=require`) is
-/// refused rather than silently connected in plain text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PostgresOptions {
-    /// Most connections open at once (1 to 256; default 8).
-    pub pool_size: usize,
-    /// Time allowed to connect, in milliseconds (default 10,000); a `connect_timeout` in
-    /// the URL takes precedence.
-    pub connect_timeout_ms: u64,
-    /// Time a call waits for a free connection when all are busy, in milliseconds (default
-    /// 30,000; 0 fails at once).
-    pub pool_timeout_ms: u64,
-    /// The server's `statement_timeout` for every connection, in milliseconds (default 0:
-    /// none).
-    pub statement_timeout_ms: u64,
-}
-
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        PostgresOptions {
-            pool_size: 8,
-            connect_timeout_ms: 10_000,
-            pool_timeout_ms: 30_000,
-            statement_timeout_ms: 0,
-        }
-    }
-}
-
-impl PostgresOptions {
-    pub(crate) fn validate(&self) -> Result<()> {
-        if !(1..=256).contains(&self.pool_size) {
-            return Err(Error::invalid(
-                "postgres.pool_size must be between 1 and 256",
-            ));
-        }
-        const HOUR_MS: u64 = 3_600_000;
-        if !(1..=HOUR_MS).contains(&self.connect_timeout_ms) {
-            return Err(Error::invalid(
-                "postgres.connect_timeout_ms must be between 1 and 3600000",
-            ));
-        }
-        if self.pool_timeout_ms > HOUR_MS {
-            return Err(Error::invalid(
-                "postgres.pool_timeout_ms must be at most 3600000",
-            ));
-        }
-        // The server's limit for statement_timeout.
-        if self.statement_timeout_ms > i32::MAX as u64 {
-            return Err(Error::invalid(format!(
-                "postgres.statement_timeout_ms must be at most {}",
-                i32::MAX
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// A store in a PostgreSQL database.
 pub(crate) struct PgStore {
@@ -203,150 +141,6 @@ impl PgStore {
     fn selection(&self, selection: &Selection) -> Where {
         Where::of(selection, self.caps.lower)
     }
-
-    /// Runs `f` over a connection, in a read snapshot when `snapshot` (several statements)
-    /// or statement by statement. A pooled connection found dead (a server restart since
-    /// it was last used) is dropped with the other idle ones, and `f` runs again once on a
-    /// fresh connection.
-    fn read<T>(
-        &self,
-        snapshot: bool,
-        mut f: impl FnMut(&mut Session<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut again = true;
-        loop {
-            let mut lease = self.pool.get()?;
-            let (out, failure) = {
-                let mut s = lease.session()?;
-                let out = if snapshot {
-                    s.begin(TxMode::Read).and_then(|()| match f(&mut s) {
-                        Ok(v) => s.commit().map(|()| v),
-                        Err(e) => {
-                            s.rollback();
-                            Err(e)
-                        }
-                    })
-                } else {
-                    f(&mut s)
-                };
-                (out, s.failure())
-            };
-            match out {
-                Ok(v) => return Ok(v),
-                Err(e) => match self.retire_if_broken(&mut lease, failure) {
-                    Some(true) if std::mem::take(&mut again) => {}
-                    _ => return Err(e),
-                },
-            }
-        }
-    }
-
-    /// Drops a connection that failed for want of a working connection, with the idle
-    /// ones (opened before the same server restart, most likely). `Some(reused)` when it
-    /// did: a connection that served earlier calls may simply have outlived its server,
-    /// which a fresh connection cures.
-    fn retire_if_broken(&self, lease: &mut Lease<'_>, failure: Option<Failure>) -> Option<bool> {
-        let reused = lease.reused();
-        if failure == Some(Failure::Broken) || lease.is_closed() {
-            lease.discard();
-            self.pool.drain_idle();
-            return Some(reused);
-        }
-        None
-    }
-
-    /// Runs `f` in one write transaction (see [`Store::write_tx`]), again when the database
-    /// asks for it (deadlock, serialisation failure) or when the connection broke before
-    /// the commit.
-    fn write(&self, mut f: impl FnMut(&mut PgTx<'_, '_>) -> Result<()>) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (error, failure, committing) = match self.try_write(&mut f) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            let again = attempt < WRITE_ATTEMPTS
-                && match failure {
-                    Some(Failure::Retry) => true,
-                    Some(Failure::Broken) => !committing,
-                    _ => false,
-                };
-            if !again {
-                if committing && failure == Some(Failure::Broken) {
-                    return Err(Error::new(
-                        ErrorCode::Storage,
-                        format!(
-                            "the connection to PostgreSQL was lost while committing; the \
-                             change may or may not have been stored: {}",
-                            error.message()
-                        ),
-                    )
-                    .with_source(error));
-                }
-                return Err(error);
-            }
-            if failure == Some(Failure::Retry) {
-                backoff(attempt);
-            }
-        }
-    }
-
-    /// One attempt of a write transaction: on failure the error, its failure class, and
-    /// whether it came from the commit itself (then the outcome is unknown).
-    fn try_write(
-        &self,
-        f: &mut impl FnMut(&mut PgTx<'_, '_>) -> Result<()>,
-    ) -> std::result::Result<(), (Error, Option<Failure>, bool)> {
-        let mut lease = self.pool.get().map_err(|e| (e, None, false))?;
-        let outcome = {
-            let mut s = lease.session().map_err(|e| (e, None, false))?;
-            match s.begin(TxMode::Write) {
-                Err(e) => Err((e, s.failure(), false)),
-                Ok(()) => {
-                    let mut tx = PgTx {
-                        store: self,
-                        s: &mut s,
-                        delta: TextDelta::default(),
-                        now: None,
-                    };
-                    let mut done = f(&mut tx);
-                    if done.is_ok() {
-                        done = tx.delta.apply(tx.s);
-                    }
-                    // A statement failed but the closure carried on: the transaction is
-                    // aborted, and COMMIT would quietly roll it back.
-                    if done.is_ok() {
-                        if let Some(e) = s.failed_error() {
-                            done = Err(e);
-                        }
-                    }
-                    match done {
-                        Ok(()) => s.commit().map_err(|e| {
-                            s.rollback();
-                            (e, s.failure(), true)
-                        }),
-                        Err(e) => {
-                            s.rollback();
-                            Err((e, s.failure(), false))
-                        }
-                    }
-                }
-            }
-        };
-        if let Err((_, failure, _)) = &outcome {
-            self.retire_if_broken(&mut lease, *failure);
-        }
-        outcome
-    }
-}
-
-/// A short random pause before retrying a transaction (5 to 50 ms, growing per attempt),
-/// so that writers that collided do not collide again in step.
-fn backoff(attempt: u32) {
-    let base = 5 * u64::from(attempt);
-    let ms = base + text::random() % (10 * u64::from(attempt));
-    std::thread::sleep(Duration::from_millis(ms.min(50)));
 }
 
 impl Store for PgStore {
