@@ -7,6 +7,7 @@
 //! owns its indexes: it keeps them in step with its data inside [`StoreTx`] and answers the
 //! engines' primitives (nearest vectors, BM25 candidates, vocabulary for typos).
 
+mod history;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
@@ -21,6 +22,7 @@ use crate::filter::Filter;
 use crate::index::VectorIndexOptions;
 use crate::types::{HistoryEntry, ListOrder, MemoryRecord, Scope};
 
+pub(crate) use history::HistoryRow;
 pub use sqlite::schema::SCHEMA_VERSION;
 
 /// How to open a store (see [`open`]).

@@ -15,7 +15,7 @@ use super::schema::LOCK_DIMENSIONS;
 use super::text::TextDelta;
 use super::PgStore;
 use crate::error::{Error, ErrorCode, Result};
-use crate::store::{Inserted, Selection, StoreTx};
+use crate::store::{HistoryRow, Inserted, Selection, StoreTx};
 use crate::text;
 use crate::types::{format_time, HistoryEntry, HistoryEvent, MemoryRecord, Scope};
 
@@ -24,18 +24,6 @@ use crate::types::{format_time, HistoryEntry, HistoryEvent, MemoryRecord, Scope}
 const MAX_HNSW_DIMENSIONS: usize = 2000;
 /// pgvector's largest `vector` dimension.
 const MAX_DIMENSIONS: usize = 16_000;
-
-/// A history row to write.
-pub(super) struct HistoryRow<'a> {
-    /// The row's id; a new one when `None` (an imported row keeps its own).
-    pub id: Option<&'a str>,
-    pub memory_id: &'a str,
-    pub event: HistoryEvent,
-    pub old_content: Option<&'a str>,
-    pub new_content: Option<&'a str>,
-    pub actor: &'a str,
-    pub at: DateTime<Utc>,
-}
 
 /// One write transaction; text statistics are gathered and applied before the commit.
 pub(super) struct PgTx<'s, 'c> {
@@ -257,18 +245,7 @@ impl StoreTx for PgTx<'_, '_> {
         // then the insert can go through. A few rounds settle any such race.
         for _ in 0..5 {
             if self.insert_row(record, vector, true)?.is_some() {
-                write_history(
-                    self.s,
-                    HistoryRow {
-                        id: None,
-                        memory_id: &record.id,
-                        event: HistoryEvent::Add,
-                        old_content: None,
-                        new_content: Some(&record.content),
-                        actor,
-                        at: record.created_at,
-                    },
-                )?;
+                write_history(self.s, HistoryRow::added(record, actor))?;
                 return Ok(Inserted::New);
             }
             if let Some((_, twin)) = duplicates(
@@ -346,18 +323,7 @@ impl StoreTx for PgTx<'_, '_> {
             self.delta.add(content, stored, -1);
             self.delta.add(&new.content, terms, 1);
         }
-        write_history(
-            self.s,
-            HistoryRow {
-                id: None,
-                memory_id: &new.id,
-                event: HistoryEvent::Update,
-                old_content: Some(&old.content),
-                new_content: Some(&new.content),
-                actor,
-                at: new.updated_at,
-            },
-        )
+        write_history(self.s, HistoryRow::updated(old, new, actor))
     }
 
     fn delete(
@@ -378,18 +344,7 @@ impl StoreTx for PgTx<'_, '_> {
         let content: String = get(&row, 0)?;
         let terms: Vec<String> = get(&row, 1)?;
         self.delta.add(&content, &terms, -1);
-        write_history(
-            self.s,
-            HistoryRow {
-                id: None,
-                memory_id: &record.id,
-                event: HistoryEvent::Delete,
-                old_content: Some(&record.content),
-                new_content: None,
-                actor,
-                at,
-            },
-        )
+        write_history(self.s, HistoryRow::deleted(record, actor, at))
     }
 
     fn dimensions(&mut self) -> Result<Option<usize>> {
@@ -464,17 +419,6 @@ impl StoreTx for PgTx<'_, '_> {
 
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
         raise_commit_time(self.s, entry.created_at)?;
-        write_history(
-            self.s,
-            HistoryRow {
-                id: Some(&entry.id),
-                memory_id: &entry.memory_id,
-                event: entry.event,
-                old_content: entry.old_content.as_deref(),
-                new_content: entry.new_content.as_deref(),
-                actor: &entry.actor,
-                at: entry.created_at,
-            },
-        )
+        write_history(self.s, HistoryRow::imported(entry))
     }
 }

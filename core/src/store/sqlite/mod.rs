@@ -6,26 +6,27 @@ pub(crate) mod db;
 mod filter;
 pub(crate) mod ops;
 pub(crate) mod schema;
+mod text;
+mod tx;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection};
 
 use self::db::Db;
 use self::filter::Where;
 use self::ops::{VocabDelta, RECORD_COLUMNS};
+use self::text::SqliteText;
+use self::tx::SqliteTx;
 use super::{
-    ExportedMemory, Inserted, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx,
-    TextIndex,
+    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, TextIndex,
 };
 use crate::error::{Error, Result};
 use crate::index::vector::{self, VectorIndex};
 use crate::index::VectorIndexOptions;
-use crate::text;
 use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
 
 /// Changes kept in the log behind the saved index, so that other processes with a slightly
@@ -456,234 +457,5 @@ impl StoreExport for SqliteStore {
 
     fn export_history(&self, after: i64, limit: usize) -> Result<Vec<(i64, HistoryEntry)>> {
         self.db.read(|c| ops::history_page(c, after, limit))
-    }
-}
-
-/// One write transaction; vocabulary changes are gathered and applied before the commit.
-struct SqliteTx<'a> {
-    store: &'a SqliteStore,
-    conn: &'a Connection,
-    vocab: VocabDelta,
-    /// The transaction's time, once taken.
-    now: Option<DateTime<Utc>>,
-}
-
-impl StoreTx for SqliteTx<'_> {
-    fn now(&mut self) -> Result<DateTime<Utc>> {
-        if let Some(t) = self.now {
-            return Ok(t);
-        }
-        // The write lock is held: no other writer can commit in between.
-        let last = ops::get_meta(self.conn, super::COMMIT_TIME_KEY)?;
-        let t = super::next_commit_time(last.as_deref())?;
-        ops::set_meta(self.conn, super::COMMIT_TIME_KEY, &format_time(t))?;
-        self.now = Some(t);
-        Ok(t)
-    }
-
-    fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
-        ops::get_by_id(self.conn, id)
-    }
-
-    fn find_duplicate(&mut self, scope: &Scope, hash: &str) -> Result<Option<(i64, MemoryRecord)>> {
-        ops::find_duplicate(self.conn, scope, hash)
-    }
-
-    fn select(&mut self, selection: &Selection) -> Result<Vec<(i64, MemoryRecord)>> {
-        self.store.select(self.conn, selection)
-    }
-
-    fn insert(&mut self, record: &MemoryRecord, vector: &[f32], actor: &str) -> Result<Inserted> {
-        ops::insert_memory(self.conn, record, vector, &mut self.vocab)?;
-        ops::write_history(self.conn, ops::HistoryRow::added(record, actor))?;
-        Ok(Inserted::New)
-    }
-
-    fn update(
-        &mut self,
-        key: i64,
-        old: &MemoryRecord,
-        new: &MemoryRecord,
-        vector: Option<&[f32]>,
-        actor: &str,
-    ) -> Result<()> {
-        ops::update_memory(self.conn, key, old, new, vector, &mut self.vocab, actor)
-    }
-
-    fn delete(
-        &mut self,
-        key: i64,
-        record: &MemoryRecord,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        ops::delete_memory(self.conn, key, record, &mut self.vocab, actor, at)
-    }
-
-    fn dimensions(&mut self) -> Result<Option<usize>> {
-        ops::dimensions(self.conn)
-    }
-
-    fn record_dimensions(&mut self, dimensions: usize) -> Result<usize> {
-        // One writer at a time: nobody can record another dimension in between.
-        if let Some(d) = ops::dimensions(self.conn)? {
-            return Ok(d);
-        }
-        ops::set_meta(self.conn, "dimensions", &dimensions.to_string())?;
-        Ok(dimensions)
-    }
-
-    fn record_embedding_model(&mut self, model: &str) -> Result<()> {
-        match ops::get_meta(self.conn, "embedding_model")? {
-            None => ops::set_meta(self.conn, "embedding_model", model),
-            Some(stored) if stored == model => Ok(()),
-            Some(stored) => Err(super::model_mismatch(&stored, model)),
-        }
-    }
-
-    fn cache_embedding(&mut self, model: &str, hash: &str, vector: &[f32]) -> Result<()> {
-        ops::cache_embedding(self.conn, model, hash, vector)
-    }
-
-    fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()> {
-        ops::insert_memory(self.conn, record, vector, &mut self.vocab)?;
-        ops::raise_commit_time(self.conn, record.updated_at.max(record.created_at))
-    }
-
-    fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
-        ops::raise_commit_time(self.conn, entry.created_at)?;
-        ops::write_history(
-            self.conn,
-            ops::HistoryRow {
-                id: Some(&entry.id),
-                memory_id: &entry.memory_id,
-                event: entry.event,
-                old_content: entry.old_content.as_deref(),
-                new_content: entry.new_content.as_deref(),
-                actor: &entry.actor,
-                at: entry.created_at,
-            },
-        )
-    }
-}
-
-/// The text primitives over FTS5, in one read transaction, for one selection.
-struct SqliteText<'a> {
-    conn: &'a Connection,
-    w: &'a Where,
-}
-
-impl TextIndex for SqliteText<'_> {
-    fn term_candidates(
-        &mut self,
-        terms: &[String],
-        all: bool,
-        limit: usize,
-    ) -> Result<Vec<(i64, String, f32)>> {
-        let fts_query = if all {
-            text::fts_all(terms)
-        } else {
-            text::fts_any(terms)
-        };
-        let n = self.w.params.len();
-        let sql = format!(
-            "SELECT m.key, m.content, bm25(memories_fts) AS s
-             FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
-             WHERE memories_fts MATCH ?{} AND ({})
-             ORDER BY s LIMIT ?{}",
-            n + 1,
-            self.w.sql,
-            n + 2
-        );
-        let mut params = self.w.params.clone();
-        params.push(SqlValue::Text(fts_query));
-        params.push(SqlValue::Integer(limit.min(i64::MAX as usize) as i64));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-            // FTS5's bm25() is negative, lower is better; report it positive, higher is better.
-            Ok((r.get(0)?, r.get(1)?, -(r.get::<_, f64>(2)? as f32)))
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
-    }
-
-    fn document_count(&mut self) -> Result<usize> {
-        let sql = format!("SELECT count(*) FROM memories m WHERE {}", self.w.sql);
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let n: i64 = stmt.query_row(rusqlite::params_from_iter(self.w.params.iter()), |r| {
-            r.get(0)
-        })?;
-        Ok(n.max(0) as usize)
-    }
-
-    fn document_frequency(&mut self, term: &str) -> Result<usize> {
-        let n = self.w.params.len();
-        let sql = format!(
-            "SELECT count(*) FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
-             WHERE memories_fts MATCH ?{} AND ({})",
-            n + 1,
-            self.w.sql
-        );
-        let mut params = self.w.params.clone();
-        params.push(SqlValue::Text(text::fts_any(&[term.to_string()])));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let df: i64 = stmt.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
-        Ok(df.max(0) as usize)
-    }
-
-    fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>> {
-        let n = self.w.params.len();
-        let sql = format!(
-            "SELECT m.key, m.content FROM memories m
-             WHERE instr(am_lower(m.content), ?{}) > 0 AND ({}) ORDER BY m.key",
-            n + 1,
-            self.w.sql
-        );
-        let mut params = self.w.params.clone();
-        params.push(SqlValue::Text(needle.to_string()));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
-    }
-
-    fn vocabulary_candidates(&mut self, word: &str, max_typos: usize) -> Result<Vec<String>> {
-        let len = word.chars().count();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT t.term FROM term_grams g JOIN terms t ON t.id = g.rowid
-             WHERE term_grams MATCH ?1 ORDER BY rank LIMIT 300",
-        )?;
-        let mut candidates: Vec<String> = stmt
-            .query_map([text::fts_any(&text::trigrams(word))], |r| {
-                r.get::<_, String>(0)
-            })?
-            .collect::<std::result::Result<_, _>>()?;
-        // One typo in a short word can break every trigram ("mmeo" shares none with "memo"),
-        // so short words also look at vocabulary words of about their length that start with
-        // the same letter (typos rarely hit the first letter). A range scan on the term index.
-        if len <= 5 {
-            if let Some(first) = word.chars().next() {
-                let start = first.to_string();
-                let end =
-                    char::from_u32(first as u32 + 1).map_or_else(String::new, |c| c.to_string());
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT term FROM terms WHERE term >= ?1 AND (?2 = '' OR term < ?2)
-                     AND length(term) BETWEEN ?3 AND ?4 LIMIT 5000",
-                )?;
-                let rows = stmt.query_map(
-                    params![
-                        start,
-                        end,
-                        len.saturating_sub(max_typos) as i64,
-                        (len + max_typos) as i64
-                    ],
-                    |r| r.get::<_, String>(0),
-                )?;
-                for term in rows {
-                    candidates.push(term?);
-                }
-            }
-        }
-        Ok(candidates)
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::Result;
-use crate::store::{corrupted, opt_scope};
+use crate::store::{corrupted, opt_scope, HistoryRow};
 use crate::text;
 use crate::types::{
     format_time, parse_time, HistoryEntry, HistoryEvent, MemoryRecord, Metadata, Scope,
@@ -239,32 +239,6 @@ fn unindex_terms(conn: &Connection, key: i64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) struct HistoryRow<'a> {
-    /// The row's id; a new one when `None` (an imported row keeps its own).
-    pub id: Option<&'a str>,
-    pub memory_id: &'a str,
-    pub event: HistoryEvent,
-    pub old_content: Option<&'a str>,
-    pub new_content: Option<&'a str>,
-    pub actor: &'a str,
-    pub at: DateTime<Utc>,
-}
-
-impl<'a> HistoryRow<'a> {
-    /// The `ADD` row of a new memory.
-    pub(crate) fn added(rec: &'a MemoryRecord, actor: &'a str) -> HistoryRow<'a> {
-        HistoryRow {
-            id: None,
-            memory_id: &rec.id,
-            event: HistoryEvent::Add,
-            old_content: None,
-            new_content: Some(&rec.content),
-            actor,
-            at: rec.created_at,
-        }
-    }
-}
-
 pub(crate) fn write_history(conn: &Connection, row: HistoryRow<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO history (id, memory_id, event, old_content, new_content, is_deleted, actor, created_at)
@@ -332,18 +306,7 @@ pub(crate) fn delete_memory(
         .execute([key])?;
     unindex_terms(conn, key)?;
     vocab.add(&rec.content, -1);
-    write_history(
-        conn,
-        HistoryRow {
-            id: None,
-            memory_id: &rec.id,
-            event: HistoryEvent::Delete,
-            old_content: Some(&rec.content),
-            new_content: None,
-            actor,
-            at,
-        },
-    )?;
+    write_history(conn, HistoryRow::deleted(rec, actor, at))?;
     log_change(conn, key, "delete", &rec.id, None)
 }
 
@@ -379,18 +342,7 @@ pub(crate) fn update_memory(
         vocab.add(&new.content, 1);
         log_change(conn, key, "upsert", &new.id, vector)?;
     }
-    write_history(
-        conn,
-        HistoryRow {
-            id: None,
-            memory_id: &new.id,
-            event: HistoryEvent::Update,
-            old_content: Some(&old.content),
-            new_content: Some(&new.content),
-            actor,
-            at: new.updated_at,
-        },
-    )
+    write_history(conn, HistoryRow::updated(old, new, actor))
 }
 
 const HISTORY_COLUMNS: &str =
