@@ -11,8 +11,10 @@
 #   all     the four in that order (the default, what CI runs), then each stage's wall time
 #
 # Each stage builds what it needs. One build profile (dev) and one target dir serve all of
-# them, and the optional features plugins and postgres are on for every build of the core
-# (Rust tests, C, Python and Node), so that the core is compiled once for all of them.
+# them; the optional features plugins and postgres are on for every build of the core (Rust
+# tests, C, Python and Node), and core/Cargo.toml pins the features of shared dependencies,
+# so that the dependencies are compiled once (and checked once, for clippy) for all of them,
+# the builds of the core without its optional features included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -33,8 +35,9 @@ fi
 # Inside that server's run, a postgres test that cannot reach it fails instead of skipping.
 export AGENTMEM_REQUIRE_POSTGRES=1
 
-# The features of every build of the core in this run; the benches crate's for clippy.
-CORE_FEATURES=agent-mem/plugins,agent-mem/postgres
+# The features of the workspace build: every optional feature (download only adds the model
+# download, which runs when AGENTMEM_ALLOW_DOWNLOAD=1 asks for it).
+CORE_FEATURES=agent-mem/plugins,agent-mem/postgres,agent-mem/download
 WS_FEATURES=$CORE_FEATURES,agent-mem-ffi/plugins,agent-mem-ffi/postgres
 WS_FEATURES+=,agent-mem-benches/plugins,agent-mem-benches/postgres
 
@@ -49,16 +52,16 @@ stage_rust() {
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
 
-  # Clippy also checks the core without its optional features, and with `download`.
+  # Clippy also checks the core without its optional features.
   echo "== cargo clippy"
   cargo clippy --workspace --all-targets --features "$WS_FEATURES" -- -D warnings
   cargo clippy -p agent-mem --all-targets -- -D warnings
-  cargo clippy -p agent-mem --all-targets --features download -- -D warnings
 
   # cargo nextest runs each test in a process of its own (the integration tests are one
   # binary, and some of them change environment variables) and keeps both cores busy to the
   # end; without it, cargo test. The doc tests run through cargo test.
-  echo "== Rust tests (the postgres suites against the server started above)"
+  echo "== Rust tests (the postgres suites against the server started above; the model"
+  echo "   download against a local HTTP server)"
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --features "$WS_FEATURES" --no-tests=warn
   else
@@ -67,18 +70,11 @@ stage_rust() {
   fi
   cargo test --workspace --doc --features "$WS_FEATURES"
 
-  echo "== model download (feature download) against a local HTTP server"
-  if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p agent-mem --features download --test all -E 'test(/^download::/)'
-  else
-    cargo test -p agent-mem --features download --test all download::
-  fi
-
-  echo "== quickstart example (the core built for the download tests just above)"
+  echo "== quickstart example (the core built for the tests just above)"
   local tmp
   tmp=$(mktemp -d)
-  AGENTMEM_QUICKSTART_FEATURES=download bash examples/quickstart.sh "$tmp/quickstart.db" \
-    | tee "$tmp/out.txt"
+  AGENTMEM_QUICKSTART_FEATURES=plugins,postgres,download bash examples/quickstart.sh \
+    "$tmp/quickstart.db" | tee "$tmp/out.txt"
   # Each question must have found its answer first.
   first_hit() { grep -F -x -A1 "$1" "$tmp/out.txt" | sed -n 2p; }
   first_hit "[alice] What food should Alice avoid?" | grep -q "peanuts"
