@@ -3,8 +3,9 @@
 #
 #   bash tests/run.sh [all|rust|c|python|node]
 #
-#   rust    formatting, clippy, the Rust suites (unit, integration, conformance, doc tests, the
-#           download feature, the C ABI without its optional features) and the quickstart
+#   rust    formatting, the workspace built and clippy-linted, the Rust suites (unit,
+#           integration, conformance, doc tests, the model download, the core and the C ABI
+#           without their optional features) and the quickstart
 #   c       libagentmem: the C/C++ tests under valgrind, conformance, install + pkg-config
 #   python  the Python package: ruff, mypy, stubtest, pytest, examples
 #   node    the Node package: tsc, node --test, example, npm pack + install
@@ -35,6 +36,20 @@ fi
 # Inside that server's run, a postgres test that cannot reach it fails instead of skipping.
 export AGENTMEM_REQUIRE_POSTGRES=1
 
+# Clippy lints every build of our crates in this run, in every stage, warnings denied:
+# clippy-driver stands in for rustc for the workspace's own crates (cargo's
+# RUSTC_WORKSPACE_WRAPPER and clippy's CLIPPY_ARGS, the way `cargo clippy` runs it). Unlike
+# `cargo clippy`, which checks every dependency once more in a mode of its own, this compiles
+# the dependencies once, for the tests.
+if [ -z "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
+  command -v clippy-driver >/dev/null || {
+    echo "clippy-driver not found: rustup component add clippy" >&2
+    exit 1
+  }
+  export RUSTC_WORKSPACE_WRAPPER=clippy-driver
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+fi
+
 # The features of the workspace build: every optional feature (download only adds the model
 # download, which runs when AGENTMEM_ALLOW_DOWNLOAD=1 asks for it).
 CORE_FEATURES=agent-mem/plugins,agent-mem/postgres,agent-mem/download
@@ -52,10 +67,8 @@ stage_rust() {
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
 
-  # Clippy also checks the core without its optional features.
-  echo "== cargo clippy"
-  cargo clippy --workspace --all-targets --features "$WS_FEATURES" -- -D warnings
-  cargo clippy -p agent-mem --all-targets -- -D warnings
+  echo "== cargo build: every target of the workspace (tests, examples, benchmarks), clippy-linted"
+  cargo build --workspace --all-targets --features "$WS_FEATURES"
 
   # cargo nextest runs each test in a process of its own (the integration tests are one
   # binary, and some of them change environment variables) and keeps both cores busy to the
@@ -83,7 +96,9 @@ stage_rust() {
   first_hit "[bob] San Fransisco" | grep -q "San Francisco"
   rm -rf "$tmp"
 
-  echo "== the C ABI built without the plugins and postgres features: their functions say Unsupported"
+  echo "== the core and the C ABI without the optional features: clippy-linted; the C ABI's"
+  echo "   plugin and postgres functions say Unsupported"
+  cargo build -p agent-mem --all-targets
   cargo test -p agent-mem-ffi --lib without_the_feature
 }
 
