@@ -77,6 +77,13 @@ impl Request {
         }
     }
 
+    /// The id of a request that holds nothing else.
+    fn only_id(&mut self) -> Result<String> {
+        let id = self.id()?;
+        self.empty()?;
+        Ok(id)
+    }
+
     /// Takes a JSON field holding embeddings (`"vector"` or `"vectors"`) out of the request.
     fn json_field<T: for<'de> Deserialize<'de>>(&mut self, key: &str) -> Result<Option<T>> {
         let op = self.op;
@@ -145,6 +152,11 @@ impl Request {
     }
 }
 
+/// `null`, the result of an operation that returns nothing.
+fn nothing(done: Result<()>) -> Result<Value> {
+    done.map(|()| Value::Null)
+}
+
 /// One operation of the dispatch.
 struct Operation {
     name: &'static str,
@@ -175,11 +187,7 @@ const TABLE: &[Operation] = &[
     },
     Operation {
         name: "get",
-        run: |m, r| {
-            let id = r.id()?;
-            r.empty()?;
-            super::get(m, &id)
-        },
+        run: |m, r| super::get(m, &r.only_id()?),
     },
     Operation {
         name: "list",
@@ -201,11 +209,7 @@ const TABLE: &[Operation] = &[
     },
     Operation {
         name: "delete",
-        run: |m, r| {
-            let id = r.id()?;
-            r.empty()?;
-            super::delete(m, &id).map(|()| Value::Null)
-        },
+        run: |m, r| nothing(super::delete(m, &r.only_id()?)),
     },
     Operation {
         name: "delete_all",
@@ -213,11 +217,7 @@ const TABLE: &[Operation] = &[
     },
     Operation {
         name: "history",
-        run: |m, r| {
-            let id = r.id()?;
-            r.empty()?;
-            super::history(m, &id)
-        },
+        run: |m, r| super::history(m, &r.only_id()?),
     },
     Operation {
         name: "search",
@@ -237,14 +237,14 @@ const TABLE: &[Operation] = &[
         name: "flush",
         run: |m, r| {
             r.empty()?;
-            m.flush().map(|()| Value::Null)
+            nothing(m.flush())
         },
     },
     Operation {
         name: "reset",
         run: |m, r| {
             r.empty()?;
-            m.reset().map(|()| Value::Null)
+            nothing(m.reset())
         },
     },
     Operation {
@@ -260,35 +260,19 @@ const TABLE: &[Operation] = &[
     },
     Operation {
         name: "plugin_load",
-        run: |m, r| {
-            let id = r.id()?;
-            r.empty()?;
-            super::plugin_load(m, &id)
-        },
+        run: |m, r| super::plugin_load(m, &r.only_id()?),
     },
     Operation {
         name: "plugin_unload",
-        run: |m, r| {
-            let id = r.id()?;
-            r.empty()?;
-            super::plugin_unload(m, &id)
-        },
+        run: |m, r| super::plugin_unload(m, &r.only_id()?),
     },
     Operation {
         name: "plugin_reload",
-        run: |m, r| {
-            let id = r.id()?;
-            r.empty()?;
-            super::plugin_reload(m, &id)
-        },
+        run: |m, r| super::plugin_reload(m, &r.only_id()?),
     },
     Operation {
         name: "plugin_unregister",
-        run: |m, r| {
-            let id = r.id()?;
-            r.empty()?;
-            super::plugin_unregister(m, &id).map(|()| Value::Null)
-        },
+        run: |m, r| nothing(super::plugin_unregister(m, &r.only_id()?)),
     },
 ];
 
