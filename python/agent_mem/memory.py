@@ -466,6 +466,13 @@ def _bytes(data: bytes | str) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
 
+def _id(name: str, value: str) -> dict[str, Any]:
+    """An id request; a non-str id is a TypeError, as for every other argument type."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return {"id": value}
+
+
 def _new_fields(
     kind: Kind | str | None, metadata: Mapping[str, Any] | None, expires_at: Time | None
 ) -> dict[str, Any]:
@@ -616,7 +623,7 @@ def _add_messages(
 
 def _get(memory_id: str) -> _Call[MemoryRecord]:
     """The memory with this id (also when expired); ``NotFoundError`` if none."""
-    return _Call("get", {"id": memory_id})
+    return _Call("get", _id("memory_id", memory_id))
 
 
 def _list(
@@ -662,7 +669,7 @@ def _count(
 
 def _history(memory_id: str) -> _Call[_History]:
     """The memory's changes, oldest first (kept after it is deleted)."""
-    return _Call("history", {"id": memory_id})
+    return _Call("history", _id("memory_id", memory_id))
 
 
 def _search(
@@ -713,13 +720,14 @@ def _update(
     """Changes a memory (new content is re-embedded, or takes ``vector``); ``metadata``
     replaces the whole object; ``expires_at=None`` removes the expiry. Returns the
     updated record."""
-    request = {**_update_request(content, metadata, kind, expires_at), "id": memory_id}
+    request = _update_request(content, metadata, kind, expires_at)
+    request.update(_id("memory_id", memory_id))
     return _Call("update", request, vector=_vector(vector))
 
 
 def _delete(memory_id: str) -> _Call[None]:
     """Deletes a memory (its history stays); ``NotFoundError`` if there is none."""
-    return _Call("delete", {"id": memory_id})
+    return _Call("delete", _id("memory_id", memory_id))
 
 
 def _delete_all(
@@ -829,24 +837,24 @@ def _plugins() -> _Call[_Plugins]:
 
 def _unregister_plugin(id: str) -> _Call[None]:
     """Removes a plugin; ``NotFoundError`` if there is none with this id."""
-    return _Call("plugin_unregister", {"id": id})
+    return _Call("plugin_unregister", _id("id", id))
 
 
 def _load_plugin(id: str) -> _Call[PluginInfo]:
     """Compiles a plugin now (it is otherwise compiled on first use); its info."""
-    return _Call("plugin_load", {"id": id})
+    return _Call("plugin_load", _id("id", id))
 
 
 def _unload_plugin(id: str) -> _Call[PluginInfo]:
     """Drops a plugin's compiled code (it stays registered and is compiled again when
     next used); its info."""
-    return _Call("plugin_unload", {"id": id})
+    return _Call("plugin_unload", _id("id", id))
 
 
 def _reload_plugin(id: str) -> _Call[PluginInfo]:
     """Compiles a plugin again from its source (its file, for one registered by path);
     its info."""
-    return _Call("plugin_reload", {"id": id})
+    return _Call("plugin_reload", _id("id", id))
 
 
 def _call_plugin(

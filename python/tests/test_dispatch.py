@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent_mem import _native
+from agent_mem import Memory, _native
 from agent_mem.exceptions import InvalidInputError
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "tests" / "dispatch"
@@ -131,3 +131,11 @@ def test_bad_requests_change_nothing(op: str) -> None:
     assert m.call("list", {"order": "created_asc"}) == before
     assert m.call("plugin_list") == []
     m.close()
+
+
+def test_an_id_of_another_type_is_a_type_error() -> None:
+    with Memory(embedder={"provider": "hashing", "dimensions": 8}) as m:
+        bad: Any = 5
+        for method in (m.get, m.history, m.delete, m.update, m.load_plugin, m.reload_plugin):
+            with pytest.raises(TypeError, match="must be a str, not int"):
+                method(bad)
