@@ -488,6 +488,40 @@ am_status am_memory_copy_into(const am_memory *source,
                               am_error **err);
 
 /**
+ * The names of the operations `am_memory_call` knows, as a JSON array of strings
+ * (`["add", "add_batch", …]`), in a stable order. `*out_json` is freed with
+ * `am_string_free`. Thread-safe.
+ */
+am_status am_operations(char **out_json,
+                        am_error **err);
+
+/**
+ * Runs any operation by its name (one of `am_operations`): the one entry that Python and
+ * Node use too, so an operation new in the library is reachable from C before it has a
+ * typed function of its own.
+ *
+ * `request_json` (NULL for `{}`) is the request of the typed function of the same
+ * operation, with an id as `"id"` and the caller's embeddings as `"vector"` (`add`,
+ * `search`, `update`) or `"vectors"` (`add_batch`, one per memory): for instance
+ * `am_memory_call(m, "get", "{\"id\": \"…\"}", &out, &err)`. The operations:
+ * `add`, `add_batch`, `add_messages`, `get`, `list`, `count`, `update`, `delete`,
+ * `delete_all`, `history`, `search`, `purge_expired`, `flush`, `reset`, `plugin_register`
+ * (the manifest with its `"path"`), `plugin_list`, `plugin_load`, `plugin_unload`,
+ * `plugin_reload`, `plugin_unregister`.
+ * `*out_json`: the result as the typed function gives it; a number for `count`,
+ * `delete_all` and `purge_expired`; `null` for `delete`, `flush`, `reset` and
+ * `plugin_unregister`. Free it with `am_string_free`.
+ * Errors: an unknown operation is `AM_ERR_INVALID_INPUT` naming it; a request that is not
+ * JSON, not an object, or has a misspelt key is `AM_ERR_INVALID_INPUT` and changes
+ * nothing; otherwise the operation's own errors. Thread-safe.
+ */
+am_status am_memory_call(const am_memory *m,
+                         const char *operation,
+                         const char *request_json,
+                         char **out_json,
+                         am_error **err);
+
+/**
  * Registers a WASM plugin (run by Extism: a WebAssembly module speaking its ABI, e.g. written
  * in Rust with extism-pdk). The functions of this section exist in every build of the
  * library; in one built without plugins (cargo feature `plugins`) they fail with

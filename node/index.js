@@ -465,12 +465,18 @@ class Memory {
     return this.#native.closed;
   }
 
+  /** Runs operation `op` of the core's one dispatch with its request (an object of the wire's
+   * snake_case keys) and the caller's embeddings; its parsed result. */
+  #call(op, wire, vector, vectors) {
+    return settle(this.#native.call(op, JSON.stringify(wire ?? {}), vector, vectors));
+  }
+
   /** Adds a memory: `{id, added}` (`added: false` when the same content is already stored in
    * the same scope; `id` is then the stored one's). */
   async add(content, options) {
     str('content', content);
     const wire = { ...request('options', options, ADD), content };
-    return await settle(this.#native.add(JSON.stringify(wire)));
+    return await this.#call('add', wire);
   }
 
   /**
@@ -485,7 +491,7 @@ class Memory {
   async addMessages(messages, options) {
     const items = messagesArg(messages);
     const wire = { ...request('options', options, ADD_MESSAGES), messages: items };
-    return await settle(this.#native.addMessages(JSON.stringify(wire)));
+    return await this.#call('add_messages', wire);
   }
 
   /** As `add`, with the caller's embedding of the content. */
@@ -493,28 +499,28 @@ class Memory {
     str('content', content);
     const v = vector('vector', embedding);
     const wire = { ...request('options', options, ADD), content };
-    return await settle(this.#native.add(JSON.stringify(wire), v));
+    return await this.#call('add', wire, v);
   }
 
   /** Adds several memories (strings or `{content, userId…}` objects) in one transaction:
    * `[{id, added}, …]` in order. */
   async addBatch(memories) {
     const items = list('memories', memories).map((m, i) => newMemory(`memories[${i}]`, m));
-    return await settle(this.#native.addBatch(JSON.stringify({ memories: items })));
+    return await this.#call('add_batch', { memories: items });
   }
 
   /** As `addBatch`, with one embedding per memory, in order. */
   async addBatchWithVectors(memories, vectors) {
     const items = list('memories', memories).map((m, i) => newMemory(`memories[${i}]`, m));
     const vs = list('vectors', vectors).map((v, i) => vector(`vectors[${i}]`, v));
-    return await settle(this.#native.addBatch(JSON.stringify({ memories: items }), vs));
+    return await this.#call('add_batch', { memories: items }, undefined, vs);
   }
 
   /** Searches by meaning, keywords, phrase or typos (`options.mode`); hits, best first. */
   async search(query, options) {
     str('query', query);
     const wire = { ...request('options', options, SEARCH), query };
-    return await settle(this.#native.search(JSON.stringify(wire)));
+    return await this.#call('search', wire);
   }
 
   /** As `search`, with the caller's embedding of the query (the text, which may be empty in
@@ -523,24 +529,24 @@ class Memory {
     str('query', query);
     const v = vector('vector', embedding);
     const wire = { ...request('options', options, SEARCH), query };
-    return await settle(this.#native.search(JSON.stringify(wire), v));
+    return await this.#call('search', wire, v);
   }
 
   /** One memory by id (expired ones too); NotFoundError if there is none. */
   async get(id) {
     str('id', id);
-    return await settle(this.#native.get(id));
+    return await this.#call('get', { id });
   }
 
   /** One page of memories: `{items, next_cursor}`; pass `next_cursor` as `cursor` for the
    * next page. */
   async list(options) {
-    return await settle(this.#native.list(JSON.stringify(request('options', options, LIST))));
+    return await this.#call('list', request('options', options, LIST));
   }
 
   /** How many (unexpired) memories the scope and filters select. */
   async count(options) {
-    return await settle(this.#native.count(JSON.stringify(request('options', options, SELECT))));
+    return await this.#call('count', request('options', options, SELECT));
   }
 
   /** Changes a memory's content, metadata (replaced whole), kind or expiry (`null` removes
@@ -548,7 +554,7 @@ class Memory {
   async update(id, changes) {
     str('id', id);
     const wire = request('changes', changes, UPDATE);
-    return await settle(this.#native.update(id, JSON.stringify(wire)));
+    return await this.#call('update', { ...wire, id });
   }
 
   /** As `update`, with the caller's embedding of the new content. */
@@ -556,40 +562,40 @@ class Memory {
     str('id', id);
     const wire = request('changes', changes, UPDATE);
     const v = vector('vector', embedding);
-    return await settle(this.#native.update(id, JSON.stringify(wire), v));
+    return await this.#call('update', { ...wire, id }, v);
   }
 
   /** Deletes a memory (its history stays). */
   async delete(id) {
     str('id', id);
-    await settle(this.#native.delete(id));
+    await this.#call('delete', { id });
   }
 
   /** Deletes what a scope and/or filters select (expired memories too); how many. Refused
    * with neither: `reset` deletes everything. */
   async deleteAll(options) {
-    return await settle(this.#native.deleteAll(JSON.stringify(request('options', options, SELECT))));
+    return await this.#call('delete_all', request('options', options, SELECT));
   }
 
   /** A memory's history rows, oldest first (also after it was deleted). */
   async history(id) {
     str('id', id);
-    return await settle(this.#native.history(id));
+    return await this.#call('history', { id });
   }
 
   /** Deletes every memory, all history and the embedding cache. */
   async reset() {
-    await settle(this.#native.reset());
+    await this.#call('reset');
   }
 
   /** Deletes the memories whose expiry has passed; how many. */
   async purgeExpired() {
-    return await settle(this.#native.purgeExpired());
+    return await this.#call('purge_expired');
   }
 
   /** Saves the vector index beside the store now (`close` does it too). */
   async flush() {
-    await settle(this.#native.flush());
+    await this.#call('flush');
   }
 
   /**
@@ -624,31 +630,31 @@ class Memory {
 
   /** The registered plugins' infos, in registration order. */
   async plugins() {
-    return await settle(this.#native.listPlugins());
+    return await this.#call('plugin_list');
   }
 
   /** Removes a plugin; NotFoundError if there is none with this id. */
   async unregisterPlugin(id) {
     str('id', id);
-    await settle(this.#native.unregisterPlugin(id));
+    await this.#call('plugin_unregister', { id });
   }
 
   /** Compiles a plugin now (it is otherwise compiled on first use); its info. */
   async loadPlugin(id) {
     str('id', id);
-    return await settle(this.#native.loadPlugin(id));
+    return await this.#call('plugin_load', { id });
   }
 
   /** Drops a plugin's compiled code; it stays registered. Its info. */
   async unloadPlugin(id) {
     str('id', id);
-    return await settle(this.#native.unloadPlugin(id));
+    return await this.#call('plugin_unload', { id });
   }
 
   /** Compiles a plugin again from its source (a file: as it is now); its info. */
   async reloadPlugin(id) {
     str('id', id);
-    return await settle(this.#native.reloadPlugin(id));
+    return await this.#call('plugin_reload', { id });
   }
 
   /**

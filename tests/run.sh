@@ -3,16 +3,19 @@
 #
 #   bash tests/run.sh [all|rust|c|python|node]
 #
-#   rust    formatting, clippy, the Rust suites (unit, integration, conformance, doc tests, the
-#           download feature, the C ABI without its optional features) and the quickstart
+#   rust    formatting, the workspace built and clippy-linted, the Rust suites (unit,
+#           integration, conformance, doc tests, the model download, the core and the C ABI
+#           without their optional features) and the quickstart
 #   c       libagentmem: the C/C++ tests under valgrind, conformance, install + pkg-config
 #   python  the Python package: ruff, mypy, stubtest, pytest, examples
 #   node    the Node package: tsc, node --test, example, npm pack + install
 #   all     the four in that order (the default, what CI runs), then each stage's wall time
 #
 # Each stage builds what it needs. One build profile (dev) and one target dir serve all of
-# them, and the optional features plugins and postgres are on for every build of the core
-# (Rust tests, C, Python and Node), so that the core is compiled once for all of them.
+# them; the optional features plugins and postgres are on for every build of the core (Rust
+# tests, C, Python and Node), and core/Cargo.toml pins the features of shared dependencies,
+# so that the dependencies are compiled once (and checked once, for clippy) for all of them,
+# the builds of the core without its optional features included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -33,8 +36,23 @@ fi
 # Inside that server's run, a postgres test that cannot reach it fails instead of skipping.
 export AGENTMEM_REQUIRE_POSTGRES=1
 
-# The features of every build of the core in this run; the benches crate's for clippy.
-CORE_FEATURES=agent-mem/plugins,agent-mem/postgres
+# Clippy lints every build of our crates in this run, in every stage, warnings denied:
+# clippy-driver stands in for rustc for the workspace's own crates (cargo's
+# RUSTC_WORKSPACE_WRAPPER and clippy's CLIPPY_ARGS, the way `cargo clippy` runs it). Unlike
+# `cargo clippy`, which checks every dependency once more in a mode of its own, this compiles
+# the dependencies once, for the tests.
+if [ -z "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
+  command -v clippy-driver >/dev/null || {
+    echo "clippy-driver not found: rustup component add clippy" >&2
+    exit 1
+  }
+  export RUSTC_WORKSPACE_WRAPPER=clippy-driver
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+fi
+
+# The features of the workspace build: every optional feature (download only adds the model
+# download, which runs when AGENTMEM_ALLOW_DOWNLOAD=1 asks for it).
+CORE_FEATURES=agent-mem/plugins,agent-mem/postgres,agent-mem/download
 WS_FEATURES=$CORE_FEATURES,agent-mem-ffi/plugins,agent-mem-ffi/postgres
 WS_FEATURES+=,agent-mem-benches/plugins,agent-mem-benches/postgres
 
@@ -49,16 +67,14 @@ stage_rust() {
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
 
-  # Clippy also checks the core without its optional features, and with `download`.
-  echo "== cargo clippy"
-  cargo clippy --workspace --all-targets --features "$WS_FEATURES" -- -D warnings
-  cargo clippy -p agent-mem --all-targets -- -D warnings
-  cargo clippy -p agent-mem --all-targets --features download -- -D warnings
+  echo "== cargo build: every target of the workspace (tests, examples, benchmarks), clippy-linted"
+  cargo build --workspace --all-targets --features "$WS_FEATURES"
 
   # cargo nextest runs each test in a process of its own (the integration tests are one
   # binary, and some of them change environment variables) and keeps both cores busy to the
   # end; without it, cargo test. The doc tests run through cargo test.
-  echo "== Rust tests (the postgres suites against the server started above)"
+  echo "== Rust tests (the postgres suites against the server started above; the model"
+  echo "   download against a local HTTP server)"
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --features "$WS_FEATURES" --no-tests=warn
   else
@@ -67,18 +83,11 @@ stage_rust() {
   fi
   cargo test --workspace --doc --features "$WS_FEATURES"
 
-  echo "== model download (feature download) against a local HTTP server"
-  if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p agent-mem --features download --test all -E 'test(/^download::/)'
-  else
-    cargo test -p agent-mem --features download --test all download::
-  fi
-
-  echo "== quickstart example (the core built for the download tests just above)"
+  echo "== quickstart example (the core built for the tests just above)"
   local tmp
   tmp=$(mktemp -d)
-  AGENTMEM_QUICKSTART_FEATURES=download bash examples/quickstart.sh "$tmp/quickstart.db" \
-    | tee "$tmp/out.txt"
+  AGENTMEM_QUICKSTART_FEATURES=plugins,postgres,download bash examples/quickstart.sh \
+    "$tmp/quickstart.db" | tee "$tmp/out.txt"
   # Each question must have found its answer first.
   first_hit() { grep -F -x -A1 "$1" "$tmp/out.txt" | sed -n 2p; }
   first_hit "[alice] What food should Alice avoid?" | grep -q "peanuts"
@@ -87,7 +96,9 @@ stage_rust() {
   first_hit "[bob] San Fransisco" | grep -q "San Francisco"
   rm -rf "$tmp"
 
-  echo "== the C ABI built without the plugins and postgres features: their functions say Unsupported"
+  echo "== the core and the C ABI without the optional features: clippy-linted; the C ABI's"
+  echo "   plugin and postgres functions say Unsupported"
+  cargo build -p agent-mem --all-targets
   cargo test -p agent-mem-ffi --lib without_the_feature
 }
 

@@ -26,12 +26,22 @@
 //! | [`plugin_unregister`], [`plugin_load`], [`plugin_unload`], [`plugin_reload`] | a plugin id | nothing / the plugin's info |
 //! | [`plugin_call`] | a plugin id, an export name, input bytes, `{scope}` | the output bytes |
 //!
+//!
+//! Besides these functions, [`call`] runs any operation by name (the list is
+//! [`OPERATIONS`]): the one dispatch the C ABI's `am_memory_call`, Python and Node go through.
+//! Its requests are the ones above, with an id as `"id"` and the caller's embeddings as
+//! `"vector"` / `"vectors"` (or natively, [`call_with`]).
+//!
 //! A *memory record* is `{"id", "content", "hash", "kind", "user_id"?, "agent_id"?,
 //! "run_id"?, "org_id"?, "metadata", "created_at", "updated_at", "expires_at"?}` (absent
 //! scope fields and expiry are left out); a *hit* is a record plus `"score"`,
 //! `"similarity"` (when the query was embedded) and `"explain"`; a *history row* is
 //! `{"id", "memory_id", "event", "old_content", "new_content", "is_deleted", "actor",
 //! "created_at"}`. Times are RFC 3339 UTC with microseconds; requests also accept dates.
+
+mod dispatch;
+
+pub use dispatch::{call, call_text, call_text_with, call_with, Embeddings, OPERATIONS};
 
 use std::path::Path;
 use std::sync::Arc;

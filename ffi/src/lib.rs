@@ -255,11 +255,84 @@ fn null_with_length(message: String) -> Failure {
 }
 
 unsafe fn put_json(out: *mut *mut c_char, value: &Value) -> Result<(), Failure> {
+    unsafe { put_text(out, value.to_string()) }
+}
+
+/// Hands JSON text to C as a NUL-terminated string.
+unsafe fn put_text(out: *mut *mut c_char, text: String) -> Result<(), Failure> {
     // serde_json escapes control characters, so the text never holds a NUL.
-    let text = CString::new(value.to_string())
+    let text = CString::new(text)
         .map_err(|_| Failure::from(agent_mem::Error::internal("JSON output held a NUL byte")))?;
     unsafe { *out = text.into_raw() };
     Ok(())
+}
+
+/// The shape of most calls: `*out` cleared, the store read, then `body` (which reads the other
+/// arguments and makes the one core call), its JSON result written to `*out`.
+unsafe fn json_call(
+    err: *mut *mut am_error,
+    out: *mut *mut c_char,
+    out_name: &str,
+    m: *const am_memory,
+    body: impl FnOnce(&Memory) -> Result<Value, Failure>,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out, out_name)?;
+            let value = body(memory_arg(m)?)?;
+            put_json(out, &value)
+        })
+    }
+}
+
+/// A call taking a request: `required` says whether `request_json` may be NULL (`{}`).
+unsafe fn request_call(
+    m: *const am_memory,
+    request_json: *const c_char,
+    required: bool,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+    op: fn(&Memory, &Value) -> agent_mem::Result<Value>,
+) -> am_status {
+    unsafe {
+        json_call(err, out_json, "out_json", m, |memory| {
+            let request = json_arg(request_json, "request_json", required)?;
+            Ok(op(memory, &request)?)
+        })
+    }
+}
+
+/// A call taking an id (a memory's or a plugin's).
+unsafe fn id_call(
+    m: *const am_memory,
+    id: *const c_char,
+    out: *mut *mut c_char,
+    out_name: &str,
+    err: *mut *mut am_error,
+    op: fn(&Memory, &str) -> agent_mem::Result<Value>,
+) -> am_status {
+    unsafe {
+        json_call(err, out, out_name, m, |memory| {
+            Ok(op(memory, str_arg(id, "id")?)?)
+        })
+    }
+}
+
+/// A call whose result is a number, written to `*out`.
+unsafe fn count_call(
+    err: *mut *mut am_error,
+    out: *mut u64,
+    out_name: &str,
+    m: *const am_memory,
+    body: impl FnOnce(&Memory) -> Result<usize, Failure>,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_count(out, out_name)?;
+            *out = body(memory_arg(m)?)? as u64;
+            Ok(())
+        })
+    }
 }
 
 // ------------------------------------------------------------------------------- basics
@@ -464,14 +537,7 @@ pub unsafe extern "C" fn am_memory_add(
     out_json: *mut *mut c_char,
     err: *mut *mut am_error,
 ) -> am_status {
-    unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            let request = json_arg(request_json, "request_json", true)?;
-            put_json(out_json, &wire::add(memory, &request)?)
-        })
-    }
+    unsafe { request_call(m, request_json, true, out_json, err, wire::add) }
 }
 
 /// Remembers a conversation, with inference by the store's chat model (`llm` in
@@ -502,14 +568,7 @@ pub unsafe extern "C" fn am_memory_add_messages(
     out_json: *mut *mut c_char,
     err: *mut *mut am_error,
 ) -> am_status {
-    unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            let request = json_arg(request_json, "request_json", true)?;
-            put_json(out_json, &wire::add_messages(memory, &request)?)
-        })
-    }
+    unsafe { request_call(m, request_json, true, out_json, err, wire::add_messages) }
 }
 
 /// Adds one memory with the caller's embedding: `vector` points at `dims` floats (the store's
@@ -524,12 +583,10 @@ pub unsafe extern "C" fn am_memory_add_with_vector(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
+        json_call(err, out_json, "out_json", m, |memory| {
             let request = json_arg(request_json, "request_json", true)?;
             let vector = vector_arg(vector, dims)?;
-            put_json(out_json, &wire::add_with_vector(memory, &request, vector)?)
+            Ok(wire::add_with_vector(memory, &request, vector)?)
         })
     }
 }
@@ -545,14 +602,7 @@ pub unsafe extern "C" fn am_memory_add_batch(
     out_json: *mut *mut c_char,
     err: *mut *mut am_error,
 ) -> am_status {
-    unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            let request = json_arg(request_json, "request_json", true)?;
-            put_json(out_json, &wire::add_batch(memory, &request)?)
-        })
-    }
+    unsafe { request_call(m, request_json, true, out_json, err, wire::add_batch) }
 }
 
 /// Adds several memories with the caller's embeddings in one transaction. `vectors` is a
@@ -570,16 +620,11 @@ pub unsafe extern "C" fn am_memory_add_batch_with_vectors(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
+        json_call(err, out_json, "out_json", m, |memory| {
             let request = json_arg(request_json, "request_json", true)?;
             if count == 0 {
                 // Nothing to read: `vectors` may be NULL, as C callers pass for empty arrays.
-                return put_json(
-                    out_json,
-                    &wire::add_batch_with_vectors(memory, &request, Vec::new())?,
-                );
+                return Ok(wire::add_batch_with_vectors(memory, &request, Vec::new())?);
             }
             if dims == 0 || dims > MAX_DIMENSIONS {
                 return Err(invalid(format!(
@@ -591,10 +636,7 @@ pub unsafe extern "C" fn am_memory_add_batch_with_vectors(
                 .ok_or_else(|| invalid(format!("count × dims overflows ({count} × {dims})")))?;
             let flat = floats_arg(vectors, total, "vectors")?;
             let rows = flat.chunks(dims).map(<[f32]>::to_vec).collect();
-            put_json(
-                out_json,
-                &wire::add_batch_with_vectors(memory, &request, rows)?,
-            )
+            Ok(wire::add_batch_with_vectors(memory, &request, rows)?)
         })
     }
 }
@@ -612,14 +654,7 @@ pub unsafe extern "C" fn am_memory_get(
     out_json: *mut *mut c_char,
     err: *mut *mut am_error,
 ) -> am_status {
-    unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            let id = str_arg(id, "id")?;
-            put_json(out_json, &wire::get(memory, id)?)
-        })
-    }
+    unsafe { id_call(m, id, out_json, "out_json", err, wire::get) }
 }
 
 /// One page of memories.
@@ -638,14 +673,7 @@ pub unsafe extern "C" fn am_memory_list(
     out_json: *mut *mut c_char,
     err: *mut *mut am_error,
 ) -> am_status {
-    unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            let request = json_arg(request_json, "request_json", false)?;
-            put_json(out_json, &wire::list(memory, &request)?)
-        })
-    }
+    unsafe { request_call(m, request_json, false, out_json, err, wire::list) }
 }
 
 /// How many memories a scope and filters select. `request_json` (NULL for `{}`):
@@ -658,12 +686,9 @@ pub unsafe extern "C" fn am_memory_count(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_count(out_count, "out_count")?;
-            let memory = memory_arg(m)?;
+        count_call(err, out_count, "out_count", m, |memory| {
             let request = json_arg(request_json, "request_json", false)?;
-            *out_count = wire::count(memory, &request)? as u64;
-            Ok(())
+            Ok(wire::count(memory, &request)?)
         })
     }
 }
@@ -680,14 +705,7 @@ pub unsafe extern "C" fn am_memory_history(
     out_json: *mut *mut c_char,
     err: *mut *mut am_error,
 ) -> am_status {
-    unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            let id = str_arg(id, "id")?;
-            put_json(out_json, &wire::history(memory, id)?)
-        })
-    }
+    unsafe { id_call(m, id, out_json, "out_json", err, wire::history) }
 }
 
 /// Searches by meaning, keywords, phrase or typos.
@@ -705,14 +723,7 @@ pub unsafe extern "C" fn am_memory_search(
     out_json: *mut *mut c_char,
     err: *mut *mut am_error,
 ) -> am_status {
-    unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            let request = json_arg(request_json, "request_json", true)?;
-            put_json(out_json, &wire::search(memory, &request)?)
-        })
-    }
+    unsafe { request_call(m, request_json, true, out_json, err, wire::search) }
 }
 
 /// Searches with the caller's query embedding (`dims` floats); the query text, if any, serves
@@ -727,15 +738,10 @@ pub unsafe extern "C" fn am_memory_search_with_vector(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
+        json_call(err, out_json, "out_json", m, |memory| {
             let request = json_arg(request_json, "request_json", true)?;
             let vector = vector_arg(vector, dims)?;
-            put_json(
-                out_json,
-                &wire::search_with_vector(memory, &request, &vector)?,
-            )
+            Ok(wire::search_with_vector(memory, &request, &vector)?)
         })
     }
 }
@@ -756,12 +762,10 @@ pub unsafe extern "C" fn am_memory_update(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
+        json_call(err, out_json, "out_json", m, |memory| {
             let id = str_arg(id, "id")?;
             let request = json_arg(request_json, "request_json", true)?;
-            put_json(out_json, &wire::update(memory, id, &request)?)
+            Ok(wire::update(memory, id, &request)?)
         })
     }
 }
@@ -779,16 +783,11 @@ pub unsafe extern "C" fn am_memory_update_with_vector(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
+        json_call(err, out_json, "out_json", m, |memory| {
             let id = str_arg(id, "id")?;
             let request = json_arg(request_json, "request_json", true)?;
             let vector = vector_arg(vector, dims)?;
-            put_json(
-                out_json,
-                &wire::update_with_vector(memory, id, &request, vector)?,
-            )
+            Ok(wire::update_with_vector(memory, id, &request, vector)?)
         })
     }
 }
@@ -822,12 +821,9 @@ pub unsafe extern "C" fn am_memory_delete_all(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_count(out_deleted, "out_deleted")?;
-            let memory = memory_arg(m)?;
+        count_call(err, out_deleted, "out_deleted", m, |memory| {
             let request = json_arg(request_json, "request_json", true)?;
-            *out_deleted = wire::delete_all(memory, &request)? as u64;
-            Ok(())
+            Ok(wire::delete_all(memory, &request)?)
         })
     }
 }
@@ -850,10 +846,8 @@ pub unsafe extern "C" fn am_memory_purge_expired(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_count(out_deleted, "out_deleted")?;
-            *out_deleted = memory_arg(m)?.purge_expired()? as u64;
-            Ok(())
+        count_call(err, out_deleted, "out_deleted", m, |memory| {
+            Ok(memory.purge_expired()?)
         })
     }
 }
@@ -879,6 +873,65 @@ pub unsafe extern "C" fn am_memory_copy_into(
             let source = store_arg(source, "source")?;
             let target = store_arg(target, "target")?;
             put_json(out_json, &wire::copy_into(source, target)?)
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------- any operation
+
+/// The names of the operations `am_memory_call` knows, as a JSON array of strings
+/// (`["add", "add_batch", …]`), in a stable order. `*out_json` is freed with
+/// `am_string_free`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_operations(
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            put_json(out_json, &Value::from(wire::OPERATIONS))
+        })
+    }
+}
+
+/// Runs any operation by its name (one of `am_operations`): the one entry that Python and
+/// Node use too, so an operation new in the library is reachable from C before it has a
+/// typed function of its own.
+///
+/// `request_json` (NULL for `{}`) is the request of the typed function of the same
+/// operation, with an id as `"id"` and the caller's embeddings as `"vector"` (`add`,
+/// `search`, `update`) or `"vectors"` (`add_batch`, one per memory): for instance
+/// `am_memory_call(m, "get", "{\"id\": \"…\"}", &out, &err)`. The operations:
+/// `add`, `add_batch`, `add_messages`, `get`, `list`, `count`, `update`, `delete`,
+/// `delete_all`, `history`, `search`, `purge_expired`, `flush`, `reset`, `plugin_register`
+/// (the manifest with its `"path"`), `plugin_list`, `plugin_load`, `plugin_unload`,
+/// `plugin_reload`, `plugin_unregister`.
+/// `*out_json`: the result as the typed function gives it; a number for `count`,
+/// `delete_all` and `purge_expired`; `null` for `delete`, `flush`, `reset` and
+/// `plugin_unregister`. Free it with `am_string_free`.
+/// Errors: an unknown operation is `AM_ERR_INVALID_INPUT` naming it; a request that is not
+/// JSON, not an object, or has a misspelt key is `AM_ERR_INVALID_INPUT` and changes
+/// nothing; otherwise the operation's own errors. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_call(
+    m: *const am_memory,
+    operation: *const c_char,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let operation = str_arg(operation, "operation")?;
+            let request = if request_json.is_null() {
+                "null"
+            } else {
+                str_arg(request_json, "request_json")?
+            };
+            put_text(out_json, wire::call_text(memory, operation, request)?)
         })
     }
 }
@@ -930,19 +983,14 @@ pub unsafe extern "C" fn am_memory_register_plugin(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_info_json, "out_info_json")?;
-            let memory = memory_arg(m)?;
+        json_call(err, out_info_json, "out_info_json", m, |memory| {
             let manifest = json_arg(manifest_json, "manifest_json", true)?;
             let wasm = if wasm.is_null() && wasm_len == 0 {
                 None
             } else {
                 Some(bytes_arg(wasm, wasm_len, "wasm", MAX_WASM_LEN, invalid)?)
             };
-            put_json(
-                out_info_json,
-                &wire::plugin_register(memory, &manifest, wasm)?,
-            )
+            Ok(wire::plugin_register(memory, &manifest, wasm)?)
         })
     }
 }
@@ -956,10 +1004,8 @@ pub unsafe extern "C" fn am_memory_list_plugins(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_json, "out_json")?;
-            let memory = memory_arg(m)?;
-            put_json(out_json, &wire::plugin_list(memory)?)
+        json_call(err, out_json, "out_json", m, |memory| {
+            Ok(wire::plugin_list(memory)?)
         })
     }
 }
@@ -992,12 +1038,14 @@ pub unsafe extern "C" fn am_memory_load_plugin(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_info_json, "out_info_json")?;
-            let memory = memory_arg(m)?;
-            let id = str_arg(id, "id")?;
-            put_json(out_info_json, &wire::plugin_load(memory, id)?)
-        })
+        id_call(
+            m,
+            id,
+            out_info_json,
+            "out_info_json",
+            err,
+            wire::plugin_load,
+        )
     }
 }
 
@@ -1011,12 +1059,14 @@ pub unsafe extern "C" fn am_memory_unload_plugin(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_info_json, "out_info_json")?;
-            let memory = memory_arg(m)?;
-            let id = str_arg(id, "id")?;
-            put_json(out_info_json, &wire::plugin_unload(memory, id)?)
-        })
+        id_call(
+            m,
+            id,
+            out_info_json,
+            "out_info_json",
+            err,
+            wire::plugin_unload,
+        )
     }
 }
 
@@ -1030,12 +1080,14 @@ pub unsafe extern "C" fn am_memory_reload_plugin(
     err: *mut *mut am_error,
 ) -> am_status {
     unsafe {
-        guard(err, || {
-            clear_out(out_info_json, "out_info_json")?;
-            let memory = memory_arg(m)?;
-            let id = str_arg(id, "id")?;
-            put_json(out_info_json, &wire::plugin_reload(memory, id)?)
-        })
+        id_call(
+            m,
+            id,
+            out_info_json,
+            "out_info_json",
+            err,
+            wire::plugin_reload,
+        )
     }
 }
 
@@ -1129,6 +1181,83 @@ mod tests {
         };
         assert_eq!(status, AM_OK);
         m
+    }
+
+    /// `am_memory_call`'s status, output and error message.
+    unsafe fn call(
+        m: *const am_memory,
+        op: *const c_char,
+        request: *const c_char,
+    ) -> (am_status, String) {
+        let (mut out, mut err) = (ptr::null_mut(), ptr::null_mut());
+        unsafe {
+            let status = am_memory_call(m, op, request, &mut out, &mut err);
+            let text = if status == AM_OK {
+                assert!(err.is_null());
+                CStr::from_ptr(out).to_str().unwrap().to_string()
+            } else {
+                assert!(out.is_null());
+                CStr::from_ptr(am_error_message(err))
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            };
+            am_string_free(out);
+            am_error_free(err);
+            (status, text)
+        }
+    }
+
+    #[test]
+    fn any_operation_is_called_by_name() {
+        let m = store();
+        unsafe {
+            let add = c"{\"content\": \"east\", \"vector\": [1, 0]}".as_ptr();
+            let (status, out) = call(m, c"add".as_ptr(), add);
+            assert_eq!(status, AM_OK, "{out}");
+            assert!(out.contains("\"added\":true"), "{out}");
+            assert_eq!(call(m, c"count".as_ptr(), ptr::null()), (AM_OK, "1".into()));
+
+            let (status, message) = call(m, c"frobnicate".as_ptr(), c"{}".as_ptr());
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            assert!(message.contains("\"frobnicate\""), "{message}");
+            let (status, message) = call(m, c"reset".as_ptr(), c"{".as_ptr());
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            assert!(message.contains("not valid JSON"), "{message}");
+            let (status, _) = call(m, c"reset".as_ptr(), c"[1]".as_ptr());
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            let bad_utf8 = [0xffu8, 0];
+            let (status, message) = call(m, bad_utf8.as_ptr().cast(), c"{}".as_ptr());
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            assert!(
+                message.contains("operation is not valid UTF-8"),
+                "{message}"
+            );
+            let (status, _) = call(m, c"count".as_ptr(), bad_utf8.as_ptr().cast());
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            assert_eq!(call(m, ptr::null(), c"{}".as_ptr()).0, AM_ERR_NULL_ARG);
+            assert_eq!(
+                call(ptr::null(), c"count".as_ptr(), ptr::null()).0,
+                AM_ERR_NULL_ARG
+            );
+            let status = am_memory_call(
+                m,
+                c"count".as_ptr(),
+                ptr::null(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+            assert_eq!(status, AM_ERR_NULL_ARG);
+            assert_eq!(call(m, c"count".as_ptr(), ptr::null()), (AM_OK, "1".into()));
+
+            let mut names = ptr::null_mut();
+            assert_eq!(am_operations(&mut names, ptr::null_mut()), AM_OK);
+            let listed: Vec<String> =
+                serde_json::from_str(CStr::from_ptr(names).to_str().unwrap()).unwrap();
+            assert_eq!(listed, wire::OPERATIONS);
+            am_string_free(names);
+            am_memory_free(m);
+        }
     }
 
     #[test]

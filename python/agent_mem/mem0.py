@@ -74,16 +74,22 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import os
 import warnings
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
 from urllib.parse import quote
 
 from . import _native
 from .exceptions import InvalidInputError, NotFoundError, UnsupportedError
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
 
 __all__ = [
     "DEFAULT_DIR_ENV",
@@ -144,7 +150,7 @@ _INFER_WARNING = (
 _CHAT_ROLES = frozenset({"user", "assistant", "system", "tool"})
 
 T = TypeVar("T")
-_Call = tuple[str, tuple[Any, ...]]
+_Call = tuple[str, Any]
 _Op = Generator[_Call, Any, T]
 Messages = Union[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
@@ -973,24 +979,33 @@ def _history_rows(
 
 # --------------------------------------------------------------------------- operations
 #
-# Each operation is written once, as a generator that yields the native calls it needs
-# (("get", (id,)), …) and receives their results; the sync class runs the calls directly,
-# the async class awaits their `_async` twins. Native errors are thrown back into the
-# generator at the yield.
+# Each method is written once, as a generator that takes the store and the method's
+# arguments, yields the core operations it needs (("get", {"id": id}), …: a name and a
+# request of the one dispatch) and receives their results; the sync class runs them
+# directly, the async class awaits them on a worker (_blocking, _awaiting). Native errors
+# are thrown back into the generator at the yield.
 
 
 def _op_add(
-    has_llm: bool,
-    messages: Any,
-    user_id: Any,
-    agent_id: Any,
-    run_id: Any,
-    metadata: Any,
-    infer: bool,
-    memory_type: Any,
-    prompt: Any,
-    expiration_date: Any,
+    store: _Base,
+    messages: Messages,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    infer: bool = True,
+    memory_type: str | None = None,
+    prompt: str | None = None,
+    expiration_date: str | _dt.date | None = None,
 ) -> _Op[dict[str, Any]]:
+    """Remembers messages (a str, a message dict, or a list of them); at least one id.
+
+    With an ``llm`` configured and ``infer=True``: facts are extracted and reconciled,
+    ``{"results": [{"id", "memory", "event", "previous_memory"?}]}`` (changes only).
+    Otherwise each non-system message is stored, ``{"results": [{"id", "memory",
+    "event", "actor_id", "role"}]}``."""
+    has_llm = store.llm is not None
     scope = {
         k: v
         for k, v in (
@@ -1018,7 +1033,7 @@ def _op_add(
             request["expires_at"] = expires_at
         if kind == "procedural" and prompt is not None:
             request["prompt"] = prompt  # mem0 reads `prompt` for procedural memories only
-        events = yield ("add_messages", (request,))
+        events = yield ("add_messages", request)
         return {"results": [_event(e) for e in events if e["event"] != "NONE"]}
     parsed = _messages(messages)
     if infer:
@@ -1036,7 +1051,7 @@ def _op_add(
         items.append(item)
     if not items:
         return {"results": []}
-    outcomes = yield ("add_batch", ({"memories": items}, None))
+    outcomes = yield ("add_batch", {"memories": items})
     results = []
     for message, outcome in zip(parsed, outcomes):
         results.append(
@@ -1059,25 +1074,32 @@ def _event(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _op_get(memory_id: str) -> _Op[dict[str, Any] | None]:
+def _op_get(store: _Base, memory_id: str) -> _Op[dict[str, Any] | None]:
+    """The memory in mem0's shape, or None."""
     try:
-        record = yield ("get", (memory_id,))
+        record = yield ("get", {"id": memory_id})
     except NotFoundError:
         return None
     return _item(record)
 
 
 def _op_get_all(
-    user_id: Any,
-    agent_id: Any,
-    run_id: Any,
-    filters: Any,
-    limit: Any,
-    top_k: Any,
-    page: Any,
-    page_size: Any,
-    include_expired: bool,
+    store: _Base,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    limit: int | None = _DEFAULT,
+    top_k: int | None = _DEFAULT,
+    page: int | None = None,
+    page_size: int | None = None,
+    include_expired: bool = False,
 ) -> _Op[dict[str, Any]]:
+    """Memories of a scope, newest first: ``{"results": [...]}``. Capped like mem0
+    (``limit`` 100 classic, ``top_k`` 20 with filters); None for no cap; ``page`` and
+    ``page_size`` for one page (then also ``total``, the number of unexpired memories
+    selected, and ``next_page``, None on the last page)."""
     scope, rest, classic = _selection(user_id, agent_id, run_id, filters, "get_all")
     request: dict[str, Any] = {**scope, "include_expired": bool(include_expired)}
     if rest is not None:
@@ -1095,8 +1117,8 @@ def _op_get_all(
                 f"page {page} of page_size {size} starts at item {offset}: offset must be at "
                 f"most {_MAX_OFFSET}"
             )
-        listed = yield ("list", ({**request, "limit": size, "offset": offset},))
-        total = yield ("count", ({k: v for k, v in request.items() if k != "include_expired"},))
+        listed = yield ("list", {**request, "limit": size, "offset": offset})
+        total = yield ("count", {k: v for k, v in request.items() if k != "include_expired"})
         return {
             "results": [_item(r, with_score=False) for r in listed["items"]],
             "total": total,
@@ -1111,7 +1133,7 @@ def _op_get_all(
         want = _MAX_PAGE if cap is None else min(_MAX_PAGE, cap - len(records))
         if want == 0:
             break
-        listed = yield ("list", ({**request, "limit": want, "cursor": cursor},))
+        listed = yield ("list", {**request, "limit": want, "cursor": cursor})
         records.extend(listed["items"])
         cursor = listed["next_cursor"]
         if cursor is None:
@@ -1120,18 +1142,26 @@ def _op_get_all(
 
 
 def _op_search(
-    query: Any,
-    user_id: Any,
-    agent_id: Any,
-    run_id: Any,
-    limit: Any,
-    filters: Any,
-    top_k: Any,
-    threshold: Any,
-    explain: bool,
-    include_expired: bool,
-    mode: Any,
+    store: _Base,
+    query: str,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    limit: int | None = _DEFAULT,
+    filters: Mapping[str, Any] | None = None,
+    top_k: int | None = _DEFAULT,
+    threshold: float | None = None,
+    rerank: bool = False,
+    explain: bool = False,
+    include_expired: bool = False,
+    mode: str | None = None,
 ) -> _Op[dict[str, Any]]:
+    """Hybrid search (meaning + keywords) in a scope: ``{"results": [...]}``, best first,
+    each with ``score`` (0..1, 1 = first in every engine). ``threshold`` is a minimum
+    cosine similarity; ``explain=True`` adds ``score_details``; ``mode`` picks another
+    agent_mem search mode (``vector``, ``keyword``, ``phrase``, ``fuzzy``). ``rerank`` is
+    accepted and has no effect (no reranker can be configured)."""
     _check_threshold(threshold)
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("Invalid query: cannot be empty or whitespace-only.")
@@ -1151,7 +1181,7 @@ def _op_search(
         request["threshold"] = float(threshold)
     if mode is not None:
         request["mode"] = mode
-    hits = yield ("search", (request, None))
+    hits = yield ("search", request)
     results = []
     for hit in hits:
         item = _item(hit, score=hit["score"])
@@ -1161,7 +1191,15 @@ def _op_search(
     return {"results": results}
 
 
-def _op_update(memory_id: str, data: Any, text: Any, metadata: Any) -> _Op[dict[str, str]]:
+def _op_update(
+    store: _Base,
+    memory_id: str,
+    data: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    text: str | None = None,
+) -> _Op[dict[str, str]]:
+    """New content (``data`` or ``text``) and/or metadata merged into the stored one."""
     if data is not None and text is not None and data != text:
         raise InvalidInputError("give the new content as data= or text=, not both")
     content = data if data is not None else text
@@ -1173,7 +1211,7 @@ def _op_update(memory_id: str, data: Any, text: Any, metadata: Any) -> _Op[dict[
     if metadata is not None:
         # mem0 merges new metadata into the stored one; actor_id and role stay.
         try:
-            existing = yield ("get", (memory_id,))
+            existing = yield ("get", {"id": memory_id})
         except NotFoundError as e:
             raise MemoryNotFoundError(f"Memory with id {memory_id} not found") from e
         merged = {**existing["metadata"], **_clean_metadata(metadata)}
@@ -1182,21 +1220,30 @@ def _op_update(memory_id: str, data: Any, text: Any, metadata: Any) -> _Op[dict[
                 merged[key] = existing["metadata"][key]
         request["metadata"] = merged
     try:
-        yield ("update", (memory_id, request, None))
+        yield ("update", {**request, "id": memory_id})
     except NotFoundError as e:
         raise MemoryNotFoundError(f"Memory with id {memory_id} not found") from e
     return {"message": "Memory updated successfully!"}
 
 
-def _op_delete(memory_id: str) -> _Op[dict[str, str]]:
+def _op_delete(store: _Base, memory_id: str) -> _Op[dict[str, str]]:
+    """Deletes a memory; :class:`MemoryNotFoundError` (a ``ValueError``) if none."""
     try:
-        yield ("delete", (memory_id,))
+        yield ("delete", {"id": memory_id})
     except NotFoundError as e:
         raise MemoryNotFoundError(f"Memory with id {memory_id} not found") from e
     return {"message": "Memory deleted successfully!"}
 
 
-def _op_delete_all(user_id: Any, agent_id: Any, run_id: Any, filters: Any) -> _Op[dict[str, str]]:
+def _op_delete_all(
+    store: _Base,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    *,
+    filters: Mapping[str, Any] | None = None,
+) -> _Op[dict[str, str]]:
+    """Deletes every memory of a scope (one id at least; ``reset`` deletes everything)."""
     if user_id is None and agent_id is None and run_id is None and not filters:
         raise InvalidInputError(
             "At least one filter is required to delete all memories. If you want to delete all "
@@ -1206,17 +1253,18 @@ def _op_delete_all(user_id: Any, agent_id: Any, run_id: Any, filters: Any) -> _O
     request: dict[str, Any] = dict(scope)
     if rest is not None:
         request["filters"] = rest
-    yield ("delete_all", (request,))
+    yield ("delete_all", request)
     return {"message": "Memories deleted successfully!"}
 
 
-def _op_history(memory_id: str) -> _Op[list[dict[str, Any]]]:
+def _op_history(store: _Base, memory_id: str) -> _Op[list[dict[str, Any]]]:
+    """The memory's changes, oldest first, in mem0's row shape (``[]`` if none)."""
     try:
-        rows = yield ("history", (memory_id,))
+        rows = yield ("history", {"id": memory_id})
     except NotFoundError:
         return []
     try:
-        record = yield ("get", (memory_id,))
+        record = yield ("get", {"id": memory_id})
     except NotFoundError:
         record = None
     return _history_rows(rows, record)
@@ -1225,31 +1273,63 @@ def _op_history(memory_id: str) -> _Op[list[dict[str, Any]]]:
 def _run(native: _native.NativeMemory, op: _Op[T]) -> T:
     """Runs an operation with blocking native calls."""
     try:
-        name, args = next(op)
+        name, request = next(op)
         while True:
             try:
-                result = getattr(native, name)(*args)
+                result = native.call(name, request)
             except NotFoundError as e:
-                name, args = op.throw(e)
+                name, request = op.throw(e)
                 continue
-            name, args = op.send(result)
+            name, request = op.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
 async def _run_async(native: _native.NativeMemory, op: _Op[T]) -> T:
-    """Runs an operation awaiting the native `_async` calls (Rust worker threads)."""
+    """Runs an operation awaiting the native calls (on Rust worker threads)."""
     try:
-        name, args = next(op)
+        name, request = next(op)
         while True:
             try:
-                result = await getattr(native, name + "_async")(*args)
+                result = await native.call_async(name, request)
             except NotFoundError as e:
-                name, args = op.throw(e)
+                name, request = op.throw(e)
                 continue
-            name, args = op.send(result)
+            name, request = op.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+
+
+def _method(op: Callable[..., Any], owner: str, method: Callable[..., Any]) -> Any:
+    """``method`` dressed as ``owner``'s method of the same name as ``op``."""
+    functools.update_wrapper(method, op)
+    method.__name__ = op.__name__.removeprefix("_op_")
+    method.__qualname__ = f"{owner}.{method.__name__}"
+    return method
+
+
+def _blocking(op: Callable[Concatenate[_Base, P], _Op[T]]) -> Callable[Concatenate[Memory, P], T]:
+    """The :class:`Memory` method of an operation: its core calls run here."""
+
+    def method(self: Memory, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return _run(self._native, op(self, *args, **kwargs))
+
+    return cast("Callable[Concatenate[Memory, P], T]", _method(op, "Memory", method))
+
+
+def _awaiting(
+    op: Callable[Concatenate[_Base, P], _Op[T]],
+) -> Callable[Concatenate[AsyncMemory, P], Coroutine[Any, Any, T]]:
+    """The :class:`AsyncMemory` method of an operation: a coroutine awaiting its core calls
+    on Rust worker threads."""
+
+    async def method(self: AsyncMemory, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await _run_async(self._native, op(self, *args, **kwargs))
+
+    return cast(
+        "Callable[Concatenate[AsyncMemory, P], Coroutine[Any, Any, T]]",
+        _method(op, "AsyncMemory", method),
+    )
 
 
 # --------------------------------------------------------------------------- classes
@@ -1354,134 +1434,18 @@ class Memory(_Base):
         ``InvalidInputError``. No model is called until ``add``."""
         return cls(config_dict)
 
-    def add(
-        self,
-        messages: Messages,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        infer: bool = True,
-        memory_type: str | None = None,
-        prompt: str | None = None,
-        expiration_date: str | _dt.date | None = None,
-    ) -> dict[str, Any]:
-        """Remembers messages (a str, a message dict, or a list of them); at least one id.
-
-        With an ``llm`` configured and ``infer=True``: facts are extracted and reconciled,
-        ``{"results": [{"id", "memory", "event", "previous_memory"?}]}`` (changes only).
-        Otherwise each non-system message is stored, ``{"results": [{"id", "memory",
-        "event", "actor_id", "role"}]}``."""
-        op = _op_add(
-            self._native.llm is not None,
-            messages,
-            user_id,
-            agent_id,
-            run_id,
-            metadata,
-            infer,
-            memory_type,
-            prompt,
-            expiration_date,
-        )
-        return _run(self._native, op)
-
-    def get(self, memory_id: str) -> dict[str, Any] | None:
-        """The memory in mem0's shape, or None."""
-        return _run(self._native, _op_get(memory_id))
-
-    def get_all(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        limit: int | None = _DEFAULT,
-        top_k: int | None = _DEFAULT,
-        page: int | None = None,
-        page_size: int | None = None,
-        include_expired: bool = False,
-    ) -> dict[str, Any]:
-        """Memories of a scope, newest first: ``{"results": [...]}``. Capped like mem0
-        (``limit`` 100 classic, ``top_k`` 20 with filters); None for no cap; ``page`` and
-        ``page_size`` for one page (then also ``total``, the number of unexpired memories
-        selected, and ``next_page``, None on the last page)."""
-        op = _op_get_all(
-            user_id, agent_id, run_id, filters, limit, top_k, page, page_size, include_expired
-        )
-        return _run(self._native, op)
-
-    def search(
-        self,
-        query: str,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        limit: int | None = _DEFAULT,
-        filters: Mapping[str, Any] | None = None,
-        top_k: int | None = _DEFAULT,
-        threshold: float | None = None,
-        rerank: bool = False,
-        explain: bool = False,
-        include_expired: bool = False,
-        mode: str | None = None,
-    ) -> dict[str, Any]:
-        """Hybrid search (meaning + keywords) in a scope: ``{"results": [...]}``, best first,
-        each with ``score`` (0..1, 1 = first in every engine). ``threshold`` is a minimum
-        cosine similarity; ``explain=True`` adds ``score_details``; ``mode`` picks another
-        agent_mem search mode (``vector``, ``keyword``, ``phrase``, ``fuzzy``). ``rerank`` is
-        accepted and has no effect (no reranker can be configured)."""
-        op = _op_search(
-            query,
-            user_id,
-            agent_id,
-            run_id,
-            limit,
-            filters,
-            top_k,
-            threshold,
-            explain,
-            include_expired,
-            mode,
-        )
-        return _run(self._native, op)
-
-    def update(
-        self,
-        memory_id: str,
-        data: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        text: str | None = None,
-    ) -> dict[str, str]:
-        """New content (``data`` or ``text``) and/or metadata merged into the stored one."""
-        return _run(self._native, _op_update(memory_id, data, text, metadata))
-
-    def delete(self, memory_id: str) -> dict[str, str]:
-        """Deletes a memory; :class:`MemoryNotFoundError` (a ``ValueError``) if none."""
-        return _run(self._native, _op_delete(memory_id))
-
-    def delete_all(
-        self,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        *,
-        filters: Mapping[str, Any] | None = None,
-    ) -> dict[str, str]:
-        """Deletes every memory of a scope (one id at least; ``reset`` deletes everything)."""
-        return _run(self._native, _op_delete_all(user_id, agent_id, run_id, filters))
-
-    def history(self, memory_id: str) -> list[dict[str, Any]]:
-        """The memory's changes, oldest first, in mem0's row shape (``[]`` if none)."""
-        return _run(self._native, _op_history(memory_id))
+    add = _blocking(_op_add)
+    get = _blocking(_op_get)
+    get_all = _blocking(_op_get_all)
+    search = _blocking(_op_search)
+    update = _blocking(_op_update)
+    delete = _blocking(_op_delete)
+    delete_all = _blocking(_op_delete_all)
+    history = _blocking(_op_history)
 
     def reset(self) -> None:
         """Deletes every memory and all history."""
-        self._native.reset()
+        self._native.call("reset")
 
     def close(self) -> None:
         """Saves the index and closes the store."""
@@ -1508,122 +1472,18 @@ class AsyncMemory(_Base):
         """See :meth:`Memory.from_config`."""
         return cls(config_dict)
 
-    async def add(
-        self,
-        messages: Messages,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        infer: bool = True,
-        memory_type: str | None = None,
-        prompt: str | None = None,
-        expiration_date: str | _dt.date | None = None,
-    ) -> dict[str, Any]:
-        """See :meth:`Memory.add`."""
-        op = _op_add(
-            self._native.llm is not None,
-            messages,
-            user_id,
-            agent_id,
-            run_id,
-            metadata,
-            infer,
-            memory_type,
-            prompt,
-            expiration_date,
-        )
-        return await _run_async(self._native, op)
-
-    async def get(self, memory_id: str) -> dict[str, Any] | None:
-        """See :meth:`Memory.get`."""
-        return await _run_async(self._native, _op_get(memory_id))
-
-    async def get_all(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        limit: int | None = _DEFAULT,
-        top_k: int | None = _DEFAULT,
-        page: int | None = None,
-        page_size: int | None = None,
-        include_expired: bool = False,
-    ) -> dict[str, Any]:
-        """See :meth:`Memory.get_all`."""
-        op = _op_get_all(
-            user_id, agent_id, run_id, filters, limit, top_k, page, page_size, include_expired
-        )
-        return await _run_async(self._native, op)
-
-    async def search(
-        self,
-        query: str,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        limit: int | None = _DEFAULT,
-        filters: Mapping[str, Any] | None = None,
-        top_k: int | None = _DEFAULT,
-        threshold: float | None = None,
-        rerank: bool = False,
-        explain: bool = False,
-        include_expired: bool = False,
-        mode: str | None = None,
-    ) -> dict[str, Any]:
-        """See :meth:`Memory.search`."""
-        op = _op_search(
-            query,
-            user_id,
-            agent_id,
-            run_id,
-            limit,
-            filters,
-            top_k,
-            threshold,
-            explain,
-            include_expired,
-            mode,
-        )
-        return await _run_async(self._native, op)
-
-    async def update(
-        self,
-        memory_id: str,
-        data: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        text: str | None = None,
-    ) -> dict[str, str]:
-        """See :meth:`Memory.update`."""
-        return await _run_async(self._native, _op_update(memory_id, data, text, metadata))
-
-    async def delete(self, memory_id: str) -> dict[str, str]:
-        """See :meth:`Memory.delete`."""
-        return await _run_async(self._native, _op_delete(memory_id))
-
-    async def delete_all(
-        self,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        *,
-        filters: Mapping[str, Any] | None = None,
-    ) -> dict[str, str]:
-        """See :meth:`Memory.delete_all`."""
-        return await _run_async(self._native, _op_delete_all(user_id, agent_id, run_id, filters))
-
-    async def history(self, memory_id: str) -> list[dict[str, Any]]:
-        """See :meth:`Memory.history`."""
-        return await _run_async(self._native, _op_history(memory_id))
+    add = _awaiting(_op_add)
+    get = _awaiting(_op_get)
+    get_all = _awaiting(_op_get_all)
+    search = _awaiting(_op_search)
+    update = _awaiting(_op_update)
+    delete = _awaiting(_op_delete)
+    delete_all = _awaiting(_op_delete_all)
+    history = _awaiting(_op_history)
 
     async def reset(self) -> None:
         """See :meth:`Memory.reset`."""
-        await self._native.reset_async()
+        await self._native.call_async("reset")
 
     async def close(self) -> None:
         """See :meth:`Memory.close`."""

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, TypedDict, Union, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, Union, cast, overload
 
 from . import _native
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
+
+T = TypeVar("T")
 
 __all__ = [
     "UNSET",
@@ -286,7 +294,7 @@ def _options(
 
 def _target(target: Memory | AsyncMemory) -> _native.NativeMemory:
     """The native store of ``copy_into``'s target (either class will do)."""
-    if not isinstance(target, (Memory, AsyncMemory)):
+    if not isinstance(target, _Store):
         raise TypeError(
             f"target must be an agent_mem Memory or AsyncMemory, not {type(target).__name__}"
         )
@@ -458,16 +466,476 @@ def _bytes(data: bytes | str) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
 
+def _id(name: str, value: str) -> dict[str, Any]:
+    """An id request; a non-str id is a TypeError, as for every other argument type."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return {"id": value}
+
+
 def _new_fields(
     kind: Kind | str | None, metadata: Mapping[str, Any] | None, expires_at: Time | None
 ) -> dict[str, Any]:
     return _clean(kind=kind, metadata=metadata, expires_at=_opt_time(expires_at))
 
 
-# --------------------------------------------------------------------------- sync
+# --------------------------------------------------------------------------- operations
+#
+# Each method is written once, as a function that says which core call it makes (an
+# operation of the one dispatch and its request, or a native method of its own for what is
+# not JSON) and how its result is shaped; :class:`Memory` runs that call blocking, and
+# :class:`AsyncMemory` awaits it on a Rust worker thread.
 
 
-class Memory:
+def _same(raw: Any) -> Any:
+    return raw
+
+
+class _Call(Generic[T]):
+    """One core call of a method and the shaping of its result."""
+
+    __slots__ = ("args", "method", "result")
+
+    def __init__(
+        self,
+        op: str,
+        request: Any = None,
+        *,
+        vector: list[float] | None = None,
+        vectors: list[list[float]] | None = None,
+        method: str = "call",
+        args: tuple[Any, ...] | None = None,
+        result: Callable[[Any], Any] = _same,
+    ) -> None:
+        # ``call(op, request, vector, vectors)``: the dispatch; any other native method
+        # (plugin bytes, a store handle) takes its own arguments.
+        self.method = method
+        self.args = (op, request, vector, vectors) if args is None else args
+        self.result = result
+
+    def run(self, native: _native.NativeMemory) -> T:
+        return cast(T, self.result(getattr(native, self.method)(*self.args)))
+
+    async def run_async(self, native: _native.NativeMemory) -> T:
+        raw = await getattr(native, self.method + "_async")(*self.args)
+        return cast(T, self.result(raw))
+
+
+def _method(plan: Callable[..., Any], owner: str, method: Callable[..., Any]) -> Any:
+    """``method`` dressed as ``owner``'s method of the same name as ``plan``."""
+    functools.update_wrapper(method, plan)
+    method.__name__ = plan.__name__.lstrip("_")
+    method.__qualname__ = f"{owner}.{method.__name__}"
+    return method
+
+
+def _blocking(plan: Callable[P, _Call[T]]) -> Callable[Concatenate[Memory, P], T]:
+    """The :class:`Memory` method of a plan: the core call runs here, the GIL released."""
+
+    def method(self: Memory, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return plan(*args, **kwargs).run(self._native)
+
+    return cast("Callable[Concatenate[Memory, P], T]", _method(plan, "Memory", method))
+
+
+def _awaiting(
+    plan: Callable[P, _Call[T]],
+) -> Callable[Concatenate[AsyncMemory, P], Coroutine[Any, Any, T]]:
+    """The :class:`AsyncMemory` method of a plan: a coroutine awaiting the core call on a
+    Rust worker thread."""
+
+    async def method(self: AsyncMemory, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await plan(*args, **kwargs).run_async(self._native)
+
+    return cast(
+        "Callable[Concatenate[AsyncMemory, P], Coroutine[Any, Any, T]]",
+        _method(plan, "AsyncMemory", method),
+    )
+
+
+def _add(
+    content: str | Sequence[str],
+    user_id: str | None,
+    agent_id: str | None,
+    run_id: str | None,
+    org_id: str | None,
+    kind: Kind | str | None,
+    metadata: Mapping[str, Any] | None,
+    expires_at: Time | None,
+    vector: _Vector | None,
+    vectors: _Vectors | None,
+) -> _Call[AddResult | _AddResults]:
+    scope = {
+        **_scope(user_id, agent_id, run_id, org_id),
+        **_new_fields(kind, metadata, expires_at),
+    }
+    batch, request, vec = _add_args(content, scope, vector, vectors)
+    if batch:
+        return _Call("add_batch", request, vectors=vec)
+    return _Call("add", request, vector=vec)
+
+
+def _add_batch(
+    memories: Sequence[Mapping[str, Any]], *, vectors: _Vectors | None = None
+) -> _Call[_AddResults]:
+    """Adds several memories in one transaction, all or none. Each item is an ``add``
+    request: ``{"content", "user_id", "agent_id", "run_id", "org_id", "kind",
+    "metadata", "expires_at"}``. Returns ``[{"id", "added"}]`` in order."""
+    request = {"memories": [_batch_item(m) for m in memories]}
+    return _Call("add_batch", request, vectors=_vectors(vectors))
+
+
+def _add_messages(
+    messages: Messages,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+    kind: Kind | str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    expires_at: Time | None = None,
+    infer: bool = True,
+    prompt: str | None = None,
+) -> _Call[_Events]:
+    """Remembers a conversation: a str (one user message), a message ``{"role",
+    "content", "name"?}`` or a list of them, oldest first.
+
+    With a chat model (the ``llm`` option) and ``infer`` on, one call extracts facts and,
+    when similar memories are stored, a second decides for each fact whether to ADD it,
+    UPDATE or DELETE a stored memory, or do nothing (NONE); the changes are written in one
+    transaction, their history naming the model (``"llm:openai:gpt-4.1-nano"``). A failed
+    or unreadable model answer raises ``LlmError`` and writes nothing. Inference needs a
+    scope id; scope, kind, metadata and expiry come from this call, never from the model.
+    ``kind="procedural"`` with an ``agent_id`` summarises the run into one procedural
+    memory instead. ``prompt`` replaces the extraction (or summary) prompt for this call.
+
+    Without a model, or with ``infer=False``, each non-system message is stored as given
+    (its ``role``, and ``name`` as ``actor_id``, in the metadata; ``NONE`` for an exact
+    duplicate). Returns the events, ``[{"id", "memory", "event", "previous_memory"?}]``.
+    """
+    scope = {
+        **_scope(user_id, agent_id, run_id, org_id),
+        **_new_fields(kind, metadata, expires_at),
+    }
+    return _Call("add_messages", _messages_request(messages, scope, infer, prompt))
+
+
+def _get(memory_id: str) -> _Call[MemoryRecord]:
+    """The memory with this id (also when expired); ``NotFoundError`` if none."""
+    return _Call("get", _id("memory_id", memory_id))
+
+
+def _list(
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    include_global: bool | None = None,
+    include_expired: bool | None = None,
+    order: ListOrder | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    cursor: str | None = None,
+) -> _Call[ListPage]:
+    """One page of memories (``limit`` 1 to 10,000, default 100), newest first unless
+    ``order`` says otherwise. ``{"items": [...], "next_cursor": str | None}``."""
+    request = _list_request(
+        _scope(user_id, agent_id, run_id, org_id),
+        filters,
+        include_global,
+        include_expired,
+        order,
+        limit,
+        offset,
+        cursor,
+    )
+    return _Call("list", request)
+
+
+def _count(
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> _Call[int]:
+    """How many memories (not expired) the scope and filters select."""
+    return _Call("count", _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id)))
+
+
+def _history(memory_id: str) -> _Call[_History]:
+    """The memory's changes, oldest first (kept after it is deleted)."""
+    return _Call("history", _id("memory_id", memory_id))
+
+
+def _search(
+    query: str = "",
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    threshold: float | None = None,
+    mode: SearchMode | None = None,
+    include_global: bool | None = None,
+    include_expired: bool | None = None,
+    weights: Mapping[str, float | str] | None = None,
+    explain: bool = False,
+    vector: _Vector | None = None,
+) -> _Call[_Hits]:
+    """Hits, best first. ``mode``: ``hybrid`` (default), ``vector``, ``keyword``,
+    ``phrase`` or ``fuzzy``; ``threshold`` a minimum score (0..1 in every mode: the
+    cosine similarity in vector mode); ``filters`` mem0-style; ``vector`` your own query
+    embedding; ``weights`` ``{"vector", "keyword", "fuzzy", "context", "method", "rrf_k"}``;
+    ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``."""
+    request = _search_request(
+        query,
+        _scope(user_id, agent_id, run_id, org_id),
+        filters,
+        limit,
+        threshold,
+        mode,
+        include_global,
+        include_expired,
+        weights,
+    )
+    return _Call("search", request, vector=_vector(vector), result=lambda r: _hits(r, explain))
+
+
+def _update(
+    memory_id: str,
+    *,
+    content: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    kind: Kind | str | None = None,
+    expires_at: Time | _Unset | None = UNSET,
+    vector: _Vector | None = None,
+) -> _Call[MemoryRecord]:
+    """Changes a memory (new content is re-embedded, or takes ``vector``); ``metadata``
+    replaces the whole object; ``expires_at=None`` removes the expiry. Returns the
+    updated record."""
+    request = _update_request(content, metadata, kind, expires_at)
+    request.update(_id("memory_id", memory_id))
+    return _Call("update", request, vector=_vector(vector))
+
+
+def _delete(memory_id: str) -> _Call[None]:
+    """Deletes a memory (its history stays); ``NotFoundError`` if there is none."""
+    return _Call("delete", _id("memory_id", memory_id))
+
+
+def _delete_all(
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> _Call[int]:
+    """Deletes what the scope and filters select (expired ones too); how many. Needs a
+    scope or a filter: :meth:`reset` forgets everything."""
+    request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
+    return _Call("delete_all", request)
+
+
+def _purge_expired() -> _Call[int]:
+    """Deletes every expired memory; how many."""
+    return _Call("purge_expired")
+
+
+def _reset() -> _Call[None]:
+    """Forgets everything: memories, history, caches and indexes."""
+    return _Call("reset")
+
+
+def _flush() -> _Call[None]:
+    """Saves the vector index now (``close`` does it too)."""
+    return _Call("flush")
+
+
+def _copy_into(target: Memory | AsyncMemory) -> _Call[CopyReport]:
+    """Copies every memory (content, scope, kind, metadata, times, vector) and the whole
+    history, deleted memories' included, into ``target``, which must be empty: a SQLite
+    file into PostgreSQL and back, or between any two stores. Ids and times are kept.
+    One transaction on the target: all of it or nothing. Returns ``{"memories",
+    "history"}``, what was copied. ``AlreadyExistsError`` if the target holds anything;
+    ``InvalidInputError`` if it is this same file, or its embedder has another model or
+    dimension."""
+    # A store handle is no JSON: a native method of its own.
+    return _Call("copy_into", method="copy_into", args=(_target(target),))
+
+
+def _register_plugin(
+    id: str,
+    *,
+    path: PathLike | None = None,
+    wasm: bytes | str | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    kind: PluginKind | str = "hook",
+    capabilities: Sequence[Capability | str] = (),
+    config: Mapping[str, str] | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    allowed_paths: Mapping[str, str] | None = None,
+    limits: PluginLimits | None = None,
+    on_error: OnError | str = "fail",
+) -> _Call[PluginInfo]:
+    """Registers a WebAssembly plugin (run by Extism, sandboxed) under ``id`` (1 to 64
+    characters from ``A-Z a-z 0-9 _ - .``, unique in the store).
+
+    The code is either a file, ``path`` (``.wasm``, or ``.wat`` text; reloaded when the
+    file changes), or ``wasm``: the module's bytes, or WebAssembly text as a str. Give
+    exactly one.
+
+    A ``kind="hook"`` plugin runs inside :meth:`add` and :meth:`search` through the
+    exports it has, in registration order: ``on_add`` (rewrite or reject a memory before
+    it is stored), ``before_search`` (rewrite the query, limit or filters) and
+    ``after_search`` (reorder, rescore or drop hits). A ``kind="function"`` plugin only
+    runs through :meth:`call_plugin`.
+
+    ``capabilities`` are the only host functions it may call (``memory_read``,
+    ``memory_write``, ``search``, ``llm``, ``network``, ``filesystem``, ``logging``,
+    ``config``), always confined to the scope of the operation that called it;
+    ``config`` its settings (needs ``config``), ``allowed_hosts`` the hosts it may reach
+    (needs ``network``), ``allowed_paths`` host directory → guest path (needs
+    ``filesystem``); ``limits`` per call (``memory_pages``, ``timeout_ms``, ``fuel``);
+    ``on_error`` what a failing hook does: ``"fail"`` the operation, or ``"skip"`` the
+    plugin.
+
+    Returns the plugin's info. ``AlreadyExistsError`` for a taken id, ``PluginError`` for
+    a module that does not compile, ``InvalidInputError`` for a bad manifest, ``IoError``
+    for an unreadable file.
+    """
+    manifest, module = _plugin_args(
+        id,
+        path,
+        wasm,
+        name,
+        version,
+        kind,
+        capabilities,
+        config,
+        allowed_hosts,
+        allowed_paths,
+        limits,
+        on_error,
+    )
+    # The module's bytes are no JSON: a native method of its own.
+    return _Call("plugin_register", method="register_plugin", args=(manifest, module))
+
+
+def _plugins() -> _Call[_Plugins]:
+    """Every registered plugin's info, in registration order."""
+    return _Call("plugin_list")
+
+
+def _unregister_plugin(id: str) -> _Call[None]:
+    """Removes a plugin; ``NotFoundError`` if there is none with this id."""
+    return _Call("plugin_unregister", _id("id", id))
+
+
+def _load_plugin(id: str) -> _Call[PluginInfo]:
+    """Compiles a plugin now (it is otherwise compiled on first use); its info."""
+    return _Call("plugin_load", _id("id", id))
+
+
+def _unload_plugin(id: str) -> _Call[PluginInfo]:
+    """Drops a plugin's compiled code (it stays registered and is compiled again when
+    next used); its info."""
+    return _Call("plugin_unload", _id("id", id))
+
+
+def _reload_plugin(id: str) -> _Call[PluginInfo]:
+    """Compiles a plugin again from its source (its file, for one registered by path);
+    its info."""
+    return _Call("plugin_reload", _id("id", id))
+
+
+def _call_plugin(
+    id: str,
+    function: str,
+    input: bytes | str = b"",
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+) -> _Call[bytes]:
+    """Calls export ``function`` of plugin ``id`` with ``input`` (a str is sent as
+    UTF-8) and returns its output bytes. The host functions it calls see only the scope
+    given here (no scope: the global layer only). ``NotFoundError`` for an unknown plugin
+    or export, ``PluginError`` when it fails (trap, timeout, limit),
+    ``PermissionDeniedError`` when it calls a host function it was not granted."""
+    scope = _scope(user_id, agent_id, run_id, org_id)
+    # Bytes in and out: a native method of its own.
+    return _Call("call_plugin", method="call_plugin", args=(id, function, _bytes(input), scope))
+
+
+# --------------------------------------------------------------------------- classes
+
+
+class _Store:
+    """What both classes share: opening, and the properties."""
+
+    _native: _native.NativeMemory
+
+    def __init__(
+        self,
+        path: PathLike | None = None,
+        *,
+        embedder: str | Mapping[str, Any] | None = None,
+        persist_index: bool | None = None,
+        index: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
+        llm: Mapping[str, Any] | None = None,
+        prompts: Mapping[str, str] | None = None,
+        plugins: Mapping[str, Any] | None = None,
+        postgres: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._native = _native.NativeMemory(
+            _path(path),
+            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
+        )
+
+    @property
+    def path(self) -> str | None:
+        """The store file, or None in memory or on a PostgreSQL server."""
+        return self._native.path
+
+    @property
+    def location(self) -> str:
+        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
+        password hidden."""
+        return self._native.location
+
+    @property
+    def embedding_model(self) -> str | None:
+        """The embedding model's id, or None without an embedder."""
+        return self._native.embedding_model
+
+    @property
+    def llm(self) -> str | None:
+        """The chat model as ``"provider:model"`` (``"openai:gpt-4.1-nano"``), or None when
+        none is configured (then :meth:`add_messages` stores messages as given)."""
+        return self._native.llm
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._native.closed
+
+    def __repr__(self) -> str:
+        closed = " (closed)" if self.closed else ""
+        return f"<agent_mem.{type(self).__name__} {self.location}{closed}>"
+
+
+class Memory(_Store):
     """Long-term memory in one SQLite file (or in memory, or on a PostgreSQL server),
     searched by meaning, keywords and typos at once.
 
@@ -511,55 +979,6 @@ class Memory:
     Thread-safe; use it as a context manager or call :meth:`close` to save the index.
     """
 
-    _native: _native.NativeMemory
-
-    def __init__(
-        self,
-        path: PathLike | None = None,
-        *,
-        embedder: str | Mapping[str, Any] | None = None,
-        persist_index: bool | None = None,
-        index: Mapping[str, Any] | None = None,
-        search: Mapping[str, Any] | None = None,
-        llm: Mapping[str, Any] | None = None,
-        prompts: Mapping[str, str] | None = None,
-        plugins: Mapping[str, Any] | None = None,
-        postgres: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._native = _native.NativeMemory(
-            _path(path),
-            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
-        )
-
-    # -- properties and lifetime
-
-    @property
-    def path(self) -> str | None:
-        """The store file, or None in memory or on a PostgreSQL server."""
-        return self._native.path
-
-    @property
-    def location(self) -> str:
-        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
-        password hidden."""
-        return self._native.location
-
-    @property
-    def embedding_model(self) -> str | None:
-        """The embedding model's id, or None without an embedder."""
-        return self._native.embedding_model
-
-    @property
-    def llm(self) -> str | None:
-        """The chat model as ``"provider:model"`` (``"openai:gpt-4.1-nano"``), or None when
-        none is configured (then :meth:`add_messages` stores messages as given)."""
-        return self._native.llm
-
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._native.closed
-
     def close(self) -> None:
         """Saves the vector index and closes the store. Later calls raise ``ClosedError``."""
         self._native.close()
@@ -574,11 +993,6 @@ class Memory:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"<agent_mem.Memory {self.location}{' (closed)' if self.closed else ''}>"
-
-    # -- adding
 
     @overload
     def add(
@@ -627,313 +1041,35 @@ class Memory:
         """Adds one memory (a str) or several in one transaction (a list of str, all with the
         same scope, kind, metadata and expiry). ``vector``/``vectors``: your own embeddings
         (needed with ``embedder="none"``). Returns ``{"id", "added"}`` (a list for a list)."""
-        scope = {
-            **_scope(user_id, agent_id, run_id, org_id),
-            **_new_fields(kind, metadata, expires_at),
-        }
-        batch, request, vec = _add_args(content, scope, vector, vectors)
-        if batch:
-            return cast(_AddResults, self._native.add_batch(request, vec))
-        return cast(AddResult, self._native.add(request, vec))
-
-    def add_batch(
-        self, memories: Sequence[Mapping[str, Any]], *, vectors: _Vectors | None = None
-    ) -> _AddResults:
-        """Adds several memories in one transaction, all or none. Each item is an ``add``
-        request: ``{"content", "user_id", "agent_id", "run_id", "org_id", "kind",
-        "metadata", "expires_at"}``. Returns ``[{"id", "added"}]`` in order."""
-        request = {"memories": [_batch_item(m) for m in memories]}
-        return cast(_AddResults, self._native.add_batch(request, _vectors(vectors)))
-
-    def add_messages(
-        self,
-        messages: Messages,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        kind: Kind | str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        expires_at: Time | None = None,
-        infer: bool = True,
-        prompt: str | None = None,
-    ) -> _Events:
-        """Remembers a conversation: a str (one user message), a message ``{"role",
-        "content", "name"?}`` or a list of them, oldest first.
-
-        With a chat model (the ``llm`` option) and ``infer`` on, one call extracts facts and,
-        when similar memories are stored, a second decides for each fact whether to ADD it,
-        UPDATE or DELETE a stored memory, or do nothing (NONE); the changes are written in one
-        transaction, their history naming the model (``"llm:openai:gpt-4.1-nano"``). A failed
-        or unreadable model answer raises ``LlmError`` and writes nothing. Inference needs a
-        scope id; scope, kind, metadata and expiry come from this call, never from the model.
-        ``kind="procedural"`` with an ``agent_id`` summarises the run into one procedural
-        memory instead. ``prompt`` replaces the extraction (or summary) prompt for this call.
-
-        Without a model, or with ``infer=False``, each non-system message is stored as given
-        (its ``role``, and ``name`` as ``actor_id``, in the metadata; ``NONE`` for an exact
-        duplicate). Returns the events, ``[{"id", "memory", "event", "previous_memory"?}]``.
-        """
-        scope = {
-            **_scope(user_id, agent_id, run_id, org_id),
-            **_new_fields(kind, metadata, expires_at),
-        }
-        request = _messages_request(messages, scope, infer, prompt)
-        return cast(_Events, self._native.add_messages(request))
-
-    # -- reading
-
-    def get(self, memory_id: str) -> MemoryRecord:
-        """The memory with this id (also when expired); ``NotFoundError`` if none."""
-        return cast(MemoryRecord, self._native.get(memory_id))
-
-    def list(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        include_global: bool | None = None,
-        include_expired: bool | None = None,
-        order: ListOrder | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        cursor: str | None = None,
-    ) -> ListPage:
-        """One page of memories (``limit`` 1 to 10,000, default 100), newest first unless
-        ``order`` says otherwise. ``{"items": [...], "next_cursor": str | None}``."""
-        request = _list_request(
-            _scope(user_id, agent_id, run_id, org_id),
-            filters,
-            include_global,
-            include_expired,
-            order,
-            limit,
-            offset,
-            cursor,
+        plan = _add(
+            content, user_id, agent_id, run_id, org_id, kind, metadata, expires_at, vector, vectors
         )
-        return cast(ListPage, self._native.list(request))
+        return plan.run(self._native)
 
-    def count(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> int:
-        """How many memories (not expired) the scope and filters select."""
-        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
-        return cast(int, self._native.count(request))
-
-    def history(self, memory_id: str) -> _History:
-        """The memory's changes, oldest first (kept after it is deleted)."""
-        return cast(_History, self._native.history(memory_id))
-
-    def search(
-        self,
-        query: str = "",
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-        threshold: float | None = None,
-        mode: SearchMode | None = None,
-        include_global: bool | None = None,
-        include_expired: bool | None = None,
-        weights: Mapping[str, float | str] | None = None,
-        explain: bool = False,
-        vector: _Vector | None = None,
-    ) -> _Hits:
-        """Hits, best first. ``mode``: ``hybrid`` (default), ``vector``, ``keyword``,
-        ``phrase`` or ``fuzzy``; ``threshold`` a minimum score (0..1 in every mode: the
-        cosine similarity in vector mode); ``filters`` mem0-style; ``vector`` your own query
-        embedding; ``weights`` ``{"vector", "keyword", "fuzzy", "context", "method", "rrf_k"}``;
-        ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``."""
-        request = _search_request(
-            query,
-            _scope(user_id, agent_id, run_id, org_id),
-            filters,
-            limit,
-            threshold,
-            mode,
-            include_global,
-            include_expired,
-            weights,
-        )
-        return _hits(self._native.search(request, _vector(vector)), explain)
-
-    # -- changing
-
-    def update(
-        self,
-        memory_id: str,
-        *,
-        content: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        kind: Kind | str | None = None,
-        expires_at: Time | _Unset | None = UNSET,
-        vector: _Vector | None = None,
-    ) -> MemoryRecord:
-        """Changes a memory (new content is re-embedded, or takes ``vector``); ``metadata``
-        replaces the whole object; ``expires_at=None`` removes the expiry. Returns the
-        updated record."""
-        request = _update_request(content, metadata, kind, expires_at)
-        return cast(MemoryRecord, self._native.update(memory_id, request, _vector(vector)))
-
-    def delete(self, memory_id: str) -> None:
-        """Deletes a memory (its history stays); ``NotFoundError`` if there is none."""
-        self._native.delete(memory_id)
-
-    def delete_all(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Deletes what the scope and filters select (expired ones too); how many. Needs a
-        scope or a filter: :meth:`reset` forgets everything."""
-        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
-        return cast(int, self._native.delete_all(request))
-
-    def purge_expired(self) -> int:
-        """Deletes every expired memory; how many."""
-        return cast(int, self._native.purge_expired())
-
-    def reset(self) -> None:
-        """Forgets everything: memories, history, caches and indexes."""
-        self._native.reset()
-
-    def flush(self) -> None:
-        """Saves the vector index now (``close`` does it too)."""
-        self._native.flush()
-
-    def copy_into(self, target: Memory | AsyncMemory) -> CopyReport:
-        """Copies every memory (content, scope, kind, metadata, times, vector) and the whole
-        history, deleted memories' included, into ``target``, which must be empty: a SQLite
-        file into PostgreSQL and back, or between any two stores. Ids and times are kept.
-        One transaction on the target: all of it or nothing. Returns ``{"memories",
-        "history"}``, what was copied. ``AlreadyExistsError`` if the target holds anything;
-        ``InvalidInputError`` if it is this same file, or its embedder has another model or
-        dimension."""
-        return cast(CopyReport, self._native.copy_into(_target(target)))
-
-    # -- plugins
-
-    def register_plugin(
-        self,
-        id: str,
-        *,
-        path: PathLike | None = None,
-        wasm: bytes | str | None = None,
-        name: str | None = None,
-        version: str | None = None,
-        kind: PluginKind | str = "hook",
-        capabilities: Sequence[Capability | str] = (),
-        config: Mapping[str, str] | None = None,
-        allowed_hosts: Sequence[str] | None = None,
-        allowed_paths: Mapping[str, str] | None = None,
-        limits: PluginLimits | None = None,
-        on_error: OnError | str = "fail",
-    ) -> PluginInfo:
-        """Registers a WebAssembly plugin (run by Extism, sandboxed) under ``id`` (1 to 64
-        characters from ``A-Z a-z 0-9 _ - .``, unique in the store).
-
-        The code is either a file, ``path`` (``.wasm``, or ``.wat`` text; reloaded when the
-        file changes), or ``wasm``: the module's bytes, or WebAssembly text as a str. Give
-        exactly one.
-
-        A ``kind="hook"`` plugin runs inside :meth:`add` and :meth:`search` through the
-        exports it has, in registration order: ``on_add`` (rewrite or reject a memory before
-        it is stored), ``before_search`` (rewrite the query, limit or filters) and
-        ``after_search`` (reorder, rescore or drop hits). A ``kind="function"`` plugin only
-        runs through :meth:`call_plugin`.
-
-        ``capabilities`` are the only host functions it may call (``memory_read``,
-        ``memory_write``, ``search``, ``llm``, ``network``, ``filesystem``, ``logging``,
-        ``config``), always confined to the scope of the operation that called it;
-        ``config`` its settings (needs ``config``), ``allowed_hosts`` the hosts it may reach
-        (needs ``network``), ``allowed_paths`` host directory → guest path (needs
-        ``filesystem``); ``limits`` per call (``memory_pages``, ``timeout_ms``, ``fuel``);
-        ``on_error`` what a failing hook does: ``"fail"`` the operation, or ``"skip"`` the
-        plugin.
-
-        Returns the plugin's info. ``AlreadyExistsError`` for a taken id, ``PluginError`` for
-        a module that does not compile, ``InvalidInputError`` for a bad manifest, ``IoError``
-        for an unreadable file.
-        """
-        manifest, module = _plugin_args(
-            id,
-            path,
-            wasm,
-            name,
-            version,
-            kind,
-            capabilities,
-            config,
-            allowed_hosts,
-            allowed_paths,
-            limits,
-            on_error,
-        )
-        return cast(PluginInfo, self._native.register_plugin(manifest, module))
-
-    def plugins(self) -> _Plugins:
-        """Every registered plugin's info, in registration order."""
-        return cast(_Plugins, self._native.list_plugins())
-
-    def unregister_plugin(self, id: str) -> None:
-        """Removes a plugin; ``NotFoundError`` if there is none with this id."""
-        self._native.unregister_plugin(id)
-
-    def load_plugin(self, id: str) -> PluginInfo:
-        """Compiles a plugin now (it is otherwise compiled on first use); its info."""
-        return cast(PluginInfo, self._native.load_plugin(id))
-
-    def unload_plugin(self, id: str) -> PluginInfo:
-        """Drops a plugin's compiled code (it stays registered and is compiled again when
-        next used); its info."""
-        return cast(PluginInfo, self._native.unload_plugin(id))
-
-    def reload_plugin(self, id: str) -> PluginInfo:
-        """Compiles a plugin again from its source (its file, for one registered by path);
-        its info."""
-        return cast(PluginInfo, self._native.reload_plugin(id))
-
-    def call_plugin(
-        self,
-        id: str,
-        function: str,
-        input: bytes | str = b"",
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-    ) -> bytes:
-        """Calls export ``function`` of plugin ``id`` with ``input`` (a str is sent as
-        UTF-8) and returns its output bytes. The host functions it calls see only the scope
-        given here (no scope: the global layer only). ``NotFoundError`` for an unknown plugin
-        or export, ``PluginError`` when it fails (trap, timeout, limit),
-        ``PermissionDeniedError`` when it calls a host function it was not granted."""
-        scope = _scope(user_id, agent_id, run_id, org_id)
-        return self._native.call_plugin(id, function, _bytes(input), scope)
+    add_batch = _blocking(_add_batch)
+    add_messages = _blocking(_add_messages)
+    get = _blocking(_get)
+    list = _blocking(_list)
+    count = _blocking(_count)
+    history = _blocking(_history)
+    search = _blocking(_search)
+    update = _blocking(_update)
+    delete = _blocking(_delete)
+    delete_all = _blocking(_delete_all)
+    purge_expired = _blocking(_purge_expired)
+    reset = _blocking(_reset)
+    flush = _blocking(_flush)
+    copy_into = _blocking(_copy_into)
+    register_plugin = _blocking(_register_plugin)
+    plugins = _blocking(_plugins)
+    unregister_plugin = _blocking(_unregister_plugin)
+    load_plugin = _blocking(_load_plugin)
+    unload_plugin = _blocking(_unload_plugin)
+    reload_plugin = _blocking(_reload_plugin)
+    call_plugin = _blocking(_call_plugin)
 
 
-# --------------------------------------------------------------------------- async
-
-
-class AsyncMemory:
+class AsyncMemory(_Store):
     """:class:`Memory` for asyncio: the same methods, as coroutines.
 
     Each call runs on a Rust worker thread and resolves an asyncio future when it is done, so
@@ -944,26 +1080,6 @@ class AsyncMemory:
     Cancelling an await stops the waiting, not the core call: a write that has started is
     completed.
     """
-
-    _native: _native.NativeMemory
-
-    def __init__(
-        self,
-        path: PathLike | None = None,
-        *,
-        embedder: str | Mapping[str, Any] | None = None,
-        persist_index: bool | None = None,
-        index: Mapping[str, Any] | None = None,
-        search: Mapping[str, Any] | None = None,
-        llm: Mapping[str, Any] | None = None,
-        prompts: Mapping[str, str] | None = None,
-        plugins: Mapping[str, Any] | None = None,
-        postgres: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._native = _native.NativeMemory(
-            _path(path),
-            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
-        )
 
     @classmethod
     async def open(
@@ -989,33 +1105,6 @@ class AsyncMemory:
         self._native = native
         return self
 
-    @property
-    def path(self) -> str | None:
-        """The store file, or None in memory or on a PostgreSQL server."""
-        return self._native.path
-
-    @property
-    def location(self) -> str:
-        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
-        password hidden."""
-        return self._native.location
-
-    @property
-    def embedding_model(self) -> str | None:
-        """The embedding model's id, or None without an embedder."""
-        return self._native.embedding_model
-
-    @property
-    def llm(self) -> str | None:
-        """The chat model as ``"provider:model"`` (``"openai:gpt-4.1-nano"``), or None when
-        none is configured (then :meth:`add_messages` stores messages as given)."""
-        return self._native.llm
-
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._native.closed
-
     async def close(self) -> None:
         """Saves the vector index and closes the store."""
         await self._native.close_async()
@@ -1030,9 +1119,6 @@ class AsyncMemory:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"<agent_mem.AsyncMemory {self.location}{' (closed)' if self.closed else ''}>"
 
     @overload
     async def add(
@@ -1078,239 +1164,32 @@ class AsyncMemory:
         vector: _Vector | None = None,
         vectors: _Vectors | None = None,
     ) -> AddResult | _AddResults:
-        """See :meth:`Memory.add`."""
-        scope = {
-            **_scope(user_id, agent_id, run_id, org_id),
-            **_new_fields(kind, metadata, expires_at),
-        }
-        batch, request, vec = _add_args(content, scope, vector, vectors)
-        if batch:
-            return cast(_AddResults, await self._native.add_batch_async(request, vec))
-        return cast(AddResult, await self._native.add_async(request, vec))
-
-    async def add_batch(
-        self, memories: Sequence[Mapping[str, Any]], *, vectors: _Vectors | None = None
-    ) -> _AddResults:
-        """See :meth:`Memory.add_batch`."""
-        request = {"memories": [_batch_item(m) for m in memories]}
-        return cast(_AddResults, await self._native.add_batch_async(request, _vectors(vectors)))
-
-    async def add_messages(
-        self,
-        messages: Messages,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        kind: Kind | str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        expires_at: Time | None = None,
-        infer: bool = True,
-        prompt: str | None = None,
-    ) -> _Events:
-        """See :meth:`Memory.add_messages`. The model's calls run on a worker thread."""
-        scope = {
-            **_scope(user_id, agent_id, run_id, org_id),
-            **_new_fields(kind, metadata, expires_at),
-        }
-        request = _messages_request(messages, scope, infer, prompt)
-        return cast(_Events, await self._native.add_messages_async(request))
-
-    async def get(self, memory_id: str) -> MemoryRecord:
-        """See :meth:`Memory.get`."""
-        return cast(MemoryRecord, await self._native.get_async(memory_id))
-
-    async def list(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        include_global: bool | None = None,
-        include_expired: bool | None = None,
-        order: ListOrder | None = None,
-        limit: int | None = None,
-        offset: int | None = None,
-        cursor: str | None = None,
-    ) -> ListPage:
-        """See :meth:`Memory.list`."""
-        request = _list_request(
-            _scope(user_id, agent_id, run_id, org_id),
-            filters,
-            include_global,
-            include_expired,
-            order,
-            limit,
-            offset,
-            cursor,
+        """Adds one memory (a str) or several in one transaction (a list of str, all with the
+        same scope, kind, metadata and expiry). ``vector``/``vectors``: your own embeddings
+        (needed with ``embedder="none"``). Returns ``{"id", "added"}`` (a list for a list)."""
+        plan = _add(
+            content, user_id, agent_id, run_id, org_id, kind, metadata, expires_at, vector, vectors
         )
-        return cast(ListPage, await self._native.list_async(request))
+        return await plan.run_async(self._native)
 
-    async def count(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> int:
-        """See :meth:`Memory.count`."""
-        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
-        return cast(int, await self._native.count_async(request))
-
-    async def history(self, memory_id: str) -> _History:
-        """See :meth:`Memory.history`."""
-        return cast(_History, await self._native.history_async(memory_id))
-
-    async def search(
-        self,
-        query: str = "",
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-        threshold: float | None = None,
-        mode: SearchMode | None = None,
-        include_global: bool | None = None,
-        include_expired: bool | None = None,
-        weights: Mapping[str, float | str] | None = None,
-        explain: bool = False,
-        vector: _Vector | None = None,
-    ) -> _Hits:
-        """See :meth:`Memory.search`."""
-        request = _search_request(
-            query,
-            _scope(user_id, agent_id, run_id, org_id),
-            filters,
-            limit,
-            threshold,
-            mode,
-            include_global,
-            include_expired,
-            weights,
-        )
-        return _hits(await self._native.search_async(request, _vector(vector)), explain)
-
-    async def update(
-        self,
-        memory_id: str,
-        *,
-        content: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        kind: Kind | str | None = None,
-        expires_at: Time | _Unset | None = UNSET,
-        vector: _Vector | None = None,
-    ) -> MemoryRecord:
-        """See :meth:`Memory.update`."""
-        request = _update_request(content, metadata, kind, expires_at)
-        return cast(
-            MemoryRecord, await self._native.update_async(memory_id, request, _vector(vector))
-        )
-
-    async def delete(self, memory_id: str) -> None:
-        """See :meth:`Memory.delete`."""
-        await self._native.delete_async(memory_id)
-
-    async def delete_all(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> int:
-        """See :meth:`Memory.delete_all`."""
-        request = _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id))
-        return cast(int, await self._native.delete_all_async(request))
-
-    async def purge_expired(self) -> int:
-        """See :meth:`Memory.purge_expired`."""
-        return cast(int, await self._native.purge_expired_async())
-
-    async def reset(self) -> None:
-        """See :meth:`Memory.reset`."""
-        await self._native.reset_async()
-
-    async def flush(self) -> None:
-        """See :meth:`Memory.flush`."""
-        await self._native.flush_async()
-
-    async def copy_into(self, target: Memory | AsyncMemory) -> CopyReport:
-        """See :meth:`Memory.copy_into`. The copy runs on a worker thread."""
-        return cast(CopyReport, await self._native.copy_into_async(_target(target)))
-
-    async def register_plugin(
-        self,
-        id: str,
-        *,
-        path: PathLike | None = None,
-        wasm: bytes | str | None = None,
-        name: str | None = None,
-        version: str | None = None,
-        kind: PluginKind | str = "hook",
-        capabilities: Sequence[Capability | str] = (),
-        config: Mapping[str, str] | None = None,
-        allowed_hosts: Sequence[str] | None = None,
-        allowed_paths: Mapping[str, str] | None = None,
-        limits: PluginLimits | None = None,
-        on_error: OnError | str = "fail",
-    ) -> PluginInfo:
-        """See :meth:`Memory.register_plugin`. Compiling runs on a worker thread."""
-        manifest, module = _plugin_args(
-            id,
-            path,
-            wasm,
-            name,
-            version,
-            kind,
-            capabilities,
-            config,
-            allowed_hosts,
-            allowed_paths,
-            limits,
-            on_error,
-        )
-        return cast(PluginInfo, await self._native.register_plugin_async(manifest, module))
-
-    async def plugins(self) -> _Plugins:
-        """See :meth:`Memory.plugins`."""
-        return cast(_Plugins, await self._native.list_plugins_async())
-
-    async def unregister_plugin(self, id: str) -> None:
-        """See :meth:`Memory.unregister_plugin`."""
-        await self._native.unregister_plugin_async(id)
-
-    async def load_plugin(self, id: str) -> PluginInfo:
-        """See :meth:`Memory.load_plugin`."""
-        return cast(PluginInfo, await self._native.load_plugin_async(id))
-
-    async def unload_plugin(self, id: str) -> PluginInfo:
-        """See :meth:`Memory.unload_plugin`."""
-        return cast(PluginInfo, await self._native.unload_plugin_async(id))
-
-    async def reload_plugin(self, id: str) -> PluginInfo:
-        """See :meth:`Memory.reload_plugin`."""
-        return cast(PluginInfo, await self._native.reload_plugin_async(id))
-
-    async def call_plugin(
-        self,
-        id: str,
-        function: str,
-        input: bytes | str = b"",
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        org_id: str | None = None,
-    ) -> bytes:
-        """See :meth:`Memory.call_plugin`. The plugin runs on a worker thread."""
-        scope = _scope(user_id, agent_id, run_id, org_id)
-        return await self._native.call_plugin_async(id, function, _bytes(input), scope)
+    add_batch = _awaiting(_add_batch)
+    add_messages = _awaiting(_add_messages)
+    get = _awaiting(_get)
+    list = _awaiting(_list)
+    count = _awaiting(_count)
+    history = _awaiting(_history)
+    search = _awaiting(_search)
+    update = _awaiting(_update)
+    delete = _awaiting(_delete)
+    delete_all = _awaiting(_delete_all)
+    purge_expired = _awaiting(_purge_expired)
+    reset = _awaiting(_reset)
+    flush = _awaiting(_flush)
+    copy_into = _awaiting(_copy_into)
+    register_plugin = _awaiting(_register_plugin)
+    plugins = _awaiting(_plugins)
+    unregister_plugin = _awaiting(_unregister_plugin)
+    load_plugin = _awaiting(_load_plugin)
+    unload_plugin = _awaiting(_unload_plugin)
+    reload_plugin = _awaiting(_reload_plugin)
+    call_plugin = _awaiting(_call_plugin)

@@ -87,7 +87,7 @@ def test_errors_arrive_as_the_classes() -> None:
 def test_the_native_calls_need_a_running_loop() -> None:
     m = agent_mem.Memory(embedder=HASHING)
     with pytest.raises(RuntimeError):
-        m._native.count_async(None)
+        m._native.call_async("count", None)
     m.close()
 
 

@@ -67,6 +67,7 @@ cc "${cflags[@]}" tests/c/conformance.c -o "$tmp/conformance" "${link[@]}" -lcjs
 cc "${cflags[@]}" tests/c/test_infer.c -o "$tmp/test_infer" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_plugins.c -o "$tmp/test_plugins" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_postgres.c -o "$tmp/test_postgres" "${link[@]}" -lcjson
+cc "${cflags[@]}" tests/c/test_dispatch.c -o "$tmp/test_dispatch" "${link[@]}" -lcjson
 
 # Leaks that count: definite and indirect. valgrind also reports one "possibly lost" block
 # (2 KiB): the stop-word set of agent_mem::text, a process-wide static built once; hashbrown
@@ -135,6 +136,9 @@ done
 # only, for this program only. Leaks are counted as for the others.
 job "test_plugins under valgrind" \
   "${valgrind[@]}" --suppressions=tests/c/wasmtime.supp "$tmp/test_plugins" "$pii_wasm"
+# It registers a plugin too (tests/dispatch/noop.wat): the same suppression.
+job "every operation through am_memory_call under valgrind" \
+  "${valgrind[@]}" --suppressions=tests/c/wasmtime.supp "$tmp/test_dispatch" tests/dispatch
 job "conformance cases through the C ABI under valgrind" \
   "${valgrind[@]}" "$tmp/conformance" --error-codes tests/error_codes.json tests/conformance
 job "test_agentmem under valgrind" "${valgrind[@]}" "$tmp/test_agentmem" tests/error_codes.json

@@ -1,22 +1,24 @@
 //! The private native addon of the `agent_mem` npm package (`node/`).
 //!
-//! Type conversion only. Requests arrive as the JSON text of [`agent_mem::wire`]'s request
-//! shapes (the JavaScript wrapper maps its camelCase options onto them and calls
-//! `JSON.stringify`); every operation returns a Promise, its work — parsing the request, the
-//! one core call, serialising the result — runs on libuv's thread pool (an [`AsyncTask`]),
-//! and the Promise resolves with the result's JSON text, the very text the C ABI returns.
-//! A core error rejects the Promise with an `Error` whose `code` is the error's Node name
-//! from `tests/error_codes.json` (`"AM_NOT_FOUND"`, …); the wrapper turns it into its
-//! `AgentMemError` subclass. The public, documented API is `node/index.js`.
+//! Type conversion only. `call(op, request)` takes an operation's name and the JSON text of
+//! its request (the JavaScript wrapper maps its camelCase options onto [`agent_mem::wire`]'s
+//! request shapes and calls `JSON.stringify`) and goes through the core's one dispatch, so
+//! an operation added there needs no change here. Every call returns a Promise, its work —
+//! parsing the request, the one core call, serialising the result — runs on libuv's thread
+//! pool (an [`AsyncTask`]), and the Promise resolves with the result's JSON text, the very
+//! text the C ABI returns. A core error rejects the Promise with an `Error` whose `code` is
+//! the error's Node name from `tests/error_codes.json` (`"AM_NOT_FOUND"`, …); the wrapper
+//! turns it into its `AgentMemError` subclass. The public, documented API is
+//! `node/index.js`.
 //!
-//! Plugin calls (`wire::plugin_*`, cargo feature `plugins`, which the npm package's build
-//! always enables) follow the same pattern; `callPlugin` alone resolves with a `Buffer`, the
-//! plugin's output bytes, instead of JSON text.
+//! What is not JSON keeps a method of its own: `registerPlugin` with the module's bytes,
+//! `callPlugin` (bytes in, a `Buffer` out), `copyInto` (a store handle), `open` and
+//! `close`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
 
-use agent_mem::wire::{self, parse};
+use agent_mem::wire::{self, parse, Embeddings};
 use agent_mem::{Error, ErrorCode, Memory};
 use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Float32Array, Uint8Array};
 use napi::{Env, JsError, Task};
@@ -88,32 +90,18 @@ fn text(value: &Value) -> String {
 
 // ------------------------------------------------------------------------------- operations
 
-/// One core operation with its converted arguments.
+/// One core call with its converted arguments.
 enum Call {
-    Add(String, Option<Vec<f32>>),
-    AddMessages(String),
-    AddBatch(String, Option<Vec<Vec<f32>>>),
-    Get(String),
-    List(String),
-    Count(String),
-    Update(String, String, Option<Vec<f32>>),
-    Delete(String),
-    DeleteAll(String),
-    History(String),
-    Search(String, Option<Vec<f32>>),
-    Reset,
-    PurgeExpired,
-    Flush,
+    /// An operation of the dispatch ([`wire::call_with`]): its name, its request's JSON text
+    /// and the caller's embeddings (one, or one per memory).
+    Op(String, String, Option<Vec<f32>>, Option<Vec<Vec<f32>>>),
     Close,
+    /// Registration with the module's bytes (bytes are not JSON).
     PluginRegister(String, Option<Vec<u8>>),
-    PluginList,
-    PluginUnregister(String),
-    PluginLoad(String),
-    PluginUnload(String),
-    PluginReload(String),
-    /// Plugin id, export, input bytes, scope JSON.
+    /// Plugin id, export, input bytes, scope JSON: bytes in and out.
     PluginInvoke(String, String, Vec<u8>, String),
-    /// Copy everything into this (empty) store; `None` when it was closed.
+    /// Copy everything into this (empty) store (a store handle, not JSON); `None` when it
+    /// was closed.
     CopyInto(Option<Arc<Memory>>),
 }
 
@@ -145,52 +133,15 @@ impl Call {
             (Some(m), _) => m,
         };
         let value = match self {
-            Call::Add(r, None) => wire::add(&m, &parse(&r, "add request")?)?,
-            Call::Add(r, Some(v)) => wire::add_with_vector(&m, &parse(&r, "add request")?, v)?,
-            Call::AddMessages(r) => wire::add_messages(&m, &parse(&r, "add_messages request")?)?,
-            Call::AddBatch(r, None) => wire::add_batch(&m, &parse(&r, "batch request")?)?,
-            Call::AddBatch(r, Some(v)) => {
-                wire::add_batch_with_vectors(&m, &parse(&r, "batch request")?, v)?
-            }
-            Call::Get(id) => wire::get(&m, &id)?,
-            Call::List(r) => wire::list(&m, &parse(&r, "list request")?)?,
-            Call::Count(r) => Value::from(wire::count(&m, &parse(&r, "count request")?)?),
-            Call::Update(id, r, None) => wire::update(&m, &id, &parse(&r, "update request")?)?,
-            Call::Update(id, r, Some(v)) => {
-                wire::update_with_vector(&m, &id, &parse(&r, "update request")?, v)?
-            }
-            Call::Delete(id) => {
-                wire::delete(&m, &id)?;
-                Value::Null
-            }
-            Call::DeleteAll(r) => {
-                Value::from(wire::delete_all(&m, &parse(&r, "delete_all request")?)?)
-            }
-            Call::History(id) => wire::history(&m, &id)?,
-            Call::Search(r, None) => wire::search(&m, &parse(&r, "search request")?)?,
-            Call::Search(r, Some(v)) => {
-                wire::search_with_vector(&m, &parse(&r, "search request")?, &v)?
-            }
-            Call::Reset => {
-                m.reset()?;
-                Value::Null
-            }
-            Call::PurgeExpired => Value::from(m.purge_expired()?),
-            Call::Flush => {
-                m.flush()?;
-                Value::Null
+            Call::Op(op, request, vector, vectors) => {
+                let embeddings = Embeddings::from_options(vector, vectors)?;
+                return Ok(Reply::Text(wire::call_text_with(
+                    &m, &op, &request, embeddings,
+                )?));
             }
             Call::PluginRegister(manifest, wasm) => {
                 wire::plugin_register(&m, &parse(&manifest, "plugin manifest")?, wasm.as_deref())?
             }
-            Call::PluginList => wire::plugin_list(&m)?,
-            Call::PluginUnregister(id) => {
-                wire::plugin_unregister(&m, &id)?;
-                Value::Null
-            }
-            Call::PluginLoad(id) => wire::plugin_load(&m, &id)?,
-            Call::PluginUnload(id) => wire::plugin_unload(&m, &id)?,
-            Call::PluginReload(id) => wire::plugin_reload(&m, &id)?,
             Call::CopyInto(target) => {
                 let target = target
                     .ok_or_else(|| Error::new(ErrorCode::Closed, "the target memory is closed"))?;
@@ -317,11 +268,6 @@ fn bytes(v: Option<Uint8Array>) -> Option<Vec<u8>> {
     v.map(|a| a.to_vec())
 }
 
-fn floats(v: Option<Float32Array>) -> Option<Vec<f32>> {
-    // Copied here, on the JS thread: JavaScript may change the array while the job runs.
-    v.map(|a| a.to_vec())
-}
-
 #[napi]
 impl NativeMemory {
     /// The store file, or `null` for a store in memory or on a PostgreSQL server.
@@ -351,97 +297,23 @@ impl NativeMemory {
             .is_none()
     }
 
-    /// `wire::add` (with `vector`: `wire::add_with_vector`) → `{"id", "added"}`.
-    #[napi]
-    pub fn add(&self, request: String, vector: Option<Float32Array>) -> AsyncTask<Job> {
-        self.job(Call::Add(request, floats(vector)))
-    }
-
-    /// `wire::add_messages` → the events, `[{"id", "memory", "event", "previous_memory"?}, …]`.
-    /// Runs the model calls of inference on the pool thread; a model failure rejects with
+    /// `wire::call_with`: operation `op` (one of `operations()`) with the JSON text of its
+    /// request and the caller's embeddings (`vector` for add, search and update; `vectors`,
+    /// one per memory, for add_batch) → the result's JSON text. Parsing, the call and
+    /// serialising run on the pool thread; a model failure of `add_messages` rejects with
     /// `AM_LLM`.
     #[napi]
-    pub fn add_messages(&self, request: String) -> AsyncTask<Job> {
-        self.job(Call::AddMessages(request))
-    }
-
-    /// `wire::add_batch` (with `vectors`, one per memory: `wire::add_batch_with_vectors`)
-    /// → `[{"id", "added"}, …]`.
-    #[napi]
-    pub fn add_batch(&self, request: String, vectors: Option<Vec<Float32Array>>) -> AsyncTask<Job> {
-        let vectors = vectors.map(|vs| vs.iter().map(|v| v.to_vec()).collect());
-        self.job(Call::AddBatch(request, vectors))
-    }
-
-    /// `wire::get` → a memory record.
-    #[napi]
-    pub fn get(&self, id: String) -> AsyncTask<Job> {
-        self.job(Call::Get(id))
-    }
-
-    /// `wire::list` → `{"items", "next_cursor"}`.
-    #[napi]
-    pub fn list(&self, request: String) -> AsyncTask<Job> {
-        self.job(Call::List(request))
-    }
-
-    /// `wire::count` → a number.
-    #[napi]
-    pub fn count(&self, request: String) -> AsyncTask<Job> {
-        self.job(Call::Count(request))
-    }
-
-    /// `wire::update` (with `vector`: `wire::update_with_vector`) → the updated record.
-    #[napi]
-    pub fn update(
+    pub fn call(
         &self,
-        id: String,
+        op: String,
         request: String,
         vector: Option<Float32Array>,
+        vectors: Option<Vec<Float32Array>>,
     ) -> AsyncTask<Job> {
-        self.job(Call::Update(id, request, floats(vector)))
-    }
-
-    /// `wire::delete` → `null`.
-    #[napi]
-    pub fn delete(&self, id: String) -> AsyncTask<Job> {
-        self.job(Call::Delete(id))
-    }
-
-    /// `wire::delete_all` → how many were deleted.
-    #[napi]
-    pub fn delete_all(&self, request: String) -> AsyncTask<Job> {
-        self.job(Call::DeleteAll(request))
-    }
-
-    /// `wire::history` → history rows, oldest first.
-    #[napi]
-    pub fn history(&self, id: String) -> AsyncTask<Job> {
-        self.job(Call::History(id))
-    }
-
-    /// `wire::search` (with `vector`: `wire::search_with_vector`) → hits, best first.
-    #[napi]
-    pub fn search(&self, request: String, vector: Option<Float32Array>) -> AsyncTask<Job> {
-        self.job(Call::Search(request, floats(vector)))
-    }
-
-    /// `Memory::reset` → `null`.
-    #[napi]
-    pub fn reset(&self) -> AsyncTask<Job> {
-        self.job(Call::Reset)
-    }
-
-    /// `Memory::purge_expired` → how many were deleted.
-    #[napi]
-    pub fn purge_expired(&self) -> AsyncTask<Job> {
-        self.job(Call::PurgeExpired)
-    }
-
-    /// `Memory::flush` (saves the vector index) → `null`.
-    #[napi]
-    pub fn flush(&self) -> AsyncTask<Job> {
-        self.job(Call::Flush)
+        // Copied here, on the JS thread: JavaScript may change the arrays while the job runs.
+        let vector = vector.map(|a| a.to_vec());
+        let vectors = vectors.map(|vs| vs.iter().map(|v| v.to_vec()).collect());
+        self.job(Call::Op(op, request, vector, vectors))
     }
 
     /// `wire::copy_into`: every memory and the whole history into the empty store `target`
@@ -457,36 +329,6 @@ impl NativeMemory {
     #[napi]
     pub fn register_plugin(&self, manifest: String, wasm: Option<Uint8Array>) -> AsyncTask<Job> {
         self.job(Call::PluginRegister(manifest, bytes(wasm)))
-    }
-
-    /// `wire::plugin_list` → the infos, in registration order.
-    #[napi]
-    pub fn list_plugins(&self) -> AsyncTask<Job> {
-        self.job(Call::PluginList)
-    }
-
-    /// `wire::plugin_unregister` → `null`.
-    #[napi]
-    pub fn unregister_plugin(&self, id: String) -> AsyncTask<Job> {
-        self.job(Call::PluginUnregister(id))
-    }
-
-    /// `wire::plugin_load` → the info.
-    #[napi]
-    pub fn load_plugin(&self, id: String) -> AsyncTask<Job> {
-        self.job(Call::PluginLoad(id))
-    }
-
-    /// `wire::plugin_unload` → the info.
-    #[napi]
-    pub fn unload_plugin(&self, id: String) -> AsyncTask<Job> {
-        self.job(Call::PluginUnload(id))
-    }
-
-    /// `wire::plugin_reload` → the info.
-    #[napi]
-    pub fn reload_plugin(&self, id: String) -> AsyncTask<Job> {
-        self.job(Call::PluginReload(id))
     }
 
     /// `wire::plugin_call` → a `Buffer`, the plugin's output. `scope` is the JSON text of
@@ -551,6 +393,12 @@ pub fn error_codes() -> Vec<ErrorCodeEntry> {
             node: node_code(c),
         })
         .collect()
+}
+
+/// The operations `NativeMemory.call` knows (`wire::OPERATIONS`), in a stable order.
+#[napi]
+pub fn operations() -> Vec<&'static str> {
+    wire::OPERATIONS.to_vec()
 }
 
 /// The addon's version (the workspace version).

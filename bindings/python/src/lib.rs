@@ -1,11 +1,13 @@
 //! `agent_mem._native`: the private native module of the `agent_mem` Python package.
 //!
-//! Type conversion only. Each method turns its Python arguments into the JSON request of
-//! [`agent_mem::wire`], makes one call into the core with the GIL released, and turns the
-//! JSON result back into plain Python objects (a plugin call's output is returned as
-//! `bytes`, as the core gives it); core errors become the exception classes of
-//! `agent_mem.exceptions`. Every operation has an `_async` twin that returns an asyncio
-//! future resolved from a Rust worker thread (see [`bridge`]). The public, documented API is
+//! Type conversion only. `call(op, request)` turns its Python arguments into the JSON
+//! request of [`agent_mem::wire`]'s one dispatch, makes one call into the core with the GIL
+//! released, and turns the JSON result back into plain Python objects, so an operation added
+//! to the dispatch needs no change here. What is not JSON keeps a method of its own: plugin
+//! registration with the module's bytes, a plugin call (bytes in and out), `copy_into` (a
+//! store handle), opening and closing. Core errors become the exception classes of
+//! `agent_mem.exceptions`. Every method has an `_async` twin that returns an asyncio future
+//! resolved from a Rust worker thread (see [`bridge`]). The public, documented API is
 //! `agent_mem.Memory` / `agent_mem.AsyncMemory` in Python.
 
 mod bridge;
@@ -14,7 +16,8 @@ mod errors;
 
 use std::sync::{Arc, RwLock};
 
-use agent_mem::{wire, Error, ErrorCode, Memory};
+use agent_mem::wire::{self, Embeddings};
+use agent_mem::{Error, ErrorCode, Memory};
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyBytes};
 use serde_json::Value;
@@ -22,61 +25,45 @@ use serde_json::Value;
 use crate::convert::to_json;
 use crate::errors::check;
 
-/// One core operation with its converted arguments, ready to run without the GIL.
+/// One core call with its converted arguments, ready to run without the GIL.
 enum Call {
-    Add(Value, Option<Vec<f32>>),
-    AddBatch(Value, Option<Vec<Vec<f32>>>),
-    AddMessages(Value),
-    Get(String),
-    List(Value),
-    Count(Value),
-    Update(String, Value, Option<Vec<f32>>),
-    Delete(String),
-    DeleteAll(Value),
-    History(String),
-    Search(Value, Option<Vec<f32>>),
-    Reset,
-    PurgeExpired,
-    Flush,
+    /// An operation of the dispatch ([`wire::call_with`]), by name.
+    Op {
+        name: String,
+        request: Value,
+        embeddings: Embeddings,
+    },
+    /// Registration with the module's bytes (bytes are not JSON).
     PluginRegister(Value, Option<Vec<u8>>),
-    PluginList,
-    PluginUnregister(String),
-    PluginLoad(String),
-    PluginUnload(String),
-    PluginReload(String),
-    /// Copy everything into this (empty) store.
+    /// Copy everything into this (empty) store (a native handle, not JSON).
     CopyInto(Arc<Memory>),
 }
 
 impl Call {
+    fn op(
+        py: Python<'_>,
+        name: String,
+        request: Option<&Bound<'_, PyAny>>,
+        vector: Option<Vec<f32>>,
+        vectors: Option<Vec<Vec<f32>>>,
+    ) -> PyResult<Call> {
+        Ok(Call::Op {
+            name,
+            request: self::request(py, request)?,
+            embeddings: check(py, Embeddings::from_options(vector, vectors))?,
+        })
+    }
+
     fn run(self, m: &Memory) -> agent_mem::Result<Value> {
         match self {
-            Call::Add(r, None) => wire::add(m, &r),
-            Call::Add(r, Some(v)) => wire::add_with_vector(m, &r, v),
-            Call::AddBatch(r, None) => wire::add_batch(m, &r),
-            Call::AddBatch(r, Some(v)) => wire::add_batch_with_vectors(m, &r, v),
-            Call::AddMessages(r) => wire::add_messages(m, &r),
-            Call::Get(id) => wire::get(m, &id),
-            Call::List(r) => wire::list(m, &r),
-            Call::Count(r) => wire::count(m, &r).map(Value::from),
-            Call::Update(id, r, None) => wire::update(m, &id, &r),
-            Call::Update(id, r, Some(v)) => wire::update_with_vector(m, &id, &r, v),
-            Call::Delete(id) => wire::delete(m, &id).map(|()| Value::Null),
-            Call::DeleteAll(r) => wire::delete_all(m, &r).map(Value::from),
-            Call::History(id) => wire::history(m, &id),
-            Call::Search(r, None) => wire::search(m, &r),
-            Call::Search(r, Some(v)) => wire::search_with_vector(m, &r, &v),
-            Call::Reset => m.reset().map(|()| Value::Null),
-            Call::PurgeExpired => m.purge_expired().map(Value::from),
-            Call::Flush => m.flush().map(|()| Value::Null),
+            Call::Op {
+                name,
+                request,
+                embeddings,
+            } => wire::call_with(m, &name, request, embeddings),
             Call::PluginRegister(manifest, wasm) => {
                 wire::plugin_register(m, &manifest, wasm.as_deref())
             }
-            Call::PluginList => wire::plugin_list(m),
-            Call::PluginUnregister(id) => wire::plugin_unregister(m, &id).map(|()| Value::Null),
-            Call::PluginLoad(id) => wire::plugin_load(m, &id),
-            Call::PluginUnload(id) => wire::plugin_unload(m, &id),
-            Call::PluginReload(id) => wire::plugin_reload(m, &id),
             Call::CopyInto(target) => wire::copy_into(m, &target),
         }
     }
@@ -279,237 +266,34 @@ impl NativeMemory {
         )
     }
 
-    /// wire::add (with `vector`: wire::add_with_vector) → `{"id", "added"}`.
-    #[pyo3(signature = (request, vector=None))]
-    fn add(
+    /// wire::call_with: operation `op` (one of `operations()`) with its request (a dict,
+    /// or None for `{}`) and the caller's embeddings (`vector` for add, search and update;
+    /// `vectors` for add_batch) → its result as plain Python objects.
+    #[pyo3(signature = (op, request=None, vector=None, vectors=None))]
+    fn call(
         &self,
         py: Python<'_>,
-        request: &Bound<'_, PyAny>,
+        op: String,
+        request: Option<&Bound<'_, PyAny>>,
         vector: Option<Vec<f32>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::Add(self::request(py, Some(request))?, vector);
-        self.sync(py, call)
-    }
-
-    /// `add` as a future.
-    #[pyo3(signature = (request, vector=None))]
-    fn add_async(
-        &self,
-        py: Python<'_>,
-        request: &Bound<'_, PyAny>,
-        vector: Option<Vec<f32>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::Add(self::request(py, Some(request))?, vector);
-        self.spawn(py, call)
-    }
-
-    /// wire::add_batch (with `vectors`: wire::add_batch_with_vectors) → `[{"id", "added"}]`.
-    #[pyo3(signature = (request, vectors=None))]
-    fn add_batch(
-        &self,
-        py: Python<'_>,
-        request: &Bound<'_, PyAny>,
         vectors: Option<Vec<Vec<f32>>>,
     ) -> PyResult<Py<PyAny>> {
-        let call = Call::AddBatch(self::request(py, Some(request))?, vectors);
+        let call = Call::op(py, op, request, vector, vectors)?;
         self.sync(py, call)
     }
 
-    /// `add_batch` as a future.
-    #[pyo3(signature = (request, vectors=None))]
-    fn add_batch_async(
+    /// `call` as a future.
+    #[pyo3(signature = (op, request=None, vector=None, vectors=None))]
+    fn call_async(
         &self,
         py: Python<'_>,
-        request: &Bound<'_, PyAny>,
+        op: String,
+        request: Option<&Bound<'_, PyAny>>,
+        vector: Option<Vec<f32>>,
         vectors: Option<Vec<Vec<f32>>>,
     ) -> PyResult<Py<PyAny>> {
-        let call = Call::AddBatch(self::request(py, Some(request))?, vectors);
+        let call = Call::op(py, op, request, vector, vectors)?;
         self.spawn(py, call)
-    }
-
-    /// wire::add_messages → `[{"id", "memory", "event", "previous_memory"?}]`. With a chat
-    /// model this makes its HTTP calls here, with the GIL released.
-    fn add_messages(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let call = Call::AddMessages(self::request(py, Some(request))?);
-        self.sync(py, call)
-    }
-
-    /// `add_messages` as a future.
-    fn add_messages_async(
-        &self,
-        py: Python<'_>,
-        request: &Bound<'_, PyAny>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::AddMessages(self::request(py, Some(request))?);
-        self.spawn(py, call)
-    }
-
-    /// wire::get → a memory record.
-    fn get(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::Get(id))
-    }
-
-    /// `get` as a future.
-    fn get_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::Get(id))
-    }
-
-    /// wire::list → `{"items", "next_cursor"}`.
-    #[pyo3(signature = (request=None))]
-    fn list(&self, py: Python<'_>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        let call = Call::List(self::request(py, request)?);
-        self.sync(py, call)
-    }
-
-    /// `list` as a future.
-    #[pyo3(signature = (request=None))]
-    fn list_async(
-        &self,
-        py: Python<'_>,
-        request: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::List(self::request(py, request)?);
-        self.spawn(py, call)
-    }
-
-    /// wire::count → an int.
-    #[pyo3(signature = (request=None))]
-    fn count(&self, py: Python<'_>, request: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        let call = Call::Count(self::request(py, request)?);
-        self.sync(py, call)
-    }
-
-    /// `count` as a future.
-    #[pyo3(signature = (request=None))]
-    fn count_async(
-        &self,
-        py: Python<'_>,
-        request: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::Count(self::request(py, request)?);
-        self.spawn(py, call)
-    }
-
-    /// wire::update (with `vector`: wire::update_with_vector) → the updated record.
-    #[pyo3(signature = (id, request, vector=None))]
-    fn update(
-        &self,
-        py: Python<'_>,
-        id: String,
-        request: &Bound<'_, PyAny>,
-        vector: Option<Vec<f32>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::Update(id, self::request(py, Some(request))?, vector);
-        self.sync(py, call)
-    }
-
-    /// `update` as a future.
-    #[pyo3(signature = (id, request, vector=None))]
-    fn update_async(
-        &self,
-        py: Python<'_>,
-        id: String,
-        request: &Bound<'_, PyAny>,
-        vector: Option<Vec<f32>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::Update(id, self::request(py, Some(request))?, vector);
-        self.spawn(py, call)
-    }
-
-    /// wire::delete → None.
-    fn delete(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::Delete(id))
-    }
-
-    /// `delete` as a future.
-    fn delete_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::Delete(id))
-    }
-
-    /// wire::delete_all → how many were deleted.
-    #[pyo3(signature = (request=None))]
-    fn delete_all(
-        &self,
-        py: Python<'_>,
-        request: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::DeleteAll(self::request(py, request)?);
-        self.sync(py, call)
-    }
-
-    /// `delete_all` as a future.
-    #[pyo3(signature = (request=None))]
-    fn delete_all_async(
-        &self,
-        py: Python<'_>,
-        request: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::DeleteAll(self::request(py, request)?);
-        self.spawn(py, call)
-    }
-
-    /// wire::history → history rows, oldest first.
-    fn history(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::History(id))
-    }
-
-    /// `history` as a future.
-    fn history_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::History(id))
-    }
-
-    /// wire::search (with `vector`: wire::search_with_vector) → hits, best first.
-    #[pyo3(signature = (request, vector=None))]
-    fn search(
-        &self,
-        py: Python<'_>,
-        request: &Bound<'_, PyAny>,
-        vector: Option<Vec<f32>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::Search(self::request(py, Some(request))?, vector);
-        self.sync(py, call)
-    }
-
-    /// `search` as a future.
-    #[pyo3(signature = (request, vector=None))]
-    fn search_async(
-        &self,
-        py: Python<'_>,
-        request: &Bound<'_, PyAny>,
-        vector: Option<Vec<f32>>,
-    ) -> PyResult<Py<PyAny>> {
-        let call = Call::Search(self::request(py, Some(request))?, vector);
-        self.spawn(py, call)
-    }
-
-    /// Memory::reset → None.
-    fn reset(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::Reset)
-    }
-
-    /// `reset` as a future.
-    fn reset_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::Reset)
-    }
-
-    /// Memory::purge_expired → how many were deleted.
-    fn purge_expired(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::PurgeExpired)
-    }
-
-    /// `purge_expired` as a future.
-    fn purge_expired_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::PurgeExpired)
-    }
-
-    /// Memory::flush (save the vector index) → None.
-    fn flush(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::Flush)
-    }
-
-    /// `flush` as a future.
-    fn flush_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::Flush)
     }
 
     /// wire::copy_into: every memory and the whole history into the empty store `target`
@@ -552,56 +336,6 @@ impl NativeMemory {
     ) -> PyResult<Py<PyAny>> {
         let call = Call::PluginRegister(request(py, Some(manifest))?, wasm.map(<[u8]>::to_vec));
         self.spawn(py, call)
-    }
-
-    /// wire::plugin_list → the infos, in registration order.
-    fn list_plugins(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::PluginList)
-    }
-
-    /// `list_plugins` as a future.
-    fn list_plugins_async(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::PluginList)
-    }
-
-    /// wire::plugin_unregister → None.
-    fn unregister_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::PluginUnregister(id))
-    }
-
-    /// `unregister_plugin` as a future.
-    fn unregister_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::PluginUnregister(id))
-    }
-
-    /// wire::plugin_load → the plugin's info.
-    fn load_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::PluginLoad(id))
-    }
-
-    /// `load_plugin` as a future.
-    fn load_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::PluginLoad(id))
-    }
-
-    /// wire::plugin_unload → the plugin's info.
-    fn unload_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::PluginUnload(id))
-    }
-
-    /// `unload_plugin` as a future.
-    fn unload_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::PluginUnload(id))
-    }
-
-    /// wire::plugin_reload → the plugin's info.
-    fn reload_plugin(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.sync(py, Call::PluginReload(id))
-    }
-
-    /// `reload_plugin` as a future.
-    fn reload_plugin_async(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
-        self.spawn(py, Call::PluginReload(id))
     }
 
     /// wire::plugin_call: export `function` of plugin `id` with `input`, host functions
@@ -663,6 +397,12 @@ fn error_codes() -> Vec<(u32, &'static str)> {
         .collect()
 }
 
+/// The operations `NativeMemory.call` knows (wire::OPERATIONS), in a stable order.
+#[pyfunction]
+fn operations() -> Vec<&'static str> {
+    wire::OPERATIONS.to_vec()
+}
+
 /// The version of the native module (the workspace version).
 #[pyfunction]
 fn version() -> &'static str {
@@ -674,6 +414,7 @@ fn version() -> &'static str {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeMemory>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(operations, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add("IN_MEMORY_PATH", wire::IN_MEMORY_PATH)?;
     let shutdown = wrap_pyfunction!(bridge::shutdown, m)?;

@@ -10,6 +10,7 @@ mod support;
 
 mod api;
 mod conformance;
+mod dispatch;
 #[cfg(feature = "download")]
 mod download;
 mod durability;

@@ -1,0 +1,260 @@
+//! The one dispatch (`wire::call`): every operation it lists is called by name with the
+//! requests of `tests/dispatch/calls.json` (the cases every surface runs), and bad calls —
+//! an unknown operation, text that is not JSON, a request of the wrong type or with a
+//! misspelt key — are `InvalidInput` and leave the store as it was.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use agent_mem::wire::{self, Embeddings};
+use agent_mem::{ErrorCode, Memory, Scope};
+use serde_json::{json, Value};
+
+fn cases_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/dispatch")
+}
+
+fn cases() -> Value {
+    let text = std::fs::read_to_string(cases_dir().join("calls.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `"$id"` and `"$plugin"` replaced, everywhere in `value`.
+fn resolve(value: &Value, id: &str) -> Value {
+    match value {
+        Value::String(s) if s == "$id" => json!(id),
+        Value::String(s) if s == "$plugin" => {
+            json!(cases_dir().join("noop.wat").to_string_lossy())
+        }
+        Value::Array(items) => items.iter().map(|v| resolve(v, id)).collect(),
+        Value::Object(o) => o.iter().map(|(k, v)| (k.clone(), resolve(v, id))).collect(),
+        other => other.clone(),
+    }
+}
+
+/// The matching rule of calls.json: an object's keys, a list item by item, a scalar equal.
+fn matches(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|got| matches(v, got))),
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(e, a)| matches(e, a))
+        }
+        (e, a) => e == a,
+    }
+}
+
+fn store() -> Memory {
+    wire::open(None, &cases()["options"]).unwrap()
+}
+
+fn count(m: &Memory) -> usize {
+    m.count(&Scope::global(), None).unwrap()
+}
+
+#[test]
+fn every_operation_runs_through_the_dispatch() {
+    let cases = cases();
+    let calls = cases["calls"].as_array().unwrap();
+    let named: BTreeSet<&str> = calls.iter().map(|c| c[0].as_str().unwrap()).collect();
+    let listed: BTreeSet<&str> = wire::OPERATIONS.iter().copied().collect();
+    assert_eq!(
+        named, listed,
+        "tests/dispatch/calls.json must call every operation wire::OPERATIONS lists"
+    );
+    assert_eq!(
+        listed.len(),
+        wire::OPERATIONS.len(),
+        "an operation is listed twice"
+    );
+
+    let m = store();
+    let mut id = String::new();
+    for call in calls {
+        let op = call[0].as_str().unwrap();
+        let request = resolve(&call[1], &id);
+        let result = wire::call(&m, op, &request);
+        if op.starts_with("plugin_") && !cfg!(feature = "plugins") {
+            assert_eq!(result.unwrap_err().code(), ErrorCode::Unsupported, "{op}");
+            continue;
+        }
+        let result = result.unwrap_or_else(|e| panic!("{op} {request}: {e}"));
+        if id.is_empty() && op == "add" {
+            id = result["id"].as_str().unwrap().to_string();
+        }
+        let expected = resolve(&call[2], &id);
+        assert!(
+            matches(&expected, &result),
+            "{op} {request}: expected {expected}, got {result}"
+        );
+    }
+}
+
+#[test]
+fn the_text_entry_gives_the_same_results() {
+    let m = store();
+    let added = wire::call_text(&m, "add", r#"{"content": "likes tea"}"#).unwrap();
+    let added: Value = serde_json::from_str(&added).unwrap();
+    let request = json!({"id": added["id"]}).to_string();
+    let record: Value =
+        serde_json::from_str(&wire::call_text(&m, "get", &request).unwrap()).unwrap();
+    assert_eq!(
+        record,
+        wire::get(&m, added["id"].as_str().unwrap()).unwrap()
+    );
+    assert_eq!(wire::call_text(&m, "count", "null").unwrap(), "1");
+    assert_eq!(wire::call_text(&m, "delete", &request).unwrap(), "null");
+}
+
+#[test]
+fn an_unknown_operation_is_refused_by_name() {
+    let m = store();
+    wire::call(&m, "add", &json!({"content": "kept"})).unwrap();
+    for op in [
+        "frobnicate",
+        "",
+        "Add",
+        "add_with_vector",
+        "plugin_call",
+        "copy_into",
+    ] {
+        let e = wire::call(&m, op, &json!({"content": "x"})).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput, "{op}");
+        assert!(
+            e.message().contains(&format!("{op:?}")),
+            "{op}: {}",
+            e.message()
+        );
+        let e = wire::call_text(&m, op, "not json").unwrap_err();
+        assert!(e.message().contains("unknown operation"), "{}", e.message());
+    }
+    assert_eq!(count(&m), 1);
+}
+
+#[test]
+fn text_that_is_not_json_is_refused() {
+    let m = store();
+    for op in wire::OPERATIONS {
+        for text in ["", "{", "{\"content\": }", "nul"] {
+            let e = wire::call_text(&m, op, text).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidInput, "{op} {text:?}");
+            assert!(e.message().contains("not valid JSON"), "{}", e.message());
+        }
+    }
+    assert_eq!(count(&m), 0);
+}
+
+/// Each operation given a request of the wrong type, a misspelt key, or embeddings it does
+/// not take: refused, and nothing changes (`reset`, `delete_all` and `delete` included).
+#[test]
+fn bad_requests_change_nothing() {
+    let m = store();
+    let id = wire::call(
+        &m,
+        "add",
+        &json!({"content": "Alice drinks tea", "user_id": "a"}),
+    )
+    .unwrap()["id"]
+        .clone();
+    wire::call(&m, "add", &json!({"content": "Bob", "user_id": "b"})).unwrap();
+    let before = wire::call(&m, "list", &json!({"order": "created_asc"})).unwrap();
+    let plugin = cases_dir().join("noop.wat");
+    for op in wire::OPERATIONS {
+        let misspelt = json!({"id": id, "user_id": "a", "content": "x", "memories": [],
+                              "messages": "x", "query": "x", "path": plugin, "usr": 1});
+        let mut bad = vec![
+            (json!([1]), Embeddings::None),
+            (json!("text"), Embeddings::None),
+            (json!(7), Embeddings::None),
+            (
+                json!({"id": 5, "user_id": 5, "content": 5, "memories": 5}),
+                Embeddings::None,
+            ),
+            (misspelt, Embeddings::None),
+        ];
+        if !matches!(*op, "add" | "search" | "update") {
+            bad.push((json!({"id": id}), Embeddings::One(vec![1.0; 8])));
+        }
+        if *op != "add_batch" {
+            bad.push((json!({"id": id}), Embeddings::Many(vec![vec![1.0; 8]])));
+        }
+        for (request, embeddings) in bad {
+            let e = wire::call_with(&m, op, request.clone(), embeddings).unwrap_err();
+            let unsupported = !cfg!(feature = "plugins") && op.starts_with("plugin_");
+            let expected = if unsupported && e.code() == ErrorCode::Unsupported {
+                ErrorCode::Unsupported
+            } else {
+                ErrorCode::InvalidInput
+            };
+            assert_eq!(e.code(), expected, "{op} {request}: {}", e.message());
+        }
+        let after = wire::call(&m, "list", &json!({"order": "created_asc"})).unwrap();
+        assert_eq!(before, after, "{op} changed the store");
+    }
+    #[cfg(feature = "plugins")]
+    assert_eq!(m.plugins().list().len(), 0);
+}
+
+#[test]
+fn embeddings_travel_natively_or_as_json() {
+    let m = wire::open(None, &json!({"embedder": "none"})).unwrap();
+    let native = Embeddings::One(vec![1.0, 0.0]);
+    let a = wire::call_with(&m, "add", json!({"content": "east"}), native).unwrap();
+    let b = wire::call(&m, "add", &json!({"content": "north", "vector": [0, 1]})).unwrap();
+    let batch = Embeddings::from_options(None, Some(vec![vec![1.0, 1.0]])).unwrap();
+    wire::call_with(
+        &m,
+        "add_batch",
+        json!({"memories": [{"content": "both"}]}),
+        batch,
+    )
+    .unwrap();
+    wire::call(
+        &m,
+        "add_batch",
+        &json!({"memories": [{"content": "neither"}], "vectors": [[-1, -1]]}),
+    )
+    .unwrap();
+    let hits = wire::call(&m, "search", &json!({"vector": [0.1, 1], "mode": "vector"})).unwrap();
+    assert_eq!(hits[0]["id"], b["id"]);
+    let hits = wire::call_with(
+        &m,
+        "search",
+        json!({"mode": "vector", "limit": 1}),
+        Embeddings::One(vec![1.0, 0.1]),
+    )
+    .unwrap();
+    assert_eq!(hits[0]["id"], a["id"]);
+    // NaN reaches the core's own check when given natively.
+    let e = wire::call_with(
+        &m,
+        "add",
+        json!({"content": "nan"}),
+        Embeddings::One(vec![f32::NAN, 0.0]),
+    )
+    .unwrap_err();
+    assert!(e.message().contains("NaN"), "{}", e.message());
+    let twice = wire::call_with(
+        &m,
+        "add",
+        json!({"content": "twice", "vector": [1, 0]}),
+        Embeddings::One(vec![1.0, 0.0]),
+    )
+    .unwrap_err();
+    assert!(
+        twice.message().contains("given twice"),
+        "{}",
+        twice.message()
+    );
+    let both = Embeddings::from_options(Some(vec![1.0]), Some(vec![])).unwrap_err();
+    assert_eq!(both.code(), ErrorCode::InvalidInput);
+    let updated = wire::call(
+        &m,
+        "update",
+        &json!({"id": a["id"], "content": "west", "vector": [-1, 0]}),
+    )
+    .unwrap();
+    assert_eq!(updated["content"], "west");
+    assert_eq!(count(&m), 4);
+}

@@ -1,0 +1,227 @@
+/*
+ * The one dispatch through the C ABI: every operation am_operations lists is called by name
+ * through am_memory_call with the requests of tests/dispatch/calls.json (the cases every
+ * language runs), in order, and each result is checked; an unknown operation, text that is
+ * not JSON, invalid UTF-8, a request of the wrong type or with a misspelt key are
+ * AM_ERR_INVALID_INPUT and change nothing; NULL arguments are AM_ERR_NULL_ARG.
+ *
+ * Usage: test_dispatch <dir of calls.json and noop.wat>
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+static char g_dir[4096];
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)size + 1);
+    size_t got = text ? fread(text, 1, (size_t)size, f) : 0;
+    fclose(f);
+    if (!text || got != (size_t)size) {
+        free(text);
+        return NULL;
+    }
+    text[size] = '\0';
+    return text;
+}
+
+/* "$id" and "$plugin" replaced, everywhere in value (changed in place). */
+static void resolve(cJSON *value, const char *id) {
+    cJSON *item;
+    if (cJSON_IsString(value)) {
+        char path[4200];
+        const char *with = NULL;
+        if (strcmp(value->valuestring, "$id") == 0) {
+            with = id;
+        } else if (strcmp(value->valuestring, "$plugin") == 0) {
+            snprintf(path, sizeof path, "%s/noop.wat", g_dir);
+            with = path;
+        }
+        if (with)
+            cJSON_SetValuestring(value, with);
+        return;
+    }
+    cJSON_ArrayForEach(item, value) resolve(item, id);
+}
+
+/* calls.json's rule: an object's keys, a list item by item, a scalar equal. */
+static int matches(const cJSON *expected, const cJSON *actual) {
+    const cJSON *e, *a;
+    if (cJSON_IsObject(expected)) {
+        if (!cJSON_IsObject(actual))
+            return 0;
+        cJSON_ArrayForEach(e, expected) {
+            a = cJSON_GetObjectItemCaseSensitive(actual, e->string);
+            if (!a || !matches(e, a))
+                return 0;
+        }
+        return 1;
+    }
+    if (cJSON_IsArray(expected)) {
+        if (!cJSON_IsArray(actual) || cJSON_GetArraySize(expected) != cJSON_GetArraySize(actual))
+            return 0;
+        a = actual->child;
+        cJSON_ArrayForEach(e, expected) {
+            if (!matches(e, a))
+                return 0;
+            a = a->next;
+        }
+        return 1;
+    }
+    return cJSON_Compare(expected, actual, 1);
+}
+
+static am_memory *open_store(const cJSON *options) {
+    am_memory *m = NULL;
+    am_error *err = NULL;
+    char *text = cJSON_PrintUnformatted(options);
+    EXPECT(am_memory_open(":memory:", text, &m, &err), AM_OK);
+    free(text);
+    return m;
+}
+
+/* The operations the library lists. */
+static cJSON *operations(void) {
+    char *out = NULL;
+    am_error *err = NULL;
+    EXPECT(am_operations(&out, &err), AM_OK);
+    return TAKE(out);
+}
+
+static void every_operation_runs(const cJSON *cases, const cJSON *ops) {
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(cases, "calls"), *call, *op;
+    am_memory *m = open_store(cJSON_GetObjectItemCaseSensitive(cases, "options"));
+    am_error *err = NULL;
+    char id[64] = "";
+
+    /* The cases name every listed operation, and only those. */
+    cJSON_ArrayForEach(op, ops) {
+        int named = 0;
+        cJSON_ArrayForEach(call, calls) named |= strcmp(call->child->valuestring, op->valuestring) == 0;
+        if (!named)
+            report(__FILE__, __LINE__, "calls.json does not call %s", op->valuestring);
+        g_checks++;
+    }
+    cJSON_ArrayForEach(call, calls) {
+        const char *name = call->child->valuestring;
+        int listed = 0;
+        cJSON_ArrayForEach(op, ops) listed |= strcmp(op->valuestring, name) == 0;
+        if (!listed)
+            report(__FILE__, __LINE__, "calls.json calls %s, which is not listed", name);
+        g_checks++;
+    }
+
+    cJSON_ArrayForEach(call, calls) {
+        const char *name = call->child->valuestring;
+        cJSON *request = cJSON_Duplicate(call->child->next, 1);
+        cJSON *expected = cJSON_Duplicate(call->child->next->next, 1);
+        resolve(request, id);
+        char *text = cJSON_PrintUnformatted(request), *out = NULL;
+        if (expect_status(__FILE__, __LINE__, name, am_memory_call(m, name, text, &out, &err),
+                          AM_OK, &err, NULL)) {
+            cJSON *result = TAKE(out);
+            if (!id[0] && strcmp(name, "add") == 0 && str_field(result, "id"))
+                snprintf(id, sizeof id, "%s", str_field(result, "id"));
+            resolve(expected, id);
+            g_checks++;
+            if (!matches(expected, result)) {
+                char *got = cJSON_PrintUnformatted(result);
+                report(__FILE__, __LINE__, "%s %s: got %s", name, text, got);
+                free(got);
+            }
+            cJSON_Delete(result);
+        }
+        free(text);
+        cJSON_Delete(request);
+        cJSON_Delete(expected);
+    }
+    am_memory_free(m);
+}
+
+/* The whole store as JSON text (to compare before and after). */
+static char *snapshot(am_memory *m) {
+    char *out = NULL;
+    am_error *err = NULL;
+    EXPECT(am_memory_call(m, "list", "{\"order\": \"created_asc\"}", &out, &err), AM_OK);
+    return out;
+}
+
+static void bad_calls_change_nothing(const cJSON *cases, const cJSON *ops) {
+    am_memory *m = open_store(cJSON_GetObjectItemCaseSensitive(cases, "options"));
+    am_error *err = NULL;
+    char id[64], *out = NULL, request[8192];
+    const cJSON *op;
+    ADD(m, "{\"content\": \"Alice drinks tea\", \"user_id\": \"a\"}", id);
+    ADD(m, "{\"content\": \"Bob\", \"user_id\": \"b\"}", id);
+    char *before = snapshot(m);
+
+    EXPECT_MSG(am_memory_call(m, "frobnicate", "{}", &out, &err), AM_ERR_INVALID_INPUT,
+               "unknown operation \"frobnicate\"");
+    EXPECT_MSG(am_memory_call(m, "plugin_call", "{", &out, &err), AM_ERR_INVALID_INPUT,
+               "unknown operation \"plugin_call\"");
+    EXPECT_MSG(am_memory_call(m, "\xff", "{}", &out, &err), AM_ERR_INVALID_INPUT,
+               "operation is not valid UTF-8");
+    EXPECT_MSG(am_memory_call(m, "count", "{\"user_id\": \"\xff\"}", &out, &err),
+               AM_ERR_INVALID_INPUT, "request_json is not valid UTF-8");
+    EXPECT(am_memory_call(NULL, "count", NULL, &out, &err), AM_ERR_NULL_ARG);
+    EXPECT(am_memory_call(m, NULL, NULL, &out, &err), AM_ERR_NULL_ARG);
+    EXPECT(am_memory_call(m, "count", NULL, NULL, &err), AM_ERR_NULL_ARG);
+    CHECK(out == NULL);
+
+    cJSON_ArrayForEach(op, ops) {
+        const char *name = op->valuestring;
+        const char *bad[] = {"", "{", "nul", "[1]", "\"text\"", "7",
+                             "{\"id\": 5, \"user_id\": 5, \"content\": 5}", request};
+        snprintf(request, sizeof request,
+                 "{\"id\": \"%s\", \"user_id\": \"a\", \"content\": \"x\", \"query\": \"x\", "
+                 "\"messages\": \"x\", \"memories\": [], \"path\": \"%s/noop.wat\", \"usr\": 1}",
+                 id, g_dir);
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            if (!expect_status(__FILE__, __LINE__, name, am_memory_call(m, name, bad[i], &out, &err),
+                               AM_ERR_INVALID_INPUT, &err, NULL))
+                fprintf(stderr, "  request: %s\n", bad[i]);
+            CHECK(out == NULL);
+        }
+    }
+    char *after = snapshot(m);
+    CHECK_STR(after, before);
+    EXPECT(am_memory_call(m, "plugin_list", NULL, &out, &err), AM_OK);
+    CHECK_STR(out, "[]");
+    am_string_free(out);
+    am_string_free(before);
+    am_string_free(after);
+    am_memory_free(m);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s <tests/dispatch>\n", argv[0]);
+        return 2;
+    }
+    snprintf(g_dir, sizeof g_dir, "%s", argv[1]);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/calls.json", g_dir);
+    char *text = read_file(path);
+    cJSON *cases = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!cases) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return 2;
+    }
+    cJSON *ops = operations();
+    CHECK(cJSON_GetArraySize(ops) > 0);
+    every_operation_runs(cases, ops);
+    bad_calls_change_nothing(cases, ops);
+    cJSON_Delete(ops);
+    cJSON_Delete(cases);
+    printf("test_dispatch: %d checks, %d failures\n", g_checks, g_failures);
+    return g_failures ? 1 : 0;
+}
