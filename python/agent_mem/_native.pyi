@@ -8,7 +8,9 @@ import asyncio
 from typing import Any, final
 
 __all__ = [
+    "DEFAULT_MODEL_DIMENSIONS",
     "IN_MEMORY_PATH",
+    "RESERVED_METADATA_KEYS",
     "NativeMemory",
     "error_codes",
     "operations",
@@ -16,7 +18,9 @@ __all__ = [
     "version",
 ]
 
+DEFAULT_MODEL_DIMENSIONS: int
 IN_MEMORY_PATH: str
+RESERVED_METADATA_KEYS: list[str]
 
 def error_codes() -> list[tuple[int, str]]: ...
 def operations() -> list[str]: ...

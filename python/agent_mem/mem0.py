@@ -108,23 +108,7 @@ DEFAULT_COLLECTION = "mem0"
 # mem0's entity ids, and what is never taken from caller metadata (the core's identity
 # fields, plus mem0's own payload keys).
 _ENTITY_IDS = ("user_id", "agent_id", "run_id")
-_RESERVED_METADATA = frozenset(
-    {
-        "id",
-        "user_id",
-        "agent_id",
-        "run_id",
-        "org_id",
-        "hash",
-        "kind",
-        "created_at",
-        "updated_at",
-        "expires_at",
-        "memory_id",
-        "data",
-        "text_lemmatized",
-    }
-)
+_RESERVED_METADATA = frozenset(_native.RESERVED_METADATA_KEYS) | {"data", "text_lemmatized"}
 # Stored in metadata, reported at the top level of a result (as mem0 does).
 _PROMOTED_METADATA = ("actor_id", "role", "attributed_to")
 _PROCEDURAL = "procedural_memory"
@@ -226,7 +210,7 @@ _AGENT_MEM_STORE_KEYS = frozenset({"path", "persist_index", "index", "search"})
 _PG_CONNECTION_KEYS = ("user", "password", "host", "port", "dbname", "sslmode")
 _PG_DEFAULT_DBNAME = "postgres"
 # The vector size of agent_mem's default embedder (all-MiniLM-L6-v2).
-_LOCAL_DIMENSIONS = 384
+_LOCAL_DIMENSIONS = _native.DEFAULT_MODEL_DIMENSIONS
 
 
 def _section(config: Mapping[str, Any], name: str) -> tuple[str | None, dict[str, Any]]:

@@ -139,3 +139,18 @@ def test_an_id_of_another_type_is_a_type_error() -> None:
         for method in (m.get, m.history, m.delete, m.update, m.load_plugin, m.reload_plugin):
             with pytest.raises(TypeError, match="must be a str, not int"):
                 method(bad)
+
+
+def test_the_default_models_dimensions_come_from_the_core(model_mem: Memory) -> None:
+    dims = _native.DEFAULT_MODEL_DIMENSIONS
+    model_mem.add("sized by the core", user_id="u", vector=[0.5] * dims)
+    with pytest.raises(InvalidInputError):
+        model_mem.add("one short", user_id="u", vector=[0.5] * (dims - 1))
+
+
+def test_every_reserved_metadata_key_the_core_names_is_refused(mem: Memory) -> None:
+    assert "user_id" in _native.RESERVED_METADATA_KEYS
+    for key in _native.RESERVED_METADATA_KEYS:
+        with pytest.raises(InvalidInputError, match="reserved"):
+            mem.add("metadata naming an identity field", user_id="u", metadata={key: "x"})
+    assert mem.count(user_id="u") == 0

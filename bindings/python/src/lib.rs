@@ -417,6 +417,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(operations, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add("IN_MEMORY_PATH", wire::IN_MEMORY_PATH)?;
+    m.add(
+        "RESERVED_METADATA_KEYS",
+        agent_mem::RESERVED_METADATA_KEYS.to_vec(),
+    )?;
+    m.add(
+        "DEFAULT_MODEL_DIMENSIONS",
+        agent_mem::embed::DEFAULT_MODEL_DIMENSIONS,
+    )?;
     let shutdown = wrap_pyfunction!(bridge::shutdown, m)?;
     m.py()
         .import("atexit")?

@@ -12,7 +12,9 @@ mod remote;
 pub use hashing::HashingEmbedder;
 pub use local::LocalEmbedder;
 pub use locate::locate_model;
-pub use model::{ModelLocation, DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE};
+pub use model::{
+    ModelLocation, DEFAULT_MODEL_DIMENSIONS, DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE,
+};
 pub use remote::{OpenAiEmbedder, RemoteEmbedderConfig};
 
 use crate::error::Result;

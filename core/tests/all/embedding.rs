@@ -79,7 +79,10 @@ fn reference() -> Reference {
 fn default_model_identity() {
     let model = model();
     assert_eq!(model.model_id(), DEFAULT_MODEL_NAME);
-    assert_eq!(model.dimensions(), 384);
+    assert_eq!(
+        model.dimensions(),
+        agent_mem::embed::DEFAULT_MODEL_DIMENSIONS
+    );
     assert_eq!(model.max_seq_length(), 256);
 }
 
