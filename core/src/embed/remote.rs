@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use super::Embedder;
 use crate::error::{Error, ErrorCode, Result};
+use crate::http::provider::{resolve, Endpoint, Purpose};
 use crate::http::{display_url, join_url, HttpClient, HttpOptions, Secret};
-use crate::llm::{resolve, Endpoint, Purpose};
 
 /// Most texts sent in one request (OpenAI takes 2048, Zhipu 64); larger batches are split.
 const DEFAULT_BATCH: usize = 64;

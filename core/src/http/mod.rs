@@ -1,4 +1,5 @@
-//! A small blocking JSON-over-HTTP client shared by the chat clients and the remote embedder.
+//! A small blocking JSON-over-HTTP client shared by the chat clients and the remote embedder,
+//! and the table of model providers both configure from ([`provider`]).
 //!
 //! Every call is bounded: each phase of an attempt (connecting, sending the request, waiting
 //! for the answer, reading its body) may take at most the configured timeout, and a failed
@@ -18,6 +19,8 @@
 //! Errors name the provider, the HTTP status and the provider's own message; the API key is
 //! never part of an error or of `Debug` output (and is cut out of an error body that echoes
 //! it).
+
+pub(crate) mod provider;
 
 use std::fmt;
 use std::io;

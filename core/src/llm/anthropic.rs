@@ -40,7 +40,7 @@ pub struct AnthropicChat {
 
 impl AnthropicChat {
     /// Anthropic's own endpoint (without `/v1`, like the official SDKs).
-    pub const DEFAULT_BASE_URL: &'static str = "https://api.anthropic.com";
+    pub const DEFAULT_BASE_URL: &'static str = crate::http::provider::ANTHROPIC_BASE_URL;
 
     /// The answer length asked when none is configured (the API requires one).
     pub const DEFAULT_MAX_TOKENS: u32 = 1024;

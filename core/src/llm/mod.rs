@@ -11,9 +11,9 @@ mod openai;
 pub mod prompts;
 pub(crate) mod repair;
 
+pub use crate::http::provider::Provider;
 pub use anthropic::AnthropicChat;
-pub(crate) use config::{resolve, Endpoint, Purpose};
-pub use config::{LlmConfig, Provider};
+pub use config::LlmConfig;
 pub use openai::OpenAiChat;
 
 use crate::error::Result;
