@@ -2,7 +2,7 @@
 // `tsc --noEmit --strict` on test/types.ts, which test/run.sh also compiles and runs.
 //
 // Options are camelCase; results are plain objects with the keys of the JSON the C and
-// Python APIs return (snake_case), documented in core/src/wire.rs.
+// Python APIs return (snake_case), documented in core/src/wire/ (schema: tests/dispatch/schema.json).
 
 /** The kinds of memory. */
 export type MemoryKind =

@@ -2,7 +2,7 @@
 // agent_mem for Node: the idiomatic wrapper over the native addon (bindings/node).
 //
 // The wrapper checks argument types (a TypeError before anything reaches the core), maps the
-// camelCase options onto the JSON request shapes shared with C and Python (core/src/wire.rs),
+// camelCase options onto the JSON request shapes shared with C and Python (core/src/wire/),
 // and parses the JSON results. Everything else — validation, defaults, the work itself —
 // happens in the Rust core, on libuv's thread pool.
 

@@ -1,6 +1,7 @@
 //! The data model: memories, their scope and kind, history rows and the inputs of each call.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -33,7 +34,7 @@ pub const RESERVED_METADATA_KEYS: [&str; 11] = [
 ];
 
 /// Who a memory belongs to. Every field absent means the global layer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct Scope {
     /// The user the memory is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,7 +123,7 @@ impl Scope {
 }
 
 /// What sort of memory this is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryKind {
     /// Something that happened (the default for raw text).
@@ -195,7 +196,7 @@ impl std::fmt::Display for MemoryKind {
 }
 
 /// A stored memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MemoryRecord {
     /// The memory's id (a UUID string).
     pub id: String,
@@ -212,12 +213,15 @@ pub struct MemoryRecord {
     pub metadata: Metadata,
     /// When it was first stored (UTC).
     #[serde(with = "rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: DateTime<Utc>,
     /// When it last changed (UTC).
     #[serde(with = "rfc3339")]
+    #[schemars(with = "String")]
     pub updated_at: DateTime<Utc>,
     /// When it expires, if ever (UTC). Expired memories are hidden unless asked for.
     #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -319,7 +323,7 @@ impl NewMemory {
 }
 
 /// What `add` did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AddOutcome {
     /// The id of the memory (the existing one for a duplicate).
     pub id: String,
@@ -376,7 +380,7 @@ impl MemoryUpdate {
 }
 
 /// What happened to a memory, as recorded in its history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HistoryEvent {
     /// The memory was created.
@@ -411,7 +415,7 @@ impl HistoryEvent {
 }
 
 /// One row of a memory's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HistoryEntry {
     /// The row's id (a UUID string).
     pub id: String,
@@ -429,11 +433,12 @@ pub struct HistoryEntry {
     pub actor: String,
     /// When.
     #[serde(with = "rfc3339")]
+    #[schemars(with = "String")]
     pub created_at: DateTime<Utc>,
 }
 
 /// Order of a listing ([`crate::Memory::list`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ListOrder {
     /// Newest first (by creation).

@@ -2,7 +2,7 @@
 # by `python -m mypy.stubtest agent_mem._native` in python/tests/run.sh.
 #
 # Requests and results are JSON-compatible Python objects with the shapes of
-# core/src/wire.rs; agent_mem.memory types them for users.
+# core/src/wire/; agent_mem.memory types them for users.
 
 import asyncio
 from typing import Any, final

@@ -1,7 +1,7 @@
 """The native API: :class:`Memory` (blocking) and :class:`AsyncMemory` (asyncio).
 
 Results are plain JSON-compatible dicts and lists, the same shapes as the C ABI's JSON
-(``core/src/wire.rs``); the ``TypedDict`` classes below only describe them for type checkers.
+(``core/src/wire/``); the ``TypedDict`` classes below only describe them for type checkers.
 Every call goes to the Rust core in one step with the GIL released; the core validates
 everything, so a bad argument raises the same error code in every language.
 

@@ -1,6 +1,7 @@
 //! Copying a whole store into another: SQLite to PostgreSQL and back, or file to file.
 
 use chrono::Utc;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Memory;
@@ -12,7 +13,7 @@ use crate::store::{self, model_mismatch, Selection};
 const COPY_PAGE: usize = 500;
 
 /// What [`Memory::copy_into`] copied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CopyReport {
     /// Memories copied.
     pub memories: usize,

@@ -1,5 +1,6 @@
 //! Reading: one memory, pages of memories (offsets and cursors), counts, history.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{check_id, selection, Memory};
@@ -80,7 +81,7 @@ impl ListOptions {
 }
 
 /// One page of [`Memory::list`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ListPage {
     /// The memories on this page.
     pub items: Vec<MemoryRecord>,

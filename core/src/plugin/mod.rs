@@ -44,6 +44,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -52,7 +53,9 @@ pub use manager::PluginManager;
 
 /// What a plugin may do. Every host function checks one; extism's own network and
 /// filesystem access are only set up when granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
     /// `am_get`: read a memory of the calling operation's scope.
@@ -108,7 +111,7 @@ impl std::fmt::Display for Capability {
 }
 
 /// How a plugin is used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginKind {
     /// Runs at the hook points it exports (`on_add`, `before_search`, `after_search`); it
@@ -122,7 +125,7 @@ pub enum PluginKind {
 
 /// What happens to the operation when a hook plugin fails (traps, times out, answers
 /// nonsense). A rejection (`{"reject": …}`) is not a failure: it always fails the call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailurePolicy {
     /// The operation fails with the plugin's error; nothing is written.
@@ -133,7 +136,7 @@ pub enum FailurePolicy {
 }
 
 /// Resource limits applied to every call of a plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginLimits {
     /// Linear memory the plugin may grow to, in 64 KiB WebAssembly pages.
@@ -186,7 +189,7 @@ impl PluginLimits {
 
 /// Who a plugin is and what it is allowed: given at registration. The capabilities listed
 /// are the ones granted; nothing else is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginManifest {
     /// Unique in the store: 1–64 characters from `A-Z a-z 0-9 _ - .`.
@@ -365,7 +368,7 @@ impl Default for PluginOptions {
 }
 
 /// One line of a plugin's log (`am_log`, denied host calls, failures, reloads).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct PluginLogEntry {
     /// When (UTC, RFC 3339).
     pub time: String,
@@ -376,7 +379,7 @@ pub struct PluginLogEntry {
 }
 
 /// Counters of a plugin since registration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PluginStats {
     /// Calls made (hooks and direct calls).
     pub calls: u64,
@@ -391,7 +394,7 @@ pub struct PluginStats {
 }
 
 /// What [`PluginManager::list`] tells about a plugin.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct PluginInfo {
     /// The manifest's id.
     pub id: String,

@@ -5,13 +5,14 @@ pub(crate) mod fusion;
 pub(crate) mod hybrid;
 pub(crate) mod keyword;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::Filter;
 use crate::types::{MemoryRecord, Scope};
 
 /// How a query is matched.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Vector and keyword search fused by score (and fuzzy, when its weight is above zero):
@@ -48,7 +49,7 @@ impl std::str::FromStr for SearchMode {
 }
 
 /// How hybrid search combines its engines.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FusionMethod {
     /// Score fusion (the default): each engine's score (cosine similarity, a negative one
@@ -72,7 +73,7 @@ pub enum FusionMethod {
 /// public conversational dev sets (the retrieval bench): equal weights on shares of each
 /// engine's best held up on English chats where keywords lead, on Chinese where the default
 /// model's vectors are weak, and on long assistant answers where meaning leads.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FusionWeights {
     /// Weight of the vector engine (cosine similarity).
@@ -246,7 +247,7 @@ impl SearchOptions {
 }
 
 /// One engine's opinion of a hit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EngineScore {
     /// 1-based rank in that engine's list.
     pub rank: usize,
@@ -256,7 +257,7 @@ pub struct EngineScore {
 }
 
 /// Why a hit was returned: each engine's rank and score.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Explanation {
     /// The vector engine.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,7 +274,7 @@ pub struct Explanation {
 }
 
 /// A search result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SearchHit {
     /// The memory.
     #[serde(flatten)]

@@ -7,8 +7,16 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::plugins::{info_schema, infos_schema, registration_schema};
+use super::requests::{
+    AddMessagesRequest, AddRequest, BatchRequest, ListRequest, SearchRequest, SelectRequest,
+    UpdateRequest,
+};
+use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
-use crate::{Error, Memory, Result};
+use crate::{
+    AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Result, SearchHit,
+};
 
 /// Embeddings the caller computed, passed beside the request as native floats (so that NaN
 /// and infinities reach the core's checks as they are, which JSON cannot carry).
@@ -119,11 +127,8 @@ impl Request {
 
     /// The request for an operation without fields: `null` or `{}`.
     fn empty(&mut self) -> Result<()> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Empty {}
         self.no_embeddings()?;
-        request::<Empty>(&self.body, &format!("{} request", self.op)).map(|_| ())
+        request::<EmptyRequest>(&self.body, &format!("{} request", self.op)).map(|_| ())
     }
 
     fn no_embeddings(&self) -> Result<()> {
@@ -158,21 +163,27 @@ fn nothing(done: Result<()>) -> Result<Value> {
 }
 
 /// One operation of the dispatch.
-struct Operation {
-    name: &'static str,
+pub(super) struct Operation {
+    pub(super) name: &'static str,
     run: fn(&Memory, &mut Request) -> Result<Value>,
+    /// The schema of its request, as `run` reads it (see [`super::schema`]).
+    pub(super) request: SchemaFn,
+    /// The schema of its result.
+    pub(super) result: SchemaFn,
 }
 
 /// Every operation, in the order [`OPERATIONS`] lists them. Requests are the ones the
 /// operation's function in [`super`] takes, with these additions: an id travels as `"id"`,
 /// caller embeddings as `"vector"` (`add`, `search`, `update`) or `"vectors"` (`add_batch`).
-const TABLE: &[Operation] = &[
+pub(super) const TABLE: &[Operation] = &[
     Operation {
         name: "add",
         run: |m, r| match r.vector()? {
             Some(v) => super::add_with_vector(m, &r.body, v),
             None => super::add(m, &r.body),
         },
+        request: |g| with_fields::<AddRequest>(g, &[Taken::Vector]),
+        result: of::<AddOutcome>,
     },
     Operation {
         name: "add_batch",
@@ -180,22 +191,32 @@ const TABLE: &[Operation] = &[
             Some(vs) => super::add_batch_with_vectors(m, &r.body, vs),
             None => super::add_batch(m, &r.body),
         },
+        request: |g| with_fields::<BatchRequest>(g, &[Taken::Vectors]),
+        result: of::<Vec<AddOutcome>>,
     },
     Operation {
         name: "add_messages",
         run: |m, r| super::add_messages(m, r.body()?),
+        request: of::<AddMessagesRequest>,
+        result: of::<Vec<MemoryEvent>>,
     },
     Operation {
         name: "get",
         run: |m, r| super::get(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: of::<MemoryRecord>,
     },
     Operation {
         name: "list",
         run: |m, r| super::list(m, r.body()?),
+        request: of::<ListRequest>,
+        result: of::<ListPage>,
     },
     Operation {
         name: "count",
         run: |m, r| super::count(m, r.body()?).map(Value::from),
+        request: of::<SelectRequest>,
+        result: of::<usize>,
     },
     Operation {
         name: "update",
@@ -206,18 +227,26 @@ const TABLE: &[Operation] = &[
                 None => super::update(m, &id, &r.body),
             }
         },
+        request: |g| with_fields::<UpdateRequest>(g, &[Taken::Id, Taken::Vector]),
+        result: of::<MemoryRecord>,
     },
     Operation {
         name: "delete",
         run: |m, r| nothing(super::delete(m, &r.only_id()?)),
+        request: of::<IdRequest>,
+        result: null,
     },
     Operation {
         name: "delete_all",
         run: |m, r| super::delete_all(m, r.body()?).map(Value::from),
+        request: of::<SelectRequest>,
+        result: of::<usize>,
     },
     Operation {
         name: "history",
         run: |m, r| super::history(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: of::<Vec<HistoryEntry>>,
     },
     Operation {
         name: "search",
@@ -225,6 +254,8 @@ const TABLE: &[Operation] = &[
             Some(v) => super::search_with_vector(m, &r.body, &v),
             None => super::search(m, &r.body),
         },
+        request: |g| with_fields::<SearchRequest>(g, &[Taken::Vector]),
+        result: of::<Vec<SearchHit>>,
     },
     Operation {
         name: "purge_expired",
@@ -232,6 +263,8 @@ const TABLE: &[Operation] = &[
             r.empty()?;
             m.purge_expired().map(Value::from)
         },
+        request: of::<EmptyRequest>,
+        result: of::<usize>,
     },
     Operation {
         name: "flush",
@@ -239,6 +272,8 @@ const TABLE: &[Operation] = &[
             r.empty()?;
             nothing(m.flush())
         },
+        request: of::<EmptyRequest>,
+        result: null,
     },
     Operation {
         name: "reset",
@@ -246,10 +281,14 @@ const TABLE: &[Operation] = &[
             r.empty()?;
             nothing(m.reset())
         },
+        request: of::<EmptyRequest>,
+        result: null,
     },
     Operation {
         name: "plugin_register",
         run: |m, r| super::plugin_register(m, r.body()?, None),
+        request: registration_schema,
+        result: info_schema,
     },
     Operation {
         name: "plugin_list",
@@ -257,22 +296,32 @@ const TABLE: &[Operation] = &[
             r.empty()?;
             super::plugin_list(m)
         },
+        request: of::<EmptyRequest>,
+        result: infos_schema,
     },
     Operation {
         name: "plugin_load",
         run: |m, r| super::plugin_load(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: info_schema,
     },
     Operation {
         name: "plugin_unload",
         run: |m, r| super::plugin_unload(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: info_schema,
     },
     Operation {
         name: "plugin_reload",
         run: |m, r| super::plugin_reload(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: info_schema,
     },
     Operation {
         name: "plugin_unregister",
         run: |m, r| nothing(super::plugin_unregister(m, &r.only_id()?)),
+        request: of::<IdRequest>,
+        result: null,
     },
 ];
 

@@ -258,3 +258,168 @@ fn embeddings_travel_natively_or_as_json() {
     assert_eq!(updated["content"], "west");
     assert_eq!(count(&m), 4);
 }
+
+/// The committed schema (`tests/dispatch/schema.json`, read by the Python and Node suites to
+/// check their declarations) is the one `wire::schema()` derives from the Rust types.
+/// `AGENTMEM_UPDATE_SCHEMA=1` rewrites it.
+#[cfg(feature = "plugins")]
+#[test]
+fn the_committed_schema_is_current() {
+    let path = cases_dir().join("schema.json");
+    let derived = serde_json::to_string_pretty(&wire::schema()).unwrap() + "\n";
+    if std::env::var_os("AGENTMEM_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &derived).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == derived,
+        "tests/dispatch/schema.json is stale: AGENTMEM_UPDATE_SCHEMA=1 cargo test \
+         --features plugins,postgres -p agent-mem --test all the_committed_schema"
+    );
+}
+
+/// Why `value` does not fit `schema`, for the keywords the derived schemas use (`type`,
+/// `properties`, `required`, `additionalProperties`, `items`, `enum`, `const`, `anyOf`,
+/// `oneOf`, `minimum`); `None` when it fits.
+fn misfit(schema: &Value, value: &Value, at: &str) -> Option<String> {
+    let Value::Object(s) = schema else {
+        return (schema == &json!(false)).then(|| format!("{at}: nothing fits"));
+    };
+    if let Some(types) = s.get("type") {
+        let names: Vec<&str> = match types {
+            Value::Array(t) => t.iter().filter_map(Value::as_str).collect(),
+            t => vec![t.as_str().unwrap()],
+        };
+        let fits = names.iter().any(|t| match *t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            other => panic!("type {other} in the schema"),
+        });
+        if !fits {
+            return Some(format!("{at}: {value} is not {names:?}"));
+        }
+    }
+    if let Some(Value::Array(allowed)) = s.get("enum") {
+        if !allowed.contains(value) {
+            return Some(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    if let Some(constant) = s.get("const") {
+        if constant != value {
+            return Some(format!("{at}: {value} is not {constant}"));
+        }
+    }
+    if let (Some(minimum), Some(n)) = (s.get("minimum").and_then(Value::as_f64), value.as_f64()) {
+        if n < minimum {
+            return Some(format!("{at}: {n} is below {minimum}"));
+        }
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(options)) = s.get(key) {
+            let fitting = options
+                .iter()
+                .filter(|o| misfit(o, value, at).is_none())
+                .count();
+            if fitting == 0 || (key == "oneOf" && fitting > 1) {
+                return Some(format!("{at}: {value} fits {fitting} of {key}"));
+            }
+        }
+    }
+    if let Value::Array(items) = value {
+        if let Some(item) = s.get("items") {
+            for (i, v) in items.iter().enumerate() {
+                if let Some(why) = misfit(item, v, &format!("{at}[{i}]")) {
+                    return Some(why);
+                }
+            }
+        }
+    }
+    if let Value::Object(fields) = value {
+        let properties = s.get("properties").and_then(Value::as_object);
+        for name in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !fields.contains_key(name.as_str().unwrap()) {
+                return Some(format!("{at}: {name} is required"));
+            }
+        }
+        for (name, v) in fields {
+            let at = format!("{at}.{name}");
+            match properties.and_then(|p| p.get(name)) {
+                Some(field) => {
+                    if let Some(why) = misfit(field, v, &at) {
+                        return Some(why);
+                    }
+                }
+                None => match s.get("additionalProperties") {
+                    Some(Value::Bool(false)) => return Some(format!("{at} is not allowed")),
+                    Some(other) => {
+                        if let Some(why) = misfit(other, v, &at) {
+                            return Some(why);
+                        }
+                    }
+                    None => {}
+                },
+            }
+        }
+    }
+    None
+}
+
+/// Every request of calls.json fits its operation's request schema and every result its
+/// result schema; misspelt keys and wrong types do not fit.
+#[test]
+fn the_schema_describes_the_real_requests_and_results() {
+    let schema = wire::schema();
+    let operations = schema["operations"].as_object().unwrap();
+    let listed: BTreeSet<&str> = wire::OPERATIONS.iter().copied().collect();
+    let described: BTreeSet<&str> = operations.keys().map(String::as_str).collect();
+    assert_eq!(listed, described);
+
+    let cases = cases();
+    let m = store();
+    let mut id = String::new();
+    for call in cases["calls"].as_array().unwrap() {
+        let op = call[0].as_str().unwrap();
+        if op.starts_with("plugin_") && !cfg!(feature = "plugins") {
+            continue; // refused as Unsupported, whatever the request
+        }
+        let request = resolve(&call[1], &id);
+        let request_schema = &operations[op]["request"];
+        if let Some(why) = misfit(request_schema, &request, op) {
+            panic!("{op} request {request}: {why}");
+        }
+        let result = wire::call(&m, op, &request).unwrap();
+        if id.is_empty() && op == "add" {
+            id = result["id"].as_str().unwrap().to_string();
+        }
+        if let Some(why) = misfit(&operations[op]["result"], &result, op) {
+            panic!("{op} result {result}: {why}");
+        }
+    }
+
+    let search = &operations["search"]["request"];
+    assert!(misfit(search, &json!({"query": "x", "limt": 3}), "search").is_some());
+    assert!(misfit(
+        search,
+        &json!({"query": "x", "include_global": "yes"}),
+        "search"
+    )
+    .is_some());
+    assert!(misfit(search, &json!({"query": 1}), "search").is_some());
+    assert!(misfit(&operations["get"]["request"], &json!({}), "get").is_some());
+    let hit = json!({"id": "x", "content": "c", "hash": "h", "kind": "episodic",
+        "metadata": {}, "created_at": "t", "updated_at": "t", "score": 0.5, "explain": {}});
+    assert!(misfit(&schema["types"]["SearchHit"], &hit, "hit").is_none());
+    let mut no_score = hit.clone();
+    no_score.as_object_mut().unwrap().remove("score");
+    assert!(misfit(&schema["types"]["SearchHit"], &no_score, "hit").is_some());
+}

@@ -1,6 +1,7 @@
 //! The request and the answer of [`Memory::add_messages`](crate::Memory::add_messages): messages, options, events.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -10,7 +11,7 @@ use crate::types::{validate_content, validate_metadata, MemoryKind, Metadata, Sc
 const MAX_MESSAGES: usize = 1_000;
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     /// `"user"`, `"assistant"`, `"system"` or `"tool"`.
@@ -49,7 +50,7 @@ impl Message {
 }
 
 /// What [`Memory::add_messages`](crate::Memory::add_messages) did to one memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum MemoryEventKind {
     /// A memory was created.
@@ -63,7 +64,7 @@ pub enum MemoryEventKind {
 }
 
 /// One change made by [`Memory::add_messages`](crate::Memory::add_messages), in mem0's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MemoryEvent {
     /// The memory concerned.
     pub id: String,

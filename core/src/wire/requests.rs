@@ -1,0 +1,255 @@
+//! The request objects of the operations, as serde reads them (unknown keys refused), and
+//! their conversion into the core's types.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{kind_of, nullable, request};
+use crate::{
+    parse_time, AddMessages, Error, Filter, FusionWeights, ListOptions, ListOrder, Memory,
+    MemoryKind, MemoryUpdate, Message, Metadata, NewMemory, Result, Scope, SearchMode,
+    SearchOptions,
+};
+
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AddRequest {
+    #[schemars(required)]
+    content: Option<String>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+    expires_at: Option<String>,
+}
+
+impl AddRequest {
+    pub(super) fn into_new_memory(self, what: &str) -> Result<NewMemory> {
+        let content = self
+            .content
+            .ok_or_else(|| Error::invalid(format!("{what}: content is required")))?;
+        let mut memory = NewMemory::new(content).scope(Scope {
+            user_id: self.user_id,
+            agent_id: self.agent_id,
+            run_id: self.run_id,
+            org_id: self.org_id,
+        });
+        if let Some(kind) = self.kind {
+            memory = memory.kind(kind.parse::<MemoryKind>()?);
+        }
+        if let Some(metadata) = self.metadata {
+            memory = memory.metadata(metadata);
+        }
+        if let Some(at) = self.expires_at {
+            memory = memory.expires_at(parse_time(&at)?);
+        }
+        Ok(memory)
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchRequest {
+    #[schemars(with = "Vec<AddRequest>")]
+    memories: Vec<Value>,
+}
+
+impl BatchRequest {
+    pub(super) fn into_new_memories(self) -> Result<Vec<NewMemory>> {
+        self.memories
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let what = format!("memories[{i}]");
+                request::<AddRequest>(item, &what)?.into_new_memory(&what)
+            })
+            .collect()
+    }
+}
+
+/// Scope and filters: the selection shared by list, count, delete_all and search.
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SelectRequest {
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    filters: Option<Value>,
+}
+
+impl SelectRequest {
+    pub(super) fn split(self) -> Result<(Scope, Option<Filter>)> {
+        let filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
+        Ok((
+            Scope {
+                user_id: self.user_id,
+                agent_id: self.agent_id,
+                run_id: self.run_id,
+                org_id: self.org_id,
+            },
+            filter,
+        ))
+    }
+}
+
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListRequest {
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    filters: Option<Value>,
+    include_global: Option<bool>,
+    include_expired: Option<bool>,
+    order: Option<ListOrder>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl ListRequest {
+    pub(super) fn into_options(self) -> Result<ListOptions> {
+        let defaults = ListOptions::default();
+        Ok(ListOptions {
+            scope: Scope {
+                user_id: self.user_id,
+                agent_id: self.agent_id,
+                run_id: self.run_id,
+                org_id: self.org_id,
+            },
+            filter: self.filters.as_ref().map(Filter::from_json).transpose()?,
+            include_global: self.include_global.unwrap_or(false),
+            include_expired: self.include_expired.unwrap_or(false),
+            order: self.order.unwrap_or(defaults.order),
+            limit: self.limit.unwrap_or(defaults.limit),
+            offset: self.offset.unwrap_or(0),
+            cursor: self.cursor,
+        })
+    }
+}
+
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateRequest {
+    content: Option<String>,
+    metadata: Option<Metadata>,
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(with = "Option<String>")]
+    expires_at: Option<Option<String>>,
+}
+
+impl UpdateRequest {
+    pub(super) fn into_update(self) -> Result<MemoryUpdate> {
+        Ok(MemoryUpdate {
+            content: self.content,
+            metadata: self.metadata,
+            kind: self.kind.map(|k| k.parse()).transpose()?,
+            expires_at: match self.expires_at {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(at)) => Some(Some(parse_time(&at)?)),
+            },
+        })
+    }
+}
+
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SearchRequest {
+    query: Option<String>,
+    mode: Option<String>,
+    limit: Option<usize>,
+    threshold: Option<f32>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    filters: Option<Value>,
+    include_global: Option<bool>,
+    include_expired: Option<bool>,
+    weights: Option<FusionWeights>,
+}
+
+impl SearchRequest {
+    /// The query text and the options, starting from the store's search defaults.
+    pub(super) fn into_options(self, memory: &Memory) -> Result<(String, SearchOptions)> {
+        let mut options = memory.search_options();
+        options.scope = Scope {
+            user_id: self.user_id,
+            agent_id: self.agent_id,
+            run_id: self.run_id,
+            org_id: self.org_id,
+        };
+        options.filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
+        if let Some(mode) = self.mode {
+            options.mode = mode.parse::<SearchMode>()?;
+        }
+        options.limit = self.limit.unwrap_or(options.limit);
+        options.threshold = self.threshold.or(options.threshold);
+        options.include_global = self.include_global.unwrap_or(false);
+        options.include_expired = self.include_expired.unwrap_or(false);
+        options.weights = self.weights.unwrap_or(options.weights);
+        Ok((self.query.unwrap_or_default(), options))
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AddMessagesRequest {
+    #[schemars(required)]
+    messages: Option<Value>,
+    infer: Option<bool>,
+    prompt: Option<String>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+    expires_at: Option<String>,
+}
+
+impl AddMessagesRequest {
+    pub(super) fn into_request(self) -> Result<AddMessages> {
+        let messages = match self.messages {
+            Some(Value::String(text)) => vec![Message::user(text)],
+            Some(one @ Value::Object(_)) => vec![self::request::<Message>(&one, "messages")?],
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, m)| self::request::<Message>(m, &format!("messages[{i}]")))
+                .collect::<Result<_>>()?,
+            Some(other) if !other.is_null() => {
+                return Err(Error::invalid(format!(
+                    "messages must be a string, a message or a list of messages, got {}",
+                    kind_of(&other)
+                )))
+            }
+            _ => return Err(Error::invalid("messages is required")),
+        };
+        let mut request = AddMessages::new(messages).scope(Scope {
+            user_id: self.user_id,
+            agent_id: self.agent_id,
+            run_id: self.run_id,
+            org_id: self.org_id,
+        });
+        request.infer = self.infer.unwrap_or(true);
+        request.prompt = self.prompt;
+        if let Some(kind) = self.kind {
+            request.kind = Some(kind.parse::<MemoryKind>()?);
+        }
+        if let Some(metadata) = self.metadata {
+            request.metadata = metadata;
+        }
+        if let Some(at) = self.expires_at {
+            request.expires_at = Some(parse_time(&at)?);
+        }
+        Ok(request)
+    }
+}

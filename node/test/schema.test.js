@@ -1,0 +1,215 @@
+'use strict';
+// The package's declarations against what it really does, and against the core's schema
+// (tests/dispatch/schema.json, derived from the Rust types; a Rust test fails when stale):
+//
+// - index.d.ts declares exactly what index.js exports, and exactly the methods of Memory;
+// - each options interface of index.d.ts has the keys of index.js's option table, and that
+//   table maps them onto exactly the keys of the core's request;
+// - each result interface has the keys of the core's result, optional where the core leaves
+//   them out.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const ts = require('typescript');
+
+const NODE_DIR = path.join(__dirname, '..');
+const SCHEMA = JSON.parse(
+  fs.readFileSync(path.join(NODE_DIR, '..', 'tests', 'dispatch', 'schema.json'), 'utf8'),
+);
+const OPERATIONS = SCHEMA.operations;
+
+const keysOf = (schema) => new Set(Object.keys(schema.properties ?? {}));
+const requiredOf = (schema) => new Set(schema.required ?? []);
+const sorted = (set) => [...set].sort();
+
+// ------------------------------------------------------------------- index.d.ts, parsed
+
+const source = ts.createSourceFile(
+  'index.d.ts',
+  fs.readFileSync(path.join(NODE_DIR, 'index.d.ts'), 'utf8'),
+  ts.ScriptTarget.Latest,
+  true,
+);
+const declarations = new Map();
+for (const statement of source.statements) {
+  if (statement.name) declarations.set(statement.name.text, statement);
+}
+const exported = (node) => node.modifiers?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
+
+/** The properties of a declared object type: name → optional?, `extends` and `&` included. */
+function properties(name) {
+  const node = declarations.get(name);
+  assert.ok(node, `index.d.ts declares ${name}`);
+  const out = new Map();
+  const addMembers = (members) => {
+    for (const m of members) {
+      if (ts.isPropertySignature(m)) out.set(m.name.text, Boolean(m.questionToken));
+    }
+  };
+  const addType = (type) => {
+    if (ts.isTypeReferenceNode(type)) {
+      for (const [k, v] of properties(type.typeName.text)) out.set(k, v);
+    } else if (ts.isTypeLiteralNode(type)) {
+      addMembers(type.members);
+    } else if (ts.isIntersectionTypeNode(type)) {
+      type.types.forEach(addType);
+    } else {
+      assert.fail(`${name}: a type index.d.ts checks must be an object type`);
+    }
+  };
+  if (ts.isInterfaceDeclaration(node)) {
+    for (const clause of node.heritageClauses ?? []) {
+      for (const base of clause.types) {
+        for (const [k, v] of properties(base.expression.text)) out.set(k, v);
+      }
+    }
+    addMembers(node.members);
+  } else if (ts.isTypeAliasDeclaration(node)) {
+    addType(node.type);
+  } else {
+    assert.fail(`${name} is not an interface or a type`);
+  }
+  return out;
+}
+
+// ------------------------------------------------------- index.js's option tables, read
+
+/** index.js run in a context of its own with a stand-in addon, to read its option tables
+ * (module-level constants: camelCase option → [wire key, check], or FIRST for a positional
+ * argument). */
+function optionTables() {
+  const addon = { version: () => '0', errorCodes: () => [] };
+  const context = vm.createContext({
+    require: (id) => (id.endsWith('.node') ? addon : require(id)),
+    module: { exports: {} },
+    __dirname: NODE_DIR,
+    process,
+    Buffer,
+  });
+  vm.runInContext(fs.readFileSync(path.join(NODE_DIR, 'index.js'), 'utf8'), context);
+  return vm.runInContext(
+    '({ FIRST, ADD, NEW_MEMORY, SELECT, LIST, SEARCH, UPDATE, ADD_MESSAGES, WEIGHTS, OPEN, MANIFEST })',
+    context,
+  );
+}
+const TABLES = optionTables();
+const camelKeys = (table) => new Set(Object.keys(table).filter((k) => table[k] !== TABLES.FIRST));
+const wireKeys = (table) =>
+  new Set(Object.entries(table).map(([k, spec]) => (spec === TABLES.FIRST ? k : spec[0])));
+
+// ------------------------------------------------------------------------------ the tests
+
+test('index.d.ts declares exactly what index.js exports', () => {
+  const declared = new Set();
+  for (const s of source.statements) {
+    if (!exported(s)) continue;
+    if (ts.isClassDeclaration(s) || ts.isFunctionDeclaration(s)) declared.add(s.name.text);
+    if (ts.isVariableStatement(s)) {
+      for (const d of s.declarationList.declarations) declared.add(d.name.text);
+    }
+  }
+  const actual = new Set(Object.keys(require('..')));
+  assert.deepEqual(sorted(declared), sorted(actual));
+});
+
+test('index.d.ts declares exactly the methods and properties of Memory', () => {
+  const { Memory } = require('..');
+  const node = declarations.get('Memory');
+  const members = node.members.filter((m) => m.name && !ts.isConstructorDeclaration(m));
+  const statics = (m) => m.modifiers?.some((x) => x.kind === ts.SyntaxKind.StaticKeyword);
+  const declared = members.filter((m) => !statics(m)).map((m) => m.name.text);
+  const declaredStatic = members.filter(statics).map((m) => m.name.text);
+  const actual = Object.getOwnPropertyNames(Memory.prototype).filter((n) => n !== 'constructor');
+  const actualStatic = Object.getOwnPropertyNames(Memory).filter(
+    (n) => !['length', 'name', 'prototype'].includes(n),
+  );
+  assert.deepEqual(sorted(new Set(declared)), sorted(new Set(actual)));
+  assert.deepEqual(sorted(new Set(declaredStatic)), sorted(new Set(actualStatic)));
+});
+
+// Each options interface, its table in index.js, and the core request the table builds
+// (with the keys that come from positional arguments: content, query, id, vector…).
+const REQUESTS = [
+  ['AddOptions', 'ADD', 'add', ['vector']],
+  ['NewMemory', 'NEW_MEMORY', 'add_batch.memories', []],
+  ['SelectOptions', 'SELECT', 'count', []],
+  ['SelectOptions', 'SELECT', 'delete_all', []],
+  ['ListOptions', 'LIST', 'list', []],
+  ['SearchOptions', 'SEARCH', 'search', ['vector']],
+  ['MemoryChanges', 'UPDATE', 'update', ['id', 'vector']],
+  ['AddMessagesOptions', 'ADD_MESSAGES', 'add_messages', []],
+  ['PluginRegistration', 'MANIFEST', 'plugin_register', []],
+  ['FusionWeights', 'WEIGHTS', 'types.FusionWeights', []],
+  ['OpenOptions', 'OPEN', 'types.OpenOptions', []],
+];
+
+function coreRequest(where) {
+  if (where === 'add_batch.memories') return OPERATIONS.add_batch.request.properties.memories.items;
+  if (where.startsWith('types.')) return SCHEMA.types[where.slice('types.'.length)];
+  return OPERATIONS[where].request;
+}
+
+for (const [declared, table, core, positional] of REQUESTS) {
+  test(`${declared} = index.js ${table} → the core's ${core} request`, () => {
+    assert.deepEqual(sorted(new Set(properties(declared).keys())), sorted(camelKeys(TABLES[table])));
+    const sent = wireKeys(TABLES[table]);
+    for (const key of positional) sent.add(key);
+    assert.deepEqual(sorted(sent), sorted(keysOf(coreRequest(core))));
+  });
+}
+
+test('every operation of the core is a method of Memory', () => {
+  const { Memory } = require('..');
+  const METHODS = {
+    add: 'add',
+    add_batch: 'addBatch',
+    add_messages: 'addMessages',
+    get: 'get',
+    list: 'list',
+    count: 'count',
+    update: 'update',
+    delete: 'delete',
+    delete_all: 'deleteAll',
+    history: 'history',
+    search: 'search',
+    purge_expired: 'purgeExpired',
+    flush: 'flush',
+    reset: 'reset',
+    plugin_register: 'registerPlugin',
+    plugin_list: 'plugins',
+    plugin_load: 'loadPlugin',
+    plugin_unload: 'unloadPlugin',
+    plugin_reload: 'reloadPlugin',
+    plugin_unregister: 'unregisterPlugin',
+  };
+  assert.deepEqual(sorted(new Set(Object.keys(METHODS))), sorted(new Set(Object.keys(OPERATIONS))));
+  for (const method of Object.values(METHODS)) {
+    assert.equal(typeof Memory.prototype[method], 'function', method);
+  }
+});
+
+// Each result interface and the core type it declares.
+const RESULTS = [
+  ['AddResult', 'AddOutcome'],
+  ['MemoryRecord', 'MemoryRecord'],
+  ['SearchHit', 'SearchHit'],
+  ['ListPage', 'ListPage'],
+  ['HistoryEntry', 'HistoryEntry'],
+  ['MemoryEvent', 'MemoryEvent'],
+  ['CopyReport', 'CopyReport'],
+  ['PluginInfo', 'PluginInfo'],
+  ['PluginLogEntry', 'PluginLogEntry'],
+];
+
+for (const [declared, core] of RESULTS) {
+  test(`${declared} has the keys of the core's ${core}`, () => {
+    const props = properties(declared);
+    const schema = SCHEMA.types[core];
+    assert.deepEqual(sorted(new Set(props.keys())), sorted(keysOf(schema)));
+    const required = [...props].filter(([, optional]) => !optional).map(([k]) => k);
+    assert.deepEqual(sorted(new Set(required)), sorted(requiredOf(schema)));
+  });
+}
