@@ -6,7 +6,8 @@
 //! pre-tokenised column: stemmed words for alphabetic scripts, unigrams and bigrams for CJK.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -97,62 +98,6 @@ pub(crate) fn stem(word: &str) -> String {
     }
 }
 
-/// [`term_frequencies`] of ASCII text, word by word in one buffer, stemming only the words
-/// whose stem could be a query term: a Snowball English stem keeps its word's first two
-/// letters, except for the stems of "dying", "lying" and "tying".
-fn ascii_term_frequencies(text: &[u8], terms: &HashMap<&str, usize>, counts: &mut [u32]) -> usize {
-    let prefixes: HashSet<[u8; 2]> = terms
-        .keys()
-        .filter_map(|t| t.as_bytes().get(..2).map(|p| [p[0], p[1]]))
-        .collect();
-    let mut length = 0;
-    let mut word: Vec<u8> = Vec::with_capacity(32);
-    let mut count = |word: &[u8], length: &mut usize| {
-        if word.is_empty() {
-            return;
-        }
-        let w = std::str::from_utf8(word).unwrap_or_default();
-        if is_stop_word(w) {
-            return;
-        }
-        *length += 1;
-        let alphabetic = word.iter().all(u8::is_ascii_alphabetic);
-        let term: std::borrow::Cow<str> = if !alphabetic {
-            w.into()
-        } else if word.len() >= 2
-            && (prefixes.contains(&[word[0], word[1]])
-                || matches!(&word[..2], b"dy" | b"ly" | b"ty"))
-        {
-            stem(w).into()
-        } else if word.len() < 2 {
-            w.into()
-        } else {
-            return;
-        };
-        if let Some(&i) = terms.get(term.as_ref()) {
-            counts[i] += 1;
-        }
-    };
-    let mut i = 0;
-    while i < text.len() {
-        let c = text[i];
-        if c.is_ascii_alphanumeric() {
-            word.push(c.to_ascii_lowercase());
-        } else if c == b'\''
-            && !word.is_empty()
-            && text.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
-        {
-            // "user's" → "users", as `pieces` reads it.
-        } else {
-            count(&word, &mut length);
-            word.clear();
-        }
-        i += 1;
-    }
-    count(&word, &mut length);
-    length
-}
-
 /// Words stemmed per thread before the cache starts afresh (a few MB at most).
 const STEM_CACHE_WORDS: usize = 50_000;
 
@@ -177,50 +122,94 @@ fn cached_stem(word: &str) -> String {
     })
 }
 
-/// How often each of `terms` occurs among the indexed terms of `text` (as
-/// [`index_terms`] makes them), and how many indexed terms it has, without building them
-/// all: keyword search scores hundreds of candidates per query this way.
-pub(crate) fn term_frequencies(
-    text: &str,
-    terms: &HashMap<&str, usize>,
-    counts: &mut [u32],
-) -> usize {
-    counts.iter_mut().for_each(|c| *c = 0);
-    if text.is_ascii() {
-        return ascii_term_frequencies(text.as_bytes(), terms, counts);
-    }
-    let mut length = 0;
-    let mut gram = String::new();
-    for piece in pieces(text) {
-        match piece {
-            Piece::Word(w) => {
-                if is_stop_word(&w) {
-                    continue;
-                }
-                length += 1;
-                if let Some(&i) = terms.get(stem(&w).as_str()) {
-                    counts[i] += 1;
-                }
-            }
-            Piece::Cjk(run) => {
-                length += 2 * run.len() - 1;
-                for (i, c) in run.iter().enumerate() {
-                    gram.clear();
-                    gram.push(*c);
-                    if let Some(&t) = terms.get(gram.as_str()) {
-                        counts[t] += 1;
-                    }
-                    if let Some(next) = run.get(i + 1) {
-                        gram.push(*next);
-                        if let Some(&t) = terms.get(gram.as_str()) {
-                            counts[t] += 1;
-                        }
-                    }
-                }
+/// A text's indexed terms ([`index_terms`]), counted: what BM25 needs of a memory.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TermCounts {
+    length: usize,
+    /// Each distinct term and how often it occurs, sorted by term.
+    counts: Vec<(Box<str>, u32)>,
+}
+
+impl TermCounts {
+    fn of(text: &str) -> TermCounts {
+        let mut terms = index_terms(text);
+        let length = terms.len();
+        terms.sort_unstable();
+        let mut counts: Vec<(Box<str>, u32)> = Vec::new();
+        for term in terms {
+            match counts.last_mut() {
+                Some((last, n)) if **last == *term => *n += 1,
+                _ => counts.push((term.into_boxed_str(), 1)),
             }
         }
+        TermCounts { length, counts }
     }
-    length
+
+    /// How many indexed terms the text has.
+    pub(crate) fn length(&self) -> usize {
+        self.length
+    }
+
+    /// How often `term` occurs among them.
+    pub(crate) fn frequency(&self, term: &str) -> u32 {
+        self.counts
+            .binary_search_by(|(t, _)| (**t).cmp(term))
+            .map_or(0, |i| self.counts[i].1)
+    }
+}
+
+/// Texts whose [`TermCounts`] are kept, per generation (two generations: at most twice this
+/// many, some tens of MB).
+const TERM_COUNTS_KEPT: usize = 32_768;
+
+/// The [`TermCounts`] of `text`. Keyword search scores every memory of a small scope (or
+/// hundreds of candidates) per query, and tokenising them again each time cost more than the
+/// rest of the search: the counts are kept in a bounded cache shared by the process, keyed by
+/// the text itself (a keyed hash, checked against the text's length), so a memory's counts
+/// are reused by every later search, whatever its store, until it is evicted (the least
+/// recently used generation goes first).
+pub(crate) fn term_counts(text: &str) -> Arc<TermCounts> {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<TermCountsCache>> = OnceLock::new();
+    let key = (
+        HASHER.get_or_init(RandomState::new).hash_one(text),
+        text.len(),
+    );
+    let cache = CACHE.get_or_init(Mutex::default);
+    let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = lock().get(&key) {
+        return found;
+    }
+    // Tokenised outside the lock: other threads' searches go on meanwhile.
+    let counts = Arc::new(TermCounts::of(text));
+    lock().insert(key, counts.clone());
+    counts
+}
+
+/// Two generations of [`TermCounts`] by (hash, length) of their text: a hit in the previous
+/// one moves to the current one, and a full current one becomes the previous one.
+#[derive(Default)]
+struct TermCountsCache {
+    current: HashMap<(u64, usize), Arc<TermCounts>>,
+    previous: HashMap<(u64, usize), Arc<TermCounts>>,
+}
+
+impl TermCountsCache {
+    fn get(&mut self, key: &(u64, usize)) -> Option<Arc<TermCounts>> {
+        if let Some(found) = self.current.get(key) {
+            return Some(found.clone());
+        }
+        let found = self.previous.remove(key)?;
+        self.insert(*key, found.clone());
+        Some(found)
+    }
+
+    fn insert(&mut self, key: (u64, usize), counts: Arc<TermCounts>) {
+        if self.current.len() >= TERM_COUNTS_KEPT {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, counts);
+    }
 }
 
 const STOP_WORDS: &[&str] = &[
@@ -399,47 +388,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn term_frequencies_count_what_index_terms_hold() {
+    fn term_counts_count_what_index_terms_hold() {
         let text = "Alice's running club: she runs and RUNS, 我喜欢喝咖啡，咖啡很好 the end";
         let indexed = index_terms(text);
-        let wanted = ["run", "alic", "咖啡", "咖", "end", "absent"];
-        let position: HashMap<&str, usize> =
-            wanted.iter().enumerate().map(|(i, t)| (*t, i)).collect();
-        let mut counts = vec![0u32; wanted.len()];
-        let length = term_frequencies(text, &position, &mut counts);
-        assert_eq!(length, indexed.len());
-        for (i, t) in wanted.iter().enumerate() {
-            let expected = indexed.iter().filter(|x| x == t).count() as u32;
-            assert_eq!(counts[i], expected, "{t}");
+        let counts = term_counts(text);
+        assert_eq!(counts.length(), indexed.len());
+        for t in ["run", "alic", "咖啡", "咖", "end", "absent"] {
+            let expected = indexed.iter().filter(|x| *x == t).count() as u32;
+            assert_eq!(counts.frequency(t), expected, "{t}");
         }
-        assert_eq!(counts[0], 3, "running, runs, RUNS");
-
-        // The ASCII path agrees with the general one on words stemmed oddly.
-        for text in [
-            "Dying, lying and tying: the skies, news and early gently ugly idly",
-            "user's don't it's 'quoted' O'Brien x y z 2024 abc123 e-mail",
-            "I am Caroline; Caroline's LGBTQ support group met yesterday!",
-        ] {
-            let indexed = index_terms(text);
-            let mut wanted: Vec<String> = indexed.clone();
-            wanted.push("absent".into());
-            wanted.sort();
-            wanted.dedup();
-            let position: HashMap<&str, usize> = wanted
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.as_str(), i))
-                .collect();
-            let mut counts = vec![0u32; wanted.len()];
-            assert_eq!(
-                term_frequencies(text, &position, &mut counts),
-                indexed.len()
-            );
-            for (i, t) in wanted.iter().enumerate() {
-                let expected = indexed.iter().filter(|x| *x == t).count() as u32;
-                assert_eq!(counts[i], expected, "{t} in {text}");
-            }
-        }
+        assert_eq!(counts.frequency("run"), 3, "running, runs, RUNS");
+        // Cached by the text: the same counts again, another text's for another text.
+        assert!(Arc::ptr_eq(&counts, &term_counts(text)));
+        assert_eq!(term_counts("runs home").frequency("run"), 1);
+        assert_eq!(term_counts("runs home!").length(), 2);
     }
 
     #[test]

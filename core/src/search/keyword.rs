@@ -55,6 +55,11 @@ const B: f32 = 0.4;
 /// memories than this in the searched scope, the best by the backend's own BM25 are scored
 /// and the document frequencies are counted by the backend.
 const MAX_CANDIDATES: usize = 2000;
+/// A selection of at most this many memories (a user's, a conversation's) is read whole and
+/// scored here, instead of through the backend's term index: the index walks every posting
+/// of the query's terms across the store, other scopes' included, and checks each match's
+/// scope, so a scope's search would cost what the whole store holds.
+const SCAN_LIMIT: usize = 1000;
 
 /// BM25 over stemmed words and CJK bigrams; any term may match.
 fn keyword(index: &mut dyn TextIndex, query: &str, limit: usize) -> Result<Vec<(i64, f32)>> {
@@ -70,28 +75,50 @@ fn bm25(index: &mut dyn TextIndex, terms: &[String], all: bool) -> Result<Vec<(i
     if terms.is_empty() {
         return Ok(Vec::new());
     }
-    // A phrase needs every memory holding all its terms (the wording is checked after).
-    let limit = if all { usize::MAX >> 1 } else { MAX_CANDIDATES };
-    let candidates = index.term_candidates(terms, all, limit)?;
+    let scanned = index.selection_contents(SCAN_LIMIT)?;
+    let selected = scanned.as_ref().map(Vec::len);
+    let candidates: Vec<(i64, String, f32)> = match scanned {
+        Some(all_selected) => all_selected.into_iter().map(|(k, c)| (k, c, 0.0)).collect(),
+        // A phrase needs every memory holding all its terms (the wording is checked after).
+        None => {
+            let limit = if all { usize::MAX >> 1 } else { MAX_CANDIDATES };
+            index.term_candidates(terms, all, limit)?
+        }
+    };
+    // Each candidate's frequency of each query term, and its length in indexed terms. Of a
+    // selection read whole, the memories holding no term (or, with `all`, not every term)
+    // are no candidates, but count in the document frequencies.
+    let mut frequencies: Vec<(Vec<u32>, usize)> = Vec::with_capacity(candidates.len());
+    let mut holding = Vec::with_capacity(candidates.len());
+    let mut scanned_df = vec![0usize; terms.len()];
+    for candidate in candidates {
+        let counts = text::term_counts(&candidate.1);
+        let tf: Vec<u32> = terms.iter().map(|t| counts.frequency(t)).collect();
+        let holds = match selected {
+            None => true,
+            Some(_) if all => tf.iter().all(|f| *f > 0),
+            Some(_) => tf.iter().any(|f| *f > 0),
+        };
+        for (df, f) in scanned_df.iter_mut().zip(&tf) {
+            *df += usize::from(*f > 0);
+        }
+        if holds {
+            frequencies.push((tf, counts.length()));
+            holding.push(candidate);
+        }
+    }
+    let candidates = holding;
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    let position: HashMap<&str, usize> = terms
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.as_str(), i))
-        .collect();
-    // Each candidate's frequency of each query term, and its length in indexed terms.
-    let mut frequencies: Vec<(Vec<u32>, usize)> = Vec::with_capacity(candidates.len());
-    for (_, content, _) in &candidates {
-        let mut tf = vec![0u32; terms.len()];
-        let length = text::term_frequencies(content, &position, &mut tf);
-        frequencies.push((tf, length));
-    }
-    // Statistics over what the search may see. The candidates are every memory holding a
-    // term, unless there were too many or only those holding all terms were asked for.
+    // Statistics over what the search may see: exact for a selection read whole; else the
+    // candidates are every memory holding a term unless there were too many or only those
+    // holding all terms were asked for, and the backend counts the rest.
+    let documents = match selected {
+        Some(n) => n,
+        None => index.document_count()?.max(candidates.len()),
+    } as f32;
     let complete = !all && candidates.len() < MAX_CANDIDATES;
-    let documents = index.document_count()?.max(candidates.len()) as f32;
 
     // Lucene's smoothed idf, ln(1 + (N − df + 0.5) / (df + 0.5)), never negative or zero: in
     // a small scope a word in half the memories still counts a little. A query word no
@@ -99,7 +126,9 @@ fn bm25(index: &mut dyn TextIndex, terms: &[String], all: bool) -> Result<Vec<(i
     // words scores half as well.
     let mut idf = vec![0f32; terms.len()];
     for (i, term) in terms.iter().enumerate() {
-        let df = if complete {
+        let df = if selected.is_some() {
+            scanned_df[i]
+        } else if complete {
             frequencies.iter().filter(|(tf, _)| tf[i] > 0).count()
         } else {
             index.document_frequency(term)?
@@ -260,4 +289,106 @@ fn match_quality(units: &[Unit], content: &str) -> f32 {
         })
         .sum();
     total / units.len() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text index over a few memories, answering like a backend: through its term index,
+    /// or (`whole`) by handing over the whole selection.
+    struct Memories {
+        contents: Vec<(i64, String)>,
+        whole: bool,
+    }
+
+    impl Memories {
+        fn holding(&self, terms: &[String], all: bool) -> Vec<(i64, String)> {
+            self.contents
+                .iter()
+                .filter(|(_, c)| {
+                    let counts = text::term_counts(c);
+                    let mut held = terms.iter().map(|t| counts.frequency(t) > 0);
+                    if all {
+                        held.all(|h| h)
+                    } else {
+                        held.any(|h| h)
+                    }
+                })
+                .cloned()
+                .collect()
+        }
+    }
+
+    impl TextIndex for Memories {
+        fn term_candidates(
+            &mut self,
+            terms: &[String],
+            all: bool,
+            limit: usize,
+        ) -> Result<Vec<(i64, String, f32)>> {
+            let mut found = self.holding(terms, all);
+            found.truncate(limit);
+            Ok(found.into_iter().map(|(k, c)| (k, c, 1.0)).collect())
+        }
+        fn selection_contents(&mut self, max: usize) -> Result<Option<Vec<(i64, String)>>> {
+            Ok((self.whole && self.contents.len() <= max).then(|| self.contents.clone()))
+        }
+        fn document_count(&mut self) -> Result<usize> {
+            Ok(self.contents.len())
+        }
+        fn document_frequency(&mut self, term: &str) -> Result<usize> {
+            Ok(self.holding(&[term.to_string()], false).len())
+        }
+        fn content_candidates(&mut self, _: &str) -> Result<Vec<(i64, String)>> {
+            unreachable!("not a keyword primitive")
+        }
+        fn vocabulary_candidates(&mut self, _: &str, _: usize) -> Result<Vec<String>> {
+            unreachable!("not a keyword primitive")
+        }
+    }
+
+    #[test]
+    fn a_selection_read_whole_ranks_as_the_term_index_does() {
+        let contents: Vec<(i64, String)> = [
+            "Caroline went to the LGBTQ support group yesterday",
+            "Melanie painted a sunrise over the lake",
+            "Caroline: the support group was so powerful",
+            "We went camping by the lake last summer, the kids loved it",
+            "我喜欢喝咖啡，特别是拿铁",
+            "Painting and camping are Melanie's ways to relax",
+            "nothing to see here",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as i64 + 1, c.to_string()))
+        .collect();
+        for (query, all) in [
+            ("support group Caroline", false),
+            ("camping at the lake", false),
+            ("painting sunrise", false),
+            ("咖啡 拿铁", false),
+            ("support group", true),
+            ("unknown words only", false),
+        ] {
+            let terms = text::query_terms(query);
+            let mut through_index = Memories {
+                contents: contents.clone(),
+                whole: false,
+            };
+            let mut read_whole = Memories {
+                contents: contents.clone(),
+                whole: true,
+            };
+            let expected = bm25(&mut through_index, &terms, all).unwrap();
+            assert_eq!(
+                bm25(&mut read_whole, &terms, all).unwrap(),
+                expected,
+                "{query}"
+            );
+            if query != "unknown words only" {
+                assert!(!expected.is_empty(), "{query}");
+            }
+        }
+    }
 }

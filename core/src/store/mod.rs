@@ -323,6 +323,9 @@ pub(crate) trait TextIndex {
         all: bool,
         limit: usize,
     ) -> Result<Vec<(i64, String, f32)>>;
+    /// Every memory passing the selection, with its content, by key, if there are at most
+    /// `max` of them (`None` otherwise).
+    fn selection_contents(&mut self, max: usize) -> Result<Option<Vec<(i64, String)>>>;
     /// How many memories pass the selection: the collection that term statistics are
     /// taken over.
     fn document_count(&mut self) -> Result<usize>;

@@ -219,6 +219,23 @@ impl TextIndex for PgText<'_, '_> {
             .collect()
     }
 
+    fn selection_contents(&mut self, max: usize) -> Result<Option<Vec<(i64, String)>>> {
+        let bound = max.saturating_add(1).min(i64::MAX as usize) as i64;
+        let w = self.w;
+        let (params, n) = params(w, &[&bound]);
+        let sql = format!(
+            "SELECT m.key, m.content FROM agentmem_memories m WHERE {} ORDER BY m.key
+             LIMIT ${n}::int8",
+            self.w.sql
+        );
+        let rows = self.s.query(&sql, &params)?;
+        let contents = rows
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .collect::<Result<Vec<(i64, String)>>>()?;
+        Ok((contents.len() <= max).then_some(contents))
+    }
+
     fn document_count(&mut self) -> Result<usize> {
         let sql = format!(
             "SELECT count(*) FROM agentmem_memories m WHERE {}",

@@ -47,6 +47,25 @@ impl TextIndex for SqliteText<'_> {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    fn selection_contents(&mut self, max: usize) -> Result<Option<Vec<(i64, String)>>> {
+        let n = self.w.params.len();
+        let sql = format!(
+            "SELECT m.key, m.content FROM memories m WHERE {} ORDER BY m.key LIMIT ?{}",
+            self.w.sql,
+            n + 1
+        );
+        let mut params = self.w.params.clone();
+        params.push(SqlValue::Integer(
+            max.saturating_add(1).min(i64::MAX as usize) as i64,
+        ));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        let contents: Vec<(i64, String)> = rows.collect::<std::result::Result<_, _>>()?;
+        Ok((contents.len() <= max).then_some(contents))
+    }
+
     fn document_count(&mut self) -> Result<usize> {
         let sql = format!("SELECT count(*) FROM memories m WHERE {}", self.w.sql);
         let mut stmt = self.conn.prepare_cached(&sql)?;
