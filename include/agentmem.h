@@ -417,9 +417,12 @@ am_status am_memory_search_with_vector(const am_memory *m,
 /**
  * Changes a memory and records the change in its history.
  *
- * `request_json`: any of `{"content", "metadata" (replaces the whole object), "kind",
- * "expires_at" (null removes the expiry)}`. New content is re-embedded. `*out_json`: the
- * updated memory record. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
+ * `request_json`: any of `{"content", "metadata" (replaces the whole object),
+ * "merge_metadata": false, "kind", "expires_at" (null removes the expiry)}`. With
+ * `"merge_metadata": true`, `metadata` is merged into the stored object instead (shallow:
+ * each given key set, every other key kept), read inside the update's write transaction so
+ * that concurrent merges never lose each other's keys. New content is re-embedded.
+ * `*out_json`: the updated memory record. Unknown id: `AM_ERR_NOT_FOUND`. Thread-safe.
  */
 am_status am_memory_update(const am_memory *m,
                            const char *id,

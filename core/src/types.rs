@@ -338,9 +338,16 @@ pub struct MemoryUpdate {
     /// New text (re-embedded).
     #[serde(default)]
     pub content: Option<String>,
-    /// New metadata, replacing the old object whole.
+    /// New metadata, replacing the old object whole (or, with `merge_metadata`, merged
+    /// into it).
     #[serde(default)]
     pub metadata: Option<Metadata>,
+    /// Merge `metadata` into the stored metadata instead of replacing it: a shallow merge,
+    /// each key of `metadata` set (a new value wins over the stored one), every other stored
+    /// key kept. The stored metadata is read inside the update's write transaction, so
+    /// concurrent merges into one memory never lose each other's keys. Needs `metadata`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge_metadata: bool,
     /// New kind.
     #[serde(default)]
     pub kind: Option<MemoryKind>,
@@ -366,6 +373,16 @@ impl MemoryUpdate {
     pub fn metadata(metadata: Metadata) -> Self {
         MemoryUpdate {
             metadata: Some(metadata),
+            ..MemoryUpdate::default()
+        }
+    }
+
+    /// An update merging these keys into the stored metadata (see
+    /// [`MemoryUpdate::merge_metadata`]).
+    pub fn merge(metadata: Metadata) -> Self {
+        MemoryUpdate {
+            metadata: Some(metadata),
+            merge_metadata: true,
             ..MemoryUpdate::default()
         }
     }

@@ -9,7 +9,7 @@ use crate::filter::{Field, Filter, Op};
 use crate::store::{self, Selection};
 use crate::types::{
     content_hash, format_time, validate_content, validate_metadata, MemoryRecord, MemoryUpdate,
-    NewMemory, Scope,
+    Metadata, NewMemory, Scope,
 };
 
 impl Memory {
@@ -40,6 +40,11 @@ impl Memory {
         vector: Option<Vec<f32>>,
     ) -> Result<MemoryRecord> {
         check_id(id)?;
+        if update.merge_metadata && update.metadata.is_none() {
+            return Err(Error::invalid(
+                "merge_metadata merges the update's metadata into the stored one: give metadata",
+            ));
+        }
         if update.is_empty() {
             return Err(Error::invalid(
                 "nothing to update: give content, metadata, kind or expires_at",
@@ -51,16 +56,17 @@ impl Memory {
         if let Some(m) = &update.metadata {
             validate_metadata(m)?;
         }
+        let mut change = MetadataChange::of(&mut update);
         let current = self.get(id)?;
         if let Some(content) = &update.content {
+            // Plugins see the memory as it will be (the merge judged on the stored metadata
+            // read now); what they change of the metadata is applied as a change of its own.
+            let before = change.apply(&current.metadata);
             let mut changed = [NewMemory {
                 content: content.clone(),
                 scope: current.scope.clone(),
                 kind: update.kind.unwrap_or(current.kind),
-                metadata: update
-                    .metadata
-                    .clone()
-                    .unwrap_or_else(|| current.metadata.clone()),
+                metadata: before.clone(),
                 expires_at: None,
             }];
             self.hook_on_add("update", &mut changed)?;
@@ -68,8 +74,8 @@ impl Memory {
             if changed.content != *content {
                 update.content = Some(changed.content);
             }
-            if update.metadata.as_ref().unwrap_or(&current.metadata) != &changed.metadata {
-                update.metadata = Some(changed.metadata);
+            if changed.metadata != before {
+                change = change.rewritten(&before, changed.metadata);
             }
         }
         // Embed outside the write lock; the transaction re-reads the row.
@@ -93,9 +99,7 @@ impl Memory {
                 new.content = c.clone();
                 new.hash = content_hash(c);
             }
-            if let Some(m) = &update.metadata {
-                new.metadata = m.clone();
-            }
+            new.metadata = change.apply(&old.metadata);
             if let Some(k) = update.kind {
                 new.kind = k;
             }
@@ -182,5 +186,70 @@ impl Memory {
             }
             Ok(victims.len())
         })
+    }
+}
+
+/// What an update does to the metadata, applied to the stored metadata read inside the write
+/// transaction.
+enum MetadataChange {
+    /// Nothing.
+    Keep,
+    /// The whole object.
+    Replace(Metadata),
+    /// A shallow merge: these keys removed, then these set.
+    Merge { set: Metadata, remove: Vec<String> },
+}
+
+impl MetadataChange {
+    /// The change an update asks for (its metadata taken out of it).
+    fn of(update: &mut MemoryUpdate) -> MetadataChange {
+        match update.metadata.take() {
+            None => MetadataChange::Keep,
+            Some(set) if update.merge_metadata => MetadataChange::Merge {
+                set,
+                remove: Vec::new(),
+            },
+            Some(m) => MetadataChange::Replace(m),
+        }
+    }
+
+    /// The metadata after this change of `stored`.
+    fn apply(&self, stored: &Metadata) -> Metadata {
+        match self {
+            MetadataChange::Keep => stored.clone(),
+            MetadataChange::Replace(m) => m.clone(),
+            MetadataChange::Merge { set, remove } => {
+                let mut merged = stored.clone();
+                for key in remove {
+                    merged.remove(key);
+                }
+                for (key, value) in set {
+                    merged.insert(key.clone(), value.clone());
+                }
+                merged
+            }
+        }
+    }
+
+    /// This change after a plugin turned its result `before` into `after`: a replacement
+    /// stays one; a merge (or no change) sets the keys the plugin set or changed (and those
+    /// the merge set), and removes those it dropped, so that the stored keys nobody touched
+    /// are still read in the transaction.
+    fn rewritten(self, before: &Metadata, after: Metadata) -> MetadataChange {
+        let set_before = match self {
+            MetadataChange::Replace(_) => return MetadataChange::Replace(after),
+            MetadataChange::Keep => Metadata::new(),
+            MetadataChange::Merge { set, .. } => set,
+        };
+        let remove = before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .cloned()
+            .collect();
+        let set = after
+            .into_iter()
+            .filter(|(k, v)| set_before.contains_key(k) || before.get(k) != Some(v))
+            .collect();
+        MetadataChange::Merge { set, remove }
     }
 }

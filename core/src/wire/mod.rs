@@ -16,7 +16,7 @@
 //! | [`get`] | an id | a memory record |
 //! | [`list`] | scope, `include_global`, `include_expired`, `filters`, `order`, `limit`, `offset`, `cursor` | `{"items": [records], "next_cursor": string or null}` |
 //! | [`count`] | scope, `filters` | a number |
-//! | [`update`] | an id and `{"content", "metadata", "kind", "expires_at"}` (`expires_at: null` removes the expiry) | the updated record |
+//! | [`update`] | an id and `{"content", "metadata", "merge_metadata", "kind", "expires_at"}` (`expires_at: null` removes the expiry) | the updated record |
 //! | [`delete`] | an id | nothing |
 //! | [`delete_all`] | scope, `filters` | the number deleted |
 //! | [`history`] | an id | `[history rows, oldest first]` |
@@ -178,7 +178,10 @@ pub fn count(memory: &Memory, request: &Value) -> Result<usize> {
     memory.count(&scope, filter.as_ref())
 }
 
-/// Changes a memory; the updated record.
+/// Changes a memory; the updated record. `metadata` replaces the stored object, or with
+/// `"merge_metadata": true` is merged into it (shallow: each given key set, the others kept),
+/// reading the stored metadata inside the update's write transaction, so that concurrent
+/// merges never lose one another's keys.
 pub fn update(memory: &Memory, id: &str, request: &Value) -> Result<Value> {
     let update = self::request::<UpdateRequest>(request, "update request")?.into_update()?;
     to_json(&memory.update(id, update)?)

@@ -138,6 +138,7 @@ impl ListRequest {
 pub(super) struct UpdateRequest {
     content: Option<String>,
     metadata: Option<Metadata>,
+    merge_metadata: Option<bool>,
     kind: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schemars(with = "Option<String>")]
@@ -149,6 +150,7 @@ impl UpdateRequest {
         Ok(MemoryUpdate {
             content: self.content,
             metadata: self.metadata,
+            merge_metadata: self.merge_metadata.unwrap_or(false),
             kind: self.kind.map(|k| k.parse()).transpose()?,
             expires_at: match self.expires_at {
                 None => None,

@@ -355,6 +355,7 @@ fn run_op(m: &Memory, op: &str, args: &Args) -> Result<Value, StepError> {
                 metadata: metadata(args)?,
                 kind: kind(args)?,
                 expires_at,
+                ..MemoryUpdate::default()
             };
             let record = match args.get("vector") {
                 Some(v) => m.update_with_vector(&id, update, vector(v)?)?,

@@ -18,6 +18,7 @@ mod embedding;
 mod golden;
 mod infer;
 mod llm_clients;
+mod merge_and_total;
 #[cfg(feature = "plugins")]
 mod plugins;
 #[cfg(feature = "postgres")]

@@ -1081,3 +1081,48 @@ fn a_small_pool_serves_many_threads() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidInput);
 }
+
+#[test]
+fn concurrent_merges_into_one_memory_lose_no_key() {
+    let _server = shared();
+    let Some((url, memory)) = fresh("concurrent_merges") else {
+        return;
+    };
+    let id = memory
+        .add(NewMemory::new("shared notes").user("team").meta("base", 0))
+        .unwrap()
+        .id;
+    // Separate handles (separate pools), like separate processes, plus the first one.
+    let handles: Vec<Arc<Memory>> = (0..3)
+        .map(|_| Arc::new(open_url(&url)))
+        .chain(std::iter::once(Arc::new(memory)))
+        .collect();
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 15;
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let memory = handles[t % handles.len()].clone();
+            let barrier = barrier.clone();
+            let id = id.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for r in 0..ROUNDS {
+                    let patch = json!({format!("t{t}_r{r}"): r, format!("last_{t}"): r});
+                    memory
+                        .update(&id, MemoryUpdate::merge(patch.as_object().unwrap().clone()))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stored = handles[0].get(&id).unwrap().metadata;
+    assert_eq!(stored.len(), 1 + THREADS * ROUNDS + THREADS, "{stored:?}");
+    for t in 0..THREADS {
+        assert_eq!(stored[&format!("last_{t}")], json!(ROUNDS - 1));
+    }
+    assert_eq!(handles[0].history(&id).unwrap().len(), 1 + THREADS * ROUNDS);
+}
