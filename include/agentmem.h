@@ -356,11 +356,14 @@ am_status am_memory_get(const am_memory *m,
  *
  * `request_json` (NULL for `{}`): `{"user_id", "agent_id", "run_id", "org_id",
  * "include_global": false, "include_expired": false, "filters": {…}, "order": "created_desc"
- * | "created_asc" | "updated_desc" | "updated_asc", "limit": 100, "offset": 0, "cursor"}`.
+ * | "created_asc" | "updated_desc" | "updated_asc", "limit": 100, "offset": 0, "cursor",
+ * "with_total": false}`.
  * Filters are mem0-style: `{"AND": [{"category": {"eq": "food"}}, {"created_at": {"gte":
  * "2026-01-01"}}]}` (operators eq ne gt gte lt lte in nin contains icontains; AND OR NOT).
  * `*out_json`: `{"items": [records], "next_cursor": "…" | null}`; pass `next_cursor` as
- * `cursor` for the next page. Thread-safe.
+ * `cursor` for the next page. With `"with_total": true` it also holds `"total"`: how many
+ * memories the selection (scope, filters, `include_global`, `include_expired`) matches in
+ * all, counted in the same read snapshot as the page. Thread-safe.
  */
 am_status am_memory_list(const am_memory *m,
                          const char *request_json,

@@ -7,7 +7,7 @@ use super::{check_id, selection, Memory};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::search::MAX_LIMIT;
-use crate::store::PageRequest;
+use crate::store::{PageRequest, StoredPage};
 use crate::types::{format_time, parse_time, HistoryEntry, ListOrder, MemoryRecord, Scope};
 
 /// Options of [`Memory::list`].
@@ -32,6 +32,10 @@ pub struct ListOptions {
     pub offset: usize,
     /// Continue after the page that returned this cursor.
     pub cursor: Option<String>,
+    /// Also return [`ListPage::total`]: how many memories the selection (scope, filter,
+    /// `include_global`, `include_expired`) matches in all, counted in the read snapshot the
+    /// page comes from.
+    pub with_total: bool,
 }
 
 impl Default for ListOptions {
@@ -45,6 +49,7 @@ impl Default for ListOptions {
             limit: 100,
             offset: 0,
             cursor: None,
+            with_total: false,
         }
     }
 }
@@ -78,6 +83,12 @@ impl ListOptions {
         self.order = order;
         self
     }
+
+    /// Also counts every memory the selection matches (see [`ListOptions::with_total`]).
+    pub fn with_total(mut self) -> Self {
+        self.with_total = true;
+        self
+    }
 }
 
 /// One page of [`Memory::list`].
@@ -87,6 +98,10 @@ pub struct ListPage {
     pub items: Vec<MemoryRecord>,
     /// Pass as `cursor` to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// With [`ListOptions::with_total`]: how many memories the selection matches in all
+    /// (not only on this page), from the same read snapshot as the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
 }
 
 impl Memory {
@@ -132,8 +147,9 @@ impl Memory {
             limit: options.limit + 1,
             offset: options.offset,
             after: options.cursor.as_deref().map(parse_cursor).transpose()?,
+            with_total: options.with_total,
         };
-        let mut rows = self.store.list(&selection, &page)?;
+        let StoredPage { mut rows, total } = self.store.list(&selection, &page)?;
         let more = rows.len() > options.limit;
         rows.truncate(options.limit);
         let next_cursor = if more {
@@ -145,6 +161,7 @@ impl Memory {
         Ok(ListPage {
             items: rows.into_iter().map(|(_, r)| r).collect(),
             next_cursor,
+            total,
         })
     }
 

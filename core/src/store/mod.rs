@@ -102,6 +102,17 @@ pub(crate) struct PageRequest {
     pub offset: usize,
     /// Continue after this `(key, time)` position of the order (a cursor).
     pub after: Option<(i64, String)>,
+    /// Also count every memory the selection admits (cursor, offset and limit aside), in
+    /// the page's read snapshot.
+    pub with_total: bool,
+}
+
+/// One page of a listing, in storage terms: its rows and, when asked for, the number of
+/// memories the selection admits, both from one read snapshot.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoredPage {
+    pub rows: Vec<(i64, MemoryRecord)>,
+    pub total: Option<usize>,
 }
 
 impl PageRequest {
@@ -159,8 +170,9 @@ pub(crate) trait Store: StoreExport + Send + Sync {
     ) -> Result<Vec<Option<MemoryRecord>>>;
     /// The memories with these keys (missing keys are left out).
     fn records(&self, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>>;
-    /// A page of the selection in the given order, ties broken by key.
-    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>>;
+    /// A page of the selection in the given order, ties broken by key (and its total, when
+    /// the page asks for it, from the same snapshot).
+    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<StoredPage>;
     /// How many memories the selection admits.
     fn count(&self, selection: &Selection) -> Result<usize>;
     /// The history rows of a memory id, oldest first.

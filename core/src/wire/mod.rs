@@ -14,7 +14,7 @@
 //! | [`add_batch`] | `{"memories": [add requests]}` | `[{"id", "added"}, …]` |
 //! | [`add_messages`] | `{"messages", "infer", "prompt", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `[{"id", "memory", "event", "previous_memory"?}, …]` |
 //! | [`get`] | an id | a memory record |
-//! | [`list`] | scope, `include_global`, `include_expired`, `filters`, `order`, `limit`, `offset`, `cursor` | `{"items": [records], "next_cursor": string or null}` |
+//! | [`list`] | scope, `include_global`, `include_expired`, `filters`, `order`, `limit`, `offset`, `cursor`, `with_total` | `{"items": [records], "next_cursor": string or null, "total"?: number}` |
 //! | [`count`] | scope, `filters` | a number |
 //! | [`update`] | an id and `{"content", "metadata", "merge_metadata", "kind", "expires_at"}` (`expires_at: null` removes the expiry) | the updated record |
 //! | [`delete`] | an id | nothing |
@@ -166,7 +166,11 @@ pub fn get(memory: &Memory, id: &str) -> Result<Value> {
     to_json(&memory.get(id)?)
 }
 
-/// One page: `{"items": [records], "next_cursor": string or null}`.
+/// One page: `{"items": [records], "next_cursor": string or null}`. With `"with_total":
+/// true`, also `"total"`: how many memories the selection (scope, `filters`,
+/// `include_global`, `include_expired`) matches in all, counted in the read snapshot the page
+/// comes from (so that it agrees with the pages, unlike a separate [`count`], which never
+/// counts expired memories).
 pub fn list(memory: &Memory, request: &Value) -> Result<Value> {
     let options = self::request::<ListRequest>(request, "list request")?.into_options()?;
     to_json(&memory.list(&options)?)

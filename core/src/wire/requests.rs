@@ -110,6 +110,7 @@ pub(super) struct ListRequest {
     limit: Option<usize>,
     offset: Option<usize>,
     cursor: Option<String>,
+    with_total: Option<bool>,
 }
 
 impl ListRequest {
@@ -129,6 +130,7 @@ impl ListRequest {
             limit: self.limit.unwrap_or(defaults.limit),
             offset: self.offset.unwrap_or(0),
             cursor: self.cursor,
+            with_total: self.with_total.unwrap_or(false),
         })
     }
 }

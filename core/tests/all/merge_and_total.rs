@@ -1,12 +1,17 @@
-//! An update that merges metadata into the stored metadata inside its write transaction:
-//! concurrent merges never lose each other's keys. Also its JSON request through the one
-//! dispatch. (The PostgreSQL side lives in `postgres`.)
+//! Two promises of one transaction each: an update that merges metadata (never losing a
+//! concurrent merge's keys), and a page listed with its total (both from one read snapshot).
+//! Also their JSON requests through the one dispatch. (The PostgreSQL side lives in
+//! `postgres`.)
 
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use agent_mem::{wire, ErrorCode, HashingEmbedder, Memory, MemoryUpdate, Metadata, NewMemory};
+use agent_mem::{
+    wire, ErrorCode, HashingEmbedder, ListOptions, Memory, MemoryUpdate, Metadata, NewMemory,
+    Scope,
+};
+use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 
 fn hashing() -> Arc<HashingEmbedder> {
@@ -183,4 +188,130 @@ fn a_merge_through_the_dispatch() {
     )
     .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidInput);
+}
+
+// ------------------------------------------------------------------------------- total
+
+#[test]
+fn a_page_with_its_total() {
+    let m = mem();
+    for i in 0..7 {
+        m.add(NewMemory::new(format!("fact {i}")).user("u").meta("n", i))
+            .unwrap();
+    }
+    m.add(NewMemory::new("someone else's").user("v")).unwrap();
+    m.add(NewMemory::new("for everyone")).unwrap();
+    m.add(
+        NewMemory::new("expired fact")
+            .user("u")
+            .expires_at(Utc::now() - Duration::hours(1)),
+    )
+    .unwrap();
+    let page = m
+        .list(&ListOptions::new().user("u").limit(3).with_total())
+        .unwrap();
+    assert_eq!((page.items.len(), page.total), (3, Some(7)));
+    assert!(page.next_cursor.is_some());
+    // The total is the selection's, whichever page: offsets, cursors, past the end.
+    let mut options = ListOptions::new().user("u").limit(3).with_total();
+    options.offset = 6;
+    let last = m.list(&options).unwrap();
+    assert_eq!(
+        (last.items.len(), last.total, last.next_cursor),
+        (1, Some(7), None)
+    );
+    options.offset = 100;
+    assert_eq!(m.list(&options).unwrap().total, Some(7));
+    options.offset = 0;
+    options.cursor = page.next_cursor.clone();
+    assert_eq!(m.list(&options).unwrap().total, Some(7));
+    // It follows the selection: filters, the global layer, expired memories.
+    let filtered = ListOptions::new()
+        .user("u")
+        .with_total()
+        .filter(agent_mem::Filter::from_json(&json!({"n": {"gte": 5}})).unwrap());
+    assert_eq!(m.list(&filtered).unwrap().total, Some(2));
+    let mut global = ListOptions::new().user("u").with_total();
+    global.include_global = true;
+    assert_eq!(m.list(&global).unwrap().total, Some(8));
+    let mut expired = ListOptions::new().user("u").with_total();
+    expired.include_expired = true;
+    let all = m.list(&expired).unwrap();
+    assert_eq!((all.items.len(), all.total), (8, Some(8)));
+    assert_eq!(m.count(&Scope::user("u"), None).unwrap(), 7);
+    // Not asked for: none.
+    assert_eq!(m.list(&ListOptions::new().user("u")).unwrap().total, None);
+}
+
+#[test]
+fn a_total_through_the_dispatch() {
+    let m = mem();
+    for i in 0..3 {
+        m.add(NewMemory::new(format!("fact {i}")).user("u"))
+            .unwrap();
+    }
+    let page = wire::call(
+        &m,
+        "list",
+        &json!({"user_id": "u", "limit": 2, "with_total": true}),
+    )
+    .unwrap();
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    // Left out unless asked for: the result keeps its shape.
+    let page = wire::call(&m, "list", &json!({"user_id": "u"})).unwrap();
+    assert!(page.get("total").is_none(), "{page}");
+    let page = wire::call(&m, "list", &json!({"user_id": "u", "with_total": false})).unwrap();
+    assert!(page.get("total").is_none(), "{page}");
+}
+
+/// Writers adding and deleting in pairs while pages are read with their totals: each total
+/// is the size of the same snapshot as its page, never one pair off.
+#[test]
+fn the_total_and_the_page_come_from_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("total.db");
+    let reader = mem_at(&path);
+    for i in 0..10 {
+        reader
+            .add(NewMemory::new(format!("stable {i}")).user("u"))
+            .unwrap();
+    }
+    let writer = mem_at(&path);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Two memories in, then both out: each in one transaction.
+                writer
+                    .add_batch(vec![
+                        NewMemory::new(format!("churn {i} a"))
+                            .user("u")
+                            .meta("churn", i),
+                        NewMemory::new(format!("churn {i} b"))
+                            .user("u")
+                            .meta("churn", i),
+                    ])
+                    .unwrap();
+                let pair = agent_mem::Filter::from_json(&json!({"churn": i})).unwrap();
+                assert_eq!(
+                    writer.delete_all(&Scope::user("u"), Some(&pair)).unwrap(),
+                    2
+                );
+                i += 1;
+            }
+        })
+    };
+    for _ in 0..200 {
+        let page = reader
+            .list(&ListOptions::new().user("u").limit(1000).with_total())
+            .unwrap();
+        // A whole snapshot fits on the page: the total must be its length, 10 or 12.
+        assert_eq!(page.total, Some(page.items.len()));
+        assert!(matches!(page.items.len(), 10 | 12), "{}", page.items.len());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
 }

@@ -1126,3 +1126,56 @@ fn concurrent_merges_into_one_memory_lose_no_key() {
     }
     assert_eq!(handles[0].history(&id).unwrap().len(), 1 + THREADS * ROUNDS);
 }
+
+#[test]
+fn pages_come_with_their_total() {
+    let _server = shared();
+    let Some((_url, memory)) = fresh("pages_with_total") else {
+        return;
+    };
+    let reference = sqlite();
+    for m in [&memory, &reference] {
+        for i in 0..7 {
+            m.add(NewMemory::new(format!("fact {i}")).user("u").meta("n", i))
+                .unwrap();
+        }
+        m.add(NewMemory::new("for everyone")).unwrap();
+        m.add(
+            NewMemory::new("expired fact")
+                .user("u")
+                .expires_at(Utc::now() - chrono::Duration::hours(1)),
+        )
+        .unwrap();
+    }
+    let mut cases = vec![];
+    for (offset, include_global, include_expired) in [
+        (0, false, false),
+        (6, false, false),
+        (50, false, false),
+        (0, true, false),
+        (2, false, true),
+    ] {
+        let mut options = ListOptions::new().user("u").limit(3).with_total();
+        options.offset = offset;
+        options.include_global = include_global;
+        options.include_expired = include_expired;
+        cases.push(options);
+    }
+    cases.push(
+        ListOptions::new()
+            .user("u")
+            .with_total()
+            .filter(Filter::from_json(&json!({"n": {"gte": 5}})).unwrap()),
+    );
+    for options in cases {
+        let page = memory.list(&options).unwrap();
+        let want = reference.list(&options).unwrap();
+        assert_eq!(page.total, want.total, "{options:?}");
+        assert_eq!(page.items.len(), want.items.len(), "{options:?}");
+        assert!(page.total.is_some());
+    }
+    assert_eq!(
+        memory.list(&ListOptions::new().user("u")).unwrap().total,
+        None
+    );
+}

@@ -32,7 +32,8 @@ use self::schema::Capabilities;
 use self::text::PgText;
 use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records};
 use super::{
-    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, TextIndex,
+    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, StoredPage,
+    TextIndex,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::index::VectorIndexOptions;
@@ -194,8 +195,11 @@ impl Store for PgStore {
             .collect())
     }
 
-    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>> {
+    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<StoredPage> {
         let mut w = self.selection(selection);
+        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        // The count takes the selection's parameters only, the ones pushed so far.
+        let count_params = w.params.len();
         let (column, cmp, dir) = page.order_sql();
         if let Some((key, at)) = &page.after {
             let t = w.push(at.clone());
@@ -212,7 +216,18 @@ impl Store for PgStore {
              ORDER BY m.{column} {dir}, m.key {dir} LIMIT {limit}::int8 OFFSET {offset}::int8",
             w.sql
         );
-        self.read(false, |s| query_records(s, &sql, &w.refs()))
+        // With a total: one repeatable-read snapshot for the page and the count.
+        self.read(page.with_total, |s| {
+            let params = w.refs();
+            let rows = query_records(s, &sql, &params)?;
+            let total = if page.with_total {
+                let row = s.query_one(&count_sql, &params[..count_params])?;
+                Some(get::<i64>(&row, 0)? as usize)
+            } else {
+                None
+            };
+            Ok(StoredPage { rows, total })
+        })
     }
 
     fn count(&self, selection: &Selection) -> Result<usize> {

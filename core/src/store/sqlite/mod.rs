@@ -22,7 +22,8 @@ use self::ops::{VocabDelta, RECORD_COLUMNS};
 use self::text::SqliteText;
 use self::tx::SqliteTx;
 use super::{
-    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, TextIndex,
+    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, StoredPage,
+    TextIndex,
 };
 use crate::error::{Error, Result};
 use crate::index::vector::{self, VectorIndex};
@@ -173,8 +174,10 @@ impl Store for SqliteStore {
         self.db.read(|c| ops::get_by_keys(c, keys))
     }
 
-    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<Vec<(i64, MemoryRecord)>> {
+    fn list(&self, selection: &Selection, page: &PageRequest) -> Result<StoredPage> {
         let mut w = Where::of(selection);
+        let count_sql = format!("SELECT count(*) FROM memories m WHERE {}", w.sql);
+        let count_params = w.params.clone();
         let (column, cmp, dir) = page.order_sql();
         if let Some((key, at)) = &page.after {
             let n = w.params.len();
@@ -199,7 +202,20 @@ impl Store for SqliteStore {
         let signed = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         w.params.push(SqlValue::Integer(signed(page.limit)));
         w.params.push(SqlValue::Integer(signed(page.offset)));
-        self.db.read(|c| query_records(c, &sql, &w.params))
+        // One read transaction: the count sees the snapshot the page was read from.
+        self.db.read(|c| {
+            let rows = query_records(c, &sql, &w.params)?;
+            let total = if page.with_total {
+                let n: i64 =
+                    c.query_row(&count_sql, rusqlite::params_from_iter(&count_params), |r| {
+                        r.get(0)
+                    })?;
+                Some(n as usize)
+            } else {
+                None
+            };
+            Ok(StoredPage { rows, total })
+        })
     }
 
     fn count(&self, selection: &Selection) -> Result<usize> {
