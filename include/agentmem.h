@@ -291,9 +291,11 @@ am_status am_memory_add(const am_memory *m,
  * `AM_ERR_INVALID_INPUT` without one, and the model's decisions touch only that scope.
  * `prompt` replaces the fact-extraction prompt for this call; `kind` `"procedural"` with an
  * `agent_id` stores a summary of the run instead of facts. Without a chat model, or with
- * `infer` false, each non-system message is stored as it is (a system message never is).
+ * `infer` false, each non-system message is stored as it is (a system message never is),
+ * with `"role"` (and its `"name"` as `"actor_id"`) in the memory's metadata.
  * `*out_json`: the events, `[{"id": "…", "memory": "text", "event": "ADD" | "UPDATE" |
- * "DELETE" | "NONE", "previous_memory": "old text" (UPDATE only)}, …]`.
+ * "DELETE" | "NONE", "previous_memory": "old text" (UPDATE only), "role": "user" and
+ * "actor_id": "name" (messages stored as they are; `actor_id` only with a name)}, …]`.
  * A model failure (unreachable, timed out, an error status, an unreadable answer) is
  * `AM_ERR_LLM`, its message the provider's, and the store is unchanged. The call blocks for
  * as long as the model takes (at most `timeout_ms` per attempt, with `max_retries`).

@@ -340,7 +340,9 @@ def test_a_store_without_a_model_stores_raw(mem: Memory) -> None:
     events: list[MemoryEvent] = mem.add_messages("I'm vegetarian", user_id="alice")
     assert [(e["event"], e["memory"]) for e in events] == [("ADD", "I'm vegetarian")]
     again = mem.add_messages({"role": "user", "content": "I'm vegetarian"}, user_id="alice")
-    assert again == [{"id": events[0]["id"], "memory": "I'm vegetarian", "event": "NONE"}]
+    assert again == [
+        {"id": events[0]["id"], "memory": "I'm vegetarian", "event": "NONE", "role": "user"}
+    ]
     # Without inference no scope is needed.
     assert mem.add_messages("a global note")[0]["event"] == "ADD"
 

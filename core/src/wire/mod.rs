@@ -12,7 +12,7 @@
 //! | [`open`] | [`OpenOptions`] | a [`Memory`] |
 //! | [`add`] | `{"content", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `{"id", "added"}` |
 //! | [`add_batch`] | `{"memories": [add requests]}` | `[{"id", "added"}, …]` |
-//! | [`add_messages`] | `{"messages", "infer", "prompt", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `[{"id", "memory", "event", "previous_memory"?}, …]` |
+//! | [`add_messages`] | `{"messages", "infer", "prompt", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `[{"id", "memory", "event", "previous_memory"?, "role"?, "actor_id"?}, …]` |
 //! | [`get`] | an id | a memory record |
 //! | [`list`] | scope, `include_global`, `include_expired`, `filters`, `order`, `limit`, `offset`, `cursor`, `with_total` | `{"items": [records], "next_cursor": string or null, "total"?: number}` |
 //! | [`count`] | scope, `filters` | a number |
@@ -116,7 +116,10 @@ where
 /// (default true), facts are extracted and reconciled with what is stored; otherwise each
 /// non-system message is stored. `messages` is a string (one user message), a message
 /// `{"role", "content", "name"?}` or a list of them. Returns the events,
-/// `[{"id", "memory", "event": "ADD"|"UPDATE"|"DELETE"|"NONE", "previous_memory"?}]`.
+/// `[{"id", "memory", "event": "ADD"|"UPDATE"|"DELETE"|"NONE", "previous_memory"?, "role"?,
+/// "actor_id"?}]`: `previous_memory` on an `UPDATE`; `role` (the message's) and `actor_id`
+/// (its `name`, when it has one) on each message stored as it was, which the memory's
+/// metadata keeps under the same keys.
 pub fn add_messages(memory: &Memory, request: &Value) -> Result<Value> {
     let request =
         self::request::<AddMessagesRequest>(request, "add_messages request")?.into_request()?;

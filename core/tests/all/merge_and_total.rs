@@ -1,15 +1,15 @@
-//! Two promises of one transaction each: an update that merges metadata (never losing a
-//! concurrent merge's keys), and a page listed with its total (both from one read snapshot).
-//! Also their JSON requests through the one dispatch. (The PostgreSQL side lives in
-//! `postgres`.)
+//! Three promises of one transaction each: an update that merges metadata (never losing a
+//! concurrent merge's keys), a page listed with its total (both from one read snapshot), and
+//! `add_messages` without inference reporting each stored message's role and author. Also
+//! their JSON requests through the one dispatch. (The PostgreSQL side lives in `postgres`.)
 
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
 use agent_mem::{
-    wire, ErrorCode, HashingEmbedder, ListOptions, Memory, MemoryUpdate, Metadata, NewMemory,
-    Scope,
+    wire, AddMessages, ErrorCode, HashingEmbedder, ListOptions, Memory, MemoryEventKind,
+    MemoryUpdate, Message, Metadata, NewMemory, Scope,
 };
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
@@ -314,4 +314,78 @@ fn the_total_and_the_page_come_from_one_snapshot() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
+}
+
+// ------------------------------------------------------------------------------- raw events
+
+#[test]
+fn stored_messages_report_their_role_and_author() {
+    let m = mem();
+    let events = m
+        .add_messages(
+            AddMessages::new(vec![
+                Message::system("You are helpful."),
+                Message {
+                    name: Some("al".into()),
+                    ..Message::user("I'm vegetarian")
+                },
+                Message::assistant("Noted, no meat."),
+            ])
+            .user("alice")
+            .metadata(meta(json!({"topic": "food"})))
+            .infer(false),
+        )
+        .unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.event, e.role.as_deref(), e.actor_id.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (MemoryEventKind::Add, Some("user"), Some("al")),
+            (MemoryEventKind::Add, Some("assistant"), None),
+        ]
+    );
+    // The same in the memories' metadata: role always, actor_id only with a name.
+    let first = m.get(&events[0].id).unwrap();
+    assert_eq!(
+        Value::Object(first.metadata),
+        json!({"topic": "food", "role": "user", "actor_id": "al"})
+    );
+    let second = m.get(&events[1].id).unwrap();
+    assert_eq!(
+        Value::Object(second.metadata),
+        json!({"topic": "food", "role": "assistant"})
+    );
+    // A duplicate is NONE, still with its message's role and author.
+    let again = m
+        .add_messages(
+            AddMessages::new(vec![Message {
+                name: Some("bo".into()),
+                ..Message::user("I'm vegetarian")
+            }])
+            .user("alice")
+            .infer(false),
+        )
+        .unwrap();
+    assert_eq!(again[0].event, MemoryEventKind::None);
+    assert_eq!(again[0].id, events[0].id);
+    assert_eq!(
+        (again[0].role.as_deref(), again[0].actor_id.as_deref()),
+        (Some("user"), Some("bo"))
+    );
+    // In JSON: present only when known.
+    let json = wire::call(
+        &m,
+        "add_messages",
+        &json!({"messages": [{"role": "user", "content": "I cycle", "name": "al"},
+                            {"role": "tool", "content": "42"}],
+               "user_id": "alice", "infer": false}),
+    )
+    .unwrap();
+    assert_eq!(json[0]["role"], "user");
+    assert_eq!(json[0]["actor_id"], "al");
+    assert_eq!(json[1]["role"], "tool");
+    assert!(json[1].get("actor_id").is_none(), "{json}");
 }

@@ -77,10 +77,14 @@ impl Memory {
 
     fn add_raw(&self, request: AddMessages) -> Result<Vec<MemoryEvent>> {
         let kind = request.kind.unwrap_or(MemoryKind::Episodic);
-        let memories: Vec<NewMemory> = request
+        // The messages stored, each reported with its role and name.
+        let stored: Vec<&Message> = request
             .messages
             .iter()
             .filter(|m| m.role != "system")
+            .collect();
+        let memories: Vec<NewMemory> = stored
+            .iter()
             .map(|m| {
                 let mut metadata = request.metadata.clone();
                 metadata.insert("role".into(), Value::String(m.role.clone()));
@@ -111,7 +115,8 @@ impl Memory {
         Ok(outcomes
             .into_iter()
             .zip(contents)
-            .map(|(o, memory)| MemoryEvent {
+            .zip(stored)
+            .map(|((o, memory), message)| MemoryEvent {
                 id: o.id,
                 memory,
                 event: if o.added {
@@ -120,6 +125,8 @@ impl Memory {
                     MemoryEventKind::None
                 },
                 previous_memory: None,
+                role: Some(message.role.clone()),
+                actor_id: message.name.clone(),
             })
             .collect())
     }
@@ -168,6 +175,8 @@ impl Memory {
                 MemoryEventKind::None
             },
             previous_memory: None,
+            role: None,
+            actor_id: None,
         }])
     }
 
@@ -363,6 +372,8 @@ impl Memory {
                         memory: record.content.clone(),
                         event: MemoryEventKind::None,
                         previous_memory: None,
+                        role: None,
+                        actor_id: None,
                     });
                 }
                 Step::Replace { fact, target } => {
@@ -374,6 +385,8 @@ impl Memory {
                             memory: old.content,
                             event: MemoryEventKind::Delete,
                             previous_memory: None,
+                            role: None,
+                            actor_id: None,
                         });
                     }
                     events.push(self.add_fact(w, plan, *fact)?);
@@ -398,6 +411,8 @@ impl Memory {
                             memory: old.content,
                             event: MemoryEventKind::None,
                             previous_memory: None,
+                            role: None,
+                            actor_id: None,
                         });
                         continue;
                     }
@@ -410,6 +425,8 @@ impl Memory {
                                 memory: old.content,
                                 event: MemoryEventKind::Delete,
                                 previous_memory: None,
+                                role: None,
+                                actor_id: None,
                             });
                             continue;
                         }
@@ -426,6 +443,8 @@ impl Memory {
                         memory: new.content,
                         event: MemoryEventKind::Update,
                         previous_memory: Some(old.content),
+                        role: None,
+                        actor_id: None,
                     });
                 }
             }
@@ -474,6 +493,8 @@ impl Memory {
                 MemoryEventKind::None
             },
             previous_memory: None,
+            role: None,
+            actor_id: None,
         })
     }
 }

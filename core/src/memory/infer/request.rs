@@ -75,6 +75,14 @@ pub struct MemoryEvent {
     /// The text before an `UPDATE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_memory: Option<String>,
+    /// For a message stored as it was (no inference): its role, also kept in the memory's
+    /// metadata as `role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// For a message stored as it was: its `name`, also kept in the memory's metadata as
+    /// `actor_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
 }
 
 /// A conversation to remember: see [`Memory::add_messages`](crate::Memory::add_messages).
