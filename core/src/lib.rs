@@ -67,7 +67,7 @@ pub use search::{
 };
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresOptions;
-pub use store::SCHEMA_VERSION;
+pub use store::{is_postgres_location, SCHEMA_VERSION};
 pub use types::{
     format_time, parse_time, AddOutcome, HistoryEntry, HistoryEvent, ListOrder, MemoryKind,
     MemoryRecord, MemoryUpdate, Metadata, NewMemory, Scope, MAX_CONTENT_BYTES, MAX_SCOPE_ID_BYTES,

@@ -439,10 +439,14 @@ unsafe fn put_bytes(out: *mut *mut u8, out_len: *mut usize, mut bytes: Vec<u8>) 
 ///
 /// `path` is a file name (UTF-8), `":memory:"` for a store that lives in memory, or a
 /// PostgreSQL URL, `postgres://user:password@host:port/database` (or `postgresql://`; URL
-/// parameters such as `?options=-csearch_path%3Dmy_schema%2Cpublic` pass on to the server),
+/// parameters such as `?options=-csearch_path%3Dmy_schema%2Cpublic` pass on to the server)
+/// or a libpq connection string, `host=db.example port=5432 dbname=memories user=agent
+/// password='it\'s'` (libpq's quoting: `'…'` values, backslash escapes; it must start with
+/// one of libpq's keywords and `=`, so a file named `host=x.db` is written `./host=x.db`;
+/// keywords the connection does not support, such as `sslcert`, are `AM_ERR_UNSUPPORTED`),
 /// for a store on a PostgreSQL server with pgvector. Error messages and the store's
 /// description never show the password. A library built without the cargo feature
-/// `postgres` fails such a URL with `AM_ERR_UNSUPPORTED`.
+/// `postgres` fails such a URL or connection string with `AM_ERR_UNSUPPORTED`.
 /// `options_json` may be NULL for the defaults, or an object:
 /// `{"embedder": "local" | "none" | {"provider": "local", "model_dir": "/dir"} |
 ///   {"provider": "hashing", "dimensions": 64},

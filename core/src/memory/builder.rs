@@ -47,8 +47,9 @@ impl MemoryBuilder {
     }
 
     /// The store file (created if missing), or with the `postgres` feature a
-    /// `postgres://user:password@host:port/database` URL. Without a path the store lives
-    /// in memory.
+    /// `postgres://user:password@host:port/database` URL or a libpq connection string
+    /// (`host=… dbname=… user=… password='…'`, see [`crate::is_postgres_location`]).
+    /// Without a path the store lives in memory.
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {
         self.path = Some(path.as_ref().to_path_buf());
         self

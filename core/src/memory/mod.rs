@@ -68,7 +68,9 @@ impl std::fmt::Debug for Memory {
 }
 
 impl Memory {
-    /// Opens (or creates) the store at `path` with the default local embedder.
+    /// Opens (or creates) the store at `path` with the default local embedder: a file, or
+    /// (feature `postgres`) a PostgreSQL URL or libpq connection string (see
+    /// [`MemoryBuilder::path`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Memory> {
         Memory::builder().path(path).build()
     }

@@ -7,6 +7,7 @@
 //! owns its indexes: it keeps them in step with its data inside [`StoreTx`] and answers the
 //! engines' primitives (nearest vectors, BM25 candidates, vocabulary for typos).
 
+pub(crate) mod conninfo;
 mod history;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -48,12 +49,13 @@ impl Default for StoreOptions {
     }
 }
 
-/// Opens the backend `location` names: a `postgres://` URL, a SQLite file, or (`None`) a
-/// SQLite store in memory.
+/// Opens the backend `location` names: a PostgreSQL database (a `postgres://` URL or a libpq
+/// connection string, see [`is_postgres_location`]), a SQLite file, or (`None`) a SQLite
+/// store in memory.
 pub(crate) fn open(location: Option<&Path>, options: &StoreOptions) -> Result<Box<dyn Store>> {
     let url = location
         .and_then(Path::to_str)
-        .filter(|p| is_postgres_url(p));
+        .filter(|p| is_postgres_location(p));
     match url {
         #[cfg(feature = "postgres")]
         Some(url) => {
@@ -67,7 +69,8 @@ pub(crate) fn open(location: Option<&Path>, options: &StoreOptions) -> Result<Bo
         #[cfg(not(feature = "postgres"))]
         Some(_) => Err(Error::new(
             crate::error::ErrorCode::Unsupported,
-            "a postgres:// store needs agent_mem built with the `postgres` feature",
+            "a postgres:// store (or a PostgreSQL connection string) needs agent_mem built \
+             with the `postgres` feature",
         )),
         None => Ok(Box::new(sqlite::SqliteStore::open(
             location,
@@ -318,6 +321,15 @@ pub(crate) fn opt_scope(s: String) -> Option<String> {
 pub(crate) fn is_postgres_url(location: &str) -> bool {
     let lower = location.get(..13).unwrap_or(location).to_ascii_lowercase();
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// True when a store location names a PostgreSQL database rather than a SQLite file: a
+/// `postgres://` or `postgresql://` URL, or a libpq connection string, which starts with one
+/// of libpq's connection keywords and `=` (`host=db.example dbname=memories user=agent`;
+/// blanks may surround the `=`). A file whose name starts that way is named with a directory
+/// (`./host=x.db`). Whether the rest of the location is valid is checked when it is opened.
+pub fn is_postgres_location(location: &str) -> bool {
+    is_postgres_url(location) || conninfo::is_conninfo(location)
 }
 
 /// The primitives the text engines need of a backend, over one read snapshot and one

@@ -50,7 +50,8 @@ const MAX_HASHING_DIMENSIONS: usize = 65_536;
 /// `llm` is a [`LlmConfig`]; keys and base URLs left out come from the provider's usual
 /// environment variables (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, …). `prompts` replaces the
 /// inference prompts (see [`crate::llm::prompts`]). `postgres` sets the connection pool of a
-/// store opened by a `postgres://` URL (feature `postgres`). Every field is optional.
+/// store opened by a `postgres://` URL or a libpq connection string (feature `postgres`).
+/// Every field is optional.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Which embedder.
@@ -350,8 +351,12 @@ impl EmbedderSpec {
     }
 }
 
-/// Opens a store: `path` is a file (created if missing), or `None` / [`IN_MEMORY_PATH`] for a
-/// store in memory; `options` is [`OpenOptions`] JSON (`null` for the defaults).
+/// Opens a store: `path` is a file (created if missing), `None` / [`IN_MEMORY_PATH`] for a
+/// store in memory, or a PostgreSQL database: a `postgres://` / `postgresql://` URL or a libpq
+/// `key=value` connection string (`host=db.example dbname=memories user=agent
+/// password='…'`; it starts with a libpq keyword and `=`, see
+/// [`crate::is_postgres_location`]). `options` is [`OpenOptions`] JSON (`null` for the
+/// defaults).
 pub fn open(path: Option<&str>, options: &Value) -> Result<Memory> {
     if path.is_some_and(str::is_empty) {
         return Err(Error::invalid(

@@ -1179,3 +1179,109 @@ fn pages_come_with_their_total() {
         None
     );
 }
+
+/// The test server's URL as libpq's key=value connection string, into the schema of `url`
+/// (the options value quoted: it holds blanks, "=" and ",").
+fn conninfo_of(server: &str, url: &str) -> (String, String) {
+    let config: postgres::Config = server.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        #[allow(unreachable_patterns)]
+        other => panic!("the test server is reached over TCP, not {other:?}"),
+    };
+    let password = String::from_utf8(config.get_password().unwrap().to_vec()).unwrap();
+    let conninfo = format!(
+        "host = {host}  port={} dbname='{}' user={} password='{}' \
+         options='-c search_path={},public'",
+        config.get_ports()[0],
+        config.get_dbname().unwrap(),
+        config.get_user().unwrap(),
+        password.replace('\\', "\\\\").replace('\'', "\\'"),
+        schema_of(url)
+    );
+    (conninfo, password)
+}
+
+#[test]
+fn conninfo_strings_open_like_urls() {
+    let _server = shared();
+    let Some(server) = support::pg::server_url("conninfo_strings_open_like_urls") else {
+        return;
+    };
+    let Some((url, by_url)) = fresh("conninfo") else {
+        return;
+    };
+    let (conninfo, password) = conninfo_of(&server, &url);
+    assert!(agent_mem::is_postgres_location(&conninfo));
+    let by_conninfo = open_url(&conninfo);
+    assert_eq!(by_conninfo.path(), None);
+    let added = by_conninfo
+        .add(NewMemory::new("opened by a connection string").user("u"))
+        .unwrap();
+    // The same database and schema as the URL's.
+    assert_eq!(
+        by_url.get(&added.id).unwrap().content,
+        "opened by a connection string"
+    );
+    // The location names the server, never the password.
+    let location = by_conninfo.location();
+    assert!(location.contains("password=***"), "{location}");
+    assert!(
+        location.contains("dbname=") && location.contains("port="),
+        "{location}"
+    );
+    assert!(
+        !location.contains(&format!("password='{password}'")),
+        "{location}"
+    );
+    assert!(
+        !location.contains(&format!("password={password} ")),
+        "{location}"
+    );
+    // Through the JSON facade's open too.
+    let opened = agent_mem::wire::open(
+        Some(&conninfo),
+        &json!({"embedder": {"provider": "hashing", "dimensions": 64}}),
+    )
+    .unwrap();
+    assert_eq!(opened.count(&Scope::user("u"), None).unwrap(), 1);
+    // Bad ones: never a SQLite file, never the password in the message.
+    for (bad, code) in [
+        (
+            format!("{conninfo} password='unterminated"),
+            ErrorCode::InvalidInput,
+        ),
+        (format!("{conninfo} colour=blue"), ErrorCode::InvalidInput),
+        (
+            format!("{conninfo} sslcert=/tmp/c.pem"),
+            ErrorCode::Unsupported,
+        ),
+        (
+            format!("{conninfo} sslmode=require"),
+            ErrorCode::Unsupported,
+        ),
+        (format!("{conninfo} port=notaport"), ErrorCode::InvalidInput),
+    ] {
+        let err = Memory::builder()
+            .path(&bad)
+            .embedder(embedder())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+        assert!(!err.to_string().contains(&format!("'{password}'")), "{err}");
+    }
+    // A server that does not answer: named without the password.
+    let err = Memory::builder()
+        .path(format!(
+            "host=127.0.0.1 port=1 user=nobody password='{password}' dbname=x"
+        ))
+        .embedder(embedder())
+        .postgres_options(PostgresOptions {
+            connect_timeout_ms: 2000,
+            ..Default::default()
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage, "{err}");
+    assert!(!err.to_string().contains(&format!("'{password}'")), "{err}");
+}

@@ -62,11 +62,18 @@ impl PgStore {
         index: VectorIndexOptions,
     ) -> Result<PgStore> {
         options.validate()?;
-        let location = pool::redact_url(url);
+        let (location, text, what) = if super::conninfo::is_conninfo(url) {
+            let pairs = super::conninfo::parse(url)?;
+            let driver = super::conninfo::driver_pairs(&pairs)?;
+            let text = super::conninfo::to_text(driver.iter().map(|(k, v)| (*k, v.as_str())));
+            (super::conninfo::redact(&pairs), text, "connection string")
+        } else {
+            (pool::redact_url(url), url.to_string(), "URL")
+        };
         // (The parser's messages name options and characters, never values.)
-        let mut config = postgres::Config::from_str(url).map_err(|e| {
+        let mut config = postgres::Config::from_str(&text).map_err(|e| {
             Error::invalid(format!(
-                "{location} is not a valid PostgreSQL URL: {}",
+                "{location} is not a valid PostgreSQL {what}: {}",
                 pool::describe(&e)
             ))
         })?;
