@@ -55,7 +55,8 @@ ListOrder = Literal["created_desc", "created_asc", "updated_desc", "updated_asc"
 #: A time: an RFC 3339 string, a date string (``"2025-12-31"``), a ``datetime`` (a naive
 #: one is taken as UTC) or a ``date``.
 Time = Union[str, _dt.datetime, _dt.date]
-#: Where a store lives: a file (str or path), ``":memory:"`` or a ``postgres://`` URL (str).
+#: Where a store lives: a file (str or path), ``":memory:"``, a ``postgres://`` URL or a libpq
+#: ``key=value`` connection string (str).
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -135,9 +136,13 @@ class _EventFields(TypedDict):
 class MemoryEvent(_EventFields, total=False):
     """What :meth:`Memory.add_messages` did to one memory (mem0's shape): ``ADD`` (created),
     ``UPDATE`` (rewritten; ``previous_memory`` is the text before), ``DELETE`` (``memory`` is
-    the text it had) or ``NONE`` (the fact was stored already, in memory ``id``)."""
+    the text it had) or ``NONE`` (the fact was stored already, in memory ``id``). A message
+    stored as it was (no inference) also has its ``role``, and its ``name`` as ``actor_id``
+    when it has one (the memory's metadata keeps both under those keys)."""
 
     previous_memory: str
+    role: str
+    actor_id: str
 
 
 class _MessageFields(TypedDict):
@@ -153,11 +158,17 @@ class Message(_MessageFields, total=False):
     name: str
 
 
-class ListPage(TypedDict):
-    """One page of ``list``: pass ``next_cursor`` back as ``cursor`` for the next one."""
-
+class _ListPageFields(TypedDict):
     items: list[MemoryRecord]
     next_cursor: str | None
+
+
+class ListPage(_ListPageFields, total=False):
+    """One page of ``list``: pass ``next_cursor`` back as ``cursor`` for the next one. With
+    ``with_total=True``, ``total`` is how many memories the selection matches in all (from
+    the same snapshot as the page)."""
+
+    total: int
 
 
 #: What a plugin may do (each host function checks one).
@@ -388,10 +399,11 @@ def _hits(raw: Any, explain: bool) -> _Hits:
 def _update_request(
     content: str | None,
     metadata: Mapping[str, Any] | None,
+    merge_metadata: bool | None,
     kind: Kind | str | None,
     expires_at: Time | _Unset | None,
 ) -> dict[str, Any]:
-    request = _clean(content=content, metadata=metadata, kind=kind)
+    request = _clean(content=content, metadata=metadata, merge_metadata=merge_metadata, kind=kind)
     if expires_at is not UNSET:
         request["expires_at"] = _opt_time(expires_at)
     return request
@@ -406,6 +418,7 @@ def _list_request(
     limit: int | None,
     offset: int | None,
     cursor: str | None,
+    with_total: bool | None,
 ) -> dict[str, Any]:
     return _clean(
         filters=filters,
@@ -415,6 +428,7 @@ def _list_request(
         limit=limit,
         offset=offset,
         cursor=cursor,
+        with_total=with_total,
         **scope,
     )
 
@@ -639,9 +653,13 @@ def _list(
     limit: int | None = None,
     offset: int | None = None,
     cursor: str | None = None,
+    with_total: bool | None = None,
 ) -> _Call[ListPage]:
     """One page of memories (``limit`` 1 to 10,000, default 100), newest first unless
-    ``order`` says otherwise. ``{"items": [...], "next_cursor": str | None}``."""
+    ``order`` says otherwise. ``{"items": [...], "next_cursor": str | None}``;
+    ``with_total=True`` adds ``"total"``, how many memories the selection (scope, filters,
+    ``include_global``, ``include_expired``) matches in all, counted in the page's own read
+    snapshot."""
     request = _list_request(
         _scope(user_id, agent_id, run_id, org_id),
         filters,
@@ -651,6 +669,7 @@ def _list(
         limit,
         offset,
         cursor,
+        with_total,
     )
     return _Call("list", request)
 
@@ -713,14 +732,17 @@ def _update(
     *,
     content: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    merge_metadata: bool | None = None,
     kind: Kind | str | None = None,
     expires_at: Time | _Unset | None = UNSET,
     vector: _Vector | None = None,
 ) -> _Call[MemoryRecord]:
     """Changes a memory (new content is re-embedded, or takes ``vector``); ``metadata``
-    replaces the whole object; ``expires_at=None`` removes the expiry. Returns the
-    updated record."""
-    request = _update_request(content, metadata, kind, expires_at)
+    replaces the whole object, or with ``merge_metadata=True`` is merged into it (shallow:
+    its keys set, the others kept; read and written in one transaction, so concurrent
+    merges never lose a key); ``expires_at=None`` removes the expiry. Returns the updated
+    record."""
+    request = _update_request(content, metadata, merge_metadata, kind, expires_at)
     request.update(_id("memory_id", memory_id))
     return _Call("update", request, vector=_vector(vector))
 
@@ -910,8 +932,8 @@ class _Store:
 
     @property
     def location(self) -> str:
-        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
-        password hidden."""
+        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL (or libpq
+        connection string) with the password hidden."""
         return self._native.location
 
     @property
@@ -943,9 +965,11 @@ class Memory(_Store):
     (or creates) a store file; ``Memory("postgresql://user:password@host:5432/db")`` (or
     ``postgres://``) opens a store in that PostgreSQL database, which needs the pgvector
     extension (URL parameters pass on to the server, e.g.
-    ``?options=-csearch_path%3Dmy_schema%2Cpublic`` for a schema of its own). The password
-    never appears in :attr:`location`, ``repr`` or error messages. Options are the core's
-    open options:
+    ``?options=-csearch_path%3Dmy_schema%2Cpublic`` for a schema of its own); so does a libpq
+    connection string, ``Memory("host=db port=5432 dbname=db user=me password='…'")`` (one
+    that starts with a libpq keyword and ``=``; name a file like that ``./host=….db``). The
+    password never appears in :attr:`location`, ``repr`` or error messages. Options are the
+    core's open options:
 
     - ``embedder``: ``"local"`` (default: all-MiniLM-L6-v2, see ``python -m agent_mem.model``),
       ``{"provider": "local", "model_dir": "/path"}``, ``"none"`` (you pass vectors), or

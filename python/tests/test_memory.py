@@ -244,6 +244,69 @@ def test_update_delete_history(mem: Memory) -> None:
         mem.history("no-such-id")
 
 
+def test_list_with_its_total(mem: Memory) -> None:
+    mem.add([f"memory {i}" for i in range(7)], user_id="u")
+    mem.add("old", user_id="u", expires_at="2000-01-01")
+    mem.add("everyone's")
+    page = mem.list(user_id="u", limit=3, with_total=True)
+    assert (len(page["items"]), page["total"]) == (3, 7)
+    assert mem.list(user_id="u", limit=3, offset=6, with_total=True)["total"] == 7
+    assert mem.list(user_id="u", include_expired=True, with_total=True)["total"] == 8
+    assert mem.list(user_id="u", include_global=True, with_total=True)["total"] == 8
+    assert "total" not in mem.list(user_id="u")
+    assert "total" not in mem.list(user_id="u", with_total=False)
+
+
+def test_update_merges_metadata_atomically(tmp_path: Path) -> None:
+    with Memory(tmp_path / "merge.db", embedder=HASHING) as mem:
+        mid = mem.add("shared notes", metadata={"base": 0, "b": {"x": 1}})["id"]
+        merged = mem.update(mid, metadata={"b": {"y": 2}, "c": 3}, merge_metadata=True)
+        assert merged["metadata"] == {"base": 0, "b": {"y": 2}, "c": 3}  # shallow, new wins
+        with pytest.raises(InvalidInputError, match="metadata"):
+            mem.update(mid, merge_metadata=True)
+
+        # Threads (and a second handle on the same file) each merging keys of their own.
+        other = Memory(tmp_path / "merge.db", embedder=HASHING)
+        errors: list[BaseException] = []
+
+        def work(t: int) -> None:
+            store = other if t % 2 else mem
+            try:
+                for r in range(20):
+                    store.update(mid, metadata={f"t{t}_r{r}": r}, merge_metadata=True)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        other.close()
+        assert errors == []
+        stored = mem.get(mid)["metadata"]
+        assert {f"t{t}_r{r}" for t in range(4) for r in range(20)} <= set(stored)
+        assert len(stored) == 3 + 80
+
+
+def test_messages_stored_as_given_report_role_and_author(mem: Memory) -> None:
+    events = mem.add_messages(
+        [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "I'm vegetarian", "name": "al"},
+            {"role": "assistant", "content": "Noted, no meat."},
+        ],
+        user_id="alice",
+        infer=False,
+    )
+    assert [(e["event"], e.get("role"), e.get("actor_id")) for e in events] == [
+        ("ADD", "user", "al"),
+        ("ADD", "assistant", None),
+    ]
+    assert mem.get(events[0]["id"])["metadata"] == {"role": "user", "actor_id": "al"}
+    assert mem.get(events[1]["id"])["metadata"] == {"role": "assistant"}
+
+
 def test_delete_all_purge_and_reset(mem: Memory) -> None:
     mem.add(["a", "b"], user_id="u")
     mem.add("c", user_id="v")

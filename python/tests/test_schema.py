@@ -48,6 +48,8 @@ SAMPLES: dict[str, Any] = {
     "limit": 1,
     "offset": 0,
     "cursor": "x",
+    "with_total": True,
+    "merge_metadata": True,
     "threshold": 0.5,
     "mode": "keyword",
     "weights": {"vector": 1.0},

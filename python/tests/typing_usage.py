@@ -58,10 +58,12 @@ def native() -> None:
         content: str = record["content"]
         page: ListPage = m.list(user_id="alice", order="created_asc", limit=10)
         cursor: str | None = page["next_cursor"]
+        counted: int | None = m.list(user_id="alice", with_total=True).get("total")
         total: int = m.count(filters={"n": {"gte": 1}})
         updated: MemoryRecord = m.update(one["id"], content="Alice likes green tea")
         m.update(one["id"], expires_at=None)
         m.update(one["id"], kind="semantic", expires_at=UNSET)
+        m.update(one["id"], metadata={"mood": "calm"}, merge_metadata=True)
         rows: list[HistoryEntry] = m.history(one["id"])
         event: str = rows[0]["event"]
         deleted: int = m.delete_all(user_id="alice")
@@ -81,10 +83,12 @@ def native() -> None:
         events: list[MemoryEvent] = m.add_messages(conversation, user_id="alice", infer=False)
         what: str = events[0]["event"]
         before: str | None = events[0].get("previous_memory")
+        said_by: str | None = events[0].get("actor_id")
+        role: str | None = events[0].get("role")
         m.add_messages("one message", agent_id="bot", kind="episodic", metadata={"k": 1})
         m.add_messages({"role": "user", "content": "a dict"}, run_id="r", expires_at=dt.date.max)
         llm: str | None = m.llm
-        print(what, before, llm)
+        print(what, before, llm, said_by, role, counted)
         try:
             m.get("missing")
         except NotFoundError as e:
