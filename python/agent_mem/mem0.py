@@ -35,7 +35,8 @@ model.
 Where this differs from mem0, on purpose or for now:
 
 - **Without an LLM** in the config, ``add(..., infer=True)`` stores the messages as given,
-  one memory per non-system message, exactly like ``infer=False``, and says so with a
+  one memory per non-system message (roles ``user``, ``assistant`` and ``tool``; a message
+  of another role is skipped with a warning), exactly like ``infer=False``, and says so with a
   :class:`Mem0CompatWarning` (mem0 would default to OpenAI). agent_mem never calls a model
   that the config does not name, even when ``OPENAI_API_KEY`` is set. Pass ``infer=False`` to
   silence the warning. ``memory_type="procedural_memory"`` then stores the messages as
@@ -62,7 +63,9 @@ Where this differs from mem0, on purpose or for now:
 - **Expiry**: ``add(..., expiration_date="2025-12-31")`` (a date, datetime or ISO string)
   hides the memory from ``search`` and ``get_all`` once it has passed, unless they are
   called with ``include_expired=True``; ``get`` by id still returns it.
-- ``update`` merges ``metadata`` into the stored metadata, as mem0 does; ``delete`` of an
+- ``update`` merges ``metadata`` into the stored metadata, as mem0 does, in one transaction
+  (concurrent updates never lose each other's keys); ``actor_id`` and ``role`` (who said the
+  message) are never changed by it. ``delete`` of an
   unknown id raises :class:`MemoryNotFoundError` (a ``ValueError`` and a ``LookupError``);
   ``get`` of an unknown id returns None and ``history`` of one ``[]``, as in mem0.
 - Metadata keys naming identity fields (``user_id``, ``agent_id``, ``run_id``, ``id``,
@@ -111,6 +114,8 @@ _ENTITY_IDS = ("user_id", "agent_id", "run_id")
 _RESERVED_METADATA = frozenset(_native.RESERVED_METADATA_KEYS) | {"data", "text_lemmatized"}
 # Stored in metadata, reported at the top level of a result (as mem0 does).
 _PROMOTED_METADATA = ("actor_id", "role", "attributed_to")
+# Who said the message a memory was stored from (add without inference): update keeps them.
+_MESSAGE_ORIGIN = ("actor_id", "role")
 _PROCEDURAL = "procedural_memory"
 _KINDS = frozenset(
     {"episodic", "semantic", "procedural", "working", "contextual", "knowledge", "resource", "core"}
@@ -402,58 +407,10 @@ def _remote_embedder(
     return {k: v for k, v in options.items() if v is not None}, ignored
 
 
-def _is_pg_url(text: str) -> bool:
-    return text.lower().startswith(("postgres://", "postgresql://"))
-
-
-def _conninfo_pairs(conninfo: str) -> dict[str, str]:
-    """libpq's ``key=value`` connection string (values may be single-quoted, with ``\\``
-    escapes) as a dict."""
-    pairs: dict[str, str] = {}
-    i, n = 0, len(conninfo)
-    while i < n:
-        while i < n and conninfo[i].isspace():
-            i += 1
-        if i >= n:
-            break
-        eq = conninfo.find("=", i)
-        if eq < 0:
-            # Not quoted back: the text may hold the password.
-            raise InvalidInputError(
-                "config vector_store (pgvector): connection_string is neither a postgresql:// "
-                "URL nor libpq's key=value pairs"
-            )
-        key = conninfo[i:eq].strip()
-        i = eq + 1
-        while i < n and conninfo[i].isspace():
-            i += 1
-        value: list[str] = []
-        if i < n and conninfo[i] == "'":
-            i += 1
-            while i < n and conninfo[i] != "'":
-                if conninfo[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(conninfo[i])
-                i += 1
-            if i >= n:
-                raise InvalidInputError(
-                    "config vector_store (pgvector): connection_string: unterminated quote"
-                )
-            i += 1
-        else:
-            while i < n and not conninfo[i].isspace():
-                if conninfo[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(conninfo[i])
-                i += 1
-        pairs[key] = "".join(value)
-    return pairs
-
-
-def _pg_url(fields: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> str:
-    """A ``postgresql://`` URL from mem0's (or libpq's) connection fields: user and password
+def _pg_url(fields: Mapping[str, Any]) -> str:
+    """A ``postgresql://`` URL from mem0's connection fields: user and password
     percent-encoded, ``localhost`` and mem0's database ``postgres`` by default, a socket
-    directory as the host percent-encoded, ``sslmode`` and ``extra`` as URL parameters."""
+    directory as the host percent-encoded, ``sslmode`` as a URL parameter."""
 
     def text(key: str) -> str | None:
         value = fields.get(key)
@@ -474,13 +431,10 @@ def _pg_url(fields: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -
     port = text("port")
     url = f"postgresql://{userinfo}{host}{'' if port is None else ':' + port}/"
     url += quote(text("dbname") or _PG_DEFAULT_DBNAME, safe="")
-    params = {"sslmode": fields.get("sslmode"), **(extra or {})}
-    query = "&".join(
-        f"{quote(str(k), safe='')}={quote(str(v), safe='')}"
-        for k, v in params.items()
-        if v is not None and v != ""
-    )
-    return url + ("?" + query if query else "")
+    sslmode = fields.get("sslmode")
+    if sslmode is not None and sslmode != "":
+        url += "?sslmode=" + quote(str(sslmode), safe="")
+    return url
 
 
 def _pgvector_store(store: Mapping[str, Any], settings: _Settings) -> tuple[int | None, list[str]]:
@@ -496,13 +450,15 @@ def _pgvector_store(store: Mapping[str, Any], settings: _Settings) -> tuple[int 
         )
     conninfo = store.get("connection_string")
     if conninfo:
+        # A URL or libpq's key=value pairs: the core opens either (and reads the pairs).
         conninfo = str(conninfo).strip()
-        if _is_pg_url(conninfo):
-            settings.path = conninfo
-        else:
-            pairs = _conninfo_pairs(conninfo)
-            params = {k: v for k, v in pairs.items() if k not in _PG_CONNECTION_KEYS}
-            settings.path = _pg_url(pairs, params)
+        if not _native.is_postgres_location(conninfo):
+            # Not quoted back: the text may hold the password.
+            raise InvalidInputError(
+                "config vector_store (pgvector): connection_string is neither a postgresql:// "
+                "URL nor libpq's key=value pairs (starting with a keyword such as host=)"
+            )
+        settings.path = conninfo
         # As in mem0, the connection string wins over the separate settings.
         overridden = sorted(
             k
@@ -848,10 +804,11 @@ def _kind(memory_type: Any) -> str | None:
     )
 
 
-def _messages(messages: Any, *, for_model: bool = False) -> list[dict[str, Any]]:
-    """mem0's message forms as a list of role/content dicts. System messages are dropped, or
-    kept ``for_model`` (context for fact extraction, as in mem0), which also keeps only the
-    ``role``, ``content`` and ``name`` of each message and skips roles the model is not sent."""
+def _messages(messages: Any, *, for_model: bool) -> list[dict[str, Any]]:
+    """mem0's message forms as a list of ``role``, ``content`` (and ``name``) dicts for the
+    core's ``add_messages``. System messages are kept ``for_model`` (context for fact
+    extraction, as in mem0), else dropped (never stored); roles the core does not take are
+    skipped with a warning."""
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     elif isinstance(messages, Mapping):
@@ -877,14 +834,13 @@ def _messages(messages: Any, *, for_model: bool = False) -> list[dict[str, Any]]
             raise UnsupportedError(
                 f"messages[{i}]: only text content is supported (images are not read)"
             )
-        if not for_model:
-            if message["role"] != "system":
-                out.append(dict(message))
+        if message["role"] == "system" and not for_model:
             continue
         if message["role"] not in _CHAT_ROLES:
+            what = "sent to the model" if for_model else "stored"
             warnings.warn(
-                f"agent_mem.mem0: skipping messages[{i}]: role {message['role']!r} is not sent "
-                f"to the model (only {sorted(_CHAT_ROLES)})",
+                f"agent_mem.mem0: skipping messages[{i}]: role {message['role']!r} is not "
+                f"{what} (only {sorted(_CHAT_ROLES)})",
                 Mem0CompatWarning,
                 stacklevel=5,
             )
@@ -1019,35 +975,30 @@ def _op_add(
             request["prompt"] = prompt  # mem0 reads `prompt` for procedural memories only
         events = yield ("add_messages", request)
         return {"results": [_event(e) for e in events if e["event"] != "NONE"]}
-    parsed = _messages(messages)
+    parsed = _messages(messages, for_model=False)
     if infer:
         warnings.warn(_INFER_WARNING, Mem0CompatWarning, stacklevel=4)
-    items = []
-    for message in parsed:
-        meta = {**base, "role": message["role"]}
-        if message.get("name"):
-            meta["actor_id"] = message["name"]
-        item: dict[str, Any] = {"content": message["content"], "metadata": meta, **scope}
-        if kind is not None:
-            item["kind"] = kind
-        if expires_at is not None:
-            item["expires_at"] = expires_at
-        items.append(item)
-    if not items:
+    if not parsed:
         return {"results": []}
-    outcomes = yield ("add_batch", {"memories": items})
-    results = []
-    for message, outcome in zip(parsed, outcomes):
-        results.append(
+    # The core stores each message as given, its role (and name as actor_id) in the metadata.
+    request = {"messages": parsed, "infer": False, "metadata": base, **scope}
+    if kind is not None:
+        request["kind"] = kind
+    if expires_at is not None:
+        request["expires_at"] = expires_at
+    events = yield ("add_messages", request)
+    return {
+        "results": [
             {
-                "id": outcome["id"],
-                "memory": message["content"],
-                "event": "ADD" if outcome["added"] else "NONE",
-                "actor_id": message.get("name") or None,
-                "role": message["role"],
+                "id": e["id"],
+                "memory": e["memory"],
+                "event": e["event"],
+                "actor_id": e.get("actor_id"),
+                "role": e.get("role"),
             }
-        )
-    return {"results": results}
+            for e in events
+        ]
+    }
 
 
 def _event(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -1082,8 +1033,9 @@ def _op_get_all(
 ) -> _Op[dict[str, Any]]:
     """Memories of a scope, newest first: ``{"results": [...]}``. Capped like mem0
     (``limit`` 100 classic, ``top_k`` 20 with filters); None for no cap; ``page`` and
-    ``page_size`` for one page (then also ``total``, the number of unexpired memories
-    selected, and ``next_page``, None on the last page)."""
+    ``page_size`` for one page (then also ``total``, the number of memories selected,
+    expired ones only with ``include_expired``, counted with the page from one snapshot,
+    and ``next_page``, None on the last page)."""
     scope, rest, classic = _selection(user_id, agent_id, run_id, filters, "get_all")
     request: dict[str, Any] = {**scope, "include_expired": bool(include_expired)}
     if rest is not None:
@@ -1101,11 +1053,13 @@ def _op_get_all(
                 f"page {page} of page_size {size} starts at item {offset}: offset must be at "
                 f"most {_MAX_OFFSET}"
             )
-        listed = yield ("list", {**request, "limit": size, "offset": offset})
-        total = yield ("count", {k: v for k, v in request.items() if k != "include_expired"})
+        listed = yield (
+            "list",
+            {**request, "limit": size, "offset": offset, "with_total": True},
+        )
         return {
             "results": [_item(r, with_score=False) for r in listed["items"]],
-            "total": total,
+            "total": listed["total"],
             "page": page,
             "page_size": size,
             "next_page": page + 1 if listed["next_cursor"] is not None else None,
@@ -1193,16 +1147,13 @@ def _op_update(
     if content is not None:
         request["content"] = content
     if metadata is not None:
-        # mem0 merges new metadata into the stored one; actor_id and role stay.
-        try:
-            existing = yield ("get", {"id": memory_id})
-        except NotFoundError as e:
-            raise MemoryNotFoundError(f"Memory with id {memory_id} not found") from e
-        merged = {**existing["metadata"], **_clean_metadata(metadata)}
-        for key in ("actor_id", "role"):
-            if key in existing["metadata"]:
-                merged[key] = existing["metadata"][key]
-        request["metadata"] = merged
+        # mem0 merges new metadata into the stored one (the core does, in the update's own
+        # transaction); actor_id and role, who said the message, are never changed.
+        patch = _clean_metadata(metadata)
+        for key in _MESSAGE_ORIGIN:
+            patch.pop(key, None)
+        request["metadata"] = patch
+        request["merge_metadata"] = True
     try:
         yield ("update", {**request, "id": memory_id})
     except NotFoundError as e:
@@ -1341,8 +1292,8 @@ class _Base:
 
     @property
     def location(self) -> str:
-        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL with the
-        password hidden."""
+        """Where the store lives: its file, ``":memory:"``, or its PostgreSQL URL (or libpq
+        connection string) with the password hidden."""
         return self._native.location
 
     @property

@@ -9,6 +9,7 @@ import asyncio
 import copy
 import datetime as dt
 import importlib.util
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -279,6 +280,32 @@ def test_get_all_caps_like_mem0_and_pages_beyond(m: Memory) -> None:
     assert first["results"][0]["memory"] == "fact 24"  # newest first
 
 
+def test_a_page_total_counts_what_the_pages_list(m: Memory) -> None:
+    for i in range(3):
+        add(m, f"fresh {i}", user_id="u")
+    add(m, "stale", user_id="u", expiration_date="2000-01-01")
+    page = m.get_all(user_id="u", page=1, page_size=2)
+    assert (len(page["results"]), page["total"], page["next_page"]) == (2, 3, 2)
+    everything = m.get_all(user_id="u", page=2, page_size=2, include_expired=True)
+    assert (len(everything["results"]), everything["total"], everything["next_page"]) == (
+        2,
+        4,
+        None,
+    )
+
+
+def test_messages_of_other_roles_are_skipped_with_a_warning(m: Memory) -> None:
+    with pytest.warns(Mem0CompatWarning, match="role 'function' is not stored"):
+        out = m.add(
+            [{"role": "function", "content": "{}"}, {"role": "tool", "content": "42 results"}],
+            user_id="u",
+            infer=False,
+        )
+    assert [(r["memory"], r["role"], r["actor_id"]) for r in out["results"]] == [
+        ("42 results", "tool", None)
+    ]
+
+
 def test_pages_past_the_end_are_empty_and_beyond_the_largest_offset_refused(m: Memory) -> None:
     add(m, "the only fact", user_id="u")
     far = m.get_all(user_id="u", page=2**40, page_size=128)
@@ -356,6 +383,50 @@ def test_metadata_is_preserved_stripped_of_ids_and_never_mutated(m: Memory) -> N
     assert merged["metadata"] == {**item["metadata"], "rating": 5}
     assert merged["user_id"] == "alice"
     assert merged["role"] == "user"
+
+
+def test_update_merges_in_one_transaction_and_keeps_who_said_it(tmp_path: Path) -> None:
+    config = {
+        **CONFIG,
+        "vector_store": {"provider": "agent_mem", "config": {"path": str(tmp_path / "m.db")}},
+    }
+    with Memory.from_config(config) as m, Memory.from_config(config) as other:
+        said = m.add(
+            {"role": "assistant", "content": "Noted, no meat.", "name": "chef"},
+            user_id="u",
+            infer=False,
+            metadata={"k": 0},
+        )
+        mid = said["results"][0]["id"]
+        # actor_id and role name who said the message: an update does not change them.
+        m.update(mid, metadata={"role": "user", "actor_id": "mallory", "k": 1})
+        item = m.get(mid)
+        assert item is not None
+        assert (item["role"], item["actor_id"], item["metadata"]) == ("assistant", "chef", {"k": 1})
+        # Concurrent updates (two handles on one file, several threads) lose no key.
+        errors: list[BaseException] = []
+
+        def work(t: int) -> None:
+            store = other if t % 2 else m
+            try:
+                for r in range(15):
+                    store.update(mid, metadata={f"t{t}_r{r}": r})
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        item = m.get(mid)
+        assert item is not None
+        assert item["metadata"] == {
+            "k": 1,
+            **{f"t{t}_r{r}": r for t in range(4) for r in range(15)},
+        }
+        assert (item["role"], item["actor_id"]) == ("assistant", "chef")
 
 
 # --------------------------------------------------------------------------- update / delete

@@ -32,7 +32,7 @@ from agent_mem import (
 )
 from agent_mem import mem0 as mem0_module
 from agent_mem.mem0 import Mem0CompatWarning
-from conftest import HASHING, PgSchemas, _psycopg, pg_server
+from conftest import HASHING, PgSchemas, _psycopg, pg_server, with_search_path
 from test_conformance import FILES, open_store, run_file
 
 # A password no role has: it must never come back in a message.
@@ -225,6 +225,36 @@ def test_the_password_never_shows(pg: PgSchemas) -> None:
     assert_hidden(error_texts(unreachable.value), url)
 
 
+def test_a_connection_string_opens_like_a_url(pg: PgSchemas) -> None:
+    server = urlsplit(pg.server)
+    schema = pg.schema("conninfo")
+    password = unquote(server.password or "")
+    conninfo = (
+        f"host={server.hostname} port = {server.port} dbname='{server.path.lstrip('/')}' "
+        f"user={server.username} password='{password}' "
+        f"options='-c search_path={schema},public'"
+    )
+    with Memory(conninfo, embedder=HASHING) as m:
+        assert m.path is None
+        memory_id = m.add("opened by a connection string", user_id="u")["id"]
+        assert "password=***" in m.location
+        for shown in (m.location, repr(m)):
+            assert f"password='{password}'" not in shown
+            assert f"password={password} " not in shown
+    # The same store by URL.
+    with Memory(with_search_path(pg.server, schema), embedder=HASHING) as by_url:
+        assert by_url.get(memory_id)["content"] == "opened by a connection string"
+    # A wrong password: a StorageError that does not repeat it; bad strings are refused.
+    with pytest.raises(StorageError) as wrong:
+        Memory(conninfo.replace(f"'{password}'", f"'{WRONG_PASSWORD}'"), embedder=HASHING)
+    assert WRONG_PASSWORD not in error_texts(wrong.value)
+    with pytest.raises(InvalidInputError) as unterminated:
+        Memory(f"host=h password='{WRONG_PASSWORD}", embedder=HASHING)
+    assert WRONG_PASSWORD not in error_texts(unterminated.value)
+    with pytest.raises(UnsupportedError, match="sslcert"):
+        Memory(f"{conninfo} sslcert=/tmp/client.pem", embedder=HASHING)
+
+
 # --------------------------------------------------------------------------- options
 
 
@@ -335,7 +365,8 @@ def test_mem0_pgvector_settings_become_a_url() -> None:
         )
         assert settings.path == url
 
-    # A connection string wins, as in mem0: a URL as it is, libpq's key=value pairs as a URL.
+    # A connection string wins, as in mem0: a URL or libpq's key=value pairs, as they are
+    # (the core reads both).
     settings, ignored = mem0_module._settings_from_config(
         {
             "vector_store": {
@@ -358,7 +389,7 @@ def test_mem0_pgvector_settings_become_a_url() -> None:
         }
     )
     assert settings.path == (
-        "postgresql://u:it%27s%20%5C%20x@h:5/d?options=-csearch_path%3Ds%2Cpublic"
+        "host=h port=5 user=u password='it\\'s \\\\ x' dbname=d options='-csearch_path=s,public'"
     )
     assert ignored == [
         "vector_store pgvector settings ['user'] (connection_string is used, as in mem0)"
@@ -368,6 +399,12 @@ def test_mem0_pgvector_settings_become_a_url() -> None:
             {"vector_store": {"provider": "pgvector", "config": {"connection_string": "s3cret"}}}
         )
     assert "s3cret" not in str(bad.value)
+    # Only what the core opens on a server passes: never a file path by mistake.
+    for text in ("colour=blue", "./host=x.db", "memories.db"):
+        with pytest.raises(InvalidInputError, match="neither a postgresql:// URL"):
+            mem0_module._settings_from_config(
+                {"vector_store": {"provider": "pgvector", "config": {"connection_string": text}}}
+            )
 
 
 def test_mem0_pgvector_says_what_it_does_not_apply() -> None:

@@ -403,6 +403,13 @@ fn operations() -> Vec<&'static str> {
     wire::OPERATIONS.to_vec()
 }
 
+/// True when a store location names a PostgreSQL database (a `postgres://` URL or a libpq
+/// connection string) rather than a SQLite file: see `agent_mem::is_postgres_location`.
+#[pyfunction]
+fn is_postgres_location(location: &str) -> bool {
+    agent_mem::is_postgres_location(location)
+}
+
 /// The version of the native module (the workspace version).
 #[pyfunction]
 fn version() -> &'static str {
@@ -415,6 +422,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeMemory>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(operations, m)?)?;
+    m.add_function(wrap_pyfunction!(is_postgres_location, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add("IN_MEMORY_PATH", wire::IN_MEMORY_PATH)?;
     m.add(
