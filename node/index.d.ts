@@ -90,6 +90,9 @@ export interface ListOptions extends SelectOptions {
   offset?: number | null;
   /** A page's `next_cursor`. */
   cursor?: string | null;
+  /** Also return the page's `total`: how many memories the selection (scope, filters,
+   * `includeGlobal`, `includeExpired`) matches, counted in the page's own snapshot. */
+  withTotal?: boolean | null;
 }
 
 /**
@@ -129,8 +132,11 @@ export interface SearchOptions extends SelectOptions {
 export interface MemoryChanges {
   /** New text (re-embedded). */
   content?: string | null;
-  /** New metadata, replacing the old object whole. */
+  /** New metadata, replacing the old object whole (or merged into it: `mergeMetadata`). */
   metadata?: Metadata | null;
+  /** Merge `metadata` into the stored metadata (shallow: its keys set, the others kept),
+   * inside the update's transaction, so that concurrent merges never lose a key. */
+  mergeMetadata?: boolean | null;
   kind?: MemoryKind | null;
   /** A new expiry; `null` removes it. */
   expiresAt?: TimeLike | null;
@@ -419,6 +425,10 @@ export interface MemoryEvent {
   event: 'ADD' | 'UPDATE' | 'DELETE' | 'NONE';
   /** The text before an UPDATE (only on UPDATE). */
   previous_memory?: string;
+  /** A message stored as it was (no inference): its role (kept as `role` in the metadata). */
+  role?: string;
+  /** A message stored as it was: its `name` (kept as `actor_id` in the metadata). */
+  actor_id?: string;
 }
 
 /** What `add` did. */
@@ -473,6 +483,8 @@ export interface ListPage {
   items: MemoryRecord[];
   /** Pass as `cursor` for the next page; null on the last page. */
   next_cursor: string | null;
+  /** With `withTotal`: how many memories the selection matches in all. */
+  total?: number;
 }
 
 /** One row of a memory's history. */
@@ -494,12 +506,14 @@ export declare class Memory {
   private constructor();
   /**
    * Opens (or creates) the store at `path`: a file, `":memory:"` for a store in memory, or a
-   * PostgreSQL URL (`postgres://user:password@host:5432/db`) for a store in that database.
+   * PostgreSQL URL (`postgres://user:password@host:5432/db`) or libpq connection string
+   * (`host=db dbname=memories user=agent password='…'`) for a store in that database.
    */
   static open(path: string, options?: OpenOptions): Promise<Memory>;
   /** The store file, or null in memory or on a PostgreSQL server. */
   readonly path: string | null;
-  /** Where the store lives: its file, `":memory:"`, or its URL with the password hidden. */
+  /** Where the store lives: its file, `":memory:"`, or its URL (or connection string) with
+   * the password hidden. */
   readonly location: string;
   /** The embedding model's id, or null without an embedder. */
   readonly embeddingModel: string | null;

@@ -230,6 +230,7 @@ const LIST = {
   limit: ['limit', num],
   offset: ['offset', num],
   cursor: ['cursor', str],
+  withTotal: ['with_total', bool],
 };
 const WEIGHTS = {
   vector: ['vector', num],
@@ -252,6 +253,7 @@ const SEARCH = {
 const UPDATE = {
   content: ['content', str],
   metadata: ['metadata', obj],
+  mergeMetadata: ['merge_metadata', bool],
   kind: ['kind', str],
   expiresAt: ['expires_at', time],
 };
@@ -418,8 +420,9 @@ class Memory {
    * Opens (or creates) the store at `path`: a file, `":memory:"` for a store in memory, or a
    * PostgreSQL URL (`postgres://user:password@host:5432/db` or `postgresql://…`; the database
    * needs the pgvector extension, and URL parameters such as
-   * `?options=-csearch_path%3Dmy_schema%2Cpublic` pass on to the server). The password never
-   * appears in `location` or in error messages.
+   * `?options=-csearch_path%3Dmy_schema%2Cpublic` pass on to the server) or a libpq
+   * connection string (`host=db dbname=memories user=agent password='…'`, starting with a
+   * libpq keyword and `=`). The password never appears in `location` or in error messages.
    * `options.embedder`: `"local"` (default: the all-MiniLM-L6-v2 model, found locally),
    * `{provider: "local", modelDir}`, `"none"` (vectors come with every call) or
    * `{provider: "hashing", dimensions}` (deterministic, for tests) or a remote
@@ -539,7 +542,8 @@ class Memory {
   }
 
   /** One page of memories: `{items, next_cursor}`; pass `next_cursor` as `cursor` for the
-   * next page. */
+   * next page. `withTotal: true` adds `total`, how many memories the selection matches in all
+   * (counted in the page's own snapshot). */
   async list(options) {
     return await this.#call('list', request('options', options, LIST));
   }
@@ -549,8 +553,9 @@ class Memory {
     return await this.#call('count', request('options', options, SELECT));
   }
 
-  /** Changes a memory's content, metadata (replaced whole), kind or expiry (`null` removes
-   * it); the updated memory. */
+  /** Changes a memory's content, metadata (replaced whole, or with `mergeMetadata: true`
+   * merged into the stored one in the same transaction), kind or expiry (`null` removes it);
+   * the updated memory. */
   async update(id, changes) {
     str('id', id);
     const wire = request('changes', changes, UPDATE);

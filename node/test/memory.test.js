@@ -205,6 +205,60 @@ test('list: pages by cursor and offset, order, filters, expired', async (t) => {
   assert.equal(everything.items.length, 5);
 });
 
+test('list withTotal: the selection\'s size, from the page\'s snapshot', async (t) => {
+  const m = await open(t);
+  for (const c of ['one', 'two', 'three']) await m.add(c, { userId: 'u' });
+  await m.add('gone', { userId: 'u', expiresAt: '2000-01-01' });
+  const page = await m.list({ userId: 'u', limit: 2, withTotal: true });
+  assert.deepEqual([page.items.length, page.total], [2, 3]);
+  assert.equal((await m.list({ userId: 'u', includeExpired: true, withTotal: true })).total, 4);
+  assert.equal((await m.list({ userId: 'u', with_total: true })).total, 3);
+  assert.deepEqual(Object.keys(await m.list({ userId: 'u' })).sort(), ['items', 'next_cursor']);
+  await assert.rejects(m.list({ withTotal: 'yes' }), TypeError);
+});
+
+test('update mergeMetadata: keys merged into the stored metadata, concurrent merges all kept', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'merge.db');
+  // Closed before the directory goes (after-hooks run in order).
+  const m = await Memory.open(file, HASHING);
+  const other = await Memory.open(file, HASHING);
+  const { id } = await m.add('shared notes', { metadata: { base: 0, b: { x: 1 } } });
+  const merged = await m.update(id, { metadata: { b: { y: 2 }, c: 3 }, mergeMetadata: true });
+  assert.deepEqual(merged.metadata, { base: 0, b: { y: 2 }, c: 3 });
+  await assert.rejects(m.update(id, { mergeMetadata: true }), am.InvalidInputError);
+  const calls = [];
+  for (let i = 0; i < 40; i++) {
+    calls.push((i % 2 ? other : m).update(id, { metadata: { [`k${i}`]: i }, mergeMetadata: true }));
+  }
+  await Promise.all(calls);
+  const stored = (await m.get(id)).metadata;
+  assert.equal(Object.keys(stored).length, 3 + 40);
+  for (let i = 0; i < 40; i++) assert.equal(stored[`k${i}`], i);
+  await other.close();
+  await m.close();
+});
+
+test('addMessages without inference: each event names its role and author', async (t) => {
+  const m = await open(t);
+  const events = await m.addMessages(
+    [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'I sail on Sundays', name: 'dan' },
+      { role: 'assistant', content: 'Noted.' },
+    ],
+    { userId: 'dan', infer: false },
+  );
+  assert.deepEqual(
+    events.map((e) => [e.event, e.role, e.actor_id]),
+    [
+      ['ADD', 'user', 'dan'],
+      ['ADD', 'assistant', undefined],
+    ],
+  );
+  assert.deepEqual((await m.get(events[0].id)).metadata, { role: 'user', actor_id: 'dan' });
+});
+
 test('count, update, history, delete, deleteAll, purgeExpired, reset', async (t) => {
   const m = await open(t);
   const { id } = await m.add('likes tea', { userId: 'u', metadata: { a: 1 } });

@@ -190,6 +190,26 @@ test('postgres: a wrong password or an unreachable server is a StorageError with
   });
 });
 
+test('postgres: a libpq connection string opens the same store as the URL', { skip: SKIP }, async (t) => {
+  const url = await freshStore('conninfo');
+  const u = new URL(url);
+  const password = decodeURIComponent(u.password);
+  const schema = decodeURIComponent(u.searchParams.get('options')).replace('-csearch_path=', '');
+  const conninfo =
+    `host=${u.hostname} port=${u.port} dbname=${u.pathname.slice(1)} user=${decodeURIComponent(u.username)} ` +
+    `password='${password.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}' options='-c search_path=${schema}'`;
+  const m = await Memory.open(conninfo, HASHING);
+  t.after(() => m.close());
+  assert.equal(m.path, null);
+  assert.match(m.location, /password=\*\*\*/);
+  assert.ok(!m.location.includes(`'${password}'`), m.location);
+  const { id } = await m.add('opened by a connection string', { userId: 'u' });
+  const byUrl = await Memory.open(url, HASHING);
+  t.after(() => byUrl.close());
+  assert.equal((await byUrl.get(id)).content, 'opened by a connection string');
+  await assert.rejects(Memory.open(`${conninfo} colour=blue`, HASHING), InvalidInputError);
+});
+
 test('postgres: the pool options are checked and applied', async () => {
   // Checked before anything is opened: no server needed.
   await assert.rejects(Memory.open(':memory:', { ...HASHING, postgres: { poolSize: 0 } }), InvalidInputError);

@@ -70,6 +70,8 @@ export async function usage(): Promise<string[]> {
   const change: 'ADD' | 'UPDATE' | 'DELETE' | 'NONE' | undefined = events[0]?.event;
   const before: string | undefined = events[0]?.previous_memory;
   const text: string | undefined = events[0]?.memory;
+  const role: string | undefined = events[0]?.role;
+  const actor: string | undefined = events[0]?.actor_id;
 
   const added: AddResult = await memory.add('Alice is allergic to peanuts', {
     userId: 'alice',
@@ -104,9 +106,11 @@ export async function usage(): Promise<string[]> {
   const page: ListPage = await memory.list({ userId: 'alice', order: 'updated_asc', limit: 10, cursor: null });
   const next: string | null = page.next_cursor;
   await memory.list({ cursor: next, offset: 0, includeExpired: true });
+  const total: number | undefined = (await memory.list({ userId: 'alice', withTotal: true })).total;
   const n: number = await memory.count({ filters: { topic: { in: ['health', 'food'] } } });
   const updated: MemoryRecord = await memory.update(id, { content: 'new', metadata: {}, expiresAt: null });
   await memory.updateWithVector(id, { content: 'newer' }, new Float32Array(64));
+  await memory.update(id, { metadata: { mood: 'calm' }, mergeMetadata: true });
   const history: HistoryEntry[] = await memory.history(id);
   const event: 'ADD' | 'UPDATE' | 'DELETE' | undefined = history[0]?.event;
   const deleted: number = await memory.deleteAll({ userId: 'alice' });
@@ -129,6 +133,7 @@ export async function usage(): Promise<string[]> {
   const rows: number = copied.memories + copied.history;
   // @ts-expect-error open options are camelCase
   await Memory.open('postgresql://127.0.0.1/memories', { postgres: { pool_size: 2 } });
+  await Memory.open("host=127.0.0.1 dbname=memories user=agent password='secret'", { postgres: pool });
   // @ts-expect-error the target is an open Memory, not a URL
   await memory.copyInto('postgres://127.0.0.1/memories');
   await memory.close();
@@ -248,5 +253,6 @@ export async function usage(): Promise<string[]> {
     String(userId), String(n), updated.content, String(event), String(deleted), String(purged),
     String(path), String(model), String(closed), codes.join(), staticCode, indexCode, version,
     String(change), String(before), String(text), where, String(rows),
+    String(role), String(actor), String(total),
   ];
 }
