@@ -39,6 +39,21 @@
 //! `{"id", "memory_id", "event", "old_content", "new_content", "is_deleted", "actor",
 //! "created_at"}`. Times are RFC 3339 UTC with microseconds; requests also accept dates.
 
+/// The [`Scope`](crate::Scope) of a request's `user_id`, `agent_id`, `run_id` and `org_id`
+/// fields (moved out of it), for the request modules below. A macro: each request is a
+/// struct of its own, read with unknown keys refused, which serde cannot do for a flattened
+/// shared part.
+macro_rules! scope_of {
+    ($request:expr) => {
+        $crate::Scope {
+            user_id: $request.user_id,
+            agent_id: $request.agent_id,
+            run_id: $request.run_id,
+            org_id: $request.org_id,
+        }
+    };
+}
+
 mod dispatch;
 mod options;
 #[cfg_attr(not(feature = "plugins"), path = "plugins_unsupported.rs")]

@@ -10,7 +10,7 @@ use super::{kind_of, request, to_json};
 use crate::plugin::{
     PluginInfo, PluginLimits, PluginLogEntry, PluginManifest, PluginSource, PluginStats,
 };
-use crate::{Error, Memory, Result, Scope};
+use crate::{Error, Memory, Result};
 
 /// Registers a plugin. `manifest` is a [`crate::plugin::PluginManifest`] plus `"path"` (a
 /// `.wasm` or `.wat` file, reloaded when it changes); give either `path` or `wasm` (the
@@ -98,12 +98,7 @@ pub fn plugin_call(
     scope: &Value,
 ) -> Result<Vec<u8>> {
     let s: ScopeRequest = request(scope, "plugin call scope")?;
-    let scope = Scope {
-        user_id: s.user_id,
-        agent_id: s.agent_id,
-        run_id: s.run_id,
-        org_id: s.org_id,
-    };
+    let scope = scope_of!(s);
     memory.call_plugin(id, function, input, &scope)
 }
 

@@ -31,12 +31,7 @@ impl AddRequest {
         let content = self
             .content
             .ok_or_else(|| Error::invalid(format!("{what}: content is required")))?;
-        let mut memory = NewMemory::new(content).scope(Scope {
-            user_id: self.user_id,
-            agent_id: self.agent_id,
-            run_id: self.run_id,
-            org_id: self.org_id,
-        });
+        let mut memory = NewMemory::new(content).scope(scope_of!(self));
         if let Some(kind) = self.kind {
             memory = memory.kind(kind.parse::<MemoryKind>()?);
         }
@@ -84,15 +79,7 @@ pub(super) struct SelectRequest {
 impl SelectRequest {
     pub(super) fn split(self) -> Result<(Scope, Option<Filter>)> {
         let filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
-        Ok((
-            Scope {
-                user_id: self.user_id,
-                agent_id: self.agent_id,
-                run_id: self.run_id,
-                org_id: self.org_id,
-            },
-            filter,
-        ))
+        Ok((scope_of!(self), filter))
     }
 }
 
@@ -117,12 +104,7 @@ impl ListRequest {
     pub(super) fn into_options(self) -> Result<ListOptions> {
         let defaults = ListOptions::default();
         Ok(ListOptions {
-            scope: Scope {
-                user_id: self.user_id,
-                agent_id: self.agent_id,
-                run_id: self.run_id,
-                org_id: self.org_id,
-            },
+            scope: scope_of!(self),
             filter: self.filters.as_ref().map(Filter::from_json).transpose()?,
             include_global: self.include_global.unwrap_or(false),
             include_expired: self.include_expired.unwrap_or(false),
@@ -184,12 +166,7 @@ impl SearchRequest {
     /// The query text and the options, starting from the store's search defaults.
     pub(super) fn into_options(self, memory: &Memory) -> Result<(String, SearchOptions)> {
         let mut options = memory.search_options();
-        options.scope = Scope {
-            user_id: self.user_id,
-            agent_id: self.agent_id,
-            run_id: self.run_id,
-            org_id: self.org_id,
-        };
+        options.scope = scope_of!(self);
         options.filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
         if let Some(mode) = self.mode {
             options.mode = mode.parse::<SearchMode>()?;
@@ -237,12 +214,7 @@ impl AddMessagesRequest {
             }
             _ => return Err(Error::invalid("messages is required")),
         };
-        let mut request = AddMessages::new(messages).scope(Scope {
-            user_id: self.user_id,
-            agent_id: self.agent_id,
-            run_id: self.run_id,
-            org_id: self.org_id,
-        });
+        let mut request = AddMessages::new(messages).scope(scope_of!(self));
         request.infer = self.infer.unwrap_or(true);
         request.prompt = self.prompt;
         if let Some(kind) = self.kind {
