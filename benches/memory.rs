@@ -7,17 +7,34 @@
 //!
 //! Vectors are 384-d (MiniLM's size), drawn around 200 cluster centres as real sentence
 //! embeddings are; recall is also reported on uniform random vectors (the hard case) and
-//! on real MiniLM embeddings of generated sentences.
+//! on real MiniLM embeddings of generated sentences. The memories belong to 100 users, each
+//! user's in conversations (runs) of 100: searches are timed over the whole store and in
+//! one conversation.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use agent_mem::embed::{Embedder, LocalEmbedder};
-use agent_mem::{Memory, NewMemory, SearchMode, SearchOptions, VectorIndexOptions};
+use agent_mem::{Memory, NewMemory, Scope, SearchMode, SearchOptions, VectorIndexOptions};
 use common::{latency, normalise, peak_rss_mib, recall_at_10, sentence, Corpus, Rng, WORDS};
 
 const BATCH: usize = 1000;
+
+/// The conversation (run) of the `j`-th memory: each of the 100 users has runs of 100
+/// memories.
+fn conversation_of(j: usize) -> String {
+    format!("r{}-{}", j % 100, j / 10_000)
+}
+
+/// A keyword query of two words of the corpus.
+fn two_words(rng: &mut Rng) -> String {
+    format!(
+        "{} {}",
+        WORDS[(rng.next() % WORDS.len() as u64) as usize],
+        WORDS[(rng.next() % WORDS.len() as u64) as usize]
+    )
+}
 
 fn bench_size(
     n: usize,
@@ -51,7 +68,9 @@ fn bench_size(
             .map(|j| {
                 let v = corpus.clustered();
                 (
-                    NewMemory::new(sentence(&mut rng, j)).user(format!("u{}", j % 100)),
+                    NewMemory::new(sentence(&mut rng, j))
+                        .user(format!("u{}", j % 100))
+                        .run(conversation_of(j)),
                     v,
                 )
             })
@@ -106,17 +125,57 @@ fn bench_size(
     let kw_opts = SearchOptions::new().mode(SearchMode::Keyword).limit(10);
     let samples: Vec<Duration> = (0..300)
         .map(|_| {
-            let q = format!(
-                "{} {}",
-                WORDS[(rng.next() % WORDS.len() as u64) as usize],
-                WORDS[(rng.next() % WORDS.len() as u64) as usize]
-            );
+            let q = two_words(&mut rng);
             let t = Instant::now();
             memory.search(&q, &kw_opts).expect("search");
             t.elapsed()
         })
         .collect();
     println!("| BM25 keyword search, k=10 | {} |", latency(samples));
+    let hybrid = SearchOptions::new().mode(SearchMode::Hybrid).limit(10);
+    let samples: Vec<Duration> = (0..300)
+        .map(|i| {
+            let q = two_words(&mut rng);
+            let t = Instant::now();
+            memory
+                .search_with_vector(&q, &queries[i % queries.len()], &hybrid)
+                .expect("search");
+            t.elapsed()
+        })
+        .collect();
+    println!(
+        "| hybrid search, k=10, query vector given | {} |",
+        latency(samples)
+    );
+
+    // The same searches in one conversation (a user's run of 100 memories): their cost
+    // should follow the conversation's size, not the store's.
+    for (label, mode) in [
+        ("BM25 keyword", SearchMode::Keyword),
+        ("hybrid (query vector given)", SearchMode::Hybrid),
+    ] {
+        let samples: Vec<Duration> = (0..300)
+            .map(|i| {
+                let q = two_words(&mut rng);
+                let j = (rng.next() % n as u64) as usize;
+                let scope = Scope {
+                    user_id: Some(format!("u{}", j % 100)),
+                    run_id: Some(conversation_of(j)),
+                    ..Scope::default()
+                };
+                let opts = SearchOptions::new().mode(mode).limit(10).scope(scope);
+                let t = Instant::now();
+                memory
+                    .search_with_vector(&q, &queries[i % queries.len()], &opts)
+                    .expect("search");
+                t.elapsed()
+            })
+            .collect();
+        println!(
+            "| {label} search, k=10, one conversation (100 memories) | {} |",
+            latency(samples)
+        );
+    }
 
     // Recall of the HNSW index against exact search.
     let stored_subset = &stored[..];
