@@ -300,7 +300,13 @@ impl Store for SqliteStore {
         f: &mut dyn FnMut(&mut dyn TextIndex) -> Result<()>,
     ) -> Result<()> {
         let w = Where::of(selection);
-        self.db.read(|conn| f(&mut SqliteText { conn, w: &w }))
+        self.db.read(|conn| {
+            f(&mut SqliteText {
+                conn,
+                w: &w,
+                everything: text::admits_everything(conn, selection)?,
+            })
+        })
     }
 
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {

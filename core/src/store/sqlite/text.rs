@@ -5,13 +5,33 @@ use rusqlite::{params, Connection};
 
 use super::filter::Where;
 use crate::error::Result;
-use crate::store::TextIndex;
+use crate::store::{Selection, TextIndex};
 use crate::text;
+use crate::types::format_time;
 
 /// The text primitives over FTS5, in one read transaction, for one selection.
 pub(super) struct SqliteText<'a> {
     pub(super) conn: &'a Connection,
     pub(super) w: &'a Where,
+    /// The selection admits every stored memory (no scope, no filter, none expired or the
+    /// expired included): the term index answers alone, without a join to check each match.
+    pub(super) everything: bool,
+}
+
+/// Whether `selection` admits every stored memory (see [`SqliteText::everything`]): one
+/// look at the partial index of expiries.
+pub(super) fn admits_everything(conn: &Connection, selection: &Selection) -> Result<bool> {
+    if !selection.is_unfiltered() {
+        return Ok(false);
+    }
+    if selection.include_expired {
+        return Ok(true);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT NOT EXISTS (SELECT 1 FROM memories
+         WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
+    )?;
+    Ok(stmt.query_row([format_time(selection.now)], |r| r.get(0))?)
 }
 
 impl TextIndex for SqliteText<'_> {
@@ -26,6 +46,21 @@ impl TextIndex for SqliteText<'_> {
         } else {
             text::fts_any(terms)
         };
+        let limit = limit.min(i64::MAX as usize) as i64;
+        if self.everything {
+            // The best `limit` by the index's own BM25 (FTS5 ranks inside its module), then
+            // their contents: the other matches are never joined.
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT m.key, m.content, f.rank
+                 FROM (SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ?1
+                       ORDER BY rank LIMIT ?2) f
+                 JOIN memories m ON m.key = f.rowid ORDER BY f.rank",
+            )?;
+            let rows = stmt.query_map(params![fts_query, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, -(r.get::<_, f64>(2)? as f32)))
+            })?;
+            return Ok(rows.collect::<std::result::Result<_, _>>()?);
+        }
         let n = self.w.params.len();
         let sql = format!(
             "SELECT m.key, m.content, bm25(memories_fts) AS s
@@ -38,7 +73,7 @@ impl TextIndex for SqliteText<'_> {
         );
         let mut params = self.w.params.clone();
         params.push(SqlValue::Text(fts_query));
-        params.push(SqlValue::Integer(limit.min(i64::MAX as usize) as i64));
+        params.push(SqlValue::Integer(limit));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
             // FTS5's bm25() is negative, lower is better; report it positive, higher is better.
@@ -67,6 +102,13 @@ impl TextIndex for SqliteText<'_> {
     }
 
     fn document_count(&mut self) -> Result<usize> {
+        if self.everything {
+            // SQLite counts a table from its smallest index's pages instead of reading every
+            // row (and its embedding).
+            let mut stmt = self.conn.prepare_cached("SELECT count(*) FROM memories")?;
+            let n: i64 = stmt.query_row([], |r| r.get(0))?;
+            return Ok(n.max(0) as usize);
+        }
         let sql = format!("SELECT count(*) FROM memories m WHERE {}", self.w.sql);
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let n: i64 = stmt.query_row(rusqlite::params_from_iter(self.w.params.iter()), |r| {
@@ -76,6 +118,14 @@ impl TextIndex for SqliteText<'_> {
     }
 
     fn document_frequency(&mut self, term: &str) -> Result<usize> {
+        let fts_query = text::fts_any(&[term.to_string()]);
+        if self.everything {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?1")?;
+            let df: i64 = stmt.query_row([fts_query], |r| r.get(0))?;
+            return Ok(df.max(0) as usize);
+        }
         let n = self.w.params.len();
         let sql = format!(
             "SELECT count(*) FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
@@ -84,7 +134,7 @@ impl TextIndex for SqliteText<'_> {
             self.w.sql
         );
         let mut params = self.w.params.clone();
-        params.push(SqlValue::Text(text::fts_any(&[term.to_string()])));
+        params.push(SqlValue::Text(fts_query));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let df: i64 = stmt.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
         Ok(df.max(0) as usize)
