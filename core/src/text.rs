@@ -158,9 +158,10 @@ impl TermCounts {
     }
 }
 
-/// Texts whose [`TermCounts`] are kept, per generation (two generations: at most twice this
-/// many, some tens of MB).
-const TERM_COUNTS_KEPT: usize = 32_768;
+/// Distinct terms (summed over texts) whose [`TermCounts`] are kept per generation: about
+/// 50 bytes each, so two generations hold at most some 50 MB, ~30,000 conversational turns
+/// each.
+const TERM_COUNTS_KEPT: usize = 500_000;
 
 /// The [`TermCounts`] of `text`. Keyword search scores every memory of a small scope (or
 /// hundreds of candidates) per query, and tokenising them again each time cost more than the
@@ -186,11 +187,14 @@ pub(crate) fn term_counts(text: &str) -> Arc<TermCounts> {
     counts
 }
 
-/// Two generations of [`TermCounts`] by (hash, length) of their text: a hit in the previous
-/// one moves to the current one, and a full current one becomes the previous one.
+/// Two generations of [`TermCounts`] by (hash, length) of their text, bounded by the terms
+/// they hold: a hit in the previous one moves to the current one, and a full current one
+/// becomes the previous one.
 #[derive(Default)]
 struct TermCountsCache {
     current: HashMap<(u64, usize), Arc<TermCounts>>,
+    /// Distinct terms held by `current`.
+    current_terms: usize,
     previous: HashMap<(u64, usize), Arc<TermCounts>>,
 }
 
@@ -205,9 +209,11 @@ impl TermCountsCache {
     }
 
     fn insert(&mut self, key: (u64, usize), counts: Arc<TermCounts>) {
-        if self.current.len() >= TERM_COUNTS_KEPT {
+        if self.current_terms + counts.counts.len() > TERM_COUNTS_KEPT {
             self.previous = std::mem::take(&mut self.current);
+            self.current_terms = 0;
         }
+        self.current_terms += counts.counts.len();
         self.current.insert(key, counts);
     }
 }

@@ -83,6 +83,9 @@ impl TextIndex for SqliteText<'_> {
     }
 
     fn selection_contents(&mut self, max: usize) -> Result<Option<Vec<(i64, String)>>> {
+        if self.everything && self.document_count()? > max {
+            return Ok(None); // known without reading rows
+        }
         let n = self.w.params.len();
         let sql = format!(
             "SELECT m.key, m.content FROM memories m WHERE {} ORDER BY m.key LIMIT ?{}",
