@@ -117,16 +117,9 @@ impl Memory {
             .zip(contents)
             .zip(stored)
             .map(|((o, memory), message)| MemoryEvent {
-                id: o.id,
-                memory,
-                event: if o.added {
-                    MemoryEventKind::Add
-                } else {
-                    MemoryEventKind::None
-                },
-                previous_memory: None,
                 role: Some(message.role.clone()),
                 actor_id: message.name.clone(),
+                ..MemoryEvent::stored(o, memory)
             })
             .collect())
     }
@@ -166,18 +159,7 @@ impl Memory {
         let summary = memory.content.clone();
         let vectors = self.embed_texts(&[summary.as_str()])?;
         let outcome = self.insert(vec![memory], vectors, &actor(llm))?.remove(0);
-        Ok(vec![MemoryEvent {
-            id: outcome.id,
-            memory: summary,
-            event: if outcome.added {
-                MemoryEventKind::Add
-            } else {
-                MemoryEventKind::None
-            },
-            previous_memory: None,
-            role: None,
-            actor_id: None,
-        }])
+        Ok(vec![MemoryEvent::stored(outcome, summary)])
     }
 
     fn add_inferred(&self, llm: &dyn Llm, request: AddMessages) -> Result<Vec<MemoryEvent>> {
@@ -484,18 +466,7 @@ impl Memory {
             expires_at: plan.request.expires_at,
         };
         let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
-        Ok(MemoryEvent {
-            id: outcome.id,
-            memory: text.to_string(),
-            event: if outcome.added {
-                MemoryEventKind::Add
-            } else {
-                MemoryEventKind::None
-            },
-            previous_memory: None,
-            role: None,
-            actor_id: None,
-        })
+        Ok(MemoryEvent::stored(outcome, text.to_string()))
     }
 }
 

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::types::{validate_content, validate_metadata, MemoryKind, Metadata, Scope};
+use crate::types::{validate_content, validate_metadata, AddOutcome, MemoryKind, Metadata, Scope};
 
 /// Messages accepted in one call.
 const MAX_MESSAGES: usize = 1_000;
@@ -83,6 +83,25 @@ pub struct MemoryEvent {
     /// `actor_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_id: Option<String>,
+}
+
+impl MemoryEvent {
+    /// The event of an add that stored `memory`: `ADD`, or `NONE` when the same memory was
+    /// stored already (in the memory the outcome names).
+    pub(crate) fn stored(outcome: AddOutcome, memory: String) -> MemoryEvent {
+        MemoryEvent {
+            id: outcome.id,
+            memory,
+            event: if outcome.added {
+                MemoryEventKind::Add
+            } else {
+                MemoryEventKind::None
+            },
+            previous_memory: None,
+            role: None,
+            actor_id: None,
+        }
+    }
 }
 
 /// A conversation to remember: see [`Memory::add_messages`](crate::Memory::add_messages).
