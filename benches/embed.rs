@@ -1,7 +1,7 @@
 //! The local embedding model's own speed and accuracy; prints a table.
 //!
 //! `cargo bench -p agent-mem-benches --bench embed` (`-- --rounds N` single-text rounds per
-//! length, default 200). Reports the latency of embedding one text of about 8, 16 and 32
+//! length, default 200; `-- --single` measures only single texts). Reports the latency of embedding one text of about 8, 16 and 32
 //! tokens (special tokens included), the throughput of embedding 64 and 1,000 generated
 //! conversational turns in one call, and the largest cosine deviation from the reference
 //! embeddings the tests pin (an independent float64 implementation).
@@ -132,6 +132,9 @@ fn main() -> agent_mem::Result<()> {
         );
     }
 
+    if args.iter().any(|a| a == "--single") {
+        return Ok(());
+    }
     let mut rng = Rng(42);
     let turns: Vec<String> = (0..1000).map(|i| turn(&mut rng, i)).collect();
     for (size, repeats) in [(64usize, 15usize), (1000, 3)] {
