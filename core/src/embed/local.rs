@@ -7,11 +7,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{Tokenizer, TruncationParams};
+use candle_transformers::models::bert::Config;
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
+use super::bert::BertEncoder;
 use super::locate::{locate_model, missing_files};
 use super::model::{DEFAULT_MODEL_NAME, REQUIRED_FILES};
 use super::Embedder;
@@ -54,9 +53,8 @@ pub struct LocalEmbedder {
 
 /// The model and tokenizer, once loaded.
 struct Loaded {
-    model: BertModel,
+    encoder: BertEncoder,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 /// Why loading failed (kept so every later call reports the same error).
@@ -218,58 +216,13 @@ impl LocalEmbedder {
         let weights_path = self.dir.join("model.safetensors");
         let bytes = std::fs::read(&weights_path)
             .map_err(|e| unavailable(format!("cannot read {}: {e}", weights_path.display())))?;
-        let device = Device::Cpu;
-        let vb =
-            VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device).map_err(|e| {
-                unavailable(format!(
-                    "{} is not a safetensors file: {e}",
-                    weights_path.display()
-                ))
-            })?;
-        let model = BertModel::load(vb, &self.config).map_err(|e| {
+        let encoder = BertEncoder::load(&bytes, &self.config).map_err(|e| {
             unavailable(format!(
                 "cannot load a BERT model from {}: {e}",
                 weights_path.display()
             ))
         })?;
-        Ok(Loaded {
-            model,
-            tokenizer,
-            device,
-        })
-    }
-
-    /// Embeds texts whose encodings are given, all in one forward pass.
-    fn embed_chunk(&self, loaded: &Loaded, ids: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let batch = ids.len();
-        let seq_len = ids.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
-        let pad_id = u32::try_from(self.config.pad_token_id).unwrap_or(0);
-        let mut input_ids = vec![pad_id; batch * seq_len];
-        let mut mask = vec![0u32; batch * seq_len];
-        for (row, tokens) in ids.iter().enumerate() {
-            let start = row * seq_len;
-            input_ids[start..start + tokens.len()].copy_from_slice(tokens);
-            mask[start..start + tokens.len()].fill(1);
-        }
-        let device = &loaded.device;
-        let input_ids = Tensor::from_vec(input_ids, (batch, seq_len), device)?;
-        let mask = Tensor::from_vec(mask, (batch, seq_len), device)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        let hidden = loaded
-            .model
-            .forward(&input_ids, &token_type_ids, Some(&mask))?;
-
-        // Mean pooling over the real tokens, then L2 normalisation.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
-        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+        Ok(Loaded { encoder, tokenizer })
     }
 }
 
@@ -287,12 +240,14 @@ impl Embedder for LocalEmbedder {
             return Ok(Vec::new());
         }
         let loaded = self.loaded()?;
-        let encodings = loaded
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| {
-                Error::new(ErrorCode::Embedding, format!("tokenization failed: {e}")).with_source(e)
-            })?;
+        // One text (a query) skips the batch machinery and its thread pool.
+        let encodings: Vec<Encoding> = match texts {
+            [text] => loaded.tokenizer.encode(*text, true).map(|e| vec![e]),
+            _ => loaded.tokenizer.encode_batch(texts.to_vec(), true),
+        }
+        .map_err(|e| {
+            Error::new(ErrorCode::Embedding, format!("tokenization failed: {e}")).with_source(e)
+        })?;
 
         // Sort by length so each chunk is padded as little as possible, then restore order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -304,7 +259,7 @@ impl Embedder for LocalEmbedder {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
-            let vectors = self.embed_chunk(loaded, &ids).map_err(|e| {
+            let vectors = loaded.encoder.embed(&ids).map_err(|e| {
                 Error::new(
                     ErrorCode::Embedding,
                     format!("the model failed to embed a batch: {e}"),

@@ -1,6 +1,7 @@
 //! Turning text into vectors: the [`Embedder`] trait, the local Candle model, a remote
 //! OpenAI-compatible embedder and a deterministic hashing embedder for tests.
 
+mod bert;
 #[cfg(feature = "download")]
 pub mod download;
 mod hashing;
