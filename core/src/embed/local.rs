@@ -5,7 +5,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use candle_transformers::models::bert::Config;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
@@ -35,8 +36,9 @@ const FINGERPRINT_DATA_BYTES: u64 = 64 * 1024;
 /// [`sentence-transformers/all-MiniLM-L6-v2`](DEFAULT_MODEL_NAME)) locally with Candle.
 ///
 /// Texts are tokenized (with special tokens, truncated at the model's `max_seq_length`,
-/// 256 for all-MiniLM-L6-v2), run through the model in length-sorted batches padded to the
-/// longest text, mean-pooled over the attention mask and L2-normalised, exactly like
+/// 256 for all-MiniLM-L6-v2), run through the model in length-sorted batches (each text
+/// attends only to its own tokens, so nothing is padded; the chunks of a large batch run on
+/// all cores), mean-pooled over the text's tokens and L2-normalised, exactly like
 /// sentence-transformers does.
 ///
 /// [`LocalEmbedder::from_dir`] only reads the small `config.json`; the weights and the
@@ -249,17 +251,48 @@ impl Embedder for LocalEmbedder {
             Error::new(ErrorCode::Embedding, format!("tokenization failed: {e}")).with_source(e)
         })?;
 
-        // Sort by length so each chunk is padded as little as possible, then restore order.
+        // Sort by length so each chunk holds texts of similar length, then restore order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        // A batch is cut into at least as many chunks as there are cores, run side by side.
+        let workers = worker_threads().min(texts.len());
+        let max_texts = MAX_CHUNK_TEXTS.min(texts.len().div_ceil(workers));
+        let mut chunks: Vec<&[usize]> = Vec::new();
         let mut rest = order.as_slice();
         while !rest.is_empty() {
-            let size = chunk_len(rest, |i| encodings[i].get_ids().len());
+            let size = chunk_len(rest, max_texts, |i| encodings[i].get_ids().len());
             let (chunk, tail) = rest.split_at(size);
+            chunks.push(chunk);
             rest = tail;
+        }
+        let run = |chunk: &[usize]| {
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
-            let vectors = loaded.encoder.embed(&ids).map_err(|e| {
+            loaded.encoder.embed(&ids)
+        };
+        let results: Vec<candle_core::Result<Vec<Vec<f32>>>> = if workers <= 1 {
+            chunks.iter().map(|c| run(c)).collect()
+        } else {
+            let next = AtomicUsize::new(0);
+            let done = Mutex::new(Vec::with_capacity(chunks.len()));
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(at) else { break };
+                        let result = run(chunk);
+                        done.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((at, result));
+                    });
+                }
+            });
+            let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+            done.sort_by_key(|(at, _)| *at);
+            done.into_iter().map(|(_, r)| r).collect()
+        };
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for (chunk, result) in chunks.iter().zip(results) {
+            let vectors = result.map_err(|e| {
                 Error::new(
                     ErrorCode::Embedding,
                     format!("the model failed to embed a batch: {e}"),
@@ -284,12 +317,18 @@ impl Embedder for LocalEmbedder {
     }
 }
 
+/// How many threads embed the chunks of a batch: the cores available (read once).
+fn worker_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// How many of the texts at the start of `sorted` (indices sorted by increasing token count
-/// `len`) go into the next chunk: at least one, at most [`MAX_CHUNK_TEXTS`], and no more
-/// than [`MAX_CHUNK_TOKENS`] once padded to the longest.
-fn chunk_len(sorted: &[usize], len: impl Fn(usize) -> usize) -> usize {
+/// `len`) go into the next chunk: at least one, at most `max_texts` (itself at most
+/// [`MAX_CHUNK_TEXTS`]), and no more than [`MAX_CHUNK_TOKENS`] once padded to the longest.
+fn chunk_len(sorted: &[usize], max_texts: usize, len: impl Fn(usize) -> usize) -> usize {
     let mut size = 1;
-    while size < sorted.len().min(MAX_CHUNK_TEXTS)
+    while size < sorted.len().min(max_texts).min(MAX_CHUNK_TEXTS)
         && (size + 1) * len(sorted[size]) <= MAX_CHUNK_TOKENS
     {
         size += 1;
@@ -395,12 +434,17 @@ mod tests {
     #[test]
     fn chunks_respect_limits() {
         let short: Vec<usize> = (0..100).collect();
-        assert_eq!(chunk_len(&short, |_| 10), MAX_CHUNK_TEXTS);
-        assert_eq!(chunk_len(&short, |_| 256), MAX_CHUNK_TOKENS / 256);
-        assert_eq!(chunk_len(&short, |_| 10_000), 1);
-        assert_eq!(chunk_len(&short[..3], |_| 10), 3);
+        let all = usize::MAX;
+        assert_eq!(chunk_len(&short, all, |_| 10), MAX_CHUNK_TEXTS);
+        assert_eq!(chunk_len(&short, 50, |_| 10), 50);
+        assert_eq!(chunk_len(&short, all, |_| 256), MAX_CHUNK_TOKENS / 256);
+        assert_eq!(chunk_len(&short, all, |_| 10_000), 1);
+        assert_eq!(chunk_len(&short[..3], all, |_| 10), 3);
         // Lengths grow: the chunk stops before the text that would overflow the budget.
-        assert_eq!(chunk_len(&short, |i| if i < 10 { 8 } else { 1000 }), 10);
+        assert_eq!(
+            chunk_len(&short, all, |i| if i < 10 { 8 } else { 1000 }),
+            10
+        );
     }
 
     #[test]
