@@ -12,9 +12,56 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::bert::{Config, HiddenAct};
+use serde::Deserialize;
 
 type Result<T> = candle_core::Result<T>;
+
+/// The fields of a BERT model's `config.json` (Hugging Face's names) the encoder uses.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: HiddenAct,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    /// Only learned absolute positions are implemented (what BERT checkpoints use).
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    /// The prefix of the checkpoint's tensor names, when it has one (`bert.`, ...).
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+
+/// The activation of the feed-forward layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub(super) enum HiddenAct {
+    /// GELU with the exact `erf` (BERT's `gelu`).
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// GELU's tanh approximation.
+    #[serde(
+        rename = "gelu_new",
+        alias = "gelu_pytorch_tanh",
+        alias = "geluapproximate"
+    )]
+    GeluApproximate,
+    #[serde(rename = "relu")]
+    Relu,
+}
 
 /// A linear layer `y = x · Wᵀ + b`.
 ///
@@ -64,7 +111,7 @@ pub(super) struct BertEncoder {
     layers: Vec<Layer>,
 }
 
-/// Finds the tensors of a checkpoint under the prefixes Candle's `BertModel` accepts.
+/// Finds the tensors of a checkpoint under its prefix (none, `bert.`, or the model type).
 struct Weights<'a> {
     tensors: &'a HashMap<String, Tensor>,
     prefix: String,
@@ -128,6 +175,15 @@ fn linear((weight, bias): (Tensor, Vec<f32>)) -> Result<Linear> {
 impl BertEncoder {
     /// Loads the encoder from a safetensors buffer (any float dtype; computed in f32).
     pub(super) fn load(bytes: &[u8], config: &Config) -> Result<Self> {
+        if let Some(other) = config
+            .position_embedding_type
+            .as_deref()
+            .filter(|t| *t != "absolute")
+        {
+            return Err(candle_core::Error::Msg(format!(
+                "position_embedding_type {other:?} is not supported (only \"absolute\")"
+            )));
+        }
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         let prefix = ["", "bert."]
             .into_iter()
@@ -445,6 +501,36 @@ mod tests {
         assert!(erf_err < 5e-7, "erf: error {erf_err}");
         assert!(tanh_err < 1e-6, "gelu_tanh: error {tanh_err}");
         assert_eq!(exp(-1000.0), exp(-87.0));
+    }
+
+    #[test]
+    fn configs_read_the_fields_bert_checkpoints_use() {
+        let base = serde_json::json!({
+            "vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 6,
+            "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu",
+            "max_position_embeddings": 512, "model_type": "bert", "pad_token_id": 0
+        });
+        let config: Config = serde_json::from_value(base.clone()).unwrap();
+        assert_eq!(config.hidden_act, HiddenAct::Gelu);
+        assert_eq!((config.type_vocab_size, config.layer_norm_eps), (2, 1e-12));
+        for (name, act) in [
+            ("gelu_new", HiddenAct::GeluApproximate),
+            ("gelu_pytorch_tanh", HiddenAct::GeluApproximate),
+            ("relu", HiddenAct::Relu),
+        ] {
+            let mut v = base.clone();
+            v["hidden_act"] = name.into();
+            assert_eq!(serde_json::from_value::<Config>(v).unwrap().hidden_act, act);
+        }
+        let mut v = base.clone();
+        v["hidden_act"] = "swish".into();
+        assert!(serde_json::from_value::<Config>(v).is_err());
+        // Weights are checked only after the configuration: no tensors are needed here.
+        let mut v = base;
+        v["position_embedding_type"] = "relative_key".into();
+        let config: Config = serde_json::from_value(v).unwrap();
+        let err = BertEncoder::load(b"", &config).err().expect("refused");
+        assert!(err.to_string().contains("relative_key"), "{err}");
     }
 
     #[test]

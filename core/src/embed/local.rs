@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use candle_transformers::models::bert::Config;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
-use super::bert::BertEncoder;
+use super::bert::{BertEncoder, Config};
 use super::locate::{locate_model, missing_files};
 use super::model::{DEFAULT_MODEL_NAME, REQUIRED_FILES};
 use super::Embedder;
