@@ -1,10 +1,11 @@
 //! The local embedding model's own speed and accuracy; prints a table.
 //!
 //! `cargo bench -p agent-mem-benches --bench embed` (`-- --rounds N` single-text rounds per
-//! length, default 200; `-- --single` measures only single texts). Reports the latency of embedding one text of about 8, 16 and 32
-//! tokens (special tokens included), the throughput of embedding 64 and 1,000 generated
-//! conversational turns in one call, and the largest cosine deviation from the reference
-//! embeddings the tests pin (an independent float64 implementation).
+//! length, default 200; `-- --single` measures only single texts). Reports the latency of
+//! embedding one text of about 8, 16 and 32 tokens (special tokens included), the
+//! throughput of embedding 64 and 1,000 generated conversational turns in one call, and the
+//! largest cosine deviation from the reference embeddings the tests pin (an independent
+//! float64 implementation).
 
 mod common;
 
