@@ -9,7 +9,7 @@
 //! embeddings are; recall is also reported on uniform random vectors (the hard case) and
 //! on real MiniLM embeddings of generated sentences. The memories belong to 100 users, each
 //! user's in conversations (runs) of 100: searches are timed over the whole store and in
-//! one conversation.
+//! one conversation. Adds are timed in batches of 1,000 and one at a time.
 
 mod common;
 
@@ -183,6 +183,25 @@ fn bench_size(
         let r = recall_at_10(&memory, stored_subset, &queries[..100]);
         println!("| recall@10 vs exact (clustered vectors) | {r:.3} |");
     }
+
+    // Adding one memory at a time (one transaction each), after the searches so that
+    // they ran on the store as loaded.
+    const SINGLE_ADDS: usize = 1000;
+    let mut samples = Vec::with_capacity(SINGLE_ADDS);
+    let started = Instant::now();
+    for j in n..n + SINGLE_ADDS {
+        let item = NewMemory::new(sentence(&mut rng, j))
+            .user(format!("u{}", j % 100))
+            .run(conversation_of(j));
+        let t = Instant::now();
+        memory.add_with_vector(item, corpus.clustered())?;
+        samples.push(t.elapsed());
+    }
+    println!(
+        "| add one at a time with a vector ({SINGLE_ADDS}) | {:>10.0} memories/s | {} |",
+        SINGLE_ADDS as f64 / started.elapsed().as_secs_f64(),
+        latency(samples)
+    );
     memory.close()?;
     let index_bytes = std::fs::metadata(format!("{}.usearch", path.display()))
         .map(|m| m.len())
