@@ -121,60 +121,43 @@ fn bench_size(
         latency(samples)
     );
 
-    // BM25.
-    let kw_opts = SearchOptions::new().mode(SearchMode::Keyword).limit(10);
-    let samples: Vec<Duration> = (0..300)
-        .map(|_| {
-            let q = two_words(&mut rng);
-            let t = Instant::now();
-            memory.search(&q, &kw_opts).expect("search");
-            t.elapsed()
-        })
-        .collect();
-    println!("| BM25 keyword search, k=10 | {} |", latency(samples));
-    let hybrid = SearchOptions::new().mode(SearchMode::Hybrid).limit(10);
-    let samples: Vec<Duration> = (0..300)
-        .map(|i| {
-            let q = two_words(&mut rng);
-            let t = Instant::now();
-            memory
-                .search_with_vector(&q, &queries[i % queries.len()], &hybrid)
-                .expect("search");
-            t.elapsed()
-        })
-        .collect();
-    println!(
-        "| hybrid search, k=10, query vector given | {} |",
-        latency(samples)
-    );
-
-    // The same searches in one conversation (a user's run of 100 memories): their cost
-    // should follow the conversation's size, not the store's.
-    for (label, mode) in [
-        ("BM25 keyword", SearchMode::Keyword),
-        ("hybrid (query vector given)", SearchMode::Hybrid),
-    ] {
-        let samples: Vec<Duration> = (0..300)
-            .map(|i| {
-                let q = two_words(&mut rng);
-                let j = (rng.next() % n as u64) as usize;
-                let scope = Scope {
-                    user_id: Some(format!("u{}", j % 100)),
-                    run_id: Some(conversation_of(j)),
-                    ..Scope::default()
-                };
-                let opts = SearchOptions::new().mode(mode).limit(10).scope(scope);
-                let t = Instant::now();
-                memory
-                    .search_with_vector(&q, &queries[i % queries.len()], &opts)
+    // Keyword and hybrid search over the whole store, then in one conversation (a user's run
+    // of 100 memories), whose cost should follow the conversation's size, not the store's.
+    // Only hybrid search is given the query vector: keyword hits would otherwise also have
+    // their similarity computed.
+    for (within, scoped) in [("", false), (", one conversation (100 memories)", true)] {
+        for (label, mode) in [
+            ("BM25 keyword search, k=10", SearchMode::Keyword),
+            (
+                "hybrid search, k=10, query vector given",
+                SearchMode::Hybrid,
+            ),
+        ] {
+            let samples: Vec<Duration> = (0..300)
+                .map(|i| {
+                    let q = two_words(&mut rng);
+                    let mut opts = SearchOptions::new().mode(mode).limit(10);
+                    if scoped {
+                        let j = (rng.next() % n as u64) as usize;
+                        opts = opts.scope(Scope {
+                            user_id: Some(format!("u{}", j % 100)),
+                            run_id: Some(conversation_of(j)),
+                            ..Scope::default()
+                        });
+                    }
+                    let t = Instant::now();
+                    match mode {
+                        SearchMode::Hybrid => {
+                            memory.search_with_vector(&q, &queries[i % queries.len()], &opts)
+                        }
+                        _ => memory.search(&q, &opts),
+                    }
                     .expect("search");
-                t.elapsed()
-            })
-            .collect();
-        println!(
-            "| {label} search, k=10, one conversation (100 memories) | {} |",
-            latency(samples)
-        );
+                    t.elapsed()
+                })
+                .collect();
+            println!("| {label}{within} | {} |", latency(samples));
+        }
     }
 
     // Recall of the HNSW index against exact search.
