@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
@@ -271,21 +271,25 @@ impl Embedder for LocalEmbedder {
         let results: Vec<candle_core::Result<Vec<Vec<f32>>>> = if workers <= 1 {
             chunks.iter().map(|c| run(c)).collect()
         } else {
+            // Each worker takes the next chunk until none is left, and hands back what it did.
             let next = AtomicUsize::new(0);
-            let done = Mutex::new(Vec::with_capacity(chunks.len()));
-            std::thread::scope(|scope| {
-                for _ in 0..workers {
-                    scope.spawn(|| loop {
-                        let at = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(chunk) = chunks.get(at) else { break };
-                        let result = run(chunk);
-                        done.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push((at, result));
-                    });
+            let work = || {
+                let mut mine = Vec::new();
+                loop {
+                    let at = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(at) else {
+                        return mine;
+                    };
+                    mine.push((at, run(chunk)));
                 }
+            };
+            let mut done: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
             });
-            let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
             done.sort_by_key(|(at, _)| *at);
             done.into_iter().map(|(_, r)| r).collect()
         };
