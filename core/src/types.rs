@@ -223,12 +223,46 @@ pub struct MemoryRecord {
     #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Which version of the memory this is: 1 when added, one more with every update.
+    #[serde(default = "first_version")]
+    pub version: u64,
+    /// When this version became the current one: the commit time of the change that wrote
+    /// it (equal to `updated_at`). Transaction time, as opposed to valid time.
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String")]
+    pub valid_from_tx: DateTime<Utc>,
+    /// When this version stopped being the current one (the commit time of the update or
+    /// delete that replaced it); absent for the current version.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub valid_to_tx: Option<DateTime<Utc>>,
+}
+
+fn first_version() -> u64 {
+    1
 }
 
 impl MemoryRecord {
     /// True if the memory has an expiry at or before `now`.
     pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// The next version of this memory, as a change committed at `at` starts it: the same
+    /// fields (for the caller to change), one version up, current from `at`.
+    pub(crate) fn next_version(&self, at: DateTime<Utc>) -> MemoryRecord {
+        MemoryRecord {
+            version: self.version + 1,
+            updated_at: at,
+            valid_from_tx: at,
+            valid_to_tx: None,
+            ..self.clone()
+        }
+    }
+
+    /// True if this version was the current one at `t` (transaction time).
+    pub fn was_current_at(&self, t: DateTime<Utc>) -> bool {
+        self.valid_from_tx <= t && self.valid_to_tx.is_none_or(|end| t < end)
     }
 }
 

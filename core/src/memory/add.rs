@@ -137,6 +137,9 @@ impl Memory {
             created_at: now,
             updated_at: now,
             expires_at: m.expires_at,
+            version: 1,
+            valid_from_tx: now,
+            valid_to_tx: None,
         };
         Ok(match w.tx.insert(&rec, &e.vector, actor)? {
             Inserted::New => AddOutcome {

@@ -42,6 +42,7 @@ impl Memory {
             filter: Filter::All,
             include_expired: true,
             now: Utc::now(),
+            as_of: None,
         };
         if target.store.count(&everything)? > 0 || !target.store.export_history(0, 1)?.is_empty() {
             return Err(Error::new(

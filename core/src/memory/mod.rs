@@ -2,8 +2,9 @@
 //! One file per family of operations: `builder` (options, opening), `add` (validation,
 //! embedding, the duplicate rule), `read` (get, list pages, count, history), `update`
 //! (update, delete, purge), `search` (the entry points of the search pipeline), `copy`
-//! (store to store), `infer` (conversations through a chat model); `embedding` is the
-//! embedding cache and `hooks` the plugin seam.
+//! (store to store), `infer` (conversations through a chat model), `versions` (the store as
+//! of a past moment, every version of a memory); `embedding` is the embedding cache and
+//! `hooks` the plugin seam.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ mod infer;
 mod read;
 mod search;
 mod update;
+mod versions;
 
 use embedding::EmbedderSlot;
 use hooks::Hooks;
@@ -178,6 +180,7 @@ pub(crate) fn selection(
             .and(filter.cloned().unwrap_or(Filter::All)),
         include_expired,
         now: Utc::now(),
+        as_of: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reading: one memory, pages of memories (offsets and cursors), counts, history.
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,10 @@ pub struct ListOptions {
     /// `include_global`, `include_expired`) matches in all, counted in the read snapshot the
     /// page comes from.
     pub with_total: bool,
+    /// List the store as it stood at this moment (transaction time): the versions current
+    /// then (see [`crate::SearchOptions::as_of`]).
+    #[serde(skip)]
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 impl Default for ListOptions {
@@ -50,6 +55,7 @@ impl Default for ListOptions {
             offset: 0,
             cursor: None,
             with_total: false,
+            as_of: None,
         }
     }
 }
@@ -87,6 +93,12 @@ impl ListOptions {
     /// Also counts every memory the selection matches (see [`ListOptions::with_total`]).
     pub fn with_total(mut self) -> Self {
         self.with_total = true;
+        self
+    }
+
+    /// Lists the store as it stood at `at` (see [`ListOptions::as_of`]).
+    pub fn as_of(mut self, at: DateTime<Utc>) -> Self {
+        self.as_of = Some(at);
         self
     }
 }
@@ -141,7 +153,15 @@ impl Memory {
             &options.scope,
             options.include_global,
             options.include_expired,
-        );
+        )
+        .as_of(options.as_of);
+        if selection.is_after_now() {
+            return Ok(ListPage {
+                items: Vec::new(),
+                next_cursor: None,
+                total: options.with_total.then_some(0),
+            });
+        }
         let page = PageRequest {
             order: options.order,
             limit: options.limit + 1,
@@ -167,8 +187,24 @@ impl Memory {
 
     /// How many memories match the scope and filter (expired ones excluded).
     pub fn count(&self, scope: &Scope, filter: Option<&Filter>) -> Result<usize> {
+        self.count_as_of(scope, filter, None)
+    }
+
+    /// How many memories matched the scope and filter at moment `as_of` (transaction time:
+    /// the versions current then, expiry judged then; 0 for a moment in the future), or now
+    /// when `None`.
+    pub fn count_as_of(
+        &self,
+        scope: &Scope,
+        filter: Option<&Filter>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<usize> {
         scope.validate()?;
-        self.store.count(&selection(filter, scope, false, false))
+        let selection = selection(filter, scope, false, false).as_of(as_of);
+        if selection.is_after_now() {
+            return Ok(0);
+        }
+        self.store.count(&selection)
     }
 
     /// The history of a memory, oldest first (it outlives the memory's deletion).

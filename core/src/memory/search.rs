@@ -88,7 +88,11 @@ impl Memory {
             &options.scope,
             options.include_global,
             options.include_expired,
-        );
+        )
+        .as_of(options.as_of);
+        if selection.is_after_now() {
+            return Ok(Vec::new());
+        }
         hybrid::run(
             &*self.store,
             query,

@@ -94,7 +94,7 @@ impl Memory {
             let (key, old) = tx
                 .get(id)?
                 .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))?;
-            let mut new = old.clone();
+            let mut new = old.next_version(now);
             if let Some(c) = &update.content {
                 new.content = c.clone();
                 new.hash = content_hash(c);
@@ -106,7 +106,6 @@ impl Memory {
             if let Some(e) = update.expires_at {
                 new.expires_at = e;
             }
-            new.updated_at = now;
             if new.hash != old.hash {
                 if let Some((twin_key, twin)) = tx.find_duplicate(&new.scope, &new.hash)? {
                     if !twin.is_expired_at(now) {
@@ -173,6 +172,7 @@ impl Memory {
             },
             include_expired: true,
             now,
+            as_of: None,
         };
         self.delete_where(&expired, ACTOR_EXPIRY)
     }

@@ -301,9 +301,10 @@ fn adjacent_in_scope(
         return Ok(HashMap::new());
     }
     let set: HashSet<Key> = candidates.iter().copied().collect();
+    // Past versions (negative keys) were stored out of conversation order: no neighbours.
     let pairs: Vec<(Key, Key)> = candidates
         .iter()
-        .filter(|k| set.contains(&(**k + 1)))
+        .filter(|k| **k > 0 && set.contains(&(**k + 1)))
         .map(|k| (*k, *k + 1))
         .collect();
     if pairs.is_empty() {

@@ -158,6 +158,11 @@ pub struct SearchOptions {
     pub include_expired: bool,
     /// Engine weights for hybrid search.
     pub weights: FusionWeights,
+    /// Search the store as it stood at this moment (transaction time): the versions that
+    /// were current then, with their content, scope and metadata of then; expiry is judged
+    /// at that moment. A moment in the future finds nothing. `None`: the store as it is.
+    #[serde(skip)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for SearchOptions {
@@ -171,6 +176,7 @@ impl Default for SearchOptions {
             filter: None,
             include_expired: false,
             weights: FusionWeights::default(),
+            as_of: None,
         }
     }
 }
@@ -226,6 +232,12 @@ impl SearchOptions {
     /// Sets the hybrid weights.
     pub fn weights(mut self, weights: FusionWeights) -> Self {
         self.weights = weights;
+        self
+    }
+
+    /// Searches the store as it stood at `at` (see [`SearchOptions::as_of`]).
+    pub fn as_of(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.as_of = Some(at);
         self
     }
 

@@ -81,18 +81,36 @@ pub(crate) fn open(location: Option<&Path>, options: &StoreOptions) -> Result<Bo
 }
 
 /// Which memories a call reads: a filter (the scope already ANDed in) and whether expired
-/// memories count, judged at `now`.
+/// memories count, judged at `now`; with `as_of`, the versions that were current at that
+/// moment (transaction time) instead of the current ones (`now` is then `as_of`).
 #[derive(Debug, Clone)]
 pub(crate) struct Selection {
     pub filter: Filter,
     pub include_expired: bool,
     pub now: DateTime<Utc>,
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 impl Selection {
-    /// True when the selection admits every live memory (no scope, no filter).
+    /// True when the selection admits every current memory (no scope, no filter, no past
+    /// moment).
     pub(crate) fn is_unfiltered(&self) -> bool {
-        self.filter.is_all()
+        self.filter.is_all() && self.as_of.is_none()
+    }
+
+    /// Reads the store as of `at` (when given): the versions current then, expiry judged
+    /// then.
+    pub(crate) fn as_of(mut self, at: Option<DateTime<Utc>>) -> Selection {
+        if let Some(at) = at {
+            self.now = at;
+            self.as_of = Some(at);
+        }
+        self
+    }
+
+    /// True when the selection reads a moment still to come, of which nothing is known.
+    pub(crate) fn is_after_now(&self) -> bool {
+        self.as_of.is_some_and(|at| at > Utc::now())
     }
 }
 
@@ -165,13 +183,19 @@ pub(crate) trait Store: StoreExport + Send + Sync {
 
     /// The memory with this id (expired or not).
     fn get(&self, id: &str) -> Result<Option<MemoryRecord>>;
+    /// The version of memory `id` that was current at `at` (expired or not), if it existed
+    /// then.
+    fn get_as_of(&self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>>;
+    /// Every kept version of memory `id`, oldest first.
+    fn versions(&self, id: &str) -> Result<Vec<MemoryRecord>>;
     /// For each hash, the memory in exactly this scope with that content hash, if any.
     fn find_duplicates(
         &self,
         scope: &Scope,
         hashes: &[String],
     ) -> Result<Vec<Option<MemoryRecord>>>;
-    /// The memories with these keys (missing keys are left out).
+    /// The memories with these keys (missing keys are left out). A negative key names a
+    /// past version (see [`Selection::as_of`]): search hits may be either.
     fn records(&self, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>>;
     /// A page of the selection in the given order, ties broken by key (and its total, when
     /// the page asks for it, from the same snapshot).
@@ -191,7 +215,8 @@ pub(crate) trait Store: StoreExport + Send + Sync {
         count: usize,
         selection: &Selection,
     ) -> Result<Vec<(i64, f32)>>;
-    /// Cosine similarity of `query` to the stored vectors of these keys.
+    /// Cosine similarity of `query` to the stored vectors of these keys (negative keys:
+    /// past versions; one stored without a vector is left out).
     fn similarities(&self, query: &[f32], keys: &[i64]) -> Result<HashMap<i64, f32>>;
     /// Calls `f` with this store's text index over one read snapshot of the memories the
     /// selection admits (the text engines run over it). A backend may call `f` again when

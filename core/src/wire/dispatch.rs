@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 
 use super::plugins::{info_schema, infos_schema, registration_schema};
 use super::requests::{
-    AddMessagesRequest, AddRequest, BatchRequest, ListRequest, SearchRequest, SelectRequest,
-    UpdateRequest,
+    AddMessagesRequest, AddRequest, BatchRequest, CountRequest, GetRequest, ListRequest,
+    SearchRequest, SelectRequest, UpdateRequest,
 };
 use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
@@ -202,9 +202,18 @@ pub(super) const TABLE: &[Operation] = &[
     },
     Operation {
         name: "get",
-        run: |m, r| super::get(m, &r.only_id()?),
-        request: of::<IdRequest>,
+        run: |m, r| {
+            let id = r.id()?;
+            super::get_with(m, &id, r.body()?)
+        },
+        request: |g| with_fields::<GetRequest>(g, &[Taken::Id]),
         result: of::<MemoryRecord>,
+    },
+    Operation {
+        name: "versions",
+        run: |m, r| super::versions(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: of::<Vec<MemoryRecord>>,
     },
     Operation {
         name: "list",
@@ -215,7 +224,7 @@ pub(super) const TABLE: &[Operation] = &[
     Operation {
         name: "count",
         run: |m, r| super::count(m, r.body()?).map(Value::from),
-        request: of::<SelectRequest>,
+        request: of::<CountRequest>,
         result: of::<usize>,
     },
     Operation {

@@ -77,8 +77,8 @@ use serde_json::{json, Value};
 
 use crate::{Error, Memory, Result};
 use requests::{
-    AddMessagesRequest, AddRequest, BatchRequest, ListRequest, SearchRequest, SelectRequest,
-    UpdateRequest,
+    AddMessagesRequest, AddRequest, BatchRequest, CountRequest, GetRequest, ListRequest,
+    SearchRequest, SelectRequest, UpdateRequest,
 };
 
 /// Parses request text; `what` names it in the error (`"options"`, `"add request"`).
@@ -99,7 +99,16 @@ fn request<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
             )))
         }
     };
-    serde_json::from_value(value).map_err(|e| Error::invalid(format!("{what}: {e}")).with_source(e))
+    // The error names the field that did not read (`as_of: invalid type: …`).
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let message = if at == "." {
+            format!("{what}: {}", e.inner())
+        } else {
+            format!("{what}: {at}: {}", e.inner())
+        };
+        Error::invalid(message).with_source(e.into_inner())
+    })
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -184,6 +193,20 @@ pub fn get(memory: &Memory, id: &str) -> Result<Value> {
     to_json(&memory.get(id)?)
 }
 
+/// One memory record, as it is or (with `"as_of"`) the version current at that moment.
+pub fn get_with(memory: &Memory, id: &str, request: &Value) -> Result<Value> {
+    let as_of = self::request::<GetRequest>(request, "get request")?.as_of()?;
+    match as_of {
+        Some(at) => to_json(&memory.get_as_of(id, at)?),
+        None => get(memory, id),
+    }
+}
+
+/// Every kept version of a memory, oldest first.
+pub fn versions(memory: &Memory, id: &str) -> Result<Value> {
+    to_json(&memory.versions(id)?)
+}
+
 /// One page: `{"items": [records], "next_cursor": string or null}`. With `"with_total":
 /// true`, also `"total"`: how many memories the selection (scope, `filters`,
 /// `include_global`, `include_expired`) matches in all, counted in the read snapshot the page
@@ -194,10 +217,12 @@ pub fn list(memory: &Memory, request: &Value) -> Result<Value> {
     to_json(&memory.list(&options)?)
 }
 
-/// How many memories the scope and filters select.
+/// How many memories the scope and filters select (with `"as_of"`: selected at that
+/// moment).
 pub fn count(memory: &Memory, request: &Value) -> Result<usize> {
-    let (scope, filter) = self::request::<SelectRequest>(request, "count request")?.split()?;
-    memory.count(&scope, filter.as_ref())
+    let (scope, filter, as_of) =
+        self::request::<CountRequest>(request, "count request")?.split()?;
+    memory.count_as_of(&scope, filter.as_ref(), as_of)
 }
 
 /// Changes a memory; the updated record. `metadata` replaces the stored object, or with

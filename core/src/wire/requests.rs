@@ -1,6 +1,7 @@
 //! The request objects of the operations, as serde reads them (unknown keys refused), and
 //! their conversion into the core's types.
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -83,6 +84,46 @@ impl SelectRequest {
     }
 }
 
+/// `count`: the selection, now or as of a past moment.
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CountRequest {
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    filters: Option<Value>,
+    as_of: Option<String>,
+}
+
+impl CountRequest {
+    pub(super) fn split(self) -> Result<(Scope, Option<Filter>, Option<DateTime<Utc>>)> {
+        let filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
+        let as_of = moment("as_of", self.as_of.as_deref())?;
+        Ok((scope_of!(self), filter, as_of))
+    }
+}
+
+/// `get` (beside its `id`): now or as of a past moment.
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GetRequest {
+    as_of: Option<String>,
+}
+
+impl GetRequest {
+    pub(super) fn as_of(&self) -> Result<Option<DateTime<Utc>>> {
+        moment("as_of", self.as_of.as_deref())
+    }
+}
+
+/// A time field of a request, named in the error when it does not parse.
+fn moment(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+    value
+        .map(|s| parse_time(s).map_err(|e| Error::invalid(format!("{field}: {}", e.message()))))
+        .transpose()
+}
+
 #[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListRequest {
@@ -98,6 +139,7 @@ pub(super) struct ListRequest {
     offset: Option<usize>,
     cursor: Option<String>,
     with_total: Option<bool>,
+    as_of: Option<String>,
 }
 
 impl ListRequest {
@@ -113,6 +155,7 @@ impl ListRequest {
             offset: self.offset.unwrap_or(0),
             cursor: self.cursor,
             with_total: self.with_total.unwrap_or(false),
+            as_of: moment("as_of", self.as_of.as_deref())?,
         })
     }
 }
@@ -160,6 +203,7 @@ pub(super) struct SearchRequest {
     include_global: Option<bool>,
     include_expired: Option<bool>,
     weights: Option<FusionWeights>,
+    as_of: Option<String>,
 }
 
 impl SearchRequest {
@@ -176,6 +220,7 @@ impl SearchRequest {
         options.include_global = self.include_global.unwrap_or(false);
         options.include_expired = self.include_expired.unwrap_or(false);
         options.weights = self.weights.unwrap_or(options.weights);
+        options.as_of = moment("as_of", self.as_of.as_deref())?;
         Ok((self.query.unwrap_or_default(), options))
     }
 }

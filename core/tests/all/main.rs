@@ -26,3 +26,4 @@ mod postgres;
 #[cfg(feature = "postgres")]
 mod postgres_processes;
 mod search;
+mod versions;

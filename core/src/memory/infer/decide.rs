@@ -251,6 +251,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             expires_at: None,
+            version: 1,
+            valid_from_tx: now,
+            valid_to_tx: None,
         }
     }
 

@@ -226,6 +226,7 @@ impl Memory {
             include_global: false,
             filter: None,
             include_expired: false,
+            as_of: None,
             ..self.search_options()
         };
         for &i in &pending {
@@ -415,10 +416,9 @@ impl Memory {
                         w.tx.delete(twin_key, &twin, ACTOR_EXPIRY, w.now)?;
                     }
                     fit_vector(w.tx, vector, w.dims)?;
-                    let mut new = old.clone();
+                    let mut new = old.next_version(w.now);
                     new.content = text.clone();
                     new.hash = hash;
-                    new.updated_at = w.now;
                     w.tx.update(key, &old, &new, Some(&vector.vector), &plan.actor)?;
                     events.push(MemoryEvent {
                         id: new.id,

@@ -384,6 +384,7 @@ mod tests {
             filter: Filter::from_json(&filter).unwrap(),
             include_expired: false,
             now: Utc::now(),
+            as_of: None,
         };
         Where::of(&selection, "COLLATE \"default\"")
     }

@@ -504,6 +504,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             expires_at: None,
+            version: 1,
+            valid_from_tx: now,
+            valid_to_tx: None,
         }
     }
 
@@ -562,6 +565,7 @@ mod tests {
             filter: touched,
             include_expired: true,
             now: Utc::now(),
+            as_of: None,
         };
         assert_eq!(store.count(&selection).unwrap(), 2);
         // One UPDATE row each: the failed attempt left nothing behind.
@@ -585,6 +589,7 @@ mod tests {
             filter: Filter::All,
             include_expired: true,
             now: Utc::now(),
+            as_of: None,
         });
         let err = err.unwrap_err();
         assert_eq!(err.code(), ErrorCode::Storage);

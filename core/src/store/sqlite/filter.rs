@@ -5,17 +5,49 @@
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 
+use super::{ops, versions};
+use crate::error::Result;
 use crate::filter::{Field, Filter, Op};
 use crate::store::Selection;
-use crate::types::format_time;
+use crate::types::{format_time, MemoryRecord};
 
-/// A compiled selection: a SQL condition over `memories m` and its parameters (`?1`…).
+/// A compiled selection: a SQL condition over `memories m` (or `versions m`) and its
+/// parameters (`?1`…), and the past moment it reads, if any (see [`versions::moment`]).
 pub(crate) struct Where {
     pub sql: String,
     pub params: Vec<SqlValue>,
+    pub as_of: Option<String>,
 }
 
 impl Where {
+    /// The rows the selection admits, as a `FROM` item aliased `m` with its `WHERE` (to which
+    /// a caller may add `AND …`): the current memories, or the versions current at the
+    /// selection's moment. Read them with [`Where::columns`] and [`Where::read`].
+    pub(crate) fn rows(&self) -> String {
+        match &self.as_of {
+            None => format!("memories m WHERE ({})", self.sql),
+            Some(at) => format!("{} WHERE 1", versions::as_of_rows(&self.sql, at)),
+        }
+    }
+
+    /// The columns that [`Where::read`] reads from [`Where::rows`].
+    pub(crate) fn columns(&self) -> &'static str {
+        if self.as_of.is_some() {
+            ops::VERSION_COLUMNS
+        } else {
+            ops::RECORD_COLUMNS
+        }
+    }
+
+    /// Reads a record selected with [`Where::columns`].
+    pub(crate) fn read(&self, row: &rusqlite::Row<'_>) -> Result<(i64, MemoryRecord)> {
+        if self.as_of.is_some() {
+            ops::version_from_row(row)
+        } else {
+            ops::record_from_row(row)
+        }
+    }
+
     pub(crate) fn of(selection: &Selection) -> Where {
         let mut params = Vec::new();
         let mut sql = compile(&selection.filter, &mut params);
@@ -26,7 +58,11 @@ impl Where {
                 params.len()
             );
         }
-        Where { sql, params }
+        Where {
+            sql,
+            params,
+            as_of: selection.as_of.map(versions::moment),
+        }
     }
 }
 

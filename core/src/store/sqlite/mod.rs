@@ -8,11 +8,13 @@ pub(crate) mod ops;
 pub(crate) mod schema;
 mod text;
 mod tx;
+mod versions;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection};
 
@@ -29,6 +31,13 @@ use crate::error::{Error, Result};
 use crate::index::vector::{self, VectorIndex};
 use crate::index::VectorIndexOptions;
 use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
+
+/// Splits search keys into current memories' keys and past versions' (`versions` keys,
+/// made positive again).
+fn split_keys(keys: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let (current, past): (Vec<i64>, Vec<i64>) = keys.iter().partition(|k| **k > 0);
+    (current, past.into_iter().map(|k| -k).collect())
+}
 
 /// Changes kept in the log behind the saved index, so that other processes with a slightly
 /// older in-memory index can still catch up without a rebuild.
@@ -109,26 +118,56 @@ impl SqliteStore {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The `count` current memories nearest to `query` among those passing `cond` (over
+    /// `memories m`, with `params`): an exact scan when few pass, otherwise the HNSW walk
+    /// with the condition applied as it goes (and the exact scan if it comes back short).
+    fn nearest_among(
+        &self,
+        index: &VectorIndex,
+        query: &[f32],
+        count: usize,
+        cond: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<(i64, f32)>> {
+        let sql = format!("SELECT m.key FROM memories m WHERE {cond}");
+        let allowed: Vec<u64> = self.db.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))?;
+            rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
+                .collect()
+        })?;
+        let signed = |hits: Vec<(u64, f32)>| hits.into_iter().map(|(k, s)| (k as i64, s)).collect();
+        if allowed.len() <= self.index_options.exact_scan_limit {
+            return Ok(signed(index.exact(query, &allowed, count)?));
+        }
+        let set: HashSet<u64> = allowed.iter().copied().collect();
+        let hits = index.search(query, count, Some(&|k| set.contains(&k)))?;
+        if hits.len() < count.min(allowed.len()) {
+            return Ok(signed(index.exact(query, &allowed, count)?));
+        }
+        Ok(signed(hits))
+    }
+
     fn select(&self, conn: &Connection, selection: &Selection) -> Result<Vec<(i64, MemoryRecord)>> {
         let w = Where::of(selection);
-        query_records(
-            conn,
-            &format!("SELECT {RECORD_COLUMNS} FROM memories m WHERE {}", w.sql),
-            &w.params,
-        )
+        let sql = format!("SELECT {} FROM {}", w.columns(), w.rows());
+        query_rows(conn, &sql, &w.params, &w)
     }
 }
 
-fn query_records(
+/// The records `sql` selects with `w`'s columns, read as `w` reads them.
+fn query_rows(
     conn: &Connection,
     sql: &str,
     params: &[SqlValue],
+    w: &Where,
 ) -> Result<Vec<(i64, MemoryRecord)>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(ops::record_from_row(row)?);
+        out.push(w.read(row)?);
     }
     Ok(out)
 }
@@ -157,6 +196,14 @@ impl Store for SqliteStore {
         Ok(self.db.read(|c| ops::get_by_id(c, id))?.map(|(_, r)| r))
     }
 
+    fn get_as_of(&self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>> {
+        self.db.read(|c| versions::get_as_of(c, id, at))
+    }
+
+    fn versions(&self, id: &str) -> Result<Vec<MemoryRecord>> {
+        self.db.read(|c| versions::all_of(c, id))
+    }
+
     fn find_duplicates(
         &self,
         scope: &Scope,
@@ -171,43 +218,48 @@ impl Store for SqliteStore {
     }
 
     fn records(&self, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>> {
-        self.db.read(|c| ops::get_by_keys(c, keys))
+        let (current, past) = split_keys(keys);
+        self.db.read(|c| {
+            let mut out = ops::get_by_keys(c, &current)?;
+            if !past.is_empty() {
+                out.extend(versions::past_by_keys(c, &past)?);
+            }
+            Ok(out)
+        })
     }
 
     fn list(&self, selection: &Selection, page: &PageRequest) -> Result<StoredPage> {
-        let mut w = Where::of(selection);
-        let count_sql = format!("SELECT count(*) FROM memories m WHERE {}", w.sql);
-        let count_params = w.params.clone();
+        let w = Where::of(selection);
+        let count_sql = format!("SELECT count(*) FROM {}", w.rows());
+        let mut params = w.params.clone();
         let (column, cmp, dir) = page.order_sql();
+        let mut after = String::new();
         if let Some((key, at)) = &page.after {
-            let n = w.params.len();
-            w.sql = format!(
-                "({}) AND (m.{column}, m.key) {cmp} (?{}, ?{})",
-                w.sql,
-                n + 1,
-                n + 2
-            );
-            w.params.push(SqlValue::Text(at.clone()));
-            w.params.push(SqlValue::Integer(*key));
+            let n = params.len();
+            after = format!(" AND (m.{column}, m.key) {cmp} (?{}, ?{})", n + 1, n + 2);
+            params.push(SqlValue::Text(at.clone()));
+            params.push(SqlValue::Integer(*key));
         }
-        let n = w.params.len();
+        let n = params.len();
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM memories m WHERE {} ORDER BY m.{column} {dir}, m.key {dir} \
+            "SELECT {} FROM {}{after} ORDER BY m.{column} {dir}, m.key {dir} \
              LIMIT ?{} OFFSET ?{}",
-            w.sql,
+            w.columns(),
+            w.rows(),
             n + 1,
             n + 2
         );
         // Saturate, never wrap: a negative OFFSET means none to SQLite.
         let signed = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        w.params.push(SqlValue::Integer(signed(page.limit)));
-        w.params.push(SqlValue::Integer(signed(page.offset)));
+        params.push(SqlValue::Integer(signed(page.limit)));
+        params.push(SqlValue::Integer(signed(page.offset)));
+        let count_params = &w.params;
         // One read transaction: the count sees the snapshot the page was read from.
         self.db.read(|c| {
-            let rows = query_records(c, &sql, &w.params)?;
+            let rows = query_rows(c, &sql, &params, &w)?;
             let total = if page.with_total {
                 let n: i64 =
-                    c.query_row(&count_sql, rusqlite::params_from_iter(&count_params), |r| {
+                    c.query_row(&count_sql, rusqlite::params_from_iter(count_params), |r| {
                         r.get(0)
                     })?;
                 Some(n as usize)
@@ -220,7 +272,7 @@ impl Store for SqliteStore {
 
     fn count(&self, selection: &Selection) -> Result<usize> {
         let w = Where::of(selection);
-        let sql = format!("SELECT count(*) FROM memories m WHERE {}", w.sql);
+        let sql = format!("SELECT count(*) FROM {}", w.rows());
         self.db.read(|c| {
             let n: i64 = c.query_row(&sql, rusqlite::params_from_iter(&w.params), |r| r.get(0))?;
             Ok(n as usize)
@@ -237,6 +289,7 @@ impl Store for SqliteStore {
 
     /// A selective filter is answered by an exact scan; otherwise the HNSW walk applies the
     /// filter as it goes, and falls back to the exact scan if the walk comes back short.
+    /// As of a past moment, past versions are scanned too.
     fn nearest(
         &self,
         query: &[f32],
@@ -266,32 +319,39 @@ impl Store for SqliteStore {
             }));
         }
         let w = Where::of(selection);
-        let sql = format!("SELECT m.key FROM memories m WHERE {}", w.sql);
-        let allowed: Vec<u64> = self.db.read(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(&w.params), |r| {
-                r.get::<_, i64>(0)
-            })?;
-            rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
-                .collect()
-        })?;
-        if allowed.len() <= self.index_options.exact_scan_limit {
-            return Ok(signed(index.exact(query, &allowed, count)?));
-        }
-        let set: HashSet<u64> = allowed.iter().copied().collect();
-        let hits = index.search(query, count, Some(&|k| set.contains(&k)))?;
-        if hits.len() < count.min(allowed.len()) {
-            return Ok(signed(index.exact(query, &allowed, count)?));
-        }
-        Ok(signed(hits))
+        let Some(at) = &w.as_of else {
+            return self.nearest_among(&index, query, count, &w.sql, &w.params);
+        };
+        // As of a past moment: the current memories already written then (through the
+        // index), and the past versions current then (an exact scan), merged.
+        let cond = format!("({}) AND {}", w.sql, versions::current_at(at));
+        let mut hits = self.nearest_among(&index, query, count, &cond, &w.params)?;
+        drop(index);
+        hits.extend(
+            self.db
+                .read(|c| versions::nearest_past(c, query, count, &w.sql, &w.params, at))?,
+        );
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(count);
+        Ok(hits)
     }
 
     fn similarities(&self, query: &[f32], keys: &[i64]) -> Result<HashMap<i64, f32>> {
-        let index = self.index_read();
-        Ok(keys
-            .iter()
-            .filter_map(|&k| index.get(k as u64).map(|v| (k, vector::cosine(query, &v))))
-            .collect())
+        let (current, past) = split_keys(keys);
+        let mut out: HashMap<i64, f32> = {
+            let index = self.index_read();
+            current
+                .iter()
+                .filter_map(|&k| index.get(k as u64).map(|v| (k, vector::cosine(query, &v))))
+                .collect()
+        };
+        if !past.is_empty() {
+            out.extend(
+                self.db
+                    .read(|c| versions::past_similarities(c, query, &past))?,
+            );
+        }
+        Ok(out)
     }
 
     fn read_text(
@@ -304,7 +364,7 @@ impl Store for SqliteStore {
             f(&mut SqliteText {
                 conn,
                 w: &w,
-                everything: text::admits_everything(conn, selection)?,
+                everything: selection.as_of.is_none() && text::admits_everything(conn, selection)?,
             })
         })
     }
@@ -331,6 +391,8 @@ impl Store for SqliteStore {
                  DELETE FROM terms;
                  DELETE FROM term_grams;
                  DELETE FROM history;
+                 DELETE FROM versions;
+                 INSERT INTO versions_fts (versions_fts) VALUES ('delete-all');
                  DELETE FROM embedding_cache;
                  INSERT INTO changes (key, op) VALUES (0, 'delete');
                  DELETE FROM changes;",
@@ -470,7 +532,7 @@ impl StoreExport for SqliteStore {
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 let (key, record) = ops::record_from_row(row)?;
-                let blob: Vec<u8> = row.get(13)?;
+                let blob: Vec<u8> = row.get(14)?;
                 out.push((key, record, ops::blob_to_vector(&blob)?));
             }
             Ok(out)

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::versions;
 use crate::error::Result;
 use crate::store::{corrupted, opt_scope, HistoryRow};
 use crate::text;
@@ -15,7 +16,24 @@ use crate::types::{
 
 /// Columns read by [`record_from_row`], over the `memories` table aliased `m`.
 pub(crate) const RECORD_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
-    m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at";
+    m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
+    m.version";
+
+/// Columns read by [`version_from_row`]: a version's, from `versions` (or the rows of a
+/// moment, see `versions::as_of_rows`) aliased `m`.
+pub(crate) const VERSION_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
+    m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
+    m.version, m.valid_to_tx";
+
+/// Reads a version (and its key) from a row selected with [`VERSION_COLUMNS`].
+pub(crate) fn version_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
+    let (key, mut record) = record_from_row(row)?;
+    let ended: Option<String> = row.get(14)?;
+    record.valid_to_tx = ended
+        .map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
+        .transpose()?;
+    Ok((key, record))
+}
 
 /// Reads one memory (and its integer key) from a row selected with [`RECORD_COLUMNS`].
 pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
@@ -29,6 +47,8 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
         parse_time(&s).map_err(|e| corrupted("time", e))
     };
     let expires: Option<String> = row.get(12)?;
+    let version: i64 = row.get(13)?;
+    let updated_at = time(11)?;
     Ok((
         key,
         MemoryRecord {
@@ -44,10 +64,13 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
             },
             metadata,
             created_at: time(10)?,
-            updated_at: time(11)?,
+            updated_at,
             expires_at: expires
                 .map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
                 .transpose()?,
+            version: u64::try_from(version).map_err(|e| corrupted("version", e))?,
+            valid_from_tx: updated_at,
+            valid_to_tx: None,
         },
     ))
 }
@@ -227,6 +250,11 @@ pub(crate) fn change_digest(conn: &Connection, seq: i64) -> Result<Option<String
         .flatten())
 }
 
+/// A version number as SQLite stores it.
+pub(crate) fn version_number(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
 fn index_terms(conn: &Connection, key: i64, content: &str) -> Result<()> {
     conn.prepare_cached("INSERT INTO memories_fts (rowid, terms) VALUES (?1, ?2)")?
         .execute(params![key, text::index_terms(content).join(" ")])?;
@@ -268,8 +296,8 @@ pub(crate) fn insert_memory(
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO memories (id, content, hash, kind, user_id, agent_id, run_id, org_id,
-                               metadata, created_at, updated_at, expires_at, embedding)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                               metadata, created_at, updated_at, expires_at, embedding, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         rec.id,
@@ -285,6 +313,7 @@ pub(crate) fn insert_memory(
         format_time(rec.updated_at),
         rec.expires_at.map(format_time),
         vector_to_blob(vector),
+        version_number(rec.version),
     ])?;
     let key = conn.last_insert_rowid();
     index_terms(conn, key, &rec.content)?;
@@ -302,6 +331,7 @@ pub(crate) fn delete_memory(
     actor: &str,
     at: DateTime<Utc>,
 ) -> Result<()> {
+    versions::close(conn, key, at, vocab)?;
     conn.prepare_cached("DELETE FROM memories WHERE key = ?1")?
         .execute([key])?;
     unindex_terms(conn, key)?;
@@ -320,9 +350,11 @@ pub(crate) fn update_memory(
     vocab: &mut VocabDelta,
     actor: &str,
 ) -> Result<()> {
+    versions::close(conn, key, new.updated_at, vocab)?;
     conn.prepare_cached(
         "UPDATE memories SET content = ?2, hash = ?3, kind = ?4, metadata = ?5,
-                updated_at = ?6, expires_at = ?7, embedding = coalesce(?8, embedding)
+                updated_at = ?6, expires_at = ?7, embedding = coalesce(?8, embedding),
+                version = ?9
          WHERE key = ?1",
     )?
     .execute(params![
@@ -334,6 +366,7 @@ pub(crate) fn update_memory(
         format_time(new.updated_at),
         new.expires_at.map(format_time),
         vector.map(vector_to_blob),
+        version_number(new.version),
     ])?;
     if old.content != new.content {
         unindex_terms(conn, key)?;

@@ -6,7 +6,7 @@ use crate::error::{sqlite_code, Error, ErrorCode, Result};
 
 /// The schema version this library writes. Opening a store with a newer version fails with
 /// [`ErrorCode::Unsupported`]; an older one is migrated forward at open.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The value of the `format` meta key that marks a file as an agent_mem store.
 const FORMAT_MARK: &str = "agent_mem";
@@ -95,7 +95,46 @@ CREATE TABLE embedding_cache (
 -- of version 1.
 ALTER TABLE changes ADD COLUMN digest TEXT;
 "#,
+    r#"
+-- Versions (transaction time): a memory's row is its current version; each update or
+-- delete first moves the version it replaces here, with the commit time that ended it.
+-- A version was current from its updated_at (the commit that wrote it) to valid_to_tx.
+ALTER TABLE memories ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE versions (
+    key         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    content     TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    user_id     TEXT NOT NULL DEFAULT '',
+    agent_id    TEXT NOT NULL DEFAULT '',
+    run_id      TEXT NOT NULL DEFAULT '',
+    org_id      TEXT NOT NULL DEFAULT '',
+    metadata    TEXT NOT NULL DEFAULT '{}',
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    expires_at  TEXT,
+    valid_to_tx TEXT NOT NULL,
+    -- NULL for a version rebuilt from the history of an older store without its vector.
+    embedding   BLOB,
+    UNIQUE (id, version)
+);
+CREATE INDEX versions_scope ON versions (user_id, agent_id, run_id, org_id);
+CREATE INDEX versions_ended ON versions (valid_to_tx);
+-- Keyword index of past versions (rowid = versions.key), searched as of a past moment.
+CREATE VIRTUAL TABLE versions_fts USING fts5(
+    terms,
+    content = '',
+    contentless_delete = 1,
+    tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co M*'"
+);
+"#,
 ];
+
+/// The schema version whose migration also rebuilds past versions from history (see
+/// [`super::versions::replay_history`]).
+const VERSIONS_SCHEMA: usize = 3;
 
 /// Checks that the file is an agent_mem store (or empty), then migrates it to
 /// [`SCHEMA_VERSION`]. Nothing is written to a file that is not ours.
@@ -170,6 +209,9 @@ pub(crate) fn prepare(conn: &mut Connection, label: &str) -> Result<()> {
     let start = current.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(start as usize) {
         tx.execute_batch(sql)?;
+        if i + 1 == VERSIONS_SCHEMA {
+            super::versions::replay_history(&tx)?;
+        }
         if i == 0 {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('format', ?1), ('store_id', ?2)",

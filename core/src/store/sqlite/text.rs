@@ -4,6 +4,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection};
 
 use super::filter::Where;
+use super::versions;
 use crate::error::Result;
 use crate::store::{Selection, TextIndex};
 use crate::text;
@@ -34,6 +35,17 @@ pub(super) fn admits_everything(conn: &Connection, selection: &Selection) -> Res
     Ok(stmt.query_row([format_time(selection.now)], |r| r.get(0))?)
 }
 
+impl SqliteText<'_> {
+    /// The selection's condition over the current memories (`memories m`): as of a past
+    /// moment, only those already written then.
+    fn current_cond(&self) -> String {
+        match &self.w.as_of {
+            None => self.w.sql.clone(),
+            Some(at) => format!("({}) AND {}", self.w.sql, versions::current_at(at)),
+        }
+    }
+}
+
 impl TextIndex for SqliteText<'_> {
     fn term_candidates(
         &mut self,
@@ -62,15 +74,28 @@ impl TextIndex for SqliteText<'_> {
             return Ok(rows.collect::<std::result::Result<_, _>>()?);
         }
         let n = self.w.params.len();
-        let sql = format!(
+        let current = format!(
             "SELECT m.key, m.content, bm25(memories_fts) AS s
              FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
-             WHERE memories_fts MATCH ?{} AND ({})
-             ORDER BY s LIMIT ?{}",
+             WHERE memories_fts MATCH ?{} AND ({})",
             n + 1,
-            self.w.sql,
-            n + 2
+            self.current_cond()
         );
+        let sql = match &self.w.as_of {
+            None => format!("{current} ORDER BY s LIMIT ?{}", n + 2),
+            // The past versions current then, from their own index, under negated keys.
+            Some(at) => format!(
+                "{current} UNION ALL
+                 SELECT -m.key, m.content, bm25(versions_fts) AS s
+                 FROM versions_fts JOIN versions m ON m.key = versions_fts.rowid
+                 WHERE versions_fts MATCH ?{} AND ({}) AND {}
+                 ORDER BY s LIMIT ?{}",
+                n + 1,
+                self.w.sql,
+                versions::past_at(at),
+                n + 2
+            ),
+        };
         let mut params = self.w.params.clone();
         params.push(SqlValue::Text(fts_query));
         params.push(SqlValue::Integer(limit));
@@ -88,8 +113,8 @@ impl TextIndex for SqliteText<'_> {
         }
         let n = self.w.params.len();
         let sql = format!(
-            "SELECT m.key, m.content FROM memories m WHERE {} ORDER BY m.key LIMIT ?{}",
-            self.w.sql,
+            "SELECT m.key, m.content FROM {} ORDER BY m.key LIMIT ?{}",
+            self.w.rows(),
             n + 1
         );
         let mut params = self.w.params.clone();
@@ -112,7 +137,7 @@ impl TextIndex for SqliteText<'_> {
             let n: i64 = stmt.query_row([], |r| r.get(0))?;
             return Ok(n.max(0) as usize);
         }
-        let sql = format!("SELECT count(*) FROM memories m WHERE {}", self.w.sql);
+        let sql = format!("SELECT count(*) FROM {}", self.w.rows());
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let n: i64 = stmt.query_row(rusqlite::params_from_iter(self.w.params.iter()), |r| {
             r.get(0)
@@ -130,12 +155,23 @@ impl TextIndex for SqliteText<'_> {
             return Ok(df.max(0) as usize);
         }
         let n = self.w.params.len();
-        let sql = format!(
+        let current = format!(
             "SELECT count(*) FROM memories_fts JOIN memories m ON m.key = memories_fts.rowid
              WHERE memories_fts MATCH ?{} AND ({})",
             n + 1,
-            self.w.sql
+            self.current_cond()
         );
+        let sql = match &self.w.as_of {
+            None => current,
+            Some(at) => format!(
+                "SELECT ({current}) + (SELECT count(*) FROM versions_fts
+                 JOIN versions m ON m.key = versions_fts.rowid
+                 WHERE versions_fts MATCH ?{} AND ({}) AND {})",
+                n + 1,
+                self.w.sql,
+                versions::past_at(at)
+            ),
+        };
         let mut params = self.w.params.clone();
         params.push(SqlValue::Text(fts_query));
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -146,10 +182,10 @@ impl TextIndex for SqliteText<'_> {
     fn content_candidates(&mut self, needle: &str) -> Result<Vec<(i64, String)>> {
         let n = self.w.params.len();
         let sql = format!(
-            "SELECT m.key, m.content FROM memories m
-             WHERE instr(am_lower(m.content), ?{}) > 0 AND ({}) ORDER BY m.key",
-            n + 1,
-            self.w.sql
+            "SELECT m.key, m.content FROM {} AND instr(am_lower(m.content), ?{}) > 0
+             ORDER BY m.key",
+            self.w.rows(),
+            n + 1
         );
         let mut params = self.w.params.clone();
         params.push(SqlValue::Text(needle.to_string()));

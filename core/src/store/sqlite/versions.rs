@@ -1,0 +1,276 @@
+//! Versions (transaction time) in the SQLite backend. A memory's row in `memories` is its
+//! current version; an update or a delete first moves the version it replaces to
+//! `versions`, stamped with the commit time that ended it, its vector and keyword terms
+//! kept. The store as it stood at a moment is the current rows written by then plus the
+//! past versions current then: [`as_of_rows`]. Past versions have negative keys in search
+//! (`-versions.key`), so that both kinds of row travel the one pipeline.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::ops::{self, VocabDelta, VERSION_COLUMNS};
+use crate::error::Result;
+use crate::index::vector;
+use crate::store::corrupted;
+use crate::text;
+use crate::types::{format_time, parse_time, MemoryRecord};
+
+/// The columns of a current row, named as [`VERSION_COLUMNS`] reads them.
+const CURRENT: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, \
+    m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, m.version, \
+    NULL AS valid_to_tx";
+
+/// The columns of a past version, its key negated, named as [`VERSION_COLUMNS`] reads them.
+const PAST: &str = "-m.key AS key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, \
+    m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, m.version, \
+    m.valid_to_tx";
+
+/// A moment as SQL text. Times are stored in one fixed-width form, so text order is time
+/// order; the text is ours (digits and separators), so it is written into SQL as a literal
+/// and leaves the numbering of a condition's parameters alone.
+pub(crate) fn moment(at: DateTime<Utc>) -> String {
+    format!("'{}'", format_time(at))
+}
+
+/// The condition that a current row (of `memories m`) was already written at `at`.
+pub(crate) fn current_at(at: &str) -> String {
+    format!("m.updated_at <= {at}")
+}
+
+/// The condition that a past version (of `versions m`) was the current one at `at`.
+pub(crate) fn past_at(at: &str) -> String {
+    format!("m.updated_at <= {at} AND m.valid_to_tx > {at}")
+}
+
+/// The versions current at `at` (see [`moment`]) that pass `cond` (a condition over `m`
+/// with its parameters numbered as the caller binds them), as a subquery aliased `m` with
+/// the columns of [`VERSION_COLUMNS`].
+pub(crate) fn as_of_rows(cond: &str, at: &str) -> String {
+    format!(
+        "(SELECT {CURRENT} FROM memories m WHERE {} AND ({cond}) \
+         UNION ALL SELECT {PAST} FROM versions m WHERE {} AND ({cond})) m",
+        current_at(at),
+        past_at(at)
+    )
+}
+
+/// Moves the current version of memory `key` to the past versions, ended at `at`, with its
+/// vector and keyword terms. Called before the row is updated or deleted.
+pub(crate) fn close(
+    conn: &Connection,
+    key: i64,
+    at: DateTime<Utc>,
+    vocab: &mut VocabDelta,
+) -> Result<()> {
+    let (version_key, content): (i64, String) = conn
+        .prepare_cached(
+            "INSERT INTO versions (id, version, content, hash, kind, user_id, agent_id, run_id,
+                                   org_id, metadata, created_at, updated_at, expires_at,
+                                   valid_to_tx, embedding)
+             SELECT id, version, content, hash, kind, user_id, agent_id, run_id, org_id,
+                    metadata, created_at, updated_at, expires_at, ?2, embedding
+             FROM memories WHERE key = ?1
+             RETURNING key, content",
+        )?
+        .query_row(params![key, format_time(at)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    index_past(conn, version_key, &content, vocab)
+}
+
+/// Indexes a past version's words: keyword terms and the typo vocabulary (which holds the
+/// words of every kept version, so that a typo finds an old version's word too).
+fn index_past(conn: &Connection, key: i64, content: &str, vocab: &mut VocabDelta) -> Result<()> {
+    conn.prepare_cached("INSERT INTO versions_fts (rowid, terms) VALUES (?1, ?2)")?
+        .execute(params![key, text::index_terms(content).join(" ")])?;
+    vocab.add(content, 1);
+    Ok(())
+}
+
+/// The version of memory `id` that was current at `at`, if it existed then.
+pub(crate) fn get_as_of(
+    conn: &Connection,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<MemoryRecord>> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM {} LIMIT 1",
+        as_of_rows("m.id = ?1", &moment(at))
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(ops::version_from_row(row)?.1)),
+        None => Ok(None),
+    }
+}
+
+/// Every kept version of memory `id`, oldest first (the current one last, if it lives).
+pub(crate) fn all_of(conn: &Connection, id: &str) -> Result<Vec<MemoryRecord>> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM (SELECT {CURRENT} FROM memories m WHERE m.id = ?1 \
+         UNION ALL SELECT {PAST} FROM versions m WHERE m.id = ?1) m ORDER BY m.version"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(ops::version_from_row(row)?.1);
+    }
+    Ok(out)
+}
+
+/// The past versions with these (positive) `versions` keys, under their negated keys.
+pub(crate) fn past_by_keys(conn: &Connection, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM (SELECT {PAST} FROM versions m \
+             WHERE m.key IN ({marks})) m"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(chunk))?;
+        while let Some(row) = rows.next()? {
+            let (key, record) = ops::version_from_row(row)?;
+            out.insert(key, record);
+        }
+    }
+    Ok(out)
+}
+
+/// Cosine similarity of `query` to the vectors of these past versions (positive
+/// `versions` keys), under their negated keys; versions without a vector are left out.
+pub(crate) fn past_similarities(
+    conn: &Connection,
+    query: &[f32],
+    keys: &[i64],
+) -> Result<HashMap<i64, f32>> {
+    let mut stmt = conn.prepare_cached("SELECT embedding FROM versions WHERE key = ?1")?;
+    let mut out = HashMap::with_capacity(keys.len());
+    for &key in keys {
+        let blob: Option<Option<Vec<u8>>> = stmt.query_row([key], |r| r.get(0)).optional()?;
+        if let Some(Some(blob)) = blob {
+            out.insert(-key, vector::cosine(query, &ops::blob_to_vector(&blob)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The `count` past versions current at `at` and passing `cond` (with `params`) nearest to
+/// `query`, by an exact scan, under their negated keys, best first.
+pub(crate) fn nearest_past(
+    conn: &Connection,
+    query: &[f32],
+    count: usize,
+    cond: &str,
+    params: &[SqlValue],
+    at: &str,
+) -> Result<Vec<(i64, f32)>> {
+    let sql = format!(
+        "SELECT m.key, m.embedding FROM versions m
+         WHERE {} AND m.embedding IS NOT NULL AND ({cond})",
+        past_at(at)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out: Vec<(i64, f32)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let key: i64 = row.get(0)?;
+        let blob: Vec<u8> = row.get(1)?;
+        out.push((-key, vector::cosine(query, &ops::blob_to_vector(&blob)?)));
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(count);
+    Ok(out)
+}
+
+/// Rebuilds the past versions of a store written before versions existed, from its
+/// history: each `UPDATE` row holds the content its memory had before. Such a version gets
+/// the scope, kind, metadata and expiry of the memory as it is now (history kept only the
+/// text), the vector of the memory when its text was the same, or the store's cached
+/// embedding of that text, or none (then only the keyword engines find it). A memory
+/// deleted before versions existed is not rebuilt: history never recorded its scope, and a
+/// version without one would show in every scope's past. Memories start at version 1 plus
+/// their number of updates.
+pub(crate) fn replay_history(conn: &Connection) -> Result<()> {
+    let model = ops::get_meta(conn, "embedding_model")?;
+    let live: Vec<(i64, MemoryRecord, Vec<u8>)> = {
+        let mut stmt = conn.prepare(
+            "SELECT m.key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, m.run_id,
+                    m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, 1,
+                    m.embedding
+             FROM memories m WHERE EXISTS
+                 (SELECT 1 FROM history h WHERE h.memory_id = m.id AND h.event = 'UPDATE')",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (key, record) = ops::record_from_row(row)?;
+            out.push((key, record, row.get(14)?));
+        }
+        out
+    };
+    let mut vocab = VocabDelta::default();
+    for (key, current, embedding) in live {
+        let steps: Vec<(Option<String>, String)> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT old_content, created_at FROM history
+                 WHERE memory_id = ?1 AND event = 'UPDATE' ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([&current.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        // Version n ran from the end of version n − 1 (the first from the memory's
+        // creation) to the n-th update.
+        let mut from = current.created_at;
+        for (n, (old_content, ended)) in steps.iter().enumerate() {
+            let ended = parse_time(ended).map_err(|e| corrupted("time", e))?;
+            let content = old_content.clone().unwrap_or_default();
+            let hash = crate::types::content_hash(&content);
+            let vector: Option<Vec<u8>> = if hash == current.hash {
+                Some(embedding.clone())
+            } else {
+                match &model {
+                    Some(model) => conn
+                        .prepare_cached(
+                            "SELECT vector FROM embedding_cache WHERE model = ?1 AND hash = ?2",
+                        )?
+                        .query_row(params![model, hash], |r| r.get(0))
+                        .optional()?,
+                    None => None,
+                }
+            };
+            let version_key: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO versions (id, version, content, hash, kind, user_id, agent_id,
+                                           run_id, org_id, metadata, created_at, updated_at,
+                                           expires_at, valid_to_tx, embedding)
+                     SELECT id, ?2, ?3, ?4, kind, user_id, agent_id, run_id, org_id, metadata,
+                            created_at, ?5, expires_at, ?6, ?7
+                     FROM memories WHERE key = ?1
+                     RETURNING key",
+                )?
+                .query_row(
+                    params![
+                        key,
+                        n as i64 + 1,
+                        content,
+                        hash,
+                        format_time(from),
+                        format_time(ended),
+                        vector
+                    ],
+                    |r| r.get(0),
+                )?;
+            index_past(conn, version_key, &content, &mut vocab)?;
+            from = ended;
+        }
+        conn.prepare_cached("UPDATE memories SET version = ?2 WHERE key = ?1")?
+            .execute(params![key, steps.len() as i64 + 1])?;
+    }
+    vocab.apply(conn)
+}

@@ -1,0 +1,413 @@
+//! Transaction time: every version kept, and the store read as of any past moment (get,
+//! list, count and all five search modes), checked against a reference model replayed to
+//! each moment.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use agent_mem::{
+    wire, ErrorCode, HashingEmbedder, ListOptions, Memory, MemoryRecord, MemoryUpdate, NewMemory,
+    Scope, SearchMode, SearchOptions,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+fn memory() -> Memory {
+    Memory::builder()
+        .embedder(Arc::new(HashingEmbedder::new(64)))
+        .build()
+        .unwrap()
+}
+
+fn list_as_of(m: &Memory, scope: Scope, at: DateTime<Utc>) -> Vec<MemoryRecord> {
+    let mut options = ListOptions::new().limit(10_000).as_of(at);
+    options.scope = scope;
+    m.list(&options).unwrap().items
+}
+
+fn search_as_of(m: &Memory, query: &str, mode: SearchMode, at: DateTime<Utc>) -> Vec<String> {
+    let options = SearchOptions::new().mode(mode).limit(100).as_of(at);
+    m.search(query, &options)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.memory.content)
+        .collect()
+}
+
+#[test]
+fn a_past_moment_shows_the_versions_current_then() {
+    let m = memory();
+    let bob = m
+        .add(NewMemory::new("Bob drinks green tea every morning").user("bob"))
+        .unwrap()
+        .id;
+    let note = m
+        .add(NewMemory::new("Carol parks her bicycle near the library").user("carol"))
+        .unwrap()
+        .id;
+    let t1 = m.get(&note).unwrap().valid_from_tx;
+    let updated = m
+        .update(
+            &bob,
+            MemoryUpdate::content("Bob drinks jasmine tea every morning"),
+        )
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    let t2 = updated.valid_from_tx;
+    m.delete(&note).unwrap();
+    let t3 = Utc::now();
+    let later = m
+        .add(NewMemory::new("Dave collects vinyl records").user("dave"))
+        .unwrap()
+        .id;
+
+    // get: the old content before the update, the deleted memory before its deletion, the
+    // later memory not before it was added.
+    let old = m.get_as_of(&bob, t1).unwrap();
+    assert_eq!(old.content, "Bob drinks green tea every morning");
+    assert_eq!((old.version, old.valid_to_tx), (1, Some(t2)));
+    assert_eq!(m.get_as_of(&bob, t2).unwrap().version, 2);
+    assert_eq!(
+        m.get_as_of(&note, t2).unwrap().content,
+        m.versions(&note).unwrap()[0].content
+    );
+    assert_eq!(
+        m.get_as_of(&note, t3).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        m.get_as_of(&later, t3).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert_eq!(m.get(&bob).unwrap().valid_to_tx, None);
+
+    // list and count, with scopes applied to the version's own fields.
+    let contents = |items: Vec<MemoryRecord>| -> Vec<String> {
+        let mut c: Vec<String> = items.into_iter().map(|r| r.content).collect();
+        c.sort();
+        c
+    };
+    assert_eq!(
+        contents(list_as_of(&m, Scope::default(), t1)),
+        [
+            "Bob drinks green tea every morning",
+            "Carol parks her bicycle near the library"
+        ]
+    );
+    assert_eq!(
+        contents(list_as_of(&m, Scope::user("carol"), t2)),
+        ["Carol parks her bicycle near the library"]
+    );
+    assert!(list_as_of(&m, Scope::user("carol"), t3).is_empty());
+    assert_eq!(m.count_as_of(&Scope::default(), None, Some(t1)).unwrap(), 2);
+    assert_eq!(m.count_as_of(&Scope::default(), None, Some(t3)).unwrap(), 1);
+    assert_eq!(m.count(&Scope::default(), None).unwrap(), 2);
+
+    // Every search mode reads the moment's versions.
+    for mode in [
+        SearchMode::Keyword,
+        SearchMode::Hybrid,
+        SearchMode::Vector,
+        SearchMode::Phrase,
+    ] {
+        let hits = search_as_of(&m, "green tea", mode, t1);
+        assert_eq!(
+            hits.first().map(String::as_str),
+            Some("Bob drinks green tea every morning"),
+            "{mode:?}"
+        );
+        assert!(
+            !hits.iter().any(|h| h.contains("jasmine")),
+            "{mode:?}: {hits:?}"
+        );
+        assert!(
+            !hits.iter().any(|h| h.contains("vinyl")),
+            "{mode:?}: {hits:?}"
+        );
+    }
+    assert_eq!(
+        search_as_of(&m, "bicycle", SearchMode::Keyword, t2),
+        ["Carol parks her bicycle near the library"]
+    );
+    assert!(search_as_of(&m, "bicycle", SearchMode::Keyword, t3).is_empty());
+    assert_eq!(
+        search_as_of(&m, "bicycel", SearchMode::Fuzzy, t2),
+        ["Carol parks her bicycle near the library"]
+    );
+    assert!(search_as_of(&m, "bicycel", SearchMode::Fuzzy, t3).is_empty());
+    // Today's search is not disturbed by the old versions.
+    let now = m
+        .search("green tea", &SearchOptions::new().mode(SearchMode::Keyword))
+        .unwrap();
+    assert!(
+        now.iter().all(|h| h.memory.content.contains("jasmine")),
+        "{now:?}"
+    );
+
+    // Hits say which version they are.
+    let hit = &m
+        .search(
+            "green",
+            &SearchOptions::new().mode(SearchMode::Keyword).as_of(t1),
+        )
+        .unwrap()[0];
+    assert_eq!((hit.memory.version, hit.memory.valid_to_tx), (1, Some(t2)));
+}
+
+#[test]
+fn moments_before_the_store_or_still_to_come_are_empty_and_bad_times_are_refused() {
+    let m = memory();
+    let id = m.add(NewMemory::new("a memory").user("u")).unwrap().id;
+    let before = Utc::now() - Duration::days(365);
+    let future = Utc::now() + Duration::days(1);
+    for at in [before, future] {
+        assert!(list_as_of(&m, Scope::default(), at).is_empty());
+        assert_eq!(m.count_as_of(&Scope::default(), None, Some(at)).unwrap(), 0);
+        assert!(search_as_of(&m, "memory", SearchMode::Hybrid, at).is_empty());
+        assert_eq!(
+            m.get_as_of(&id, at).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
+    }
+    for (op, request) in [
+        ("search", json!({"query": "memory", "as_of": "yesterday"})),
+        ("list", json!({"as_of": "2024-13-01"})),
+        ("count", json!({"as_of": 5})),
+        ("get", json!({"id": id, "as_of": "not a time"})),
+    ] {
+        let err = wire::call(&m, op, &request).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{op}: {err}");
+        assert!(err.message().contains("as_of"), "{op}: {err}");
+    }
+    assert_eq!(m.count(&Scope::default(), None).unwrap(), 1);
+}
+
+#[test]
+fn the_dispatch_reads_past_moments_and_lists_versions() {
+    let m = memory();
+    let added = wire::call(
+        &m,
+        "add",
+        &json!({"content": "Erin lives in Lyon", "user_id": "erin"}),
+    )
+    .unwrap();
+    let id = added["id"].as_str().unwrap().to_owned();
+    let first = m.get(&id).unwrap().valid_from_tx;
+    let at = agent_mem::format_time(first);
+    wire::call(
+        &m,
+        "update",
+        &json!({"id": id, "content": "Erin lives in Porto"}),
+    )
+    .unwrap();
+    let then = wire::call(&m, "get", &json!({"id": id, "as_of": at})).unwrap();
+    assert_eq!(then["content"], "Erin lives in Lyon");
+    assert_eq!(then["version"], 1);
+    assert!(then["valid_to_tx"].is_string());
+    let now = wire::call(&m, "get", &json!({"id": id})).unwrap();
+    assert_eq!(
+        (now["version"].as_u64(), now.get("valid_to_tx")),
+        (Some(2), None)
+    );
+    let hits = wire::call(
+        &m,
+        "search",
+        &json!({"query": "Lyon", "as_of": at, "mode": "keyword"}),
+    )
+    .unwrap();
+    assert_eq!(hits[0]["content"], "Erin lives in Lyon");
+    let page = wire::call(&m, "list", &json!({"as_of": at, "with_total": true})).unwrap();
+    assert_eq!(page["total"], 1);
+    assert_eq!(
+        wire::call(&m, "count", &json!({"as_of": at, "user_id": "erin"})).unwrap(),
+        1
+    );
+    let versions = wire::call(&m, "versions", &json!({"id": id})).unwrap();
+    let contents: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["Erin lives in Lyon", "Erin lives in Porto"]);
+    m.delete(&id).unwrap();
+    let versions = m.versions(&id).unwrap();
+    assert!(
+        versions.iter().all(|v| v.valid_to_tx.is_some()),
+        "{versions:?}"
+    );
+    assert_eq!(
+        m.versions("no-such-id").unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+}
+
+#[test]
+fn delete_all_keeps_the_past_and_reset_forgets_it() {
+    let m = memory();
+    let id = m
+        .add(NewMemory::new("Frank owns a canoe").user("frank"))
+        .unwrap()
+        .id;
+    let at = m.get(&id).unwrap().valid_from_tx;
+    assert_eq!(m.delete_all(&Scope::user("frank"), None).unwrap(), 1);
+    assert_eq!(m.get_as_of(&id, at).unwrap().content, "Frank owns a canoe");
+    assert_eq!(search_as_of(&m, "canoe", SearchMode::Keyword, at).len(), 1);
+    m.reset().unwrap();
+    assert_eq!(
+        m.get_as_of(&id, at).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert!(search_as_of(&m, "canoe", SearchMode::Keyword, at).is_empty());
+}
+
+#[test]
+fn versions_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let open = || {
+        Memory::builder()
+            .path(&path)
+            .embedder(Arc::new(HashingEmbedder::new(64)))
+            .build()
+            .unwrap()
+    };
+    let (id, at) = {
+        let m = open();
+        let id = m
+            .add(NewMemory::new("Gina plays the oboe").user("gina"))
+            .unwrap()
+            .id;
+        let at = m.get(&id).unwrap().valid_from_tx;
+        m.update(&id, MemoryUpdate::content("Gina plays the bassoon"))
+            .unwrap();
+        m.close().unwrap();
+        (id, at)
+    };
+    let m = open();
+    assert_eq!(m.get_as_of(&id, at).unwrap().content, "Gina plays the oboe");
+    assert_eq!(
+        search_as_of(&m, "oboe", SearchMode::Vector, at)[0],
+        "Gina plays the oboe"
+    );
+    assert_eq!(m.versions(&id).unwrap().len(), 2);
+}
+
+/// A small deterministic generator (xorshift), so that a failing sequence replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The reference: what each memory id was (content, user, version) after a step.
+type State = BTreeMap<String, (String, String, u64)>;
+
+#[test]
+fn random_changes_read_back_as_a_replayed_model_at_every_moment() {
+    for seed in [7u64, 1234, 99_991] {
+        let m = memory();
+        let mut rng = Rng(seed);
+        let users = ["ann", "ben", "cyd"];
+        let mut state = State::new();
+        // After each step: the wall clock sampled then, and the model.
+        let start = Utc::now();
+        while Utc::now() <= start {
+            std::hint::spin_loop();
+        }
+        let mut moments: Vec<(DateTime<Utc>, State)> = vec![(start, State::new())];
+        for step in 0..40 {
+            let live: Vec<String> = state.keys().cloned().collect();
+            let word = format!("w{seed}x{step}");
+            match rng.below(4) {
+                0 | 1 if live.len() < 12 || live.is_empty() => {
+                    let user = users[rng.below(3)];
+                    let content = format!("note {word} for {user}");
+                    let id = m
+                        .add(NewMemory::new(content.clone()).user(user))
+                        .unwrap()
+                        .id;
+                    state.insert(id, (content, user.to_string(), 1));
+                }
+                2 if !live.is_empty() => {
+                    let id = &live[rng.below(live.len())];
+                    let content = format!("note {word} changed");
+                    let r = m
+                        .update(id, MemoryUpdate::content(content.clone()))
+                        .unwrap();
+                    let entry = state.get_mut(id).unwrap();
+                    entry.0 = content;
+                    entry.2 = r.version;
+                }
+                _ if !live.is_empty() => {
+                    let id = live[rng.below(live.len())].clone();
+                    m.delete(&id).unwrap();
+                    state.remove(&id);
+                }
+                _ => continue,
+            }
+            let sampled = Utc::now();
+            // The next change commits strictly later than the moment sampled.
+            while Utc::now() <= sampled {
+                std::hint::spin_loop();
+            }
+            moments.push((sampled, state.clone()));
+        }
+        for (at, expected) in &moments {
+            let listed: State = list_as_of(&m, Scope::default(), *at)
+                .into_iter()
+                .map(|r| {
+                    let user = r.scope.user_id.clone().unwrap_or_default();
+                    (r.id, (r.content, user, r.version))
+                })
+                .collect();
+            assert_eq!(&listed, expected, "seed {seed}: list as of {at}");
+            for user in users {
+                let mine = expected.values().filter(|v| v.1 == user).count();
+                let counted = m.count_as_of(&Scope::user(user), None, Some(*at)).unwrap();
+                assert_eq!(counted, mine, "seed {seed}: count of {user} as of {at}");
+                // Vector search over a scope returns every memory in it (the limit is larger).
+                let options = SearchOptions::new()
+                    .mode(SearchMode::Vector)
+                    .user(user)
+                    .limit(100)
+                    .as_of(*at);
+                let mut found: Vec<String> = m
+                    .search("note", &options)
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| h.memory.id)
+                    .collect();
+                found.sort();
+                let mut want: Vec<String> = expected
+                    .iter()
+                    .filter(|(_, v)| v.1 == user)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                want.sort();
+                assert_eq!(
+                    found, want,
+                    "seed {seed}: vector search of {user} as of {at}"
+                );
+            }
+            // Each version's own word finds it in keyword and hybrid search, as of then.
+            for (id, (content, _, _)) in expected {
+                let word = content.split(' ').nth(1).unwrap();
+                for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+                    let options = SearchOptions::new().mode(mode).limit(3).as_of(*at);
+                    let hits = m.search(word, &options).unwrap();
+                    assert_eq!(
+                        hits.first().map(|h| (&h.memory.id, &h.memory.content)),
+                        Some((id, content)),
+                        "seed {seed}: {mode:?} search for {word} as of {at}"
+                    );
+                }
+            }
+        }
+    }
+}
