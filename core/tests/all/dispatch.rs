@@ -417,7 +417,8 @@ fn the_schema_describes_the_real_requests_and_results() {
     assert!(misfit(search, &json!({"query": 1}), "search").is_some());
     assert!(misfit(&operations["get"]["request"], &json!({}), "get").is_some());
     let hit = json!({"id": "x", "content": "c", "hash": "h", "kind": "episodic",
-        "metadata": {}, "created_at": "t", "updated_at": "t", "score": 0.5, "explain": {}});
+        "metadata": {}, "created_at": "t", "updated_at": "t", "version": 1, "valid_from_tx": "t",
+        "score": 0.5, "explain": {}});
     assert!(misfit(&schema["types"]["SearchHit"], &hit, "hit").is_none());
     let mut no_score = hit.clone();
     no_score.as_object_mut().unwrap().remove("score");

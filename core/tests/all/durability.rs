@@ -651,6 +651,9 @@ fn a_version_1_store_is_migrated_and_its_index_rebuilt() {
         .unwrap()
         .execute_batch(
             "ALTER TABLE changes DROP COLUMN digest;
+             DROP TABLE versions;
+             DROP TABLE versions_fts;
+             ALTER TABLE memories DROP COLUMN version;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .unwrap();
@@ -666,7 +669,7 @@ fn a_version_1_store_is_migrated_and_its_index_rebuilt() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "2");
+    assert_eq!(version, agent_mem::SCHEMA_VERSION.to_string());
     let saved = age(&index_file(&db));
     let memory = open(&db);
     assert_self_found(&memory, &model, "reopened");

@@ -26,9 +26,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 /// The schema version the generator writes (the SQLite store's current one).
-const SCHEMA: u32 = 1;
+const SCHEMA: u32 = 3;
 /// The schema versions whose golden files are committed and checked.
-const GOLDEN: &[u32] = &[1];
+const GOLDEN: &[u32] = &[1, 3];
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
@@ -145,6 +145,64 @@ fn write_golden_store() {
         serde_json::to_string_pretty(&expected).unwrap() + "\n",
     )
     .unwrap();
+}
+
+/// Versions: the updated memory's first version, from history in a store written before
+/// versions existed, is read as of a moment before the update and found by keyword search
+/// then. The deleted memory of such a store has no version (history never recorded its
+/// scope); a store written with versions keeps it.
+fn check_versions(memory: &Memory, version: u32, expected: &Value) {
+    let id = |key: &str| expected[key].as_str().unwrap().to_owned();
+    let (updated, deleted) = (id("updated"), id("deleted"));
+    let history = memory.history(&updated).unwrap();
+    let before_update = history[1].created_at - chrono::Duration::microseconds(1);
+    let versions = memory.versions(&updated).unwrap();
+    let seen: Vec<(u64, &str)> = versions
+        .iter()
+        .map(|v| (v.version, v.content.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(1, "Bob prefers green tea"), (2, "Bob prefers jasmine tea")],
+        "v{version}"
+    );
+    assert_eq!(
+        versions[0].valid_from_tx, history[0].created_at,
+        "v{version}"
+    );
+    assert_eq!(
+        versions[0].valid_to_tx,
+        Some(history[1].created_at),
+        "v{version}"
+    );
+    assert_eq!(versions[0].scope, Scope::user("bob"), "v{version}");
+    let then = memory.get_as_of(&updated, before_update).unwrap();
+    assert_eq!(then.content, "Bob prefers green tea", "v{version}");
+    for mode in [SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid] {
+        let options = SearchOptions::new()
+            .user("bob")
+            .mode(mode)
+            .as_of(before_update);
+        let hits = memory.search("Bob prefers green tea", &options).unwrap();
+        assert_eq!(
+            hits.first().map(|h| h.memory.content.as_str()),
+            Some("Bob prefers green tea"),
+            "v{version} {mode:?}"
+        );
+    }
+    let deleted_versions = memory.versions(&deleted);
+    if version < 3 {
+        assert_eq!(
+            deleted_versions.unwrap_err().code(),
+            ErrorCode::NotFound,
+            "v{version}"
+        );
+    } else {
+        let kept = deleted_versions.unwrap();
+        assert_eq!(kept.len(), 1, "v{version}");
+        assert_eq!(kept[0].content, "a note that is deleted again");
+        assert!(kept[0].valid_to_tx.is_some());
+    }
 }
 
 /// Removes the files a store keeps beside `db` (`db-wal`, `db.usearch`, ...).
@@ -280,6 +338,8 @@ fn check_golden(version: u32) {
         top("coffee 咖啡", alice().filter(food)),
         "我喜欢喝咖啡，特别是拿铁"
     );
+
+    check_versions(&memory, version, &expected);
 
     // Writes: the same content is recognised as a duplicate (the stored hashes still match),
     // and new memories are added and found.
