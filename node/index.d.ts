@@ -78,6 +78,18 @@ export interface SelectOptions extends Scope {
   filters?: Filters | null;
 }
 
+/** Options of `count`. */
+export interface CountOptions extends SelectOptions {
+  /** Count what the selection matched at this moment (the versions current then). */
+  asOf?: TimeLike | null;
+}
+
+/** Options of `get`. */
+export interface GetOptions {
+  /** The version that was current at this moment. */
+  asOf?: TimeLike | null;
+}
+
 /** Options of `list`. */
 export interface ListOptions extends SelectOptions {
   /** Add the global layer (memories with no scope) to a scoped listing. */
@@ -93,6 +105,8 @@ export interface ListOptions extends SelectOptions {
   /** Also return the page's `total`: how many memories the selection (scope, filters,
    * `includeGlobal`, `includeExpired`) matches, counted in the page's own snapshot. */
   withTotal?: boolean | null;
+  /** List the store as it stood at this moment (the versions current then). */
+  asOf?: TimeLike | null;
 }
 
 /**
@@ -126,6 +140,8 @@ export interface SearchOptions extends SelectOptions {
   includeGlobal?: boolean | null;
   includeExpired?: boolean | null;
   weights?: FusionWeights | null;
+  /** Search the store as it stood at this moment (the versions current then). */
+  asOf?: TimeLike | null;
 }
 
 /** What `update` changes; at least one field. */
@@ -455,6 +471,12 @@ export interface MemoryRecord {
   created_at: string;
   updated_at: string;
   expires_at?: string;
+  /** Which version this is: 1 when added, one more per update. */
+  version: number;
+  /** When this version became the current one (its commit time; equals `updated_at`). */
+  valid_from_tx: string;
+  /** When this version stopped being the current one; absent while it still is. */
+  valid_to_tx?: string;
 }
 
 /** One engine's opinion of a hit. */
@@ -537,9 +559,10 @@ export declare class Memory {
   ): Promise<AddResult[]>;
   search(query: string, options?: SearchOptions): Promise<SearchHit[]>;
   searchWithVector(query: string, vector: VectorLike, options?: SearchOptions): Promise<SearchHit[]>;
-  get(id: string): Promise<MemoryRecord>;
+  get(id: string, options?: GetOptions): Promise<MemoryRecord>;
+  versions(id: string): Promise<MemoryRecord[]>;
   list(options?: ListOptions): Promise<ListPage>;
-  count(options?: SelectOptions): Promise<number>;
+  count(options?: CountOptions): Promise<number>;
   update(id: string, changes: MemoryChanges): Promise<MemoryRecord>;
   updateWithVector(id: string, changes: MemoryChanges, vector: VectorLike): Promise<MemoryRecord>;
   delete(id: string): Promise<void>;

@@ -222,8 +222,13 @@ const NEW_MEMORY = {
 };
 const ADD = { ...NEW_MEMORY, content: FIRST };
 const SELECT = { ...SCOPE, filters: ['filters', any] };
+// Reading the store as it stood at a past moment (transaction time).
+const AS_OF = { asOf: ['as_of', time] };
+const GET = { ...AS_OF };
+const COUNT = { ...SELECT, ...AS_OF };
 const LIST = {
   ...SELECT,
+  ...AS_OF,
   includeGlobal: ['include_global', bool],
   includeExpired: ['include_expired', bool],
   order: ['order', str],
@@ -242,6 +247,7 @@ const WEIGHTS = {
 };
 const SEARCH = {
   ...SELECT,
+  ...AS_OF,
   query: FIRST,
   mode: ['mode', str],
   limit: ['limit', num],
@@ -535,10 +541,19 @@ class Memory {
     return await this.#call('search', wire, v);
   }
 
-  /** One memory by id (expired ones too); NotFoundError if there is none. */
-  async get(id) {
+  /** One memory by id (expired ones too); NotFoundError if there is none. With
+   * `options.asOf`, the version that was current at that moment (NotFoundError if the memory
+   * did not exist then). */
+  async get(id, options) {
     str('id', id);
-    return await this.#call('get', { id });
+    return await this.#call('get', { ...request('options', options, GET), id });
+  }
+
+  /** Every kept version of a memory, oldest first, each with the interval during which it
+   * was the current one (`valid_from_tx`, `valid_to_tx`). */
+  async versions(id) {
+    str('id', id);
+    return await this.#call('versions', { id });
   }
 
   /** One page of memories: `{items, next_cursor}`; pass `next_cursor` as `cursor` for the
@@ -548,9 +563,10 @@ class Memory {
     return await this.#call('list', request('options', options, LIST));
   }
 
-  /** How many (unexpired) memories the scope and filters select. */
+  /** How many (unexpired) memories the scope and filters select; with `asOf`, how many they
+   * selected at that moment. */
   async count(options) {
-    return await this.#call('count', request('options', options, SELECT));
+    return await this.#call('count', request('options', options, COUNT));
   }
 
   /** Changes a memory's content, metadata (replaced whole, or with `mergeMetadata: true`

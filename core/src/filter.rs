@@ -49,6 +49,10 @@ pub enum Field {
     UpdatedAt,
     /// `expires_at`.
     ExpiresAt,
+    /// `valid_from`: since when the fact held (valid time).
+    ValidFrom,
+    /// `valid_to`: until when the fact held (valid time).
+    ValidTo,
     /// A top-level metadata key.
     Metadata(String),
 }
@@ -213,6 +217,30 @@ impl Filter {
         }
     }
 
+    /// Memories whose valid time holds at `t`: `valid_from` absent or at most `t`, and
+    /// `valid_to` absent or after `t`.
+    pub fn valid_at(t: chrono::DateTime<chrono::Utc>) -> Filter {
+        let at = Value::String(format_time(t));
+        let open_or = |field: Field, op: Op| {
+            Filter::Or(vec![
+                Filter::Not(Box::new(Filter::Cond {
+                    field: field.clone(),
+                    op: Op::Exists,
+                    value: Value::Null,
+                })),
+                Filter::Cond {
+                    field,
+                    op,
+                    value: at.clone(),
+                },
+            ])
+        };
+        Filter::And(vec![
+            open_or(Field::ValidFrom, Op::Lte),
+            open_or(Field::ValidTo, Op::Gt),
+        ])
+    }
+
     /// Equality on every field the scope sets; with `include_global`, memories of the
     /// global layer (no scope at all) match too.
     pub fn for_scope(scope: &Scope, include_global: bool) -> Filter {
@@ -264,6 +292,8 @@ impl Field {
             Field::CreatedAt => "created_at",
             Field::UpdatedAt => "updated_at",
             Field::ExpiresAt => "expires_at",
+            Field::ValidFrom => "valid_from",
+            Field::ValidTo => "valid_to",
             Field::Metadata(key) => key,
         }
     }
@@ -281,12 +311,21 @@ impl Field {
             "created_at" => Field::CreatedAt,
             "updated_at" => Field::UpdatedAt,
             "expires_at" => Field::ExpiresAt,
+            "valid_from" => Field::ValidFrom,
+            "valid_to" => Field::ValidTo,
             other => Field::Metadata(other.strip_prefix("metadata.").unwrap_or(other).to_string()),
         }
     }
 
     fn is_time(&self) -> bool {
-        matches!(self, Field::CreatedAt | Field::UpdatedAt | Field::ExpiresAt)
+        matches!(
+            self,
+            Field::CreatedAt
+                | Field::UpdatedAt
+                | Field::ExpiresAt
+                | Field::ValidFrom
+                | Field::ValidTo
+        )
     }
 
     /// Scope fields are stored as '' when absent, so that UNIQUE constraints see them.

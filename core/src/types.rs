@@ -236,6 +236,19 @@ pub struct MemoryRecord {
     #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub valid_to_tx: Option<DateTime<Utc>>,
+    /// Since when the fact held in the world (valid time), if known; open when absent.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// Until when the fact held in the world (valid time, exclusive), if it ended; open
+    /// when absent.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub valid_to: Option<DateTime<Utc>>,
+    /// The memory that replaced this fact (see `Memory::supersede`): a superseded memory is
+    /// kept, hidden from reads unless they include superseded memories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 fn first_version() -> u64 {
@@ -264,6 +277,26 @@ impl MemoryRecord {
     pub fn was_current_at(&self, t: DateTime<Utc>) -> bool {
         self.valid_from_tx <= t && self.valid_to_tx.is_none_or(|end| t < end)
     }
+
+    /// True if the fact held at `t` (valid time; an open end holds forever).
+    pub fn is_valid_at(&self, t: DateTime<Utc>) -> bool {
+        self.valid_from.is_none_or(|from| from <= t) && self.valid_to.is_none_or(|to| t < to)
+    }
+}
+
+/// Checks a valid-time interval: `valid_to` must not be before `valid_from`.
+pub(crate) fn validate_valid_time(
+    valid_from: Option<DateTime<Utc>>,
+    valid_to: Option<DateTime<Utc>>,
+) -> Result<()> {
+    match (valid_from, valid_to) {
+        (Some(from), Some(to)) if to < from => Err(Error::invalid(format!(
+            "valid_to ({}) is before valid_from ({})",
+            format_time(to),
+            format_time(from)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A memory to add.
@@ -283,6 +316,12 @@ pub struct NewMemory {
     /// Optional expiry.
     #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Since when the fact holds in the world (valid time), if known.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// Until when the fact held (exclusive), if it ended.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<DateTime<Utc>>,
 }
 
 impl NewMemory {
@@ -348,11 +387,24 @@ impl NewMemory {
         self
     }
 
+    /// Sets since when the fact holds (valid time).
+    pub fn valid_from(mut self, at: DateTime<Utc>) -> Self {
+        self.valid_from = Some(at);
+        self
+    }
+
+    /// Sets until when the fact held (valid time, exclusive).
+    pub fn valid_to(mut self, at: DateTime<Utc>) -> Self {
+        self.valid_to = Some(at);
+        self
+    }
+
     /// Checks everything but the embedding.
     pub fn validate(&self) -> Result<()> {
         validate_content(&self.content)?;
         self.scope.validate()?;
-        validate_metadata(&self.metadata)
+        validate_metadata(&self.metadata)?;
+        validate_valid_time(self.valid_from, self.valid_to)
     }
 }
 
@@ -392,6 +444,20 @@ pub struct MemoryUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// New start of the valid time: `Some(None)` makes it open.
+    #[serde(
+        default,
+        with = "rfc3339_opt_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    /// New end of the valid time: `Some(None)` makes it open.
+    #[serde(
+        default,
+        with = "rfc3339_opt_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_to: Option<Option<DateTime<Utc>>>,
 }
 
 impl MemoryUpdate {
@@ -427,6 +493,8 @@ impl MemoryUpdate {
             && self.metadata.is_none()
             && self.kind.is_none()
             && self.expires_at.is_none()
+            && self.valid_from.is_none()
+            && self.valid_to.is_none()
     }
 }
 
@@ -480,12 +548,19 @@ pub struct HistoryEntry {
     pub new_content: Option<String>,
     /// True for the `DELETE` row.
     pub is_deleted: bool,
-    /// Who made the change (`"user"` by default, `"expiry"` for purges).
+    /// Who made the change (`"user"` by default, `"expiry"` for purges, `"undo"` for
+    /// undos and reverts).
     pub actor: String,
     /// When.
     #[serde(with = "rfc3339")]
     #[schemars(with = "String")]
     pub created_at: DateTime<Utc>,
+    /// The change this row records, to pass to `Memory::undo`: the row's own id, or shared
+    /// by the rows of a change that touched several memories (a supersede).
+    pub change_id: String,
+    /// The change that undid this one, once undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_by: Option<String>,
 }
 
 /// Order of a listing ([`crate::Memory::list`]).

@@ -13,7 +13,17 @@ const am = require('..');
 const { Memory } = am;
 
 const HASHING = { embedder: { provider: 'hashing', dimensions: 64 } };
-const RECORD_KEYS = ['content', 'created_at', 'hash', 'id', 'kind', 'metadata', 'updated_at'];
+const RECORD_KEYS = [
+  'content',
+  'created_at',
+  'hash',
+  'id',
+  'kind',
+  'metadata',
+  'updated_at',
+  'valid_from_tx',
+  'version',
+];
 
 function tempDir(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent_mem-node-'));
@@ -334,6 +344,44 @@ test('location, and copyInto between two stores (ids, history kept; the target m
     // Before tempDir's hook removes the folder: closing saves the index there.
     await source.close();
   }
+});
+
+test('versions, and get, list, count and search asOf a past moment', async (t) => {
+  const m = await open(t);
+  const { id } = await m.add('Erin lives in Lyon', { userId: 'erin' });
+  const other = await m.add("Erin's cat is called Mochi", { userId: 'erin' });
+  const before = (await m.get(other.id)).valid_from_tx;
+  // A Date has milliseconds (the store microseconds): one a millisecond later is still
+  // before the update.
+  await new Promise((r) => setTimeout(r, 3));
+  const beforeDate = new Date(Date.parse(before) + 1);
+  const updated = await m.update(id, { content: 'Erin lives in Porto' });
+  assert.equal(updated.version, 2);
+  await m.delete(other.id);
+
+  const then = await m.get(id, { asOf: before });
+  assert.deepEqual([then.content, then.version], ['Erin lives in Lyon', 1]);
+  assert.equal(then.valid_to_tx, updated.valid_from_tx);
+  assert.equal((await m.get(id)).valid_to_tx, undefined);
+  assert.deepEqual(
+    (await m.versions(id)).map((v) => v.content),
+    ['Erin lives in Lyon', 'Erin lives in Porto'],
+  );
+  const hits = await m.search('Lyon', { userId: 'erin', mode: 'keyword', asOf: before });
+  assert.deepEqual(hits.map((h) => h.content), ['Erin lives in Lyon']);
+  assert.deepEqual(await m.search('Lyon', { userId: 'erin', mode: 'keyword' }), []);
+  const page = await m.list({ userId: 'erin', asOf: before, withTotal: true });
+  assert.equal(page.total, 2);
+  assert.equal(await m.count({ userId: 'erin', asOf: beforeDate }), 2);
+  assert.equal(await m.count({ userId: 'erin' }), 1);
+  assert.equal(await m.count({ asOf: '2000-01-01' }), 0);
+  await assert.rejects(m.get(id, { asOf: '2000-01-01' }), { code: 'AM_NOT_FOUND' });
+  await assert.rejects(m.search('Lyon', { asOf: 'last tuesday' }), (e) => {
+    assert.equal(e.code, 'AM_INVALID_INPUT');
+    assert.match(e.message, /as_of/);
+    return true;
+  });
+  await assert.rejects(m.versions('no-such-id'), { code: 'AM_NOT_FOUND' });
 });
 
 test('the constructor is private', () => {

@@ -91,7 +91,7 @@ function optionTables() {
   });
   vm.runInContext(fs.readFileSync(path.join(NODE_DIR, 'index.js'), 'utf8'), context);
   return vm.runInContext(
-    '({ FIRST, ADD, NEW_MEMORY, SELECT, LIST, SEARCH, UPDATE, ADD_MESSAGES, WEIGHTS, OPEN, MANIFEST })',
+    '({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, ADD_MESSAGES, WEIGHTS, OPEN, MANIFEST })',
     context,
   );
 }
@@ -135,7 +135,8 @@ test('index.d.ts declares exactly the methods and properties of Memory', () => {
 const REQUESTS = [
   ['AddOptions', 'ADD', 'add', ['vector']],
   ['NewMemory', 'NEW_MEMORY', 'add_batch.memories', []],
-  ['SelectOptions', 'SELECT', 'count', []],
+  ['CountOptions', 'COUNT', 'count', []],
+  ['GetOptions', 'GET', 'get', ['id']],
   ['SelectOptions', 'SELECT', 'delete_all', []],
   ['ListOptions', 'LIST', 'list', []],
   ['SearchOptions', 'SEARCH', 'search', ['vector']],
@@ -174,6 +175,7 @@ test('every operation of the core is a method of Memory', () => {
     delete: 'delete',
     delete_all: 'deleteAll',
     history: 'history',
+    versions: 'versions',
     search: 'search',
     purge_expired: 'purgeExpired',
     flush: 'flush',

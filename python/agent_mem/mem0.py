@@ -1009,10 +1009,16 @@ def _event(event: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _op_get(store: _Base, memory_id: str) -> _Op[dict[str, Any] | None]:
-    """The memory in mem0's shape, or None."""
+def _op_get(
+    store: _Base, memory_id: str, *, as_of: str | _dt.datetime | None = None
+) -> _Op[dict[str, Any] | None]:
+    """The memory in mem0's shape, or None. ``as_of`` (an agent_mem extension): the
+    version current at that moment, None if the memory did not exist then."""
+    request: dict[str, Any] = {"id": memory_id}
+    if as_of is not None:
+        request["as_of"] = _time(as_of, "as_of")
     try:
-        record = yield ("get", {"id": memory_id})
+        record = yield ("get", request)
     except NotFoundError:
         return None
     return _item(record)
@@ -1030,14 +1036,18 @@ def _op_get_all(
     page: int | None = None,
     page_size: int | None = None,
     include_expired: bool = False,
+    as_of: str | _dt.datetime | None = None,
 ) -> _Op[dict[str, Any]]:
     """Memories of a scope, newest first: ``{"results": [...]}``. Capped like mem0
     (``limit`` 100 classic, ``top_k`` 20 with filters); None for no cap; ``page`` and
     ``page_size`` for one page (then also ``total``, the number of memories selected,
     expired ones only with ``include_expired``, counted with the page from one snapshot,
-    and ``next_page``, None on the last page)."""
+    and ``next_page``, None on the last page). ``as_of`` (an agent_mem extension): the
+    memories as they stood at that moment."""
     scope, rest, classic = _selection(user_id, agent_id, run_id, filters, "get_all")
     request: dict[str, Any] = {**scope, "include_expired": bool(include_expired)}
+    if as_of is not None:
+        request["as_of"] = _time(as_of, "as_of")
     if rest is not None:
         request["filters"] = rest
     if page is not None or page_size is not None:
@@ -1094,12 +1104,14 @@ def _op_search(
     explain: bool = False,
     include_expired: bool = False,
     mode: str | None = None,
+    as_of: str | _dt.datetime | None = None,
 ) -> _Op[dict[str, Any]]:
     """Hybrid search (meaning + keywords) in a scope: ``{"results": [...]}``, best first,
     each with ``score`` (0..1, 1 = first in every engine). ``threshold`` is a minimum
     cosine similarity; ``explain=True`` adds ``score_details``; ``mode`` picks another
     agent_mem search mode (``vector``, ``keyword``, ``phrase``, ``fuzzy``). ``rerank`` is
-    accepted and has no effect (no reranker can be configured)."""
+    accepted and has no effect (no reranker can be configured). ``as_of`` (an agent_mem
+    extension) searches the memories as they stood at that moment."""
     _check_threshold(threshold)
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("Invalid query: cannot be empty or whitespace-only.")
@@ -1119,6 +1131,8 @@ def _op_search(
         request["threshold"] = float(threshold)
     if mode is not None:
         request["mode"] = mode
+    if as_of is not None:
+        request["as_of"] = _time(as_of, "as_of")
     hits = yield ("search", request)
     results = []
     for hit in hits:

@@ -76,16 +76,21 @@ class _RecordFields(TypedDict):
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
+    version: int
+    valid_from_tx: str
 
 
 class MemoryRecord(_RecordFields, total=False):
-    """A stored memory. Absent scope fields and expiry are left out."""
+    """A stored memory (one version of it: ``version`` counts from 1, and the version was
+    the current one from ``valid_from_tx`` to ``valid_to_tx``, left out while it still is).
+    Absent scope fields and expiry are left out."""
 
     user_id: str
     agent_id: str
     run_id: str
     org_id: str
     expires_at: str
+    valid_to_tx: str
 
 
 class _HitFields(_RecordFields):
@@ -103,6 +108,7 @@ class SearchHit(_HitFields, total=False):
     run_id: str
     org_id: str
     expires_at: str
+    valid_to_tx: str
     similarity: float
 
 
@@ -249,6 +255,7 @@ _Events = list[MemoryEvent]
 Messages = Union[str, Message, Mapping[str, Any], Sequence[Union[Message, Mapping[str, Any]]]]
 _Hits = list[SearchHit]
 _History = list[HistoryEntry]
+_Records = list[MemoryRecord]
 _Vector = Sequence[float]
 _Vectors = Sequence[Sequence[float]]
 _Plugins = list[PluginInfo]
@@ -374,8 +381,10 @@ def _search_request(
     include_global: bool | None,
     include_expired: bool | None,
     weights: Mapping[str, float | str] | None,
+    as_of: Time | None,
 ) -> dict[str, Any]:
     return _clean(
+        as_of=_opt_time(as_of),
         query=query,
         filters=filters,
         limit=limit,
@@ -419,8 +428,10 @@ def _list_request(
     offset: int | None,
     cursor: str | None,
     with_total: bool | None,
+    as_of: Time | None,
 ) -> dict[str, Any]:
     return _clean(
+        as_of=_opt_time(as_of),
         filters=filters,
         include_global=include_global,
         include_expired=include_expired,
@@ -635,9 +646,17 @@ def _add_messages(
     return _Call("add_messages", _messages_request(messages, scope, infer, prompt))
 
 
-def _get(memory_id: str) -> _Call[MemoryRecord]:
-    """The memory with this id (also when expired); ``NotFoundError`` if none."""
-    return _Call("get", _id("memory_id", memory_id))
+def _get(memory_id: str, *, as_of: Time | None = None) -> _Call[MemoryRecord]:
+    """The memory with this id (also when expired); ``NotFoundError`` if none. With
+    ``as_of``, the version that was current at that moment (``NotFoundError`` if the memory
+    did not exist then)."""
+    return _Call("get", {**_id("memory_id", memory_id), **_clean(as_of=_opt_time(as_of))})
+
+
+def _versions(memory_id: str) -> _Call[_Records]:
+    """Every kept version of the memory, oldest first, each with the interval during which
+    it was the current one (``valid_from_tx``, ``valid_to_tx``)."""
+    return _Call("versions", _id("memory_id", memory_id))
 
 
 def _list(
@@ -654,12 +673,13 @@ def _list(
     offset: int | None = None,
     cursor: str | None = None,
     with_total: bool | None = None,
+    as_of: Time | None = None,
 ) -> _Call[ListPage]:
     """One page of memories (``limit`` 1 to 10,000, default 100), newest first unless
     ``order`` says otherwise. ``{"items": [...], "next_cursor": str | None}``;
     ``with_total=True`` adds ``"total"``, how many memories the selection (scope, filters,
     ``include_global``, ``include_expired``) matches in all, counted in the page's own read
-    snapshot."""
+    snapshot. ``as_of`` lists the store as it stood at that moment."""
     request = _list_request(
         _scope(user_id, agent_id, run_id, org_id),
         filters,
@@ -670,6 +690,7 @@ def _list(
         offset,
         cursor,
         with_total,
+        as_of,
     )
     return _Call("list", request)
 
@@ -681,9 +702,12 @@ def _count(
     run_id: str | None = None,
     org_id: str | None = None,
     filters: Mapping[str, Any] | None = None,
+    as_of: Time | None = None,
 ) -> _Call[int]:
-    """How many memories (not expired) the scope and filters select."""
-    return _Call("count", _clean(filters=filters, **_scope(user_id, agent_id, run_id, org_id)))
+    """How many memories (not expired) the scope and filters select; with ``as_of``, how
+    many they selected at that moment."""
+    scope = _scope(user_id, agent_id, run_id, org_id)
+    return _Call("count", _clean(filters=filters, as_of=_opt_time(as_of), **scope))
 
 
 def _history(memory_id: str) -> _Call[_History]:
@@ -707,12 +731,14 @@ def _search(
     weights: Mapping[str, float | str] | None = None,
     explain: bool = False,
     vector: _Vector | None = None,
+    as_of: Time | None = None,
 ) -> _Call[_Hits]:
     """Hits, best first. ``mode``: ``hybrid`` (default), ``vector``, ``keyword``,
     ``phrase`` or ``fuzzy``; ``threshold`` a minimum score (0..1 in every mode: the
     cosine similarity in vector mode); ``filters`` mem0-style; ``vector`` your own query
     embedding; ``weights`` ``{"vector", "keyword", "fuzzy", "context", "method", "rrf_k"}``;
-    ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``."""
+    ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``; ``as_of``
+    searches the store as it stood at that moment (the versions current then)."""
     request = _search_request(
         query,
         _scope(user_id, agent_id, run_id, org_id),
@@ -723,6 +749,7 @@ def _search(
         include_global,
         include_expired,
         weights,
+        as_of,
     )
     return _Call("search", request, vector=_vector(vector), result=lambda r: _hits(r, explain))
 
@@ -1076,6 +1103,7 @@ class Memory(_Store):
     list = _blocking(_list)
     count = _blocking(_count)
     history = _blocking(_history)
+    versions = _blocking(_versions)
     search = _blocking(_search)
     update = _blocking(_update)
     delete = _blocking(_delete)
@@ -1202,6 +1230,7 @@ class AsyncMemory(_Store):
     list = _awaiting(_list)
     count = _awaiting(_count)
     history = _awaiting(_history)
+    versions = _awaiting(_versions)
     search = _awaiting(_search)
     update = _awaiting(_update)
     delete = _awaiting(_delete)

@@ -674,3 +674,20 @@ def test_async_memory_mirrors_the_sync_one() -> None:
             await m.reset()
 
     asyncio.run(main())
+
+
+def test_as_of_reads_the_memories_as_they_stood_then(m: Memory) -> None:
+    memory_id = add(m, "I live in Lyon", user_id="u")
+    then = m.get(memory_id)
+    assert then is not None
+    at = dt.datetime.fromisoformat(then["created_at"])
+    m.update(memory_id, "I live in Porto")
+    assert m.get(memory_id, as_of=at)["memory"] == "I live in Lyon"  # type: ignore[index]
+    assert m.get(memory_id, as_of=dt.date(2000, 1, 1)) is None
+    found = m.search("Lyon", user_id="u", mode="keyword", as_of=at)["results"]
+    assert [r["memory"] for r in found] == ["I live in Lyon"]
+    assert m.search("Lyon", user_id="u", mode="keyword")["results"] == []
+    listed = m.get_all(user_id="u", as_of=at)["results"]
+    assert [r["memory"] for r in listed] == ["I live in Lyon"]
+    with pytest.raises(InvalidInputError, match="as_of"):
+        m.get_all(user_id="u", as_of=5)

@@ -20,7 +20,17 @@ from agent_mem import (
 )
 from conftest import HASHING
 
-RECORD_KEYS = {"id", "content", "hash", "kind", "metadata", "created_at", "updated_at"}
+RECORD_KEYS = {
+    "id",
+    "content",
+    "hash",
+    "kind",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "version",
+    "valid_from_tx",
+}
 
 
 def test_add_get_and_the_record_shape(mem: Memory) -> None:
@@ -35,7 +45,8 @@ def test_add_get_and_the_record_shape(mem: Memory) -> None:
     assert record["metadata"] == {"source": "chat"}
     assert record["hash"] == "a4ee6ab02ba3430190bad8b89da90d63"  # md5 of the content
     assert record["created_at"].endswith("Z")
-    assert record["created_at"] == record["updated_at"]
+    assert record["created_at"] == record["updated_at"] == record["valid_from_tx"]
+    assert record["version"] == 1
 
 
 def test_json_types_round_trip(mem: Memory) -> None:
@@ -466,3 +477,37 @@ def test_the_real_model_finds_by_meaning(model_mem: Memory) -> None:
     assert hits[0]["similarity"] > hits[1]["similarity"]
     hybrid = model_mem.search("咖啡", user_id="alice")
     assert hybrid[0]["content"] == "我喜欢喝咖啡，特别是拿铁"
+
+
+def test_versions_and_the_store_as_of_a_past_moment(mem: Memory) -> None:
+    first = mem.add("Erin lives in Lyon", user_id="erin")["id"]
+    other = mem.add("Erin's cat is called Mochi", user_id="erin")["id"]
+    before = dt.datetime.fromisoformat(mem.get(other)["valid_from_tx"].replace("Z", "+00:00"))
+    updated = mem.update(first, content="Erin lives in Porto")
+    assert updated["version"] == 2
+    mem.delete(other)
+
+    then = mem.get(first, as_of=before)
+    assert (then["content"], then["version"]) == ("Erin lives in Lyon", 1)
+    assert then["valid_to_tx"] == updated["valid_from_tx"]
+    assert "valid_to_tx" not in mem.get(first)
+    assert [v["content"] for v in mem.versions(first)] == [
+        "Erin lives in Lyon",
+        "Erin lives in Porto",
+    ]
+    hits = mem.search("Lyon", user_id="erin", mode="keyword", as_of=before)
+    assert [h["content"] for h in hits] == ["Erin lives in Lyon"]
+    assert mem.search("Lyon", user_id="erin", mode="keyword") == []
+    page = mem.list(user_id="erin", as_of=before.isoformat(), with_total=True)
+    assert page["total"] == 2
+    assert mem.count(user_id="erin", as_of=before) == 2
+    assert mem.count(user_id="erin") == 1
+    # A moment before the store, or still to come: nothing, not an error.
+    assert mem.count(as_of=dt.date(2000, 1, 1)) == 0
+    assert mem.search("Lyon", as_of=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)) == []
+    with pytest.raises(NotFoundError):
+        mem.get(first, as_of=dt.date(2000, 1, 1))
+    with pytest.raises(InvalidInputError, match="as_of"):
+        mem.search("Lyon", as_of="last tuesday")
+    with pytest.raises(NotFoundError):
+        mem.versions("no-such-id")

@@ -68,6 +68,7 @@ SAMPLES: dict[str, Any] = {
     "allowed_paths": {"/data": "/data"},
     "limits": {"fuel": 1},
     "on_error": "skip",
+    "as_of": "2024-01-01T00:00:00Z",
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).
@@ -83,6 +84,7 @@ PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("delete", memory._delete, {}),
     ("delete_all", memory._delete_all, {}),
     ("history", memory._history, {}),
+    ("versions", memory._versions, {}),
     ("search", memory._search, {}),
     ("purge_expired", memory._purge_expired, {}),
     ("flush", memory._flush, {}),

@@ -201,6 +201,57 @@ static void bad_calls_change_nothing(const cJSON *cases, const cJSON *ops) {
     am_memory_free(m);
 }
 
+/* The store as of a past moment through the generic call: get, search and count read the
+   version current then; versions lists them all. */
+static void past_moments(const cJSON *cases) {
+    am_memory *m = open_store(cJSON_GetObjectItemCaseSensitive(cases, "options"));
+    am_error *err = NULL;
+    char id[64], *out = NULL, request[512];
+    ADD(m, "{\"content\": \"Erin lives in Lyon\", \"user_id\": \"erin\"}", id);
+    snprintf(request, sizeof request, "{\"id\": \"%s\"}", id);
+    EXPECT(am_memory_call(m, "get", request, &out, &err), AM_OK);
+    cJSON *first = TAKE(out);
+    char at[64];
+    snprintf(at, sizeof at, "%s", str_field(first, "valid_from_tx"));
+    cJSON_Delete(first);
+    snprintf(request, sizeof request, "{\"id\": \"%s\", \"content\": \"Erin lives in Porto\"}",
+             id);
+    EXPECT(am_memory_call(m, "update", request, &out, &err), AM_OK);
+    am_string_free(out);
+    out = NULL;
+
+    snprintf(request, sizeof request, "{\"id\": \"%s\", \"as_of\": \"%s\"}", id, at);
+    EXPECT(am_memory_call(m, "get", request, &out, &err), AM_OK);
+    cJSON *then = TAKE(out);
+    CHECK_STR(str_field(then, "content"), "Erin lives in Lyon");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(then, "version")) == 1);
+    CHECK(str_field(then, "valid_to_tx") != NULL);
+    cJSON_Delete(then);
+
+    snprintf(request, sizeof request,
+             "{\"query\": \"Lyon\", \"mode\": \"keyword\", \"as_of\": \"%s\"}", at);
+    EXPECT(am_memory_call(m, "search", request, &out, &err), AM_OK);
+    cJSON *hits = TAKE(out);
+    CHECK(cJSON_GetArraySize(hits) == 1);
+    CHECK_STR(str_field(cJSON_GetArrayItem(hits, 0), "content"), "Erin lives in Lyon");
+    cJSON_Delete(hits);
+
+    snprintf(request, sizeof request, "{\"id\": \"%s\"}", id);
+    EXPECT(am_memory_call(m, "versions", request, &out, &err), AM_OK);
+    cJSON *versions = TAKE(out);
+    CHECK(cJSON_GetArraySize(versions) == 2);
+    cJSON_Delete(versions);
+
+    EXPECT(am_memory_call(m, "count", "{\"as_of\": \"2000-01-01\"}", &out, &err), AM_OK);
+    CHECK_STR(out, "0");
+    am_string_free(out);
+    out = NULL;
+    EXPECT_MSG(am_memory_call(m, "count", "{\"as_of\": \"soon\"}", &out, &err),
+               AM_ERR_INVALID_INPUT, "as_of");
+    CHECK(out == NULL);
+    am_memory_free(m);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s <tests/dispatch>\n", argv[0]);
@@ -220,6 +271,7 @@ int main(int argc, char **argv) {
     CHECK(cJSON_GetArraySize(ops) > 0);
     every_operation_runs(cases, ops);
     bad_calls_change_nothing(cases, ops);
+    past_moments(cases);
     cJSON_Delete(ops);
     cJSON_Delete(cases);
     printf("test_dispatch: %d checks, %d failures\n", g_checks, g_failures);

@@ -140,6 +140,9 @@ impl Memory {
             version: 1,
             valid_from_tx: now,
             valid_to_tx: None,
+            valid_from: m.valid_from,
+            valid_to: m.valid_to,
+            superseded_by: None,
         };
         Ok(match w.tx.insert(&rec, &e.vector, actor)? {
             Inserted::New => AddOutcome {

@@ -43,6 +43,7 @@ impl Memory {
             include_expired: true,
             now: Utc::now(),
             as_of: None,
+            include_superseded: true,
         };
         if target.store.count(&everything)? > 0 || !target.store.export_history(0, 1)?.is_empty() {
             return Err(Error::new(

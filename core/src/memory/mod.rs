@@ -3,8 +3,8 @@
 //! embedding, the duplicate rule), `read` (get, list pages, count, history), `update`
 //! (update, delete, purge), `search` (the entry points of the search pipeline), `copy`
 //! (store to store), `infer` (conversations through a chat model), `versions` (the store as
-//! of a past moment, every version of a memory); `embedding` is the embedding cache and
-//! `hooks` the plugin seam.
+//! of a past moment, every version of a memory), `changes` (supersede, undo, revert);
+//! `embedding` is the embedding cache and `hooks` the plugin seam.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::types::Scope;
 
 mod add;
 mod builder;
+mod changes;
 mod copy;
 mod embedding;
 mod hooks;
@@ -34,9 +35,10 @@ use hooks::Hooks;
 use infer::Prompts;
 
 pub use builder::MemoryBuilder;
+pub use changes::{Supersede, Superseded, Undone};
 pub use copy::CopyReport;
 pub use infer::{AddMessages, MemoryEvent, MemoryEventKind, Message};
-pub use read::{ListOptions, ListPage};
+pub use read::{CountOptions, ListOptions, ListPage};
 
 /// The actor recorded in history for calls made through the API.
 pub(crate) const ACTOR_USER: &str = "user";
@@ -181,6 +183,7 @@ pub(crate) fn selection(
         include_expired,
         now: Utc::now(),
         as_of: None,
+        include_superseded: false,
     }
 }
 

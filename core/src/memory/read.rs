@@ -41,6 +41,27 @@ pub struct ListOptions {
     /// then (see [`crate::SearchOptions::as_of`]).
     #[serde(skip)]
     pub as_of: Option<DateTime<Utc>>,
+    /// Only memories whose valid time holds at this moment (superseded ones included:
+    /// their own valid time decides).
+    #[serde(skip)]
+    pub valid_at: Option<DateTime<Utc>>,
+    /// Also memories that were superseded (see [`Memory::supersede`]), hidden otherwise.
+    pub include_superseded: bool,
+}
+
+/// What [`Memory::count_with`] counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CountOptions {
+    /// Only memories of this scope.
+    pub scope: Scope,
+    /// Further conditions.
+    pub filter: Option<Filter>,
+    /// Count the store as it stood at this moment (transaction time).
+    pub as_of: Option<DateTime<Utc>>,
+    /// Only memories whose valid time holds at this moment.
+    pub valid_at: Option<DateTime<Utc>>,
+    /// Also memories that were superseded.
+    pub include_superseded: bool,
 }
 
 impl Default for ListOptions {
@@ -56,6 +77,8 @@ impl Default for ListOptions {
             cursor: None,
             with_total: false,
             as_of: None,
+            valid_at: None,
+            include_superseded: false,
         }
     }
 }
@@ -154,7 +177,7 @@ impl Memory {
             options.include_global,
             options.include_expired,
         )
-        .as_of(options.as_of);
+        .in_time(options.as_of, options.valid_at, options.include_superseded);
         if selection.is_after_now() {
             return Ok(ListPage {
                 items: Vec::new(),
@@ -185,22 +208,26 @@ impl Memory {
         })
     }
 
-    /// How many memories match the scope and filter (expired ones excluded).
+    /// How many memories match the scope and filter (expired and superseded ones
+    /// excluded).
     pub fn count(&self, scope: &Scope, filter: Option<&Filter>) -> Result<usize> {
-        self.count_as_of(scope, filter, None)
+        self.count_with(&CountOptions {
+            scope: scope.clone(),
+            filter: filter.cloned(),
+            ..CountOptions::default()
+        })
     }
 
-    /// How many memories matched the scope and filter at moment `as_of` (transaction time:
-    /// the versions current then, expiry judged then; 0 for a moment in the future), or now
-    /// when `None`.
-    pub fn count_as_of(
-        &self,
-        scope: &Scope,
-        filter: Option<&Filter>,
-        as_of: Option<DateTime<Utc>>,
-    ) -> Result<usize> {
-        scope.validate()?;
-        let selection = selection(filter, scope, false, false).as_of(as_of);
+    /// How many memories match: with `as_of`, how many matched at that moment (transaction
+    /// time: the versions current then, expiry judged then; 0 for a moment still to come);
+    /// with `valid_at`, only those valid then.
+    pub fn count_with(&self, options: &CountOptions) -> Result<usize> {
+        options.scope.validate()?;
+        let selection = selection(options.filter.as_ref(), &options.scope, false, false).in_time(
+            options.as_of,
+            options.valid_at,
+            options.include_superseded,
+        );
         if selection.is_after_now() {
             return Ok(0);
         }

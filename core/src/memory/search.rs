@@ -89,7 +89,7 @@ impl Memory {
             options.include_global,
             options.include_expired,
         )
-        .as_of(options.as_of);
+        .in_time(options.as_of, options.valid_at, options.include_superseded);
         if selection.is_after_now() {
             return Ok(Vec::new());
         }

@@ -8,8 +8,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::filter::{Field, Filter, Op};
 use crate::store::{self, Selection};
 use crate::types::{
-    content_hash, format_time, validate_content, validate_metadata, MemoryRecord, MemoryUpdate,
-    Metadata, NewMemory, Scope,
+    content_hash, format_time, validate_content, validate_metadata, validate_valid_time,
+    MemoryRecord, MemoryUpdate, Metadata, NewMemory, Scope,
 };
 
 impl Memory {
@@ -67,7 +67,7 @@ impl Memory {
                 scope: current.scope.clone(),
                 kind: update.kind.unwrap_or(current.kind),
                 metadata: before.clone(),
-                expires_at: None,
+                ..NewMemory::default()
             }];
             self.hook_on_add("update", &mut changed)?;
             let [changed] = changed;
@@ -106,6 +106,13 @@ impl Memory {
             if let Some(e) = update.expires_at {
                 new.expires_at = e;
             }
+            if let Some(from) = update.valid_from {
+                new.valid_from = from;
+            }
+            if let Some(to) = update.valid_to {
+                new.valid_to = to;
+            }
+            validate_valid_time(new.valid_from, new.valid_to)?;
             if new.hash != old.hash {
                 if let Some((twin_key, twin)) = tx.find_duplicate(&new.scope, &new.hash)? {
                     if !twin.is_expired_at(now) {
@@ -158,7 +165,8 @@ impl Memory {
                 "delete_all needs a scope or a filter; to delete everything use reset",
             ));
         }
-        self.delete_where(&selection(filter, scope, false, true), ACTOR_USER)
+        let selection = selection(filter, scope, false, true).in_time(None, None, true);
+        self.delete_where(&selection, ACTOR_USER)
     }
 
     /// Deletes every memory whose expiry has passed; returns how many.
@@ -173,6 +181,7 @@ impl Memory {
             include_expired: true,
             now,
             as_of: None,
+            include_superseded: true,
         };
         self.delete_where(&expired, ACTOR_EXPIRY)
     }

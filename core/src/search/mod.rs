@@ -163,6 +163,14 @@ pub struct SearchOptions {
     /// at that moment. A moment in the future finds nothing. `None`: the store as it is.
     #[serde(skip)]
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only memories whose valid time holds at this moment (see
+    /// [`crate::MemoryRecord::valid_from`]), superseded ones included (their own valid
+    /// time decides); with `as_of`, the bi-temporal question "what did we believe at
+    /// `as_of` about `valid_at`".
+    #[serde(skip)]
+    pub valid_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Also memories that were superseded (see `Memory::supersede`), hidden otherwise.
+    pub include_superseded: bool,
 }
 
 impl Default for SearchOptions {
@@ -177,6 +185,8 @@ impl Default for SearchOptions {
             include_expired: false,
             weights: FusionWeights::default(),
             as_of: None,
+            valid_at: None,
+            include_superseded: false,
         }
     }
 }
@@ -238,6 +248,12 @@ impl SearchOptions {
     /// Searches the store as it stood at `at` (see [`SearchOptions::as_of`]).
     pub fn as_of(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
         self.as_of = Some(at);
+        self
+    }
+
+    /// Only memories valid at `at` (see [`SearchOptions::valid_at`]).
+    pub fn valid_at(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.valid_at = Some(at);
         self
     }
 

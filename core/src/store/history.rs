@@ -6,8 +6,12 @@ use crate::types::{HistoryEntry, HistoryEvent, MemoryRecord};
 
 /// A history row to write.
 pub(crate) struct HistoryRow<'a> {
-    /// The row's id; a new one when `None` (an imported row keeps its own).
-    pub id: Option<&'a str>,
+    /// The row's id: a new one (an imported row keeps its own).
+    pub id: String,
+    /// The change it belongs to: the row's own id unless the change touched several rows.
+    pub change_id: String,
+    /// The change that undid it (an imported row's).
+    pub undone_by: Option<&'a str>,
     pub memory_id: &'a str,
     pub event: HistoryEvent,
     pub old_content: Option<&'a str>,
@@ -19,8 +23,11 @@ pub(crate) struct HistoryRow<'a> {
 impl<'a> HistoryRow<'a> {
     /// The `ADD` row of a new memory.
     pub(crate) fn added(record: &'a MemoryRecord, actor: &'a str) -> HistoryRow<'a> {
+        let id = new_id();
         HistoryRow {
-            id: None,
+            change_id: id.clone(),
+            id,
+            undone_by: None,
             memory_id: &record.id,
             event: HistoryEvent::Add,
             old_content: None,
@@ -36,8 +43,11 @@ impl<'a> HistoryRow<'a> {
         new: &'a MemoryRecord,
         actor: &'a str,
     ) -> HistoryRow<'a> {
+        let id = new_id();
         HistoryRow {
-            id: None,
+            change_id: id.clone(),
+            id,
+            undone_by: None,
             memory_id: &new.id,
             event: HistoryEvent::Update,
             old_content: Some(&old.content),
@@ -53,8 +63,11 @@ impl<'a> HistoryRow<'a> {
         actor: &'a str,
         at: DateTime<Utc>,
     ) -> HistoryRow<'a> {
+        let id = new_id();
         HistoryRow {
-            id: None,
+            change_id: id.clone(),
+            id,
+            undone_by: None,
             memory_id: &record.id,
             event: HistoryEvent::Delete,
             old_content: Some(&record.content),
@@ -67,7 +80,9 @@ impl<'a> HistoryRow<'a> {
     /// A copied row, as it was written in its first store.
     pub(crate) fn imported(entry: &'a HistoryEntry) -> HistoryRow<'a> {
         HistoryRow {
-            id: Some(&entry.id),
+            id: entry.id.clone(),
+            change_id: entry.change_id.clone(),
+            undone_by: entry.undone_by.as_deref(),
             memory_id: &entry.memory_id,
             event: entry.event,
             old_content: entry.old_content.as_deref(),
@@ -76,4 +91,18 @@ impl<'a> HistoryRow<'a> {
             at: entry.created_at,
         }
     }
+}
+
+impl HistoryRow<'_> {
+    /// The row as part of change `change` (when given) instead of a change of its own.
+    pub(crate) fn in_change(mut self, change: Option<&str>) -> Self {
+        if let Some(change) = change {
+            self.change_id = change.to_string();
+        }
+        self
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }

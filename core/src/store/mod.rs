@@ -83,12 +83,14 @@ pub(crate) fn open(location: Option<&Path>, options: &StoreOptions) -> Result<Bo
 /// Which memories a call reads: a filter (the scope already ANDed in) and whether expired
 /// memories count, judged at `now`; with `as_of`, the versions that were current at that
 /// moment (transaction time) instead of the current ones (`now` is then `as_of`).
+/// Superseded memories (see `Memory::supersede`) count only with `include_superseded`.
 #[derive(Debug, Clone)]
 pub(crate) struct Selection {
     pub filter: Filter,
     pub include_expired: bool,
     pub now: DateTime<Utc>,
     pub as_of: Option<DateTime<Utc>>,
+    pub include_superseded: bool,
 }
 
 impl Selection {
@@ -98,13 +100,24 @@ impl Selection {
         self.filter.is_all() && self.as_of.is_none()
     }
 
-    /// Reads the store as of `at` (when given): the versions current then, expiry judged
-    /// then.
-    pub(crate) fn as_of(mut self, at: Option<DateTime<Utc>>) -> Selection {
-        if let Some(at) = at {
+    /// Places the selection in time: the store as of `as_of` (transaction time: the
+    /// versions current then, expiry judged then), only memories whose valid time holds at
+    /// `valid_at`, and superseded memories too when `include_superseded`, or when a valid
+    /// time is asked for (a superseded fact's own valid interval then says whether it held).
+    pub(crate) fn in_time(
+        mut self,
+        as_of: Option<DateTime<Utc>>,
+        valid_at: Option<DateTime<Utc>>,
+        include_superseded: bool,
+    ) -> Selection {
+        if let Some(at) = as_of {
             self.now = at;
             self.as_of = Some(at);
         }
+        if let Some(t) = valid_at {
+            self.filter = self.filter.and(Filter::valid_at(t));
+        }
+        self.include_superseded = include_superseded || valid_at.is_some();
         self
     }
 
@@ -289,6 +302,21 @@ pub(crate) trait StoreTx {
     fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()>;
     /// Stores a copied history row as it is, after the rows already there.
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()>;
+
+    /// The history rows written from now on belong to change `change` (its id), or each to
+    /// a change of its own (`None`, the default).
+    fn set_change(&mut self, change: Option<String>);
+    /// The version of memory `id` that was current at `at`, read in this transaction.
+    fn get_as_of(&mut self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>>;
+    /// Every kept version of memory `id`, oldest first, read in this transaction.
+    fn versions(&mut self, id: &str) -> Result<Vec<MemoryRecord>>;
+    /// The stored vector of version `version` of memory `id` (`None` when that version is
+    /// not kept or was rebuilt from history without one).
+    fn version_vector(&mut self, id: &str, version: u64) -> Result<Option<Vec<f32>>>;
+    /// The history rows of change `change_id`, oldest first (none for an unknown change).
+    fn change(&mut self, change_id: &str) -> Result<Vec<HistoryEntry>>;
+    /// Records that change `change_id` was undone by change `by`.
+    fn mark_undone(&mut self, change_id: &str, by: &str) -> Result<()>;
 }
 
 /// Runs `f` in one write transaction of `store` and returns its value.

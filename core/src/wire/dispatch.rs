@@ -10,12 +10,13 @@ use serde_json::{Map, Value};
 use super::plugins::{info_schema, infos_schema, registration_schema};
 use super::requests::{
     AddMessagesRequest, AddRequest, BatchRequest, CountRequest, GetRequest, ListRequest,
-    SearchRequest, SelectRequest, UpdateRequest,
+    RevertRequest, SearchRequest, SelectRequest, SupersedeRequest, UndoRequest, UpdateRequest,
 };
 use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
 use crate::{
-    AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Result, SearchHit,
+    AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Result,
+    SearchHit, Superseded, Undone,
 };
 
 /// Embeddings the caller computed, passed beside the request as native floats (so that NaN
@@ -214,6 +215,30 @@ pub(super) const TABLE: &[Operation] = &[
         run: |m, r| super::versions(m, &r.only_id()?),
         request: of::<IdRequest>,
         result: of::<Vec<MemoryRecord>>,
+    },
+    Operation {
+        name: "supersede",
+        run: |m, r| {
+            let id = r.id()?;
+            super::supersede(m, &id, r.body()?)
+        },
+        request: |g| with_fields::<SupersedeRequest>(g, &[Taken::Id]),
+        result: of::<Superseded>,
+    },
+    Operation {
+        name: "undo",
+        run: |m, r| super::undo(m, r.body()?),
+        request: of::<UndoRequest>,
+        result: of::<Undone>,
+    },
+    Operation {
+        name: "revert",
+        run: |m, r| {
+            let id = r.id()?;
+            super::revert(m, &id, r.body()?)
+        },
+        request: |g| with_fields::<RevertRequest>(g, &[Taken::Id]),
+        result: of::<Undone>,
     },
     Operation {
         name: "list",

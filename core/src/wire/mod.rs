@@ -78,7 +78,7 @@ use serde_json::{json, Value};
 use crate::{Error, Memory, Result};
 use requests::{
     AddMessagesRequest, AddRequest, BatchRequest, CountRequest, GetRequest, ListRequest,
-    SearchRequest, SelectRequest, UpdateRequest,
+    RevertRequest, SearchRequest, SelectRequest, SupersedeRequest, UndoRequest, UpdateRequest,
 };
 
 /// Parses request text; `what` names it in the error (`"options"`, `"add request"`).
@@ -207,6 +207,25 @@ pub fn versions(memory: &Memory, id: &str) -> Result<Value> {
     to_json(&memory.versions(id)?)
 }
 
+/// Replaces memory `id`'s fact with a new memory, keeping the old one closed and linked:
+/// `{"memory", "superseded", "change_id"}`.
+pub fn supersede(memory: &Memory, id: &str, request: &Value) -> Result<Value> {
+    let new = self::request::<SupersedeRequest>(request, "supersede request")?.into_supersede()?;
+    to_json(&memory.supersede(id, new)?)
+}
+
+/// Undoes a change: `{"change_id", "undid", "restored", "removed"}`.
+pub fn undo(memory: &Memory, request: &Value) -> Result<Value> {
+    let UndoRequest { change_id, force } = self::request(request, "undo request")?;
+    to_json(&memory.undo(&change_id, force)?)
+}
+
+/// Restores memory `id` to one of its versions: `{"change_id", "restored", "removed"}`.
+pub fn revert(memory: &Memory, id: &str, request: &Value) -> Result<Value> {
+    let RevertRequest { version } = self::request(request, "revert request")?;
+    to_json(&memory.revert(id, version)?)
+}
+
 /// One page: `{"items": [records], "next_cursor": string or null}`. With `"with_total":
 /// true`, also `"total"`: how many memories the selection (scope, `filters`,
 /// `include_global`, `include_expired`) matches in all, counted in the read snapshot the page
@@ -218,11 +237,10 @@ pub fn list(memory: &Memory, request: &Value) -> Result<Value> {
 }
 
 /// How many memories the scope and filters select (with `"as_of"`: selected at that
-/// moment).
+/// moment; with `"valid_at"`: valid then).
 pub fn count(memory: &Memory, request: &Value) -> Result<usize> {
-    let (scope, filter, as_of) =
-        self::request::<CountRequest>(request, "count request")?.split()?;
-    memory.count_as_of(&scope, filter.as_ref(), as_of)
+    let options = self::request::<CountRequest>(request, "count request")?.into_options()?;
+    memory.count_with(&options)
 }
 
 /// Changes a memory; the updated record. `metadata` replaces the stored object, or with

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::{kind_of, nullable, request};
 use crate::{
-    parse_time, AddMessages, Error, Filter, FusionWeights, ListOptions, ListOrder, Memory,
-    MemoryKind, MemoryUpdate, Message, Metadata, NewMemory, Result, Scope, SearchMode,
-    SearchOptions,
+    parse_time, AddMessages, CountOptions, Error, Filter, FusionWeights, ListOptions, ListOrder,
+    Memory, MemoryKind, MemoryUpdate, Message, Metadata, NewMemory, Result, Scope, SearchMode,
+    SearchOptions, Supersede,
 };
 
 #[derive(Deserialize, Default, JsonSchema)]
@@ -25,6 +25,8 @@ pub(super) struct AddRequest {
     kind: Option<String>,
     metadata: Option<Metadata>,
     expires_at: Option<String>,
+    valid_from: Option<String>,
+    valid_to: Option<String>,
 }
 
 impl AddRequest {
@@ -42,6 +44,8 @@ impl AddRequest {
         if let Some(at) = self.expires_at {
             memory = memory.expires_at(parse_time(&at)?);
         }
+        memory.valid_from = moment("valid_from", self.valid_from.as_deref())?;
+        memory.valid_to = moment("valid_to", self.valid_to.as_deref())?;
         Ok(memory)
     }
 }
@@ -94,13 +98,19 @@ pub(super) struct CountRequest {
     org_id: Option<String>,
     filters: Option<Value>,
     as_of: Option<String>,
+    valid_at: Option<String>,
+    include_superseded: Option<bool>,
 }
 
 impl CountRequest {
-    pub(super) fn split(self) -> Result<(Scope, Option<Filter>, Option<DateTime<Utc>>)> {
-        let filter = self.filters.as_ref().map(Filter::from_json).transpose()?;
-        let as_of = moment("as_of", self.as_of.as_deref())?;
-        Ok((scope_of!(self), filter, as_of))
+    pub(super) fn into_options(self) -> Result<CountOptions> {
+        Ok(CountOptions {
+            scope: scope_of!(self),
+            filter: self.filters.as_ref().map(Filter::from_json).transpose()?,
+            as_of: moment("as_of", self.as_of.as_deref())?,
+            valid_at: moment("valid_at", self.valid_at.as_deref())?,
+            include_superseded: self.include_superseded.unwrap_or(false),
+        })
     }
 }
 
@@ -140,6 +150,8 @@ pub(super) struct ListRequest {
     cursor: Option<String>,
     with_total: Option<bool>,
     as_of: Option<String>,
+    valid_at: Option<String>,
+    include_superseded: Option<bool>,
 }
 
 impl ListRequest {
@@ -156,6 +168,8 @@ impl ListRequest {
             cursor: self.cursor,
             with_total: self.with_total.unwrap_or(false),
             as_of: moment("as_of", self.as_of.as_deref())?,
+            valid_at: moment("valid_at", self.valid_at.as_deref())?,
+            include_superseded: self.include_superseded.unwrap_or(false),
         })
     }
 }
@@ -170,6 +184,24 @@ pub(super) struct UpdateRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schemars(with = "Option<String>")]
     expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(with = "Option<String>")]
+    valid_from: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(with = "Option<String>")]
+    valid_to: Option<Option<String>>,
+}
+
+/// A time a request may also set to null (`Some(None)`: clear it), named in the error.
+fn nullable_moment(
+    field: &str,
+    value: Option<Option<String>>,
+) -> Result<Option<Option<DateTime<Utc>>>> {
+    Ok(match value {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(at)) => Some(moment(field, Some(&at))?),
+    })
 }
 
 impl UpdateRequest {
@@ -179,11 +211,9 @@ impl UpdateRequest {
             metadata: self.metadata,
             merge_metadata: self.merge_metadata.unwrap_or(false),
             kind: self.kind.map(|k| k.parse()).transpose()?,
-            expires_at: match self.expires_at {
-                None => None,
-                Some(None) => Some(None),
-                Some(Some(at)) => Some(Some(parse_time(&at)?)),
-            },
+            expires_at: nullable_moment("expires_at", self.expires_at)?,
+            valid_from: nullable_moment("valid_from", self.valid_from)?,
+            valid_to: nullable_moment("valid_to", self.valid_to)?,
         })
     }
 }
@@ -204,6 +234,8 @@ pub(super) struct SearchRequest {
     include_expired: Option<bool>,
     weights: Option<FusionWeights>,
     as_of: Option<String>,
+    valid_at: Option<String>,
+    include_superseded: Option<bool>,
 }
 
 impl SearchRequest {
@@ -221,6 +253,8 @@ impl SearchRequest {
         options.include_expired = self.include_expired.unwrap_or(false);
         options.weights = self.weights.unwrap_or(options.weights);
         options.as_of = moment("as_of", self.as_of.as_deref())?;
+        options.valid_at = moment("valid_at", self.valid_at.as_deref())?;
+        options.include_superseded = self.include_superseded.unwrap_or(false);
         Ok((self.query.unwrap_or_default(), options))
     }
 }
@@ -273,4 +307,46 @@ impl AddMessagesRequest {
         }
         Ok(request)
     }
+}
+
+/// `supersede` (beside the `id` of the memory it replaces): the new fact.
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SupersedeRequest {
+    #[schemars(required)]
+    content: Option<String>,
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+    valid_from: Option<String>,
+    expires_at: Option<String>,
+}
+
+impl SupersedeRequest {
+    pub(super) fn into_supersede(self) -> Result<Supersede> {
+        Ok(Supersede {
+            content: self
+                .content
+                .ok_or_else(|| Error::invalid("supersede request: content is required"))?,
+            kind: self.kind.map(|k| k.parse()).transpose()?,
+            metadata: self.metadata,
+            valid_from: moment("valid_from", self.valid_from.as_deref())?,
+            expires_at: moment("expires_at", self.expires_at.as_deref())?,
+        })
+    }
+}
+
+/// `undo`: the change to undo.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UndoRequest {
+    pub(super) change_id: String,
+    #[serde(default)]
+    pub(super) force: bool,
+}
+
+/// `revert` (beside the memory's `id`): the version to restore.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RevertRequest {
+    pub(super) version: u64,
 }

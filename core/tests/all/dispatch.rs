@@ -19,15 +19,21 @@ fn cases() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// `"$id"` and `"$plugin"` replaced, everywhere in `value`.
-fn resolve(value: &Value, id: &str) -> Value {
+/// `"$id"`, `"$change"` and `"$plugin"` replaced, everywhere in `value` (`vars`: the id
+/// and the last change id).
+fn resolve(value: &Value, vars: &(String, String)) -> Value {
+    let (id, change) = vars;
     match value {
         Value::String(s) if s == "$id" => json!(id),
+        Value::String(s) if s == "$change" => json!(change),
         Value::String(s) if s == "$plugin" => {
             json!(cases_dir().join("noop.wat").to_string_lossy())
         }
-        Value::Array(items) => items.iter().map(|v| resolve(v, id)).collect(),
-        Value::Object(o) => o.iter().map(|(k, v)| (k.clone(), resolve(v, id))).collect(),
+        Value::Array(items) => items.iter().map(|v| resolve(v, vars)).collect(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| (k.clone(), resolve(v, vars)))
+            .collect(),
         other => other.clone(),
     }
 }
@@ -70,20 +76,23 @@ fn every_operation_runs_through_the_dispatch() {
     );
 
     let m = store();
-    let mut id = String::new();
+    let mut vars = (String::new(), String::new());
     for call in calls {
         let op = call[0].as_str().unwrap();
-        let request = resolve(&call[1], &id);
+        let request = resolve(&call[1], &vars);
         let result = wire::call(&m, op, &request);
         if op.starts_with("plugin_") && !cfg!(feature = "plugins") {
             assert_eq!(result.unwrap_err().code(), ErrorCode::Unsupported, "{op}");
             continue;
         }
         let result = result.unwrap_or_else(|e| panic!("{op} {request}: {e}"));
-        if id.is_empty() && op == "add" {
-            id = result["id"].as_str().unwrap().to_string();
+        if vars.0.is_empty() && op == "add" {
+            vars.0 = result["id"].as_str().unwrap().to_string();
         }
-        let expected = resolve(&call[2], &id);
+        if let Some(change) = result["change_id"].as_str() {
+            vars.1 = change.to_string();
+        }
+        let expected = resolve(&call[2], &vars);
         assert!(
             matches(&expected, &result),
             "{op} {request}: expected {expected}, got {result}"
@@ -386,20 +395,23 @@ fn the_schema_describes_the_real_requests_and_results() {
 
     let cases = cases();
     let m = store();
-    let mut id = String::new();
+    let mut vars = (String::new(), String::new());
     for call in cases["calls"].as_array().unwrap() {
         let op = call[0].as_str().unwrap();
         if op.starts_with("plugin_") && !cfg!(feature = "plugins") {
             continue; // refused as Unsupported, whatever the request
         }
-        let request = resolve(&call[1], &id);
+        let request = resolve(&call[1], &vars);
         let request_schema = &operations[op]["request"];
         if let Some(why) = misfit(request_schema, &request, op) {
             panic!("{op} request {request}: {why}");
         }
         let result = wire::call(&m, op, &request).unwrap();
-        if id.is_empty() && op == "add" {
-            id = result["id"].as_str().unwrap().to_string();
+        if vars.0.is_empty() && op == "add" {
+            vars.0 = result["id"].as_str().unwrap().to_string();
+        }
+        if let Some(change) = result["change_id"].as_str() {
+            vars.1 = change.to_string();
         }
         if let Some(why) = misfit(&operations[op]["result"], &result, op) {
             panic!("{op} result {result}: {why}");

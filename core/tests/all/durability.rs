@@ -653,7 +653,14 @@ fn a_version_1_store_is_migrated_and_its_index_rebuilt() {
             "ALTER TABLE changes DROP COLUMN digest;
              DROP TABLE versions;
              DROP TABLE versions_fts;
+             DROP INDEX memories_superseded;
+             DROP INDEX history_change;
              ALTER TABLE memories DROP COLUMN version;
+             ALTER TABLE memories DROP COLUMN valid_from;
+             ALTER TABLE memories DROP COLUMN valid_to;
+             ALTER TABLE memories DROP COLUMN superseded_by;
+             ALTER TABLE history DROP COLUMN change_id;
+             ALTER TABLE history DROP COLUMN undone_by;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .unwrap();

@@ -9,6 +9,7 @@
 mod support;
 
 mod api;
+mod changes;
 mod conformance;
 mod dispatch;
 #[cfg(feature = "download")]

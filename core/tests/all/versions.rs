@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use agent_mem::{
-    wire, ErrorCode, HashingEmbedder, ListOptions, Memory, MemoryRecord, MemoryUpdate, NewMemory,
-    Scope, SearchMode, SearchOptions,
+    wire, CountOptions, ErrorCode, HashingEmbedder, ListOptions, Memory, MemoryRecord,
+    MemoryUpdate, NewMemory, Scope, SearchMode, SearchOptions,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -17,6 +17,13 @@ fn memory() -> Memory {
         .embedder(Arc::new(HashingEmbedder::new(64)))
         .build()
         .unwrap()
+}
+
+fn counted_at(t: DateTime<Utc>) -> CountOptions {
+    CountOptions {
+        as_of: Some(t),
+        ..CountOptions::default()
+    }
 }
 
 fn list_as_of(m: &Memory, scope: Scope, at: DateTime<Utc>) -> Vec<MemoryRecord> {
@@ -99,8 +106,8 @@ fn a_past_moment_shows_the_versions_current_then() {
         ["Carol parks her bicycle near the library"]
     );
     assert!(list_as_of(&m, Scope::user("carol"), t3).is_empty());
-    assert_eq!(m.count_as_of(&Scope::default(), None, Some(t1)).unwrap(), 2);
-    assert_eq!(m.count_as_of(&Scope::default(), None, Some(t3)).unwrap(), 1);
+    assert_eq!(m.count_with(&counted_at(t1)).unwrap(), 2);
+    assert_eq!(m.count_with(&counted_at(t3)).unwrap(), 1);
     assert_eq!(m.count(&Scope::default(), None).unwrap(), 2);
 
     // Every search mode reads the moment's versions.
@@ -162,7 +169,7 @@ fn moments_before_the_store_or_still_to_come_are_empty_and_bad_times_are_refused
     let future = Utc::now() + Duration::days(1);
     for at in [before, future] {
         assert!(list_as_of(&m, Scope::default(), at).is_empty());
-        assert_eq!(m.count_as_of(&Scope::default(), None, Some(at)).unwrap(), 0);
+        assert_eq!(m.count_with(&counted_at(at)).unwrap(), 0);
         assert!(search_as_of(&m, "memory", SearchMode::Hybrid, at).is_empty());
         assert_eq!(
             m.get_as_of(&id, at).unwrap_err().code(),
@@ -369,7 +376,12 @@ fn random_changes_read_back_as_a_replayed_model_at_every_moment() {
             assert_eq!(&listed, expected, "seed {seed}: list as of {at}");
             for user in users {
                 let mine = expected.values().filter(|v| v.1 == user).count();
-                let counted = m.count_as_of(&Scope::user(user), None, Some(*at)).unwrap();
+                let counted = m
+                    .count_with(&CountOptions {
+                        scope: Scope::user(user),
+                        ..counted_at(*at)
+                    })
+                    .unwrap();
                 assert_eq!(counted, mine, "seed {seed}: count of {user} as of {at}");
                 // Vector search over a scope returns every memory in it (the limit is larger).
                 let options = SearchOptions::new()

@@ -254,6 +254,9 @@ mod tests {
             version: 1,
             valid_from_tx: now,
             valid_to_tx: None,
+            valid_from: None,
+            valid_to: None,
+            superseded_by: None,
         }
     }
 

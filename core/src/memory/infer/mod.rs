@@ -97,6 +97,7 @@ impl Memory {
                     kind,
                     metadata,
                     expires_at: request.expires_at,
+                    ..NewMemory::default()
                 }
             })
             .collect();
@@ -153,6 +154,7 @@ impl Memory {
             kind: MemoryKind::Procedural,
             metadata: request.metadata,
             expires_at: request.expires_at,
+            ..NewMemory::default()
         }];
         self.hook_on_add("add", &mut memory)?;
         let [memory] = memory;
@@ -196,6 +198,7 @@ impl Memory {
                     kind: request.kind.unwrap_or(MemoryKind::Semantic),
                     metadata: request.metadata.clone(),
                     expires_at: request.expires_at,
+                    ..NewMemory::default()
                 })
                 .collect();
             self.hook_on_add("add", &mut items)?;
@@ -464,6 +467,7 @@ impl Memory {
             kind: plan.request.kind.unwrap_or(MemoryKind::Semantic),
             metadata: metadata.clone(),
             expires_at: plan.request.expires_at,
+            ..NewMemory::default()
         };
         let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
         Ok(MemoryEvent::stored(outcome, text.to_string()))

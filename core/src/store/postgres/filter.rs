@@ -385,6 +385,7 @@ mod tests {
             include_expired: false,
             now: Utc::now(),
             as_of: None,
+            include_superseded: false,
         };
         Where::of(&selection, "COLLATE \"default\"")
     }

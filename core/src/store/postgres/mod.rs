@@ -507,6 +507,9 @@ mod tests {
             version: 1,
             valid_from_tx: now,
             valid_to_tx: None,
+            valid_from: None,
+            valid_to: None,
+            superseded_by: None,
         }
     }
 
@@ -566,6 +569,7 @@ mod tests {
             include_expired: true,
             now: Utc::now(),
             as_of: None,
+            include_superseded: false,
         };
         assert_eq!(store.count(&selection).unwrap(), 2);
         // One UPDATE row each: the failed attempt left nothing behind.
@@ -590,6 +594,7 @@ mod tests {
             include_expired: true,
             now: Utc::now(),
             as_of: None,
+            include_superseded: false,
         });
         let err = err.unwrap_err();
         assert_eq!(err.code(), ErrorCode::Storage);

@@ -58,6 +58,9 @@ impl Where {
                 params.len()
             );
         }
+        if !selection.include_superseded {
+            sql = format!("({sql}) AND m.superseded_by IS NULL");
+        }
         Where {
             sql,
             params,
@@ -81,7 +84,10 @@ fn compile(filter: &Filter, params: &mut Vec<SqlValue>) -> String {
             // A comparison can be NULL (a missing metadata key or expiry), and NOT NULL
             // is NULL: make every condition plainly true or false. Columns that are
             // never NULL keep a bare condition, which SQLite can answer from an index.
-            if matches!(field, Field::Metadata(_) | Field::ExpiresAt) {
+            if matches!(
+                field,
+                Field::Metadata(_) | Field::ExpiresAt | Field::ValidFrom | Field::ValidTo
+            ) {
                 format!("coalesce({sql}, 0)")
             } else {
                 sql
@@ -129,6 +135,8 @@ fn cond_sql(field: &Field, op: Op, value: &Value, params: &mut Vec<SqlValue>) ->
         Field::CreatedAt => "m.created_at".into(),
         Field::UpdatedAt => "m.updated_at".into(),
         Field::ExpiresAt => "m.expires_at".into(),
+        Field::ValidFrom => "m.valid_from".into(),
+        Field::ValidTo => "m.valid_to".into(),
         Field::Metadata(key) => {
             let path = push(params, SqlValue::Text(format!("$.\"{key}\"")));
             format!("json_extract(m.metadata, {path})")

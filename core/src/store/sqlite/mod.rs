@@ -299,19 +299,25 @@ impl Store for SqliteStore {
         let index = self.index_read();
         let signed = |hits: Vec<(u64, f32)>| hits.into_iter().map(|(k, s)| (k as i64, s)).collect();
         if selection.is_unfiltered() {
-            let excluded: HashSet<u64> = if selection.include_expired {
-                HashSet::new()
-            } else {
-                self.db.read(|c| {
-                    let mut stmt = c.prepare_cached(
-                        "SELECT key FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                    )?;
-                    let rows =
-                        stmt.query_map([format_time(selection.now)], |r| r.get::<_, i64>(0))?;
-                    rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
-                        .collect()
-                })?
-            };
+            // What the selection leaves out (expired, superseded), from partial indexes.
+            let excluded: HashSet<u64> = self.db.read(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT key FROM memories
+                     WHERE (NOT ?2 AND expires_at IS NOT NULL AND expires_at <= ?1)
+                     UNION SELECT key FROM memories
+                     WHERE NOT ?3 AND superseded_by IS NOT NULL",
+                )?;
+                let rows = stmt.query_map(
+                    params![
+                        format_time(selection.now),
+                        selection.include_expired,
+                        selection.include_superseded
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
+                    .collect()
+            })?;
             return Ok(signed(if excluded.is_empty() {
                 index.search(query, count, None)?
             } else {
@@ -376,6 +382,7 @@ impl Store for SqliteStore {
                 conn,
                 vocab: VocabDelta::default(),
                 now: None,
+                change: None,
             };
             f(&mut tx)?;
             std::mem::take(&mut tx.vocab).apply(conn)
@@ -532,7 +539,7 @@ impl StoreExport for SqliteStore {
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 let (key, record) = ops::record_from_row(row)?;
-                let blob: Vec<u8> = row.get(14)?;
+                let blob: Vec<u8> = row.get(ops::RECORD_WIDTH)?;
                 out.push((key, record, ops::blob_to_vector(&blob)?));
             }
             Ok(out)

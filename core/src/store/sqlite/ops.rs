@@ -17,21 +17,21 @@ use crate::types::{
 /// Columns read by [`record_from_row`], over the `memories` table aliased `m`.
 pub(crate) const RECORD_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
     m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
-    m.version";
+    m.version, m.valid_from, m.valid_to, m.superseded_by";
 
 /// Columns read by [`version_from_row`]: a version's, from `versions` (or the rows of a
 /// moment, see `versions::as_of_rows`) aliased `m`.
 pub(crate) const VERSION_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
     m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
-    m.version, m.valid_to_tx";
+    m.version, m.valid_from, m.valid_to, m.superseded_by, m.valid_to_tx";
+
+/// The number of [`RECORD_COLUMNS`]: a column selected after them is at this index.
+pub(crate) const RECORD_WIDTH: usize = 17;
 
 /// Reads a version (and its key) from a row selected with [`VERSION_COLUMNS`].
 pub(crate) fn version_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
     let (key, mut record) = record_from_row(row)?;
-    let ended: Option<String> = row.get(14)?;
-    record.valid_to_tx = ended
-        .map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
-        .transpose()?;
+    record.valid_to_tx = opt_time(row, RECORD_WIDTH)?;
     Ok((key, record))
 }
 
@@ -46,7 +46,6 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
         let s: String = row.get(i)?;
         parse_time(&s).map_err(|e| corrupted("time", e))
     };
-    let expires: Option<String> = row.get(12)?;
     let version: i64 = row.get(13)?;
     let updated_at = time(11)?;
     Ok((
@@ -65,14 +64,22 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
             metadata,
             created_at: time(10)?,
             updated_at,
-            expires_at: expires
-                .map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
-                .transpose()?,
+            expires_at: opt_time(row, 12)?,
             version: u64::try_from(version).map_err(|e| corrupted("version", e))?,
             valid_from_tx: updated_at,
             valid_to_tx: None,
+            valid_from: opt_time(row, 14)?,
+            valid_to: opt_time(row, 15)?,
+            superseded_by: row.get(16)?,
         },
     ))
+}
+
+/// An optional time in column `i`.
+fn opt_time(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
+    let s: Option<String> = row.get(i)?;
+    s.map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
+        .transpose()
 }
 
 pub(crate) fn vector_to_blob(v: &[f32]) -> Vec<u8> {
@@ -269,12 +276,12 @@ fn unindex_terms(conn: &Connection, key: i64) -> Result<()> {
 
 pub(crate) fn write_history(conn: &Connection, row: HistoryRow<'_>) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO history (id, memory_id, event, old_content, new_content, is_deleted, actor, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO history (id, memory_id, event, old_content, new_content, is_deleted, actor,
+                              created_at, change_id, undone_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
-        row.id
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
+        row.id,
         row.memory_id,
         row.event.as_str(),
         row.old_content,
@@ -282,6 +289,9 @@ pub(crate) fn write_history(conn: &Connection, row: HistoryRow<'_>) -> Result<()
         row.event == HistoryEvent::Delete,
         row.actor,
         format_time(row.at),
+        // A change of one row is known by the row's id (NULL here saves repeating it).
+        (row.change_id != row.id).then_some(&row.change_id),
+        row.undone_by,
     ])?;
     Ok(())
 }
@@ -296,8 +306,9 @@ pub(crate) fn insert_memory(
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO memories (id, content, hash, kind, user_id, agent_id, run_id, org_id,
-                               metadata, created_at, updated_at, expires_at, embedding, version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                               metadata, created_at, updated_at, expires_at, embedding, version,
+                               valid_from, valid_to, superseded_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         rec.id,
@@ -314,6 +325,9 @@ pub(crate) fn insert_memory(
         rec.expires_at.map(format_time),
         vector_to_blob(vector),
         version_number(rec.version),
+        rec.valid_from.map(format_time),
+        rec.valid_to.map(format_time),
+        rec.superseded_by,
     ])?;
     let key = conn.last_insert_rowid();
     index_terms(conn, key, &rec.content)?;
@@ -322,13 +336,13 @@ pub(crate) fn insert_memory(
     Ok(key)
 }
 
-/// Deletes a memory, keeping its history and a `DELETE` row.
+/// Deletes a memory, its current version kept among the past ones (the caller writes
+/// history).
 pub(crate) fn delete_memory(
     conn: &Connection,
     key: i64,
     rec: &MemoryRecord,
     vocab: &mut VocabDelta,
-    actor: &str,
     at: DateTime<Utc>,
 ) -> Result<()> {
     versions::close(conn, key, at, vocab)?;
@@ -336,11 +350,11 @@ pub(crate) fn delete_memory(
         .execute([key])?;
     unindex_terms(conn, key)?;
     vocab.add(&rec.content, -1);
-    write_history(conn, HistoryRow::deleted(rec, actor, at))?;
     log_change(conn, key, "delete", &rec.id, None)
 }
 
-/// Writes the new state of a memory; `vector` is given when the content changed.
+/// Writes the new state of a memory, the old one kept among the past versions; `vector` is
+/// given when the content changed (the caller writes history).
 pub(crate) fn update_memory(
     conn: &Connection,
     key: i64,
@@ -348,13 +362,12 @@ pub(crate) fn update_memory(
     new: &MemoryRecord,
     vector: Option<&[f32]>,
     vocab: &mut VocabDelta,
-    actor: &str,
 ) -> Result<()> {
     versions::close(conn, key, new.updated_at, vocab)?;
     conn.prepare_cached(
         "UPDATE memories SET content = ?2, hash = ?3, kind = ?4, metadata = ?5,
                 updated_at = ?6, expires_at = ?7, embedding = coalesce(?8, embedding),
-                version = ?9
+                version = ?9, valid_from = ?10, valid_to = ?11, superseded_by = ?12
          WHERE key = ?1",
     )?
     .execute(params![
@@ -367,6 +380,9 @@ pub(crate) fn update_memory(
         new.expires_at.map(format_time),
         vector.map(vector_to_blob),
         version_number(new.version),
+        new.valid_from.map(format_time),
+        new.valid_to.map(format_time),
+        new.superseded_by,
     ])?;
     if old.content != new.content {
         unindex_terms(conn, key)?;
@@ -375,11 +391,11 @@ pub(crate) fn update_memory(
         vocab.add(&new.content, 1);
         log_change(conn, key, "upsert", &new.id, vector)?;
     }
-    write_history(conn, HistoryRow::updated(old, new, actor))
+    Ok(())
 }
 
-const HISTORY_COLUMNS: &str =
-    "seq, id, memory_id, event, old_content, new_content, is_deleted, actor, created_at";
+const HISTORY_COLUMNS: &str = "seq, id, memory_id, event, old_content, new_content, \
+    is_deleted, actor, created_at, coalesce(change_id, id), undone_by";
 
 fn history_rows(
     conn: &Connection,
@@ -403,6 +419,8 @@ fn history_rows(
                 is_deleted: row.get(6)?,
                 actor: row.get(7)?,
                 created_at: parse_time(&at).map_err(|e| corrupted("time", e))?,
+                change_id: row.get(9)?,
+                undone_by: row.get(10)?,
             },
         ));
     }
@@ -415,6 +433,28 @@ pub(crate) fn history(conn: &Connection, memory_id: &str) -> Result<Vec<HistoryE
         .into_iter()
         .map(|(_, e)| e)
         .collect())
+}
+
+/// The history rows of change `change_id` (the rows that share it, or the one row of that
+/// id), oldest first.
+pub(crate) fn change_rows(conn: &Connection, change_id: &str) -> Result<Vec<HistoryEntry>> {
+    let sql = format!(
+        "SELECT {HISTORY_COLUMNS} FROM history WHERE change_id = ?1
+         UNION SELECT {HISTORY_COLUMNS} FROM history WHERE id = ?1 ORDER BY seq"
+    );
+    Ok(history_rows(conn, &sql, [change_id])?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
+}
+
+/// Marks the rows of change `change_id` as undone by change `by`.
+pub(crate) fn mark_undone(conn: &Connection, change_id: &str, by: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE history SET undone_by = ?2 WHERE change_id = ?1 OR (id = ?1 AND change_id IS NULL)",
+    )?
+    .execute([change_id, by])?;
+    Ok(())
 }
 
 /// Up to `limit` history rows after sequence number `after`, oldest first.

@@ -99,25 +99,33 @@ ALTER TABLE changes ADD COLUMN digest TEXT;
 -- Versions (transaction time): a memory's row is its current version; each update or
 -- delete first moves the version it replaces here, with the commit time that ended it.
 -- A version was current from its updated_at (the commit that wrote it) to valid_to_tx.
+-- Valid time (when the fact held in the world) and supersede links are fields of a version.
 ALTER TABLE memories ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE memories ADD COLUMN valid_from TEXT;
+ALTER TABLE memories ADD COLUMN valid_to TEXT;
+ALTER TABLE memories ADD COLUMN superseded_by TEXT;
+CREATE INDEX memories_superseded ON memories (superseded_by) WHERE superseded_by IS NOT NULL;
 CREATE TABLE versions (
-    key         INTEGER PRIMARY KEY,
-    id          TEXT NOT NULL,
-    version     INTEGER NOT NULL,
-    content     TEXT NOT NULL,
-    hash        TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    user_id     TEXT NOT NULL DEFAULT '',
-    agent_id    TEXT NOT NULL DEFAULT '',
-    run_id      TEXT NOT NULL DEFAULT '',
-    org_id      TEXT NOT NULL DEFAULT '',
-    metadata    TEXT NOT NULL DEFAULT '{}',
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
-    expires_at  TEXT,
-    valid_to_tx TEXT NOT NULL,
+    key           INTEGER PRIMARY KEY,
+    id            TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    content       TEXT NOT NULL,
+    hash          TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    user_id       TEXT NOT NULL DEFAULT '',
+    agent_id      TEXT NOT NULL DEFAULT '',
+    run_id        TEXT NOT NULL DEFAULT '',
+    org_id        TEXT NOT NULL DEFAULT '',
+    metadata      TEXT NOT NULL DEFAULT '{}',
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    expires_at    TEXT,
+    valid_from    TEXT,
+    valid_to      TEXT,
+    superseded_by TEXT,
+    valid_to_tx   TEXT NOT NULL,
     -- NULL for a version rebuilt from the history of an older store without its vector.
-    embedding   BLOB,
+    embedding     BLOB,
     UNIQUE (id, version)
 );
 CREATE INDEX versions_scope ON versions (user_id, agent_id, run_id, org_id);
@@ -129,6 +137,11 @@ CREATE VIRTUAL TABLE versions_fts USING fts5(
     contentless_delete = 1,
     tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co M*'"
 );
+-- Undo: the change a history row belongs to (NULL: the row's own id; a supersede's two
+-- rows share one), and the change that undid it.
+ALTER TABLE history ADD COLUMN change_id TEXT;
+ALTER TABLE history ADD COLUMN undone_by TEXT;
+CREATE INDEX history_change ON history (change_id) WHERE change_id IS NOT NULL;
 "#,
 ];
 

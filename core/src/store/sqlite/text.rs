@@ -19,20 +19,25 @@ pub(super) struct SqliteText<'a> {
     pub(super) everything: bool,
 }
 
-/// Whether `selection` admits every stored memory (see [`SqliteText::everything`]): one
-/// look at the partial index of expiries.
+/// Whether `selection` admits every stored memory (see [`SqliteText::everything`]): a
+/// look at the partial indexes of expiries and supersedes.
 pub(super) fn admits_everything(conn: &Connection, selection: &Selection) -> Result<bool> {
     if !selection.is_unfiltered() {
         return Ok(false);
     }
-    if selection.include_expired {
-        return Ok(true);
-    }
     let mut stmt = conn.prepare_cached(
-        "SELECT NOT EXISTS (SELECT 1 FROM memories
-         WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
+        "SELECT (?2 OR NOT EXISTS (SELECT 1 FROM memories
+                                   WHERE expires_at IS NOT NULL AND expires_at <= ?1))
+            AND (?3 OR NOT EXISTS (SELECT 1 FROM memories WHERE superseded_by IS NOT NULL))",
     )?;
-    Ok(stmt.query_row([format_time(selection.now)], |r| r.get(0))?)
+    Ok(stmt.query_row(
+        params![
+            format_time(selection.now),
+            selection.include_expired,
+            selection.include_superseded
+        ],
+        |r| r.get(0),
+    )?)
 }
 
 impl SqliteText<'_> {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use super::ops::{self, VocabDelta};
+use super::versions;
 use super::SqliteStore;
 use crate::error::Result;
 use crate::store::{
@@ -19,6 +20,8 @@ pub(super) struct SqliteTx<'a> {
     pub(super) vocab: VocabDelta,
     /// The transaction's time, once taken.
     pub(super) now: Option<DateTime<Utc>>,
+    /// The change the history rows written now belong to (see [`StoreTx::set_change`]).
+    pub(super) change: Option<String>,
 }
 
 impl StoreTx for SqliteTx<'_> {
@@ -48,7 +51,8 @@ impl StoreTx for SqliteTx<'_> {
 
     fn insert(&mut self, record: &MemoryRecord, vector: &[f32], actor: &str) -> Result<Inserted> {
         ops::insert_memory(self.conn, record, vector, &mut self.vocab)?;
-        ops::write_history(self.conn, HistoryRow::added(record, actor))?;
+        let row = HistoryRow::added(record, actor).in_change(self.change.as_deref());
+        ops::write_history(self.conn, row)?;
         Ok(Inserted::New)
     }
 
@@ -60,7 +64,9 @@ impl StoreTx for SqliteTx<'_> {
         vector: Option<&[f32]>,
         actor: &str,
     ) -> Result<()> {
-        ops::update_memory(self.conn, key, old, new, vector, &mut self.vocab, actor)
+        ops::update_memory(self.conn, key, old, new, vector, &mut self.vocab)?;
+        let row = HistoryRow::updated(old, new, actor).in_change(self.change.as_deref());
+        ops::write_history(self.conn, row)
     }
 
     fn delete(
@@ -70,7 +76,9 @@ impl StoreTx for SqliteTx<'_> {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        ops::delete_memory(self.conn, key, record, &mut self.vocab, actor, at)
+        ops::delete_memory(self.conn, key, record, &mut self.vocab, at)?;
+        let row = HistoryRow::deleted(record, actor, at).in_change(self.change.as_deref());
+        ops::write_history(self.conn, row)
     }
 
     fn dimensions(&mut self) -> Result<Option<usize>> {
@@ -106,5 +114,29 @@ impl StoreTx for SqliteTx<'_> {
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
         ops::raise_commit_time(self.conn, entry.created_at)?;
         ops::write_history(self.conn, HistoryRow::imported(entry))
+    }
+
+    fn set_change(&mut self, change: Option<String>) {
+        self.change = change;
+    }
+
+    fn get_as_of(&mut self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>> {
+        versions::get_as_of(self.conn, id, at)
+    }
+
+    fn versions(&mut self, id: &str) -> Result<Vec<MemoryRecord>> {
+        versions::all_of(self.conn, id)
+    }
+
+    fn version_vector(&mut self, id: &str, version: u64) -> Result<Option<Vec<f32>>> {
+        versions::vector_of(self.conn, id, version)
+    }
+
+    fn change(&mut self, change_id: &str) -> Result<Vec<HistoryEntry>> {
+        ops::change_rows(self.conn, change_id)
+    }
+
+    fn mark_undone(&mut self, change_id: &str, by: &str) -> Result<()> {
+        ops::mark_undone(self.conn, change_id, by)
     }
 }

@@ -21,12 +21,17 @@ use crate::types::{format_time, parse_time, MemoryRecord};
 /// The columns of a current row, named as [`VERSION_COLUMNS`] reads them.
 const CURRENT: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, \
     m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, m.version, \
-    NULL AS valid_to_tx";
+    m.valid_from, m.valid_to, m.superseded_by, NULL AS valid_to_tx";
 
 /// The columns of a past version, its key negated, named as [`VERSION_COLUMNS`] reads them.
 const PAST: &str = "-m.key AS key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, \
     m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, m.version, \
-    m.valid_to_tx";
+    m.valid_from, m.valid_to, m.superseded_by, m.valid_to_tx";
+
+/// The columns a version keeps, in `memories` and `versions` alike (but the key).
+const KEPT: &str = "id, version, content, hash, kind, user_id, agent_id, run_id, org_id, \
+    metadata, created_at, updated_at, expires_at, valid_from, valid_to, superseded_by, \
+    embedding";
 
 /// A moment as SQL text. Times are stored in one fixed-width form, so text order is time
 /// order; the text is ours (digits and separators), so it is written into SQL as a literal
@@ -65,16 +70,12 @@ pub(crate) fn close(
     at: DateTime<Utc>,
     vocab: &mut VocabDelta,
 ) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO versions ({KEPT}, valid_to_tx) SELECT {KEPT}, ?2 FROM memories \
+         WHERE key = ?1 RETURNING key, content"
+    );
     let (version_key, content): (i64, String) = conn
-        .prepare_cached(
-            "INSERT INTO versions (id, version, content, hash, kind, user_id, agent_id, run_id,
-                                   org_id, metadata, created_at, updated_at, expires_at,
-                                   valid_to_tx, embedding)
-             SELECT id, version, content, hash, kind, user_id, agent_id, run_id, org_id,
-                    metadata, created_at, updated_at, expires_at, ?2, embedding
-             FROM memories WHERE key = ?1
-             RETURNING key, content",
-        )?
+        .prepare_cached(&sql)?
         .query_row(params![key, format_time(at)], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
@@ -121,6 +122,18 @@ pub(crate) fn all_of(conn: &Connection, id: &str) -> Result<Vec<MemoryRecord>> {
         out.push(ops::version_from_row(row)?.1);
     }
     Ok(out)
+}
+
+/// The stored vector of version `version` of memory `id`, current or past.
+pub(crate) fn vector_of(conn: &Connection, id: &str, version: u64) -> Result<Option<Vec<f32>>> {
+    let blob: Option<Option<Vec<u8>>> = conn
+        .prepare_cached(
+            "SELECT embedding FROM memories WHERE id = ?1 AND version = ?2
+             UNION ALL SELECT embedding FROM versions WHERE id = ?1 AND version = ?2",
+        )?
+        .query_row(params![id, ops::version_number(version)], |r| r.get(0))
+        .optional()?;
+    blob.flatten().map(|b| ops::blob_to_vector(&b)).transpose()
 }
 
 /// The past versions with these (positive) `versions` keys, under their negated keys.
@@ -202,7 +215,7 @@ pub(crate) fn replay_history(conn: &Connection) -> Result<()> {
         let mut stmt = conn.prepare(
             "SELECT m.key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, m.run_id,
                     m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, 1,
-                    m.embedding
+                    NULL, NULL, NULL, m.embedding
              FROM memories m WHERE EXISTS
                  (SELECT 1 FROM history h WHERE h.memory_id = m.id AND h.event = 'UPDATE')",
         )?;
@@ -210,7 +223,7 @@ pub(crate) fn replay_history(conn: &Connection) -> Result<()> {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let (key, record) = ops::record_from_row(row)?;
-            out.push((key, record, row.get(14)?));
+            out.push((key, record, row.get(ops::RECORD_WIDTH)?));
         }
         out
     };
