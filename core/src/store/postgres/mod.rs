@@ -15,6 +15,7 @@ mod schema;
 mod session;
 mod text;
 mod tx;
+mod versions;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +23,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use postgres::config::SslMode;
 
 use self::filter::Where;
@@ -173,6 +175,14 @@ impl Store for PgStore {
         Ok(self
             .read(false, |s| get_by_id(s, id, false))?
             .map(|(_, r)| r))
+    }
+
+    fn get_as_of(&self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>> {
+        self.read(false, |s| versions::get_as_of(s, id, at))
+    }
+
+    fn versions(&self, id: &str) -> Result<Vec<MemoryRecord>> {
+        self.read(false, |s| versions::all_of(s, id))
     }
 
     fn find_duplicates(
@@ -399,11 +409,13 @@ impl Store for PgStore {
             tx.s.batch(
                 "LOCK TABLE agentmem_memories IN EXCLUSIVE MODE;
                  DELETE FROM agentmem_memories;
+                 DELETE FROM agentmem_versions;
                  DELETE FROM agentmem_history;
                  DELETE FROM agentmem_embedding_cache;
                  DELETE FROM agentmem_term_stats;
                  DELETE FROM agentmem_vocabulary;
-                 UPDATE agentmem_text_totals SET docs = 0, length = 0;",
+                 UPDATE agentmem_text_totals
+                 SET docs = 0, length = 0, past_docs = 0, past_length = 0;",
             )
         })
     }
@@ -438,7 +450,7 @@ impl StoreExport for PgStore {
                 .iter()
                 .map(|r| {
                     let (key, record) = rows::record_from_row(r)?;
-                    Ok((key, record, get::<Vec<f32>>(r, 13)?))
+                    Ok((key, record, get::<Vec<f32>>(r, 14)?))
                 })
                 .collect()
         })

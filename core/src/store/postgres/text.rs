@@ -40,10 +40,15 @@ pub(super) fn random() -> u64 {
 pub(super) struct TextDelta {
     /// Document-frequency change of each index term.
     df: BTreeMap<String, i64>,
-    /// Document-frequency change of each vocabulary word.
+    /// Document-frequency change of each vocabulary word (which counts every kept
+    /// version, so that a typo finds an old version's word too).
     vocabulary: BTreeMap<String, i64>,
     docs: i64,
     length: i64,
+    /// The same for the past versions' own statistics (see [`TextDelta::add_past`]).
+    past_df: BTreeMap<String, i64>,
+    past_docs: i64,
+    past_length: i64,
 }
 
 impl TextDelta {
@@ -61,43 +66,108 @@ impl TextDelta {
         self.length += sign * terms.len() as i64;
     }
 
+    /// Counts a version in to the past versions (kept until a reset): its index terms in
+    /// the past's own BM25 statistics, and the vocabulary of its content.
+    pub(super) fn add_past(&mut self, content: &str, terms: &[String]) {
+        let distinct: BTreeSet<&String> = terms.iter().collect();
+        for term in distinct {
+            *self.past_df.entry(term.clone()).or_default() += 1;
+        }
+        for word in text::fuzzy_vocabulary(content) {
+            *self.vocabulary.entry(word).or_default() += 1;
+        }
+        self.past_docs += 1;
+        self.past_length += terms.len() as i64;
+    }
+
     /// Writes the changes (and forgets them).
     pub(super) fn apply(&mut self, s: &mut Session<'_>) -> Result<()> {
         let delta = std::mem::take(self);
-        apply_counts(s, "agentmem_term_stats", delta.df)?;
-        apply_counts(s, "agentmem_vocabulary", delta.vocabulary)?;
-        if delta.docs != 0 || delta.length != 0 {
+        // A term's current and past frequencies share its row: one upsert, one lock.
+        let mut df: BTreeMap<String, [i64; 2]> = BTreeMap::new();
+        for (term, d) in delta.df {
+            df.entry(term).or_default()[0] = d;
+        }
+        for (term, d) in delta.past_df {
+            df.entry(term).or_default()[1] = d;
+        }
+        apply_counts(s, "agentmem_term_stats", df, true)?;
+        let vocabulary = delta.vocabulary.into_iter().map(|(w, d)| (w, [d, 0]));
+        apply_counts(s, "agentmem_vocabulary", vocabulary.collect(), false)?;
+        if delta.docs != 0 || delta.length != 0 || delta.past_docs != 0 || delta.past_length != 0 {
             let shard = (random() % TOTAL_SHARDS) as i16;
-            s.execute(
-                "UPDATE agentmem_text_totals SET docs = docs + $1::int8, length = length + $2::int8
-                 WHERE shard = $3::int2",
-                &[&delta.docs, &delta.length, &shard],
-            )?;
+            if delta.past_docs == 0 && delta.past_length == 0 {
+                s.execute(
+                    "UPDATE agentmem_text_totals
+                     SET docs = docs + $1::int8, length = length + $2::int8
+                     WHERE shard = $3::int2",
+                    &[&delta.docs, &delta.length, &shard],
+                )?;
+            } else {
+                s.execute(
+                    "UPDATE agentmem_text_totals
+                     SET docs = docs + $1::int8, length = length + $2::int8,
+                         past_docs = past_docs + $3::int8, past_length = past_length + $4::int8
+                     WHERE shard = $5::int2",
+                    &[
+                        &delta.docs,
+                        &delta.length,
+                        &delta.past_docs,
+                        &delta.past_length,
+                        &shard,
+                    ],
+                )?;
+            }
         }
         Ok(())
     }
 }
 
-fn apply_counts(s: &mut Session<'_>, table: &str, counts: BTreeMap<String, i64>) -> Result<()> {
-    let (terms, deltas): (Vec<String>, Vec<i64>) =
-        counts.into_iter().filter(|(_, d)| *d != 0).unzip();
+/// Adds `[current, past]` document-frequency changes to `table`'s rows; `has_past` when the
+/// table has a past column (the vocabulary has none: its changes have 0 there).
+fn apply_counts(
+    s: &mut Session<'_>,
+    table: &str,
+    counts: BTreeMap<String, [i64; 2]>,
+    has_past: bool,
+) -> Result<()> {
+    let changed = counts.into_iter().filter(|(_, d)| *d != [0, 0]);
+    let (terms, deltas): (Vec<String>, Vec<[i64; 2]>) = changed.unzip();
     if terms.is_empty() {
         return Ok(());
     }
-    let shrinking = deltas.iter().any(|d| *d < 0);
-    s.execute(
-        &format!(
-            "INSERT INTO {table} AS t (term, df)
-             SELECT u.term, u.df FROM unnest($1::text[], $2::int8[]) AS u(term, df)
-             ORDER BY u.term COLLATE \"C\"
-             ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df"
-        ),
-        &[&terms, &deltas],
-    )?;
-    if shrinking {
-        // Words no memory holds any more leave the vocabulary, as in SQLite's store.
+    let shrinking = deltas.iter().any(|d| d[0] < 0);
+    let current: Vec<i64> = deltas.iter().map(|d| d[0]).collect();
+    if deltas.iter().all(|d| d[1] == 0) {
         s.execute(
-            &format!("DELETE FROM {table} WHERE term = ANY($1::text[]) AND df <= 0"),
+            &format!(
+                "INSERT INTO {table} AS t (term, df)
+                 SELECT u.term, u.df FROM unnest($1::text[], $2::int8[]) AS u(term, df)
+                 ORDER BY u.term COLLATE \"C\"
+                 ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df"
+            ),
+            &[&terms, &current],
+        )?;
+    } else {
+        let past: Vec<i64> = deltas.iter().map(|d| d[1]).collect();
+        s.execute(
+            &format!(
+                "INSERT INTO {table} AS t (term, df, past_df)
+                 SELECT u.term, u.df, u.past_df
+                 FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u(term, df, past_df)
+                 ORDER BY u.term COLLATE \"C\"
+                 ON CONFLICT (term) DO UPDATE
+                 SET df = t.df + excluded.df, past_df = t.past_df + excluded.past_df"
+            ),
+            &[&terms, &current, &past],
+        )?;
+    }
+    if shrinking {
+        // Words no memory holds any more leave the vocabulary, as in SQLite's store; a
+        // term still held by a past version keeps its row.
+        let kept = if has_past { " AND past_df <= 0" } else { "" };
+        s.execute(
+            &format!("DELETE FROM {table} WHERE term = ANY($1::text[]) AND df <= 0{kept}"),
             &[&terms],
         )?;
     }
