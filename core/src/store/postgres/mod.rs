@@ -33,6 +33,7 @@ use self::rows::{history_from_row, vector_text, HISTORY_COLUMNS, RECORD_COLUMNS}
 use self::schema::Capabilities;
 use self::text::PgText;
 use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records};
+use self::versions::nearest_past_sql;
 use super::{
     ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, StoredPage,
     TextIndex,
@@ -153,6 +154,13 @@ impl PgStore {
     }
 }
 
+/// Splits search keys into current memories' keys and past versions' (`agentmem_versions`
+/// keys, made positive again).
+fn split_keys(keys: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let (current, past): (Vec<i64>, Vec<i64>) = keys.iter().partition(|k| **k > 0);
+    (current, past.into_iter().map(|k| -k).collect())
+}
+
 impl Store for PgStore {
     fn location(&self) -> String {
         self.location.clone()
@@ -202,7 +210,10 @@ impl Store for PgStore {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let keys = keys.to_vec();
+        let (keys, past) = split_keys(keys);
+        if !past.is_empty() {
+            return self.read(false, |s| versions::by_keys(s, &keys, &past));
+        }
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE m.key = ANY($1::int8[])"
         );
@@ -214,29 +225,32 @@ impl Store for PgStore {
 
     fn list(&self, selection: &Selection, page: &PageRequest) -> Result<StoredPage> {
         let mut w = self.selection(selection);
-        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        let count_sql = format!("SELECT count(*) FROM {}", w.rows());
         // The count takes the selection's parameters only, the ones pushed so far.
         let count_params = w.params.len();
         let (column, cmp, dir) = page.order_sql();
+        let mut after = String::new();
         if let Some((key, at)) = &page.after {
             let t = w.push(at.clone());
             let k = w.push(*key);
-            w.sql = format!(
-                "({}) AND (m.{column}, m.key) {cmp} ({t}::text, {k}::int8)",
-                w.sql
-            );
+            after = format!(" AND (m.{column}, m.key) {cmp} ({t}::text, {k}::int8)");
         }
         let limit = w.push(page.limit.min(i64::MAX as usize) as i64);
         let offset = w.push(page.offset.min(i64::MAX as usize) as i64);
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE {}
+            "SELECT {} FROM {}{after}
              ORDER BY m.{column} {dir}, m.key {dir} LIMIT {limit}::int8 OFFSET {offset}::int8",
-            w.sql
+            w.columns(),
+            w.rows()
         );
         // With a total: one repeatable-read snapshot for the page and the count.
         self.read(page.with_total, |s| {
             let params = w.refs();
-            let rows = query_records(s, &sql, &params)?;
+            let rows = s
+                .query(&sql, &params)?
+                .iter()
+                .map(|r| w.read(r))
+                .collect::<Result<Vec<_>>>()?;
             let total = if page.with_total {
                 let row = s.query_one(&count_sql, &params[..count_params])?;
                 Some(get::<i64>(&row, 0)? as usize)
@@ -249,7 +263,7 @@ impl Store for PgStore {
 
     fn count(&self, selection: &Selection) -> Result<usize> {
         let w = self.selection(selection);
-        let sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        let sql = format!("SELECT count(*) FROM {}", w.rows());
         self.read(false, |s| {
             let row = s.query_one(&sql, &w.refs())?;
             Ok(get::<i64>(&row, 0)? as usize)
@@ -301,20 +315,25 @@ impl Store for PgStore {
         let mut w = self.selection(selection);
         let q = w.push(vector_text(query));
         let n = w.push(count.min(i64::MAX as usize) as i64);
+        // As of a past moment: the current memories already written then (through the
+        // index, as now), and the past versions current then (an exact scan), merged.
+        let cond = w.current();
         let hnsw_sql = format!(
             "SELECT m.key, (m.embedding <=> {q}::text::vector)::float8
-             FROM agentmem_memories m WHERE {}
-             ORDER BY m.embedding <=> {q}::text::vector LIMIT {n}::int8",
-            w.sql
+             FROM agentmem_memories m WHERE {cond}
+             ORDER BY m.embedding <=> {q}::text::vector LIMIT {n}::int8"
         );
         let exact_sql = format!(
             "WITH admitted AS MATERIALIZED (
-                 SELECT m.key, m.embedding FROM agentmem_memories m WHERE {})
+                 SELECT m.key, m.embedding FROM agentmem_memories m WHERE {cond})
              SELECT key, (embedding <=> {q}::text::vector)::float8 AS d
-             FROM admitted ORDER BY d, key LIMIT {n}::int8",
-            w.sql
+             FROM admitted ORDER BY d, key LIMIT {n}::int8"
         );
-        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {cond}");
+        let past_sql = w
+            .as_of
+            .as_ref()
+            .map(|at| nearest_past_sql(&w.sql, at, &q, &n));
         let limit = self.index.exact_scan_limit;
         let ef = self
             .index
@@ -323,7 +342,7 @@ impl Store for PgStore {
             .clamp(1, MAX_EF_SEARCH);
         let iterative = self.caps.iterative_scan;
         let unfiltered = selection.is_unfiltered();
-        let hits = self.read(true, |s| {
+        let mut hits = self.read(true, |s| {
             let params = w.refs();
             let hits = |s: &mut Session<'_>, sql: &str| -> Result<Vec<(i64, f32)>> {
                 s.query(sql, &params)?
@@ -335,9 +354,8 @@ impl Store for PgStore {
             let admitted = |s: &mut Session<'_>, upto: Option<usize>| -> Result<usize> {
                 let sql = match upto {
                     Some(u) => format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM agentmem_memories m WHERE {} \
+                        "SELECT count(*) FROM (SELECT 1 FROM agentmem_memories m WHERE {cond} \
                          LIMIT {}) c",
-                        w.sql,
                         u.saturating_add(1)
                     ),
                     None => count_sql.clone(),
@@ -346,25 +364,35 @@ impl Store for PgStore {
                 let row = s.query_one(&sql, &params[..params.len() - 2])?;
                 Ok(get::<i64>(&row, 0)? as usize)
             };
-            if !unfiltered && admitted(s, Some(limit))? <= limit {
-                return hits(s, &exact_sql);
-            }
-            s.query(
-                "SELECT set_config('hnsw.ef_search', $1::text, true)",
-                &[&ef.to_string()],
-            )?;
-            if iterative {
+            let mut found = if !unfiltered && admitted(s, Some(limit))? <= limit {
+                hits(s, &exact_sql)?
+            } else {
                 s.query(
-                    "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)",
-                    &[],
+                    "SELECT set_config('hnsw.ef_search', $1::text, true)",
+                    &[&ef.to_string()],
                 )?;
-            }
-            let found = hits(s, &hnsw_sql)?;
-            if found.len() < count && found.len() < admitted(s, None)? {
-                return hits(s, &exact_sql);
+                if iterative {
+                    s.query(
+                        "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)",
+                        &[],
+                    )?;
+                }
+                let found = hits(s, &hnsw_sql)?;
+                if found.len() < count && found.len() < admitted(s, None)? {
+                    hits(s, &exact_sql)?
+                } else {
+                    found
+                }
+            };
+            if let Some(past_sql) = &past_sql {
+                found.extend(hits(s, past_sql)?);
             }
             Ok(found)
         })?;
+        if past_sql.is_some() {
+            hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            hits.truncate(count);
+        }
         Ok(hits)
     }
 
@@ -374,7 +402,10 @@ impl Store for PgStore {
         }
         self.check_query(query)?;
         let q = vector_text(query);
-        let keys = keys.to_vec();
+        let (keys, past) = split_keys(keys);
+        if !past.is_empty() {
+            return self.read(false, |s| versions::similarities(s, &q, &keys, &past));
+        }
         self.read(false, |s| {
             s.query(
                 "SELECT key, (1 - (embedding <=> $1::text::vector))::float8

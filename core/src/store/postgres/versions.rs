@@ -10,6 +10,8 @@
 //! A moment is a query parameter (`$n`, text in the stored time form, whose text order is
 //! time order), so that the statements of every moment are prepared once.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::pool::{get, Session};
@@ -112,6 +114,60 @@ pub(super) fn all_of(s: &mut Session<'_>, id: &str) -> Result<Vec<MemoryRecord>>
         .iter()
         .map(|r| version_from_row(r).map(|(_, v)| v))
         .collect()
+}
+
+/// The current memories with keys `current` and the past versions with (positive)
+/// `agentmem_versions` keys `past`, the latter under their negated keys, in one statement.
+pub(super) fn by_keys(
+    s: &mut Session<'_>,
+    current: &[i64],
+    past: &[i64],
+) -> Result<HashMap<i64, MemoryRecord>> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM (
+             SELECT {CURRENT} FROM agentmem_memories m WHERE m.key = ANY($1::int8[])
+             UNION ALL SELECT {PAST} FROM agentmem_versions m WHERE m.key = ANY($2::int8[])) m"
+    );
+    s.query(&sql, &[&current, &past])?
+        .iter()
+        .map(version_from_row)
+        .collect()
+}
+
+/// Cosine similarity of `query` (pgvector's text form) to the vectors of the current
+/// memories `current` and of the past versions `past` (positive keys; under their negated
+/// keys), in one statement; versions without a vector are left out.
+pub(super) fn similarities(
+    s: &mut Session<'_>,
+    query: &str,
+    current: &[i64],
+    past: &[i64],
+) -> Result<HashMap<i64, f32>> {
+    s.query(
+        "SELECT key, (1 - (embedding <=> $1::text::vector))::float8
+         FROM agentmem_memories WHERE key = ANY($2::int8[])
+         UNION ALL
+         SELECT -key, (1 - (embedding <=> $1::text::vector))::float8
+         FROM agentmem_versions WHERE key = ANY($3::int8[]) AND embedding IS NOT NULL",
+        &[&query, &current, &past],
+    )?
+    .iter()
+    .map(|r| Ok((get(r, 0)?, get::<f64>(r, 1)? as f32)))
+    .collect()
+}
+
+/// The statement of the `n` past versions passing `cond` and current at the moment in
+/// parameter `at`, nearest to the vector in parameter `q`, by an exact scan (the versions
+/// have no vector index: as-of searches are rare, and the past only grows), as
+/// `(negated key, cosine distance)`, nearest first.
+pub(super) fn nearest_past_sql(cond: &str, at: &str, q: &str, n: &str) -> String {
+    format!(
+        "SELECT -m.key, (m.embedding <=> {q}::text::vector)::float8 AS d
+         FROM agentmem_versions m
+         WHERE {} AND m.embedding IS NOT NULL AND ({cond})
+         ORDER BY d, m.key DESC LIMIT {n}::int8",
+        past_at(at)
+    )
 }
 
 /// Rebuilds the past versions of a store written before versions existed, from its
