@@ -100,6 +100,8 @@ impl Selection {
 
     /// Reads the store as of `at` (when given): the versions current then, expiry judged
     /// then.
+    // A builder step named as the options' `as_of` it carries over, not a conversion.
+    #[allow(clippy::wrong_self_convention)]
     pub(crate) fn as_of(mut self, at: Option<DateTime<Utc>>) -> Selection {
         if let Some(at) = at {
             self.now = at;
