@@ -1,7 +1,8 @@
 //! The PostgreSQL backend (feature `postgres`): memories, history, vectors (pgvector, HNSW
 //! with cosine distance) and the keyword and fuzzy indexes live in the database, shared by
 //! every process that opens the same URL. Its semantics are the SQLite backend's: the same
-//! filters ([`filter`]), the same duplicate rule, the same BM25 scores ([`text`]).
+//! filters ([`filter`]), the same duplicate rule, the same BM25 scores ([`text`]), the same
+//! past versions read as of any moment ([`versions`]).
 //!
 //! Connections come from a small pool of their own ([`pool`]) and are made without TLS.
 //! Writes run in read-committed transactions that are retried on serialisation failures
