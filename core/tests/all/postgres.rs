@@ -1285,3 +1285,448 @@ fn conninfo_strings_open_like_urls() {
     assert_eq!(err.code(), ErrorCode::Storage, "{err}");
     assert!(!err.to_string().contains(&format!("'{password}'")), "{err}");
 }
+
+/// Waits a little, samples the clock (whole microseconds, as commit times are) and waits
+/// again: every change before the call committed at or before the moment, every change
+/// after it commits later (commit times run at most a few microseconds ahead of the clock).
+fn moment_between_changes() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    std::thread::sleep(Duration::from_millis(3));
+    let at = Utc::now().trunc_subsecs(6);
+    std::thread::sleep(Duration::from_millis(3));
+    at
+}
+
+/// Names of the scenario's memories, to their ids in one store.
+type Names = BTreeMap<String, String>;
+
+/// Step `step` of the as-of scenario on one store: adds, content and metadata updates and
+/// deletes across users and an agent. Never deletes the newest memory before an add, so
+/// that both backends number their memories alike (hybrid search reads neighbours by key).
+/// The commit time of an update, as its record tells it.
+fn as_of_step(m: &Memory, names: &mut Names, step: usize) -> Option<chrono::DateTime<Utc>> {
+    let id = |names: &Names, name: &str| names[name].clone();
+    let update = |names: &Names, name: &str, u: MemoryUpdate| {
+        let r = m.update(&id(names, name), u).unwrap();
+        Some(r.valid_from_tx)
+    };
+    let add = |names: &mut Names, name: &str, new: NewMemory| {
+        let added = m.add(new).unwrap();
+        assert!(added.added, "{name}");
+        names.insert(name.to_string(), added.id);
+    };
+    match step {
+        0 => {
+            add(
+                names,
+                "a",
+                NewMemory::new("Alice drinks green tea every morning")
+                    .user("ann")
+                    .meta("topic", "drinks"),
+            );
+            add(
+                names,
+                "b",
+                NewMemory::new("Ben rides a red bicycle to work").user("ben"),
+            );
+            add(
+                names,
+                "c",
+                NewMemory::new("The team meets in the blue room on Mondays").agent("planner"),
+            );
+            add(
+                names,
+                "d",
+                NewMemory::new("Alice keeps a jasmine plant near the window").user("ann"),
+            );
+            None
+        }
+        1 => update(
+            names,
+            "a",
+            MemoryUpdate::content("Alice drinks black coffee every morning"),
+        ),
+        2 => {
+            add(
+                names,
+                "e",
+                NewMemory::new("Ben learns the violin on weekends").user("ben"),
+            );
+            None
+        }
+        3 => {
+            let mut meta = agent_mem::Metadata::new();
+            meta.insert("mood".into(), json!("happy"));
+            update(names, "b", MemoryUpdate::metadata(meta))
+        }
+        4 => {
+            m.delete(&id(names, "c")).unwrap();
+            None
+        }
+        5 => update(
+            names,
+            "a",
+            MemoryUpdate::content("Alice drinks green tea with lemon"),
+        ),
+        6 => {
+            add(
+                names,
+                "f",
+                NewMemory::new("Carla paints the harbor at dawn").user("carla"),
+            );
+            None
+        }
+        7 => {
+            m.delete(&id(names, "d")).unwrap();
+            None
+        }
+        8 => update(
+            names,
+            "e",
+            MemoryUpdate::content("Ben learns the cello on weekends"),
+        ),
+        9 => {
+            assert_eq!(m.delete_all(&Scope::user("ben"), None).unwrap(), 2);
+            None
+        }
+        10 => {
+            add(
+                names,
+                "g",
+                NewMemory::new("Dave sails across the harbor in winter").user("dave"),
+            );
+            None
+        }
+        _ => update(
+            names,
+            "f",
+            MemoryUpdate::content("Carla paints the harbor at sunset"),
+        ),
+    }
+}
+
+/// Steps of [`as_of_step`].
+const AS_OF_STEPS: usize = 12;
+
+/// A version as both stores can be compared on: its name in the scenario, content,
+/// version, owner and metadata (as JSON), and whether it has ended.
+type Seen = (String, String, u64, String, String, bool);
+
+fn seen(names: &Names, r: &agent_mem::MemoryRecord) -> Seen {
+    let name = names
+        .iter()
+        .find(|(_, id)| **id == r.id)
+        .map(|(n, _)| n.clone())
+        .unwrap_or_else(|| panic!("unknown id {}", r.id));
+    (
+        name,
+        r.content.clone(),
+        r.version,
+        serde_json::to_string(&r.scope).unwrap(),
+        serde_json::to_string(&r.metadata).unwrap(),
+        r.valid_to_tx.is_some(),
+    )
+}
+
+/// Everything read of one store as of `at`: lists (whole, by cursor pages, at an offset,
+/// per scope), counts, each memory's version then, and the hits of every search mode
+/// (named versions with their scores, by name and version).
+fn read_as_of(m: &Memory, names: &Names, at: chrono::DateTime<Utc>) -> Value {
+    let scopes = [
+        Scope::global(),
+        Scope::user("ann"),
+        Scope::user("ben"),
+        Scope::global().with_agent("planner"),
+    ];
+    let mut out = serde_json::Map::new();
+    let checked = |r: &agent_mem::MemoryRecord| {
+        assert!(r.was_current_at(at), "{r:?} not current at {at}");
+        assert_eq!(r.valid_from_tx, r.updated_at);
+        seen(names, r)
+    };
+    for (i, scope) in scopes.iter().enumerate() {
+        let mut options = ListOptions::new().limit(10_000).as_of(at);
+        options.scope = scope.clone();
+        let whole: Vec<Seen> = m
+            .list(&options)
+            .unwrap()
+            .items
+            .iter()
+            .map(checked)
+            .collect();
+        // Pages of two by cursor, oldest first, with their totals.
+        let mut paged = Vec::new();
+        let mut options = ListOptions::new()
+            .limit(2)
+            .order(agent_mem::ListOrder::UpdatedAsc)
+            .with_total()
+            .as_of(at);
+        options.scope = scope.clone();
+        loop {
+            let page = m.list(&options).unwrap();
+            assert_eq!(page.total, Some(whole.len()), "{scope:?} at {at}");
+            paged.extend(page.items.iter().map(checked));
+            match page.next_cursor {
+                Some(c) => options.cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut sorted = whole.clone();
+        sorted.sort();
+        paged.sort();
+        assert_eq!(paged, sorted, "cursor pages of {scope:?} at {at}");
+        let mut options = ListOptions::new().limit(2).as_of(at);
+        options.scope = scope.clone();
+        options.offset = 1;
+        let offset: Vec<Seen> = m
+            .list(&options)
+            .unwrap()
+            .items
+            .iter()
+            .map(checked)
+            .collect();
+        let count = m.count_as_of(scope, None, Some(at)).unwrap();
+        out.insert(
+            format!("scope {i}"),
+            json!({"list": whole, "offset": offset, "count": count}),
+        );
+    }
+    let got: BTreeMap<&String, Option<Seen>> = names
+        .iter()
+        .map(|(name, id)| (name, m.get_as_of(id, at).ok().map(|r| checked(&r))))
+        .collect();
+    out.insert("get".into(), json!(got));
+    let searches: &[(&str, SearchMode, Scope)] = &[
+        ("green tea", SearchMode::Keyword, Scope::global()),
+        ("bicycle work", SearchMode::Keyword, Scope::global()),
+        ("harbor", SearchMode::Keyword, Scope::global()),
+        ("violin cello", SearchMode::Keyword, Scope::global()),
+        ("drinks", SearchMode::Keyword, Scope::user("ann")),
+        ("green tea", SearchMode::Phrase, Scope::global()),
+        ("learns the", SearchMode::Phrase, Scope::global()),
+        ("every morning", SearchMode::Phrase, Scope::user("ann")),
+        ("jasmin", SearchMode::Fuzzy, Scope::global()),
+        ("bicycel", SearchMode::Fuzzy, Scope::global()),
+        ("harbour", SearchMode::Fuzzy, Scope::global()),
+        ("violn", SearchMode::Fuzzy, Scope::user("ben")),
+        ("tea in the morning", SearchMode::Vector, Scope::global()),
+        (
+            "meeting room",
+            SearchMode::Vector,
+            Scope::global().with_agent("planner"),
+        ),
+        ("harbor", SearchMode::Vector, Scope::global()),
+        ("green tea", SearchMode::Hybrid, Scope::global()),
+        ("harbor winter", SearchMode::Hybrid, Scope::global()),
+        ("violin", SearchMode::Hybrid, Scope::user("ben")),
+    ];
+    for (query, mode, scope) in searches {
+        let mut options = SearchOptions::new().mode(*mode).limit(50).as_of(at);
+        options.scope = scope.clone();
+        let mut hits: Vec<(Seen, f32)> = m
+            .search(query, &options)
+            .unwrap()
+            .iter()
+            .map(|h| (checked(&h.memory), h.score))
+            .collect();
+        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        out.insert(format!("{mode:?} {query:?} {scope:?}"), json!(hits));
+    }
+    Value::Object(out)
+}
+
+/// Two readings of [`read_as_of`] agree: the same values, scores within float noise
+/// (pgvector computes cosines in its own way).
+fn assert_same_reading(got: &Value, want: &Value, path: &str) {
+    match (got, want) {
+        (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
+            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            assert!((a - b).abs() < 1e-3, "{path}: {a} vs {b}");
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            assert_eq!(a.len(), b.len(), "{path}: {got} vs {want}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_same_reading(x, y, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(a), keys(b), "{path}");
+            for (k, x) in a {
+                assert_same_reading(x, &b[k], &format!("{path}.{k}"));
+            }
+        }
+        _ => assert_eq!(got, want, "{path}"),
+    }
+}
+
+/// Versions of every scenario memory, named (none of one whose versions are not kept).
+fn all_versions(m: &Memory, names: &Names) -> Vec<Vec<Seen>> {
+    names
+        .values()
+        .map(|id| match m.versions(id) {
+            Ok(versions) => versions.iter().map(|r| seen(names, r)).collect(),
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
+/// Runs the as-of scenario on both stores (PostgreSQL first): the names of their memories
+/// and the moments between the changes, and at each update's commit, in each store.
+fn run_as_of_scenario(stores: [&Memory; 2]) -> ([Names; 2], Vec<[chrono::DateTime<Utc>; 2]>) {
+    let mut names: [Names; 2] = Default::default();
+    let start = moment_between_changes();
+    let mut moments = vec![[start, start]];
+    for step in 0..AS_OF_STEPS {
+        let mut sampled = [start; 2];
+        let mut commits = [None; 2];
+        for (i, m) in stores.iter().enumerate() {
+            commits[i] = as_of_step(m, &mut names[i], step);
+            sampled[i] = moment_between_changes();
+        }
+        if let [Some(a), Some(b)] = commits {
+            moments.push([a, b]);
+        }
+        moments.push(sampled);
+    }
+    (names, moments)
+}
+
+/// The same adds, updates and deletes on PostgreSQL and on SQLite (the reference), then
+/// the store as of every moment between two changes, and at the commit time of each update
+/// (where the new version counts and the old one no longer does), reads the same on both:
+/// lists (pages by cursor and offset, totals), counts, get, and every search mode; and each
+/// memory has the same versions.
+#[test]
+fn past_moments_read_as_on_sqlite() {
+    let _server = shared();
+    let Some((_, pg)) = fresh("past_moments") else {
+        return;
+    };
+    let reference = sqlite();
+    let (names, moments) = run_as_of_scenario([&pg, &reference]);
+    for [at_pg, at_ref] in &moments {
+        let got = read_as_of(&pg, &names[0], *at_pg);
+        let want = read_as_of(&reference, &names[1], *at_ref);
+        assert_same_reading(&got, &want, &format!("as of {at_ref}"));
+    }
+    // Something was found in the past that is gone now.
+    let first = read_as_of(&pg, &names[0], moments[1][0]);
+    assert_eq!(first["scope 0"]["count"], 4, "{first}");
+    assert_eq!(
+        all_versions(&pg, &names[0]),
+        all_versions(&reference, &names[1])
+    );
+    let a = pg.versions(&names[0]["a"]).unwrap();
+    assert_eq!(a.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(a[0].valid_to_tx == Some(a[1].valid_from_tx));
+    // Today's reads see the current versions only.
+    let now = read_as_of(&pg, &names[0], Utc::now());
+    assert_eq!(
+        now["scope 0"]["count"],
+        pg.count(&Scope::global(), None).unwrap()
+    );
+}
+
+/// A store written before versions existed (PostgreSQL schema 1, SQLite schema 2) gets its
+/// past rebuilt from history when opened, the same on both backends: the versions replaced
+/// by updates of live memories (with the memory's scope and metadata of now), none of
+/// deleted memories; every read as of a past moment agrees.
+#[test]
+fn versions_are_rebuilt_from_history_as_on_sqlite() {
+    let _server = shared();
+    let Some((url, pg)) = fresh("versions_rebuilt") else {
+        return;
+    };
+    let Some(server) = support::pg::server_url("versions_rebuilt") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.db");
+    let open_file = || {
+        Memory::builder()
+            .path(&file)
+            .embedder(embedder())
+            .build()
+            .unwrap()
+    };
+    let reference = open_file();
+    let (names, moments) = run_as_of_scenario([&pg, &reference]);
+    pg.close().unwrap();
+    reference.close().unwrap();
+    // Back to the schemas before versions, the history kept.
+    let schema = schema_of(&url);
+    postgres::Client::connect(&server, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!(
+            "SET search_path = {schema};
+             DROP TABLE agentmem_versions;
+             ALTER TABLE agentmem_memories DROP COLUMN version;
+             ALTER TABLE agentmem_term_stats DROP COLUMN past_df;
+             ALTER TABLE agentmem_text_totals DROP COLUMN past_docs, DROP COLUMN past_length;
+             UPDATE agentmem_meta SET value = '1' WHERE key = 'schema_version';"
+        ))
+        .unwrap();
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE versions;
+             DROP TABLE versions_fts;
+             ALTER TABLE memories DROP COLUMN version;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    let pg = open_url(&url);
+    let reference = open_file();
+    let rebuilt = all_versions(&pg, &names[0]);
+    assert_eq!(rebuilt, all_versions(&reference, &names[1]));
+    let contents: Vec<Vec<(&str, u64)>> = rebuilt
+        .iter()
+        .map(|v| v.iter().map(|s| (s.1.as_str(), s.2)).collect())
+        .collect();
+    // Names in order: a, b, c, d, e, f, g; b, c, d and e were deleted.
+    assert_eq!(
+        contents,
+        vec![
+            vec![
+                ("Alice drinks green tea every morning", 1),
+                ("Alice drinks black coffee every morning", 2),
+                ("Alice drinks green tea with lemon", 3),
+            ],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![
+                ("Carla paints the harbor at dawn", 1),
+                ("Carla paints the harbor at sunset", 2),
+            ],
+            vec![("Dave sails across the harbor in winter", 1)],
+        ]
+    );
+    for [at_pg, at_ref] in &moments {
+        let got = read_as_of(&pg, &names[0], *at_pg);
+        let want = read_as_of(&reference, &names[1], *at_ref);
+        assert_same_reading(&got, &want, &format!("rebuilt, as of {at_ref}"));
+    }
+    // The rebuilt past is found: the first wording of a, by phrase, as of then.
+    let hits = pg
+        .search(
+            "green tea every morning",
+            &SearchOptions::new()
+                .mode(SearchMode::Phrase)
+                .as_of(moments[1][0]),
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].memory.version, 1);
+    // Changes go on from the rebuilt versions.
+    let next = pg
+        .update(&names[0]["a"], MemoryUpdate::content("Alice drinks water"))
+        .unwrap();
+    assert_eq!(next.version, 4);
+    assert_eq!(pg.versions(&names[0]["a"]).unwrap().len(), 4);
+}

@@ -18,20 +18,27 @@
 //! form (`1.5`), SQLite's in its `%!.15g` form (which agree for usual values).
 
 use postgres::types::ToSql;
+use postgres::Row;
 use serde_json::Value;
 
+use super::rows::{record_from_row, version_from_row, RECORD_COLUMNS, VERSION_COLUMNS};
+use super::versions;
+use crate::error::Result;
 use crate::filter::{Field, Filter, Op};
 use crate::store::Selection;
-use crate::types::format_time;
+use crate::types::{format_time, MemoryRecord};
 
 /// A query parameter.
 pub(super) type Param = Box<dyn ToSql + Sync + Send>;
 
-/// A compiled selection: a condition over `agentmem_memories m` and its parameters
-/// (`$1`…); a query adds its own parameters after them.
+/// A compiled selection: a condition over `agentmem_memories m` (or `agentmem_versions m`:
+/// the columns are the same) and its parameters (`$1`…), and the parameter of the past
+/// moment it reads, if any; a query adds its own parameters after them.
 pub(super) struct Where {
     pub(super) sql: String,
     pub(super) params: Vec<Param>,
+    /// The placeholder of the moment read (see [`Selection::as_of`]).
+    pub(super) as_of: Option<String>,
 }
 
 impl Where {
@@ -41,6 +48,7 @@ impl Where {
         let mut w = Where {
             sql: String::new(),
             params: Vec::new(),
+            as_of: None,
         };
         let mut sql = compile(&selection.filter, &mut w, lower);
         if !selection.include_expired {
@@ -48,7 +56,52 @@ impl Where {
             sql = format!("({sql}) AND (m.expires_at IS NULL OR m.expires_at > {now}::text)");
         }
         w.sql = sql;
+        w.as_of = selection.as_of.map(|at| w.push(format_time(at)));
         w
+    }
+
+    /// The condition over the current memories (`agentmem_memories m`): as of a past
+    /// moment, only those already written then.
+    pub(super) fn current(&self) -> String {
+        match &self.as_of {
+            None => self.sql.clone(),
+            Some(at) => format!("({}) AND {}", self.sql, versions::current_at(at)),
+        }
+    }
+
+    /// As of a past moment, the condition over the past versions (`agentmem_versions m`)
+    /// that were current then.
+    pub(super) fn past(&self) -> Option<String> {
+        let at = self.as_of.as_ref()?;
+        Some(format!("({}) AND {}", self.sql, versions::past_at(at)))
+    }
+
+    /// The rows the selection admits, as a `FROM` item aliased `m` with its `WHERE` (to
+    /// which a caller may add `AND …`): the current memories, or the versions current at
+    /// the selection's moment. Read them with [`Where::columns`] and [`Where::read`].
+    pub(super) fn rows(&self) -> String {
+        match &self.as_of {
+            None => format!("agentmem_memories m WHERE ({})", self.sql),
+            Some(at) => format!("{} WHERE TRUE", versions::as_of_rows(&self.sql, at)),
+        }
+    }
+
+    /// The columns that [`Where::read`] reads from [`Where::rows`].
+    pub(super) fn columns(&self) -> &'static str {
+        if self.as_of.is_some() {
+            VERSION_COLUMNS
+        } else {
+            RECORD_COLUMNS
+        }
+    }
+
+    /// Reads a record selected with [`Where::columns`].
+    pub(super) fn read(&self, row: &Row) -> Result<(i64, MemoryRecord)> {
+        if self.as_of.is_some() {
+            version_from_row(row)
+        } else {
+            record_from_row(row)
+        }
     }
 
     /// Adds a parameter; its placeholder (`$n`).

@@ -1,7 +1,8 @@
 //! The PostgreSQL backend (feature `postgres`): memories, history, vectors (pgvector, HNSW
 //! with cosine distance) and the keyword and fuzzy indexes live in the database, shared by
 //! every process that opens the same URL. Its semantics are the SQLite backend's: the same
-//! filters ([`filter`]), the same duplicate rule, the same BM25 scores ([`text`]).
+//! filters ([`filter`]), the same duplicate rule, the same BM25 scores ([`text`]), the same
+//! past versions read as of any moment ([`versions`]).
 //!
 //! Connections come from a small pool of their own ([`pool`]) and are made without TLS.
 //! Writes run in read-committed transactions that are retried on serialisation failures
@@ -15,6 +16,7 @@ mod schema;
 mod session;
 mod text;
 mod tx;
+mod versions;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +24,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use postgres::config::SslMode;
 
 use self::filter::Where;
@@ -31,6 +34,7 @@ use self::rows::{history_from_row, vector_text, HISTORY_COLUMNS, RECORD_COLUMNS}
 use self::schema::Capabilities;
 use self::text::PgText;
 use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records};
+use self::versions::nearest_past_sql;
 use super::{
     ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, StoredPage,
     TextIndex,
@@ -151,6 +155,13 @@ impl PgStore {
     }
 }
 
+/// Splits search keys into current memories' keys and past versions' (`agentmem_versions`
+/// keys, made positive again).
+fn split_keys(keys: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let (current, past): (Vec<i64>, Vec<i64>) = keys.iter().partition(|k| **k > 0);
+    (current, past.into_iter().map(|k| -k).collect())
+}
+
 impl Store for PgStore {
     fn location(&self) -> String {
         self.location.clone()
@@ -175,6 +186,14 @@ impl Store for PgStore {
             .map(|(_, r)| r))
     }
 
+    fn get_as_of(&self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>> {
+        self.read(false, |s| versions::get_as_of(s, id, at))
+    }
+
+    fn versions(&self, id: &str) -> Result<Vec<MemoryRecord>> {
+        self.read(false, |s| versions::all_of(s, id))
+    }
+
     fn find_duplicates(
         &self,
         scope: &Scope,
@@ -192,7 +211,10 @@ impl Store for PgStore {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let keys = keys.to_vec();
+        let (keys, past) = split_keys(keys);
+        if !past.is_empty() {
+            return self.read(false, |s| versions::by_keys(s, &keys, &past));
+        }
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE m.key = ANY($1::int8[])"
         );
@@ -204,29 +226,32 @@ impl Store for PgStore {
 
     fn list(&self, selection: &Selection, page: &PageRequest) -> Result<StoredPage> {
         let mut w = self.selection(selection);
-        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        let count_sql = format!("SELECT count(*) FROM {}", w.rows());
         // The count takes the selection's parameters only, the ones pushed so far.
         let count_params = w.params.len();
         let (column, cmp, dir) = page.order_sql();
+        let mut after = String::new();
         if let Some((key, at)) = &page.after {
             let t = w.push(at.clone());
             let k = w.push(*key);
-            w.sql = format!(
-                "({}) AND (m.{column}, m.key) {cmp} ({t}::text, {k}::int8)",
-                w.sql
-            );
+            after = format!(" AND (m.{column}, m.key) {cmp} ({t}::text, {k}::int8)");
         }
         let limit = w.push(page.limit.min(i64::MAX as usize) as i64);
         let offset = w.push(page.offset.min(i64::MAX as usize) as i64);
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE {}
+            "SELECT {} FROM {}{after}
              ORDER BY m.{column} {dir}, m.key {dir} LIMIT {limit}::int8 OFFSET {offset}::int8",
-            w.sql
+            w.columns(),
+            w.rows()
         );
         // With a total: one repeatable-read snapshot for the page and the count.
         self.read(page.with_total, |s| {
             let params = w.refs();
-            let rows = query_records(s, &sql, &params)?;
+            let rows = s
+                .query(&sql, &params)?
+                .iter()
+                .map(|r| w.read(r))
+                .collect::<Result<Vec<_>>>()?;
             let total = if page.with_total {
                 let row = s.query_one(&count_sql, &params[..count_params])?;
                 Some(get::<i64>(&row, 0)? as usize)
@@ -239,7 +264,7 @@ impl Store for PgStore {
 
     fn count(&self, selection: &Selection) -> Result<usize> {
         let w = self.selection(selection);
-        let sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        let sql = format!("SELECT count(*) FROM {}", w.rows());
         self.read(false, |s| {
             let row = s.query_one(&sql, &w.refs())?;
             Ok(get::<i64>(&row, 0)? as usize)
@@ -291,20 +316,25 @@ impl Store for PgStore {
         let mut w = self.selection(selection);
         let q = w.push(vector_text(query));
         let n = w.push(count.min(i64::MAX as usize) as i64);
+        // As of a past moment: the current memories already written then (through the
+        // index, as now), and the past versions current then (an exact scan), merged.
+        let cond = w.current();
         let hnsw_sql = format!(
             "SELECT m.key, (m.embedding <=> {q}::text::vector)::float8
-             FROM agentmem_memories m WHERE {}
-             ORDER BY m.embedding <=> {q}::text::vector LIMIT {n}::int8",
-            w.sql
+             FROM agentmem_memories m WHERE {cond}
+             ORDER BY m.embedding <=> {q}::text::vector LIMIT {n}::int8"
         );
         let exact_sql = format!(
             "WITH admitted AS MATERIALIZED (
-                 SELECT m.key, m.embedding FROM agentmem_memories m WHERE {})
+                 SELECT m.key, m.embedding FROM agentmem_memories m WHERE {cond})
              SELECT key, (embedding <=> {q}::text::vector)::float8 AS d
-             FROM admitted ORDER BY d, key LIMIT {n}::int8",
-            w.sql
+             FROM admitted ORDER BY d, key LIMIT {n}::int8"
         );
-        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {}", w.sql);
+        let count_sql = format!("SELECT count(*) FROM agentmem_memories m WHERE {cond}");
+        let past_sql = w
+            .as_of
+            .as_ref()
+            .map(|at| nearest_past_sql(&w.sql, at, &q, &n));
         let limit = self.index.exact_scan_limit;
         let ef = self
             .index
@@ -313,7 +343,7 @@ impl Store for PgStore {
             .clamp(1, MAX_EF_SEARCH);
         let iterative = self.caps.iterative_scan;
         let unfiltered = selection.is_unfiltered();
-        let hits = self.read(true, |s| {
+        let mut hits = self.read(true, |s| {
             let params = w.refs();
             let hits = |s: &mut Session<'_>, sql: &str| -> Result<Vec<(i64, f32)>> {
                 s.query(sql, &params)?
@@ -325,9 +355,8 @@ impl Store for PgStore {
             let admitted = |s: &mut Session<'_>, upto: Option<usize>| -> Result<usize> {
                 let sql = match upto {
                     Some(u) => format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM agentmem_memories m WHERE {} \
+                        "SELECT count(*) FROM (SELECT 1 FROM agentmem_memories m WHERE {cond} \
                          LIMIT {}) c",
-                        w.sql,
                         u.saturating_add(1)
                     ),
                     None => count_sql.clone(),
@@ -336,25 +365,35 @@ impl Store for PgStore {
                 let row = s.query_one(&sql, &params[..params.len() - 2])?;
                 Ok(get::<i64>(&row, 0)? as usize)
             };
-            if !unfiltered && admitted(s, Some(limit))? <= limit {
-                return hits(s, &exact_sql);
-            }
-            s.query(
-                "SELECT set_config('hnsw.ef_search', $1::text, true)",
-                &[&ef.to_string()],
-            )?;
-            if iterative {
+            let mut found = if !unfiltered && admitted(s, Some(limit))? <= limit {
+                hits(s, &exact_sql)?
+            } else {
                 s.query(
-                    "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)",
-                    &[],
+                    "SELECT set_config('hnsw.ef_search', $1::text, true)",
+                    &[&ef.to_string()],
                 )?;
-            }
-            let found = hits(s, &hnsw_sql)?;
-            if found.len() < count && found.len() < admitted(s, None)? {
-                return hits(s, &exact_sql);
+                if iterative {
+                    s.query(
+                        "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)",
+                        &[],
+                    )?;
+                }
+                let found = hits(s, &hnsw_sql)?;
+                if found.len() < count && found.len() < admitted(s, None)? {
+                    hits(s, &exact_sql)?
+                } else {
+                    found
+                }
+            };
+            if let Some(past_sql) = &past_sql {
+                found.extend(hits(s, past_sql)?);
             }
             Ok(found)
         })?;
+        if past_sql.is_some() {
+            hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            hits.truncate(count);
+        }
         Ok(hits)
     }
 
@@ -364,7 +403,10 @@ impl Store for PgStore {
         }
         self.check_query(query)?;
         let q = vector_text(query);
-        let keys = keys.to_vec();
+        let (keys, past) = split_keys(keys);
+        if !past.is_empty() {
+            return self.read(false, |s| versions::similarities(s, &q, &keys, &past));
+        }
         self.read(false, |s| {
             s.query(
                 "SELECT key, (1 - (embedding <=> $1::text::vector))::float8
@@ -399,11 +441,13 @@ impl Store for PgStore {
             tx.s.batch(
                 "LOCK TABLE agentmem_memories IN EXCLUSIVE MODE;
                  DELETE FROM agentmem_memories;
+                 DELETE FROM agentmem_versions;
                  DELETE FROM agentmem_history;
                  DELETE FROM agentmem_embedding_cache;
                  DELETE FROM agentmem_term_stats;
                  DELETE FROM agentmem_vocabulary;
-                 UPDATE agentmem_text_totals SET docs = 0, length = 0;",
+                 UPDATE agentmem_text_totals
+                 SET docs = 0, length = 0, past_docs = 0, past_length = 0;",
             )
         })
     }
@@ -438,7 +482,7 @@ impl StoreExport for PgStore {
                 .iter()
                 .map(|r| {
                     let (key, record) = rows::record_from_row(r)?;
-                    Ok((key, record, get::<Vec<f32>>(r, 13)?))
+                    Ok((key, record, get::<Vec<f32>>(r, 14)?))
                 })
                 .collect()
         })
@@ -460,146 +504,4 @@ impl StoreExport for PgStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Barrier};
-
-    use chrono::Utc;
-
-    use super::*;
-    use crate::filter::Filter;
-    use crate::types::{MemoryKind, Metadata};
-
-    /// A URL to a fresh schema on the test server (`tests/postgres.sh`), or `None` without
-    /// one (a failure when `AGENTMEM_REQUIRE_POSTGRES=1`).
-    fn fresh_url(name: &str) -> Option<String> {
-        let Ok(server) = std::env::var("AGENTMEM_TEST_PG_URL") else {
-            assert!(
-                std::env::var("AGENTMEM_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "AGENTMEM_REQUIRE_POSTGRES=1 but AGENTMEM_TEST_PG_URL is not set"
-            );
-            println!("SKIPPED {name}: no PostgreSQL server (AGENTMEM_TEST_PG_URL)");
-            return None;
-        };
-        let schema = format!("u_{name}_{}", std::process::id());
-        let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
-            .unwrap();
-        let sep = if server.contains('?') { '&' } else { '?' };
-        Some(format!("{server}{sep}options=-csearch_path%3D{schema}"))
-    }
-
-    fn record(content: &str) -> MemoryRecord {
-        let now = Utc::now();
-        MemoryRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            content: content.into(),
-            hash: crate::types::content_hash(content),
-            kind: MemoryKind::default(),
-            scope: Scope::default(),
-            metadata: Metadata::new(),
-            created_at: now,
-            updated_at: now,
-            expires_at: None,
-            version: 1,
-            valid_from_tx: now,
-            valid_to_tx: None,
-            valid_from: None,
-            valid_to: None,
-            superseded_by: None,
-        }
-    }
-
-    #[test]
-    fn deadlocked_writers_are_run_again() {
-        let Some(url) = fresh_url("deadlock") else {
-            return;
-        };
-        let store = Arc::new(
-            PgStore::open(
-                &url,
-                &PostgresOptions::default(),
-                VectorIndexOptions::default(),
-            )
-            .unwrap(),
-        );
-        let (a, b) = (record("first"), record("second"));
-        crate::store::write(&*store, |tx| {
-            tx.record_dimensions(2)?;
-            tx.insert(&a, &[1.0, 0.0], "test")?;
-            tx.insert(&b, &[0.0, 1.0], "test")?;
-            Ok(())
-        })
-        .unwrap();
-        // Two writers lock the same two rows in opposite orders, meeting in the middle: the
-        // server breaks the deadlock by failing one, which runs again and succeeds.
-        let barrier = Arc::new(Barrier::new(2));
-        let runs = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = [(a.id.clone(), b.id.clone()), (b.id.clone(), a.id.clone())]
-            .into_iter()
-            .map(|(first, second)| {
-                let (store, barrier, runs) = (store.clone(), barrier.clone(), runs.clone());
-                std::thread::spawn(move || {
-                    let mut attempt = 0;
-                    crate::store::write(&*store, |tx| {
-                        attempt += 1;
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        let (key, old) = tx.get(&first)?.unwrap();
-                        if attempt == 1 {
-                            barrier.wait();
-                        }
-                        tx.get(&second)?.unwrap();
-                        let mut new = old.clone();
-                        new.metadata.insert("touched".into(), true.into());
-                        tx.update(key, &old, &new, None, "test")
-                    })
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap().unwrap();
-        }
-        assert!(runs.load(Ordering::SeqCst) >= 3, "no writer ran again");
-        let touched = Filter::parse(r#"{"touched": true}"#).unwrap();
-        let selection = Selection {
-            filter: touched,
-            include_expired: true,
-            now: Utc::now(),
-            as_of: None,
-            include_superseded: false,
-        };
-        assert_eq!(store.count(&selection).unwrap(), 2);
-        // One UPDATE row each: the failed attempt left nothing behind.
-        assert_eq!(store.history(&a.id).unwrap().len(), 2);
-        assert_eq!(store.history(&b.id).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_busy_pool_says_so() {
-        let Some(url) = fresh_url("busy_pool") else {
-            return;
-        };
-        let options = PostgresOptions {
-            pool_size: 1,
-            pool_timeout_ms: 50,
-            ..Default::default()
-        };
-        let store = PgStore::open(&url, &options, VectorIndexOptions::default()).unwrap();
-        let held = store.pool.get().unwrap();
-        let err = store.count(&Selection {
-            filter: Filter::All,
-            include_expired: true,
-            now: Utc::now(),
-            as_of: None,
-            include_superseded: false,
-        });
-        let err = err.unwrap_err();
-        assert_eq!(err.code(), ErrorCode::Storage);
-        assert!(err.message().contains("exhausted"), "{err}");
-        drop(held);
-        assert!(store.info().is_ok());
-    }
-}
+mod tests;

@@ -11,7 +11,14 @@ use crate::types::{parse_time, HistoryEntry, HistoryEvent, MemoryRecord, Metadat
 
 /// Columns read by [`record_from_row`], over `agentmem_memories m`.
 pub(super) const RECORD_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
-    m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at";
+    m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
+    m.version";
+
+/// Columns read by [`version_from_row`]: a version's, from `agentmem_versions` (or the rows
+/// of a moment, see `versions::as_of_rows`) aliased `m`.
+pub(super) const VERSION_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
+    m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
+    m.version, m.valid_to_tx";
 
 /// Columns read by [`history_from_row`], over `agentmem_history`.
 pub(super) const HISTORY_COLUMNS: &str =
@@ -31,6 +38,8 @@ pub(super) fn record_from_row(row: &Row) -> Result<(i64, MemoryRecord)> {
     let created: String = get(row, 10)?;
     let updated: String = get(row, 11)?;
     let expires: Option<String> = get(row, 12)?;
+    let version: i64 = get(row, 13)?;
+    let updated_at = time(&updated)?;
     Ok((
         get(row, 0)?,
         MemoryRecord {
@@ -46,10 +55,26 @@ pub(super) fn record_from_row(row: &Row) -> Result<(i64, MemoryRecord)> {
             },
             metadata,
             created_at: time(&created)?,
-            updated_at: time(&updated)?,
+            updated_at,
             expires_at: expires.as_deref().map(time).transpose()?,
+            version: u64::try_from(version).map_err(|e| corrupted("version", e))?,
+            valid_from_tx: updated_at,
+            valid_to_tx: None,
         },
     ))
+}
+
+/// One version and its key, from a row selected with [`VERSION_COLUMNS`].
+pub(super) fn version_from_row(row: &Row) -> Result<(i64, MemoryRecord)> {
+    let (key, mut record) = record_from_row(row)?;
+    let ended: Option<String> = get(row, 14)?;
+    record.valid_to_tx = ended.as_deref().map(time).transpose()?;
+    Ok((key, record))
+}
+
+/// A version number as stored (`bigint`).
+pub(super) fn version_number(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
 }
 
 /// One history row and its sequence number, from a row selected with [`HISTORY_COLUMNS`].

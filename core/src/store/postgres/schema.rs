@@ -8,7 +8,7 @@ use super::pool::{get, Failure, Session, TxMode};
 use crate::error::{Error, ErrorCode, Result};
 
 /// The schema version this library writes in PostgreSQL (numbered apart from SQLite's).
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// The value of the `format` meta key that marks a schema as holding an agent_mem store
 /// (the same mark as a SQLite store's).
@@ -27,7 +27,8 @@ const MIN_PGVECTOR: (u32, u32) = (0, 5);
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. Each
 /// runs in one transaction with its version bump.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agentmem_meta (
     key   text COLLATE "C" PRIMARY KEY,
     value text NOT NULL
@@ -107,7 +108,51 @@ CREATE TABLE agentmem_vocabulary (
     df   bigint NOT NULL
 );
 CREATE INDEX agentmem_vocabulary_trgm ON agentmem_vocabulary USING gin (term gin_trgm_ops);
-"#];
+"#,
+    r#"
+-- Versions (transaction time): a memory's row is its current version; each update or
+-- delete first moves the version it replaces here, with the commit time that ended it.
+-- A version was current from its updated_at (the commit that wrote it) to valid_to_tx.
+ALTER TABLE agentmem_memories ADD COLUMN version bigint NOT NULL DEFAULT 1;
+-- The embedding is NULL for a version rebuilt from the history of an older store without
+-- its vector; its type has no fixed dimension (no HNSW index: past versions are scanned).
+-- `terms` are the keyword index terms of the content, as in the memories.
+CREATE TABLE agentmem_versions (
+    key         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id          text COLLATE "C" NOT NULL,
+    version     bigint NOT NULL,
+    content     text COLLATE "C" NOT NULL,
+    hash        text COLLATE "C" NOT NULL,
+    kind        text COLLATE "C" NOT NULL,
+    user_id     text COLLATE "C" NOT NULL DEFAULT '',
+    agent_id    text COLLATE "C" NOT NULL DEFAULT '',
+    run_id      text COLLATE "C" NOT NULL DEFAULT '',
+    org_id      text COLLATE "C" NOT NULL DEFAULT '',
+    metadata    jsonb NOT NULL DEFAULT '{}',
+    created_at  text COLLATE "C" NOT NULL,
+    updated_at  text COLLATE "C" NOT NULL,
+    expires_at  text COLLATE "C",
+    valid_to_tx text COLLATE "C" NOT NULL,
+    embedding   vector,
+    terms       text[] COLLATE "C" NOT NULL,
+    CONSTRAINT agentmem_versions_id_version UNIQUE (id, version)
+);
+CREATE INDEX agentmem_versions_scope ON agentmem_versions (user_id, agent_id, run_id, org_id);
+CREATE INDEX agentmem_versions_ended ON agentmem_versions (valid_to_tx);
+CREATE INDEX agentmem_versions_terms ON agentmem_versions USING gin (terms);
+-- BM25 statistics of the past versions, kept apart from the memories' (SQLite keeps the
+-- past in a keyword index of its own, with its own statistics): the number of versions
+-- holding each term, and their count and total length, in the rows the writers already
+-- touch.
+ALTER TABLE agentmem_term_stats ADD COLUMN past_df bigint NOT NULL DEFAULT 0;
+ALTER TABLE agentmem_text_totals ADD COLUMN past_docs bigint NOT NULL DEFAULT 0;
+ALTER TABLE agentmem_text_totals ADD COLUMN past_length bigint NOT NULL DEFAULT 0;
+"#,
+];
+
+/// The schema version whose migration also rebuilds past versions from history (see
+/// [`super::versions::replay_history`]).
+const VERSIONS_SCHEMA: usize = 2;
 
 /// What the server offers that queries depend on.
 #[derive(Debug, Clone, Copy)]
@@ -324,6 +369,9 @@ fn migrate(s: &mut Session<'_>, label: &str) -> Result<()> {
         let step = |s: &mut Session<'_>| -> Result<()> {
             s.begin(TxMode::Write)?;
             s.batch(sql)?;
+            if i + 1 == VERSIONS_SCHEMA {
+                super::versions::replay_history(s)?;
+            }
             if i == 0 {
                 let store_id = uuid::Uuid::new_v4().to_string();
                 s.execute(

@@ -40,10 +40,15 @@ pub(super) fn random() -> u64 {
 pub(super) struct TextDelta {
     /// Document-frequency change of each index term.
     df: BTreeMap<String, i64>,
-    /// Document-frequency change of each vocabulary word.
+    /// Document-frequency change of each vocabulary word (which counts every kept
+    /// version, so that a typo finds an old version's word too).
     vocabulary: BTreeMap<String, i64>,
     docs: i64,
     length: i64,
+    /// The same for the past versions' own statistics (see [`TextDelta::add_past`]).
+    past_df: BTreeMap<String, i64>,
+    past_docs: i64,
+    past_length: i64,
 }
 
 impl TextDelta {
@@ -61,43 +66,108 @@ impl TextDelta {
         self.length += sign * terms.len() as i64;
     }
 
+    /// Counts a version in to the past versions (kept until a reset): its index terms in
+    /// the past's own BM25 statistics, and the vocabulary of its content.
+    pub(super) fn add_past(&mut self, content: &str, terms: &[String]) {
+        let distinct: BTreeSet<&String> = terms.iter().collect();
+        for term in distinct {
+            *self.past_df.entry(term.clone()).or_default() += 1;
+        }
+        for word in text::fuzzy_vocabulary(content) {
+            *self.vocabulary.entry(word).or_default() += 1;
+        }
+        self.past_docs += 1;
+        self.past_length += terms.len() as i64;
+    }
+
     /// Writes the changes (and forgets them).
     pub(super) fn apply(&mut self, s: &mut Session<'_>) -> Result<()> {
         let delta = std::mem::take(self);
-        apply_counts(s, "agentmem_term_stats", delta.df)?;
-        apply_counts(s, "agentmem_vocabulary", delta.vocabulary)?;
-        if delta.docs != 0 || delta.length != 0 {
+        // A term's current and past frequencies share its row: one upsert, one lock.
+        let mut df: BTreeMap<String, [i64; 2]> = BTreeMap::new();
+        for (term, d) in delta.df {
+            df.entry(term).or_default()[0] = d;
+        }
+        for (term, d) in delta.past_df {
+            df.entry(term).or_default()[1] = d;
+        }
+        apply_counts(s, "agentmem_term_stats", df, true)?;
+        let vocabulary = delta.vocabulary.into_iter().map(|(w, d)| (w, [d, 0]));
+        apply_counts(s, "agentmem_vocabulary", vocabulary.collect(), false)?;
+        if delta.docs != 0 || delta.length != 0 || delta.past_docs != 0 || delta.past_length != 0 {
             let shard = (random() % TOTAL_SHARDS) as i16;
-            s.execute(
-                "UPDATE agentmem_text_totals SET docs = docs + $1::int8, length = length + $2::int8
-                 WHERE shard = $3::int2",
-                &[&delta.docs, &delta.length, &shard],
-            )?;
+            if delta.past_docs == 0 && delta.past_length == 0 {
+                s.execute(
+                    "UPDATE agentmem_text_totals
+                     SET docs = docs + $1::int8, length = length + $2::int8
+                     WHERE shard = $3::int2",
+                    &[&delta.docs, &delta.length, &shard],
+                )?;
+            } else {
+                s.execute(
+                    "UPDATE agentmem_text_totals
+                     SET docs = docs + $1::int8, length = length + $2::int8,
+                         past_docs = past_docs + $3::int8, past_length = past_length + $4::int8
+                     WHERE shard = $5::int2",
+                    &[
+                        &delta.docs,
+                        &delta.length,
+                        &delta.past_docs,
+                        &delta.past_length,
+                        &shard,
+                    ],
+                )?;
+            }
         }
         Ok(())
     }
 }
 
-fn apply_counts(s: &mut Session<'_>, table: &str, counts: BTreeMap<String, i64>) -> Result<()> {
-    let (terms, deltas): (Vec<String>, Vec<i64>) =
-        counts.into_iter().filter(|(_, d)| *d != 0).unzip();
+/// Adds `[current, past]` document-frequency changes to `table`'s rows; `has_past` when the
+/// table has a past column (the vocabulary has none: its changes have 0 there).
+fn apply_counts(
+    s: &mut Session<'_>,
+    table: &str,
+    counts: BTreeMap<String, [i64; 2]>,
+    has_past: bool,
+) -> Result<()> {
+    let changed = counts.into_iter().filter(|(_, d)| *d != [0, 0]);
+    let (terms, deltas): (Vec<String>, Vec<[i64; 2]>) = changed.unzip();
     if terms.is_empty() {
         return Ok(());
     }
-    let shrinking = deltas.iter().any(|d| *d < 0);
-    s.execute(
-        &format!(
-            "INSERT INTO {table} AS t (term, df)
-             SELECT u.term, u.df FROM unnest($1::text[], $2::int8[]) AS u(term, df)
-             ORDER BY u.term COLLATE \"C\"
-             ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df"
-        ),
-        &[&terms, &deltas],
-    )?;
-    if shrinking {
-        // Words no memory holds any more leave the vocabulary, as in SQLite's store.
+    let shrinking = deltas.iter().any(|d| d[0] < 0);
+    let current: Vec<i64> = deltas.iter().map(|d| d[0]).collect();
+    if deltas.iter().all(|d| d[1] == 0) {
         s.execute(
-            &format!("DELETE FROM {table} WHERE term = ANY($1::text[]) AND df <= 0"),
+            &format!(
+                "INSERT INTO {table} AS t (term, df)
+                 SELECT u.term, u.df FROM unnest($1::text[], $2::int8[]) AS u(term, df)
+                 ORDER BY u.term COLLATE \"C\"
+                 ON CONFLICT (term) DO UPDATE SET df = t.df + excluded.df"
+            ),
+            &[&terms, &current],
+        )?;
+    } else {
+        let past: Vec<i64> = deltas.iter().map(|d| d[1]).collect();
+        s.execute(
+            &format!(
+                "INSERT INTO {table} AS t (term, df, past_df)
+                 SELECT u.term, u.df, u.past_df
+                 FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u(term, df, past_df)
+                 ORDER BY u.term COLLATE \"C\"
+                 ON CONFLICT (term) DO UPDATE
+                 SET df = t.df + excluded.df, past_df = t.past_df + excluded.past_df"
+            ),
+            &[&terms, &current, &past],
+        )?;
+    }
+    if shrinking {
+        // Words no memory holds any more leave the vocabulary, as in SQLite's store; a
+        // term still held by a past version keeps its row.
+        let kept = if has_past { " AND past_df <= 0" } else { "" };
+        s.execute(
+            &format!("DELETE FROM {table} WHERE term = ANY($1::text[]) AND df <= 0{kept}"),
             &[&terms],
         )?;
     }
@@ -123,6 +193,152 @@ fn params<'a>(
     (params, first)
 }
 
+/// One table that [`term_sql`] scores, with its own BM25 statistics: the current memories,
+/// or (as of a past moment) the past versions, as SQLite scores each in its own index.
+struct Part {
+    /// The table, aliased `m`.
+    table: &'static str,
+    /// The key reported: a past version's is negated.
+    key: &'static str,
+    /// The prefix of the statistics' columns (in `agentmem_term_stats`,
+    /// `agentmem_text_totals`, and the query's `stats` and `weights`).
+    prefix: &'static str,
+    /// The selection's condition over the table.
+    cond: String,
+}
+
+/// The statement of [`TextIndex::term_candidates`] for `count` terms in parameter `$n`
+/// (the limit in `$n + 1`), after the selection's parameters.
+fn term_sql(w: &Where, count: usize, all: bool, n: usize) -> String {
+    let matching = if all { "@>" } else { "&&" };
+    let mut parts = vec![Part {
+        table: "agentmem_memories",
+        key: "m.key",
+        prefix: "",
+        cond: w.current(),
+    }];
+    if let Some(cond) = w.past() {
+        parts.push(Part {
+            table: "agentmem_versions",
+            key: "-m.key",
+            prefix: "past_",
+            cond,
+        });
+    }
+    let with = |f: &dyn Fn(&str) -> String| -> String {
+        let all: Vec<String> = parts.iter().map(|p| f(p.prefix)).collect();
+        all.join(", ")
+    };
+    // The statistics and each term's idf, computed once per query.
+    let stats = with(&|p| {
+        format!(
+            "sum({p}docs)::float8 AS {p}n,
+             sum({p}length)::float8 / nullif(sum({p}docs), 0)::float8 AS {p}avgdl"
+        )
+    });
+    let idf = with(&|p| {
+        let df = format!("coalesce(d.{p}df, 0)");
+        format!(
+            "CASE WHEN (s.{p}n - {df} + 0.5) / ({df} + 0.5) > 1
+                  THEN ln((s.{p}n - {df} + 0.5) / ({df} + 0.5))
+                  ELSE 1e-6 END AS {p}idf"
+        )
+    });
+    let prelude = format!(
+        "WITH stats AS MATERIALIZED (SELECT {stats} FROM agentmem_text_totals),
+         weights AS MATERIALIZED (
+             SELECT q.term, q.ord, {idf}
+             FROM unnest(${n}::text[]) WITH ORDINALITY AS q(term, ord)
+             CROSS JOIN stats s
+             LEFT JOIN agentmem_term_stats d ON d.term = q.term)"
+    );
+    // k1 · (1 − b + b · D / avgdl), with float8 constants (a bare 0.75 is numeric, slow).
+    let k = |p: &str| {
+        format!(
+            "1.2::float8 * (0.25::float8 \
+             + 0.75::float8 * cardinality(m.terms)::float8 / s.{p}avgdl)"
+        )
+    };
+    let (prelude, scored): (String, Vec<String>) = if count <= INLINE_TERMS {
+        // Each term's frequency in the row by array_positions, in plain expressions: no
+        // subquery per row. OFFSET 0 keeps the frequencies computed once.
+        let tfs: Vec<String> = (1..=count)
+            .map(|i| {
+                format!(
+                    "cardinality(array_positions(m.terms, (${n}::text[])[{i}]))::float8 AS tf{i}"
+                )
+            })
+            .collect();
+        let idfs: Vec<String> = (1..=count)
+            .map(|i| {
+                with(&|p| format!("(SELECT {p}idf FROM weights WHERE ord = {i}) AS {p}idf{i}"))
+            })
+            .collect();
+        let prelude = format!(
+            "{prelude}, idfs AS MATERIALIZED (SELECT {})",
+            idfs.join(", ")
+        );
+        let scored = parts
+            .iter()
+            .map(|part| {
+                let Part {
+                    table,
+                    key,
+                    prefix: p,
+                    cond,
+                } = part;
+                let sum: Vec<String> = (1..=count)
+                    .map(|i| format!("i.{p}idf{i} * h.tf{i} * 2.2::float8 / (h.tf{i} + h.k)"))
+                    .collect();
+                format!(
+                    "SELECT h.key, h.content, coalesce({}, 0)::float8 AS score
+                     FROM (SELECT {key} AS key, m.content, {} AS k, {}
+                           FROM {table} m CROSS JOIN stats s
+                           WHERE m.terms {matching} ${n}::text[] AND ({cond}) OFFSET 0) h
+                     CROSS JOIN idfs i",
+                    sum.join(" + "),
+                    k(p),
+                    tfs.join(", "),
+                )
+            })
+            .collect();
+        (prelude, scored)
+    } else {
+        let scored = parts
+            .iter()
+            .map(|part| {
+                let Part {
+                    table,
+                    key,
+                    prefix: p,
+                    cond,
+                } = part;
+                format!(
+                    "SELECT {key} AS key, m.content,
+                            coalesce((
+                                SELECT sum(w.{p}idf * c.tf * 2.2::float8 / (c.tf + {}))
+                                FROM (SELECT t AS term, count(*)::float8 AS tf
+                                      FROM unnest(m.terms) AS t GROUP BY t) c
+                                JOIN weights w ON w.term = c.term), 0)::float8 AS score
+                     FROM {table} m CROSS JOIN stats s
+                     WHERE m.terms {matching} ${n}::text[] AND ({cond})",
+                    k(p)
+                )
+            })
+            .collect();
+        (prelude, scored)
+    };
+    // Current and past rows compete for the limit, each scored by its own statistics.
+    let body = match scored.as_slice() {
+        [one] => one.clone(),
+        all => format!("SELECT * FROM ({}) u", all.join(" UNION ALL ")),
+    };
+    format!(
+        "{prelude} {body} ORDER BY score DESC, key LIMIT ${}::int8",
+        n + 1
+    )
+}
+
 impl TextIndex for PgText<'_, '_> {
     /// BM25 as SQLite FTS5 computes it: over the whole store, N memories of average length
     /// avgdl, a term held by df of them weighs idf = ln((N − df + 0.5) / (df + 0.5)) (at
@@ -142,74 +358,7 @@ impl TextIndex for PgText<'_, '_> {
         let limit = limit.min(i64::MAX as usize) as i64;
         let w = self.w;
         let (params, n) = params(w, &[&terms, &limit]);
-        let matching = if all { "@>" } else { "&&" };
-        // The statistics and each term's idf, computed once per query.
-        let prelude = format!(
-            "WITH stats AS MATERIALIZED (
-                 SELECT sum(docs)::float8 AS n,
-                        sum(length)::float8 / nullif(sum(docs), 0)::float8 AS avgdl
-                 FROM agentmem_text_totals),
-             weights AS MATERIALIZED (
-                 SELECT q.term, q.ord,
-                        CASE WHEN (s.n - coalesce(d.df, 0) + 0.5) / (coalesce(d.df, 0) + 0.5) > 1
-                             THEN ln((s.n - coalesce(d.df, 0) + 0.5) / (coalesce(d.df, 0) + 0.5))
-                             ELSE 1e-6 END AS idf
-                 FROM unnest(${n}::text[]) WITH ORDINALITY AS q(term, ord)
-                 CROSS JOIN stats s
-                 LEFT JOIN agentmem_term_stats d ON d.term = q.term)"
-        );
-        // k1 · (1 − b + b · D / avgdl), with float8 constants (a bare 0.75 is numeric, slow).
-        let k = "1.2::float8 * (0.25::float8 \
-                 + 0.75::float8 * cardinality(m.terms)::float8 / s.avgdl)";
-        let sql = if terms.len() <= INLINE_TERMS {
-            // Each term's frequency in the row by array_positions, in plain expressions:
-            // no subquery per row. OFFSET 0 keeps the frequencies computed once.
-            let tfs: Vec<String> = (1..=terms.len())
-                .map(|i| {
-                    format!(
-                        "cardinality(array_positions(m.terms, (${n}::text[])[{i}]))::float8 AS tf{i}"
-                    )
-                })
-                .collect();
-            let idfs: Vec<String> = (1..=terms.len())
-                .map(|i| format!("(SELECT idf FROM weights WHERE ord = {i}) AS idf{i}"))
-                .collect();
-            let sum: Vec<String> = (1..=terms.len())
-                .map(|i| format!("i.idf{i} * h.tf{i} * 2.2::float8 / (h.tf{i} + h.k)"))
-                .collect();
-            format!(
-                "{prelude},
-                 idfs AS MATERIALIZED (SELECT {})
-                 SELECT h.key, h.content, coalesce({}, 0)::float8 AS score
-                 FROM (SELECT m.key, m.content, {k} AS k, {}
-                       FROM agentmem_memories m CROSS JOIN stats s
-                       WHERE m.terms {matching} ${n}::text[] AND ({}) OFFSET 0) h
-                 CROSS JOIN idfs i
-                 ORDER BY score DESC, h.key
-                 LIMIT ${}::int8",
-                idfs.join(", "),
-                sum.join(" + "),
-                tfs.join(", "),
-                self.w.sql,
-                n + 1
-            )
-        } else {
-            format!(
-                "{prelude}
-                 SELECT m.key, m.content,
-                        coalesce((
-                            SELECT sum(w.idf * c.tf * 2.2::float8 / (c.tf + {k}))
-                            FROM (SELECT t AS term, count(*)::float8 AS tf
-                                  FROM unnest(m.terms) AS t GROUP BY t) c
-                            JOIN weights w ON w.term = c.term), 0)::float8 AS score
-                 FROM agentmem_memories m CROSS JOIN stats s
-                 WHERE m.terms {matching} ${n}::text[] AND ({})
-                 ORDER BY score DESC, m.key
-                 LIMIT ${}::int8",
-                self.w.sql,
-                n + 1
-            )
-        };
+        let sql = term_sql(w, terms.len(), all, n);
         let rows = self.s.query(&sql, &params)?;
         rows.iter()
             .map(|r| {
@@ -224,9 +373,8 @@ impl TextIndex for PgText<'_, '_> {
         let w = self.w;
         let (params, n) = params(w, &[&bound]);
         let sql = format!(
-            "SELECT m.key, m.content FROM agentmem_memories m WHERE {} ORDER BY m.key
-             LIMIT ${n}::int8",
-            self.w.sql
+            "SELECT m.key, m.content FROM {} ORDER BY m.key LIMIT ${n}::int8",
+            self.w.rows()
         );
         let rows = self.s.query(&sql, &params)?;
         let contents = rows
@@ -237,10 +385,7 @@ impl TextIndex for PgText<'_, '_> {
     }
 
     fn document_count(&mut self) -> Result<usize> {
-        let sql = format!(
-            "SELECT count(*) FROM agentmem_memories m WHERE {}",
-            self.w.sql
-        );
+        let sql = format!("SELECT count(*) FROM {}", self.w.rows());
         let rows = self.s.query(&sql, &self.w.refs())?;
         let n: i64 = match rows.first() {
             Some(r) => get(r, 0)?,
@@ -253,11 +398,19 @@ impl TextIndex for PgText<'_, '_> {
         let terms = vec![term.to_string()];
         let w = self.w;
         let (params, n) = params(w, &[&terms]);
-        let sql = format!(
+        let current = format!(
             "SELECT count(*) FROM agentmem_memories m
              WHERE m.terms @> ${n}::text[] AND ({})",
-            self.w.sql
+            self.w.current()
         );
+        let sql = match self.w.past() {
+            None => current,
+            // Each table through its own term index.
+            Some(past) => format!(
+                "SELECT ({current}) + (SELECT count(*) FROM agentmem_versions m
+                 WHERE m.terms @> ${n}::text[] AND ({past}))"
+            ),
+        };
         let rows = self.s.query(&sql, &params)?;
         let df: i64 = match rows.first() {
             Some(r) => get(r, 0)?,
@@ -271,9 +424,10 @@ impl TextIndex for PgText<'_, '_> {
         let w = self.w;
         let (params, n) = params(w, &[&needle]);
         let sql = format!(
-            "SELECT m.key, m.content FROM agentmem_memories m
-             WHERE strpos(lower(m.content {}), ${n}::text) > 0 AND ({}) ORDER BY m.key",
-            self.lower, self.w.sql
+            "SELECT m.key, m.content FROM {} AND strpos(lower(m.content {}), ${n}::text) > 0
+             ORDER BY m.key",
+            self.w.rows(),
+            self.lower
         );
         let rows = self.s.query(&sql, &params)?;
         rows.iter().map(|r| Ok((get(r, 0)?, get(r, 1)?))).collect()

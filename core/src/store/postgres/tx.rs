@@ -10,9 +10,10 @@ use serde_json::Value;
 
 use super::filter::Where;
 use super::pool::{get, Session};
-use super::rows::{check_metadata, record_from_row, scope_values, RECORD_COLUMNS};
+use super::rows::{check_metadata, record_from_row, scope_values, version_number, RECORD_COLUMNS};
 use super::schema::LOCK_DIMENSIONS;
 use super::text::TextDelta;
+use super::versions;
 use super::PgStore;
 use crate::error::{Error, ErrorCode, Result};
 use crate::store::{HistoryRow, Inserted, Selection, StoreTx};
@@ -162,12 +163,13 @@ impl PgTx<'_, '_> {
         let updated = format_time(rec.updated_at);
         let expires = rec.expires_at.map(format_time);
         let vector = vector.to_vec();
+        let version = version_number(rec.version);
         let sql = format!(
             "INSERT INTO agentmem_memories (id, content, hash, kind, user_id, agent_id, run_id,
-                 org_id, metadata, created_at, updated_at, expires_at, embedding, terms)
+                 org_id, metadata, created_at, updated_at, expires_at, embedding, terms, version)
              VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
                  $8::text, $9::jsonb, $10::text, $11::text, $12::text, $13::real[]::vector,
-                 $14::text[]){}
+                 $14::text[], $15::int8){}
              RETURNING key",
             if on_twin {
                 " ON CONFLICT (user_id, agent_id, run_id, org_id, hash) DO NOTHING"
@@ -192,6 +194,7 @@ impl PgTx<'_, '_> {
                 &expires,
                 &vector,
                 &terms,
+                &version,
             ],
         )?;
         let Some(row) = row else {
@@ -275,31 +278,31 @@ impl StoreTx for PgTx<'_, '_> {
         actor: &str,
     ) -> Result<()> {
         check_metadata(&new.metadata)?;
-        let content_changed = old.content != new.content;
-        // The stored terms and content are what the statistics counted: take them out
-        // exactly (they match `old` while the row is locked, but the row is the truth).
-        let before = if content_changed {
-            let row = self.s.query_opt(
-                "SELECT content, terms FROM agentmem_memories WHERE key = $1::int8 FOR UPDATE",
-                &[&key],
-            )?;
-            match row {
-                Some(r) => Some((get::<String>(&r, 0)?, get::<Vec<String>>(&r, 1)?)),
-                None => None,
-            }
-        } else {
-            None
+        let gone = || {
+            Error::not_found(format!(
+                "no memory with id {:?} (deleted meanwhile)",
+                new.id
+            ))
         };
+        // The version replaced is kept first, its row locked. The stored terms and content
+        // it returns are what the statistics counted: they are taken out exactly (they
+        // match `old` while the row is locked, but the row is the truth).
+        let before = versions::close(self.s, key, new.updated_at, &mut self.delta)?;
+        let Some((content, stored)) = before else {
+            return Err(gone());
+        };
+        let content_changed = old.content != new.content;
         let terms = content_changed.then(|| text::index_terms(&new.content));
         let metadata = Value::Object(new.metadata.clone());
         let updated = format_time(new.updated_at);
         let expires = new.expires_at.map(format_time);
         let vector = vector.map(<[f32]>::to_vec);
+        let version = version_number(new.version);
         let n = self.s.execute(
             "UPDATE agentmem_memories SET content = $2::text, hash = $3::text, kind = $4::text,
                  metadata = $5::jsonb, updated_at = $6::text, expires_at = $7::text,
                  embedding = coalesce($8::real[]::vector, embedding),
-                 terms = coalesce($9::text[], terms)
+                 terms = coalesce($9::text[], terms), version = $10::int8
              WHERE key = $1::int8",
             &[
                 &key,
@@ -311,16 +314,14 @@ impl StoreTx for PgTx<'_, '_> {
                 &expires,
                 &vector,
                 &terms,
+                &version,
             ],
         )?;
         if n == 0 {
-            return Err(Error::not_found(format!(
-                "no memory with id {:?} (deleted meanwhile)",
-                new.id
-            )));
+            return Err(gone());
         }
-        if let (Some((content, stored)), Some(terms)) = (&before, &terms) {
-            self.delta.add(content, stored, -1);
+        if let Some(terms) = &terms {
+            self.delta.add(&content, &stored, -1);
             self.delta.add(&new.content, terms, 1);
         }
         write_history(self.s, HistoryRow::updated(old, new, actor))
@@ -333,16 +334,17 @@ impl StoreTx for PgTx<'_, '_> {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let row = self.s.query_opt(
-            "DELETE FROM agentmem_memories WHERE key = $1::int8 RETURNING content, terms",
-            &[&key],
-        )?;
+        // The version deleted is kept first, its row locked (and its stored content and
+        // terms returned, which the statistics counted).
+        let closed = versions::close(self.s, key, at, &mut self.delta)?;
         // Gone already: another writer deleted it and wrote its DELETE row.
-        let Some(row) = row else {
+        let Some((content, terms)) = closed else {
             return Ok(());
         };
-        let content: String = get(&row, 0)?;
-        let terms: Vec<String> = get(&row, 1)?;
+        self.s.execute(
+            "DELETE FROM agentmem_memories WHERE key = $1::int8",
+            &[&key],
+        )?;
         self.delta.add(&content, &terms, -1);
         write_history(self.s, HistoryRow::deleted(record, actor, at))
     }
