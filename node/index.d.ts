@@ -66,6 +66,10 @@ export interface AddOptions extends Scope {
   metadata?: Metadata | null;
   /** When the memory expires (expired memories are hidden unless asked for). */
   expiresAt?: TimeLike | null;
+  /** Since when the fact holds in the world (valid time). */
+  validFrom?: TimeLike | null;
+  /** Until when the fact held (valid time, exclusive). */
+  validTo?: TimeLike | null;
 }
 
 /** One memory of a batch. */
@@ -78,11 +82,19 @@ export interface SelectOptions extends Scope {
   filters?: Filters | null;
 }
 
-/** Options of `count`. */
-export interface CountOptions extends SelectOptions {
-  /** Count what the selection matched at this moment (the versions current then). */
+/** Where a read stands in time. */
+export interface InTime {
+  /** Read the store as it stood at this moment (the versions current then). */
   asOf?: TimeLike | null;
+  /** Only memories valid at this moment (superseded ones included: their valid time
+   * decides). */
+  validAt?: TimeLike | null;
+  /** Also memories that were superseded (hidden otherwise). */
+  includeSuperseded?: boolean | null;
 }
+
+/** Options of `count`. */
+export interface CountOptions extends SelectOptions, InTime {}
 
 /** Options of `get`. */
 export interface GetOptions {
@@ -91,7 +103,7 @@ export interface GetOptions {
 }
 
 /** Options of `list`. */
-export interface ListOptions extends SelectOptions {
+export interface ListOptions extends SelectOptions, InTime {
   /** Add the global layer (memories with no scope) to a scoped listing. */
   includeGlobal?: boolean | null;
   includeExpired?: boolean | null;
@@ -105,8 +117,6 @@ export interface ListOptions extends SelectOptions {
   /** Also return the page's `total`: how many memories the selection (scope, filters,
    * `includeGlobal`, `includeExpired`) matches, counted in the page's own snapshot. */
   withTotal?: boolean | null;
-  /** List the store as it stood at this moment (the versions current then). */
-  asOf?: TimeLike | null;
 }
 
 /**
@@ -130,7 +140,7 @@ export interface FusionWeights {
 }
 
 /** Options of `search`. */
-export interface SearchOptions extends SelectOptions {
+export interface SearchOptions extends SelectOptions, InTime {
   /** Default `"hybrid"` (or the store's search defaults). */
   mode?: SearchMode | null;
   /** 1 to 10000; default 10. */
@@ -140,8 +150,6 @@ export interface SearchOptions extends SelectOptions {
   includeGlobal?: boolean | null;
   includeExpired?: boolean | null;
   weights?: FusionWeights | null;
-  /** Search the store as it stood at this moment (the versions current then). */
-  asOf?: TimeLike | null;
 }
 
 /** What `update` changes; at least one field. */
@@ -156,6 +164,25 @@ export interface MemoryChanges {
   kind?: MemoryKind | null;
   /** A new expiry; `null` removes it. */
   expiresAt?: TimeLike | null;
+  /** A new start of the valid time; `null` opens it. */
+  validFrom?: TimeLike | null;
+  /** A new end of the valid time; `null` opens it. */
+  validTo?: TimeLike | null;
+}
+
+/** Options of `supersede`: the new fact (kind and metadata default to the old one's). */
+export interface SupersedeOptions {
+  kind?: MemoryKind | null;
+  metadata?: Metadata | null;
+  /** Since when the new fact holds (default now); the old one ends then. */
+  validFrom?: TimeLike | null;
+  expiresAt?: TimeLike | null;
+}
+
+/** Options of `undo`. */
+export interface UndoOptions {
+  /** Undo even when a memory the change touched changed since. */
+  force?: boolean | null;
 }
 
 /** Names of any OpenAI-compatible server (vLLM, LM Studio, llama.cpp, LiteLLM…). */
@@ -477,6 +504,34 @@ export interface MemoryRecord {
   valid_from_tx: string;
   /** When this version stopped being the current one; absent while it still is. */
   valid_to_tx?: string;
+  /** Since when the fact held in the world (valid time). */
+  valid_from?: string;
+  /** Until when the fact held (valid time, exclusive). */
+  valid_to?: string;
+  /** The memory that superseded this one. */
+  superseded_by?: string;
+}
+
+/** What `supersede` did. */
+export interface Superseded {
+  /** The new memory. */
+  memory: MemoryRecord;
+  /** The old one as it now stands: closed, `superseded_by` the new one. */
+  superseded: MemoryRecord;
+  /** The change, for `undo`. */
+  change_id: string;
+}
+
+/** What `undo` and `revert` did. */
+export interface Undone {
+  /** This change (undo it to redo). */
+  change_id: string;
+  /** The change it undid (`undo` only). */
+  undid?: string;
+  /** The memories restored, as they now stand. */
+  restored: MemoryRecord[];
+  /** The ids of memories removed (the undone change had added them). */
+  removed: string[];
 }
 
 /** One engine's opinion of a hit. */
@@ -521,6 +576,10 @@ export interface HistoryEntry {
    * `addMessages` made. */
   actor: string;
   created_at: string;
+  /** The change this row records, for `undo`. */
+  change_id: string;
+  /** The change that undid it. */
+  undone_by?: string;
 }
 
 /** A memory store. Every method returns a Promise; the work runs off the JavaScript thread. */
@@ -561,6 +620,9 @@ export declare class Memory {
   searchWithVector(query: string, vector: VectorLike, options?: SearchOptions): Promise<SearchHit[]>;
   get(id: string, options?: GetOptions): Promise<MemoryRecord>;
   versions(id: string): Promise<MemoryRecord[]>;
+  supersede(id: string, content: string, options?: SupersedeOptions): Promise<Superseded>;
+  undo(changeId: string, options?: UndoOptions): Promise<Undone>;
+  revert(id: string, version: number): Promise<Undone>;
   list(options?: ListOptions): Promise<ListPage>;
   count(options?: CountOptions): Promise<number>;
   update(id: string, changes: MemoryChanges): Promise<MemoryRecord>;

@@ -219,16 +219,24 @@ const NEW_MEMORY = {
   kind: ['kind', str],
   metadata: ['metadata', obj],
   expiresAt: ['expires_at', time],
+  validFrom: ['valid_from', time],
+  validTo: ['valid_to', time],
 };
 const ADD = { ...NEW_MEMORY, content: FIRST };
 const SELECT = { ...SCOPE, filters: ['filters', any] };
 // Reading the store as it stood at a past moment (transaction time).
 const AS_OF = { asOf: ['as_of', time] };
+// Placing a read in time: as of a moment, what was valid at one, superseded memories too.
+const IN_TIME = {
+  ...AS_OF,
+  validAt: ['valid_at', time],
+  includeSuperseded: ['include_superseded', bool],
+};
 const GET = { ...AS_OF };
-const COUNT = { ...SELECT, ...AS_OF };
+const COUNT = { ...SELECT, ...IN_TIME };
 const LIST = {
   ...SELECT,
-  ...AS_OF,
+  ...IN_TIME,
   includeGlobal: ['include_global', bool],
   includeExpired: ['include_expired', bool],
   order: ['order', str],
@@ -247,7 +255,7 @@ const WEIGHTS = {
 };
 const SEARCH = {
   ...SELECT,
-  ...AS_OF,
+  ...IN_TIME,
   query: FIRST,
   mode: ['mode', str],
   limit: ['limit', num],
@@ -262,7 +270,17 @@ const UPDATE = {
   mergeMetadata: ['merge_metadata', bool],
   kind: ['kind', str],
   expiresAt: ['expires_at', time],
+  validFrom: ['valid_from', time],
+  validTo: ['valid_to', time],
 };
+const SUPERSEDE = {
+  content: FIRST,
+  kind: ['kind', str],
+  metadata: ['metadata', obj],
+  validFrom: ['valid_from', time],
+  expiresAt: ['expires_at', time],
+};
+const UNDO = { force: ['force', bool] };
 const ADD_MESSAGES = {
   ...SCOPE,
   messages: FIRST,
@@ -602,6 +620,32 @@ class Memory {
   async history(id) {
     str('id', id);
     return await this.#call('history', { id });
+  }
+
+  /** Replaces a memory's fact with a new memory (same scope; kind and metadata the old one's
+   * unless given) without losing the old one: its valid time ends where the new one's begins
+   * (`validFrom`, default now), `superseded_by` names the new memory, and reads hide it
+   * unless they include superseded memories. Resolves with `{memory, superseded, change_id}`;
+   * `undo(change_id)` reverts both. */
+  async supersede(id, content, options) {
+    str('id', id);
+    str('content', content);
+    return await this.#call('supersede', { ...request('options', options, SUPERSEDE), id, content });
+  }
+
+  /** Undoes a change (a history row's `change_id`) as a new change; refused when a memory it
+   * touched changed since, unless `options.force`. Resolves with
+   * `{change_id, undid, restored, removed}`. */
+  async undo(changeId, options) {
+    str('changeId', changeId);
+    return await this.#call('undo', { ...request('options', options, UNDO), change_id: changeId });
+  }
+
+  /** Restores a memory to one of its kept versions, as a new version (a deleted memory comes
+   * back with its id). Resolves with `{change_id, restored, removed}`. */
+  async revert(id, version) {
+    str('id', id);
+    return await this.#call('revert', { id, version: num('version', version) });
   }
 
   /** Deletes every memory, all history and the embedding cache. */

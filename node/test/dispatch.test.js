@@ -15,13 +15,14 @@ const native = require(path.join(__dirname, '..', `agent_mem.${process.platform}
 const CASES_DIR = path.join(__dirname, '..', '..', 'tests', 'dispatch');
 const CASES = JSON.parse(fs.readFileSync(path.join(CASES_DIR, 'calls.json'), 'utf8'));
 
-/** `"$id"` and `"$plugin"` replaced, everywhere in `value`. */
-function resolve(value, id) {
-  if (value === '$id') return id;
+/** `"$id"`, `"$change"` and `"$plugin"` replaced, everywhere in `value` (`names`: the first
+ * added id and the last change id). */
+function resolve(value, names) {
+  if (value === '$id' || value === '$change') return names[value];
   if (value === '$plugin') return path.join(CASES_DIR, 'noop.wat');
-  if (Array.isArray(value)) return value.map((v) => resolve(v, id));
+  if (Array.isArray(value)) return value.map((v) => resolve(v, names));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, id)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, names)]));
   }
   return value;
 }
@@ -59,12 +60,13 @@ test('the cases call every operation the addon lists', () => {
 
 test('every operation runs through the generic entry', async () => {
   const m = await open();
-  let id = '';
+  const names = { $id: '', $change: '' };
   for (const [op, rawRequest, rawExpected] of CASES.calls) {
-    const request = resolve(rawRequest, id);
+    const request = resolve(rawRequest, names);
     const result = await call(m, op, request);
-    if (!id && op === 'add') id = result.id;
-    const expected = resolve(rawExpected, id);
+    if (!names.$id && op === 'add') names.$id = result.id;
+    if (typeof result?.change_id === 'string') names.$change = result.change_id;
+    const expected = resolve(rawExpected, names);
     assert.ok(matches(expected, result), `${op} ${JSON.stringify(request)}: ${JSON.stringify(result)}`);
   }
   await m.close();

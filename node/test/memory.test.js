@@ -384,6 +384,41 @@ test('versions, and get, list, count and search asOf a past moment', async (t) =
   await assert.rejects(m.versions('no-such-id'), { code: 'AM_NOT_FOUND' });
 });
 
+test('valid time, supersede, undo and revert', async (t) => {
+  const m = await open(t);
+  const { id } = await m.add('Alice lives in Paris', { userId: 'alice', validFrom: '2019-05-01' });
+  assert.equal((await m.get(id)).valid_from, '2019-05-01T00:00:00.000000Z');
+  const done = await m.supersede(id, 'Alice lives in Berlin', { validFrom: new Date('2024-03-01') });
+  assert.equal(done.superseded.superseded_by, done.memory.id);
+  assert.equal(done.superseded.valid_to, '2024-03-01T00:00:00.000000Z');
+  const found = async (options = {}) =>
+    (await m.search('Alice lives', { userId: 'alice', mode: 'keyword', ...options }))
+      .map((h) => h.content)
+      .sort();
+  assert.deepEqual(await found(), ['Alice lives in Berlin']);
+  assert.deepEqual(await found({ includeSuperseded: true }), ['Alice lives in Berlin', 'Alice lives in Paris']);
+  assert.deepEqual(await found({ validAt: '2022-01-01' }), ['Alice lives in Paris']);
+  assert.equal(await m.count({ userId: 'alice', includeSuperseded: true }), 2);
+  assert.equal((await m.list({ userId: 'alice', validAt: '2025-01-01' })).items.length, 1);
+
+  const undone = await m.undo(done.change_id);
+  assert.deepEqual(undone.removed, [done.memory.id]);
+  assert.deepEqual(await found(), ['Alice lives in Paris']);
+  await assert.rejects(m.undo(done.change_id), /already undone/);
+  const history = await m.history(id);
+  assert.equal(history.at(-2).undone_by, undone.change_id);
+
+  await m.update(id, { content: 'Alice lives in Lyon', validTo: '2030-01-01' });
+  const changed = (await m.history(id)).at(-1).change_id;
+  await m.update(id, { content: 'Alice lives in Nice' });
+  await assert.rejects(m.undo(changed), /force/);
+  assert.equal((await m.undo(changed, { force: true })).restored[0].content, 'Alice lives in Paris');
+  assert.equal((await m.revert(id, 1)).restored[0].content, 'Alice lives in Paris');
+  await assert.rejects(m.revert(id, 99), { code: 'AM_NOT_FOUND' });
+  await assert.rejects(m.update(id, { validTo: '2000-01-01' }), /valid_to/);
+  await assert.rejects(m.revert(id, 'one'), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
 test('the constructor is private', () => {
   assert.throws(() => new Memory(), TypeError);
 });

@@ -91,7 +91,7 @@ function optionTables() {
   });
   vm.runInContext(fs.readFileSync(path.join(NODE_DIR, 'index.js'), 'utf8'), context);
   return vm.runInContext(
-    '({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, ADD_MESSAGES, WEIGHTS, OPEN, MANIFEST })',
+    '({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, SUPERSEDE, UNDO, ADD_MESSAGES, WEIGHTS, OPEN, MANIFEST })',
     context,
   );
 }
@@ -137,6 +137,8 @@ const REQUESTS = [
   ['NewMemory', 'NEW_MEMORY', 'add_batch.memories', []],
   ['CountOptions', 'COUNT', 'count', []],
   ['GetOptions', 'GET', 'get', ['id']],
+  ['SupersedeOptions', 'SUPERSEDE', 'supersede', ['id']],
+  ['UndoOptions', 'UNDO', 'undo', ['change_id']],
   ['SelectOptions', 'SELECT', 'delete_all', []],
   ['ListOptions', 'LIST', 'list', []],
   ['SearchOptions', 'SEARCH', 'search', ['vector']],
@@ -176,6 +178,9 @@ test('every operation of the core is a method of Memory', () => {
     delete_all: 'deleteAll',
     history: 'history',
     versions: 'versions',
+    supersede: 'supersede',
+    undo: 'undo',
+    revert: 'revert',
     search: 'search',
     purge_expired: 'purgeExpired',
     flush: 'flush',
@@ -202,6 +207,8 @@ const RESULTS = [
   ['HistoryEntry', 'HistoryEntry'],
   ['MemoryEvent', 'MemoryEvent'],
   ['CopyReport', 'CopyReport'],
+  ['Superseded', 'Superseded'],
+  ['Undone', 'Undone'],
   ['PluginInfo', 'PluginInfo'],
   ['PluginLogEntry', 'PluginLogEntry'],
 ];

@@ -70,6 +70,8 @@ from .memory import (
     PluginLogEntry,
     PluginStats,
     SearchHit,
+    Superseded,
+    Undone,
 )
 
 __version__: str = _native.version()
@@ -105,6 +107,8 @@ __all__ = [
     "PluginLogEntry",
     "PluginStats",
     "SearchHit",
+    "Superseded",
+    "Undone",
     "StorageError",
     "UnsupportedError",
     "VectorIndexError",

@@ -791,6 +791,16 @@ def _time(value: Any, name: str) -> str | None:
     raise InvalidInputError(f"{name} must be a date, a datetime or an ISO 8601 string")
 
 
+def _moments(as_of: Any, valid_at: Any) -> dict[str, Any]:
+    """The agent_mem extensions that place a read in time, as request fields."""
+    out: dict[str, Any] = {}
+    if as_of is not None:
+        out["as_of"] = _time(as_of, "as_of")
+    if valid_at is not None:
+        out["valid_at"] = _time(valid_at, "valid_at")
+    return out
+
+
 def _kind(memory_type: Any) -> str | None:
     if memory_type is None:
         return None
@@ -1037,17 +1047,17 @@ def _op_get_all(
     page_size: int | None = None,
     include_expired: bool = False,
     as_of: str | _dt.datetime | None = None,
+    valid_at: str | _dt.datetime | None = None,
 ) -> _Op[dict[str, Any]]:
     """Memories of a scope, newest first: ``{"results": [...]}``. Capped like mem0
     (``limit`` 100 classic, ``top_k`` 20 with filters); None for no cap; ``page`` and
     ``page_size`` for one page (then also ``total``, the number of memories selected,
     expired ones only with ``include_expired``, counted with the page from one snapshot,
-    and ``next_page``, None on the last page). ``as_of`` (an agent_mem extension): the
-    memories as they stood at that moment."""
+    and ``next_page``, None on the last page). ``as_of`` and ``valid_at`` (agent_mem
+    extensions): the memories as they stood at that moment, those valid at that moment."""
     scope, rest, classic = _selection(user_id, agent_id, run_id, filters, "get_all")
     request: dict[str, Any] = {**scope, "include_expired": bool(include_expired)}
-    if as_of is not None:
-        request["as_of"] = _time(as_of, "as_of")
+    request.update(_moments(as_of, valid_at))
     if rest is not None:
         request["filters"] = rest
     if page is not None or page_size is not None:
@@ -1105,13 +1115,15 @@ def _op_search(
     include_expired: bool = False,
     mode: str | None = None,
     as_of: str | _dt.datetime | None = None,
+    valid_at: str | _dt.datetime | None = None,
 ) -> _Op[dict[str, Any]]:
     """Hybrid search (meaning + keywords) in a scope: ``{"results": [...]}``, best first,
     each with ``score`` (0..1, 1 = first in every engine). ``threshold`` is a minimum
     cosine similarity; ``explain=True`` adds ``score_details``; ``mode`` picks another
     agent_mem search mode (``vector``, ``keyword``, ``phrase``, ``fuzzy``). ``rerank`` is
-    accepted and has no effect (no reranker can be configured). ``as_of`` (an agent_mem
-    extension) searches the memories as they stood at that moment."""
+    accepted and has no effect (no reranker can be configured). ``as_of`` and ``valid_at``
+    (agent_mem extensions) search the memories as they stood at that moment, or those
+    valid at that moment."""
     _check_threshold(threshold)
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("Invalid query: cannot be empty or whitespace-only.")
@@ -1131,8 +1143,7 @@ def _op_search(
         request["threshold"] = float(threshold)
     if mode is not None:
         request["mode"] = mode
-    if as_of is not None:
-        request["as_of"] = _time(as_of, "as_of")
+    request.update(_moments(as_of, valid_at))
     hits = yield ("search", request)
     results = []
     for hit in hits:

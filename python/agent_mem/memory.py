@@ -112,9 +112,29 @@ class SearchHit(_HitFields, total=False):
     similarity: float
 
 
-class HistoryEntry(TypedDict):
-    """One change of a memory: ``event`` is ``ADD``, ``UPDATE`` or ``DELETE``."""
+class Superseded(TypedDict):
+    """What ``supersede`` did: the new memory, the old one as it now stands (closed,
+    ``superseded_by`` the new one) and the change id (for ``undo``)."""
 
+    memory: MemoryRecord
+    superseded: MemoryRecord
+    change_id: str
+
+
+class _UndoneFields(TypedDict):
+    change_id: str
+    restored: list[MemoryRecord]
+    removed: list[str]
+
+
+class Undone(_UndoneFields, total=False):
+    """What ``undo`` and ``revert`` did: this change's id (undo it to redo), the change it
+    undid (``undo`` only), the memories restored as they now stand, the ids removed."""
+
+    undid: str
+
+
+class _HistoryFields(TypedDict):
     id: str
     memory_id: str
     event: str
@@ -123,6 +143,14 @@ class HistoryEntry(TypedDict):
     is_deleted: bool
     actor: str
     created_at: str
+    change_id: str
+
+
+class HistoryEntry(_HistoryFields, total=False):
+    """One change of a memory: ``event`` is ``ADD``, ``UPDATE`` or ``DELETE``;
+    ``change_id`` names the change for ``undo``; ``undone_by`` the change that undid it."""
+
+    undone_by: str
 
 
 class CopyReport(TypedDict):
@@ -256,6 +284,7 @@ Messages = Union[str, Message, Mapping[str, Any], Sequence[Union[Message, Mappin
 _Hits = list[SearchHit]
 _History = list[HistoryEntry]
 _Records = list[MemoryRecord]
+_Times = dict[str, Any]
 _Vector = Sequence[float]
 _Vectors = Sequence[Sequence[float]]
 _Plugins = list[PluginInfo]
@@ -329,8 +358,9 @@ def _vectors(vectors: _Vectors | None) -> list[list[float]] | None:
 
 def _batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(item)
-    if isinstance(out.get("expires_at"), (_dt.date, _dt.datetime)):
-        out["expires_at"] = _time(out["expires_at"])
+    for key in ("expires_at", "valid_from", "valid_to"):
+        if isinstance(out.get(key), (_dt.date, _dt.datetime)):
+            out[key] = _time(out[key])
     return out
 
 
@@ -381,10 +411,10 @@ def _search_request(
     include_global: bool | None,
     include_expired: bool | None,
     weights: Mapping[str, float | str] | None,
-    as_of: Time | None,
+    times: _Times,
 ) -> dict[str, Any]:
     return _clean(
-        as_of=_opt_time(as_of),
+        **times,
         query=query,
         filters=filters,
         limit=limit,
@@ -410,11 +440,14 @@ def _update_request(
     metadata: Mapping[str, Any] | None,
     merge_metadata: bool | None,
     kind: Kind | str | None,
-    expires_at: Time | _Unset | None,
+    times: Mapping[str, Time | _Unset | None],
 ) -> dict[str, Any]:
+    """The update request; ``times`` are expiry and valid time, left out when ``UNSET``
+    (``None`` clears them)."""
     request = _clean(content=content, metadata=metadata, merge_metadata=merge_metadata, kind=kind)
-    if expires_at is not UNSET:
-        request["expires_at"] = _opt_time(expires_at)
+    for key, value in times.items():
+        if not isinstance(value, _Unset):
+            request[key] = _opt_time(value)
     return request
 
 
@@ -428,10 +461,10 @@ def _list_request(
     offset: int | None,
     cursor: str | None,
     with_total: bool | None,
-    as_of: Time | None,
+    times: _Times,
 ) -> dict[str, Any]:
     return _clean(
-        as_of=_opt_time(as_of),
+        **times,
         filters=filters,
         include_global=include_global,
         include_expired=include_expired,
@@ -441,6 +474,17 @@ def _list_request(
         cursor=cursor,
         with_total=with_total,
         **scope,
+    )
+
+
+def _times(
+    as_of: Time | None, valid_at: Time | None, include_superseded: bool | None
+) -> _Times:
+    """The request fields that place a read in time."""
+    return _clean(
+        as_of=_opt_time(as_of),
+        valid_at=_opt_time(valid_at),
+        include_superseded=include_superseded,
     )
 
 
@@ -499,9 +543,19 @@ def _id(name: str, value: str) -> dict[str, Any]:
 
 
 def _new_fields(
-    kind: Kind | str | None, metadata: Mapping[str, Any] | None, expires_at: Time | None
+    kind: Kind | str | None,
+    metadata: Mapping[str, Any] | None,
+    expires_at: Time | None,
+    valid_from: Time | None = None,
+    valid_to: Time | None = None,
 ) -> dict[str, Any]:
-    return _clean(kind=kind, metadata=metadata, expires_at=_opt_time(expires_at))
+    return _clean(
+        kind=kind,
+        metadata=metadata,
+        expires_at=_opt_time(expires_at),
+        valid_from=_opt_time(valid_from),
+        valid_to=_opt_time(valid_to),
+    )
 
 
 # --------------------------------------------------------------------------- operations
@@ -587,12 +641,14 @@ def _add(
     kind: Kind | str | None,
     metadata: Mapping[str, Any] | None,
     expires_at: Time | None,
+    valid_from: Time | None,
+    valid_to: Time | None,
     vector: _Vector | None,
     vectors: _Vectors | None,
 ) -> _Call[AddResult | _AddResults]:
     scope = {
         **_scope(user_id, agent_id, run_id, org_id),
-        **_new_fields(kind, metadata, expires_at),
+        **_new_fields(kind, metadata, expires_at, valid_from, valid_to),
     }
     batch, request, vec = _add_args(content, scope, vector, vectors)
     if batch:
@@ -659,6 +715,41 @@ def _versions(memory_id: str) -> _Call[_Records]:
     return _Call("versions", _id("memory_id", memory_id))
 
 
+def _supersede(
+    memory_id: str,
+    content: str,
+    *,
+    kind: Kind | str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    valid_from: Time | None = None,
+    expires_at: Time | None = None,
+) -> _Call[Superseded]:
+    """Replaces the memory's fact with a new memory (same scope; kind and metadata the old
+    one's unless given) without losing the old one: its valid time ends where the new one's
+    begins (``valid_from``, default now), ``superseded_by`` names the new memory, and reads
+    hide it unless they include superseded memories. ``{"memory", "superseded",
+    "change_id"}``; :meth:`undo` with the change id reverts both."""
+    if not isinstance(content, str):
+        raise TypeError(f"content must be a str, not {type(content).__name__}")
+    fields = _new_fields(kind, metadata, expires_at, valid_from)
+    return _Call("supersede", {**_id("memory_id", memory_id), "content": content, **fields})
+
+
+def _undo(change_id: str, *, force: bool = False) -> _Call[Undone]:
+    """Undoes a change (a history row's ``change_id``: an add, update, delete, supersede,
+    undo or revert) as a new change; refused when a memory it touched changed since,
+    unless ``force=True``. ``{"change_id", "undid", "restored", "removed"}``."""
+    if not isinstance(change_id, str):
+        raise TypeError(f"change_id must be a str, not {type(change_id).__name__}")
+    return _Call("undo", {"change_id": change_id, "force": bool(force)})
+
+
+def _revert(memory_id: str, version: int) -> _Call[Undone]:
+    """Restores the memory to one of its kept versions, as a new version (a deleted memory
+    comes back with its id). ``{"change_id", "restored", "removed"}``."""
+    return _Call("revert", {**_id("memory_id", memory_id), "version": version})
+
+
 def _list(
     *,
     user_id: str | None = None,
@@ -674,12 +765,15 @@ def _list(
     cursor: str | None = None,
     with_total: bool | None = None,
     as_of: Time | None = None,
+    valid_at: Time | None = None,
+    include_superseded: bool | None = None,
 ) -> _Call[ListPage]:
     """One page of memories (``limit`` 1 to 10,000, default 100), newest first unless
     ``order`` says otherwise. ``{"items": [...], "next_cursor": str | None}``;
     ``with_total=True`` adds ``"total"``, how many memories the selection (scope, filters,
     ``include_global``, ``include_expired``) matches in all, counted in the page's own read
-    snapshot. ``as_of`` lists the store as it stood at that moment."""
+    snapshot. ``as_of`` lists the store as it stood at that moment, ``valid_at`` only
+    memories valid then, ``include_superseded`` superseded memories too."""
     request = _list_request(
         _scope(user_id, agent_id, run_id, org_id),
         filters,
@@ -690,7 +784,7 @@ def _list(
         offset,
         cursor,
         with_total,
-        as_of,
+        _times(as_of, valid_at, include_superseded),
     )
     return _Call("list", request)
 
@@ -703,11 +797,15 @@ def _count(
     org_id: str | None = None,
     filters: Mapping[str, Any] | None = None,
     as_of: Time | None = None,
+    valid_at: Time | None = None,
+    include_superseded: bool | None = None,
 ) -> _Call[int]:
-    """How many memories (not expired) the scope and filters select; with ``as_of``, how
-    many they selected at that moment."""
+    """How many memories (not expired, not superseded) the scope and filters select; with
+    ``as_of``, how many they selected at that moment; with ``valid_at``, only those valid
+    then."""
     scope = _scope(user_id, agent_id, run_id, org_id)
-    return _Call("count", _clean(filters=filters, as_of=_opt_time(as_of), **scope))
+    times = _times(as_of, valid_at, include_superseded)
+    return _Call("count", _clean(filters=filters, **times, **scope))
 
 
 def _history(memory_id: str) -> _Call[_History]:
@@ -732,13 +830,17 @@ def _search(
     explain: bool = False,
     vector: _Vector | None = None,
     as_of: Time | None = None,
+    valid_at: Time | None = None,
+    include_superseded: bool | None = None,
 ) -> _Call[_Hits]:
     """Hits, best first. ``mode``: ``hybrid`` (default), ``vector``, ``keyword``,
     ``phrase`` or ``fuzzy``; ``threshold`` a minimum score (0..1 in every mode: the
     cosine similarity in vector mode); ``filters`` mem0-style; ``vector`` your own query
     embedding; ``weights`` ``{"vector", "keyword", "fuzzy", "context", "method", "rrf_k"}``;
     ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``; ``as_of``
-    searches the store as it stood at that moment (the versions current then)."""
+    searches the store as it stood at that moment (the versions current then);
+    ``valid_at`` only memories valid at that moment (superseded ones included: their
+    valid time decides); ``include_superseded=True`` superseded memories too."""
     request = _search_request(
         query,
         _scope(user_id, agent_id, run_id, org_id),
@@ -749,7 +851,7 @@ def _search(
         include_global,
         include_expired,
         weights,
-        as_of,
+        _times(as_of, valid_at, include_superseded),
     )
     return _Call("search", request, vector=_vector(vector), result=lambda r: _hits(r, explain))
 
@@ -762,14 +864,18 @@ def _update(
     merge_metadata: bool | None = None,
     kind: Kind | str | None = None,
     expires_at: Time | _Unset | None = UNSET,
+    valid_from: Time | _Unset | None = UNSET,
+    valid_to: Time | _Unset | None = UNSET,
     vector: _Vector | None = None,
 ) -> _Call[MemoryRecord]:
     """Changes a memory (new content is re-embedded, or takes ``vector``); ``metadata``
     replaces the whole object, or with ``merge_metadata=True`` is merged into it (shallow:
     its keys set, the others kept; read and written in one transaction, so concurrent
-    merges never lose a key); ``expires_at=None`` removes the expiry. Returns the updated
-    record."""
-    request = _update_request(content, metadata, merge_metadata, kind, expires_at)
+    merges never lose a key); ``expires_at=None`` removes the expiry, ``valid_from=None``
+    or ``valid_to=None`` opens that end of the valid time. Returns the updated record (a
+    new version)."""
+    times = {"expires_at": expires_at, "valid_from": valid_from, "valid_to": valid_to}
+    request = _update_request(content, metadata, merge_metadata, kind, times)
     request.update(_id("memory_id", memory_id))
     return _Call("update", request, vector=_vector(vector))
 
@@ -1057,6 +1163,8 @@ class Memory(_Store):
         kind: Kind | str | None = ...,
         metadata: Mapping[str, Any] | None = ...,
         expires_at: Time | None = ...,
+        valid_from: Time | None = ...,
+        valid_to: Time | None = ...,
         vector: _Vector | None = ...,
     ) -> AddResult: ...
 
@@ -1072,6 +1180,8 @@ class Memory(_Store):
         kind: Kind | str | None = ...,
         metadata: Mapping[str, Any] | None = ...,
         expires_at: Time | None = ...,
+        valid_from: Time | None = ...,
+        valid_to: Time | None = ...,
         vectors: _Vectors | None = ...,
     ) -> _AddResults: ...
 
@@ -1086,6 +1196,8 @@ class Memory(_Store):
         kind: Kind | str | None = None,
         metadata: Mapping[str, Any] | None = None,
         expires_at: Time | None = None,
+        valid_from: Time | None = None,
+        valid_to: Time | None = None,
         vector: _Vector | None = None,
         vectors: _Vectors | None = None,
     ) -> AddResult | _AddResults:
@@ -1093,7 +1205,18 @@ class Memory(_Store):
         same scope, kind, metadata and expiry). ``vector``/``vectors``: your own embeddings
         (needed with ``embedder="none"``). Returns ``{"id", "added"}`` (a list for a list)."""
         plan = _add(
-            content, user_id, agent_id, run_id, org_id, kind, metadata, expires_at, vector, vectors
+            content,
+            user_id,
+            agent_id,
+            run_id,
+            org_id,
+            kind,
+            metadata,
+            expires_at,
+            valid_from,
+            valid_to,
+            vector,
+            vectors,
         )
         return plan.run(self._native)
 
@@ -1104,6 +1227,9 @@ class Memory(_Store):
     count = _blocking(_count)
     history = _blocking(_history)
     versions = _blocking(_versions)
+    supersede = _blocking(_supersede)
+    undo = _blocking(_undo)
+    revert = _blocking(_revert)
     search = _blocking(_search)
     update = _blocking(_update)
     delete = _blocking(_delete)
@@ -1184,6 +1310,8 @@ class AsyncMemory(_Store):
         kind: Kind | str | None = ...,
         metadata: Mapping[str, Any] | None = ...,
         expires_at: Time | None = ...,
+        valid_from: Time | None = ...,
+        valid_to: Time | None = ...,
         vector: _Vector | None = ...,
     ) -> AddResult: ...
 
@@ -1199,6 +1327,8 @@ class AsyncMemory(_Store):
         kind: Kind | str | None = ...,
         metadata: Mapping[str, Any] | None = ...,
         expires_at: Time | None = ...,
+        valid_from: Time | None = ...,
+        valid_to: Time | None = ...,
         vectors: _Vectors | None = ...,
     ) -> _AddResults: ...
 
@@ -1213,6 +1343,8 @@ class AsyncMemory(_Store):
         kind: Kind | str | None = None,
         metadata: Mapping[str, Any] | None = None,
         expires_at: Time | None = None,
+        valid_from: Time | None = None,
+        valid_to: Time | None = None,
         vector: _Vector | None = None,
         vectors: _Vectors | None = None,
     ) -> AddResult | _AddResults:
@@ -1220,7 +1352,18 @@ class AsyncMemory(_Store):
         same scope, kind, metadata and expiry). ``vector``/``vectors``: your own embeddings
         (needed with ``embedder="none"``). Returns ``{"id", "added"}`` (a list for a list)."""
         plan = _add(
-            content, user_id, agent_id, run_id, org_id, kind, metadata, expires_at, vector, vectors
+            content,
+            user_id,
+            agent_id,
+            run_id,
+            org_id,
+            kind,
+            metadata,
+            expires_at,
+            valid_from,
+            valid_to,
+            vector,
+            vectors,
         )
         return await plan.run_async(self._native)
 
@@ -1231,6 +1374,9 @@ class AsyncMemory(_Store):
     count = _awaiting(_count)
     history = _awaiting(_history)
     versions = _awaiting(_versions)
+    supersede = _awaiting(_supersede)
+    undo = _awaiting(_undo)
+    revert = _awaiting(_revert)
     search = _awaiting(_search)
     update = _awaiting(_update)
     delete = _awaiting(_delete)

@@ -19,16 +19,17 @@ CASES_DIR = Path(__file__).resolve().parents[2] / "tests" / "dispatch"
 CASES: dict[str, Any] = json.loads((CASES_DIR / "calls.json").read_text(encoding="utf-8"))
 
 
-def resolve(value: Any, memory_id: str) -> Any:
-    """``"$id"`` and ``"$plugin"`` replaced, everywhere in ``value``."""
-    if value == "$id":
-        return memory_id
+def resolve(value: Any, names: dict[str, str]) -> Any:
+    """``"$id"``, ``"$change"`` and ``"$plugin"`` replaced, everywhere in ``value``
+    (``names``: the first added id and the last change id)."""
+    if value in ("$id", "$change"):
+        return names[value]
     if value == "$plugin":
         return str(CASES_DIR / "noop.wat")
     if isinstance(value, list):
-        return [resolve(v, memory_id) for v in value]
+        return [resolve(v, names) for v in value]
     if isinstance(value, dict):
-        return {k: resolve(v, memory_id) for k, v in value.items()}
+        return {k: resolve(v, names) for k, v in value.items()}
     return value
 
 
@@ -68,13 +69,15 @@ def test_every_operation_runs_through_the_generic_entry(asynchronous: bool) -> N
         return m.call(op, request)
 
     async def main() -> None:
-        memory_id = ""
+        names = {"$id": "", "$change": ""}
         for op, raw_request, raw_expected in CASES["calls"]:
-            request = resolve(raw_request, memory_id)
+            request = resolve(raw_request, names)
             result = await run(op, request)
-            if not memory_id and op == "add":
-                memory_id = result["id"]
-            expected = resolve(raw_expected, memory_id)
+            if not names["$id"] and op == "add":
+                names["$id"] = result["id"]
+            if isinstance(result, dict) and isinstance(result.get("change_id"), str):
+                names["$change"] = result["change_id"]
+            expected = resolve(raw_expected, names)
             assert matches(expected, result), (op, request, expected, result)
 
     asyncio.run(main())

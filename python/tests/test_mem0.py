@@ -691,3 +691,11 @@ def test_as_of_reads_the_memories_as_they_stood_then(m: Memory) -> None:
     assert [r["memory"] for r in listed] == ["I live in Lyon"]
     with pytest.raises(InvalidInputError, match="as_of"):
         m.get_all(user_id="u", as_of=5)
+
+
+def test_valid_at_keeps_what_held_then(m: Memory) -> None:
+    add(m, "I use vim", user_id="u")
+    found = m.search("vim", user_id="u", mode="keyword", valid_at="2020-01-01")["results"]
+    assert [r["memory"] for r in found] == ["I use vim"]
+    with pytest.raises(InvalidInputError, match="valid_at"):
+        m.search("vim", user_id="u", valid_at=object())

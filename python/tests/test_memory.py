@@ -511,3 +511,45 @@ def test_versions_and_the_store_as_of_a_past_moment(mem: Memory) -> None:
         mem.search("Lyon", as_of="last tuesday")
     with pytest.raises(NotFoundError):
         mem.versions("no-such-id")
+
+
+def test_valid_time_supersede_undo_and_revert(mem: Memory) -> None:
+    paris = mem.add("Alice lives in Paris", user_id="alice", valid_from=dt.date(2019, 5, 1))["id"]
+    assert mem.get(paris)["valid_from"] == "2019-05-01T00:00:00.000000Z"
+    done = mem.supersede(paris, "Alice lives in Berlin", valid_from="2024-03-01")
+    assert done["superseded"]["superseded_by"] == done["memory"]["id"]
+    assert done["superseded"]["valid_to"] == "2024-03-01T00:00:00.000000Z"
+
+    def found(**kwargs: Any) -> list[str]:
+        hits = mem.search("Alice lives", user_id="alice", mode="keyword", **kwargs)
+        return sorted(h["content"] for h in hits)
+
+    assert found() == ["Alice lives in Berlin"]
+    assert found(include_superseded=True) == ["Alice lives in Berlin", "Alice lives in Paris"]
+    assert found(valid_at=dt.date(2022, 1, 1)) == ["Alice lives in Paris"]
+    assert mem.count(user_id="alice") == 1
+    assert mem.count(user_id="alice", include_superseded=True) == 2
+    assert len(mem.list(user_id="alice", valid_at="2025-01-01")["items"]) == 1
+
+    undone = mem.undo(done["change_id"])
+    assert undone["removed"] == [done["memory"]["id"]]
+    assert found() == ["Alice lives in Paris"]
+    with pytest.raises(InvalidInputError, match="already undone"):
+        mem.undo(done["change_id"])
+    history = mem.history(paris)
+    assert history[-2]["undone_by"] == undone["change_id"]
+
+    mem.update(paris, content="Alice lives in Lyon", valid_to=dt.date(2030, 1, 1))
+    changed = mem.history(paris)[-1]["change_id"]
+    mem.update(paris, content="Alice lives in Nice")
+    with pytest.raises(InvalidInputError, match="force"):
+        mem.undo(changed)
+    assert mem.undo(changed, force=True)["restored"][0]["content"] == "Alice lives in Paris"
+    reverted = mem.revert(paris, 1)
+    assert reverted["restored"][0]["content"] == "Alice lives in Paris"
+    with pytest.raises(NotFoundError):
+        mem.revert(paris, 99)
+    with pytest.raises(InvalidInputError, match="valid_to"):
+        mem.update(paris, valid_to="2000-01-01")
+    with pytest.raises(NotFoundError):
+        mem.undo("no-such-change")

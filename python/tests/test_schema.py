@@ -69,6 +69,12 @@ SAMPLES: dict[str, Any] = {
     "limits": {"fuel": 1},
     "on_error": "skip",
     "as_of": "2024-01-01T00:00:00Z",
+    "valid_at": "2024-01-01",
+    "valid_from": "2024-01-01",
+    "valid_to": "2025-01-01",
+    "include_superseded": True,
+    "change_id": "c",
+    "force": True,
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).
@@ -85,6 +91,9 @@ PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("delete_all", memory._delete_all, {}),
     ("history", memory._history, {}),
     ("versions", memory._versions, {}),
+    ("supersede", memory._supersede, {}),
+    ("undo", memory._undo, {}),
+    ("revert", memory._revert, {}),
     ("search", memory._search, {}),
     ("purge_expired", memory._purge_expired, {}),
     ("flush", memory._flush, {}),
@@ -154,6 +163,8 @@ TYPED_DICTS = [
     ("ListPage", "ListPage", True),
     ("MemoryEvent", "MemoryEvent", True),
     ("CopyReport", "CopyReport", True),
+    ("Superseded", "Superseded", True),
+    ("Undone", "Undone", True),
     ("Message", "Message", False),
     ("PluginInfo", "PluginInfo", True),
     ("PluginLimits", "PluginLimits", False),

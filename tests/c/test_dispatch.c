@@ -33,7 +33,10 @@ static char *read_file(const char *path) {
     return text;
 }
 
-/* "$id" and "$plugin" replaced, everywhere in value (changed in place). */
+/* "$id", "$change" (the last change id a result named) and "$plugin" replaced, everywhere in
+   value (changed in place). */
+static char g_change[64];
+
 static void resolve(cJSON *value, const char *id) {
     cJSON *item;
     if (cJSON_IsString(value)) {
@@ -41,6 +44,8 @@ static void resolve(cJSON *value, const char *id) {
         const char *with = NULL;
         if (strcmp(value->valuestring, "$id") == 0) {
             with = id;
+        } else if (strcmp(value->valuestring, "$change") == 0) {
+            with = g_change;
         } else if (strcmp(value->valuestring, "$plugin") == 0) {
             snprintf(path, sizeof path, "%s/noop.wat", g_dir);
             with = path;
@@ -130,6 +135,8 @@ static void every_operation_runs(const cJSON *cases, const cJSON *ops) {
             cJSON *result = TAKE(out);
             if (!id[0] && strcmp(name, "add") == 0 && str_field(result, "id"))
                 snprintf(id, sizeof id, "%s", str_field(result, "id"));
+            if (cJSON_IsObject(result) && str_field(result, "change_id"))
+                snprintf(g_change, sizeof g_change, "%s", str_field(result, "change_id"));
             resolve(expected, id);
             g_checks++;
             if (!matches(expected, result)) {

@@ -12,7 +12,7 @@ use super::options::RawOpenOptions;
 use super::plugins;
 use crate::{
     AddOutcome, CopyReport, FusionWeights, HistoryEntry, ListPage, MemoryEvent, MemoryRecord,
-    Message, SearchHit,
+    Message, SearchHit, Superseded, Undone,
 };
 
 /// Builds the schema of a request or a result: requests are read with the rules of
@@ -142,6 +142,8 @@ pub fn schema() -> Value {
     add("ListPage", results.subschema_for::<ListPage>());
     add("MemoryEvent", results.subschema_for::<MemoryEvent>());
     add("CopyReport", results.subschema_for::<CopyReport>());
+    add("Superseded", results.subschema_for::<Superseded>());
+    add("Undone", results.subschema_for::<Undone>());
     for (name, schema) in plugins::schema_types(&mut requests, &mut results) {
         add(name, schema);
     }
