@@ -150,6 +150,11 @@ export interface SearchOptions extends SelectOptions, InTime {
   includeGlobal?: boolean | null;
   includeExpired?: boolean | null;
   weights?: FusionWeights | null;
+  /** Read time words in the query ("last year", "in May 2023", "去年"…) relative to `now`:
+   * the span they name keeps memories whose valid time (else stored time) overlaps it. */
+  timeAware?: boolean | null;
+  /** The reference moment of `timeAware` (default: the clock). */
+  now?: TimeLike | null;
 }
 
 /** What `update` changes; at least one field. */

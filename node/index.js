@@ -263,6 +263,8 @@ const SEARCH = {
   includeGlobal: ['include_global', bool],
   includeExpired: ['include_expired', bool],
   weights: ['weights', nested(WEIGHTS)],
+  timeAware: ['time_aware', bool],
+  now: ['now', time],
 };
 const UPDATE = {
   content: ['content', str],

@@ -241,6 +241,47 @@ impl Filter {
         ])
     }
 
+    /// Memories whose time overlaps `[start, end)`: their valid time when they have one,
+    /// else when they were stored (`created_at`). `start` at `DateTime::MIN_UTC` leaves the
+    /// span open before.
+    pub fn time_overlaps(
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Filter {
+        let cond = |field: Field, op: Op, t: chrono::DateTime<chrono::Utc>| Filter::Cond {
+            field,
+            op,
+            value: Value::String(format_time(t)),
+        };
+        let exists = |field: Field| Filter::Cond {
+            field,
+            op: Op::Exists,
+            value: Value::Null,
+        };
+        let absent = |field: Field| Filter::Not(Box::new(exists(field)));
+        let open_before = start == chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        let mut valid = vec![
+            Filter::Or(vec![exists(Field::ValidFrom), exists(Field::ValidTo)]),
+            Filter::Or(vec![
+                absent(Field::ValidFrom),
+                cond(Field::ValidFrom, Op::Lt, end),
+            ]),
+        ];
+        let mut stored = vec![
+            absent(Field::ValidFrom),
+            absent(Field::ValidTo),
+            cond(Field::CreatedAt, Op::Lt, end),
+        ];
+        if !open_before {
+            valid.push(Filter::Or(vec![
+                absent(Field::ValidTo),
+                cond(Field::ValidTo, Op::Gt, start),
+            ]));
+            stored.push(cond(Field::CreatedAt, Op::Gte, start));
+        }
+        Filter::Or(vec![Filter::And(valid), Filter::And(stored)])
+    }
+
     /// Equality on every field the scope sets; with `include_global`, memories of the
     /// global layer (no scope at all) match too.
     pub fn for_scope(scope: &Scope, include_global: bool) -> Filter {

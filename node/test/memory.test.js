@@ -419,6 +419,19 @@ test('valid time, supersede, undo and revert', async (t) => {
   await assert.rejects(m.revert(id, 'one'), { code: 'ERR_INVALID_ARG_TYPE' });
 });
 
+test('time words in a query', async (t) => {
+  const m = await open(t);
+  await m.add('Bob worked in Oslo', { userId: 'bob', validFrom: '2022-01-01', validTo: '2023-06-01' });
+  await m.add('Bob works in Bergen', { userId: 'bob', validFrom: '2023-06-01' });
+  const hits = await m.search('where did Bob work in 2022', {
+    userId: 'bob',
+    mode: 'keyword',
+    timeAware: true,
+    now: '2025-01-01',
+  });
+  assert.deepEqual(hits.map((h) => h.content), ['Bob worked in Oslo']);
+});
+
 test('the constructor is private', () => {
   assert.throws(() => new Memory(), TypeError);
 });

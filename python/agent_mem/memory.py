@@ -832,6 +832,8 @@ def _search(
     as_of: Time | None = None,
     valid_at: Time | None = None,
     include_superseded: bool | None = None,
+    time_aware: bool | None = None,
+    now: Time | None = None,
 ) -> _Call[_Hits]:
     """Hits, best first. ``mode``: ``hybrid`` (default), ``vector``, ``keyword``,
     ``phrase`` or ``fuzzy``; ``threshold`` a minimum score (0..1 in every mode: the
@@ -840,7 +842,10 @@ def _search(
     ``explain=True`` keeps each engine's rank and score in ``hit["explain"]``; ``as_of``
     searches the store as it stood at that moment (the versions current then);
     ``valid_at`` only memories valid at that moment (superseded ones included: their
-    valid time decides); ``include_superseded=True`` superseded memories too."""
+    valid time decides); ``include_superseded=True`` superseded memories too;
+    ``time_aware=True`` reads time words in the query ("last year", "in May 2023",
+    "去年"…) relative to ``now`` (default: the clock) as a span the memories' valid time
+    (else their stored time) must overlap."""
     request = _search_request(
         query,
         _scope(user_id, agent_id, run_id, org_id),
@@ -851,7 +856,10 @@ def _search(
         include_global,
         include_expired,
         weights,
-        _times(as_of, valid_at, include_superseded),
+        {
+            **_times(as_of, valid_at, include_superseded),
+            **_clean(time_aware=time_aware, now=_opt_time(now)),
+        },
     )
     return _Call("search", request, vector=_vector(vector), result=lambda r: _hits(r, explain))
 

@@ -553,3 +553,14 @@ def test_valid_time_supersede_undo_and_revert(mem: Memory) -> None:
         mem.update(paris, valid_to="2000-01-01")
     with pytest.raises(NotFoundError):
         mem.undo("no-such-change")
+
+
+def test_time_words_in_a_query(mem: Memory) -> None:
+    mem.add("Bob worked in Oslo", user_id="bob", valid_from="2022-01-01", valid_to="2023-06-01")
+    mem.add("Bob works in Bergen", user_id="bob", valid_from="2023-06-01")
+    hits = mem.search(
+        "where did Bob work in 2022", user_id="bob", mode="keyword", time_aware=True, now="2025-01-01"
+    )
+    assert [h["content"] for h in hits] == ["Bob worked in Oslo"]
+    hits = mem.search("Bob 去年在哪里工作", user_id="bob", time_aware=True, now=dt.date(2025, 3, 1))
+    assert [h["content"] for h in hits] == ["Bob works in Bergen"]

@@ -75,6 +75,8 @@ SAMPLES: dict[str, Any] = {
     "include_superseded": True,
     "change_id": "c",
     "force": True,
+    "time_aware": True,
+    "now": "2025-06-01",
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).

@@ -1,9 +1,12 @@
 //! The search entry points of a [`Memory`]: checks, the query vector, the hooks; the
 //! pipeline itself is [`crate::search::hybrid`].
 
+use chrono::Utc;
+
 use super::{check_vector, selection, Memory};
 use crate::error::{Error, Result};
-use crate::search::{hybrid, SearchHit, SearchMode, SearchOptions};
+use crate::filter::Filter;
+use crate::search::{hybrid, time_words, SearchHit, SearchMode, SearchOptions};
 use crate::types::validate_content;
 
 impl Memory {
@@ -56,6 +59,22 @@ impl Memory {
         options: &SearchOptions,
     ) -> Result<Vec<SearchHit>> {
         options.validate()?;
+        if options.time_aware {
+            if let Some(span) = time_words::find(query, options.now.unwrap_or_else(Utc::now)) {
+                let mut placed = options.clone();
+                placed.time_aware = false;
+                let overlap = Filter::time_overlaps(span.start, span.end);
+                placed.filter = Some(match placed.filter.take() {
+                    Some(f) => f.and(overlap),
+                    None => overlap,
+                });
+                // The words named the span; the engines match the rest (all of it if
+                // nothing else is left).
+                let rest = time_words::without(query, &span);
+                let text = if rest.is_empty() { query } else { &rest };
+                return self.search_inner(text, vector, &placed);
+            }
+        }
         let mode = options.mode;
         if vector.is_none() || mode != SearchMode::Vector {
             if query.trim().is_empty() {

@@ -4,6 +4,7 @@
 pub(crate) mod fusion;
 pub(crate) mod hybrid;
 pub(crate) mod keyword;
+pub(crate) mod time_words;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -171,6 +172,14 @@ pub struct SearchOptions {
     pub valid_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Also memories that were superseded (see `Memory::supersede`), hidden otherwise.
     pub include_superseded: bool,
+    /// Read time words in the query ("last year", "in May 2023", "3 days ago", "去年",
+    /// "上个月"; see `search::time_words` for the list) relative to `now`: the span they
+    /// name keeps only memories whose valid time overlaps it (or, without a valid time,
+    /// that were stored in it), and the words leave the text the engines match.
+    pub time_aware: bool,
+    /// The reference moment of `time_aware` (default: the wall clock).
+    #[serde(skip)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for SearchOptions {
@@ -187,6 +196,8 @@ impl Default for SearchOptions {
             as_of: None,
             valid_at: None,
             include_superseded: false,
+            time_aware: false,
+            now: None,
         }
     }
 }

@@ -236,6 +236,8 @@ pub(super) struct SearchRequest {
     as_of: Option<String>,
     valid_at: Option<String>,
     include_superseded: Option<bool>,
+    time_aware: Option<bool>,
+    now: Option<String>,
 }
 
 impl SearchRequest {
@@ -255,6 +257,8 @@ impl SearchRequest {
         options.as_of = moment("as_of", self.as_of.as_deref())?;
         options.valid_at = moment("valid_at", self.valid_at.as_deref())?;
         options.include_superseded = self.include_superseded.unwrap_or(false);
+        options.time_aware = self.time_aware.unwrap_or(options.time_aware);
+        options.now = moment("now", self.now.as_deref())?;
         Ok((self.query.unwrap_or_default(), options))
     }
 }

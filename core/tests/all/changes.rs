@@ -301,3 +301,79 @@ fn revert_restores_an_old_version_as_a_new_one() {
     let err = wire::call(&m, "undo", &json!({"change": "x"})).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidInput);
 }
+
+#[test]
+fn time_words_in_a_query_become_a_span_of_valid_or_stored_time() {
+    let m = memory();
+    m.add(
+        NewMemory::new("Alice lived in Paris")
+            .user("alice")
+            .valid_from(t("2021-02-01"))
+            .valid_to(t("2024-07-01")),
+    )
+    .unwrap();
+    m.add(
+        NewMemory::new("Alice lives in Berlin")
+            .user("alice")
+            .valid_from(t("2024-07-01")),
+    )
+    .unwrap();
+    // No valid time: its stored time counts (today).
+    m.add(NewMemory::new("Alice lives near the river").user("alice"))
+        .unwrap();
+    let aware = |now: &str| {
+        let mut options = SearchOptions::new()
+            .user("alice")
+            .mode(SearchMode::Keyword)
+            .limit(10);
+        options.time_aware = true;
+        options.now = Some(t(now));
+        options
+    };
+    let lives = |query: &str, now: &str| -> Vec<String> {
+        let mut hits: Vec<String> = m
+            .search(query, &aware(now))
+            .unwrap()
+            .into_iter()
+            .map(|h| h.memory.content)
+            .collect();
+        hits.sort();
+        hits
+    };
+    assert_eq!(
+        lives("where did Alice live in 2022", "2025-06-01"),
+        ["Alice lived in Paris"]
+    );
+    assert_eq!(
+        lives("where did Alice live last year", "2025-06-01"),
+        ["Alice lived in Paris", "Alice lives in Berlin"]
+    );
+    assert_eq!(
+        lives("Alice 去年住在哪里", "2026-03-01"),
+        ["Alice lives in Berlin"]
+    );
+    assert_eq!(
+        lives("Alice lives before 2020", "2025-06-01"),
+        Vec::<String>::new()
+    );
+    let now = agent_mem::format_time(Utc::now());
+    assert_eq!(
+        lives("where does Alice live recently", &now),
+        ["Alice lives in Berlin", "Alice lives near the river"]
+    );
+    // Without time_aware, the words are only words.
+    let plain = m
+        .search(
+            "Alice live 2022",
+            &SearchOptions::new().user("alice").mode(SearchMode::Keyword),
+        )
+        .unwrap();
+    assert_eq!(plain.len(), 3);
+    let out = wire::call(
+        &m,
+        "search",
+        &json!({"query": "Alice in 2022", "time_aware": true, "now": "2025-06-01", "mode": "keyword"}),
+    )
+    .unwrap();
+    assert_eq!(out.as_array().unwrap().len(), 1);
+}
