@@ -314,6 +314,19 @@ export interface OpenOptions {
   } | null;
   /** The connection pool of a store opened by a PostgreSQL URL. */
   postgres?: PostgresOptions | null;
+  /** Which past versions `pruneVersions` removes (default: none). */
+  historyRetention?: {
+    /** Keep past versions that ended less than this many days ago. */
+    maxAgeDays?: number;
+    /** Keep at most this many past versions per memory (the latest). */
+    keepVersions?: number;
+  } | null;
+}
+
+/** What `pruneVersions` removed. */
+export interface Pruned {
+  /** Past versions removed. */
+  versions: number;
 }
 
 /** The connection pool of a PostgreSQL store. Connections are made without TLS: a URL with
@@ -639,6 +652,7 @@ export declare class Memory {
   reset(): Promise<void>;
   /** How many expired memories were deleted. */
   purgeExpired(): Promise<number>;
+  pruneVersions(): Promise<Pruned>;
   /** Saves the vector index now. */
   flush(): Promise<void>;
   /** Saves the index and closes the store; idempotent. */

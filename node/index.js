@@ -354,6 +354,10 @@ const OPEN = {
       statementTimeoutMs: ['statement_timeout_ms', num],
     }),
   ],
+  historyRetention: [
+    'history_retention',
+    nested({ maxAgeDays: ['max_age_days', num], keepVersions: ['keep_versions', num] }),
+  ],
 };
 // A plugin's manifest. `config` and `allowedPaths` are maps whose keys are the user's own
 // (config keys, host directories): they go to the core as they are.
@@ -653,6 +657,12 @@ class Memory {
   /** Deletes every memory, all history and the embedding cache. */
   async reset() {
     await this.#call('reset');
+  }
+
+  /** Removes the past versions the store's `historyRetention` option does not keep (none by
+   * default): `{versions}`, how many. */
+  async pruneVersions() {
+    return await this.#call('prune_versions');
   }
 
   /** Deletes the memories whose expiry has passed; how many. */

@@ -59,8 +59,8 @@ pub use filter::Filter;
 pub use index::{Quantization, VectorIndexOptions};
 pub use llm::{Llm, LlmConfig};
 pub use memory::{
-    AddMessages, CopyReport, CountOptions, ListOptions, ListPage, Memory, MemoryBuilder,
-    MemoryEvent, MemoryEventKind, Message, Supersede, Superseded, Undone,
+    AddMessages, CopyReport, CountOptions, HistoryRetention, ListOptions, ListPage, Memory,
+    MemoryBuilder, MemoryEvent, MemoryEventKind, Message, Pruned, Supersede, Superseded, Undone,
 };
 pub use search::{
     EngineScore, Explanation, FusionMethod, FusionWeights, SearchHit, SearchMode, SearchOptions,

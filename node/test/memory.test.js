@@ -432,6 +432,15 @@ test('time words in a query', async (t) => {
   assert.deepEqual(hits.map((h) => h.content), ['Bob worked in Oslo']);
 });
 
+test('pruneVersions follows the historyRetention option', async (t) => {
+  const m = await open(t, { ...HASHING, historyRetention: { keepVersions: 1 } });
+  const { id } = await m.add('Dana drinks tea');
+  await m.update(id, { content: 'Dana drinks coffee' });
+  await m.update(id, { content: 'Dana drinks cocoa' });
+  assert.deepEqual(await m.pruneVersions(), { versions: 1 });
+  assert.deepEqual((await m.versions(id)).map((v) => v.version), [2, 3]);
+});
+
 test('the constructor is private', () => {
   assert.throws(() => new Memory(), TypeError);
 });

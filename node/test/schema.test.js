@@ -183,6 +183,7 @@ test('every operation of the core is a method of Memory', () => {
     revert: 'revert',
     search: 'search',
     purge_expired: 'purgeExpired',
+    prune_versions: 'pruneVersions',
     flush: 'flush',
     reset: 'reset',
     plugin_register: 'registerPlugin',
@@ -209,6 +210,7 @@ const RESULTS = [
   ['CopyReport', 'CopyReport'],
   ['Superseded', 'Superseded'],
   ['Undone', 'Undone'],
+  ['Pruned', 'Pruned'],
   ['PluginInfo', 'PluginInfo'],
   ['PluginLogEntry', 'PluginLogEntry'],
 ];

@@ -112,6 +112,12 @@ class SearchHit(_HitFields, total=False):
     similarity: float
 
 
+class Pruned(TypedDict):
+    """What ``prune_versions`` removed."""
+
+    versions: int
+
+
 class Superseded(TypedDict):
     """What ``supersede`` did: the new memory, the old one as it now stands (closed,
     ``superseded_by`` the new one) and the change id (for ``undo``)."""
@@ -326,6 +332,7 @@ def _options(
     prompts: Mapping[str, str] | None,
     plugins: Mapping[str, Any] | None,
     postgres: Mapping[str, Any] | None,
+    history_retention: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     return _clean(
         embedder=embedder,
@@ -336,6 +343,7 @@ def _options(
         prompts=prompts,
         plugins=plugins,
         postgres=postgres,
+        history_retention=history_retention,
     )
 
 
@@ -907,6 +915,12 @@ def _delete_all(
     return _Call("delete_all", request)
 
 
+def _prune_versions() -> _Call[Pruned]:
+    """Removes the past versions the store's ``history_retention`` option does not keep
+    (``{"max_age_days": n, "keep_versions": n}``; none by default): ``{"versions": n}``."""
+    return _Call("prune_versions", {})
+
+
 def _purge_expired() -> _Call[int]:
     """Deletes every expired memory; how many."""
     return _Call("purge_expired")
@@ -1060,10 +1074,21 @@ class _Store:
         prompts: Mapping[str, str] | None = None,
         plugins: Mapping[str, Any] | None = None,
         postgres: Mapping[str, Any] | None = None,
+        history_retention: Mapping[str, Any] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
             _path(path),
-            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
+            _options(
+                embedder,
+                persist_index,
+                index,
+                search,
+                llm,
+                prompts,
+                plugins,
+                postgres,
+                history_retention,
+            ),
         )
 
     @property
@@ -1243,6 +1268,7 @@ class Memory(_Store):
     delete = _blocking(_delete)
     delete_all = _blocking(_delete_all)
     purge_expired = _blocking(_purge_expired)
+    prune_versions = _blocking(_prune_versions)
     reset = _blocking(_reset)
     flush = _blocking(_flush)
     copy_into = _blocking(_copy_into)
@@ -1280,12 +1306,23 @@ class AsyncMemory(_Store):
         prompts: Mapping[str, str] | None = None,
         plugins: Mapping[str, Any] | None = None,
         postgres: Mapping[str, Any] | None = None,
+        history_retention: Mapping[str, Any] | None = None,
     ) -> AsyncMemory:
         """Opens the store on a worker thread (the event loop keeps running meanwhile; a
         PostgreSQL store connects there)."""
         native = await _native.NativeMemory.open_async(
             _path(path),
-            _options(embedder, persist_index, index, search, llm, prompts, plugins, postgres),
+            _options(
+                embedder,
+                persist_index,
+                index,
+                search,
+                llm,
+                prompts,
+                plugins,
+                postgres,
+                history_retention,
+            ),
         )
         self = cls.__new__(cls)
         self._native = native
@@ -1390,6 +1427,7 @@ class AsyncMemory(_Store):
     delete = _awaiting(_delete)
     delete_all = _awaiting(_delete_all)
     purge_expired = _awaiting(_purge_expired)
+    prune_versions = _awaiting(_prune_versions)
     reset = _awaiting(_reset)
     flush = _awaiting(_flush)
     copy_into = _awaiting(_copy_into)

@@ -564,3 +564,14 @@ def test_time_words_in_a_query(mem: Memory) -> None:
     assert [h["content"] for h in hits] == ["Bob worked in Oslo"]
     hits = mem.search("Bob 去年在哪里工作", user_id="bob", time_aware=True, now=dt.date(2025, 3, 1))
     assert [h["content"] for h in hits] == ["Bob works in Bergen"]
+
+
+def test_prune_versions_follows_the_retention() -> None:
+    with Memory(embedder=HASHING, history_retention={"keep_versions": 1}) as m:
+        memory_id = m.add("Dana drinks tea")["id"]
+        for drink in ("coffee", "cocoa"):
+            m.update(memory_id, content=f"Dana drinks {drink}")
+        assert m.prune_versions() == {"versions": 1}
+        assert [v["version"] for v in m.versions(memory_id)] == [2, 3]
+    with pytest.raises(InvalidInputError, match="keep"):
+        Memory(embedder=HASHING, history_retention={"keep": 1})

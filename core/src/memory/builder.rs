@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::embedding::EmbedderSlot;
 use super::hooks::{HookOptions, Hooks};
 use super::infer::Prompts;
+use super::versions::HistoryRetention;
 use super::Memory;
 use crate::embed::{locate_model, Embedder, LocalEmbedder, DEFAULT_MODEL_NAME};
 use crate::error::{Error, Result};
@@ -34,6 +35,7 @@ pub struct MemoryBuilder {
     search: SearchOptions,
     llm: Option<Arc<dyn Llm>>,
     prompts: Prompts,
+    retention: HistoryRetention,
     /// The plugin settings (see [`HookOptions`]).
     pub(crate) hooks: HookOptions,
 }
@@ -121,6 +123,12 @@ impl MemoryBuilder {
         self
     }
 
+    /// Which past versions [`Memory::prune_versions`] removes (default: none).
+    pub fn history_retention(mut self, retention: HistoryRetention) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// Opens the store.
     pub fn build(self) -> Result<Memory> {
         self.store.index.validate()?;
@@ -165,6 +173,7 @@ impl MemoryBuilder {
             defaults: self.search,
             llm: self.llm,
             prompts: self.prompts,
+            retention: self.retention,
         })
     }
 }
@@ -179,6 +188,7 @@ impl Memory {
             search: SearchOptions::default(),
             llm: None,
             prompts: Prompts::default(),
+            retention: HistoryRetention::default(),
             hooks: HookOptions::default(),
         }
     }

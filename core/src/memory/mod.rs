@@ -39,6 +39,7 @@ pub use changes::{Supersede, Superseded, Undone};
 pub use copy::CopyReport;
 pub use infer::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 pub use read::{CountOptions, ListOptions, ListPage};
+pub use versions::{HistoryRetention, Pruned};
 
 /// The actor recorded in history for calls made through the API.
 pub(crate) const ACTOR_USER: &str = "user";
@@ -59,6 +60,8 @@ pub struct Memory {
     prompts: Prompts,
     /// The plugin seam (see [`Hooks`]).
     pub(crate) hooks: Hooks,
+    /// Which past versions `prune_versions` removes.
+    retention: HistoryRetention,
 }
 
 impl std::fmt::Debug for Memory {

@@ -1,11 +1,38 @@
 //! Transaction time: a memory as it stood at a past moment, and every version of it. Lists,
 //! counts and searches as of a moment take `as_of` in their options (`read`, `search`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{check_id, Memory};
 use crate::error::{Error, Result};
 use crate::types::{format_time, MemoryRecord};
+
+/// Which past versions [`Memory::prune_versions`] removes. The default keeps everything;
+/// the current version of a memory is never pruned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryRetention {
+    /// Keep past versions that stopped being current less than this many days ago.
+    pub max_age_days: Option<u32>,
+    /// Keep at most this many past versions per memory (the latest ones).
+    pub keep_versions: Option<usize>,
+}
+
+impl HistoryRetention {
+    /// True when nothing is ever pruned.
+    pub fn keeps_everything(&self) -> bool {
+        self.max_age_days.is_none() && self.keep_versions.is_none()
+    }
+}
+
+/// What [`Memory::prune_versions`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Pruned {
+    /// Past versions removed.
+    pub versions: usize,
+}
 
 impl Memory {
     /// The version of memory `id` that was current at `at` (transaction time): one deleted
@@ -25,6 +52,24 @@ impl Memory {
                 format_time(at)
             ))
         })
+    }
+
+    /// Removes the past versions the store's [`HistoryRetention`] does not keep (see
+    /// `MemoryBuilder::history_retention`), in one transaction, and says how many. Reads as
+    /// of a moment whose versions were pruned no longer find those memories, and a change
+    /// whose earlier version was pruned can no longer be undone; history rows stay.
+    pub fn prune_versions(&self) -> Result<Pruned> {
+        let retention = self.retention;
+        if retention.keeps_everything() {
+            return Ok(Pruned { versions: 0 });
+        }
+        let ended_before = retention
+            .max_age_days
+            .map(|days| Utc::now() - Duration::days(i64::from(days)));
+        let versions = self
+            .store
+            .prune_versions(ended_before, retention.keep_versions)?;
+        Ok(Pruned { versions })
     }
 
     /// Every kept version of memory `id`, oldest first: version 1 as added, one more per

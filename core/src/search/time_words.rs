@@ -40,10 +40,13 @@ const MONTHS: &str = "january|february|march|april|may|june|july|august|septembe
 const NUMBER_WORDS: &str = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a|an";
 const WEEKDAYS: &str = "monday|tuesday|wednesday|thursday|friday|saturday|sunday";
 
+/// A start (inclusive) and an end (exclusive).
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// One pattern and how its match becomes a span (`None` when the match names no valid time).
 struct Rule {
     pattern: Regex,
-    span: fn(&Captures<'_>, DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)>,
+    span: fn(&Captures<'_>, DateTime<Utc>) -> Option<Span>,
 }
 
 /// The rules, most specific first: the first that matches wins.
@@ -157,12 +160,12 @@ fn midnight(date: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
-fn day(t: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+fn day(t: DateTime<Utc>) -> Span {
     let start = midnight(t.date_naive());
     (start, start + Duration::days(1))
 }
 
-fn month_span(year: i32, month: u32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn month_span(year: i32, month: u32) -> Option<Span> {
     let start = NaiveDate::from_ymd_opt(year, month, 1)?;
     let next = if month == 12 {
         NaiveDate::from_ymd_opt(year + 1, 1, 1)?
@@ -172,7 +175,7 @@ fn month_span(year: i32, month: u32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     Some((midnight(start), midnight(next)))
 }
 
-fn year_span(year: i32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn year_span(year: i32) -> Option<Span> {
     Some((
         midnight(NaiveDate::from_ymd_opt(year, 1, 1)?),
         midnight(NaiveDate::from_ymd_opt(year + 1, 1, 1)?),
@@ -181,7 +184,7 @@ fn year_span(year: i32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
 
 /// The calendar unit (day, week from Monday, month, year) `n` units before the one holding
 /// `now`.
-fn ago(n: i64, unit: &str, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn ago(n: i64, unit: &str, now: DateTime<Utc>) -> Option<Span> {
     match unit.to_ascii_lowercase().as_str() {
         "day" => Some(day(now - Duration::days(n))),
         "week" => {
@@ -261,7 +264,7 @@ fn weekday_index(name: &str) -> Option<i64> {
 
 /// The latest month `month` that began by `now` (this year's, or last year's if it is
 /// still to come).
-fn latest_month(month: u32, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn latest_month(month: u32, now: DateTime<Utc>) -> Option<Span> {
     let year = if month <= now.month() {
         now.year()
     } else {
@@ -271,7 +274,7 @@ fn latest_month(month: u32, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTi
 }
 
 /// A year, a month of a year, or a month alone, from the `p…` groups.
-fn english_point(c: &Captures<'_>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn english_point(c: &Captures<'_>, now: DateTime<Utc>) -> Option<Span> {
     if let (Some(month), Some(year)) = (c.name("pmonth"), c.name("pmyear")) {
         return month_span(year.as_str().parse().ok()?, month_index(month.as_str())?);
     }
@@ -282,7 +285,7 @@ fn english_point(c: &Captures<'_>, now: DateTime<Utc>) -> Option<(DateTime<Utc>,
 }
 
 /// The same from the `z…` groups (2023年, 2023年5月, 5月).
-fn chinese_point(c: &Captures<'_>, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn chinese_point(c: &Captures<'_>, now: DateTime<Utc>) -> Option<Span> {
     if let Some(year) = c.name("zyear") {
         let year: i32 = year.as_str().parse().ok()?;
         return match c.name("zmonth") {
@@ -299,11 +302,7 @@ fn chinese_point(c: &Captures<'_>, now: DateTime<Utc>) -> Option<(DateTime<Utc>,
 
 /// `before` a span: from the beginning until its start; `after`: from its end until `now`;
 /// `since`: from its start until `now`.
-fn bounded(
-    direction: &str,
-    (start, end): (DateTime<Utc>, DateTime<Utc>),
-    now: DateTime<Utc>,
-) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn bounded(direction: &str, (start, end): Span, now: DateTime<Utc>) -> Option<Span> {
     match direction.to_ascii_lowercase().as_str() {
         "before" => Some((DateTime::<Utc>::MIN_UTC, start)),
         "after" => Some((end, now.max(end))),

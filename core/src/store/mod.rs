@@ -247,6 +247,13 @@ pub(crate) trait Store: StoreExport + Send + Sync {
     /// Deletes every memory, history row and cached embedding; keeps the recorded model
     /// and dimension.
     fn reset(&self) -> Result<()>;
+    /// Removes past versions that ended before `ended_before`, and those beyond the latest
+    /// `keep_last` past versions of their memory, in one transaction; how many.
+    fn prune_versions(
+        &self,
+        ended_before: Option<DateTime<Utc>>,
+        keep_last: Option<usize>,
+    ) -> Result<usize>;
     /// Brings derived state (an in-memory index) up to date with other writers.
     fn refresh(&self) -> Result<()>;
     /// Saves derived state (a vector index file); called on close.

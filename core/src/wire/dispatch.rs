@@ -15,7 +15,7 @@ use super::requests::{
 use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
 use crate::{
-    AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Result,
+    AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Pruned, Result,
     SearchHit, Superseded, Undone,
 };
 
@@ -290,6 +290,15 @@ pub(super) const TABLE: &[Operation] = &[
         },
         request: |g| with_fields::<SearchRequest>(g, &[Taken::Vector]),
         result: of::<Vec<SearchHit>>,
+    },
+    Operation {
+        name: "prune_versions",
+        run: |m, r| {
+            r.empty()?;
+            super::to_json(&m.prune_versions()?)
+        },
+        request: of::<EmptyRequest>,
+        result: of::<Pruned>,
     },
     Operation {
         name: "purge_expired",

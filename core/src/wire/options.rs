@@ -12,8 +12,8 @@ use super::{kind_of, request};
 use crate::embed::RemoteEmbedderConfig;
 use crate::llm::LlmConfig;
 use crate::{
-    Error, FusionWeights, HashingEmbedder, Memory, Quantization, Result, SearchOptions,
-    VectorIndexOptions,
+    Error, FusionWeights, HashingEmbedder, HistoryRetention, Memory, Quantization, Result,
+    SearchOptions, VectorIndexOptions,
 };
 
 /// The path that opens a store in memory (as in SQLite).
@@ -66,6 +66,8 @@ pub struct OpenOptions {
     pub llm: Option<LlmConfig>,
     /// Replacements of the inference prompts.
     pub prompts: PromptOptions,
+    /// Which past versions `prune_versions` removes (default: none).
+    pub history_retention: HistoryRetention,
     /// Plugin manager settings (`{"cache_size": n}`; feature `plugins`).
     #[cfg(feature = "plugins")]
     pub plugins: crate::plugin::PluginOptions,
@@ -122,6 +124,8 @@ pub(super) struct RawOpenOptions {
     plugins: Option<Value>,
     #[serde(default)]
     postgres: Option<Value>,
+    #[serde(default)]
+    history_retention: Option<HistoryRetention>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -164,6 +168,7 @@ impl OpenOptions {
                 .map(|v| request::<LlmConfig>(&v, "options.llm"))
                 .transpose()?,
             prompts: raw.prompts.unwrap_or_default(),
+            history_retention: raw.history_retention.unwrap_or_default(),
             ..OpenOptions::default()
         };
         for (name, prompt) in [
@@ -244,7 +249,8 @@ impl OpenOptions {
     pub fn builder(&self, path: Option<&str>) -> Result<crate::MemoryBuilder> {
         let mut builder = Memory::builder()
             .index_options(self.index)
-            .search_defaults(self.search.clone());
+            .search_defaults(self.search.clone())
+            .history_retention(self.history_retention);
         if let Some(path) = path.filter(|p| *p != IN_MEMORY_PATH) {
             builder = builder.path(Path::new(path));
         }

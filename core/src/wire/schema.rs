@@ -12,7 +12,7 @@ use super::options::RawOpenOptions;
 use super::plugins;
 use crate::{
     AddOutcome, CopyReport, FusionWeights, HistoryEntry, ListPage, MemoryEvent, MemoryRecord,
-    Message, SearchHit, Superseded, Undone,
+    Message, Pruned, SearchHit, Superseded, Undone,
 };
 
 /// Builds the schema of a request or a result: requests are read with the rules of
@@ -144,6 +144,7 @@ pub fn schema() -> Value {
     add("CopyReport", results.subschema_for::<CopyReport>());
     add("Superseded", results.subschema_for::<Superseded>());
     add("Undone", results.subschema_for::<Undone>());
+    add("Pruned", results.subschema_for::<Pruned>());
     for (name, schema) in plugins::schema_types(&mut requests, &mut results) {
         add(name, schema);
     }

@@ -377,3 +377,66 @@ fn time_words_in_a_query_become_a_span_of_valid_or_stored_time() {
     .unwrap();
     assert_eq!(out.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn pruning_keeps_what_the_retention_says_and_reports_the_rest() {
+    use agent_mem::HistoryRetention;
+    let m = Memory::builder()
+        .embedder(Arc::new(HashingEmbedder::new(64)))
+        .history_retention(HistoryRetention {
+            keep_versions: Some(1),
+            ..HistoryRetention::default()
+        })
+        .build()
+        .unwrap();
+    let id = m
+        .add(NewMemory::new("Dana drinks tea").user("dana"))
+        .unwrap()
+        .id;
+    let first = m.get(&id).unwrap().valid_from_tx;
+    for drink in ["coffee", "cocoa", "water"] {
+        m.update(&id, MemoryUpdate::content(format!("Dana drinks {drink}")))
+            .unwrap();
+    }
+    let gone = m
+        .add(NewMemory::new("Dana has a dog").user("dana"))
+        .unwrap()
+        .id;
+    m.delete(&gone).unwrap();
+    assert_eq!(m.versions(&id).unwrap().len(), 4);
+    assert_eq!(m.prune_versions().unwrap().versions, 2);
+    let kept: Vec<u64> = m.versions(&id).unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(kept, [3, 4]);
+    assert_eq!(m.versions(&gone).unwrap().len(), 1);
+    // What was pruned is gone from the past, and its change can no longer be undone.
+    assert_eq!(
+        m.get_as_of(&id, first).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    let first_update = m.history(&id).unwrap()[1].change_id.clone();
+    assert_eq!(
+        m.undo(&first_update, true).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert!(found(&m, "tea", SearchOptions::new().as_of(first)).is_empty());
+    assert_eq!(m.prune_versions().unwrap().versions, 0);
+    // Without a retention, nothing goes.
+    let keep_all = memory();
+    let id = keep_all.add(NewMemory::new("x").user("u")).unwrap().id;
+    keep_all.update(&id, MemoryUpdate::content("y")).unwrap();
+    assert_eq!(keep_all.prune_versions().unwrap().versions, 0);
+    let by_age = wire::open(None, &json!({"embedder": {"provider": "hashing", "dimensions": 8}, "history_retention": {"max_age_days": 0}})).unwrap();
+    let added = wire::call(&by_age, "add", &json!({"content": "a"})).unwrap();
+    wire::call(
+        &by_age,
+        "update",
+        &json!({"id": added["id"], "content": "b"}),
+    )
+    .unwrap();
+    assert_eq!(
+        wire::call(&by_age, "prune_versions", &json!({})).unwrap()["versions"],
+        1
+    );
+    let err = wire::open(None, &json!({"history_retention": {"max_age": 3}})).unwrap_err();
+    assert!(err.message().contains("max_age"), "{err}");
+}

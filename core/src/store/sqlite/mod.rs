@@ -421,6 +421,20 @@ impl Store for SqliteStore {
         self.refresh()
     }
 
+    fn prune_versions(
+        &self,
+        ended_before: Option<DateTime<Utc>>,
+        keep_last: Option<usize>,
+    ) -> Result<usize> {
+        let mut pruned = 0;
+        self.db.write(|conn| {
+            let mut vocab = VocabDelta::default();
+            pruned = versions::prune(conn, ended_before, keep_last, &mut vocab)?;
+            vocab.apply(conn)
+        })?;
+        Ok(pruned)
+    }
+
     /// Brings the in-memory vector index up to date with the change log (writes of this and
     /// other processes). Rebuilds from SQLite when the log no longer reaches back far enough.
     fn refresh(&self) -> Result<()> {

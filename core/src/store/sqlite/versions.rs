@@ -287,3 +287,34 @@ pub(crate) fn replay_history(conn: &Connection) -> Result<()> {
     }
     vocab.apply(conn)
 }
+
+/// Removes the past versions that ended before `ended_before` or lie beyond the latest
+/// `keep_last` of their memory, with their keyword terms and vocabulary words; how many.
+pub(crate) fn prune(
+    conn: &Connection,
+    ended_before: Option<DateTime<Utc>>,
+    keep_last: Option<usize>,
+    vocab: &mut VocabDelta,
+) -> Result<usize> {
+    let keep_last = keep_last.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let doomed: Vec<(i64, String)> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT v.key, v.content FROM versions v
+             WHERE (?1 IS NOT NULL AND v.valid_to_tx < ?1)
+                OR (?2 IS NOT NULL AND (SELECT count(*) FROM versions w
+                                        WHERE w.id = v.id AND w.version > v.version) >= ?2)",
+        )?;
+        let rows = stmt.query_map(params![ended_before.map(format_time), keep_last], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    let mut drop_row = conn.prepare_cached("DELETE FROM versions WHERE key = ?1")?;
+    let mut drop_terms = conn.prepare_cached("DELETE FROM versions_fts WHERE rowid = ?1")?;
+    for (key, content) in &doomed {
+        drop_row.execute([key])?;
+        drop_terms.execute([key])?;
+        vocab.add(content, -1);
+    }
+    Ok(doomed.len())
+}
