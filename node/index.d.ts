@@ -475,6 +475,12 @@ export interface AddMessagesOptions extends Scope {
   metadata?: Metadata | null;
   /** Expiry of every memory written. */
   expiresAt?: TimeLike | null;
+  /** When the conversation took place (default now): relative dates are read against it,
+   * and the memories keep it as metadata `observed_at`. */
+  observedAt?: TimeLike | null;
+  /** Keep a memory the model replaces, closed and linked to its successor (default true),
+   * rather than rewriting or deleting it. */
+  supersede?: boolean | null;
 }
 
 /** One change `addMessages` made, in mem0's shape. */
@@ -490,6 +496,12 @@ export interface MemoryEvent {
   role?: string;
   /** A message stored as it was: its `name` (kept as `actor_id` in the metadata). */
   actor_id?: string;
+  /** The change that made this event, for `undo` (absent for NONE). */
+  change_id?: string;
+  /** The memory that replaced this one (which is kept, closed). */
+  superseded_by?: string;
+  /** The memory this one replaced. */
+  supersedes?: string;
 }
 
 /** What `add` did. */

@@ -291,6 +291,8 @@ const ADD_MESSAGES = {
   kind: ['kind', str],
   metadata: ['metadata', obj],
   expiresAt: ['expires_at', time],
+  observedAt: ['observed_at', time],
+  supersede: ['supersede', bool],
 };
 // The local, hashing and remote (OpenAI-compatible) embedders share one object; the core
 // refuses the fields that do not apply to the provider.

@@ -242,7 +242,8 @@ impl Filter {
     }
 
     /// Memories whose time overlaps `[start, end)`: their valid time when they have one,
-    /// else when they were stored (`created_at`). `start` at `DateTime::MIN_UTC` leaves the
+    /// else when the conversation they come from took place (metadata `observed_at`, see
+    /// `AddMessages::observed_at`), else when they were stored (`created_at`). `start` at `DateTime::MIN_UTC` leaves the
     /// span open before.
     pub fn time_overlaps(
         start: chrono::DateTime<chrono::Utc>,
@@ -267,19 +268,25 @@ impl Filter {
                 cond(Field::ValidFrom, Op::Lt, end),
             ]),
         ];
-        let mut stored = vec![
-            absent(Field::ValidFrom),
-            absent(Field::ValidTo),
-            cond(Field::CreatedAt, Op::Lt, end),
-        ];
+        let observed = || Field::Metadata("observed_at".into());
+        let mut said = vec![exists(observed()), cond(observed(), Op::Lt, end)];
+        let mut stored = vec![absent(observed()), cond(Field::CreatedAt, Op::Lt, end)];
         if !open_before {
             valid.push(Filter::Or(vec![
                 absent(Field::ValidTo),
                 cond(Field::ValidTo, Op::Gt, start),
             ]));
+            said.push(cond(observed(), Op::Gte, start));
             stored.push(cond(Field::CreatedAt, Op::Gte, start));
         }
-        Filter::Or(vec![Filter::And(valid), Filter::And(stored)])
+        Filter::Or(vec![
+            Filter::And(valid),
+            Filter::And(vec![
+                absent(Field::ValidFrom),
+                absent(Field::ValidTo),
+                Filter::Or(vec![Filter::And(said), Filter::And(stored)]),
+            ]),
+        ])
     }
 
     /// Equality on every field the scope sets; with `include_global`, memories of the

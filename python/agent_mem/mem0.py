@@ -976,7 +976,14 @@ def _op_add(
         conversation = _messages(messages, for_model=True)
         if all(m["role"] == "system" for m in conversation):
             return {"results": []}
-        request: dict[str, Any] = {"messages": conversation, "metadata": base, **scope}
+        # mem0 rewrites a memory in place (UPDATE) or deletes it (DELETE): its old text
+        # stays among the memory's versions, but no superseding memory is made.
+        request: dict[str, Any] = {
+            "messages": conversation,
+            "metadata": base,
+            "supersede": False,
+            **scope,
+        }
         if kind is not None:
             request["kind"] = kind
         if expires_at is not None:

@@ -183,6 +183,9 @@ class MemoryEvent(_EventFields, total=False):
     previous_memory: str
     role: str
     actor_id: str
+    change_id: str
+    superseded_by: str
+    supersedes: str
 
 
 class _MessageFields(TypedDict):
@@ -686,6 +689,8 @@ def _add_messages(
     expires_at: Time | None = None,
     infer: bool = True,
     prompt: str | None = None,
+    observed_at: Time | None = None,
+    supersede: bool | None = None,
 ) -> _Call[_Events]:
     """Remembers a conversation: a str (one user message), a message ``{"role",
     "content", "name"?}`` or a list of them, oldest first.
@@ -701,11 +706,20 @@ def _add_messages(
 
     Without a model, or with ``infer=False``, each non-system message is stored as given
     (its ``role``, and ``name`` as ``actor_id``, in the metadata; ``NONE`` for an exact
-    duplicate). Returns the events, ``[{"id", "memory", "event", "previous_memory"?}]``.
+    duplicate). Returns the events, ``[{"id", "memory", "event", "previous_memory"?,
+    "change_id"?, "superseded_by"?, "supersedes"?}]``.
+
+    ``observed_at``: when the conversation took place (default now): the model resolves
+    relative dates against it and the memories keep it as metadata ``observed_at``. Facts
+    the conversation dates get ``valid_from``/``valid_to``. ``supersede`` (default True):
+    a memory the model replaces is kept, closed and linked to its successor
+    (``superseded_by``), rather than rewritten or deleted; each event's ``change_id``
+    undoes it.
     """
     scope = {
         **_scope(user_id, agent_id, run_id, org_id),
         **_new_fields(kind, metadata, expires_at),
+        **_clean(observed_at=_opt_time(observed_at), supersede=supersede),
     }
     return _Call("add_messages", _messages_request(messages, scope, infer, prompt))
 

@@ -77,6 +77,8 @@ SAMPLES: dict[str, Any] = {
     "force": True,
     "time_aware": True,
     "now": "2025-06-01",
+    "observed_at": "2024-06-10",
+    "supersede": False,
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).

@@ -2,7 +2,8 @@
 //! [`crate::MemoryBuilder::fact_extraction_prompt`] and the per-call `prompt`); a replacement
 //! must ask for the same JSON shape.
 
-/// Extracts facts from a conversation. The answer is `{"facts": ["…", …]}`.
+/// Extracts facts from a conversation. The answer is `{"facts": [...]}`, each fact a string
+/// or `{"text", "valid_from", "valid_to"}` when the conversation says when it held.
 pub const FACT_EXTRACTION: &str = r#"You are a memory organiser for a personal assistant. From the conversation you are given, extract the facts worth remembering about the user for future conversations: preferences, personal details, plans, relationships, health, work, likes and dislikes, and anything the user asks to be remembered.
 
 Rules:
@@ -12,11 +13,12 @@ Rules:
 - Leave out greetings, small talk and anything that is not about the user.
 - If the user corrects or contradicts an earlier statement, extract the corrected fact.
 - If there is nothing worth remembering, return an empty list.
+- When the conversation says when a fact began or ended ("I moved to Berlin in March 2024", "I left Acme last year"), give "valid_from" and/or "valid_to" as YYYY, YYYY-MM or YYYY-MM-DD, resolving relative dates against the conversation's date. Give a date only when the conversation states it; never guess one.
 
-Today's date is {today}.
+The conversation took place on {today}.
 
 Answer with a JSON object and nothing else, in this shape:
-{"facts": ["first fact", "second fact"]}"#;
+{"facts": ["first fact", {"text": "Lives in Berlin", "valid_from": "2024-03"}]}"#;
 
 /// Decides, per new fact, what to do with the stored memories. The answer is
 /// `{"decisions": [{"fact": 0, "event": "ADD|UPDATE|DELETE|NONE", "id": "…", "text": "…"}]}`.

@@ -138,15 +138,7 @@ impl Memory {
                     ),
                 ));
             }
-            let mut closed = old.next_version(now);
-            // The old fact ends where the new one starts, but not before it began.
-            let mut ends = old.valid_to.map_or(starts, |to| to.min(starts));
-            if let Some(from) = old.valid_from {
-                ends = ends.max(from);
-            }
-            closed.valid_to = Some(ends);
-            closed.superseded_by = Some(outcome.id.clone());
-            w.tx.update(key, &old, &closed, None, ACTOR_USER)?;
+            let closed = close_superseded(w, key, &old, &outcome.id, starts, ACTOR_USER)?;
             record_embedding_model(w.tx, [&embedded])?;
             let (_, memory) =
                 w.tx.get(&outcome.id)?
@@ -306,6 +298,28 @@ impl Memory {
             }
         }
     }
+}
+
+/// Closes memory `old` (key `key`) as superseded by memory `by`, whose fact starts at
+/// `starts`: a new version whose valid time ends there (but not before it began) and whose
+/// `superseded_by` names `by`. The closed version.
+pub(crate) fn close_superseded(
+    w: &mut Writing<'_>,
+    key: i64,
+    old: &MemoryRecord,
+    by: &str,
+    starts: DateTime<Utc>,
+    actor: &str,
+) -> Result<MemoryRecord> {
+    let mut closed = old.next_version(w.now);
+    let mut ends = old.valid_to.map_or(starts, |to| to.min(starts));
+    if let Some(from) = old.valid_from {
+        ends = ends.max(from);
+    }
+    closed.valid_to = Some(ends);
+    closed.superseded_by = Some(by.to_string());
+    w.tx.update(key, old, &closed, None, actor)?;
+    Ok(closed)
 }
 
 /// Brings one memory to its target inside the write: a new version of a living memory, the

@@ -277,6 +277,8 @@ pub(super) struct AddMessagesRequest {
     kind: Option<String>,
     metadata: Option<Metadata>,
     expires_at: Option<String>,
+    observed_at: Option<String>,
+    supersede: Option<bool>,
 }
 
 impl AddMessagesRequest {
@@ -309,6 +311,8 @@ impl AddMessagesRequest {
         if let Some(at) = self.expires_at {
             request.expires_at = Some(parse_time(&at)?);
         }
+        request.observed_at = moment("observed_at", self.observed_at.as_deref())?;
+        request.supersede = self.supersede.unwrap_or(request.supersede);
         Ok(request)
     }
 }

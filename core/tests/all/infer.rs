@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use agent_mem::llm::{AnthropicChat, LlmConfig};
 use agent_mem::{
     AddMessages, ErrorCode, HashingEmbedder, HistoryEvent, ListOptions, Llm, Memory, MemoryEvent,
-    MemoryEventKind, MemoryKind, Message, NewMemory, Scope, SearchOptions,
+    MemoryEventKind, MemoryKind, Message, NewMemory, Scope, SearchMode, SearchOptions,
 };
 use serde_json::{json, Value};
 use support::fake_llm::{FakeLlm, Recorded, Reply};
@@ -171,24 +171,26 @@ fn pizza_then_vegetarian_updates_the_preference_with_history() {
             "Loves pizza, vegetarian toppings only"
         )
     );
-    assert_eq!(second[1].id, first[0].id, "the same memory was updated");
+    // The new wording supersedes the old memory, which is kept, closed and linked.
+    assert_eq!(second[1].supersedes.as_deref(), Some(first[0].id.as_str()));
     assert_eq!(
         second[1].previous_memory.as_deref(),
         Some("Loves pepperoni pizza")
     );
+    let old = memory.get(&first[0].id).unwrap();
+    assert_eq!(old.superseded_by.as_deref(), Some(second[1].id.as_str()));
+    assert_eq!(old.content, "Loves pepperoni pizza");
 
     let history = memory.history(&first[0].id).unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[1].event, HistoryEvent::Update);
+    assert_eq!(history[1].actor, "llm:openai:gpt-4.1-nano");
+    assert_eq!(history[1].change_id, second[1].change_id.clone().unwrap());
+    let new_history = memory.history(&second[1].id).unwrap();
     assert_eq!(
-        history[1].old_content.as_deref(),
-        Some("Loves pepperoni pizza")
-    );
-    assert_eq!(
-        history[1].new_content.as_deref(),
+        new_history[0].new_content.as_deref(),
         Some("Loves pizza, vegetarian toppings only")
     );
-    assert_eq!(history[1].actor, "llm:openai:gpt-4.1-nano");
     let added = memory.get(&second[0].id).unwrap();
     assert_eq!(added.kind, MemoryKind::Semantic);
     assert_eq!(added.scope, Scope::user("alice"));
@@ -321,11 +323,94 @@ fn a_move_updates_the_old_city_and_the_new_one_is_stored() {
             "Lives in Berlin (moved from Paris)"
         )
     );
-    assert_eq!(events[0].id, paris.id);
+    assert_eq!(events[0].supersedes.as_deref(), Some(paris.id.as_str()));
     assert_eq!(
         contents(&memory, Scope::user("alice")),
         ["Lives in Berlin (moved from Paris)"]
     );
+    let mut all = SearchOptions::new().user("alice").mode(SearchMode::Keyword);
+    all.include_superseded = true;
+    let both = memory.search("Lives", &all).unwrap();
+    assert_eq!(both.len(), 2, "{both:?}");
+    // Undoing the model's change brings Paris back and removes Berlin.
+    let undone = memory
+        .undo(events[0].change_id.as_deref().unwrap(), false)
+        .unwrap();
+    assert_eq!(undone.removed, std::slice::from_ref(&events[0].id));
+    assert_eq!(contents(&memory, Scope::user("alice")), ["Lives in Paris"]);
+}
+
+#[test]
+fn without_supersede_an_update_rewrites_the_memory_in_place() {
+    let server = FakeLlm::with_handler(|r| {
+        if is_extraction(r) {
+            return facts(&["Lives in Berlin"]);
+        }
+        let id = shown_id(&question(r), "Lives in Paris");
+        Reply::openai_chat(
+            &json!({"decisions": [{"fact": 0, "event": "UPDATE", "id": id, "text": "Lives in Berlin"}]})
+                .to_string(),
+        )
+    });
+    let memory = store(&server);
+    let paris = memory
+        .add(NewMemory::new("Lives in Paris").user("alice"))
+        .unwrap();
+    let events = memory
+        .add_messages(alice("I moved to Berlin").supersede(false))
+        .unwrap();
+    assert_eq!(events[0].id, paris.id);
+    assert_eq!(events[0].supersedes, None);
+    assert_eq!(memory.get(&paris.id).unwrap().content, "Lives in Berlin");
+    assert_eq!(
+        memory.versions(&paris.id).unwrap()[0].content,
+        "Lives in Paris"
+    );
+}
+
+#[test]
+fn dates_the_conversation_states_become_valid_time_relative_to_when_it_took_place() {
+    let server = FakeLlm::with_handler(|r| {
+        if is_extraction(r) {
+            // The conversation's own date reaches the prompt.
+            let system = r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(system.contains("2024-06-10"), "{system}");
+            return Reply::openai_chat(
+                &json!({"facts": [
+                    {"text": "Moved to Lisbon", "valid_from": "2024-03"},
+                    {"text": "Plays the cello", "valid_from": "sometime"},
+                ]})
+                .to_string(),
+            );
+        }
+        Reply::openai_chat(r#"{"decisions": []}"#)
+    });
+    let memory = store(&server);
+    let observed = agent_mem::parse_time("2024-06-10T18:00:00Z").unwrap();
+    let events = memory
+        .add_messages(
+            alice("I moved to Lisbon in March, and I play the cello").observed_at(observed),
+        )
+        .unwrap();
+    let lisbon = memory.get(&events[0].id).unwrap();
+    assert_eq!(lisbon.valid_from, agent_mem::parse_time("2024-03-01").ok());
+    assert_eq!(
+        lisbon.metadata["observed_at"],
+        "2024-06-10T18:00:00.000000Z"
+    );
+    let cello = memory.get(&events[1].id).unwrap();
+    assert_eq!(cello.valid_from, None, "an unreadable date is no date");
+    assert!(events.iter().all(|e| e.change_id.is_some()));
+    // Time-aware search reads the cello's time from when it was said.
+    let mut options = SearchOptions::new().user("alice").mode(SearchMode::Keyword);
+    options.time_aware = true;
+    options.now = agent_mem::parse_time("2025-02-01").ok();
+    let hits = memory.search("what did I do last year", &options).unwrap();
+    assert_eq!(hits.len(), 0, "{hits:?}");
+    let hits = memory.search("cello last year", &options).unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
 }
 
 #[test]
@@ -356,8 +441,17 @@ fn a_move_decided_as_delete_still_keeps_the_new_city() {
     assert_eq!(events[0].id, paris.id);
     assert_eq!(event(&events[1]), (MemoryEventKind::Add, "Lives in Berlin"));
     assert_eq!(contents(&memory, Scope::user("alice")), ["Lives in Berlin"]);
+    // Superseded, not destroyed: closed and linked to the new fact, one change for both.
+    assert_eq!(
+        events[0].superseded_by.as_deref(),
+        Some(events[1].id.as_str())
+    );
+    assert_eq!(events[0].change_id, events[1].change_id);
+    let kept = memory.get(&paris.id).unwrap();
+    assert_eq!(kept.superseded_by.as_deref(), Some(events[1].id.as_str()));
+    assert!(kept.valid_to.is_some());
     let history = memory.history(&paris.id).unwrap();
-    assert_eq!(history.last().unwrap().event, HistoryEvent::Delete);
+    assert_eq!(history.last().unwrap().event, HistoryEvent::Update);
     assert_eq!(history.last().unwrap().actor, "llm:openai:gpt-4.1-nano");
 }
 
@@ -598,7 +692,7 @@ fn anthropic_drives_the_same_pipeline() {
         event(&events[0]),
         (MemoryEventKind::Update, "Lives in Berlin")
     );
-    assert_eq!(events[0].id, paris.id);
+    assert_eq!(events[0].supersedes.as_deref(), Some(paris.id.as_str()));
     let history = memory.history(&paris.id).unwrap();
     assert_eq!(history[1].actor, "llm:anthropic:claude-haiku-4-5");
     assert_eq!(

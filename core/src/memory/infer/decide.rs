@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::request::{MemoryEventKind, Message};
@@ -18,8 +19,12 @@ const MAX_FACTS: usize = 64;
 pub(super) enum Step {
     /// Store the fact.
     Add { fact: usize },
-    /// Rewrite a stored memory (an index into the memories shown) as `text`.
-    Update { target: usize, text: String },
+    /// Rewrite a stored memory (an index into the memories shown) as `text`, for `fact`.
+    Update {
+        fact: usize,
+        target: usize,
+        text: String,
+    },
     /// Delete a stored memory and store the fact in its place.
     Replace { fact: usize, target: usize },
     /// The fact is stored already, in this memory.
@@ -50,7 +55,30 @@ pub(super) fn transcript(messages: &[Message]) -> String {
 
 /// The facts in an extraction answer: `{"facts": [...]}` (a bare list is accepted too).
 /// Items that are not text are skipped; text is trimmed and exact repeats dropped.
-pub(super) fn read_facts(answer: Value) -> Result<Vec<String>> {
+/// A fact as the model extracted it, with the valid time it stated, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Fact {
+    pub(super) text: String,
+    pub(super) valid_from: Option<DateTime<Utc>>,
+    pub(super) valid_to: Option<DateTime<Utc>>,
+}
+
+/// A date the model gave: a year, a month, a day or an RFC 3339 time; anything else (or a
+/// missing value) is no date, never a guess.
+fn model_date(value: Option<&Value>) -> Option<DateTime<Utc>> {
+    let text = value?.as_str()?.trim();
+    if let Ok(t) = crate::types::parse_time(text) {
+        return Some(t);
+    }
+    let padded = match text.len() {
+        4 => format!("{text}-01-01"),
+        7 => format!("{text}-01"),
+        _ => return None,
+    };
+    crate::types::parse_time(&padded).ok()
+}
+
+pub(super) fn read_facts(answer: Value) -> Result<Vec<Fact>> {
     let list = match answer {
         Value::Object(mut o) => o.remove("facts").ok_or_else(|| {
             Error::new(
@@ -67,20 +95,26 @@ pub(super) fn read_facts(answer: Value) -> Result<Vec<String>> {
             "fact extraction: \"facts\" in the model's answer is not a list",
         ));
     };
-    let mut facts: Vec<String> = Vec::new();
+    let mut facts: Vec<Fact> = Vec::new();
     for item in items {
-        let text = match item {
-            Value::String(s) => s,
+        let (text, valid_from, valid_to) = match item {
+            Value::String(s) => (s, None, None),
             Value::Object(mut o) => match o.remove("fact").or_else(|| o.remove("text")) {
-                Some(Value::String(s)) => s,
+                Some(Value::String(s)) => (
+                    s,
+                    model_date(o.get("valid_from")),
+                    model_date(o.get("valid_to")),
+                ),
                 _ => continue,
             },
             _ => continue,
         };
         let text = text.trim().to_string();
-        if text.is_empty() || facts.contains(&text) {
+        if text.is_empty() || facts.iter().any(|f| f.text == text) {
             continue;
         }
+        // An end before the start is a misreading: the end is dropped.
+        let valid_to = valid_to.filter(|to| valid_from.is_none_or(|from| from <= *to));
         validate_content(&text).map_err(|e| {
             Error::new(
                 ErrorCode::Llm,
@@ -90,7 +124,11 @@ pub(super) fn read_facts(answer: Value) -> Result<Vec<String>> {
                 ),
             )
         })?;
-        facts.push(text);
+        facts.push(Fact {
+            text,
+            valid_from,
+            valid_to,
+        });
     }
     if facts.len() > MAX_FACTS {
         return Err(Error::new(
@@ -218,6 +256,7 @@ pub(super) fn resolve(
                 };
             }
             Step::Update {
+                fact,
                 target: t,
                 text: new_text,
             }
@@ -288,11 +327,12 @@ mod tests {
 
     #[test]
     fn facts_are_trimmed_deduplicated_and_non_text_skipped() {
+        let texts = |facts: Vec<Fact>| facts.into_iter().map(|f| f.text).collect::<Vec<_>>();
         let facts =
             read_facts(json!({"facts": [" Likes tea ", "Likes tea", "", 3, {"fact": "Is 30"}]}))
                 .unwrap();
-        assert_eq!(facts, ["Likes tea", "Is 30"]);
-        assert_eq!(read_facts(json!(["A"])).unwrap(), ["A"]);
+        assert_eq!(texts(facts), ["Likes tea", "Is 30"]);
+        assert_eq!(texts(read_facts(json!(["A"])).unwrap()), ["A"]);
         assert_eq!(
             read_facts(json!({"facts": "A"})).unwrap_err().code(),
             ErrorCode::Llm
@@ -300,6 +340,28 @@ mod tests {
         assert_eq!(read_facts(json!({})).unwrap_err().code(), ErrorCode::Llm);
         let many: Vec<String> = (0..100).map(|i| format!("fact {i}")).collect();
         assert!(read_facts(json!({ "facts": many })).is_err());
+    }
+
+    #[test]
+    fn facts_keep_the_dates_the_model_stated_and_never_a_guess() {
+        let facts = read_facts(json!({"facts": [
+            {"text": "Moved to Berlin", "valid_from": "2024-03"},
+            {"text": "Worked at Acme", "valid_from": "2019", "valid_to": "2023-06-15"},
+            {"text": "Likes jazz", "valid_from": "last spring", "valid_to": null},
+            {"text": "Had a cat", "valid_from": "2020-01-01", "valid_to": "2019-01-01"},
+        ]}))
+        .unwrap();
+        let date = |s: &str| Some(crate::types::parse_time(s).unwrap());
+        let times: Vec<_> = facts.iter().map(|f| (f.valid_from, f.valid_to)).collect();
+        assert_eq!(
+            times,
+            [
+                (date("2024-03-01"), None),
+                (date("2019-01-01"), date("2023-06-15")),
+                (None, None),
+                (date("2020-01-01"), None),
+            ]
+        );
     }
 
     #[test]

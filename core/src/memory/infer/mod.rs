@@ -19,23 +19,29 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::add::Writing;
-use super::embedding::{fit_vector, record_embedding_model, Embedded};
-use super::{Memory, ACTOR_EXPIRY, ACTOR_USER};
+use super::embedding::Embedded;
+use super::{Memory, ACTOR_USER};
 use crate::error::{Error, ErrorCode, Result};
 use crate::llm::{prompts, repair::parse_model_json, ChatRequest, Llm};
 use crate::search::{SearchMode, SearchOptions};
-use crate::store::{self, StoreTx};
-use crate::types::{content_hash, validate_content, MemoryKind, MemoryRecord, Metadata, NewMemory};
+use crate::store;
+use crate::types::{
+    content_hash, format_time, validate_content, MemoryKind, MemoryRecord, Metadata, NewMemory,
+};
 
+mod apply;
 mod decide;
 mod request;
 
-use decide::{actor, read_decisions, read_facts, resolve, transcript, KeepTarget, Step};
+use apply::Plan;
+use decide::{actor, read_decisions, read_facts, resolve, transcript, Fact, KeepTarget, Step};
 pub use request::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 
 /// Stored memories considered per fact when deciding.
 const SIMILAR_PER_FACT: usize = 5;
+
+/// The metadata key of when a conversation took place ([`AddMessages::observed_at`]).
+pub(crate) const OBSERVED_AT: &str = "observed_at";
 
 /// Custom prompts of a [`Memory`] (see the builder).
 #[derive(Debug, Clone, Default)]
@@ -57,8 +63,13 @@ impl Memory {
     ///
     /// Without a model, or with `infer` off, each non-system message becomes a memory as
     /// given (with its `role`, and `name` as `actor_id`, in the metadata).
-    pub fn add_messages(&self, request: AddMessages) -> Result<Vec<MemoryEvent>> {
+    pub fn add_messages(&self, mut request: AddMessages) -> Result<Vec<MemoryEvent>> {
         request.validate()?;
+        if let Some(at) = request.observed_at {
+            request
+                .metadata
+                .insert(OBSERVED_AT.into(), Value::String(format_time(at)));
+        }
         let llm = match (&self.llm, request.infer) {
             (Some(llm), true) => llm.clone(),
             _ => return self.add_raw(request),
@@ -168,7 +179,11 @@ impl Memory {
         // Facts must be embedded: fail before paying for a model call if they cannot be.
         self.embedder.get()?;
         // 1. Facts.
-        let today = Utc::now().format("%Y-%m-%d").to_string();
+        let today = request
+            .observed_at
+            .unwrap_or_else(Utc::now)
+            .format("%Y-%m-%d")
+            .to_string();
         let system = prompts::fact_extraction(
             request
                 .prompt
@@ -183,17 +198,21 @@ impl Memory {
             )
             .json(),
         )?;
-        let facts = read_facts(parse_model_json(&answer, "fact extraction")?)?;
-        if facts.is_empty() {
+        let extracted: Vec<Fact> = read_facts(parse_model_json(&answer, "fact extraction")?)?;
+        if extracted.is_empty() {
             return Ok(Vec::new());
         }
         // Plugins see each fact as a memory about to be added: they may rewrite it, tag it
         // (per-fact metadata) or reject it, before anything is searched or decided.
+        let fact_times: Vec<_> = extracted
+            .iter()
+            .map(|f| (f.valid_from, f.valid_to))
+            .collect();
         let (facts, fact_metadata): (Vec<String>, Vec<Metadata>) = {
-            let mut items: Vec<NewMemory> = facts
+            let mut items: Vec<NewMemory> = extracted
                 .into_iter()
-                .map(|content| NewMemory {
-                    content,
+                .map(|fact| NewMemory {
+                    content: fact.text,
                     scope: request.scope.clone(),
                     kind: request.kind.unwrap_or(MemoryKind::Semantic),
                     metadata: request.metadata.clone(),
@@ -322,6 +341,7 @@ impl Memory {
         let plan = Plan {
             facts: &facts,
             fact_metadata: &fact_metadata,
+            fact_times: &fact_times,
             fact_vectors: &fact_vectors,
             rewrite_vectors: &rewrite_vectors,
             shown: &shown,
@@ -330,158 +350,4 @@ impl Memory {
         };
         store::write(&*self.store, |tx| self.apply_plan(tx, &plan, &steps))
     }
-
-    fn apply_plan(
-        &self,
-        tx: &mut dyn StoreTx,
-        plan: &Plan<'_>,
-        steps: &[Step],
-    ) -> Result<Vec<MemoryEvent>> {
-        // Taken after the write lock: commit times follow commit order.
-        let now = tx.now()?;
-        let dims =
-            self.check_store_dimensions(tx, plan.fact_vectors.first().map(|e| e.vector.len()))?;
-        let w = &mut Writing { tx, dims, now };
-        let mut events = Vec::with_capacity(steps.len());
-        for step in steps {
-            match step {
-                Step::Add { fact } => {
-                    events.push(self.add_fact(w, plan, *fact)?);
-                }
-                Step::Keep { target } => {
-                    let record = match target {
-                        KeepTarget::Known(r) => r,
-                        KeepTarget::Shown(i) => &plan.shown[*i],
-                    };
-                    events.push(MemoryEvent {
-                        id: record.id.clone(),
-                        memory: record.content.clone(),
-                        event: MemoryEventKind::None,
-                        previous_memory: None,
-                        role: None,
-                        actor_id: None,
-                    });
-                }
-                Step::Replace { fact, target } => {
-                    // The memory may have gone since it was shown; the fact is stored anyway.
-                    if let Some((key, old)) = w.tx.get(&plan.shown[*target].id)? {
-                        w.tx.delete(key, &old, &plan.actor, w.now)?;
-                        events.push(MemoryEvent {
-                            id: old.id,
-                            memory: old.content,
-                            event: MemoryEventKind::Delete,
-                            previous_memory: None,
-                            role: None,
-                            actor_id: None,
-                        });
-                    }
-                    events.push(self.add_fact(w, plan, *fact)?);
-                }
-                Step::Update { target, text } => {
-                    let vector = &plan.rewrite_vectors[text];
-                    let Some((key, old)) = w.tx.get(&plan.shown[*target].id)? else {
-                        // Gone since it was shown: the new wording is added instead.
-                        events.push(self.add_text(
-                            w,
-                            plan,
-                            text,
-                            &plan.request.metadata,
-                            vector,
-                        )?);
-                        continue;
-                    };
-                    let hash = content_hash(text);
-                    if hash == old.hash {
-                        events.push(MemoryEvent {
-                            id: old.id,
-                            memory: old.content,
-                            event: MemoryEventKind::None,
-                            previous_memory: None,
-                            role: None,
-                            actor_id: None,
-                        });
-                        continue;
-                    }
-                    if let Some((twin_key, twin)) = w.tx.find_duplicate(&old.scope, &hash)? {
-                        if !twin.is_expired_at(w.now) {
-                            // The new wording is stored already: the old memory is superseded.
-                            w.tx.delete(key, &old, &plan.actor, w.now)?;
-                            events.push(MemoryEvent {
-                                id: old.id,
-                                memory: old.content,
-                                event: MemoryEventKind::Delete,
-                                previous_memory: None,
-                                role: None,
-                                actor_id: None,
-                            });
-                            continue;
-                        }
-                        w.tx.delete(twin_key, &twin, ACTOR_EXPIRY, w.now)?;
-                    }
-                    fit_vector(w.tx, vector, w.dims)?;
-                    let mut new = old.next_version(w.now);
-                    new.content = text.clone();
-                    new.hash = hash;
-                    w.tx.update(key, &old, &new, Some(&vector.vector), &plan.actor)?;
-                    events.push(MemoryEvent {
-                        id: new.id,
-                        memory: new.content,
-                        event: MemoryEventKind::Update,
-                        previous_memory: Some(old.content),
-                        role: None,
-                        actor_id: None,
-                    });
-                }
-            }
-        }
-        record_embedding_model(
-            w.tx,
-            plan.fact_vectors
-                .iter()
-                .chain(plan.rewrite_vectors.values()),
-        )?;
-        Ok(events)
-    }
-
-    fn add_fact(&self, w: &mut Writing<'_>, plan: &Plan<'_>, fact: usize) -> Result<MemoryEvent> {
-        self.add_text(
-            w,
-            plan,
-            &plan.facts[fact],
-            &plan.fact_metadata[fact],
-            &plan.fact_vectors[fact],
-        )
-    }
-
-    fn add_text(
-        &self,
-        w: &mut Writing<'_>,
-        plan: &Plan<'_>,
-        text: &str,
-        metadata: &Metadata,
-        vector: &Embedded,
-    ) -> Result<MemoryEvent> {
-        let memory = NewMemory {
-            content: text.to_string(),
-            scope: plan.request.scope.clone(),
-            kind: plan.request.kind.unwrap_or(MemoryKind::Semantic),
-            metadata: metadata.clone(),
-            expires_at: plan.request.expires_at,
-            ..NewMemory::default()
-        };
-        let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
-        Ok(MemoryEvent::stored(outcome, text.to_string()))
-    }
-}
-
-/// What a transaction needs to apply the steps.
-struct Plan<'a> {
-    facts: &'a [String],
-    /// Each fact's metadata: the call's, as `on_add` plugins left it.
-    fact_metadata: &'a [Metadata],
-    fact_vectors: &'a [Embedded],
-    rewrite_vectors: &'a HashMap<String, Embedded>,
-    shown: &'a [MemoryRecord],
-    request: &'a AddMessages,
-    actor: String,
 }

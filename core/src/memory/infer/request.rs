@@ -83,6 +83,16 @@ pub struct MemoryEvent {
     /// `actor_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_id: Option<String>,
+    /// The change that made this event, for `Memory::undo` (none for `NONE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+    /// On a `DELETE` or `UPDATE` that superseded the memory (see [`AddMessages::supersede`]):
+    /// the memory that replaced it; the memory itself is kept, closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// On the event of a memory that replaced another: the memory it superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 impl MemoryEvent {
@@ -100,6 +110,25 @@ impl MemoryEvent {
             previous_memory: None,
             role: None,
             actor_id: None,
+            change_id: None,
+            superseded_by: None,
+            supersedes: None,
+        }
+    }
+
+    /// An event of `event` kind about `id` (its text `memory`), nothing else said.
+    pub(crate) fn of(event: MemoryEventKind, id: String, memory: String) -> MemoryEvent {
+        MemoryEvent {
+            event,
+            id,
+            memory,
+            ..MemoryEvent::stored(
+                AddOutcome {
+                    id: String::new(),
+                    added: false,
+                },
+                String::new(),
+            )
         }
     }
 }
@@ -123,6 +152,16 @@ pub struct AddMessages {
     pub infer: bool,
     /// A prompt for this call only, replacing the extraction (or procedural) prompt.
     pub prompt: Option<String>,
+    /// When the conversation took place (default: now): the date the model resolves "last
+    /// March" against, kept as `observed_at` in the metadata of the memories written, which
+    /// time-aware search reads as their time when they have no valid time.
+    pub observed_at: Option<DateTime<Utc>>,
+    /// When the model decides a fact replaces a stored memory (UPDATE, or DELETE of a
+    /// contradicted one), keep the old memory closed (its valid time ended, `superseded_by`
+    /// the new one, hidden unless asked for) rather than rewriting or deleting it (default
+    /// true; false keeps mem0's behaviour: the memory's text is rewritten in place, or it is
+    /// deleted, its old versions kept either way).
+    pub supersede: bool,
 }
 
 impl AddMessages {
@@ -136,6 +175,8 @@ impl AddMessages {
             expires_at: None,
             infer: true,
             prompt: None,
+            observed_at: None,
+            supersede: true,
         }
     }
 
@@ -195,6 +236,18 @@ impl AddMessages {
     /// A prompt for this call only.
     pub fn prompt(mut self, prompt: impl Into<String>) -> Self {
         self.prompt = Some(prompt.into());
+        self
+    }
+
+    /// Sets when the conversation took place.
+    pub fn observed_at(mut self, at: DateTime<Utc>) -> Self {
+        self.observed_at = Some(at);
+        self
+    }
+
+    /// Supersedes replaced memories (true, the default) or rewrites and deletes them.
+    pub fn supersede(mut self, supersede: bool) -> Self {
+        self.supersede = supersede;
         self
     }
 

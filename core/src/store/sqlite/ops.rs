@@ -436,11 +436,12 @@ pub(crate) fn history(conn: &Connection, memory_id: &str) -> Result<Vec<HistoryE
 }
 
 /// The history rows of change `change_id` (the rows that share it, or the one row of that
-/// id), oldest first.
+/// id when it is a change of its own), oldest first.
 pub(crate) fn change_rows(conn: &Connection, change_id: &str) -> Result<Vec<HistoryEntry>> {
     let sql = format!(
         "SELECT {HISTORY_COLUMNS} FROM history WHERE change_id = ?1
-         UNION SELECT {HISTORY_COLUMNS} FROM history WHERE id = ?1 ORDER BY seq"
+         UNION SELECT {HISTORY_COLUMNS} FROM history WHERE id = ?1 AND change_id IS NULL
+         ORDER BY seq"
     );
     Ok(history_rows(conn, &sql, [change_id])?
         .into_iter()
