@@ -25,6 +25,10 @@ mod plugins;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]
+mod postgres_changes;
+#[cfg(feature = "postgres")]
 mod postgres_processes;
+#[cfg(feature = "postgres")]
+mod postgres_undo;
 mod search;
 mod versions;

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_mem::{
-    Embedder, ErrorCode, Filter, HashingEmbedder, HistoryEvent, ListOptions, Memory, MemoryKind,
-    MemoryUpdate, NewMemory, PostgresOptions, Scope, SearchMode, SearchOptions, VectorIndexOptions,
+    CountOptions, Embedder, ErrorCode, Filter, HashingEmbedder, HistoryEvent, ListOptions, Memory,
+    MemoryKind, MemoryUpdate, NewMemory, PostgresOptions, Scope, SearchMode, SearchOptions,
+    VectorIndexOptions,
 };
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -1485,7 +1486,13 @@ fn read_as_of(m: &Memory, names: &Names, at: chrono::DateTime<Utc>) -> Value {
             .iter()
             .map(checked)
             .collect();
-        let count = m.count_as_of(scope, None, Some(at)).unwrap();
+        let count = m
+            .count_with(&CountOptions {
+                scope: scope.clone(),
+                as_of: Some(at),
+                ..CountOptions::default()
+            })
+            .unwrap();
         out.insert(
             format!("scope {i}"),
             json!({"list": whole, "offset": offset, "count": count}),
@@ -1535,9 +1542,9 @@ fn read_as_of(m: &Memory, names: &Names, at: chrono::DateTime<Utc>) -> Value {
     Value::Object(out)
 }
 
-/// Two readings of [`read_as_of`] agree: the same values, scores within float noise
-/// (pgvector computes cosines in its own way).
-fn assert_same_reading(got: &Value, want: &Value, path: &str) {
+/// Two readings of [`read_as_of`] (or of any store) agree: the same values, scores within
+/// float noise (pgvector computes cosines in its own way).
+pub(crate) fn assert_same_reading(got: &Value, want: &Value, path: &str) {
     match (got, want) {
         (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
             let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
@@ -1664,7 +1671,9 @@ fn versions_are_rebuilt_from_history_as_on_sqlite() {
         .batch_execute(&format!(
             "SET search_path = {schema};
              DROP TABLE agentmem_versions;
-             ALTER TABLE agentmem_memories DROP COLUMN version;
+             ALTER TABLE agentmem_memories DROP COLUMN version, DROP COLUMN valid_from,
+                 DROP COLUMN valid_to, DROP COLUMN superseded_by;
+             ALTER TABLE agentmem_history DROP COLUMN change_id, DROP COLUMN undone_by;
              ALTER TABLE agentmem_term_stats DROP COLUMN past_df;
              ALTER TABLE agentmem_text_totals DROP COLUMN past_docs, DROP COLUMN past_length;
              UPDATE agentmem_meta SET value = '1' WHERE key = 'schema_version';"
@@ -1675,7 +1684,14 @@ fn versions_are_rebuilt_from_history_as_on_sqlite() {
         .execute_batch(
             "DROP TABLE versions;
              DROP TABLE versions_fts;
+             DROP INDEX memories_superseded;
+             DROP INDEX history_change;
              ALTER TABLE memories DROP COLUMN version;
+             ALTER TABLE memories DROP COLUMN valid_from;
+             ALTER TABLE memories DROP COLUMN valid_to;
+             ALTER TABLE memories DROP COLUMN superseded_by;
+             ALTER TABLE history DROP COLUMN change_id;
+             ALTER TABLE history DROP COLUMN undone_by;
              UPDATE meta SET value = '2' WHERE key = 'schema_version';",
         )
         .unwrap();

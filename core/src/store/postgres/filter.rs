@@ -5,7 +5,8 @@
 //!   `json_extract` returns: numbers with numbers (a boolean counts as 1 or 0 there, so
 //!   `{"flag": true}` matches `true` and `1`), text with text byte-wise (`COLLATE "C"`),
 //!   never a number with a text;
-//! - a comparison with a missing value (a missing key, JSON `null`, no expiry) is false,
+//! - a comparison with a missing value (a missing key, JSON `null`, no expiry or valid
+//!   time) is false,
 //!   and `ne` / `nin` of a missing value are true;
 //! - absent scope ids are stored as `''`, so `null` means `''` for them;
 //! - `contains` looks for a substring in a text and for an equal element in an array;
@@ -42,8 +43,10 @@ pub(super) struct Where {
 }
 
 impl Where {
-    /// The selection's filter and, unless it takes expired memories, the expiry test.
-    /// `lower` is the `COLLATE` clause that makes `lower()` Unicode-aware.
+    /// The selection's filter and, unless it takes expired memories, the expiry test;
+    /// unless it takes superseded memories, the test that a row was not superseded (a past
+    /// version by its own link, as SQLite's). `lower` is the `COLLATE` clause that makes
+    /// `lower()` Unicode-aware.
     pub(super) fn of(selection: &Selection, lower: &str) -> Where {
         let mut w = Where {
             sql: String::new(),
@@ -54,6 +57,9 @@ impl Where {
         if !selection.include_expired {
             let now = w.push(format_time(selection.now));
             sql = format!("({sql}) AND (m.expires_at IS NULL OR m.expires_at > {now}::text)");
+        }
+        if !selection.include_superseded {
+            sql = format!("({sql}) AND m.superseded_by IS NULL");
         }
         w.sql = sql;
         w.as_of = selection.as_of.map(|at| w.push(format_time(at)));
@@ -128,13 +134,13 @@ fn compile(filter: &Filter, w: &mut Where, lower: &str) -> String {
         Filter::Or(parts) => join(parts, " OR ", w, lower),
         Filter::Not(inner) => format!("NOT ({})", compile(inner, w, lower)),
         Filter::Cond { field, op, value } => match field {
-            // Every metadata or expiry test is made plainly true or false (NOT of NULL is
-            // NULL); the other columns are never NULL.
+            // Every metadata, expiry or valid-time test is made plainly true or false (NOT
+            // of NULL is NULL); the other columns are never NULL.
             Field::Metadata(key) => format!(
                 "coalesce({}, FALSE)",
                 metadata_cond(key, *op, value, w, lower)
             ),
-            Field::ExpiresAt => format!(
+            Field::ExpiresAt | Field::ValidFrom | Field::ValidTo => format!(
                 "coalesce({}, FALSE)",
                 column_cond(field, *op, value, w, lower)
             ),
@@ -164,6 +170,8 @@ fn column(field: &Field) -> &'static str {
         Field::CreatedAt => "m.created_at",
         Field::UpdatedAt => "m.updated_at",
         Field::ExpiresAt => "m.expires_at",
+        Field::ValidFrom => "m.valid_from",
+        Field::ValidTo => "m.valid_to",
         Field::Metadata(_) => "m.metadata",
     }
 }
@@ -197,8 +205,8 @@ fn operand(v: &Value) -> Operand {
     }
 }
 
-/// A condition on a column (all text, never NULL except `expires_at`; scope ids '' when
-/// absent). The parser only lets strings (and null) through as their operands.
+/// A condition on a column (all text, never NULL except `expires_at`, `valid_from` and
+/// `valid_to`; scope ids '' when absent). The parser only lets strings (and null) through as their operands.
 fn column_cond(field: &Field, op: Op, value: &Value, w: &mut Where, lower: &str) -> String {
     let col = column(field);
     let scope = field.is_scope();
@@ -451,6 +459,25 @@ mod tests {
             assert!(w.sql.contains(&format!("${i}")), "{}", w.sql);
         }
         assert!(!w.sql.contains("$6"), "{}", w.sql);
+    }
+
+    #[test]
+    fn superseded_rows_are_left_out_unless_asked_for() {
+        let w = compiled(json!({"valid_to": {"lt": "2024-01-01"}}));
+        assert!(
+            w.sql.contains("coalesce(m.valid_to < $1::text, FALSE)"),
+            "{}",
+            w.sql
+        );
+        assert!(w.sql.ends_with("AND m.superseded_by IS NULL"), "{}", w.sql);
+        let selection = Selection {
+            filter: Filter::All,
+            include_expired: true,
+            now: Utc::now(),
+            as_of: None,
+            include_superseded: true,
+        };
+        assert_eq!(Where::of(&selection, "").sql, "TRUE");
     }
 
     #[test]

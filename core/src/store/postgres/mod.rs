@@ -2,13 +2,16 @@
 //! with cosine distance) and the keyword and fuzzy indexes live in the database, shared by
 //! every process that opens the same URL. Its semantics are the SQLite backend's: the same
 //! filters ([`filter`]), the same duplicate rule, the same BM25 scores ([`text`]), the same
-//! past versions read as of any moment ([`versions`]).
+//! past versions read as of any moment ([`versions`]), the same valid times and supersede
+//! links on every version, and history rows grouped in changes that can be undone
+//! ([`history`]).
 //!
 //! Connections come from a small pool of their own ([`pool`]) and are made without TLS.
 //! Writes run in read-committed transactions that are retried on serialisation failures
 //! and deadlocks; reads run in repeatable-read snapshots.
 
 mod filter;
+mod history;
 mod options;
 mod pool;
 mod rows;
@@ -30,7 +33,7 @@ use postgres::config::SslMode;
 use self::filter::Where;
 pub use self::options::PostgresOptions;
 use self::pool::{get, Pool, Session};
-use self::rows::{history_from_row, vector_text, HISTORY_COLUMNS, RECORD_COLUMNS};
+use self::rows::{history_from_row, vector_text, HISTORY_COLUMNS, RECORD_COLUMNS, RECORD_WIDTH};
 use self::schema::Capabilities;
 use self::text::PgText;
 use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records};
@@ -272,15 +275,7 @@ impl Store for PgStore {
     }
 
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
-        let sql = format!(
-            "SELECT {HISTORY_COLUMNS} FROM agentmem_history WHERE memory_id = $1::text ORDER BY seq"
-        );
-        self.read(false, |s| {
-            s.query(&sql, &[&id])?
-                .iter()
-                .map(|r| history_from_row(r).map(|(_, e)| e))
-                .collect()
-        })
+        self.read(false, |s| history::of_memory(s, id))
     }
 
     fn cached_embeddings(&self, model: &str, hashes: &[&str]) -> Result<HashMap<String, Vec<f32>>> {
@@ -482,7 +477,7 @@ impl StoreExport for PgStore {
                 .iter()
                 .map(|r| {
                     let (key, record) = rows::record_from_row(r)?;
-                    Ok((key, record, get::<Vec<f32>>(r, 14)?))
+                    Ok((key, record, get::<Vec<f32>>(r, RECORD_WIDTH)?))
                 })
                 .collect()
         })

@@ -12,20 +12,32 @@ use crate::types::{parse_time, HistoryEntry, HistoryEvent, MemoryRecord, Metadat
 /// Columns read by [`record_from_row`], over `agentmem_memories m`.
 pub(super) const RECORD_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
     m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
-    m.version";
+    m.version, m.valid_from, m.valid_to, m.superseded_by";
+
+/// The number of [`RECORD_COLUMNS`]: a column selected after them is at this index.
+pub(super) const RECORD_WIDTH: usize = 17;
 
 /// Columns read by [`version_from_row`]: a version's, from `agentmem_versions` (or the rows
 /// of a moment, see `versions::as_of_rows`) aliased `m`.
 pub(super) const VERSION_COLUMNS: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, \
     m.agent_id, m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, \
-    m.version, m.valid_to_tx";
+    m.version, m.valid_from, m.valid_to, m.superseded_by, m.valid_to_tx";
 
-/// Columns read by [`history_from_row`], over `agentmem_history`.
-pub(super) const HISTORY_COLUMNS: &str =
-    "seq, id, memory_id, event, old_content, new_content, is_deleted, actor, created_at";
+/// Columns read by [`history_from_row`], over `agentmem_history` (a NULL `change_id` is the
+/// row's own id, see `history::write`).
+pub(super) const HISTORY_COLUMNS: &str = "seq, id, memory_id, event, old_content, new_content, \
+    is_deleted, actor, created_at, coalesce(change_id, id), undone_by";
 
 fn time(s: &str) -> Result<DateTime<Utc>> {
     parse_time(s).map_err(|e| corrupted("time", e))
+}
+
+/// An optional time in column `i`.
+fn opt_time(row: &Row, i: usize) -> Result<Option<DateTime<Utc>>> {
+    get::<Option<String>>(row, i)?
+        .as_deref()
+        .map(time)
+        .transpose()
 }
 
 /// One memory and its key, from a row selected with [`RECORD_COLUMNS`].
@@ -37,7 +49,6 @@ pub(super) fn record_from_row(row: &Row) -> Result<(i64, MemoryRecord)> {
     };
     let created: String = get(row, 10)?;
     let updated: String = get(row, 11)?;
-    let expires: Option<String> = get(row, 12)?;
     let version: i64 = get(row, 13)?;
     let updated_at = time(&updated)?;
     Ok((
@@ -56,10 +67,13 @@ pub(super) fn record_from_row(row: &Row) -> Result<(i64, MemoryRecord)> {
             metadata,
             created_at: time(&created)?,
             updated_at,
-            expires_at: expires.as_deref().map(time).transpose()?,
+            expires_at: opt_time(row, 12)?,
             version: u64::try_from(version).map_err(|e| corrupted("version", e))?,
             valid_from_tx: updated_at,
             valid_to_tx: None,
+            valid_from: opt_time(row, 14)?,
+            valid_to: opt_time(row, 15)?,
+            superseded_by: get(row, 16)?,
         },
     ))
 }
@@ -67,8 +81,7 @@ pub(super) fn record_from_row(row: &Row) -> Result<(i64, MemoryRecord)> {
 /// One version and its key, from a row selected with [`VERSION_COLUMNS`].
 pub(super) fn version_from_row(row: &Row) -> Result<(i64, MemoryRecord)> {
     let (key, mut record) = record_from_row(row)?;
-    let ended: Option<String> = get(row, 14)?;
-    record.valid_to_tx = ended.as_deref().map(time).transpose()?;
+    record.valid_to_tx = opt_time(row, RECORD_WIDTH)?;
     Ok((key, record))
 }
 
@@ -92,6 +105,8 @@ pub(super) fn history_from_row(row: &Row) -> Result<(i64, HistoryEntry)> {
             is_deleted: get(row, 6)?,
             actor: get(row, 7)?,
             created_at: time(&at)?,
+            change_id: get(row, 9)?,
+            undone_by: get(row, 10)?,
         },
     ))
 }

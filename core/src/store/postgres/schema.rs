@@ -113,28 +113,38 @@ CREATE INDEX agentmem_vocabulary_trgm ON agentmem_vocabulary USING gin (term gin
 -- Versions (transaction time): a memory's row is its current version; each update or
 -- delete first moves the version it replaces here, with the commit time that ended it.
 -- A version was current from its updated_at (the commit that wrote it) to valid_to_tx.
+-- Valid time (when the fact held in the world) and supersede links are fields of a version;
+-- the partial index finds the few superseded memories that reads leave out.
 ALTER TABLE agentmem_memories ADD COLUMN version bigint NOT NULL DEFAULT 1;
+ALTER TABLE agentmem_memories ADD COLUMN valid_from text COLLATE "C";
+ALTER TABLE agentmem_memories ADD COLUMN valid_to text COLLATE "C";
+ALTER TABLE agentmem_memories ADD COLUMN superseded_by text COLLATE "C";
+CREATE INDEX agentmem_memories_superseded ON agentmem_memories (superseded_by)
+    WHERE superseded_by IS NOT NULL;
 -- The embedding is NULL for a version rebuilt from the history of an older store without
 -- its vector; its type has no fixed dimension (no HNSW index: past versions are scanned).
 -- `terms` are the keyword index terms of the content, as in the memories.
 CREATE TABLE agentmem_versions (
-    key         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id          text COLLATE "C" NOT NULL,
-    version     bigint NOT NULL,
-    content     text COLLATE "C" NOT NULL,
-    hash        text COLLATE "C" NOT NULL,
-    kind        text COLLATE "C" NOT NULL,
-    user_id     text COLLATE "C" NOT NULL DEFAULT '',
-    agent_id    text COLLATE "C" NOT NULL DEFAULT '',
-    run_id      text COLLATE "C" NOT NULL DEFAULT '',
-    org_id      text COLLATE "C" NOT NULL DEFAULT '',
-    metadata    jsonb NOT NULL DEFAULT '{}',
-    created_at  text COLLATE "C" NOT NULL,
-    updated_at  text COLLATE "C" NOT NULL,
-    expires_at  text COLLATE "C",
-    valid_to_tx text COLLATE "C" NOT NULL,
-    embedding   vector,
-    terms       text[] COLLATE "C" NOT NULL,
+    key           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id            text COLLATE "C" NOT NULL,
+    version       bigint NOT NULL,
+    content       text COLLATE "C" NOT NULL,
+    hash          text COLLATE "C" NOT NULL,
+    kind          text COLLATE "C" NOT NULL,
+    user_id       text COLLATE "C" NOT NULL DEFAULT '',
+    agent_id      text COLLATE "C" NOT NULL DEFAULT '',
+    run_id        text COLLATE "C" NOT NULL DEFAULT '',
+    org_id        text COLLATE "C" NOT NULL DEFAULT '',
+    metadata      jsonb NOT NULL DEFAULT '{}',
+    created_at    text COLLATE "C" NOT NULL,
+    updated_at    text COLLATE "C" NOT NULL,
+    expires_at    text COLLATE "C",
+    valid_from    text COLLATE "C",
+    valid_to      text COLLATE "C",
+    superseded_by text COLLATE "C",
+    valid_to_tx   text COLLATE "C" NOT NULL,
+    embedding     vector,
+    terms         text[] COLLATE "C" NOT NULL,
     CONSTRAINT agentmem_versions_id_version UNIQUE (id, version)
 );
 CREATE INDEX agentmem_versions_scope ON agentmem_versions (user_id, agent_id, run_id, org_id);
@@ -147,6 +157,12 @@ CREATE INDEX agentmem_versions_terms ON agentmem_versions USING gin (terms);
 ALTER TABLE agentmem_term_stats ADD COLUMN past_df bigint NOT NULL DEFAULT 0;
 ALTER TABLE agentmem_text_totals ADD COLUMN past_docs bigint NOT NULL DEFAULT 0;
 ALTER TABLE agentmem_text_totals ADD COLUMN past_length bigint NOT NULL DEFAULT 0;
+-- Undo: the change a history row belongs to (NULL: the row's own id; a supersede's two
+-- rows share one), and the change that undid it.
+ALTER TABLE agentmem_history ADD COLUMN change_id text COLLATE "C";
+ALTER TABLE agentmem_history ADD COLUMN undone_by text COLLATE "C";
+CREATE INDEX agentmem_history_change ON agentmem_history (change_id)
+    WHERE change_id IS NOT NULL;
 "#,
 ];
 

@@ -123,6 +123,7 @@ impl PgStore {
                         s: &mut s,
                         delta: TextDelta::default(),
                         now: None,
+                        change: None,
                     };
                     let mut done = f(&mut tx);
                     if done.is_ok() {

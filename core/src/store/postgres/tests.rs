@@ -48,6 +48,9 @@ fn record(content: &str) -> MemoryRecord {
         version: 1,
         valid_from_tx: now,
         valid_to_tx: None,
+        valid_from: None,
+        valid_to: None,
+        superseded_by: None,
     }
 }
 
@@ -343,7 +346,7 @@ fn past_versions_read_as_on_sqlite_underneath() {
             as_of: None,
             include_superseded: false,
         }
-        .as_of(at)
+        .in_time(at, None, false)
     };
     let pairs = moments_pg
         .iter()

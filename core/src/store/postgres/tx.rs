@@ -9,6 +9,7 @@ use postgres::types::ToSql;
 use serde_json::Value;
 
 use super::filter::Where;
+use super::history;
 use super::pool::{get, Session};
 use super::rows::{check_metadata, record_from_row, scope_values, version_number, RECORD_COLUMNS};
 use super::schema::LOCK_DIMENSIONS;
@@ -18,7 +19,7 @@ use super::PgStore;
 use crate::error::{Error, ErrorCode, Result};
 use crate::store::{HistoryRow, Inserted, Selection, StoreTx};
 use crate::text;
-use crate::types::{format_time, HistoryEntry, HistoryEvent, MemoryRecord, Scope};
+use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
 
 /// pgvector's largest dimension for an HNSW index on `vector`; larger vectors are stored
 /// and searched by exact scans.
@@ -33,6 +34,8 @@ pub(super) struct PgTx<'s, 'c> {
     pub(super) delta: TextDelta,
     /// The transaction's time, once taken.
     pub(super) now: Option<DateTime<Utc>>,
+    /// The change the history rows written now belong to (see [`StoreTx::set_change`]).
+    pub(super) change: Option<String>,
 }
 
 /// Reads the meta value of `key`.
@@ -119,32 +122,6 @@ pub(super) fn duplicates(
     query_records(s, &sql, &[&user, &agent, &run, &org, &hashes])
 }
 
-/// Writes a history row.
-pub(super) fn write_history(s: &mut Session<'_>, row: HistoryRow<'_>) -> Result<()> {
-    let id = row
-        .id
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
-    let event = row.event.as_str();
-    let is_deleted = row.event == HistoryEvent::Delete;
-    let at = format_time(row.at);
-    s.execute(
-        "INSERT INTO agentmem_history
-             (id, memory_id, event, old_content, new_content, is_deleted, actor, created_at)
-         VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::bool, $7::text, $8::text)",
-        &[
-            &id,
-            &row.memory_id,
-            &event,
-            &row.old_content,
-            &row.new_content,
-            &is_deleted,
-            &row.actor,
-            &at,
-        ],
-    )?;
-    Ok(())
-}
-
 impl PgTx<'_, '_> {
     /// Inserts a memory with its index terms; its key, or `None` when a memory with the
     /// same scope and content hash exists (committed by another writer: the unique index
@@ -162,14 +139,17 @@ impl PgTx<'_, '_> {
         let created = format_time(rec.created_at);
         let updated = format_time(rec.updated_at);
         let expires = rec.expires_at.map(format_time);
+        let valid_from = rec.valid_from.map(format_time);
+        let valid_to = rec.valid_to.map(format_time);
         let vector = vector.to_vec();
         let version = version_number(rec.version);
         let sql = format!(
             "INSERT INTO agentmem_memories (id, content, hash, kind, user_id, agent_id, run_id,
-                 org_id, metadata, created_at, updated_at, expires_at, embedding, terms, version)
+                 org_id, metadata, created_at, updated_at, expires_at, embedding, terms, version,
+                 valid_from, valid_to, superseded_by)
              VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
                  $8::text, $9::jsonb, $10::text, $11::text, $12::text, $13::real[]::vector,
-                 $14::text[], $15::int8){}
+                 $14::text[], $15::int8, $16::text, $17::text, $18::text){}
              RETURNING key",
             if on_twin {
                 " ON CONFLICT (user_id, agent_id, run_id, org_id, hash) DO NOTHING"
@@ -195,6 +175,9 @@ impl PgTx<'_, '_> {
                 &vector,
                 &terms,
                 &version,
+                &valid_from,
+                &valid_to,
+                &rec.superseded_by,
             ],
         )?;
         let Some(row) = row else {
@@ -248,7 +231,8 @@ impl StoreTx for PgTx<'_, '_> {
         // then the insert can go through. A few rounds settle any such race.
         for _ in 0..5 {
             if self.insert_row(record, vector, true)?.is_some() {
-                write_history(self.s, HistoryRow::added(record, actor))?;
+                let row = HistoryRow::added(record, actor).in_change(self.change.as_deref());
+                history::write(self.s, row)?;
                 return Ok(Inserted::New);
             }
             if let Some((_, twin)) = duplicates(
@@ -296,13 +280,16 @@ impl StoreTx for PgTx<'_, '_> {
         let metadata = Value::Object(new.metadata.clone());
         let updated = format_time(new.updated_at);
         let expires = new.expires_at.map(format_time);
+        let valid_from = new.valid_from.map(format_time);
+        let valid_to = new.valid_to.map(format_time);
         let vector = vector.map(<[f32]>::to_vec);
         let version = version_number(new.version);
         let n = self.s.execute(
             "UPDATE agentmem_memories SET content = $2::text, hash = $3::text, kind = $4::text,
                  metadata = $5::jsonb, updated_at = $6::text, expires_at = $7::text,
                  embedding = coalesce($8::real[]::vector, embedding),
-                 terms = coalesce($9::text[], terms), version = $10::int8
+                 terms = coalesce($9::text[], terms), version = $10::int8,
+                 valid_from = $11::text, valid_to = $12::text, superseded_by = $13::text
              WHERE key = $1::int8",
             &[
                 &key,
@@ -315,6 +302,9 @@ impl StoreTx for PgTx<'_, '_> {
                 &vector,
                 &terms,
                 &version,
+                &valid_from,
+                &valid_to,
+                &new.superseded_by,
             ],
         )?;
         if n == 0 {
@@ -324,7 +314,8 @@ impl StoreTx for PgTx<'_, '_> {
             self.delta.add(&content, &stored, -1);
             self.delta.add(&new.content, terms, 1);
         }
-        write_history(self.s, HistoryRow::updated(old, new, actor))
+        let row = HistoryRow::updated(old, new, actor).in_change(self.change.as_deref());
+        history::write(self.s, row)
     }
 
     fn delete(
@@ -346,7 +337,8 @@ impl StoreTx for PgTx<'_, '_> {
             &[&key],
         )?;
         self.delta.add(&content, &terms, -1);
-        write_history(self.s, HistoryRow::deleted(record, actor, at))
+        let row = HistoryRow::deleted(record, actor, at).in_change(self.change.as_deref());
+        history::write(self.s, row)
     }
 
     fn dimensions(&mut self) -> Result<Option<usize>> {
@@ -421,6 +413,30 @@ impl StoreTx for PgTx<'_, '_> {
 
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
         raise_commit_time(self.s, entry.created_at)?;
-        write_history(self.s, HistoryRow::imported(entry))
+        history::write(self.s, HistoryRow::imported(entry))
+    }
+
+    fn set_change(&mut self, change: Option<String>) {
+        self.change = change;
+    }
+
+    fn get_as_of(&mut self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>> {
+        versions::get_as_of(self.s, id, at)
+    }
+
+    fn versions(&mut self, id: &str) -> Result<Vec<MemoryRecord>> {
+        versions::all_of(self.s, id)
+    }
+
+    fn version_vector(&mut self, id: &str, version: u64) -> Result<Option<Vec<f32>>> {
+        versions::vector_of(self.s, id, version)
+    }
+
+    fn change(&mut self, change_id: &str) -> Result<Vec<HistoryEntry>> {
+        history::change_rows(self.s, change_id)
+    }
+
+    fn mark_undone(&mut self, change_id: &str, by: &str) -> Result<()> {
+        history::mark_undone(self.s, change_id, by)
     }
 }

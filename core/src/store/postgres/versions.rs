@@ -25,12 +25,18 @@ use crate::types::{content_hash, format_time, parse_time, MemoryRecord};
 /// The columns of a current row, named as [`VERSION_COLUMNS`] reads them.
 const CURRENT: &str = "m.key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, \
     m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, m.version, \
-    NULL::text AS valid_to_tx";
+    m.valid_from, m.valid_to, m.superseded_by, NULL::text AS valid_to_tx";
 
 /// The columns of a past version, its key negated, named as [`VERSION_COLUMNS`] reads them.
 const PAST: &str = "-m.key AS key, m.id, m.content, m.hash, m.kind, m.user_id, m.agent_id, \
     m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, m.version, \
-    m.valid_to_tx";
+    m.valid_from, m.valid_to, m.superseded_by, m.valid_to_tx";
+
+/// The columns a version keeps, in `agentmem_memories` and `agentmem_versions` alike (but
+/// the key and the end).
+const KEPT: &str = "id, version, content, hash, kind, user_id, agent_id, run_id, org_id, \
+    metadata, created_at, updated_at, expires_at, valid_from, valid_to, superseded_by, \
+    embedding, terms";
 
 /// The condition that a current row (of `agentmem_memories m`) was already written at the
 /// moment in parameter `at` (`$n`).
@@ -66,16 +72,12 @@ pub(super) fn close(
     delta: &mut TextDelta,
 ) -> Result<Option<(String, Vec<String>)>> {
     let ended = format_time(at);
-    let row = s.query_opt(
-        "INSERT INTO agentmem_versions (id, version, content, hash, kind, user_id, agent_id,
-             run_id, org_id, metadata, created_at, updated_at, expires_at, valid_to_tx,
-             embedding, terms)
-         SELECT id, version, content, hash, kind, user_id, agent_id, run_id, org_id,
-                metadata, created_at, updated_at, expires_at, $2::text, embedding, terms
-         FROM agentmem_memories WHERE key = $1::int8 FOR UPDATE
-         RETURNING content, terms",
-        &[&key, &ended],
-    )?;
+    let sql = format!(
+        "INSERT INTO agentmem_versions ({KEPT}, valid_to_tx)
+         SELECT {KEPT}, $2::text FROM agentmem_memories WHERE key = $1::int8 FOR UPDATE
+         RETURNING content, terms"
+    );
+    let row = s.query_opt(&sql, &[&key, &ended])?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -114,6 +116,23 @@ pub(super) fn all_of(s: &mut Session<'_>, id: &str) -> Result<Vec<MemoryRecord>>
         .iter()
         .map(|r| version_from_row(r).map(|(_, v)| v))
         .collect()
+}
+
+/// The stored vector of version `version` of memory `id`, current or past (`None` when that
+/// version is not kept, or was rebuilt from history without a vector).
+pub(super) fn vector_of(s: &mut Session<'_>, id: &str, version: u64) -> Result<Option<Vec<f32>>> {
+    let version = version_number(version);
+    let row = s.query_opt(
+        "SELECT embedding::real[] FROM agentmem_memories WHERE id = $1::text AND version = $2::int8
+         UNION ALL
+         SELECT embedding::real[] FROM agentmem_versions WHERE id = $1::text AND version = $2::int8
+         LIMIT 1",
+        &[&id, &version],
+    )?;
+    Ok(row
+        .map(|r| get::<Option<Vec<f32>>>(&r, 0))
+        .transpose()?
+        .flatten())
 }
 
 /// The current memories with keys `current` and the past versions with (positive)
