@@ -229,3 +229,66 @@ fn copies_keep_changes_and_links() {
         assert_eq!(hits[0].memory.id, done.memory.id);
     }
 }
+
+/// Pruning by count and by age removes the same versions on both backends, keeps what
+/// search and as-of reads see of the rest, and drops the pruned words from the statistics.
+#[test]
+fn pruning_versions_ends_as_on_sqlite() {
+    use agent_mem::HistoryRetention;
+    let _server = shared();
+    let Some(url) = crate::support::pg::fresh_store_url("prune_versions") else {
+        return;
+    };
+    let retention = HistoryRetention {
+        keep_versions: Some(1),
+        ..HistoryRetention::default()
+    };
+    let build = |path: Option<&str>| {
+        let mut builder = Memory::builder()
+            .embedder(embedder())
+            .history_retention(retention);
+        if let Some(url) = path {
+            builder = builder.path(url);
+        }
+        builder.build().unwrap()
+    };
+    let stores = [build(Some(&url)), build(None)];
+    let mut outcomes: Vec<Value> = Vec::new();
+    for m in &stores {
+        let id = m
+            .add(NewMemory::new("Dana drinks tea").user("dana"))
+            .unwrap()
+            .id;
+        let first = m.get(&id).unwrap().valid_from_tx;
+        for drink in ["coffee", "cocoa", "water"] {
+            m.update(&id, MemoryUpdate::content(format!("Dana drinks {drink}")))
+                .unwrap();
+        }
+        let pruned = m.prune_versions().unwrap().versions;
+        let kept: Vec<u64> = m.versions(&id).unwrap().iter().map(|v| v.version).collect();
+        let past = |query: &str| {
+            m.search(
+                query,
+                &SearchOptions::new().mode(SearchMode::Keyword).as_of(first),
+            )
+            .unwrap()
+            .len()
+        };
+        let second = m.versions(&id).unwrap()[0].valid_from_tx;
+        let cocoa = m
+            .search(
+                "cocoa",
+                &SearchOptions::new().mode(SearchMode::Keyword).as_of(second),
+            )
+            .unwrap()
+            .len();
+        outcomes.push(json!({
+            "pruned": pruned, "kept": kept, "tea then": past("tea"), "cocoa then": cocoa,
+            "again": m.prune_versions().unwrap().versions,
+            "listed": m.list(&ListOptions::new().as_of(first)).unwrap().items.len(),
+        }));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(outcomes[0]["pruned"], 2, "{}", outcomes[0]);
+    assert_eq!(outcomes[0]["cocoa then"], 1, "{}", outcomes[0]);
+}

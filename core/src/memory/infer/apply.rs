@@ -17,13 +17,16 @@ use crate::memory::{Memory, ACTOR_EXPIRY};
 use crate::store::StoreTx;
 use crate::types::{content_hash, MemoryKind, MemoryRecord, Metadata, NewMemory};
 
+/// A valid time (start, end) as the model stated it.
+pub(super) type ValidTime = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// What a transaction needs to apply the steps.
 pub(super) struct Plan<'a> {
     pub(super) facts: &'a [String],
     /// Each fact's metadata: the call's, as `on_add` plugins left it.
     pub(super) fact_metadata: &'a [Metadata],
     /// Each fact's valid time, as the model stated it.
-    pub(super) fact_times: &'a [(Option<DateTime<Utc>>, Option<DateTime<Utc>>)],
+    pub(super) fact_times: &'a [ValidTime],
     pub(super) fact_vectors: &'a [Embedded],
     pub(super) rewrite_vectors: &'a HashMap<String, Embedded>,
     pub(super) shown: &'a [MemoryRecord],
@@ -208,7 +211,7 @@ impl Memory {
         plan: &Plan<'_>,
         text: &str,
         metadata: &Metadata,
-        (valid_from, valid_to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        (valid_from, valid_to): ValidTime,
         vector: &Embedded,
     ) -> Result<MemoryEvent> {
         let memory = NewMemory {

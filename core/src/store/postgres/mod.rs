@@ -447,6 +447,19 @@ impl Store for PgStore {
         })
     }
 
+    fn prune_versions(
+        &self,
+        ended_before: Option<DateTime<Utc>>,
+        keep_last: Option<usize>,
+    ) -> Result<usize> {
+        let mut pruned = 0;
+        self.write(|tx| {
+            pruned = versions::prune(tx.s, ended_before, keep_last, &mut tx.delta)?;
+            Ok(())
+        })?;
+        Ok(pruned)
+    }
+
     /// Nothing to do: every process reads the same database.
     fn refresh(&self) -> Result<()> {
         Ok(())

@@ -66,18 +66,27 @@ impl TextDelta {
         self.length += sign * terms.len() as i64;
     }
 
-    /// Counts a version in to the past versions (kept until a reset): its index terms in
-    /// the past's own BM25 statistics, and the vocabulary of its content.
+    /// Counts a version in to the past versions (kept until pruned or a reset): its index
+    /// terms in the past's own BM25 statistics, and the vocabulary of its content.
     pub(super) fn add_past(&mut self, content: &str, terms: &[String]) {
+        self.count_past(content, terms, 1);
+    }
+
+    /// Counts a pruned past version out.
+    pub(super) fn remove_past(&mut self, content: &str, terms: &[String]) {
+        self.count_past(content, terms, -1);
+    }
+
+    fn count_past(&mut self, content: &str, terms: &[String], sign: i64) {
         let distinct: BTreeSet<&String> = terms.iter().collect();
         for term in distinct {
-            *self.past_df.entry(term.clone()).or_default() += 1;
+            *self.past_df.entry(term.clone()).or_default() += sign;
         }
         for word in text::fuzzy_vocabulary(content) {
-            *self.vocabulary.entry(word).or_default() += 1;
+            *self.vocabulary.entry(word).or_default() += sign;
         }
-        self.past_docs += 1;
-        self.past_length += terms.len() as i64;
+        self.past_docs += sign;
+        self.past_length += sign * terms.len() as i64;
     }
 
     /// Writes the changes (and forgets them).

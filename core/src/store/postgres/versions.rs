@@ -87,6 +87,33 @@ pub(super) fn close(
     Ok(Some((content, terms)))
 }
 
+/// Removes the past versions that ended before `ended_before` or lie beyond the latest
+/// `keep_last` of their memory, with their statistics and vocabulary; how many.
+pub(super) fn prune(
+    s: &mut Session<'_>,
+    ended_before: Option<DateTime<Utc>>,
+    keep_last: Option<usize>,
+    delta: &mut TextDelta,
+) -> Result<usize> {
+    let ended = ended_before.map(format_time);
+    let keep = keep_last.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    // The count of later versions reads the table as the statement found it.
+    let rows = s.query(
+        "DELETE FROM agentmem_versions v
+         WHERE ($1::text IS NOT NULL AND v.valid_to_tx < $1::text)
+            OR ($2::int8 IS NOT NULL AND (SELECT count(*) FROM agentmem_versions w
+                                          WHERE w.id = v.id AND w.version > v.version) >= $2::int8)
+         RETURNING content, terms",
+        &[&ended, &keep],
+    )?;
+    for row in &rows {
+        let content: String = get(row, 0)?;
+        let terms: Vec<String> = get(row, 1)?;
+        delta.remove_past(&content, &terms);
+    }
+    Ok(rows.len())
+}
+
 /// The version of memory `id` that was current at `at`, if it existed then.
 pub(super) fn get_as_of(
     s: &mut Session<'_>,
