@@ -83,7 +83,8 @@ class _RecordFields(TypedDict):
 class MemoryRecord(_RecordFields, total=False):
     """A stored memory (one version of it: ``version`` counts from 1, and the version was
     the current one from ``valid_from_tx`` to ``valid_to_tx``, left out while it still is).
-    Absent scope fields and expiry are left out."""
+    ``valid_from``/``valid_to``: when the fact held; ``superseded_by``: the memory that
+    replaced it. Absent scope fields, expiry and times are left out."""
 
     user_id: str
     agent_id: str
@@ -91,6 +92,9 @@ class MemoryRecord(_RecordFields, total=False):
     org_id: str
     expires_at: str
     valid_to_tx: str
+    valid_from: str
+    valid_to: str
+    superseded_by: str
 
 
 class _HitFields(_RecordFields):
@@ -109,6 +113,9 @@ class SearchHit(_HitFields, total=False):
     org_id: str
     expires_at: str
     valid_to_tx: str
+    valid_from: str
+    valid_to: str
+    superseded_by: str
     similarity: float
 
 
@@ -488,9 +495,7 @@ def _list_request(
     )
 
 
-def _times(
-    as_of: Time | None, valid_at: Time | None, include_superseded: bool | None
-) -> _Times:
+def _times(as_of: Time | None, valid_at: Time | None, include_superseded: bool | None) -> _Times:
     """The request fields that place a read in time."""
     return _clean(
         as_of=_opt_time(as_of),

@@ -71,7 +71,14 @@ def test_pizza_then_vegetarian_with_the_local_model() -> None:
             ],
             user_id="alice",
         )
-        assert first == [{"id": first[0]["id"], "memory": "Loves pepperoni pizza", "event": "ADD"}]
+        assert first == [
+            {
+                "id": first[0]["id"],
+                "memory": "Loves pepperoni pizza",
+                "event": "ADD",
+                "change_id": first[0]["change_id"],
+            }
+        ]
         assert len(fake.requests) == 1, "nothing similar stored: no decision call"
 
         second = m.add_messages(
@@ -83,15 +90,17 @@ def test_pizza_then_vegetarian_with_the_local_model() -> None:
             ("ADD", "Is vegetarian"),
             ("UPDATE", "Loves vegetarian pizza"),
         ]
-        assert second[1]["id"] == first[0]["id"]
+        # The new wording supersedes the old memory, kept and closed.
+        assert second[1]["supersedes"] == first[0]["id"]
         assert second[1]["previous_memory"] == "Loves pepperoni pizza"
         assert "previous_memory" not in second[0]
+        assert m.get(first[0]["id"])["superseded_by"] == second[1]["id"]
 
         history = m.history(first[0]["id"])
         assert [h["event"] for h in history] == ["ADD", "UPDATE"]
-        assert history[1]["old_content"] == "Loves pepperoni pizza"
-        assert history[1]["new_content"] == "Loves vegetarian pizza"
+        assert history[1]["change_id"] == second[1]["change_id"]
         assert {h["actor"] for h in history} == {"llm:openai:gpt-4.1-nano"}
+        assert m.history(second[1]["id"])[0]["new_content"] == "Loves vegetarian pizza"
         added = m.get(second[0]["id"])
         assert (added["kind"], added["user_id"]) == ("semantic", "alice")
 
@@ -276,7 +285,7 @@ def test_anthropic_drives_the_same_pipeline() -> None:
             assert m.llm == "anthropic:claude-haiku-4-5"
             paris = m.add("Lives in Paris", user_id="alice")["id"]
             events = m.add_messages("I moved to Berlin", user_id="alice")
-            assert [(e["event"], e["id"]) for e in events] == [("UPDATE", paris)]
+            assert [(e["event"], e["supersedes"]) for e in events] == [("UPDATE", paris)]
             assert m.history(paris)[1]["actor"] == "llm:anthropic:claude-haiku-4-5"
         assert fake.requests[0]["headers"]["x-api-key"] == "sk-ant-test"
         assert "anthropic-version" in fake.requests[0]["headers"]

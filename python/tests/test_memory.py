@@ -247,6 +247,7 @@ def test_update_delete_history(mem: Memory) -> None:
         "is_deleted",
         "actor",
         "created_at",
+        "change_id",
     }
     assert rows[1]["old_content"] == "likes tea"
     assert rows[1]["new_content"] == "likes green tea"
@@ -559,7 +560,11 @@ def test_time_words_in_a_query(mem: Memory) -> None:
     mem.add("Bob worked in Oslo", user_id="bob", valid_from="2022-01-01", valid_to="2023-06-01")
     mem.add("Bob works in Bergen", user_id="bob", valid_from="2023-06-01")
     hits = mem.search(
-        "where did Bob work in 2022", user_id="bob", mode="keyword", time_aware=True, now="2025-01-01"
+        "where did Bob work in 2022",
+        user_id="bob",
+        mode="keyword",
+        time_aware=True,
+        now="2025-01-01",
     )
     assert [h["content"] for h in hits] == ["Bob worked in Oslo"]
     hits = mem.search("Bob 去年在哪里工作", user_id="bob", time_aware=True, now=dt.date(2025, 3, 1))
