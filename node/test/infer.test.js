@@ -189,14 +189,21 @@ test('addMessages: a change of mind updates the stored memory, with previous_mem
     { role: 'user', content: "I'm vegetarian now, so no more pepperoni. Still love pizza though!" },
     { userId: 'alice' },
   );
+  // The new wording supersedes the old memory, which is kept, closed and linked.
+  assert.equal(events.length, 1);
+  const [changed] = events;
+  assert.notEqual(changed.id, first.id);
   assert.deepEqual(events, [
     {
-      id: first.id,
+      id: changed.id,
       memory: 'Loves pizza, vegetarian toppings only',
       event: 'UPDATE',
       previous_memory: 'Loves pepperoni pizza',
+      supersedes: first.id,
+      change_id: changed.change_id,
     },
   ]);
+  assert.equal((await m.get(first.id)).superseded_by, changed.id);
   // One extraction and one decision call; the model saw alice's one memory as "0".
   assert.equal(provider.requests.length, 3);
   const question = JSON.parse(said(provider.requests[2]).user);
@@ -205,10 +212,10 @@ test('addMessages: a change of mind updates the stored memory, with previous_mem
 
   const history = await m.history(first.id);
   assert.deepEqual(
-    history.map((h) => [h.event, h.old_content, h.new_content, h.actor]),
+    history.map((h) => [h.event, h.old_content, h.new_content, h.actor, h.change_id]),
     [
-      ['ADD', null, 'Loves pepperoni pizza', ACTOR],
-      ['UPDATE', 'Loves pepperoni pizza', 'Loves pizza, vegetarian toppings only', ACTOR],
+      ['ADD', null, 'Loves pepperoni pizza', ACTOR, first.change_id],
+      ['UPDATE', 'Loves pepperoni pizza', 'Loves pepperoni pizza', ACTOR, changed.change_id],
     ],
   );
 
@@ -216,7 +223,7 @@ test('addMessages: a change of mind updates the stored memory, with previous_mem
   const again = await m.addMessages('As I said: pizza, but vegetarian.', { userId: 'alice' });
   assert.deepEqual(
     again.map((e) => [e.event, e.id]),
-    [['NONE', first.id]],
+    [['NONE', changed.id]],
   );
   assert.equal(provider.requests.length, 4);
   assert.equal(provider.pending(), 0);

@@ -289,7 +289,7 @@ test('count, update, history, delete, deleteAll, purgeExpired, reset', async (t)
 
   const history = await m.history(id);
   assert.deepEqual(history.map((h) => h.event), ['ADD', 'UPDATE', 'UPDATE']);
-  assert.deepEqual(Object.keys(history[1]).sort(), ['actor', 'created_at', 'event', 'id', 'is_deleted', 'memory_id', 'new_content', 'old_content']);
+  assert.deepEqual(Object.keys(history[1]).sort(), ['actor', 'change_id', 'created_at', 'event', 'id', 'is_deleted', 'memory_id', 'new_content', 'old_content']);
   assert.equal(history[1].old_content, 'likes tea');
   assert.equal(history[1].new_content, 'likes green tea');
   assert.equal(history[0].old_content, null);
