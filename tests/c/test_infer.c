@@ -249,14 +249,16 @@ static void test_add_update_none(am_memory *m) {
     CHECK_INT(requests_seen(), before + 2);
 
     /* A change of diet: one extraction, then one decision call that sees alice's single
-       memory as "0" and updates it. */
+       memory as "0" and updates it: the new wording supersedes the old memory, which is
+       kept, closed and linked. */
     events = ADD_MESSAGES(m, "{\"messages\":[{\"role\":\"user\",\"content\":\"I'm vegetarian now,"
                              " so no more pepperoni. Still love pizza though!\"}],"
                              "\"user_id\":\"alice\"}");
     CHECK_INT(requests_seen(), before + 4);
     CHECK_INT(cJSON_GetArraySize(events), 1);
-    if (EVENT_AT(events, 0, "UPDATE", "Loves pizza, vegetarian toppings only", updated))
-        CHECK_STR(updated, pizza);
+    EVENT_AT(events, 0, "UPDATE", "Loves pizza, vegetarian toppings only", updated);
+    CHECK_STR(str_field(cJSON_GetArrayItem(events, 0), "supersedes"), pizza);
+    CHECK(str_field(cJSON_GetArrayItem(events, 0), "change_id") != NULL);
     CHECK_STR(str_field(cJSON_GetArrayItem(events, 0), "previous_memory"), "Loves pepperoni pizza");
     cJSON_Delete(events);
 
@@ -273,7 +275,7 @@ static void test_add_update_none(am_memory *m) {
     cJSON_Delete(question);
     cJSON_Delete(body);
 
-    /* The history: added and updated by the model. */
+    /* The history: added, then closed, by the model. */
     char *out = NULL;
     am_error *err = NULL;
     EXPECT(am_memory_history(m, pizza, &out, &err), AM_OK);
@@ -284,12 +286,16 @@ static void test_add_update_none(am_memory *m) {
     CHECK_STR(str_field(added, "actor"), MODEL_ACTOR);
     CHECK_STR(str_field(changed, "event"), "UPDATE");
     CHECK_STR(str_field(changed, "old_content"), "Loves pepperoni pizza");
-    CHECK_STR(str_field(changed, "new_content"), "Loves pizza, vegetarian toppings only");
+    CHECK_STR(str_field(changed, "new_content"), "Loves pepperoni pizza");
     CHECK_STR(str_field(changed, "actor"), MODEL_ACTOR);
     cJSON_Delete(history);
-
-    /* The record: kind semantic (extracted facts), alice's. */
     EXPECT(am_memory_get(m, pizza, &out, &err), AM_OK);
+    cJSON *old = TAKE(out);
+    CHECK_STR(str_field(old, "superseded_by"), updated);
+    cJSON_Delete(old);
+
+    /* The new record: kind semantic (extracted facts), alice's. */
+    EXPECT(am_memory_get(m, updated, &out, &err), AM_OK);
     cJSON *record = TAKE(out);
     CHECK_STR(str_field(record, "content"), "Loves pizza, vegetarian toppings only");
     CHECK_STR(str_field(record, "kind"), "semantic");
@@ -302,7 +308,7 @@ static void test_add_update_none(am_memory *m) {
     CHECK_INT(requests_seen(), before + 5);
     CHECK_INT(cJSON_GetArraySize(events), 1);
     if (EVENT_AT(events, 0, "NONE", "Loves pizza, vegetarian toppings only", again))
-        CHECK_STR(again, pizza);
+        CHECK_STR(again, updated);
     cJSON_Delete(events);
     CHECK_INT(count_all(m), 3);
 }
