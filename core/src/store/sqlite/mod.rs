@@ -299,24 +299,29 @@ impl Store for SqliteStore {
         let index = self.index_read();
         let signed = |hits: Vec<(u64, f32)>| hits.into_iter().map(|(k, s)| (k as i64, s)).collect();
         if selection.is_unfiltered() {
-            // What the selection leaves out (expired, superseded), from partial indexes.
+            // What the selection leaves out (expired, superseded), each read from its
+            // partial index (plain statements: a bound flag in them hides the index).
             let excluded: HashSet<u64> = self.db.read(|c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT key FROM memories
-                     WHERE (NOT ?2 AND expires_at IS NOT NULL AND expires_at <= ?1)
-                     UNION SELECT key FROM memories
-                     WHERE NOT ?3 AND superseded_by IS NOT NULL",
-                )?;
-                let rows = stmt.query_map(
-                    params![
-                        format_time(selection.now),
-                        selection.include_expired,
-                        selection.include_superseded
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )?;
-                rows.map(|k| k.map(|k| k as u64).map_err(Error::from))
-                    .collect()
+                let mut keys = HashSet::new();
+                if !selection.include_expired {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT key FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                    )?;
+                    let rows =
+                        stmt.query_map([format_time(selection.now)], |r| r.get::<_, i64>(0))?;
+                    for k in rows {
+                        keys.insert(k? as u64);
+                    }
+                }
+                if !selection.include_superseded {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT key FROM memories WHERE superseded_by IS NOT NULL",
+                    )?;
+                    for k in stmt.query_map([], |r| r.get::<_, i64>(0))? {
+                        keys.insert(k? as u64);
+                    }
+                }
+                Ok(keys)
             })?;
             return Ok(signed(if excluded.is_empty() {
                 index.search(query, count, None)?

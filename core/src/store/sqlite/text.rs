@@ -25,19 +25,25 @@ pub(super) fn admits_everything(conn: &Connection, selection: &Selection) -> Res
     if !selection.is_unfiltered() {
         return Ok(false);
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT (?2 OR NOT EXISTS (SELECT 1 FROM memories
-                                   WHERE expires_at IS NOT NULL AND expires_at <= ?1))
-            AND (?3 OR NOT EXISTS (SELECT 1 FROM memories WHERE superseded_by IS NOT NULL))",
-    )?;
-    Ok(stmt.query_row(
-        params![
-            format_time(selection.now),
-            selection.include_expired,
-            selection.include_superseded
-        ],
-        |r| r.get(0),
-    )?)
+    // Plain statements, each answered from its partial index.
+    if !selection.include_expired {
+        let mut stmt = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM memories
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
+        )?;
+        if stmt.query_row([format_time(selection.now)], |r| r.get::<_, bool>(0))? {
+            return Ok(false);
+        }
+    }
+    if !selection.include_superseded {
+        let mut stmt = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM memories WHERE superseded_by IS NOT NULL)",
+        )?;
+        if stmt.query_row([], |r| r.get::<_, bool>(0))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 impl SqliteText<'_> {
@@ -117,15 +123,30 @@ impl TextIndex for SqliteText<'_> {
             return Ok(None); // known without reading rows
         }
         let n = self.w.params.len();
+        let limit = max.saturating_add(1).min(i64::MAX as usize) as i64;
+        if self.w.as_of.is_some() {
+            // The rows of a past moment come from two tables: ordering them means reading
+            // them all, so first see (unordered, stopping early) whether there are too many.
+            let sql = format!(
+                "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT ?{})",
+                self.w.rows(),
+                n + 1
+            );
+            let mut params = self.w.params.clone();
+            params.push(SqlValue::Integer(limit));
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let found: i64 = stmt.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+            if found > max as i64 {
+                return Ok(None);
+            }
+        }
         let sql = format!(
             "SELECT m.key, m.content FROM {} ORDER BY m.key LIMIT ?{}",
             self.w.rows(),
             n + 1
         );
         let mut params = self.w.params.clone();
-        params.push(SqlValue::Integer(
-            max.saturating_add(1).min(i64::MAX as usize) as i64,
-        ));
+        params.push(SqlValue::Integer(limit));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
             Ok((r.get(0)?, r.get(1)?))
