@@ -350,6 +350,8 @@ export interface CopyReport {
   memories: number;
   /** History rows copied (deleted memories' included). */
   history: number;
+  /** Past versions copied. */
+  versions: number;
 }
 
 /** What a plugin may do; nothing else is granted. */

@@ -167,11 +167,12 @@ class HistoryEntry(_HistoryFields, total=False):
 
 
 class CopyReport(TypedDict):
-    """What :meth:`Memory.copy_into` copied: memories, and history rows (deleted memories'
-    included)."""
+    """What :meth:`Memory.copy_into` copied: memories, history rows (deleted memories'
+    included) and past versions."""
 
     memories: int
     history: int
+    versions: int
 
 
 class _EventFields(TypedDict):

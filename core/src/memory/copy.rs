@@ -19,11 +19,13 @@ pub struct CopyReport {
     pub memories: usize,
     /// History rows copied.
     pub history: usize,
+    /// Past versions copied (their vectors with them).
+    pub versions: usize,
 }
 
 impl Memory {
-    /// Copies every memory (with its vector, scope, times and metadata) and the whole
-    /// history (deleted memories' too) into `target`, which must be empty: a SQLite file
+    /// Copies every memory (with its vector, scope, times and metadata), every kept past
+    /// version and the whole history (deleted memories' too) into `target`, which must be empty: a SQLite file
     /// into PostgreSQL and back, or between two files. One write transaction on the target:
     /// all of it or nothing. The target records this store's embedding model and dimension,
     /// and refuses if it is configured with another model.
@@ -90,6 +92,18 @@ impl Memory {
                     tx.import_history(entry)?;
                 }
                 report.history += page.len();
+            }
+            let mut after = 0;
+            loop {
+                let page = self.store.export_versions(after, COPY_PAGE)?;
+                let Some((last, _, _)) = page.last() else {
+                    break;
+                };
+                after = *last;
+                for (_, version, vector) in &page {
+                    tx.import_version(version, vector.as_deref())?;
+                }
+                report.versions += page.len();
             }
             Ok(report)
         })

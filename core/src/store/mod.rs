@@ -309,6 +309,9 @@ pub(crate) trait StoreTx {
     fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()>;
     /// Stores a copied history row as it is, after the rows already there.
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()>;
+    /// Stores a copied past version as it is (its interval, its vector if it has one), with
+    /// its keyword terms.
+    fn import_version(&mut self, record: &MemoryRecord, vector: Option<&[f32]>) -> Result<()>;
 
     /// The history rows written from now on belong to change `change` (its id), or each to
     /// a change of its own (`None`, the default).
@@ -434,4 +437,11 @@ pub(crate) trait StoreExport {
     /// Up to `limit` history rows (of live and deleted memories) with a sequence number
     /// above `after`, oldest first, with their sequence numbers.
     fn export_history(&self, after: i64, limit: usize) -> Result<Vec<(i64, HistoryEntry)>>;
+    /// Up to `limit` past versions with a key above `after`, by key, each with its vector
+    /// when it has one.
+    fn export_versions(&self, after: i64, limit: usize) -> Result<Vec<ExportedVersion>>;
 }
+
+/// One past version as copied between stores: its key in the source, the version (its
+/// `valid_to_tx` set) and its vector, if kept.
+pub(crate) type ExportedVersion = (i64, MemoryRecord, Option<Vec<f32>>);

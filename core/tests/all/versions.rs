@@ -423,3 +423,33 @@ fn random_changes_read_back_as_a_replayed_model_at_every_moment() {
         }
     }
 }
+
+#[test]
+fn a_copy_keeps_every_version_and_the_past_reads_the_same() {
+    let source = memory();
+    let id = source
+        .add(NewMemory::new("Hana studies law").user("hana"))
+        .unwrap()
+        .id;
+    let before = source.get(&id).unwrap().valid_from_tx;
+    source
+        .update(&id, MemoryUpdate::content("Hana studies medicine"))
+        .unwrap();
+    let gone = source.add(NewMemory::new("Hana owns a kayak").user("hana")).unwrap().id;
+    source.delete(&gone).unwrap();
+    let target = memory();
+    let report = source.copy_into(&target).unwrap();
+    assert_eq!((report.memories, report.versions), (1, 2));
+    for m in [&source, &target] {
+        assert_eq!(m.get_as_of(&id, before).unwrap().content, "Hana studies law");
+        assert_eq!(m.versions(&id).unwrap().len(), 2);
+        assert_eq!(m.versions(&gone).unwrap().len(), 1);
+        let hits = search_as_of(m, "law", SearchMode::Keyword, before);
+        assert_eq!(hits, ["Hana studies law"]);
+        let hits = search_as_of(m, "Hana studies law", SearchMode::Vector, before);
+        assert_eq!(hits[0], "Hana studies law");
+    }
+    // The copy goes on from where the source was: its next change is a new version.
+    let next = target.update(&id, MemoryUpdate::content("Hana is a doctor")).unwrap();
+    assert_eq!(next.version, 3);
+}

@@ -39,8 +39,8 @@ use self::text::PgText;
 use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records};
 use self::versions::nearest_past_sql;
 use super::{
-    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, StoredPage,
-    TextIndex,
+    ExportedMemory, ExportedVersion, PageRequest, Selection, Store, StoreExport, StoreInfo,
+    StoreTx, StoredPage, TextIndex,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::index::VectorIndexOptions;
@@ -494,6 +494,10 @@ impl StoreExport for PgStore {
                 })
                 .collect()
         })
+    }
+
+    fn export_versions(&self, after: i64, limit: usize) -> Result<Vec<ExportedVersion>> {
+        self.read(false, |s| versions::export(s, after, limit))
     }
 
     fn export_history(&self, after: i64, limit: usize) -> Result<Vec<(i64, HistoryEntry)>> {

@@ -416,6 +416,13 @@ impl StoreTx for PgTx<'_, '_> {
         history::write(self.s, HistoryRow::imported(entry))
     }
 
+    fn import_version(&mut self, record: &MemoryRecord, vector: Option<&[f32]>) -> Result<()> {
+        if let Some(ended) = record.valid_to_tx {
+            raise_commit_time(self.s, ended)?;
+        }
+        versions::import(self.s, record, vector, &mut self.delta)
+    }
+
     fn set_change(&mut self, change: Option<String>) {
         self.change = change;
     }

@@ -291,3 +291,72 @@ pub(super) fn replay_history(s: &mut Session<'_>) -> Result<()> {
 fn time(s: &str) -> Result<DateTime<Utc>> {
     parse_time(s).map_err(|e| corrupted("time", e))
 }
+
+/// Up to `limit` past versions with a key above `after`, by key, with their vectors.
+pub(super) fn export(
+    s: &mut Session<'_>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<crate::store::ExportedVersion>> {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS}, m.embedding::real[] FROM agentmem_versions m
+         WHERE m.key > $1::int8 ORDER BY m.key LIMIT $2::int8"
+    );
+    s.query(&sql, &[&after, &limit])?
+        .iter()
+        .map(|r| {
+            let (key, record) = version_from_row(r)?;
+            let vector: Option<Vec<f32>> = get(r, super::rows::RECORD_WIDTH + 1)?;
+            Ok((key, record, vector))
+        })
+        .collect()
+}
+
+/// Stores a copied past version as it is, with its keyword terms counted in the past's
+/// statistics.
+pub(super) fn import(
+    s: &mut Session<'_>,
+    record: &MemoryRecord,
+    vector: Option<&[f32]>,
+    delta: &mut TextDelta,
+) -> Result<()> {
+    let ended = record
+        .valid_to_tx
+        .ok_or_else(|| crate::error::Error::internal("a past version without its end"))?;
+    let terms = text::index_terms(&record.content);
+    let scope = |v: &Option<String>| v.clone().unwrap_or_default();
+    let metadata = serde_json::Value::Object(record.metadata.clone());
+    let vector = vector.map(<[f32]>::to_vec);
+    s.execute(
+        "INSERT INTO agentmem_versions (id, version, content, hash, kind, user_id, agent_id,
+             run_id, org_id, metadata, created_at, updated_at, expires_at, valid_from, valid_to,
+             superseded_by, embedding, terms, valid_to_tx)
+         VALUES ($1::text, $2::int8, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text,
+             $9::text, $10::jsonb, $11::text, $12::text, $13::text, $14::text, $15::text,
+             $16::text, $17::real[]::vector, $18::text[], $19::text)",
+        &[
+            &record.id,
+            &version_number(record.version),
+            &record.content,
+            &record.hash,
+            &record.kind.as_str(),
+            &scope(&record.scope.user_id),
+            &scope(&record.scope.agent_id),
+            &scope(&record.scope.run_id),
+            &scope(&record.scope.org_id),
+            &metadata,
+            &format_time(record.created_at),
+            &format_time(record.updated_at),
+            &record.expires_at.map(format_time),
+            &record.valid_from.map(format_time),
+            &record.valid_to.map(format_time),
+            &record.superseded_by,
+            &vector,
+            &terms,
+            &format_time(ended),
+        ],
+    )?;
+    delta.add_past(&record.content, &terms);
+    Ok(())
+}

@@ -24,8 +24,8 @@ use self::ops::{VocabDelta, RECORD_COLUMNS};
 use self::text::SqliteText;
 use self::tx::SqliteTx;
 use super::{
-    ExportedMemory, PageRequest, Selection, Store, StoreExport, StoreInfo, StoreTx, StoredPage,
-    TextIndex,
+    ExportedMemory, ExportedVersion, PageRequest, Selection, Store, StoreExport, StoreInfo,
+    StoreTx, StoredPage, TextIndex,
 };
 use crate::error::{Error, Result};
 use crate::index::vector::{self, VectorIndex};
@@ -567,5 +567,9 @@ impl StoreExport for SqliteStore {
 
     fn export_history(&self, after: i64, limit: usize) -> Result<Vec<(i64, HistoryEntry)>> {
         self.db.read(|c| ops::history_page(c, after, limit))
+    }
+
+    fn export_versions(&self, after: i64, limit: usize) -> Result<Vec<ExportedVersion>> {
+        self.db.read(|c| versions::export(c, after, limit))
     }
 }

@@ -116,6 +116,13 @@ impl StoreTx for SqliteTx<'_> {
         ops::write_history(self.conn, HistoryRow::imported(entry))
     }
 
+    fn import_version(&mut self, record: &MemoryRecord, vector: Option<&[f32]>) -> Result<()> {
+        if let Some(ended) = record.valid_to_tx {
+            ops::raise_commit_time(self.conn, ended)?;
+        }
+        versions::import(self.conn, record, vector, &mut self.vocab)
+    }
+
     fn set_change(&mut self, change: Option<String>) {
         self.change = change;
     }

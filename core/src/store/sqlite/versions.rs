@@ -318,3 +318,74 @@ pub(crate) fn prune(
     }
     Ok(doomed.len())
 }
+
+/// Up to `limit` past versions with a key above `after`, by key, with their vectors.
+pub(crate) fn export(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<crate::store::ExportedVersion>> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS}, m.embedding FROM versions m WHERE m.key > ?1 \
+         ORDER BY m.key LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (key, record) = ops::version_from_row(row)?;
+        let blob: Option<Vec<u8>> = row.get(ops::RECORD_WIDTH + 1)?;
+        out.push((
+            key,
+            record,
+            blob.map(|b| ops::blob_to_vector(&b)).transpose()?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Stores a copied past version as it is, with its keyword terms and vocabulary words.
+pub(crate) fn import(
+    conn: &Connection,
+    record: &MemoryRecord,
+    vector: Option<&[f32]>,
+    vocab: &mut VocabDelta,
+) -> Result<()> {
+    let ended = record
+        .valid_to_tx
+        .ok_or_else(|| crate::error::Error::internal("a past version without its end"))?;
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    let key: i64 = conn
+        .prepare_cached(
+            "INSERT INTO versions (id, version, content, hash, kind, user_id, agent_id, run_id,
+                                   org_id, metadata, created_at, updated_at, expires_at,
+                                   valid_from, valid_to, superseded_by, embedding, valid_to_tx)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18)
+             RETURNING key",
+        )?
+        .query_row(
+            params![
+                record.id,
+                ops::version_number(record.version),
+                record.content,
+                record.hash,
+                record.kind.as_str(),
+                s(&record.scope.user_id),
+                s(&record.scope.agent_id),
+                s(&record.scope.run_id),
+                s(&record.scope.org_id),
+                serde_json::Value::Object(record.metadata.clone()).to_string(),
+                format_time(record.created_at),
+                format_time(record.updated_at),
+                record.expires_at.map(format_time),
+                record.valid_from.map(format_time),
+                record.valid_to.map(format_time),
+                record.superseded_by,
+                vector.map(ops::vector_to_blob),
+                format_time(ended),
+            ],
+            |r| r.get(0),
+        )?;
+    index_past(conn, key, &record.content, vocab)
+}
