@@ -435,13 +435,19 @@ fn a_copy_keeps_every_version_and_the_past_reads_the_same() {
     source
         .update(&id, MemoryUpdate::content("Hana studies medicine"))
         .unwrap();
-    let gone = source.add(NewMemory::new("Hana owns a kayak").user("hana")).unwrap().id;
+    let gone = source
+        .add(NewMemory::new("Hana owns a kayak").user("hana"))
+        .unwrap()
+        .id;
     source.delete(&gone).unwrap();
     let target = memory();
     let report = source.copy_into(&target).unwrap();
     assert_eq!((report.memories, report.versions), (1, 2));
     for m in [&source, &target] {
-        assert_eq!(m.get_as_of(&id, before).unwrap().content, "Hana studies law");
+        assert_eq!(
+            m.get_as_of(&id, before).unwrap().content,
+            "Hana studies law"
+        );
         assert_eq!(m.versions(&id).unwrap().len(), 2);
         assert_eq!(m.versions(&gone).unwrap().len(), 1);
         let hits = search_as_of(m, "law", SearchMode::Keyword, before);
@@ -450,6 +456,70 @@ fn a_copy_keeps_every_version_and_the_past_reads_the_same() {
         assert_eq!(hits[0], "Hana studies law");
     }
     // The copy goes on from where the source was: its next change is a new version.
-    let next = target.update(&id, MemoryUpdate::content("Hana is a doctor")).unwrap();
+    let next = target
+        .update(&id, MemoryUpdate::content("Hana is a doctor"))
+        .unwrap();
     assert_eq!(next.version, 3);
+}
+
+#[test]
+fn the_index_of_past_versions_is_saved_and_follows_other_handles_and_prunes() {
+    use agent_mem::HistoryRetention;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let open = |retention: HistoryRetention| {
+        Memory::builder()
+            .path(&path)
+            .embedder(Arc::new(HashingEmbedder::new(64)))
+            .history_retention(retention)
+            .build()
+            .unwrap()
+    };
+    let vector_as_of = |m: &Memory, query: &str, at: DateTime<Utc>| {
+        search_as_of(m, query, SearchMode::Vector, at)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    };
+    let (id, first) = {
+        let m = open(HistoryRetention::default());
+        let id = m
+            .add(NewMemory::new("Ines paints with oils").user("ines"))
+            .unwrap()
+            .id;
+        let first = m.get(&id).unwrap().valid_from_tx;
+        m.update(&id, MemoryUpdate::content("Ines paints with watercolours"))
+            .unwrap();
+        assert_eq!(
+            vector_as_of(&m, "Ines paints with oils", first),
+            "Ines paints with oils"
+        );
+        m.close().unwrap();
+        (id, first)
+    };
+    assert!(dir.path().join("m.db.versions.usearch").exists());
+    let a = open(HistoryRetention::default());
+    assert_eq!(
+        vector_as_of(&a, "Ines paints with oils", first),
+        "Ines paints with oils"
+    );
+    // Another handle's update makes a past version this handle's index has not seen.
+    let b = open(HistoryRetention {
+        keep_versions: Some(1),
+        ..HistoryRetention::default()
+    });
+    let second = b.get(&id).unwrap().valid_from_tx;
+    b.update(&id, MemoryUpdate::content("Ines paints with ink"))
+        .unwrap();
+    assert_eq!(
+        vector_as_of(&a, "Ines paints with watercolours", second),
+        "Ines paints with watercolours"
+    );
+    // A prune by the other handle: this one's index is rebuilt, the pruned version gone.
+    assert_eq!(b.prune_versions().unwrap().versions, 1);
+    assert_eq!(vector_as_of(&a, "Ines paints with oils", first), "");
+    assert_eq!(
+        vector_as_of(&a, "Ines paints with watercolours", second),
+        "Ines paints with watercolours"
+    );
 }

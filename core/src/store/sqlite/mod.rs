@@ -5,6 +5,7 @@
 pub(crate) mod db;
 mod filter;
 pub(crate) mod ops;
+mod past_index;
 pub(crate) mod schema;
 mod text;
 mod tx;
@@ -21,6 +22,7 @@ use rusqlite::{params, Connection};
 use self::db::Db;
 use self::filter::Where;
 use self::ops::{VocabDelta, RECORD_COLUMNS};
+use self::past_index::PastIndex;
 use self::text::SqliteText;
 use self::tx::SqliteTx;
 use super::{
@@ -50,6 +52,9 @@ pub(crate) struct SqliteStore {
     index_options: VectorIndexOptions,
     /// Where the index is saved; `None` in memory or when persistence is off.
     index_path: Option<PathBuf>,
+    /// The HNSW index of past versions (as-of vector search), saved beside the store.
+    past: RwLock<PastIndex>,
+    past_path: Option<PathBuf>,
     store_id: String,
 }
 
@@ -70,9 +75,17 @@ impl SqliteStore {
             (Some(p), true) => Some(vector::sibling(p, ".usearch")),
             _ => None,
         };
-        if let Some(p) = &index_path {
+        let past_path = match (path, persist_index) {
+            (Some(p), true) => Some(vector::sibling(p, ".versions.usearch")),
+            _ => None,
+        };
+        for p in index_path.iter().chain(&past_path) {
             vector::remove_stale_temporaries(p);
         }
+        let past = match &past_path {
+            Some(p) => PastIndex::load(p, &store_id, index_options),
+            None => PastIndex::new(index_options),
+        };
         let saved = index_path
             .as_deref()
             .and_then(|p| VectorIndex::load(p, &store_id, index_options));
@@ -91,6 +104,8 @@ impl SqliteStore {
             index: RwLock::new(index),
             index_options,
             index_path,
+            past: RwLock::new(past),
+            past_path,
             store_id,
         };
         store.refresh()?;
@@ -116,6 +131,15 @@ impl SqliteStore {
 
     fn index_write(&self) -> RwLockWriteGuard<'_, VectorIndex> {
         self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of past versions, brought up to date with the table first.
+    fn past_read(&self) -> Result<RwLockReadGuard<'_, PastIndex>> {
+        {
+            let mut past = self.past.write().unwrap_or_else(|p| p.into_inner());
+            self.db.read(|c| past.refresh(c))?;
+        }
+        Ok(self.past.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The `count` current memories nearest to `query` among those passing `cond` (over
@@ -333,15 +357,19 @@ impl Store for SqliteStore {
         let Some(at) = &w.as_of else {
             return self.nearest_among(&index, query, count, &w.sql, &w.params);
         };
-        // As of a past moment: the current memories already written then (through the
-        // index), and the past versions current then (an exact scan), merged.
+        // As of a past moment: the current memories already written then, and the past
+        // versions current then (through the index of past versions), merged.
         let cond = format!("({}) AND {}", w.sql, versions::current_at(at));
         let mut hits = self.nearest_among(&index, query, count, &cond, &w.params)?;
         drop(index);
-        hits.extend(
-            self.db
-                .read(|c| versions::nearest_past(c, query, count, &w.sql, &w.params, at))?,
-        );
+        let allowed = self
+            .db
+            .read(|c| versions::past_keys_at(c, &w.sql, &w.params, at))?;
+        if !allowed.is_empty() {
+            let limit = self.index_options.exact_scan_limit;
+            let found = self.past_read()?.nearest(query, count, &allowed, limit)?;
+            hits.extend(found.into_iter().map(|(k, s)| (-(k as i64), s)));
+        }
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         hits.truncate(count);
         Ok(hits)
@@ -357,10 +385,11 @@ impl Store for SqliteStore {
                 .collect()
         };
         if !past.is_empty() {
-            out.extend(
-                self.db
-                    .read(|c| versions::past_similarities(c, query, &past))?,
-            );
+            let index = self.past_read()?;
+            out.extend(past.iter().filter_map(|&k| {
+                let v = index.index.get(k as u64)?;
+                Some((-k, vector::cosine(query, &v)))
+            }));
         }
         Ok(out)
     }
@@ -413,8 +442,16 @@ impl Store for SqliteStore {
             // moves the log's head, so that a handle already caught up sees a change and
             // rebuilds (the pruned mark below is then ahead of what it applied).
             let (head, _) = ops::change_head(tx)?;
-            ops::set_meta(tx, "changes_pruned_through", &head.to_string())
+            ops::set_meta(tx, "changes_pruned_through", &head.to_string())?;
+            past_index::next_epoch(tx)
         })?;
+        self.past
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget();
+        if let Some(p) = &self.past_path {
+            vector::remove_saved(p);
+        }
         {
             let mut index = self.index_write();
             index.clear();
@@ -435,6 +472,9 @@ impl Store for SqliteStore {
         self.db.write(|conn| {
             let mut vocab = VocabDelta::default();
             pruned = versions::prune(conn, ended_before, keep_last, &mut vocab)?;
+            if pruned > 0 {
+                past_index::next_epoch(conn)?;
+            }
             vocab.apply(conn)
         })?;
         Ok(pruned)
@@ -514,6 +554,13 @@ impl Store for SqliteStore {
     /// Saves the vector index beside the store so the next open need not rebuild it, and
     /// trims the change log behind it.
     fn flush(&self) -> Result<()> {
+        if let Some(path) = &self.past_path {
+            let mut past = self.past.write().unwrap_or_else(|p| p.into_inner());
+            if past.is_ready() && past.index.dirty {
+                past.index.save(path, &self.store_id)?;
+                past.index.dirty = false;
+            }
+        }
         let Some(path) = &self.index_path else {
             return Ok(());
         };

@@ -129,7 +129,9 @@ CREATE TABLE versions (
     UNIQUE (id, version)
 );
 CREATE INDEX versions_scope ON versions (user_id, agent_id, run_id, org_id);
-CREATE INDEX versions_ended ON versions (valid_to_tx);
+-- Which versions were current at a moment, answered from the index alone (a version's row
+-- holds its vector): the interval, and what an unscoped read also checks.
+CREATE INDEX versions_ended ON versions (valid_to_tx, updated_at, superseded_by, expires_at);
 -- Keyword index of past versions (rowid = versions.key), searched as of a past moment.
 CREATE VIRTUAL TABLE versions_fts USING fts5(
     terms,

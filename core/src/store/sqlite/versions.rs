@@ -13,7 +13,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::ops::{self, VocabDelta, VERSION_COLUMNS};
 use crate::error::Result;
-use crate::index::vector;
 use crate::store::corrupted;
 use crate::text;
 use crate::types::{format_time, parse_time, MemoryRecord};
@@ -155,50 +154,26 @@ pub(crate) fn past_by_keys(conn: &Connection, keys: &[i64]) -> Result<HashMap<i6
     Ok(out)
 }
 
-/// Cosine similarity of `query` to the vectors of these past versions (positive
-/// `versions` keys), under their negated keys; versions without a vector are left out.
-pub(crate) fn past_similarities(
+/// The keys of the past versions current at `at` that pass `cond` (with `params`): what
+/// an as-of vector search may return (those without a vector are not in the index of past
+/// versions; leaving them in keeps the query on the `versions_ended` index).
+pub(crate) fn past_keys_at(
     conn: &Connection,
-    query: &[f32],
-    keys: &[i64],
-) -> Result<HashMap<i64, f32>> {
-    let mut stmt = conn.prepare_cached("SELECT embedding FROM versions WHERE key = ?1")?;
-    let mut out = HashMap::with_capacity(keys.len());
-    for &key in keys {
-        let blob: Option<Option<Vec<u8>>> = stmt.query_row([key], |r| r.get(0)).optional()?;
-        if let Some(Some(blob)) = blob {
-            out.insert(-key, vector::cosine(query, &ops::blob_to_vector(&blob)?));
-        }
-    }
-    Ok(out)
-}
-
-/// The `count` past versions current at `at` and passing `cond` (with `params`) nearest to
-/// `query`, by an exact scan, under their negated keys, best first.
-pub(crate) fn nearest_past(
-    conn: &Connection,
-    query: &[f32],
-    count: usize,
     cond: &str,
     params: &[SqlValue],
     at: &str,
-) -> Result<Vec<(i64, f32)>> {
+) -> Result<Vec<u64>> {
     let sql = format!(
-        "SELECT m.key, m.embedding FROM versions m
-         WHERE {} AND m.embedding IS NOT NULL AND ({cond})",
+        "SELECT m.key FROM versions m WHERE {} AND ({cond})",
         past_at(at)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-    let mut out: Vec<(i64, f32)> = Vec::new();
-    while let Some(row) = rows.next()? {
-        let key: i64 = row.get(0)?;
-        let blob: Vec<u8> = row.get(1)?;
-        out.push((-key, vector::cosine(query, &ops::blob_to_vector(&blob)?)));
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))?;
+    let mut keys = Vec::new();
+    for key in rows {
+        keys.push(key? as u64);
     }
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.truncate(count);
-    Ok(out)
+    Ok(keys)
 }
 
 /// Rebuilds the past versions of a store written before versions existed, from its
