@@ -459,6 +459,8 @@ export interface Message {
   content: string;
   /** Who said it (kept as `actor_id` in the metadata of messages stored as they are). */
   name?: string;
+  /** When it was said (RFC 3339 or a date): shown to the model, kept as `observed_at`. */
+  observed_at?: string;
 }
 
 /** What `addMessages` takes: a string (one user message), a message or a list of them. */
@@ -654,7 +656,7 @@ export declare class Memory {
   versions(id: string): Promise<MemoryRecord[]>;
   supersede(id: string, content: string, options?: SupersedeOptions): Promise<Superseded>;
   undo(changeId: string, options?: UndoOptions): Promise<Undone>;
-  revert(id: string, version: number): Promise<Undone>;
+  revert(id: string, toVersion: number): Promise<Undone>;
   list(options?: ListOptions): Promise<ListPage>;
   count(options?: CountOptions): Promise<number>;
   update(id: string, changes: MemoryChanges): Promise<MemoryRecord>;

@@ -651,9 +651,9 @@ class Memory {
 
   /** Restores a memory to one of its kept versions, as a new version (a deleted memory comes
    * back with its id). Resolves with `{change_id, restored, removed}`. */
-  async revert(id, version) {
+  async revert(id, toVersion) {
     str('id', id);
-    return await this.#call('revert', { id, version: num('version', version) });
+    return await this.#call('revert', { id, to_version: num('toVersion', toVersion) });
   }
 
   /** Deletes every memory, all history and the embedding cache. */

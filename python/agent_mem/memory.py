@@ -204,9 +204,11 @@ class _MessageFields(TypedDict):
 class Message(_MessageFields, total=False):
     """One message of a conversation for :meth:`Memory.add_messages`: ``role`` is ``user``,
     ``assistant``, ``system`` (context for the model, never stored) or ``tool``; ``name``
-    who said it (kept as ``actor_id`` in the metadata of raw memories)."""
+    who said it (kept as ``actor_id`` in the metadata of raw memories); ``observed_at`` when
+    it was said (RFC 3339 or a date)."""
 
     name: str
+    observed_at: str
 
 
 class _ListPageFields(TypedDict):
@@ -744,8 +746,8 @@ def _versions(memory_id: str) -> _Call[_Records]:
 
 
 def _supersede(
-    memory_id: str,
-    content: str,
+    old_id: str,
+    new_content: str,
     *,
     kind: Kind | str | None = None,
     metadata: Mapping[str, Any] | None = None,
@@ -757,10 +759,10 @@ def _supersede(
     begins (``valid_from``, default now), ``superseded_by`` names the new memory, and reads
     hide it unless they include superseded memories. ``{"memory", "superseded",
     "change_id"}``; :meth:`undo` with the change id reverts both."""
-    if not isinstance(content, str):
-        raise TypeError(f"content must be a str, not {type(content).__name__}")
+    if not isinstance(new_content, str):
+        raise TypeError(f"new_content must be a str, not {type(new_content).__name__}")
     fields = _new_fields(kind, metadata, expires_at, valid_from)
-    return _Call("supersede", {**_id("memory_id", memory_id), "content": content, **fields})
+    return _Call("supersede", {**_id("old_id", old_id), "content": new_content, **fields})
 
 
 def _undo(change_id: str, *, force: bool = False) -> _Call[Undone]:
@@ -772,10 +774,10 @@ def _undo(change_id: str, *, force: bool = False) -> _Call[Undone]:
     return _Call("undo", {"change_id": change_id, "force": bool(force)})
 
 
-def _revert(memory_id: str, version: int) -> _Call[Undone]:
+def _revert(memory_id: str, to_version: int) -> _Call[Undone]:
     """Restores the memory to one of its kept versions, as a new version (a deleted memory
     comes back with its id). ``{"change_id", "restored", "removed"}``."""
-    return _Call("revert", {**_id("memory_id", memory_id), "version": version})
+    return _Call("revert", {**_id("memory_id", memory_id), "to_version": to_version})
 
 
 def _list(

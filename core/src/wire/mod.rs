@@ -222,8 +222,8 @@ pub fn undo(memory: &Memory, request: &Value) -> Result<Value> {
 
 /// Restores memory `id` to one of its versions: `{"change_id", "restored", "removed"}`.
 pub fn revert(memory: &Memory, id: &str, request: &Value) -> Result<Value> {
-    let RevertRequest { version } = self::request(request, "revert request")?;
-    to_json(&memory.revert(id, version)?)
+    let RevertRequest { to_version } = self::request(request, "revert request")?;
+    to_json(&memory.revert(id, to_version)?)
 }
 
 /// One page: `{"items": [records], "next_cursor": string or null}`. With `"with_total":

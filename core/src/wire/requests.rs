@@ -356,5 +356,5 @@ pub(super) struct UndoRequest {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RevertRequest {
-    pub(super) version: u64,
+    pub(super) to_version: u64,
 }

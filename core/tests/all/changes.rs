@@ -287,7 +287,7 @@ fn revert_restores_an_old_version_as_a_new_one() {
     m.undo(&reverted.change_id, false).unwrap();
     assert_eq!(m.get(&id).unwrap().content, "Carol uses emacs");
     // Through the dispatch.
-    let out = wire::call(&m, "revert", &json!({"id": id, "version": 1})).unwrap();
+    let out = wire::call(&m, "revert", &json!({"id": id, "to_version": 1})).unwrap();
     assert_eq!(out["restored"][0]["content"], "Carol uses vim");
     let out = wire::call(&m, "undo", &json!({"change_id": out["change_id"]})).unwrap();
     assert_eq!(out["restored"][0]["content"], "Carol uses emacs");

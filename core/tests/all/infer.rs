@@ -961,3 +961,33 @@ fn without_an_embedder_inference_fails_before_any_model_call() {
     }
     assert!(server.requests().is_empty());
 }
+
+#[test]
+fn messages_stored_as_they_are_keep_when_they_were_said() {
+    let memory = Memory::builder()
+        .embedder(Arc::new(HashingEmbedder::new(64)))
+        .build()
+        .unwrap();
+    let said = |day: &str| agent_mem::parse_time(day).unwrap();
+    let events = memory
+        .add_messages(
+            AddMessages::new(vec![
+                Message::user("We adopted a puppy").observed_at(said("2025-03-02")),
+                Message::user("The puppy chewed my shoes").observed_at(said("2025-04-20")),
+            ])
+            .user("kim"),
+        )
+        .unwrap();
+    let first = memory.get(&events[0].id).unwrap();
+    assert_eq!(first.metadata["observed_at"], "2025-03-02T00:00:00.000000Z");
+    let mut options = SearchOptions::new().user("kim").mode(SearchMode::Keyword);
+    options.time_aware = true;
+    options.now = Some(said("2025-04-25"));
+    let hits = memory.search("puppy last month", &options).unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].memory.content, "We adopted a puppy");
+    let request = json!({"messages": [{"role": "user", "content": "x", "observed_at": "soon"}],
+                         "user_id": "kim", "infer": false});
+    let err = agent_mem::wire::call(&memory, "add_messages", &request).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+}

@@ -48,7 +48,10 @@ pub(super) fn actor(llm: &dyn Llm) -> String {
 pub(super) fn transcript(messages: &[Message]) -> String {
     messages
         .iter()
-        .map(|m| format!("{}: {}", m.role, m.content))
+        .map(|m| match m.observed_at {
+            Some(at) => format!("{} ({}): {}", m.role, at.format("%Y-%m-%d"), m.content),
+            None => format!("{}: {}", m.role, m.content),
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

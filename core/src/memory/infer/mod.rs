@@ -65,6 +65,9 @@ impl Memory {
     /// given (with its `role`, and `name` as `actor_id`, in the metadata).
     pub fn add_messages(&self, mut request: AddMessages) -> Result<Vec<MemoryEvent>> {
         request.validate()?;
+        if request.observed_at.is_none() {
+            request.observed_at = request.messages.iter().filter_map(|m| m.observed_at).max();
+        }
         if let Some(at) = request.observed_at {
             request
                 .metadata
@@ -101,6 +104,9 @@ impl Memory {
                 metadata.insert("role".into(), Value::String(m.role.clone()));
                 if let Some(name) = &m.name {
                     metadata.insert("actor_id".into(), Value::String(name.clone()));
+                }
+                if let Some(at) = m.observed_at {
+                    metadata.insert(OBSERVED_AT.into(), Value::String(format_time(at)));
                 }
                 NewMemory {
                     content: m.content.clone(),

@@ -21,6 +21,15 @@ pub struct Message {
     /// Who said it (kept as `actor_id` in the metadata of raw memories).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// When it was said, if known (RFC 3339 or a date): shown to the model beside the
+    /// message, and kept as `observed_at` in the metadata of a message stored as it is.
+    #[serde(
+        default,
+        with = "crate::types::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub observed_at: Option<DateTime<Utc>>,
 }
 
 impl Message {
@@ -30,6 +39,7 @@ impl Message {
             role: role.into(),
             content: content.into(),
             name: None,
+            observed_at: None,
         }
     }
 
@@ -46,6 +56,12 @@ impl Message {
     /// A system message (context for the model; never stored).
     pub fn system(content: impl Into<String>) -> Self {
         Message::new("system", content)
+    }
+
+    /// Sets when the message was said.
+    pub fn observed_at(mut self, at: DateTime<Utc>) -> Self {
+        self.observed_at = Some(at);
+        self
     }
 }
 
@@ -152,9 +168,10 @@ pub struct AddMessages {
     pub infer: bool,
     /// A prompt for this call only, replacing the extraction (or procedural) prompt.
     pub prompt: Option<String>,
-    /// When the conversation took place (default: now): the date the model resolves "last
-    /// March" against, kept as `observed_at` in the metadata of the memories written, which
-    /// time-aware search reads as their time when they have no valid time.
+    /// When the conversation took place (default: its latest message's `observed_at`, else
+    /// now): the date the model resolves "last March" against, kept as `observed_at` in the
+    /// metadata of the memories written, which time-aware search reads as their time when
+    /// they have no valid time.
     pub observed_at: Option<DateTime<Utc>>,
     /// When the model decides a fact replaces a stored memory (UPDATE, or DELETE of a
     /// contradicted one), keep the old memory closed (its valid time ended, `superseded_by`
