@@ -464,13 +464,19 @@ fn a_copy_keeps_every_version_and_the_past_reads_the_same() {
 
 #[test]
 fn the_index_of_past_versions_is_saved_and_follows_other_handles_and_prunes() {
-    use agent_mem::HistoryRetention;
+    use agent_mem::{HistoryRetention, VectorIndexOptions};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
+    // No exact scans: even one past version is searched through the index of past versions.
+    let index = VectorIndexOptions {
+        exact_scan_limit: 0,
+        ..VectorIndexOptions::default()
+    };
     let open = |retention: HistoryRetention| {
         Memory::builder()
             .path(&path)
             .embedder(Arc::new(HashingEmbedder::new(64)))
+            .index_options(index)
             .history_retention(retention)
             .build()
             .unwrap()

@@ -365,11 +365,19 @@ impl Store for SqliteStore {
         let allowed = self
             .db
             .read(|c| versions::past_keys_at(c, &w.sql, &w.params, at))?;
-        if !allowed.is_empty() {
-            let limit = self.index_options.exact_scan_limit;
-            let found = self.past_read()?.nearest(query, count, &allowed, limit)?;
-            hits.extend(found.into_iter().map(|(k, s)| (-(k as i64), s)));
-        }
+        let limit = self.index_options.exact_scan_limit;
+        let found = if allowed.len() <= limit {
+            // A few versions (a scope's): compared straight from the table.
+            let mut scored = self
+                .db
+                .read(|c| versions::past_similarities(c, query, &allowed))?;
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            scored.truncate(count);
+            scored
+        } else {
+            self.past_read()?.nearest(query, count, &allowed)?
+        };
+        hits.extend(found.into_iter().map(|(k, s)| (-(k as i64), s)));
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         hits.truncate(count);
         Ok(hits)
@@ -385,11 +393,11 @@ impl Store for SqliteStore {
                 .collect()
         };
         if !past.is_empty() {
-            let index = self.past_read()?;
-            out.extend(past.iter().filter_map(|&k| {
-                let v = index.index.get(k as u64)?;
-                Some((-k, vector::cosine(query, &v)))
-            }));
+            let keys: Vec<u64> = past.iter().map(|&k| k as u64).collect();
+            let scored = self
+                .db
+                .read(|c| versions::past_similarities(c, query, &keys))?;
+            out.extend(scored.into_iter().map(|(k, s)| (-(k as i64), s)));
         }
         Ok(out)
     }

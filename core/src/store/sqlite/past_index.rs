@@ -93,19 +93,14 @@ impl PastIndex {
         Ok(())
     }
 
-    /// The `count` past versions among `allowed` nearest to `query`: an exact comparison
-    /// when few are allowed, otherwise the HNSW walk restricted to them (and the exact
-    /// comparison if the walk comes back short).
+    /// The `count` past versions among `allowed` nearest to `query`: the HNSW walk
+    /// restricted to them (and an exact comparison if the walk comes back short).
     pub(super) fn nearest(
         &self,
         query: &[f32],
         count: usize,
         allowed: &[u64],
-        exact_scan_limit: usize,
     ) -> Result<Vec<(u64, f32)>> {
-        if allowed.len() <= exact_scan_limit {
-            return self.index.exact(query, allowed, count);
-        }
         let set: std::collections::HashSet<u64> = allowed.iter().copied().collect();
         let hits = self
             .index

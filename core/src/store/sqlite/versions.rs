@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::ops::{self, VocabDelta, VERSION_COLUMNS};
 use crate::error::Result;
+use crate::index::vector;
 use crate::store::corrupted;
 use crate::text;
 use crate::types::{format_time, parse_time, MemoryRecord};
@@ -363,4 +364,24 @@ pub(crate) fn import(
             |r| r.get(0),
         )?;
     index_past(conn, key, &record.content, vocab)
+}
+
+/// Cosine similarity of `query` to the stored vectors of these past versions (`versions`
+/// keys), read from the table: for a few versions, cheaper than the index of past versions
+/// (which a first use has to build).
+pub(crate) fn past_similarities(
+    conn: &Connection,
+    query: &[f32],
+    keys: &[u64],
+) -> Result<Vec<(u64, f32)>> {
+    let mut stmt = conn.prepare_cached("SELECT embedding FROM versions WHERE key = ?1")?;
+    let mut out = Vec::with_capacity(keys.len());
+    for &key in keys {
+        let blob: Option<Option<Vec<u8>>> =
+            stmt.query_row([key as i64], |r| r.get(0)).optional()?;
+        if let Some(Some(blob)) = blob {
+            out.push((key, vector::cosine(query, &ops::blob_to_vector(&blob)?)));
+        }
+    }
+    Ok(out)
 }
