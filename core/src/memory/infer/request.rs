@@ -115,36 +115,26 @@ impl MemoryEvent {
     /// The event of an add that stored `memory`: `ADD`, or `NONE` when the same memory was
     /// stored already (in the memory the outcome names).
     pub(crate) fn stored(outcome: AddOutcome, memory: String) -> MemoryEvent {
+        let event = if outcome.added {
+            MemoryEventKind::Add
+        } else {
+            MemoryEventKind::None
+        };
+        MemoryEvent::of(event, outcome.id, memory)
+    }
+
+    /// An event of `event` kind about `id` (its text `memory`), nothing else said.
+    pub(crate) fn of(event: MemoryEventKind, id: String, memory: String) -> MemoryEvent {
         MemoryEvent {
-            id: outcome.id,
+            id,
             memory,
-            event: if outcome.added {
-                MemoryEventKind::Add
-            } else {
-                MemoryEventKind::None
-            },
+            event,
             previous_memory: None,
             role: None,
             actor_id: None,
             change_id: None,
             superseded_by: None,
             supersedes: None,
-        }
-    }
-
-    /// An event of `event` kind about `id` (its text `memory`), nothing else said.
-    pub(crate) fn of(event: MemoryEventKind, id: String, memory: String) -> MemoryEvent {
-        MemoryEvent {
-            event,
-            id,
-            memory,
-            ..MemoryEvent::stored(
-                AddOutcome {
-                    id: String::new(),
-                    added: false,
-                },
-                String::new(),
-            )
         }
     }
 }
