@@ -277,11 +277,6 @@ impl MemoryRecord {
     pub fn was_current_at(&self, t: DateTime<Utc>) -> bool {
         self.valid_from_tx <= t && self.valid_to_tx.is_none_or(|end| t < end)
     }
-
-    /// True if the fact held at `t` (valid time; an open end holds forever).
-    pub fn is_valid_at(&self, t: DateTime<Utc>) -> bool {
-        self.valid_from.is_none_or(|from| from <= t) && self.valid_to.is_none_or(|to| t < to)
-    }
 }
 
 /// Checks a valid-time interval: `valid_to` must not be before `valid_from`.

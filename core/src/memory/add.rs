@@ -7,7 +7,7 @@ use super::embedding::{fit_vector, record_embedding_model, Embedded, EmbedderSlo
 use super::{check_vector, Memory, ACTOR_EXPIRY, ACTOR_USER};
 use crate::error::{Error, Result};
 use crate::store::{self, Inserted, StoreTx};
-use crate::types::{content_hash, AddOutcome, MemoryRecord, NewMemory};
+use crate::types::{content_hash, AddOutcome, MemoryRecord, NewMemory, Scope};
 
 /// The state of a write transaction that adds or changes several memories.
 pub(crate) struct Writing<'t> {
@@ -117,15 +117,11 @@ impl Memory {
         let now = w.now;
         fit_vector(w.tx, e, w.dims)?;
         let hash = content_hash(&m.content);
-        if let Some((key, existing)) = w.tx.find_duplicate(&m.scope, &hash)? {
-            if !existing.is_expired_at(now) {
-                return Ok(AddOutcome {
-                    id: existing.id,
-                    added: false,
-                });
-            }
-            // An expired twin is gone for the reader; replace it.
-            w.tx.delete(key, &existing, ACTOR_EXPIRY, now)?;
+        if let Some(existing) = live_twin(w.tx, &m.scope, &hash, now)? {
+            return Ok(AddOutcome {
+                id: existing.id,
+                added: false,
+            });
         }
         let rec = MemoryRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -183,4 +179,23 @@ impl Memory {
             (None, None) => Ok(0),
         }
     }
+}
+
+/// The duplicate rule's first half, for every write that may store a text in a scope: the
+/// living memory of `scope` with content `hash`, if any. An expired one is gone for the
+/// reader: it is deleted here (by actor `expiry`) and makes way.
+pub(crate) fn live_twin(
+    tx: &mut dyn StoreTx,
+    scope: &Scope,
+    hash: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<MemoryRecord>> {
+    let Some((key, twin)) = tx.find_duplicate(scope, hash)? else {
+        return Ok(None);
+    };
+    if !twin.is_expired_at(now) {
+        return Ok(Some(twin));
+    }
+    tx.delete(key, &twin, ACTOR_EXPIRY, now)?;
+    Ok(None)
 }

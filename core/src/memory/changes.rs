@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::add::Writing;
+use super::add::{live_twin, Writing};
 use super::embedding::{fit_vector, record_embedding_model, Embedded};
 use super::{check_id, Memory, ACTOR_USER};
 use crate::error::{Error, ErrorCode, Result};
@@ -388,15 +388,10 @@ fn restore_one(
 /// A living memory in the same scope with the same content blocks a restore (the duplicate
 /// rule); an expired one makes way, as for `add`.
 fn refuse_twin(w: &mut Writing<'_>, record: &MemoryRecord) -> Result<()> {
-    if let Some((key, twin)) = w.tx.find_duplicate(&record.scope, &record.hash)? {
-        if twin.id != record.id {
-            if !twin.is_expired_at(w.now) {
-                return Err(twin_exists(&twin.id));
-            }
-            w.tx.delete(key, &twin, super::ACTOR_EXPIRY, w.now)?;
-        }
+    match live_twin(w.tx, &record.scope, &record.hash, w.now)? {
+        Some(twin) => Err(twin_exists(&twin.id)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn twin_exists(id: &str) -> Error {

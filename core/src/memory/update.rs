@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 
+use super::add::live_twin;
 use super::embedding::{fit_vector, record_embedding_model, Embedded};
 use super::{check_id, check_vector, selection, Memory, ACTOR_EXPIRY, ACTOR_USER};
 use crate::error::{Error, ErrorCode, Result};
@@ -114,18 +115,14 @@ impl Memory {
             }
             validate_valid_time(new.valid_from, new.valid_to)?;
             if new.hash != old.hash {
-                if let Some((twin_key, twin)) = tx.find_duplicate(&new.scope, &new.hash)? {
-                    if !twin.is_expired_at(now) {
-                        return Err(Error::new(
-                            ErrorCode::AlreadyExists,
-                            format!(
-                                "memory {:?} in the same scope already has this content",
-                                twin.id
-                            ),
-                        ));
-                    }
-                    // As in `add`: an expired twin is gone for the reader; it makes way.
-                    tx.delete(twin_key, &twin, ACTOR_EXPIRY, now)?;
+                if let Some(twin) = live_twin(tx, &new.scope, &new.hash, now)? {
+                    return Err(Error::new(
+                        ErrorCode::AlreadyExists,
+                        format!(
+                            "memory {:?} in the same scope already has this content",
+                            twin.id
+                        ),
+                    ));
                 }
             }
             let vector = if new.content != old.content {

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use super::decide::{KeepTarget, Step};
 use super::request::{AddMessages, MemoryEvent, MemoryEventKind};
 use crate::error::Result;
-use crate::memory::add::Writing;
+use crate::memory::add::{live_twin, Writing};
 use crate::memory::changes::close_superseded;
 use crate::memory::embedding::{fit_vector, record_embedding_model, Embedded};
-use crate::memory::{Memory, ACTOR_EXPIRY};
+use crate::memory::Memory;
 use crate::store::StoreTx;
 use crate::types::{content_hash, MemoryKind, MemoryRecord, Metadata, NewMemory};
 
@@ -101,15 +101,9 @@ impl Memory {
         let old = w.tx.get(&plan.shown[target].id)?;
         let mut added = self.add_fact(w, plan, fact)?;
         if let Some((key, old)) = old {
-            let mut gone =
-                MemoryEvent::of(MemoryEventKind::Delete, old.id.clone(), old.content.clone());
-            if plan.request.supersede {
-                let starts = plan.fact_times[fact].0.unwrap_or(w.now);
-                close_superseded(w, key, &old, &added.id, starts, &plan.actor)?;
-                gone.superseded_by = Some(added.id.clone());
-                added.supersedes = Some(old.id.clone());
-            } else {
-                w.tx.delete(key, &old, &plan.actor, w.now)?;
+            let gone = retire(w, plan, fact, key, &old, &added.id)?;
+            if gone.superseded_by.is_some() {
+                added.supersedes = Some(old.id);
             }
             events.push(gone);
         }
@@ -140,22 +134,10 @@ impl Memory {
             events.push(MemoryEvent::of(MemoryEventKind::None, old.id, old.content));
             return Ok(());
         }
-        if let Some((twin_key, twin)) = w.tx.find_duplicate(&old.scope, &hash)? {
-            if !twin.is_expired_at(w.now) {
-                // The new wording is stored already: the old memory is replaced by it.
-                let mut gone =
-                    MemoryEvent::of(MemoryEventKind::Delete, old.id.clone(), old.content.clone());
-                if plan.request.supersede {
-                    let starts = plan.fact_times[fact].0.unwrap_or(w.now);
-                    close_superseded(w, key, &old, &twin.id, starts, &plan.actor)?;
-                    gone.superseded_by = Some(twin.id);
-                } else {
-                    w.tx.delete(key, &old, &plan.actor, w.now)?;
-                }
-                events.push(gone);
-                return Ok(());
-            }
-            w.tx.delete(twin_key, &twin, ACTOR_EXPIRY, w.now)?;
+        if let Some(twin) = live_twin(w.tx, &old.scope, &hash, w.now)? {
+            // The new wording is stored already: the old memory is replaced by it.
+            events.push(retire(w, plan, fact, key, &old, &twin.id)?);
+            return Ok(());
         }
         let (valid_from, valid_to) = plan.fact_times[fact];
         if plan.request.supersede {
@@ -226,4 +208,25 @@ impl Memory {
         let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
         Ok(MemoryEvent::stored(outcome, text.to_string()))
     }
+}
+
+/// The memory `old` (key `key`) replaced by memory `by` for `fact`: closed as superseded,
+/// from where the fact starts (or now), or without `supersede` deleted. Its `DELETE` event.
+fn retire(
+    w: &mut Writing<'_>,
+    plan: &Plan<'_>,
+    fact: usize,
+    key: i64,
+    old: &MemoryRecord,
+    by: &str,
+) -> Result<MemoryEvent> {
+    let mut gone = MemoryEvent::of(MemoryEventKind::Delete, old.id.clone(), old.content.clone());
+    if plan.request.supersede {
+        let starts = plan.fact_times[fact].0.unwrap_or(w.now);
+        close_superseded(w, key, old, by, starts, &plan.actor)?;
+        gone.superseded_by = Some(by.to_string());
+    } else {
+        w.tx.delete(key, old, &plan.actor, w.now)?;
+    }
+    Ok(gone)
 }
