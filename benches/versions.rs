@@ -198,8 +198,9 @@ fn bench_size(n: usize) -> agent_mem::Result<()> {
     versioned.close()?;
     let mib = |p: &Path| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1048576.0);
     let (plain_db, versioned_db) = (mib(&plain_path), mib(&versioned_path));
-    // Two past versions per memory, each with a 384-d f32 vector in the database.
-    let past_vectors = (2 * n * 384 * 4) as f64 / 1048576.0;
+    // Two past versions per memory, each with a 384-d vector in half precision (and a byte
+    // saying so) in the database.
+    let past_vectors = (2 * n * (1 + 384 * 2)) as f64 / 1048576.0;
     println!(
         "| database file | {plain_db:.1} MiB | {versioned_db:.1} MiB: {:.2}x the one-version \
          store, {:.2}x the same without its past versions' vectors |",

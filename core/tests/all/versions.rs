@@ -529,3 +529,60 @@ fn the_index_of_past_versions_is_saved_and_follows_other_handles_and_prunes() {
         "Ines paints with watercolours"
     );
 }
+
+#[test]
+fn past_vectors_kept_in_half_precision_score_as_the_full_vectors_do() {
+    use agent_mem::VectorIndexOptions;
+    let unit = |seed: u64| -> Vec<f32> {
+        let mut x = seed;
+        let v: Vec<f32> = (0..64)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            })
+            .collect();
+        let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+        v.into_iter().map(|a| a / norm).collect()
+    };
+    let cosine = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let dir = tempfile::tempdir().unwrap();
+    // Exact comparisons from the table, then the walk of the index of past versions.
+    for (name, exact_scan_limit) in [("table.db", 4096), ("index.db", 0)] {
+        let m = Memory::builder()
+            .path(dir.path().join(name))
+            .embedder(Arc::new(HashingEmbedder::new(64)))
+            .index_options(VectorIndexOptions {
+                exact_scan_limit,
+                ..VectorIndexOptions::default()
+            })
+            .build()
+            .unwrap();
+        let old = unit(1);
+        let id = m
+            .add_with_vector(
+                NewMemory::new("Jon plays the cello").user("jon"),
+                old.clone(),
+            )
+            .unwrap()
+            .id;
+        let then = m.get(&id).unwrap().valid_from_tx;
+        m.update_with_vector(&id, MemoryUpdate::content("Jon plays the viola"), unit(2))
+            .unwrap();
+        for query in [old.clone(), unit(3), unit(4)] {
+            let options = SearchOptions::new()
+                .mode(SearchMode::Vector)
+                .limit(1)
+                .as_of(then);
+            let hits = m.search_with_vector("", &query, &options).unwrap();
+            assert_eq!(hits[0].memory.content, "Jon plays the cello", "{name}");
+            let full = cosine(&query, &old);
+            assert!(
+                (hits[0].score - full).abs() < 1e-3,
+                "{name}: {} vs {full}",
+                hits[0].score
+            );
+        }
+    }
+}

@@ -82,11 +82,33 @@ fn opt_time(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
         .transpose()
 }
 
+/// The first byte of a vector stored in half precision. A blob of f32 is a multiple of 4
+/// bytes long; a half-precision one is this byte and 2 bytes a component, an odd length.
+const HALF_PRECISION: u8 = b'h';
+
+/// A vector as stored: its f32 components, little-endian.
 pub(crate) fn vector_to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// A vector as stored in half precision (past versions): half the bytes, and cosine
+/// similarities within ~1e-4 of the full vector's.
+pub(crate) fn vector_to_half_blob(v: &[f32]) -> Vec<u8> {
+    std::iter::once(HALF_PRECISION)
+        .chain(v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()))
+        .collect()
+}
+
+/// A stored vector, in either precision.
 pub(crate) fn blob_to_vector(blob: &[u8]) -> Result<Vec<f32>> {
+    if let Some((&HALF_PRECISION, halves)) = blob.split_first() {
+        if halves.len() % 2 == 0 {
+            return Ok(halves
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect());
+        }
+    }
     if blob.len() % 4 != 0 {
         return Err(corrupted("vector", "length is not a multiple of 4"));
     }
@@ -130,19 +152,26 @@ pub(crate) fn get_by_id(conn: &Connection, id: &str) -> Result<Option<(i64, Memo
 }
 
 pub(crate) fn get_by_keys(conn: &Connection, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM memories m WHERE m.key IN {KEYS_IN_JSON}"
+    ))?;
+    let mut rows = stmt.query([keys_json(keys)])?;
     let mut out = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {RECORD_COLUMNS} FROM memories m WHERE m.key IN ({marks})"
-        ))?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(chunk))?;
-        while let Some(row) = rows.next()? {
-            let (key, rec) = record_from_row(row)?;
-            out.insert(key, rec);
-        }
+    while let Some(row) = rows.next()? {
+        let (key, rec) = record_from_row(row)?;
+        out.insert(key, rec);
     }
     Ok(out)
+}
+
+/// A set of keys bound as one JSON array in parameter 1 ([`keys_json`]): one statement
+/// text for any number of keys, prepared once.
+pub(crate) const KEYS_IN_JSON: &str = "(SELECT value FROM json_each(?1))";
+
+/// Keys as the JSON array [`KEYS_IN_JSON`] reads.
+pub(crate) fn keys_json(keys: &[i64]) -> String {
+    let listed: Vec<String> = keys.iter().map(i64::to_string).collect();
+    format!("[{}]", listed.join(","))
 }
 
 /// The stored memory with the same scope and content hash, if any.
@@ -519,4 +548,28 @@ pub(crate) fn change_head(conn: &Connection) -> Result<(i64, i64)> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Ok((head, pruned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_read_back_in_either_precision() {
+        let v = [0.5f32, -0.25, 0.1, 1.0e-3];
+        assert_eq!(blob_to_vector(&vector_to_blob(&v)).unwrap(), v);
+        let half = vector_to_half_blob(&v);
+        assert_eq!(half.len(), 1 + 2 * v.len());
+        let back = blob_to_vector(&half).unwrap();
+        for (a, b) in v.iter().zip(&back) {
+            assert!((a - b).abs() <= a.abs() / 1024.0, "{a} vs {b}");
+        }
+        // An f32 vector whose first byte happens to be the half-precision tag stays f32.
+        let tagged_look = [f32::from_le_bytes([HALF_PRECISION, 0, 0, 0x3f]), 2.0];
+        assert_eq!(
+            blob_to_vector(&vector_to_blob(&tagged_look)).unwrap(),
+            tagged_look
+        );
+        assert!(blob_to_vector(&[1, 2, 3]).is_err());
+    }
 }

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection};
 use super::ops;
 use crate::error::{Error, Result};
 use crate::index::vector::VectorIndex;
-use crate::index::VectorIndexOptions;
+use crate::index::{Quantization, VectorIndexOptions};
 
 /// The meta key counting prunes and resets: a past index of another epoch is rebuilt.
 pub(super) const EPOCH_KEY: &str = "versions_epoch";
@@ -27,7 +27,7 @@ impl PastIndex {
     /// An index not built yet.
     pub(super) fn new(options: VectorIndexOptions) -> PastIndex {
         PastIndex {
-            index: VectorIndex::empty(options),
+            index: VectorIndex::empty(past_options(options)),
             ready: false,
         }
     }
@@ -38,7 +38,7 @@ impl PastIndex {
         store_id: &str,
         options: VectorIndexOptions,
     ) -> PastIndex {
-        match VectorIndex::load(path, store_id, options) {
+        match VectorIndex::load(path, store_id, past_options(options)) {
             Some(index) => PastIndex { index, ready: true },
             None => PastIndex::new(options),
         }
@@ -109,6 +109,19 @@ impl PastIndex {
             return self.index.exact(query, allowed, count);
         }
         Ok(hits)
+    }
+}
+
+/// The store's index options, in at most half precision: past versions' vectors are kept
+/// so (see `ops::vector_to_half_blob`), and their index need not hold more.
+fn past_options(options: VectorIndexOptions) -> VectorIndexOptions {
+    let quantization = match options.quantization {
+        Quantization::F32 => Quantization::F16,
+        smaller => smaller,
+    };
+    VectorIndexOptions {
+        quantization,
+        ..options
     }
 }
 

@@ -46,6 +46,13 @@ pub(super) fn admits_everything(conn: &Connection, selection: &Selection) -> Res
     Ok(true)
 }
 
+/// A row limit as SQL text. A bound `LIMIT ?` makes SQLite plan with the value it holds and
+/// so prepare the statement again on every run; the limits here are a few constants of
+/// the search, each its own cached statement.
+fn limit_literal(limit: usize) -> i64 {
+    limit.min(i64::MAX as usize) as i64
+}
+
 impl SqliteText<'_> {
     /// The selection's condition over the current memories (`memories m`): as of a past
     /// moment, only those already written then.
@@ -69,17 +76,17 @@ impl TextIndex for SqliteText<'_> {
         } else {
             text::fts_any(terms)
         };
-        let limit = limit.min(i64::MAX as usize) as i64;
+        let limit = limit_literal(limit);
         if self.everything {
             // The best `limit` by the index's own BM25 (FTS5 ranks inside its module), then
             // their contents: the other matches are never joined.
-            let mut stmt = self.conn.prepare_cached(
+            let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT m.key, m.content, f.rank
                  FROM (SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ?1
-                       ORDER BY rank LIMIT ?2) f
-                 JOIN memories m ON m.key = f.rowid ORDER BY f.rank",
-            )?;
-            let rows = stmt.query_map(params![fts_query, limit], |r| {
+                       ORDER BY rank LIMIT {limit}) f
+                 JOIN memories m ON m.key = f.rowid ORDER BY f.rank"
+            ))?;
+            let rows = stmt.query_map(params![fts_query], |r| {
                 Ok((r.get(0)?, r.get(1)?, -(r.get::<_, f64>(2)? as f32)))
             })?;
             return Ok(rows.collect::<std::result::Result<_, _>>()?);
@@ -93,23 +100,33 @@ impl TextIndex for SqliteText<'_> {
             self.current_cond()
         );
         let sql = match &self.w.as_of {
-            None => format!("{current} ORDER BY s LIMIT ?{}", n + 2),
-            // The past versions current then, from their own index, under negated keys.
+            None => format!("{current} ORDER BY s LIMIT {limit}"),
+            // The rows current then, as two sets of keys read from the tables' indexes, each
+            // match of the term indexes checked against them (joining each match to its row
+            // would read the row's pages, vector and all); contents only for the best.
+            // Past versions are under negated keys.
             Some(at) => format!(
-                "{current} UNION ALL
-                 SELECT -m.key, m.content, bm25(versions_fts) AS s
-                 FROM versions_fts JOIN versions m ON m.key = versions_fts.rowid
-                 WHERE versions_fts MATCH ?{} AND ({}) AND {}
-                 ORDER BY s LIMIT ?{}",
-                n + 1,
-                self.w.sql,
-                versions::past_at(at),
-                n + 2
+                "SELECT c.key, CASE WHEN c.key > 0
+                     THEN (SELECT content FROM memories WHERE key = c.key)
+                     ELSE (SELECT content FROM versions WHERE key = -c.key) END, c.s
+                 FROM (SELECT memories_fts.rowid AS key, bm25(memories_fts) AS s FROM memories_fts
+                       WHERE memories_fts MATCH ?{q}
+                       AND +memories_fts.rowid IN (SELECT m.key FROM memories m WHERE {cur})
+                       UNION ALL
+                       SELECT -versions_fts.rowid, bm25(versions_fts) FROM versions_fts
+                       WHERE versions_fts MATCH ?{q}
+                       AND +versions_fts.rowid IN
+                           (SELECT m.key FROM versions m WHERE ({cond}) AND {past})
+                       ORDER BY s LIMIT {limit}) c
+                 ORDER BY c.s",
+                q = n + 1,
+                cur = self.current_cond(),
+                cond = self.w.sql,
+                past = versions::past_at(at),
             ),
         };
         let mut params = self.w.params.clone();
         params.push(SqlValue::Text(fts_query));
-        params.push(SqlValue::Integer(limit));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
             // FTS5's bm25() is negative, lower is better; report it positive, higher is better.
@@ -122,33 +139,27 @@ impl TextIndex for SqliteText<'_> {
         if self.everything && self.document_count()? > max {
             return Ok(None); // known without reading rows
         }
-        let n = self.w.params.len();
-        let limit = max.saturating_add(1).min(i64::MAX as usize) as i64;
+        let limit = limit_literal(max.saturating_add(1));
         if self.w.as_of.is_some() {
             // The rows of a past moment come from two tables: ordering them means reading
             // them all, so first see (unordered, stopping early) whether there are too many.
             let sql = format!(
-                "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT ?{})",
-                self.w.rows(),
-                n + 1
+                "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {limit})",
+                self.w.rows()
             );
-            let mut params = self.w.params.clone();
-            params.push(SqlValue::Integer(limit));
             let mut stmt = self.conn.prepare_cached(&sql)?;
-            let found: i64 = stmt.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+            let found: i64 =
+                stmt.query_row(rusqlite::params_from_iter(&self.w.params), |r| r.get(0))?;
             if found > max as i64 {
                 return Ok(None);
             }
         }
         let sql = format!(
-            "SELECT m.key, m.content FROM {} ORDER BY m.key LIMIT ?{}",
-            self.w.rows(),
-            n + 1
+            "SELECT m.key, m.content FROM {} ORDER BY m.key LIMIT {limit}",
+            self.w.rows()
         );
-        let mut params = self.w.params.clone();
-        params.push(SqlValue::Integer(limit));
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+        let rows = stmt.query_map(rusqlite::params_from_iter(&self.w.params), |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
         let contents: Vec<(i64, String)> = rows.collect::<std::result::Result<_, _>>()?;

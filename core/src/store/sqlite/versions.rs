@@ -28,10 +28,10 @@ const PAST: &str = "-m.key AS key, m.id, m.content, m.hash, m.kind, m.user_id, m
     m.run_id, m.org_id, m.metadata, m.created_at, m.updated_at, m.expires_at, m.version, \
     m.valid_from, m.valid_to, m.superseded_by, m.valid_to_tx";
 
-/// The columns a version keeps, in `memories` and `versions` alike (but the key).
+/// The columns a version keeps, in `memories` and `versions` alike (but the key and the
+/// vector, which a past version keeps in half precision).
 const KEPT: &str = "id, version, content, hash, kind, user_id, agent_id, run_id, org_id, \
-    metadata, created_at, updated_at, expires_at, valid_from, valid_to, superseded_by, \
-    embedding";
+    metadata, created_at, updated_at, expires_at, valid_from, valid_to, superseded_by";
 
 /// A moment as SQL text. Times are stored in one fixed-width form, so text order is time
 /// order; the text is ours (digits and separators), so it is written into SQL as a literal
@@ -70,13 +70,19 @@ pub(crate) fn close(
     at: DateTime<Utc>,
     vocab: &mut VocabDelta,
 ) -> Result<()> {
+    let vector: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT embedding FROM memories WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))?;
+    let vector = vector
+        .map(|blob| ops::blob_to_vector(&blob).map(|v| ops::vector_to_half_blob(&v)))
+        .transpose()?;
     let sql = format!(
-        "INSERT INTO versions ({KEPT}, valid_to_tx) SELECT {KEPT}, ?2 FROM memories \
-         WHERE key = ?1 RETURNING key, content"
+        "INSERT INTO versions ({KEPT}, valid_to_tx, embedding) SELECT {KEPT}, ?2, ?3 \
+         FROM memories WHERE key = ?1 RETURNING key, content"
     );
     let (version_key, content): (i64, String) = conn
         .prepare_cached(&sql)?
-        .query_row(params![key, format_time(at)], |r| {
+        .query_row(params![key, format_time(at), vector], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
     index_past(conn, version_key, &content, vocab)
@@ -138,19 +144,17 @@ pub(crate) fn vector_of(conn: &Connection, id: &str, version: u64) -> Result<Opt
 
 /// The past versions with these (positive) `versions` keys, under their negated keys.
 pub(crate) fn past_by_keys(conn: &Connection, keys: &[i64]) -> Result<HashMap<i64, MemoryRecord>> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM (SELECT {PAST} FROM versions m \
+         WHERE m.key IN {}) m",
+        ops::KEYS_IN_JSON
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([ops::keys_json(keys)])?;
     let mut out = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM (SELECT {PAST} FROM versions m \
-             WHERE m.key IN ({marks})) m"
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(chunk))?;
-        while let Some(row) = rows.next()? {
-            let (key, record) = ops::version_from_row(row)?;
-            out.insert(key, record);
-        }
+    while let Some(row) = rows.next()? {
+        let (key, record) = ops::version_from_row(row)?;
+        out.insert(key, record);
     }
     Ok(out)
 }
@@ -221,15 +225,18 @@ pub(crate) fn replay_history(conn: &Connection) -> Result<()> {
             let content = old_content.clone().unwrap_or_default();
             let hash = crate::types::content_hash(&content);
             let vector: Option<Vec<u8>> = if hash == current.hash {
-                Some(embedding.clone())
+                Some(ops::vector_to_half_blob(&ops::blob_to_vector(&embedding)?))
             } else {
                 match &model {
                     Some(model) => conn
                         .prepare_cached(
                             "SELECT vector FROM embedding_cache WHERE model = ?1 AND hash = ?2",
                         )?
-                        .query_row(params![model, hash], |r| r.get(0))
-                        .optional()?,
+                        .query_row(params![model, hash], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()?
+                        .map(|blob| ops::blob_to_vector(&blob))
+                        .transpose()?
+                        .map(|v| ops::vector_to_half_blob(&v)),
                     None => None,
                 }
             };
@@ -358,7 +365,7 @@ pub(crate) fn import(
                 record.valid_from.map(format_time),
                 record.valid_to.map(format_time),
                 record.superseded_by,
-                vector.map(ops::vector_to_blob),
+                vector.map(ops::vector_to_half_blob),
                 format_time(ended),
             ],
             |r| r.get(0),
@@ -374,14 +381,21 @@ pub(crate) fn past_similarities(
     query: &[f32],
     keys: &[u64],
 ) -> Result<Vec<(u64, f32)>> {
-    let mut stmt = conn.prepare_cached("SELECT embedding FROM versions WHERE key = ?1")?;
+    let sql = format!(
+        "SELECT key, embedding FROM versions WHERE key IN {} AND embedding IS NOT NULL",
+        ops::KEYS_IN_JSON
+    );
+    let signed: Vec<i64> = keys.iter().map(|&k| k as i64).collect();
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([ops::keys_json(&signed)])?;
     let mut out = Vec::with_capacity(keys.len());
-    for &key in keys {
-        let blob: Option<Option<Vec<u8>>> =
-            stmt.query_row([key as i64], |r| r.get(0)).optional()?;
-        if let Some(Some(blob)) = blob {
-            out.push((key, vector::cosine(query, &ops::blob_to_vector(&blob)?)));
-        }
+    while let Some(row) = rows.next()? {
+        let blob: Vec<u8> = row.get(1)?;
+        let key: i64 = row.get(0)?;
+        out.push((
+            key as u64,
+            vector::cosine(query, &ops::blob_to_vector(&blob)?),
+        ));
     }
     Ok(out)
 }
