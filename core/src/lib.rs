@@ -41,6 +41,7 @@
 pub mod embed;
 mod error;
 pub mod filter;
+pub mod graph;
 mod http;
 mod index;
 pub mod llm;
@@ -59,7 +60,7 @@ pub use filter::Filter;
 pub use index::{Quantization, VectorIndexOptions};
 pub use llm::{Llm, LlmConfig};
 pub use memory::{
-    AddMessages, CopyReport, CountOptions, HistoryRetention, ListOptions, ListPage, Memory,
+    AddMessages, CopyReport, CountOptions, Graph, HistoryRetention, ListOptions, ListPage, Memory,
     MemoryBuilder, MemoryEvent, MemoryEventKind, Message, Pruned, Supersede, Superseded, Undone,
 };
 pub use search::{

@@ -653,7 +653,7 @@ pub(crate) fn content_hash(content: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 

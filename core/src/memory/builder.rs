@@ -36,6 +36,8 @@ pub struct MemoryBuilder {
     llm: Option<Arc<dyn Llm>>,
     prompts: Prompts,
     retention: HistoryRetention,
+    /// Predicates holding one object at a time, normalised (`None`: the defaults).
+    functional: Option<Vec<String>>,
     /// The plugin settings (see [`HookOptions`]).
     pub(crate) hooks: HookOptions,
 }
@@ -129,6 +131,19 @@ impl MemoryBuilder {
         self
     }
 
+    /// The graph's functional predicates: those that hold one object at a time for a
+    /// subject, so that a new object closes the old relation (default
+    /// [`crate::graph::DEFAULT_FUNCTIONAL_PREDICATES`]). Names are normalised as predicates
+    /// are (`"Lives in"` is `lives_in`).
+    pub fn functional_predicates<I, S>(mut self, predicates: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.functional = Some(predicates.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Opens the store.
     pub fn build(self) -> Result<Memory> {
         self.store.index.validate()?;
@@ -174,6 +189,16 @@ impl MemoryBuilder {
             llm: self.llm,
             prompts: self.prompts,
             retention: self.retention,
+            functional: match self.functional {
+                Some(names) => names
+                    .iter()
+                    .map(|n| crate::graph::normalise_predicate(n))
+                    .collect::<Result<_>>()?,
+                None => crate::graph::DEFAULT_FUNCTIONAL_PREDICATES
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+            },
         })
     }
 }
@@ -189,6 +214,7 @@ impl Memory {
             llm: None,
             prompts: Prompts::default(),
             retention: HistoryRetention::default(),
+            functional: None,
             hooks: HookOptions::default(),
         }
     }

@@ -23,6 +23,7 @@ mod builder;
 mod changes;
 mod copy;
 mod embedding;
+mod graph;
 mod hooks;
 mod infer;
 mod read;
@@ -37,6 +38,7 @@ use infer::Prompts;
 pub use builder::MemoryBuilder;
 pub use changes::{Supersede, Superseded, Undone};
 pub use copy::CopyReport;
+pub use graph::Graph;
 pub use infer::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 pub use read::{CountOptions, ListOptions, ListPage};
 pub use versions::{HistoryRetention, Pruned};
@@ -62,6 +64,8 @@ pub struct Memory {
     pub(crate) hooks: Hooks,
     /// Which past versions `prune_versions` removes.
     retention: HistoryRetention,
+    /// The graph's functional predicates, normalised.
+    functional: Vec<String>,
 }
 
 impl std::fmt::Debug for Memory {

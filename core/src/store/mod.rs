@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::graph::{Direction, Entity, Relation};
 use crate::index::VectorIndexOptions;
 use crate::types::{HistoryEntry, ListOrder, MemoryRecord, Scope};
 
@@ -244,6 +245,8 @@ pub(crate) trait Store: StoreExport + Send + Sync {
     /// when the database asks for a retry (a deadlock or serialisation failure between
     /// writers), so `f` must not consume what it captures.
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()>;
+    /// Runs `f` over the graph in one read snapshot.
+    fn read_graph(&self, f: &mut dyn FnMut(&mut dyn GraphRead) -> Result<()>) -> Result<()>;
     /// Deletes every memory, history row and cached embedding; keeps the recorded model
     /// and dimension.
     fn reset(&self) -> Result<()>;
@@ -260,6 +263,70 @@ pub(crate) trait Store: StoreExport + Send + Sync {
     fn flush(&self) -> Result<()>;
     /// Number of vectors the vector index holds (diagnostics and tests).
     fn indexed_vectors(&self) -> Result<usize>;
+}
+
+/// The stored graph (entities, the names they answer to, relations and the memories those
+/// came from), the same in a read snapshot and in a write transaction. Entities and
+/// relations travel with their store keys; resolution, time and walks are built above.
+pub(crate) trait GraphRead {
+    /// The entity with this id.
+    fn entity(&mut self, id: &str) -> Result<Option<(i64, Entity)>>;
+    /// The entity of exactly this scope answering to this folded name.
+    fn entity_named(&mut self, scope: &Scope, folded: &str) -> Result<Option<(i64, Entity)>>;
+    /// Entities of exactly this scope with a folded name containing `folded` (every one
+    /// for an empty string), of this type if given, by name, at most `limit`.
+    fn entities_matching(
+        &mut self,
+        scope: &Scope,
+        folded: &str,
+        entity_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entity>>;
+    /// The relations touching these entities (as subject, object or either), with the keys
+    /// of their subject and object (none for a literal).
+    fn relations_touching(
+        &mut self,
+        keys: &[i64],
+        direction: Direction,
+    ) -> Result<Vec<StoredRelation>>;
+    /// The relations of exactly this scope, oldest first, optionally only one predicate's
+    /// or one source memory's.
+    fn relations_in(
+        &mut self,
+        scope: &Scope,
+        predicate: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<Vec<StoredRelation>>;
+}
+
+/// A relation as stored: its key, its subject's key and its object entity's key.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredRelation {
+    pub(crate) key: i64,
+    pub(crate) subject: i64,
+    pub(crate) object: Option<i64>,
+    pub(crate) relation: Relation,
+}
+
+/// The graph's writes, inside a write transaction.
+pub(crate) trait GraphWrite: GraphRead {
+    /// Stores a new entity (its name not yet among its names: [`GraphWrite::add_name`]).
+    fn insert_entity(&mut self, entity: &Entity) -> Result<i64>;
+    /// Lets entity `key` (of `scope`) answer to `name`.
+    fn add_name(&mut self, key: i64, scope: &Scope, name: &str, folded: &str) -> Result<()>;
+    /// Sets an entity's summary and update time.
+    fn set_summary(&mut self, key: i64, summary: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Stores a new relation (its sources with [`GraphWrite::add_source`]).
+    fn insert_relation(
+        &mut self,
+        relation: &Relation,
+        subject: i64,
+        object: Option<i64>,
+    ) -> Result<i64>;
+    /// Records that relation `key` came from memory `memory_id` (again: nothing changes).
+    fn add_source(&mut self, key: i64, memory_id: &str) -> Result<()>;
+    /// Ends relation `key` at `valid_to`, replaced by relation `closed_by`.
+    fn close_relation(&mut self, key: i64, valid_to: DateTime<Utc>, closed_by: &str) -> Result<()>;
 }
 
 /// The operations of a write transaction. Each mutation writes its history row and keeps
@@ -327,6 +394,8 @@ pub(crate) trait StoreTx {
     fn change(&mut self, change_id: &str) -> Result<Vec<HistoryEntry>>;
     /// Records that change `change_id` was undone by change `by`.
     fn mark_undone(&mut self, change_id: &str, by: &str) -> Result<()>;
+    /// The graph, to read and write in this transaction.
+    fn graph(&mut self) -> Result<&mut dyn GraphWrite>;
 }
 
 /// Runs `f` in one write transaction of `store` and returns its value.

@@ -661,6 +661,10 @@ fn a_version_1_store_is_migrated_and_its_index_rebuilt() {
              ALTER TABLE memories DROP COLUMN superseded_by;
              ALTER TABLE history DROP COLUMN change_id;
              ALTER TABLE history DROP COLUMN undone_by;
+             DROP TABLE relation_sources;
+             DROP TABLE relations;
+             DROP TABLE entity_names;
+             DROP TABLE entities;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .unwrap();

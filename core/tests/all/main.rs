@@ -17,6 +17,7 @@ mod download;
 mod durability;
 mod embedding;
 mod golden;
+mod graph;
 mod infer;
 mod llm_clients;
 mod merge_and_total;

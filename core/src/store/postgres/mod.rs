@@ -424,6 +424,13 @@ impl Store for PgStore {
         self.read(true, |s| f(&mut PgText { s, w: &w, lower }))
     }
 
+    fn read_graph(
+        &self,
+        _f: &mut dyn FnMut(&mut dyn crate::store::GraphRead) -> Result<()>,
+    ) -> Result<()> {
+        Err(graph_unsupported())
+    }
+
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {
         self.write(|tx| f(tx))
     }
@@ -517,3 +524,11 @@ impl StoreExport for PgStore {
 
 #[cfg(test)]
 mod tests;
+
+/// The graph is kept by the SQLite backend only, so far.
+fn graph_unsupported() -> Error {
+    Error::new(
+        ErrorCode::Unsupported,
+        "the knowledge graph is not available on PostgreSQL yet; use a SQLite store for it",
+    )
+}

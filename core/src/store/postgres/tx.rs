@@ -446,4 +446,8 @@ impl StoreTx for PgTx<'_, '_> {
     fn mark_undone(&mut self, change_id: &str, by: &str) -> Result<()> {
         history::mark_undone(self.s, change_id, by)
     }
+
+    fn graph(&mut self) -> Result<&mut dyn crate::store::GraphWrite> {
+        Err(super::graph_unsupported())
+    }
 }

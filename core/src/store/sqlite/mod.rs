@@ -4,6 +4,7 @@
 
 pub(crate) mod db;
 mod filter;
+mod graph;
 pub(crate) mod ops;
 mod past_index;
 pub(crate) mod schema;
@@ -21,13 +22,14 @@ use rusqlite::{params, Connection};
 
 use self::db::Db;
 use self::filter::Where;
+use self::graph::SqliteGraph;
 use self::ops::{VocabDelta, RECORD_COLUMNS};
 use self::past_index::PastIndex;
 use self::text::SqliteText;
 use self::tx::SqliteTx;
 use super::{
-    ExportedMemory, ExportedVersion, PageRequest, Selection, Store, StoreExport, StoreInfo,
-    StoreTx, StoredPage, TextIndex,
+    ExportedMemory, ExportedVersion, GraphRead, PageRequest, Selection, Store, StoreExport,
+    StoreInfo, StoreTx, StoredPage, TextIndex,
 };
 use crate::error::{Error, Result};
 use crate::index::vector::{self, VectorIndex};
@@ -362,20 +364,27 @@ impl Store for SqliteStore {
         let cond = format!("({}) AND {}", w.sql, versions::current_at(at));
         let mut hits = self.nearest_among(&index, query, count, &cond, &w.params)?;
         drop(index);
-        let allowed = self
-            .db
-            .read(|c| versions::past_keys_at(c, &w.sql, &w.params, at))?;
         let limit = self.index_options.exact_scan_limit;
-        let found = if allowed.len() <= limit {
-            // A few versions (a scope's): compared straight from the table.
-            let mut scored = self
-                .db
-                .read(|c| versions::past_similarities(c, query, &allowed))?;
-            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            scored.truncate(count);
-            scored
+        // A scope's past is usually small: its vectors are read with its keys, in one pass.
+        let scanned = if selection.is_unfiltered() {
+            None
         } else {
-            self.past_read()?.nearest(query, count, &allowed)?
+            self.db
+                .read(|c| versions::past_similarities_at(c, query, &w.sql, &w.params, at, limit))?
+        };
+        let found = match scanned {
+            Some(scored) => scored,
+            None => {
+                let allowed = self
+                    .db
+                    .read(|c| versions::past_keys_at(c, &w.sql, &w.params, at))?;
+                if allowed.len() <= limit {
+                    self.db
+                        .read(|c| versions::past_similarities(c, query, &allowed))?
+                } else {
+                    self.past_read()?.nearest(query, count, &allowed)?
+                }
+            }
         };
         hits.extend(found.into_iter().map(|(k, s)| (-(k as i64), s)));
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -417,6 +426,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn read_graph(&self, f: &mut dyn FnMut(&mut dyn GraphRead) -> Result<()>) -> Result<()> {
+        self.db.read(|conn| f(&mut SqliteGraph { conn }))
+    }
+
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {
         self.db.write(|conn| {
             let mut tx = SqliteTx {
@@ -425,6 +438,7 @@ impl Store for SqliteStore {
                 vocab: VocabDelta::default(),
                 now: None,
                 change: None,
+                graph: SqliteGraph { conn },
             };
             f(&mut tx)?;
             std::mem::take(&mut tx.vocab).apply(conn)
@@ -443,6 +457,10 @@ impl Store for SqliteStore {
                  DELETE FROM versions;
                  INSERT INTO versions_fts (versions_fts) VALUES ('delete-all');
                  DELETE FROM embedding_cache;
+                 DELETE FROM relation_sources;
+                 DELETE FROM relations;
+                 DELETE FROM entity_names;
+                 DELETE FROM entities;
                  INSERT INTO changes (key, op) VALUES (0, 'delete');
                  DELETE FROM changes;",
             )?;

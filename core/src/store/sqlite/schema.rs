@@ -6,7 +6,7 @@ use crate::error::{sqlite_code, Error, ErrorCode, Result};
 
 /// The schema version this library writes. Opening a store with a newer version fails with
 /// [`ErrorCode::Unsupported`]; an older one is migrated forward at open.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The value of the `format` meta key that marks a file as an agent_mem store.
 const FORMAT_MARK: &str = "agent_mem";
@@ -144,6 +144,65 @@ CREATE VIRTUAL TABLE versions_fts USING fts5(
 ALTER TABLE history ADD COLUMN change_id TEXT;
 ALTER TABLE history ADD COLUMN undone_by TEXT;
 CREATE INDEX history_change ON history (change_id) WHERE change_id IS NOT NULL;
+"#,
+    r#"
+-- The knowledge graph. Entities belong to one scope ('' for an absent id, as memories).
+CREATE TABLE entities (
+    key        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    folded     TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    summary    TEXT,
+    user_id    TEXT NOT NULL DEFAULT '',
+    agent_id   TEXT NOT NULL DEFAULT '',
+    run_id     TEXT NOT NULL DEFAULT '',
+    org_id     TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+-- Every name an entity answers to (its name and aliases), folded: one entity per name in
+-- a scope, which is what resolution looks up.
+CREATE TABLE entity_names (
+    user_id    TEXT NOT NULL,
+    agent_id   TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    org_id     TEXT NOT NULL,
+    folded     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    entity_key INTEGER NOT NULL REFERENCES entities (key) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, agent_id, run_id, org_id, folded)
+) WITHOUT ROWID;
+CREATE INDEX entity_names_entity ON entity_names (entity_key);
+-- subject -predicate-> object (an entity) or value (a literal), in the subject's scope.
+CREATE TABLE relations (
+    key         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    subject_key INTEGER NOT NULL REFERENCES entities (key) ON DELETE CASCADE,
+    predicate   TEXT NOT NULL,
+    object_key  INTEGER REFERENCES entities (key) ON DELETE CASCADE,
+    value       TEXT,
+    valid_from  TEXT,
+    valid_to    TEXT,
+    closed_by   TEXT,
+    confidence  REAL NOT NULL,
+    user_id     TEXT NOT NULL DEFAULT '',
+    agent_id    TEXT NOT NULL DEFAULT '',
+    run_id      TEXT NOT NULL DEFAULT '',
+    org_id      TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    CHECK ((object_key IS NULL) <> (value IS NULL))
+);
+CREATE INDEX relations_subject ON relations (subject_key, predicate);
+CREATE INDEX relations_object ON relations (object_key, predicate) WHERE object_key IS NOT NULL;
+CREATE INDEX relations_scope ON relations (user_id, agent_id, run_id, org_id, predicate);
+-- The memories a relation came from: deleting the last of them removes the relation.
+CREATE TABLE relation_sources (
+    relation_key INTEGER NOT NULL REFERENCES relations (key) ON DELETE CASCADE,
+    memory_id    TEXT NOT NULL,
+    PRIMARY KEY (relation_key, memory_id)
+) WITHOUT ROWID;
+CREATE INDEX relation_sources_memory ON relation_sources (memory_id);
 "#,
 ];
 

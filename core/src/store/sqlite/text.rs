@@ -140,30 +140,22 @@ impl TextIndex for SqliteText<'_> {
             return Ok(None); // known without reading rows
         }
         let limit = limit_literal(max.saturating_add(1));
-        if self.w.as_of.is_some() {
-            // The rows of a past moment come from two tables: ordering them means reading
-            // them all, so first see (unordered, stopping early) whether there are too many.
-            let sql = format!(
-                "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {limit})",
-                self.w.rows()
-            );
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let found: i64 =
-                stmt.query_row(rusqlite::params_from_iter(&self.w.params), |r| r.get(0))?;
-            if found > max as i64 {
-                return Ok(None);
-            }
-        }
+        // Unordered, so that reading stops after `max + 1` rows (the rows of a past moment
+        // come from two tables: ordering them would mean reading them all); sorted here.
         let sql = format!(
-            "SELECT m.key, m.content FROM {} ORDER BY m.key LIMIT {limit}",
+            "SELECT m.key, m.content FROM {} LIMIT {limit}",
             self.w.rows()
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(&self.w.params), |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-        let contents: Vec<(i64, String)> = rows.collect::<std::result::Result<_, _>>()?;
-        Ok((contents.len() <= max).then_some(contents))
+        let mut contents: Vec<(i64, String)> = rows.collect::<std::result::Result<_, _>>()?;
+        if contents.len() > max {
+            return Ok(None);
+        }
+        contents.sort_unstable_by_key(|(key, _)| *key);
+        Ok(Some(contents))
     }
 
     fn document_count(&mut self) -> Result<usize> {

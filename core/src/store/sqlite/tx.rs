@@ -4,12 +4,14 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
+use super::graph::{self, SqliteGraph};
 use super::ops::{self, VocabDelta};
 use super::versions;
 use super::SqliteStore;
 use crate::error::Result;
 use crate::store::{
-    model_mismatch, next_commit_time, HistoryRow, Inserted, Selection, StoreTx, COMMIT_TIME_KEY,
+    model_mismatch, next_commit_time, GraphWrite, HistoryRow, Inserted, Selection, StoreTx,
+    COMMIT_TIME_KEY,
 };
 use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
 
@@ -22,6 +24,8 @@ pub(super) struct SqliteTx<'a> {
     pub(super) now: Option<DateTime<Utc>>,
     /// The change the history rows written now belong to (see [`StoreTx::set_change`]).
     pub(super) change: Option<String>,
+    /// The graph over the same transaction.
+    pub(super) graph: SqliteGraph<'a>,
 }
 
 impl StoreTx for SqliteTx<'_> {
@@ -77,6 +81,7 @@ impl StoreTx for SqliteTx<'_> {
         at: DateTime<Utc>,
     ) -> Result<()> {
         ops::delete_memory(self.conn, key, record, &mut self.vocab, at)?;
+        graph::forget_source(self.conn, &record.id)?;
         let row = HistoryRow::deleted(record, actor, at).in_change(self.change.as_deref());
         ops::write_history(self.conn, row)
     }
@@ -145,5 +150,9 @@ impl StoreTx for SqliteTx<'_> {
 
     fn mark_undone(&mut self, change_id: &str, by: &str) -> Result<()> {
         ops::mark_undone(self.conn, change_id, by)
+    }
+
+    fn graph(&mut self) -> Result<&mut dyn GraphWrite> {
+        Ok(&mut self.graph)
     }
 }

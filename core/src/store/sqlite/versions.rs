@@ -373,6 +373,39 @@ pub(crate) fn import(
     index_past(conn, key, &record.content, vocab)
 }
 
+/// Cosine similarity of `query` to the stored vector of every past version current at `at`
+/// that passes `cond` (with `params`), or `None` when more than `limit` have one.
+pub(crate) fn past_similarities_at(
+    conn: &Connection,
+    query: &[f32],
+    cond: &str,
+    params: &[SqlValue],
+    at: &str,
+    limit: usize,
+) -> Result<Option<Vec<(u64, f32)>>> {
+    let sql = format!(
+        "SELECT m.key, m.embedding FROM versions m
+         WHERE {} AND ({cond}) AND m.embedding IS NOT NULL LIMIT {}",
+        past_at(at),
+        limit.saturating_add(1).min(i64::MAX as usize)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        if out.len() == limit {
+            return Ok(None);
+        }
+        let key: i64 = row.get(0)?;
+        let blob: Vec<u8> = row.get(1)?;
+        out.push((
+            key as u64,
+            vector::cosine(query, &ops::blob_to_vector(&blob)?),
+        ));
+    }
+    Ok(Some(out))
+}
+
 /// Cosine similarity of `query` to the stored vectors of these past versions (`versions`
 /// keys), read from the table: for a few versions, cheaper than the index of past versions
 /// (which a first use has to build).

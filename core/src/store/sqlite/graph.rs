@@ -1,0 +1,348 @@
+//! The graph in the SQLite backend: entities, the folded names they answer to, relations
+//! and their source memories (schema version 4), over one connection, so that a read
+//! snapshot and a write transaction share them.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::ops::{self, KEYS_IN_JSON};
+use crate::error::Result;
+use crate::graph::{Direction, Entity, Relation};
+use crate::store::{corrupted, opt_scope, GraphRead, GraphWrite, StoredRelation};
+use crate::types::{format_time, parse_time, Scope};
+
+/// The graph over a connection inside a transaction.
+pub(super) struct SqliteGraph<'a> {
+    pub(super) conn: &'a Connection,
+}
+
+const ENTITY_COLUMNS: &str = "e.key, e.id, e.name, e.type, e.summary, e.user_id, e.agent_id, \
+    e.run_id, e.org_id, e.created_at, e.updated_at, \
+    (SELECT json_group_array(n.name) FROM (SELECT name FROM entity_names \
+     WHERE entity_key = e.key AND folded <> e.folded ORDER BY name) n)";
+
+const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, s.name, \
+    r.predicate, o.id, coalesce(o.name, r.value), r.value IS NOT NULL, r.valid_from, \
+    r.valid_to, r.closed_by, r.confidence, \
+    (SELECT json_group_array(memory_id) FROM (SELECT memory_id FROM relation_sources \
+     WHERE relation_key = r.key ORDER BY memory_id)), \
+    r.user_id, r.agent_id, r.run_id, r.org_id, r.created_at";
+
+const RELATION_FROM: &str = "relations r JOIN entities s ON s.key = r.subject_key \
+    LEFT JOIN entities o ON o.key = r.object_key";
+
+fn time(row: &Row<'_>, i: usize) -> Result<DateTime<Utc>> {
+    let s: String = row.get(i)?;
+    parse_time(&s).map_err(|e| corrupted("time", e))
+}
+
+fn opt_time(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
+    let s: Option<String> = row.get(i)?;
+    s.map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
+        .transpose()
+}
+
+fn scope_at(row: &Row<'_>, i: usize) -> Result<Scope> {
+    Ok(Scope {
+        user_id: opt_scope(row.get(i)?),
+        agent_id: opt_scope(row.get(i + 1)?),
+        run_id: opt_scope(row.get(i + 2)?),
+        org_id: opt_scope(row.get(i + 3)?),
+    })
+}
+
+fn list(row: &Row<'_>, i: usize) -> Result<Vec<String>> {
+    let json: String = row.get(i)?;
+    serde_json::from_str(&json).map_err(|e| corrupted("list", e))
+}
+
+fn entity_from_row(row: &Row<'_>) -> Result<(i64, Entity)> {
+    Ok((
+        row.get(0)?,
+        Entity {
+            id: row.get(1)?,
+            name: row.get(2)?,
+            entity_type: row.get(3)?,
+            summary: row.get(4)?,
+            scope: scope_at(row, 5)?,
+            created_at: time(row, 9)?,
+            updated_at: time(row, 10)?,
+            aliases: list(row, 11)?,
+        },
+    ))
+}
+
+fn relation_from_row(row: &Row<'_>) -> Result<StoredRelation> {
+    let confidence: f64 = row.get(13)?;
+    Ok(StoredRelation {
+        key: row.get(0)?,
+        subject: row.get(1)?,
+        object: row.get(2)?,
+        relation: Relation {
+            id: row.get(3)?,
+            subject: row.get(4)?,
+            subject_name: row.get(5)?,
+            predicate: row.get(6)?,
+            object: row.get(7)?,
+            object_name: row.get(8)?,
+            literal: row.get(9)?,
+            valid_from: opt_time(row, 10)?,
+            valid_to: opt_time(row, 11)?,
+            closed_by: row.get(12)?,
+            confidence: confidence as f32,
+            sources: list(row, 14)?,
+            scope: scope_at(row, 15)?,
+            created_at: time(row, 19)?,
+        },
+    })
+}
+
+/// A scope's four ids as stored ('' for absent).
+fn scope_values(scope: &Scope) -> [String; 4] {
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        s(&scope.user_id),
+        s(&scope.agent_id),
+        s(&scope.run_id),
+        s(&scope.org_id),
+    ]
+}
+
+fn relations(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<Vec<StoredRelation>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(relation_from_row(row)?);
+    }
+    Ok(out)
+}
+
+impl GraphRead for SqliteGraph<'_> {
+    fn entity(&mut self, id: &str) -> Result<Option<(i64, Entity)>> {
+        let sql = format!("SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.id = ?1");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([id])?;
+        rows.next()?.map(entity_from_row).transpose()
+    }
+
+    fn entity_named(&mut self, scope: &Scope, folded: &str) -> Result<Option<(i64, Entity)>> {
+        let [u, a, r, o] = scope_values(scope);
+        let key: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT entity_key FROM entity_names WHERE user_id = ?1 AND agent_id = ?2
+                 AND run_id = ?3 AND org_id = ?4 AND folded = ?5",
+            )?
+            .query_row(params![u, a, r, o, folded], |row| row.get(0))
+            .optional()?;
+        let Some(key) = key else { return Ok(None) };
+        let sql = format!("SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.key = ?1");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([key])?;
+        rows.next()?.map(entity_from_row).transpose()
+    }
+
+    fn entities_matching(
+        &mut self,
+        scope: &Scope,
+        folded: &str,
+        entity_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entity>> {
+        let [u, a, r, o] = scope_values(scope);
+        // Names containing the text; those equal to it, then starting with it, first.
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM entities e JOIN
+                 (SELECT entity_key, min(CASE WHEN folded = ?5 THEN 0
+                                             WHEN substr(folded, 1, length(?5)) = ?5 THEN 1
+                                             ELSE 2 END) AS fit
+                  FROM entity_names WHERE user_id = ?1 AND agent_id = ?2 AND run_id = ?3
+                  AND org_id = ?4 AND instr(folded, ?5) > 0 GROUP BY entity_key) m
+                 ON m.entity_key = e.key
+             WHERE ?6 IS NULL OR e.type = ?6
+             ORDER BY m.fit, e.folded, e.key LIMIT ?7"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let mut rows = stmt.query(params![u, a, r, o, folded, entity_type, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(entity_from_row(row)?.1);
+        }
+        Ok(out)
+    }
+
+    fn relations_touching(
+        &mut self,
+        keys: &[i64],
+        direction: Direction,
+    ) -> Result<Vec<StoredRelation>> {
+        let outgoing = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.subject_key IN {KEYS_IN_JSON}"
+        );
+        let incoming = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.object_key IN {KEYS_IN_JSON}"
+        );
+        let sql = match direction {
+            Direction::Out => format!("{outgoing} ORDER BY r.key"),
+            Direction::In => format!("{incoming} ORDER BY r.key"),
+            Direction::Both => format!("{outgoing} UNION {incoming} ORDER BY 1"),
+        };
+        relations(self.conn, &sql, &[SqlValue::Text(ops::keys_json(keys))])
+    }
+
+    fn relations_in(
+        &mut self,
+        scope: &Scope,
+        predicate: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<Vec<StoredRelation>> {
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM}
+             WHERE r.user_id = ?1 AND r.agent_id = ?2 AND r.run_id = ?3 AND r.org_id = ?4
+             AND (?5 IS NULL OR r.predicate = ?5)
+             AND (?6 IS NULL OR EXISTS (SELECT 1 FROM relation_sources x
+                                        WHERE x.relation_key = r.key AND x.memory_id = ?6))
+             ORDER BY r.key"
+        );
+        let [u, a, r, o] = scope_values(scope);
+        let text = |v: Option<&str>| v.map_or(SqlValue::Null, |v| SqlValue::Text(v.into()));
+        relations(
+            self.conn,
+            &sql,
+            &[
+                SqlValue::Text(u),
+                SqlValue::Text(a),
+                SqlValue::Text(r),
+                SqlValue::Text(o),
+                text(predicate),
+                text(source),
+            ],
+        )
+    }
+}
+
+impl GraphWrite for SqliteGraph<'_> {
+    fn insert_entity(&mut self, entity: &Entity) -> Result<i64> {
+        let [u, a, r, o] = scope_values(&entity.scope);
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO entities (id, name, folded, type, summary, user_id, agent_id,
+                                       run_id, org_id, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING key",
+            )?
+            .query_row(
+                params![
+                    entity.id,
+                    entity.name,
+                    crate::graph::fold_name(&entity.name),
+                    entity.entity_type,
+                    entity.summary,
+                    u,
+                    a,
+                    r,
+                    o,
+                    format_time(entity.created_at),
+                    format_time(entity.updated_at)
+                ],
+                |row| row.get(0),
+            )?)
+    }
+
+    fn add_name(&mut self, key: i64, scope: &Scope, name: &str, folded: &str) -> Result<()> {
+        let [u, a, r, o] = scope_values(scope);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO entity_names (user_id, agent_id, run_id, org_id, folded, name,
+                                           entity_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![u, a, r, o, folded, name, key])?;
+        Ok(())
+    }
+
+    fn set_summary(&mut self, key: i64, summary: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE entities SET summary = ?2, updated_at = ?3 WHERE key = ?1")?
+            .execute(params![key, summary, format_time(at)])?;
+        Ok(())
+    }
+
+    fn insert_relation(
+        &mut self,
+        relation: &Relation,
+        subject: i64,
+        object: Option<i64>,
+    ) -> Result<i64> {
+        let [u, a, r, o] = scope_values(&relation.scope);
+        let value = relation.literal.then_some(relation.object_name.as_str());
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO relations (id, subject_key, predicate, object_key, value,
+                                        valid_from, valid_to, closed_by, confidence, user_id,
+                                        agent_id, run_id, org_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 RETURNING key",
+            )?
+            .query_row(
+                params![
+                    relation.id,
+                    subject,
+                    relation.predicate,
+                    object,
+                    value,
+                    relation.valid_from.map(format_time),
+                    relation.valid_to.map(format_time),
+                    relation.closed_by,
+                    f64::from(relation.confidence),
+                    u,
+                    a,
+                    r,
+                    o,
+                    format_time(relation.created_at)
+                ],
+                |row| row.get(0),
+            )?)
+    }
+
+    fn add_source(&mut self, key: i64, memory_id: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO relation_sources (relation_key, memory_id) VALUES (?1, ?2)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![key, memory_id])?;
+        Ok(())
+    }
+
+    fn close_relation(&mut self, key: i64, valid_to: DateTime<Utc>, closed_by: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE relations SET valid_to = ?2, closed_by = ?3 WHERE key = ?1")?
+            .execute(params![key, format_time(valid_to), closed_by])?;
+        Ok(())
+    }
+}
+
+/// Forgets that relations came from memory `memory_id` (being deleted); a relation left
+/// with no source memory goes too, one with another source stays.
+pub(super) fn forget_source(conn: &Connection, memory_id: &str) -> Result<()> {
+    let keys: Vec<i64> = {
+        let mut stmt = conn.prepare_cached(
+            "DELETE FROM relation_sources WHERE memory_id = ?1 RETURNING relation_key",
+        )?;
+        let rows = stmt.query_map([memory_id], |r| r.get(0))?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM relations WHERE key = ?1
+         AND NOT EXISTS (SELECT 1 FROM relation_sources WHERE relation_key = ?1)",
+    )?;
+    for key in keys {
+        stmt.execute([key])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! The knowledge graph: entities resolved by name within a scope, relations with
+//! provenance and valid time (functional predicates close the old object), walks checked
+//! against a reference breadth-first search, and bad input refused with the store unchanged.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use agent_mem::graph::{
+    Direction, EntityRef, Neighbors, NewEntity, NewRelation, RelationQuery, RelationTime,
+};
+use agent_mem::{ErrorCode, HashingEmbedder, Memory, NewMemory, Scope};
+use chrono::{Duration, SubsecRound, Utc};
+
+fn memory() -> Memory {
+    Memory::builder()
+        .embedder(Arc::new(HashingEmbedder::new(64)))
+        .build()
+        .unwrap()
+}
+
+fn relations(m: &Memory, scope: Scope, time: RelationTime) -> Vec<String> {
+    let query = RelationQuery {
+        scope,
+        time,
+        ..RelationQuery::default()
+    };
+    m.graph()
+        .relations(&query)
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{} {} {}", r.subject_name, r.predicate, r.object_name))
+        .collect()
+}
+
+#[test]
+fn names_resolve_to_one_entity_within_a_scope_and_never_across() {
+    let m = memory();
+    let g = m.graph();
+    let alice = Scope::user("alice");
+    let first = g
+        .add_entity(
+            NewEntity::new("Alice Smith")
+                .entity_type("Person")
+                .alias("Alice")
+                .scope(alice.clone()),
+        )
+        .unwrap();
+    assert_eq!(first.entity_type, "person");
+    assert_eq!(first.aliases, vec!["Alice"]);
+    for name in ["alice", "  ALICE   smith ", "Ａｌｉｃｅ"] {
+        let again = g
+            .add_entity(NewEntity::new(name).scope(alice.clone()))
+            .unwrap();
+        assert_eq!(again.id, first.id, "{name}");
+    }
+    // Diacritics fold too, and an alias given later is learnt.
+    let zoe = g
+        .add_entity(
+            NewEntity::new("Zoë")
+                .alias("Zoe Martin")
+                .scope(alice.clone()),
+        )
+        .unwrap();
+    assert_eq!(
+        g.add_entity(NewEntity::new("zoe martin").scope(alice.clone()))
+            .unwrap()
+            .id,
+        zoe.id
+    );
+    // Another scope has its own Alice.
+    let other = g
+        .add_entity(NewEntity::new("Alice").scope(Scope::user("bob")))
+        .unwrap();
+    assert_ne!(other.id, first.id);
+    assert_eq!(
+        g.entities("ali", &alice, None, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![first.id.as_str()]
+    );
+    // Names of two different entities cannot make one.
+    let err = g
+        .add_entity(NewEntity::new("Alice").alias("Zoë").scope(alice.clone()))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert_eq!(g.entities("", &alice, None, None).unwrap().len(), 2);
+}
+
+#[test]
+fn a_functional_predicate_closes_the_old_object_which_stays_readable() {
+    let m = memory();
+    let g = m.graph();
+    let scope = Scope::user("alice");
+    let march = Utc::now() - Duration::days(30);
+    let paris = g
+        .add_relation(
+            NewRelation::new("Alice", "lives in", "Paris")
+                .scope(scope.clone())
+                .valid_from(march - Duration::days(300)),
+        )
+        .unwrap();
+    assert!(paris.created);
+    assert_eq!(paris.relation.predicate, "lives_in");
+    let berlin = g
+        .add_relation(
+            NewRelation::new("alice", "livesIn", "Berlin")
+                .scope(scope.clone())
+                .valid_from(march),
+        )
+        .unwrap();
+    assert_eq!(berlin.closed, vec![paris.relation.id.clone()]);
+    assert_eq!(
+        relations(&m, scope.clone(), RelationTime::default()),
+        vec!["Alice lives_in Berlin"]
+    );
+    let before = RelationTime {
+        valid_at: Some(march - Duration::days(1)),
+        include_closed: false,
+    };
+    assert_eq!(
+        relations(&m, scope.clone(), before),
+        vec!["Alice lives_in Paris"]
+    );
+    let every = RelationTime {
+        valid_at: None,
+        include_closed: true,
+    };
+    assert_eq!(relations(&m, scope.clone(), every).len(), 2);
+    let detail = g.entity(&berlin.relation.subject).unwrap();
+    let closed = detail
+        .relations
+        .iter()
+        .find(|r| r.id == paris.relation.id)
+        .unwrap();
+    assert_eq!(
+        closed.closed_by.as_deref(),
+        Some(berlin.relation.id.as_str())
+    );
+    assert_eq!(closed.valid_to, Some(march.trunc_subsecs(6)));
+    // A predicate that is not functional keeps both objects.
+    g.add_relation(NewRelation::new("Alice", "likes", "tea").scope(scope.clone()))
+        .unwrap();
+    let coffee = g
+        .add_relation(NewRelation::new("Alice", "likes", "coffee").scope(scope.clone()))
+        .unwrap();
+    assert!(coffee.closed.is_empty());
+    // Saying the same again adds nothing.
+    let again = g
+        .add_relation(NewRelation::new("ALICE", "Likes", "Coffee").scope(scope.clone()))
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.relation.id, coffee.relation.id);
+}
+
+#[test]
+fn callers_choose_the_functional_predicates() {
+    let m = Memory::builder()
+        .embedder(Arc::new(HashingEmbedder::new(64)))
+        .functional_predicates(["Drives"])
+        .build()
+        .unwrap();
+    let g = m.graph();
+    g.add_relation(NewRelation::new("Bo", "drives", "a Volvo"))
+        .unwrap();
+    let saab = g
+        .add_relation(NewRelation::new("Bo", "drives", "a Saab"))
+        .unwrap();
+    assert_eq!(saab.closed.len(), 1);
+    g.add_relation(NewRelation::new("Bo", "lives_in", "Oslo"))
+        .unwrap();
+    let bergen = g
+        .add_relation(NewRelation::new("Bo", "lives_in", "Bergen"))
+        .unwrap();
+    assert!(bergen.closed.is_empty());
+}
+
+#[test]
+fn deleting_a_memory_removes_the_relations_only_it_supported() {
+    let m = memory();
+    let g = m.graph();
+    let scope = Scope::user("carol");
+    let add = |text: &str| m.add(NewMemory::new(text).scope(scope.clone())).unwrap().id;
+    let (one, two, three) = (
+        add("Carol works with Dan"),
+        add("Dan and Carol share an office"),
+        add("Carol is allergic to peanuts"),
+    );
+    g.add_relation(
+        NewRelation::new("Carol", "works_with", "Dan")
+            .scope(scope.clone())
+            .source(&one),
+    )
+    .unwrap();
+    let shared = g
+        .add_relation(
+            NewRelation::new("Carol", "works_with", "Dan")
+                .scope(scope.clone())
+                .source(&two),
+        )
+        .unwrap();
+    assert_eq!(shared.relation.sources.len(), 2);
+    g.add_relation(
+        NewRelation::literal("Carol", "allergic_to", "peanuts")
+            .scope(scope.clone())
+            .source(&three),
+    )
+    .unwrap();
+    m.delete(&one).unwrap();
+    m.delete(&three).unwrap();
+    assert_eq!(
+        relations(&m, scope.clone(), RelationTime::default()),
+        vec!["Carol works_with Dan"]
+    );
+    let by_source = RelationQuery {
+        scope: scope.clone(),
+        source: Some(two.clone()),
+        ..RelationQuery::default()
+    };
+    assert_eq!(g.relations(&by_source).unwrap()[0].sources, vec![two]);
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_the_graph_as_it_was() {
+    let m = memory();
+    let g = m.graph();
+    let alice = Scope::user("alice");
+    let bob_entity = g
+        .add_entity(NewEntity::new("Bob").scope(Scope::user("bob")))
+        .unwrap();
+    let bob_memory = m
+        .add(NewMemory::new("Bob plays chess").user("bob"))
+        .unwrap()
+        .id;
+    let refused = [
+        NewRelation::new("Alice", "->", "Paris").scope(alice.clone()),
+        NewRelation::new("", "knows", "Paris").scope(alice.clone()),
+        NewRelation {
+            object: Some(EntityRef::id(&bob_entity.id)),
+            ..NewRelation::new("Alice", "knows", "x").scope(alice.clone())
+        },
+        NewRelation {
+            value: Some("also".into()),
+            ..NewRelation::new("Alice", "knows", "Bob").scope(alice.clone())
+        },
+        NewRelation::new("Alice", "knows", "Bob")
+            .scope(alice.clone())
+            .source(&bob_memory),
+        NewRelation {
+            confidence: Some(1.5),
+            ..NewRelation::new("Alice", "knows", "Bob").scope(alice.clone())
+        },
+        NewRelation {
+            valid_from: Some(Utc::now()),
+            valid_to: Some(Utc::now() - Duration::days(1)),
+            ..NewRelation::new("Alice", "knows", "Bob").scope(alice.clone())
+        },
+    ];
+    for relation in refused {
+        let err = g.add_relation(relation.clone()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{relation:?}: {err}");
+    }
+    let unknown = NewRelation {
+        object: Some(EntityRef::id("no-such-entity")),
+        ..NewRelation::new("Alice", "knows", "x").scope(alice.clone())
+    };
+    assert_eq!(
+        g.add_relation(unknown).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    // Nothing of the refused calls stayed: no Alice, no relation.
+    assert!(g.entities("", &alice, None, None).unwrap().is_empty());
+    assert!(relations(&m, alice, RelationTime::default()).is_empty());
+    assert_eq!(
+        g.neighbors(&Neighbors::of(&bob_entity.id).depth(4))
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidInput
+    );
+    assert_eq!(
+        g.neighbors(&Neighbors::of("nobody")).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert_eq!(g.entity("nobody").unwrap_err().code(), ErrorCode::NotFound);
+}
+
+/// A tiny deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+#[test]
+fn walks_equal_a_reference_breadth_first_search_and_stay_in_their_scope() {
+    let mut rng = Rng(7);
+    for round in 0..6 {
+        let m = memory();
+        let g = m.graph();
+        let scopes = [Scope::user("u1"), Scope::user("u2")];
+        let predicates = ["knows", "likes", "works_with"];
+        // Nodes n0..n11 in each scope (the same names: never joined across scopes).
+        let mut edges: Vec<(usize, usize, usize, usize)> = Vec::new(); // scope, from, to, predicate
+        for _ in 0..30 {
+            let (s, a, b, p) = (rng.below(2), rng.below(12), rng.below(12), rng.below(3));
+            if a == b {
+                continue;
+            }
+            g.add_relation(
+                NewRelation::new(format!("n{a}"), predicates[p], format!("n{b}"))
+                    .scope(scopes[s].clone()),
+            )
+            .unwrap();
+            edges.push((s, a, b, p));
+        }
+        let ids: Vec<HashMap<usize, String>> = scopes
+            .iter()
+            .map(|scope| {
+                g.entities("", scope, None, None)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| (e.name[1..].parse().unwrap(), e.id))
+                    .collect()
+            })
+            .collect();
+        for (s, scope_ids) in ids.iter().enumerate() {
+            for (&start, start_id) in scope_ids {
+                for direction in [Direction::Out, Direction::In, Direction::Both] {
+                    for depth in 1..=3 {
+                        // The reference: depths by breadth-first search over this scope.
+                        let mut depth_of: HashMap<usize, usize> = HashMap::from([(start, 0)]);
+                        let mut queue = VecDeque::from([start]);
+                        while let Some(at) = queue.pop_front() {
+                            let here = depth_of[&at];
+                            if here == depth {
+                                continue;
+                            }
+                            for &(es, a, b, _) in &edges {
+                                let next = match direction {
+                                    _ if es != s => None,
+                                    Direction::Out if a == at => Some(b),
+                                    Direction::In if b == at => Some(a),
+                                    Direction::Both if a == at => Some(b),
+                                    Direction::Both if b == at => Some(a),
+                                    _ => None,
+                                };
+                                if let Some(n) = next {
+                                    if let std::collections::hash_map::Entry::Vacant(v) =
+                                        depth_of.entry(n)
+                                    {
+                                        v.insert(here + 1);
+                                        queue.push_back(n);
+                                    }
+                                }
+                            }
+                        }
+                        depth_of.remove(&start);
+                        let walk = Neighbors::of(start_id.clone())
+                            .depth(depth)
+                            .direction(direction);
+                        let got: HashMap<usize, usize> = g
+                            .neighbors(&walk)
+                            .unwrap()
+                            .into_iter()
+                            .map(|n| {
+                                assert_eq!(n.entity.scope, scopes[s]);
+                                (n.entity.name[1..].parse().unwrap(), n.depth)
+                            })
+                            .collect();
+                        assert_eq!(
+                            got, depth_of,
+                            "round {round} n{start} {direction:?} {depth}"
+                        );
+                    }
+                }
+                // Paths are as short as the reference (both ways along relations).
+                for (&goal, goal_id) in scope_ids {
+                    let walk = Neighbors::of(start_id.clone()).depth(3);
+                    let reach: HashMap<String, usize> = g
+                        .neighbors(&walk)
+                        .unwrap()
+                        .into_iter()
+                        .map(|n| (n.entity.id, n.depth))
+                        .collect();
+                    let path = g
+                        .path(start_id, goal_id, 3, &RelationTime::default())
+                        .unwrap();
+                    match (goal == start, reach.get(goal_id), path) {
+                        (true, _, Some(p)) => assert!(p.is_empty()),
+                        (false, Some(&d), Some(p)) => {
+                            assert_eq!(p.len(), d);
+                            let mut at = start_id.clone();
+                            for step in &p {
+                                let object = step.object.clone().unwrap();
+                                at = if step.subject == at {
+                                    object
+                                } else {
+                                    step.subject.clone()
+                                };
+                            }
+                            assert_eq!(&at, goal_id);
+                        }
+                        (false, None, None) => {}
+                        other => panic!("n{start} to n{goal}: {other:?}"),
+                    }
+                }
+                // No path into the other scope.
+                for other_id in ids[1 - s].values() {
+                    assert_eq!(
+                        g.path(start_id, other_id, 3, &RelationTime::default())
+                            .unwrap(),
+                        None
+                    );
+                }
+            }
+        }
+    }
+}
