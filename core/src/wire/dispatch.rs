@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::graph;
 use super::plugins::{info_schema, infos_schema, registration_schema};
 use super::requests::{
     AddMessagesRequest, AddRequest, BatchRequest, CountRequest, GetRequest, ListRequest,
@@ -14,6 +15,7 @@ use super::requests::{
 };
 use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
+use crate::graph::{Entity, EntityDetail, Neighbor, Relation, RelationAdded};
 use crate::{
     AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Pruned, Result,
     SearchHit, Superseded, Undone,
@@ -299,6 +301,48 @@ pub(super) const TABLE: &[Operation] = &[
         },
         request: of::<EmptyRequest>,
         result: of::<Pruned>,
+    },
+    Operation {
+        name: "graph_add_entity",
+        run: |m, r| super::graph::add_entity(m, r.body()?),
+        request: of::<graph::AddEntityRequest>,
+        result: of::<Entity>,
+    },
+    Operation {
+        name: "graph_add_relation",
+        run: |m, r| super::graph::add_relation(m, r.body()?),
+        request: of::<graph::AddRelationRequest>,
+        result: of::<RelationAdded>,
+    },
+    Operation {
+        name: "graph_entity",
+        run: |m, r| super::graph::entity(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: of::<EntityDetail>,
+    },
+    Operation {
+        name: "graph_entities",
+        run: |m, r| super::graph::entities(m, r.body()?),
+        request: of::<graph::EntitiesRequest>,
+        result: of::<Vec<Entity>>,
+    },
+    Operation {
+        name: "graph_relations",
+        run: |m, r| super::graph::relations(m, r.body()?),
+        request: of::<graph::RelationsRequest>,
+        result: of::<Vec<Relation>>,
+    },
+    Operation {
+        name: "graph_neighbors",
+        run: |m, r| super::graph::neighbors(m, r.body()?),
+        request: of::<graph::NeighborsRequest>,
+        result: of::<Vec<Neighbor>>,
+    },
+    Operation {
+        name: "graph_path",
+        run: |m, r| super::graph::path(m, r.body()?),
+        request: of::<graph::PathRequest>,
+        result: of::<Option<Vec<Relation>>>,
     },
     Operation {
         name: "purge_expired",

@@ -55,6 +55,7 @@ macro_rules! scope_of {
 }
 
 mod dispatch;
+pub mod graph;
 mod options;
 #[cfg_attr(not(feature = "plugins"), path = "plugins_unsupported.rs")]
 mod plugins;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use agent_mem::graph::{
     Direction, EntityRef, Neighbors, NewEntity, NewRelation, RelationQuery, RelationTime,
 };
-use agent_mem::{ErrorCode, HashingEmbedder, Memory, NewMemory, Scope};
+use agent_mem::{wire, ErrorCode, HashingEmbedder, Memory, NewMemory, Scope};
 use chrono::{Duration, SubsecRound, Utc};
+use serde_json::json;
 
 fn memory() -> Memory {
     Memory::builder()
@@ -422,4 +423,52 @@ fn walks_equal_a_reference_breadth_first_search_and_stay_in_their_scope() {
             }
         }
     }
+}
+
+#[test]
+fn the_dispatch_reaches_every_graph_operation() {
+    let m = memory();
+    let added = wire::call(
+        &m,
+        "graph_add_relation",
+        &json!({"subject": {"name": "Eve", "type": "person"}, "predicate": "works at",
+                "object": {"name": "Acme", "type": "organisation"}, "user_id": "eve",
+                "valid_from": "2024-03-01"}),
+    )
+    .unwrap();
+    assert_eq!(added["relation"]["predicate"], "works_at");
+    assert_eq!(added["created"], true);
+    let eve = added["relation"]["subject"].as_str().unwrap().to_string();
+    let entity = wire::call(&m, "graph_entity", &json!({ "id": eve })).unwrap();
+    assert_eq!(entity["entity"]["type"], "person");
+    assert_eq!(entity["entity"]["user_id"], "eve");
+    let found = wire::call(
+        &m,
+        "graph_entities",
+        &json!({"query": "acm", "user_id": "eve"}),
+    )
+    .unwrap();
+    assert_eq!(found[0]["name"], "Acme");
+    let near = wire::call(&m, "graph_neighbors", &json!({"entity": eve, "depth": 1})).unwrap();
+    assert_eq!(near[0]["entity"]["name"], "Acme");
+    let acme = found[0]["id"].as_str().unwrap();
+    let path = wire::call(&m, "graph_path", &json!({"from": eve, "to": acme})).unwrap();
+    assert_eq!(path.as_array().unwrap().len(), 1);
+    let listed = wire::call(&m, "graph_relations", &json!({"user_id": "eve"})).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    wire::call(
+        &m,
+        "graph_add_entity",
+        &json!({"name": "Eve", "aliases": ["E."], "user_id": "eve"}),
+    )
+    .unwrap();
+    let err = wire::call(&m, "graph_neighbors", &json!({"entity": eve, "depth": 9})).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    let err = wire::call(
+        &m,
+        "graph_add_relation",
+        &json!({"subject": {"name": "Eve"}, "predicate": "x", "value": "y", "colour": 1}),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("colour"), "{err}");
 }
