@@ -32,18 +32,25 @@ T = TypeVar("T")
 __all__ = [
     "UNSET",
     "AddResult",
+    "AsyncGraph",
     "AsyncMemory",
     "CopyReport",
+    "Entity",
+    "EntityDetail",
+    "Graph",
     "HistoryEntry",
     "ListPage",
     "Memory",
     "MemoryEvent",
     "MemoryRecord",
     "Message",
+    "Neighbor",
     "PluginInfo",
     "PluginLimits",
     "PluginLogEntry",
     "PluginStats",
+    "Relation",
+    "RelationAdded",
     "SearchHit",
 ]
 
@@ -117,6 +124,92 @@ class SearchHit(_HitFields, total=False):
     valid_to: str
     superseded_by: str
     similarity: float
+
+
+# --------------------------------------------------------------------------- graph types
+
+
+class _EntityFields(TypedDict):
+    id: str
+    name: str
+    type: str
+    aliases: list[str]
+    created_at: str
+    updated_at: str
+
+
+class Entity(_EntityFields, total=False):
+    """An entity of the knowledge graph: known by its ``name`` and ``aliases`` within one
+    scope (``user_id``/``agent_id``/``run_id``/``org_id``, absent for none); ``type`` is
+    ``person``, ``place``, ``organisation``, ``thing``, ``event``, ``concept`` or your own
+    word."""
+
+    summary: str
+    user_id: str
+    agent_id: str
+    run_id: str
+    org_id: str
+
+
+class _RelationFields(TypedDict):
+    id: str
+    subject: str
+    subject_name: str
+    predicate: str
+    object_name: str
+    literal: bool
+    confidence: float
+    sources: list[str]
+    created_at: str
+
+
+class Relation(_RelationFields, total=False):
+    """``subject —predicate→ object``: ``object`` is the object entity's id (absent for a
+    literal value, then ``literal`` is true and ``object_name`` holds the value);
+    ``valid_from``/``valid_to`` when it held (no ``valid_to`` while it holds);
+    ``closed_by`` the relation that replaced it on a functional predicate; ``sources`` the
+    memories it came from."""
+
+    object: str
+    valid_from: str
+    valid_to: str
+    closed_by: str
+    user_id: str
+    agent_id: str
+    run_id: str
+    org_id: str
+
+
+class RelationAdded(TypedDict):
+    """What ``graph.add_relation`` did: the relation (the one already holding, with the new
+    sources, when ``created`` is false) and the ids of the relations it closed."""
+
+    relation: Relation
+    created: bool
+    closed: list[str]
+
+
+class EntityDetail(TypedDict):
+    """An entity and every relation touching it, ended ones included, oldest first."""
+
+    entity: Entity
+    relations: list[Relation]
+
+
+class Neighbor(TypedDict):
+    """An entity a walk reached: how many relations away, and the relation that reached
+    it."""
+
+    entity: Entity
+    depth: int
+    via: Relation
+
+
+#: An end of a relation: a name (the entity of the scope answering to it, or a new one),
+#: ``{"name": ..., "type": ...}`` (the type is used for a new entity) or ``{"id": ...}``.
+EntityRef = Union[str, Mapping[str, str]]
+#: Which way a walk follows relations.
+Direction = Literal["out", "in", "both"]
 
 
 class Pruned(TypedDict):
@@ -1076,6 +1169,245 @@ def _call_plugin(
     return _Call("call_plugin", method="call_plugin", args=(id, function, _bytes(input), scope))
 
 
+# --------------------------------------------------------------------------- graph plans
+
+
+def _entity_ref(value: EntityRef, field: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{field} must be a name (str) or a mapping, not {type(value).__name__}")
+
+
+def _graph_add_entity(
+    name: str,
+    *,
+    entity_type: str | None = None,
+    aliases: Sequence[str] = (),
+    summary: str | None = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+) -> _Call[Entity]:
+    """Adds an entity, or returns the one of its scope that already answers to ``name`` or
+    one of ``aliases`` (names match ignoring case, spacing, full-width forms and
+    diacritics: "Zoë  Smith" is "zoe smith"); it then also answers to the others, and gains
+    ``summary`` if it had none. Entities are never shared across scopes. ``entity_type``
+    defaults to ``thing``. ``InvalidInputError`` when two of the names belong to two
+    different entities."""
+    request = {
+        "name": name,
+        "aliases": list(aliases),
+        **_clean(type=entity_type, summary=summary),
+        **_scope(user_id, agent_id, run_id, org_id),
+    }
+    return _Call("graph_add_entity", request)
+
+
+def _graph_add_relation(
+    subject: EntityRef,
+    predicate: str,
+    object: EntityRef | None = None,
+    *,
+    value: str | None = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+    valid_from: Time | None = None,
+    valid_to: Time | None = None,
+    confidence: float | None = None,
+    sources: Sequence[str] = (),
+) -> _Call[RelationAdded]:
+    """Adds ``subject —predicate→ object`` (an entity) or ``—predicate→ value`` (a
+    literal) in the scope given, finding or creating named entities there. The predicate
+    is normalised to lower snake case (``"Lives in"`` → ``lives_in``). ``sources``: the
+    memories it came from (deleting the last of them removes the relation). The same
+    relation already holding gains the sources instead of a twin. On a functional
+    predicate (``lives_in``, ``located_in``, ``born_in``, ``married_to``, ``works_at`` by
+    default) a new object closes the subject's other current ones: their ``valid_to``
+    becomes the new one's ``valid_from`` (or now) and ``closed_by`` names it."""
+    request = {
+        "subject": _entity_ref(subject, "subject"),
+        "predicate": predicate,
+        "sources": list(sources),
+        **_clean(
+            object=None if object is None else _entity_ref(object, "object"),
+            value=value,
+            valid_from=_opt_time(valid_from),
+            valid_to=_opt_time(valid_to),
+            confidence=confidence,
+        ),
+        **_scope(user_id, agent_id, run_id, org_id),
+    }
+    return _Call("graph_add_relation", request)
+
+
+def _graph_entity(entity_id: str) -> _Call[EntityDetail]:
+    """An entity with every relation touching it; ``NotFoundError`` if there is none."""
+    return _Call("graph_entity", _id("entity_id", entity_id))
+
+
+def _graph_entities(
+    query: str = "",
+    *,
+    entity_type: str | None = None,
+    limit: int | None = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+) -> _Call[list[Entity]]:
+    """The entities of exactly this scope whose name or an alias contains ``query``
+    (folded as names are; all of them for ``""``): exact names first, then names starting
+    with it, then by name; at most ``limit`` (default 100)."""
+    request = {
+        "query": query,
+        **_clean(type=entity_type, limit=limit),
+        **_scope(user_id, agent_id, run_id, org_id),
+    }
+    return _Call("graph_entities", request)
+
+
+def _graph_relations(
+    *,
+    entity: str | None = None,
+    predicate: str | None = None,
+    source: str | None = None,
+    valid_at: Time | None = None,
+    include_closed: bool | None = None,
+    limit: int | None = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+) -> _Call[list[Relation]]:
+    """The relations of exactly this scope, oldest first: touching ``entity`` (an id), of
+    ``predicate``, from memory ``source`` if given. By default those holding now;
+    ``valid_at`` those that held then; ``include_closed`` every one."""
+    request = {
+        **_clean(
+            entity=entity,
+            predicate=predicate,
+            source=source,
+            valid_at=_opt_time(valid_at),
+            include_closed=include_closed,
+            limit=limit,
+        ),
+        **_scope(user_id, agent_id, run_id, org_id),
+    }
+    return _Call("graph_relations", request)
+
+
+def _graph_neighbors(
+    entity_id: str,
+    *,
+    depth: int | None = None,
+    predicates: Sequence[str] = (),
+    direction: Direction | None = None,
+    valid_at: Time | None = None,
+    include_closed: bool | None = None,
+) -> _Call[list[Neighbor]]:
+    """The entities up to ``depth`` relations away (1 to 3, default 1), breadth first, each
+    once with the relation that first reached it, following ``predicates`` (all by
+    default) ``direction``-wise (``"out"``, ``"in"`` or ``"both"``, the default), over the
+    relations holding now (or at ``valid_at``, or all with ``include_closed``)."""
+    request = {
+        "entity": entity_id,
+        "predicates": list(predicates),
+        **_clean(
+            depth=depth,
+            direction=direction,
+            valid_at=_opt_time(valid_at),
+            include_closed=include_closed,
+        ),
+    }
+    return _Call("graph_neighbors", request)
+
+
+def _graph_path(
+    from_id: str,
+    to_id: str,
+    *,
+    max_depth: int | None = None,
+    valid_at: Time | None = None,
+    include_closed: bool | None = None,
+) -> _Call[list[Relation] | None]:
+    """A shortest chain of relations between two entities (either way along each), at most
+    ``max_depth`` long (1 to 3, default 3), or None; entities of different scopes are never
+    joined."""
+    request = {
+        "from": from_id,
+        "to": to_id,
+        **_clean(max_depth=max_depth, valid_at=_opt_time(valid_at), include_closed=include_closed),
+    }
+    return _Call("graph_path", request)
+
+
+def _graph_blocking(plan: Callable[P, _Call[T]]) -> Callable[Concatenate[Graph, P], T]:
+    """The :class:`Graph` method of a plan."""
+
+    def method(self: Graph, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return plan(*args, **kwargs).run(self._native)
+
+    functools.update_wrapper(method, plan)
+    method.__name__ = plan.__name__.removeprefix("_graph_")
+    method.__qualname__ = f"Graph.{method.__name__}"
+    return method
+
+
+def _graph_awaiting(
+    plan: Callable[P, _Call[T]],
+) -> Callable[Concatenate[AsyncGraph, P], Coroutine[Any, Any, T]]:
+    """The :class:`AsyncGraph` method of a plan."""
+
+    async def method(self: AsyncGraph, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await plan(*args, **kwargs).run_async(self._native)
+
+    functools.update_wrapper(method, plan)
+    method.__name__ = plan.__name__.removeprefix("_graph_")
+    method.__qualname__ = f"AsyncGraph.{method.__name__}"
+    return method
+
+
+class Graph:
+    """The knowledge graph of a :class:`Memory` (``memory.graph``): entities and the
+    relations between them, kept in the same store as the memories they came from."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.NativeMemory) -> None:
+        self._native = native
+
+    add_entity = _graph_blocking(_graph_add_entity)
+    add_relation = _graph_blocking(_graph_add_relation)
+    entity = _graph_blocking(_graph_entity)
+    entities = _graph_blocking(_graph_entities)
+    relations = _graph_blocking(_graph_relations)
+    neighbors = _graph_blocking(_graph_neighbors)
+    path = _graph_blocking(_graph_path)
+
+
+class AsyncGraph:
+    """:class:`Graph` for asyncio (``async_memory.graph``): the same methods, as
+    coroutines."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.NativeMemory) -> None:
+        self._native = native
+
+    add_entity = _graph_awaiting(_graph_add_entity)
+    add_relation = _graph_awaiting(_graph_add_relation)
+    entity = _graph_awaiting(_graph_entity)
+    entities = _graph_awaiting(_graph_entities)
+    relations = _graph_awaiting(_graph_relations)
+    neighbors = _graph_awaiting(_graph_neighbors)
+    path = _graph_awaiting(_graph_path)
+
+
 # --------------------------------------------------------------------------- classes
 
 
@@ -1275,6 +1607,11 @@ class Memory(_Store):
         )
         return plan.run(self._native)
 
+    @property
+    def graph(self) -> Graph:
+        """The knowledge graph kept in this store (see :class:`Graph`)."""
+        return Graph(self._native)
+
     add_batch = _blocking(_add_batch)
     add_messages = _blocking(_add_messages)
     get = _blocking(_get)
@@ -1433,6 +1770,11 @@ class AsyncMemory(_Store):
             vectors,
         )
         return await plan.run_async(self._native)
+
+    @property
+    def graph(self) -> AsyncGraph:
+        """The knowledge graph kept in this store (see :class:`AsyncGraph`)."""
+        return AsyncGraph(self._native)
 
     add_batch = _awaiting(_add_batch)
     add_messages = _awaiting(_add_messages)

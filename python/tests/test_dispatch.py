@@ -20,9 +20,10 @@ CASES: dict[str, Any] = json.loads((CASES_DIR / "calls.json").read_text(encoding
 
 
 def resolve(value: Any, names: dict[str, str]) -> Any:
-    """``"$id"``, ``"$change"`` and ``"$plugin"`` replaced, everywhere in ``value``
-    (``names``: the first added id and the last change id)."""
-    if value in ("$id", "$change"):
+    """``"$id"``, ``"$change"``, ``"$entity"`` and ``"$plugin"`` replaced, everywhere in
+    ``value`` (``names``: the first added id, the last change id and the subject entity of
+    the last relation a result held)."""
+    if value in ("$id", "$change", "$entity"):
         return names[value]
     if value == "$plugin":
         return str(CASES_DIR / "noop.wat")
@@ -69,7 +70,7 @@ def test_every_operation_runs_through_the_generic_entry(asynchronous: bool) -> N
         return m.call(op, request)
 
     async def main() -> None:
-        names = {"$id": "", "$change": ""}
+        names = {"$id": "", "$change": "", "$entity": ""}
         for op, raw_request, raw_expected in CASES["calls"]:
             request = resolve(raw_request, names)
             result = await run(op, request)
@@ -77,6 +78,8 @@ def test_every_operation_runs_through_the_generic_entry(asynchronous: bool) -> N
                 names["$id"] = result["id"]
             if isinstance(result, dict) and isinstance(result.get("change_id"), str):
                 names["$change"] = result["change_id"]
+            if isinstance(result, dict) and isinstance(result.get("relation"), dict):
+                names["$entity"] = result["relation"]["subject"]
             expected = resolve(raw_expected, names)
             assert matches(expected, result), (op, request, expected, result)
 

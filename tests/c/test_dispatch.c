@@ -33,9 +33,11 @@ static char *read_file(const char *path) {
     return text;
 }
 
-/* "$id", "$change" (the last change id a result named) and "$plugin" replaced, everywhere in
-   value (changed in place). */
+/* "$id", "$change" (the last change id a result named), "$entity" (the subject entity of the
+   last relation a result held) and "$plugin" replaced, everywhere in value (changed in
+   place). */
 static char g_change[64];
+static char g_entity[64];
 
 static void resolve(cJSON *value, const char *id) {
     cJSON *item;
@@ -46,6 +48,8 @@ static void resolve(cJSON *value, const char *id) {
             with = id;
         } else if (strcmp(value->valuestring, "$change") == 0) {
             with = g_change;
+        } else if (strcmp(value->valuestring, "$entity") == 0) {
+            with = g_entity;
         } else if (strcmp(value->valuestring, "$plugin") == 0) {
             snprintf(path, sizeof path, "%s/noop.wat", g_dir);
             with = path;
@@ -137,6 +141,9 @@ static void every_operation_runs(const cJSON *cases, const cJSON *ops) {
                 snprintf(id, sizeof id, "%s", str_field(result, "id"));
             if (cJSON_IsObject(result) && str_field(result, "change_id"))
                 snprintf(g_change, sizeof g_change, "%s", str_field(result, "change_id"));
+            cJSON *relation = cJSON_GetObjectItemCaseSensitive(result, "relation");
+            if (cJSON_IsObject(result) && cJSON_IsObject(relation) && str_field(relation, "subject"))
+                snprintf(g_entity, sizeof g_entity, "%s", str_field(relation, "subject"));
             resolve(expected, id);
             g_checks++;
             if (!matches(expected, result)) {

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use super::dispatch::TABLE;
 use super::options::RawOpenOptions;
 use super::plugins;
+use crate::graph::{Entity, EntityDetail, Neighbor, Relation, RelationAdded};
 use crate::{
     AddOutcome, CopyReport, FusionWeights, HistoryEntry, ListPage, MemoryEvent, MemoryRecord,
     Message, Pruned, SearchHit, Superseded, Undone,
@@ -145,6 +146,11 @@ pub fn schema() -> Value {
     add("Superseded", results.subschema_for::<Superseded>());
     add("Undone", results.subschema_for::<Undone>());
     add("Pruned", results.subschema_for::<Pruned>());
+    add("Entity", results.subschema_for::<Entity>());
+    add("Relation", results.subschema_for::<Relation>());
+    add("RelationAdded", results.subschema_for::<RelationAdded>());
+    add("EntityDetail", results.subschema_for::<EntityDetail>());
+    add("Neighbor", results.subschema_for::<Neighbor>());
     for (name, schema) in plugins::schema_types(&mut requests, &mut results) {
         add(name, schema);
     }

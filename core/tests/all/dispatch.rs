@@ -19,13 +19,14 @@ fn cases() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// `"$id"`, `"$change"` and `"$plugin"` replaced, everywhere in `value` (`vars`: the id
-/// and the last change id).
-fn resolve(value: &Value, vars: &(String, String)) -> Value {
-    let (id, change) = vars;
+/// `"$id"`, `"$change"`, `"$entity"` and `"$plugin"` replaced, everywhere in `value`
+/// (`vars`: the id, the last change id and the last relation's subject entity).
+fn resolve(value: &Value, vars: &(String, String, String)) -> Value {
+    let (id, change, entity) = vars;
     match value {
         Value::String(s) if s == "$id" => json!(id),
         Value::String(s) if s == "$change" => json!(change),
+        Value::String(s) if s == "$entity" => json!(entity),
         Value::String(s) if s == "$plugin" => {
             json!(cases_dir().join("noop.wat").to_string_lossy())
         }
@@ -76,7 +77,7 @@ fn every_operation_runs_through_the_dispatch() {
     );
 
     let m = store();
-    let mut vars = (String::new(), String::new());
+    let mut vars = (String::new(), String::new(), String::new());
     for call in calls {
         let op = call[0].as_str().unwrap();
         let request = resolve(&call[1], &vars);
@@ -91,6 +92,9 @@ fn every_operation_runs_through_the_dispatch() {
         }
         if let Some(change) = result["change_id"].as_str() {
             vars.1 = change.to_string();
+        }
+        if let Some(entity) = result["relation"]["subject"].as_str() {
+            vars.2 = entity.to_string();
         }
         let expected = resolve(&call[2], &vars);
         assert!(
@@ -395,7 +399,7 @@ fn the_schema_describes_the_real_requests_and_results() {
 
     let cases = cases();
     let m = store();
-    let mut vars = (String::new(), String::new());
+    let mut vars = (String::new(), String::new(), String::new());
     for call in cases["calls"].as_array().unwrap() {
         let op = call[0].as_str().unwrap();
         if op.starts_with("plugin_") && !cfg!(feature = "plugins") {
@@ -412,6 +416,9 @@ fn the_schema_describes_the_real_requests_and_results() {
         }
         if let Some(change) = result["change_id"].as_str() {
             vars.1 = change.to_string();
+        }
+        if let Some(entity) = result["relation"]["subject"].as_str() {
+            vars.2 = entity.to_string();
         }
         if let Some(why) = misfit(&operations[op]["result"], &result, op) {
             panic!("{op} result {result}: {why}");

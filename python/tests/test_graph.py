@@ -1,0 +1,97 @@
+"""The knowledge graph from Python: ``memory.graph`` (and ``AsyncMemory.graph``) over the
+core's graph: resolution by name within a scope, functional predicates closing the old
+relation, provenance, walks, and bad input as ``InvalidInputError`` / ``NotFoundError``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent_mem import AsyncMemory, InvalidInputError, Memory, NotFoundError
+from conftest import HASHING
+
+
+def test_names_resolve_within_a_scope(mem: Memory) -> None:
+    alice = mem.graph.add_entity(
+        "Alice Smith", entity_type="person", aliases=["Alice"], user_id="a"
+    )
+    assert alice["type"] == "person"
+    assert alice["aliases"] == ["Alice"]
+    assert mem.graph.add_entity("  alice SMITH", user_id="a")["id"] == alice["id"]
+    assert mem.graph.add_entity("Alice", user_id="b")["id"] != alice["id"]
+    assert [e["id"] for e in mem.graph.entities("ali", user_id="a")] == [alice["id"]]
+
+
+def test_a_functional_predicate_closes_the_old_relation(mem: Memory) -> None:
+    paris = mem.graph.add_relation(
+        "Alice", "lives in", "Paris", user_id="a", valid_from="2023-01-01"
+    )
+    assert paris["created"]
+    assert paris["relation"]["predicate"] == "lives_in"
+    berlin = mem.graph.add_relation(
+        "alice",
+        "lives_in",
+        {"name": "Berlin", "type": "place"},
+        user_id="a",
+        valid_from="2024-03-01",
+    )
+    assert berlin["closed"] == [paris["relation"]["id"]]
+    now = mem.graph.relations(user_id="a")
+    assert [r["object_name"] for r in now] == ["Berlin"]
+    then = mem.graph.relations(user_id="a", valid_at="2023-06-01")
+    assert [r["object_name"] for r in then] == ["Paris"]
+    every = mem.graph.relations(user_id="a", include_closed=True)
+    closed = next(r for r in every if r["object_name"] == "Paris")
+    assert closed["closed_by"] == berlin["relation"]["id"]
+    assert closed["valid_to"].startswith("2024-03-01")
+
+
+def test_relations_from_a_deleted_memory_go(mem: Memory) -> None:
+    source = mem.add("Carol is allergic to peanuts", user_id="c")["id"]
+    mem.graph.add_relation("Carol", "allergic_to", value="peanuts", user_id="c", sources=[source])
+    assert mem.graph.relations(user_id="c", source=source)[0]["literal"] is True
+    mem.delete(source)
+    assert mem.graph.relations(user_id="c") == []
+
+
+def test_walks_and_paths(mem: Memory) -> None:
+    for a, b in [("Ann", "Ben"), ("Ben", "Cy"), ("Cy", "Di")]:
+        mem.graph.add_relation(a, "knows", b, user_id="u")
+    ann = mem.graph.entities("ann", user_id="u")[0]["id"]
+    di = mem.graph.entities("di", user_id="u")[0]["id"]
+    near = mem.graph.neighbors(ann, depth=2)
+    assert {(n["entity"]["name"], n["depth"]) for n in near} == {("Ben", 1), ("Cy", 2)}
+    assert [n["entity"]["name"] for n in mem.graph.neighbors(ann, direction="in")] == []
+    path = mem.graph.path(ann, di)
+    assert path is not None
+    assert [r["subject_name"] for r in path] == ["Ann", "Ben", "Cy"]
+    assert mem.graph.path(ann, di, max_depth=2) is None
+    detail = mem.graph.entity(ann)
+    assert detail["entity"]["name"] == "Ann"
+    assert [r["object_name"] for r in detail["relations"]] == ["Ben"]
+
+
+def test_bad_input_is_refused(mem: Memory) -> None:
+    with pytest.raises(InvalidInputError, match="depth"):
+        mem.graph.neighbors(mem.graph.add_entity("X")["id"], depth=9)
+    with pytest.raises(InvalidInputError, match="predicate"):
+        mem.graph.add_relation("X", "->", "Y")
+    with pytest.raises(InvalidInputError):
+        mem.graph.add_relation("X", "knows", "Y", value="both")
+    with pytest.raises(NotFoundError):
+        mem.graph.entity("nobody")
+    with pytest.raises(TypeError):
+        mem.graph.add_relation(3, "knows", "Y")  # type: ignore[arg-type]
+    assert [e["name"] for e in mem.graph.entities()] == ["X"]
+
+
+def test_async_graph() -> None:
+    async def main() -> None:
+        async with await AsyncMemory.open(embedder=HASHING) as m:
+            added = await m.graph.add_relation("Eve", "works at", "Acme", user_id="e")
+            eve = added["relation"]["subject"]
+            assert (await m.graph.entity(eve))["entity"]["name"] == "Eve"
+            assert len(await m.graph.neighbors(eve)) == 1
+
+    asyncio.run(main())
