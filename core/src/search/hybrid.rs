@@ -23,6 +23,11 @@ type Key = i64;
 /// Cosine similarities computed for memories the vector engine did not rank.
 type Cosines = HashMap<Key, f32>;
 
+/// The engines score fusion weighs: vector, keyword, fuzzy, graph.
+const ENGINES: usize = 4;
+/// The graph's place among them.
+const GRAPH: usize = 3;
+
 /// Hits loaded beyond the limit in case some were deleted since they were ranked.
 const SPARE: usize = 8;
 
@@ -60,6 +65,7 @@ pub(crate) fn run(
             note(&mut explain, &lists.vector, |e, s| e.vector = Some(s));
             note(&mut explain, &lists.keyword, |e, s| e.keyword = Some(s));
             note(&mut explain, &lists.fuzzy, |e, s| e.fuzzy = Some(s));
+            note(&mut explain, &lists.graph, |e, s| e.graph = Some(s));
             match weights.method {
                 FusionMethod::Score => {
                     let (ranked, computed) =
@@ -108,6 +114,9 @@ struct EngineLists {
     keyword: Vec<(Key, f32)>,
     /// The best `pool` fuzzy matches.
     fuzzy: Vec<(Key, f32)>,
+    /// The memories of the other lists the query's entities lead to, by graph score (see
+    /// [`super::graph`]).
+    graph: Vec<(Key, f32)>,
     /// How deep each engine's list feeds the candidates.
     pool: usize,
 }
@@ -144,10 +153,28 @@ impl EngineLists {
         } else {
             Vec::new()
         };
+        // The graph only weighs what the engines found (never what the selection leaves
+        // out); it has no past, so a search as of a moment goes without it.
+        let mut graph: Vec<(Key, f32)> = Vec::new();
+        if weights.graph > 0.0 && selection.as_of.is_none() {
+            let led_to = super::graph::scores(store, query, &options.scope, selection.now)?;
+            if !led_to.is_empty() {
+                let found: HashSet<Key> = [&vector, &keyword, &fuzzy]
+                    .into_iter()
+                    .flat_map(|list| list.iter().take(pool).map(|(k, _)| *k))
+                    .collect();
+                graph = led_to
+                    .into_iter()
+                    .filter(|(k, _)| found.contains(k))
+                    .collect();
+                graph.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            }
+        }
         Ok(EngineLists {
             vector,
             keyword,
             fuzzy,
+            graph,
             pool,
         })
     }
@@ -156,16 +183,19 @@ impl EngineLists {
 /// Reciprocal Rank Fusion of the lists (the earlier default, kept as an option).
 fn rank_fusion(lists: &EngineLists, weights: &FusionWeights) -> Vec<(Key, f32)> {
     let keys = |v: &[(Key, f32)]| v.iter().map(|(k, _)| *k).collect::<Vec<_>>();
-    let (vk, kk, fk) = (
+    let (vk, kk, fk, gk) = (
         keys(&lists.vector),
         keys(&lists.keyword),
         keys(&lists.fuzzy),
+        keys(&lists.graph),
     );
     fusion::rrf(
         &[
             (&vk, weights.vector),
             (&kk, weights.keyword),
             (&fk, weights.fuzzy),
+            // A silent graph is no engine (the scores stay those of the others).
+            (&gk, if gk.is_empty() { 0.0 } else { weights.graph }),
         ],
         weights.rrf_k,
     )
@@ -213,7 +243,7 @@ fn score_fusion(
         }
         _ => HashMap::new(),
     };
-    let scores_of = |key: &Key| -> [f32; 3] {
+    let scores_of = |key: &Key| -> [f32; ENGINES] {
         let e = explain.get(key).copied().unwrap_or_default();
         let cosine = e
             .vector
@@ -224,19 +254,30 @@ fn score_fusion(
             cosine.max(0.0),
             e.keyword.map_or(0.0, |s| s.score),
             e.fuzzy.map_or(0.0, |s| s.score),
+            e.graph.map_or(0.0, |s| s.score),
         ]
     };
-    let all: Vec<(Key, [f32; 3])> = candidates.iter().map(|k| (*k, scores_of(k))).collect();
-    let engine_weights = [weights.vector, weights.keyword, weights.fuzzy];
-    let mut best = [0f32; 3];
+    let all: Vec<(Key, [f32; ENGINES])> = candidates.iter().map(|k| (*k, scores_of(k))).collect();
+    let mut best = [0f32; ENGINES];
     for (_, s) in &all {
-        for i in 0..3 {
+        for i in 0..ENGINES {
             best[i] = best[i].max(s[i]);
         }
     }
+    // A silent graph (no entity named, or none leading to a candidate) is no engine: the
+    // scores of a search are the same with the graph weighted or not.
+    let graph_weight = if best[GRAPH] > 0.0 {
+        weights.graph
+    } else {
+        0.0
+    };
+    let engine_weights = [weights.vector, weights.keyword, weights.fuzzy, graph_weight];
     let total: f32 = engine_weights.iter().sum();
-    let quality: f32 = (0..3).map(|i| engine_weights[i] * best[i]).sum::<f32>() / total;
-    let speaking: f32 = (0..3)
+    let quality: f32 = (0..ENGINES)
+        .map(|i| engine_weights[i] * best[i])
+        .sum::<f32>()
+        / total;
+    let speaking: f32 = (0..ENGINES)
         .filter(|&i| best[i] > 0.0)
         .map(|i| engine_weights[i])
         .sum();
@@ -264,7 +305,7 @@ fn score_fusion(
     let standing: HashMap<Key, f32> = all
         .iter()
         .map(|(key, s)| {
-            let share: f32 = (0..3)
+            let share: f32 = (0..ENGINES)
                 .filter(|&i| best[i] > 0.0)
                 .map(|i| engine_weights[i] * s[i] / best[i])
                 .sum();

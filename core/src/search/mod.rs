@@ -2,6 +2,7 @@
 //! hybrid search fuses.
 
 pub(crate) mod fusion;
+mod graph;
 pub(crate) mod hybrid;
 pub(crate) mod keyword;
 pub(crate) mod time_words;
@@ -83,6 +84,10 @@ pub struct FusionWeights {
     pub keyword: f32,
     /// Weight of the fuzzy engine (0 leaves fuzzy search out of hybrid).
     pub fuzzy: f32,
+    /// Weight of the knowledge graph: how much being linked to an entity the query names
+    /// (or to one of its neighbours) counts for a memory the other engines found. Silent
+    /// when the query names no entity of the search's scope; 0 turns it off.
+    pub graph: f32,
     /// Weight of conversation context in score fusion: how much the standing of the memory
     /// stored just before or after a hit in the same scope (the neighbouring turn) adds to
     /// the hit's. 0 turns it off.
@@ -99,6 +104,7 @@ impl Default for FusionWeights {
             vector: 1.0,
             keyword: 1.0,
             fuzzy: 0.0,
+            graph: 1.0,
             context: 0.1,
             method: FusionMethod::Score,
             rrf_k: 60.0,
@@ -109,7 +115,7 @@ impl Default for FusionWeights {
 impl FusionWeights {
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let ok = |w: f32| w.is_finite() && w >= 0.0;
-        if !ok(self.vector) || !ok(self.keyword) || !ok(self.fuzzy) {
+        if !ok(self.vector) || !ok(self.keyword) || !ok(self.fuzzy) || !ok(self.graph) {
             return Err(crate::Error::invalid(
                 "fusion weights must be finite and not negative",
             ));
@@ -310,6 +316,10 @@ pub struct Explanation {
     /// Fuzzy words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuzzy: Option<EngineScore>,
+    /// The knowledge graph (hybrid only): the memory is linked to an entity the query
+    /// names (score 1) or to a neighbour of one (0.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<EngineScore>,
 }
 
 /// A search result.

@@ -289,6 +289,11 @@ pub(crate) trait GraphRead {
         keys: &[i64],
         direction: Direction,
     ) -> Result<Vec<StoredRelation>>;
+    /// True when the store holds no entity at all.
+    fn is_empty(&mut self) -> Result<bool>;
+    /// The keys of the stored memories these relations came from, as
+    /// `(relation key, memory key)`.
+    fn source_keys(&mut self, relation_keys: &[i64]) -> Result<Vec<(i64, i64)>>;
     /// The relations of exactly this scope, oldest first, optionally only one predicate's
     /// or one source memory's.
     fn relations_in(

@@ -472,3 +472,59 @@ fn the_dispatch_reaches_every_graph_operation() {
     .unwrap_err();
     assert!(err.to_string().contains("colour"), "{err}");
 }
+
+#[test]
+fn the_graph_leg_ranks_first_the_memory_a_named_entity_leads_to() {
+    use agent_mem::{FusionWeights, SearchOptions};
+    let m = memory();
+    let scope = Scope::user("alice");
+    let add = |text: &str| m.add(NewMemory::new(text).scope(scope.clone())).unwrap().id;
+    add("Alice enjoys working late with a pot of coffee");
+    add("Alice went hiking with her dog on Sunday");
+    let office = add("Bob and Alice have shared an office since March");
+    add("The office plants need water on Fridays");
+    m.graph()
+        .add_relation(
+            NewRelation::new("Alice", "works with", "Bob")
+                .scope(scope.clone())
+                .source(&office),
+        )
+        .unwrap();
+    let query = "who does Alice work with?";
+    let search = |graph: f32| {
+        let mut options = SearchOptions::new().user("alice").limit(4);
+        options.weights = FusionWeights {
+            graph,
+            ..FusionWeights::default()
+        };
+        m.search(query, &options).unwrap()
+    };
+    let without = search(0.0);
+    assert_ne!(
+        without[0].memory.id, office,
+        "the engines alone rank it first"
+    );
+    assert!(without.iter().all(|h| h.explain.graph.is_none()));
+    let with = search(FusionWeights::default().graph);
+    assert_eq!(with[0].memory.id, office);
+    assert_eq!(with[0].explain.graph.map(|g| g.score), Some(1.0));
+    // A query naming no entity scores as it would without the graph.
+    let plain = |graph: f32| {
+        let mut options = SearchOptions::new().user("alice").limit(4);
+        options.weights.graph = graph;
+        m.search("plants and water", &options)
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.memory.id, h.score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(plain(0.0), plain(1.0));
+    // Another scope's entities never lead anywhere.
+    let mut elsewhere = SearchOptions::new().user("bob");
+    elsewhere.weights.graph = 1.0;
+    assert!(m
+        .search(query, &elsewhere)
+        .unwrap()
+        .iter()
+        .all(|h| h.explain.graph.is_none()));
+}

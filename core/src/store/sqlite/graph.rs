@@ -193,6 +193,25 @@ impl GraphRead for SqliteGraph<'_> {
         relations(self.conn, &sql, &[SqlValue::Text(ops::keys_json(keys))])
     }
 
+    fn is_empty(&mut self) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM entities)")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
+    fn source_keys(&mut self, relation_keys: &[i64]) -> Result<Vec<(i64, i64)>> {
+        let sql = format!(
+            "SELECT s.relation_key, m.key FROM relation_sources s
+             JOIN memories m ON m.id = s.memory_id WHERE s.relation_key IN {KEYS_IN_JSON}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([ops::keys_json(relation_keys)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     fn relations_in(
         &mut self,
         scope: &Scope,

@@ -1,0 +1,170 @@
+//! The graph leg of hybrid search: the entities the query names in the search's scope, and
+//! the memories their relations came from (1 for a relation of a named entity, 1/2 for a
+//! relation of one of its neighbours). It only weighs memories the other engines found, so
+//! it can never show a memory the search's scope and filters leave out.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{ErrorCode, Result};
+use crate::graph::{fold_name, Direction, RelationTime};
+use crate::store::{GraphRead, Store, StoredRelation};
+use crate::text::is_cjk;
+use crate::types::Scope;
+
+/// The longest run of words tried as a name ("Mary Ann van Dyke" is four).
+const MAX_NAME_WORDS: usize = 4;
+/// The longest run of CJK characters tried as a name.
+const MAX_CJK_NAME: usize = 6;
+/// A neighbour's relations count this much of a named entity's.
+const NEIGHBOUR_SHARE: f32 = 0.5;
+
+/// The graph score of each memory the query's entities lead to; empty when the store has
+/// no graph (or its backend keeps none) or the query names no entity of `scope`.
+pub(crate) fn scores(
+    store: &dyn Store,
+    query: &str,
+    scope: &Scope,
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, f32>> {
+    let names = query_names(query);
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut out = HashMap::new();
+    let read = store.read_graph(&mut |g| {
+        out = led_to(g, &names, scope, now)?;
+        Ok(())
+    });
+    match read {
+        Err(e) if e.code() == ErrorCode::Unsupported => Ok(HashMap::new()),
+        other => other.map(|()| out),
+    }
+}
+
+fn led_to(
+    g: &mut dyn GraphRead,
+    names: &[String],
+    scope: &Scope,
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, f32>> {
+    if g.is_empty()? {
+        return Ok(HashMap::new());
+    }
+    let mut named = Vec::new();
+    for name in names {
+        if let Some((key, _)) = g.entity_named(scope, name)? {
+            if !named.contains(&key) {
+                named.push(key);
+            }
+        }
+    }
+    if named.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let holding = |r: &StoredRelation| {
+        RelationTime::default().admits(r.relation.valid_from, r.relation.valid_to, now)
+    };
+    let direct: Vec<StoredRelation> = g
+        .relations_touching(&named, Direction::Both)?
+        .into_iter()
+        .filter(holding)
+        .collect();
+    let named_set: HashSet<i64> = named.iter().copied().collect();
+    let neighbours: Vec<i64> = direct
+        .iter()
+        .flat_map(|r| [Some(r.subject), r.object])
+        .flatten()
+        .filter(|k| !named_set.contains(k))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut weight: HashMap<i64, f32> = direct.iter().map(|r| (r.key, 1.0)).collect();
+    if !neighbours.is_empty() {
+        for r in g.relations_touching(&neighbours, Direction::Both)? {
+            if holding(&r) {
+                weight.entry(r.key).or_insert(NEIGHBOUR_SHARE);
+            }
+        }
+    }
+    let relation_keys: Vec<i64> = weight.keys().copied().collect();
+    let mut out: HashMap<i64, f32> = HashMap::new();
+    for (relation, memory) in g.source_keys(&relation_keys)? {
+        let w = weight.get(&relation).copied().unwrap_or(0.0);
+        let slot = out.entry(memory).or_insert(0.0);
+        *slot = slot.max(w);
+    }
+    Ok(out)
+}
+
+/// The names a query may mention, folded as entity names are: every run of one to
+/// [`MAX_NAME_WORDS`] words (edge punctuation and a possessive "'s" dropped), and every run
+/// of two to [`MAX_CJK_NAME`] CJK characters.
+pub(crate) fn query_names(query: &str) -> Vec<String> {
+    let folded = fold_name(query);
+    let words: Vec<String> = folded
+        .split_whitespace()
+        .map(|w| {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            let w = w
+                .strip_suffix("'s")
+                .or_else(|| w.strip_suffix("\u{2019}s"))
+                .unwrap_or(w);
+            w.to_string()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    let mut push = |name: String| {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    };
+    for start in 0..words.len() {
+        for len in 1..=MAX_NAME_WORDS.min(words.len() - start) {
+            push(words[start..start + len].join(" "));
+        }
+    }
+    for word in &words {
+        let chars: Vec<char> = word.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !is_cjk(chars[i]) {
+                i += 1;
+                continue;
+            }
+            let run_end = (i..chars.len())
+                .find(|&j| !is_cjk(chars[j]))
+                .unwrap_or(chars.len());
+            for start in i..run_end {
+                for end in (start + 2)..=(start + MAX_CJK_NAME).min(run_end) {
+                    push(chars[start..end].iter().collect());
+                }
+            }
+            i = run_end;
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_names_word_runs_and_cjk_runs() {
+        let names = query_names("Who does Alice Smith's brother work with?");
+        for expected in ["alice", "alice smith", "smith", "brother work with", "with"] {
+            assert!(
+                names.contains(&expected.to_string()),
+                "{expected}: {names:?}"
+            );
+        }
+        assert!(!names.contains(&"smith's".to_string()));
+        let names = query_names("王小明住在哪里");
+        assert!(names.contains(&"王小明".to_string()), "{names:?}");
+        assert!(names.contains(&"小明".to_string()));
+        assert!(query_names("  ?! ").is_empty());
+    }
+}
