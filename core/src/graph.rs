@@ -27,6 +27,19 @@ pub const DEFAULT_FUNCTIONAL_PREDICATES: &[&str] = &[
     "works_at",
 ];
 
+/// How a store keeps its graph (`MemoryBuilder::graph`, the `graph` open option).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphOptions {
+    /// With a chat model, `add_messages` also asks for the entities and relations each fact
+    /// states, in the same call as the facts, and stores them with the fact's memory as
+    /// their source. Off by default.
+    pub extract: bool,
+    /// The predicates that hold one object at a time (default
+    /// [`DEFAULT_FUNCTIONAL_PREDICATES`]), normalised as predicates are.
+    pub functional_predicates: Option<Vec<String>>,
+}
+
 /// An entity: something memories talk about, known by a name and its aliases within one
 /// scope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

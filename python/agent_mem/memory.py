@@ -439,6 +439,7 @@ def _options(
     plugins: Mapping[str, Any] | None,
     postgres: Mapping[str, Any] | None,
     history_retention: Mapping[str, Any] | None,
+    graph: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     return _clean(
         embedder=embedder,
@@ -450,6 +451,7 @@ def _options(
         plugins=plugins,
         postgres=postgres,
         history_retention=history_retention,
+        graph=graph,
     )
 
 
@@ -1429,6 +1431,7 @@ class _Store:
         plugins: Mapping[str, Any] | None = None,
         postgres: Mapping[str, Any] | None = None,
         history_retention: Mapping[str, Any] | None = None,
+        graph: Mapping[str, Any] | None = None,
     ) -> None:
         self._native = _native.NativeMemory(
             _path(path),
@@ -1442,6 +1445,7 @@ class _Store:
                 plugins,
                 postgres,
                 history_retention,
+                graph,
             ),
         )
 
@@ -1514,7 +1518,12 @@ class Memory(_Store):
       (the defaults; ``pool_size`` 1 to 256, ``pool_timeout_ms`` 0 fails at once when every
       connection is busy, a statement timeout of 0 is none). A server that cannot be
       reached or refuses the login raises ``StorageError``. Connections are made without
-      TLS: a URL with ``sslmode=require`` raises ``UnsupportedError``.
+      TLS: a URL with ``sslmode=require`` raises ``UnsupportedError``;
+    - ``graph``: the knowledge graph (:attr:`graph`), ``{"extract": True}`` to have
+      :meth:`add_messages` fill it with the relations each fact states (in the same model
+      call), ``{"functional_predicates": [...]}`` to choose the predicates that hold one
+      object at a time (default ``lives_in``, ``located_in``, ``born_in``, ``married_to``,
+      ``works_at``).
 
     ``embedder`` may also be a remote OpenAI-compatible embeddings endpoint:
     ``{"provider": "openai" | "zhipu" | "ollama" | "openai_compatible", "model", "api_key",
@@ -1666,6 +1675,7 @@ class AsyncMemory(_Store):
         plugins: Mapping[str, Any] | None = None,
         postgres: Mapping[str, Any] | None = None,
         history_retention: Mapping[str, Any] | None = None,
+        graph: Mapping[str, Any] | None = None,
     ) -> AsyncMemory:
         """Opens the store on a worker thread (the event loop keeps running meanwhile; a
         PostgreSQL store connects there)."""
@@ -1681,6 +1691,7 @@ class AsyncMemory(_Store):
                 plugins,
                 postgres,
                 history_retention,
+                graph,
             ),
         )
         self = cls.__new__(cls)

@@ -95,3 +95,13 @@ def test_async_graph() -> None:
             assert len(await m.graph.neighbors(eve)) == 1
 
     asyncio.run(main())
+
+
+def test_functional_predicates_are_an_open_option() -> None:
+    with Memory(embedder=HASHING, graph={"functional_predicates": ["drives"]}) as m:
+        m.graph.add_relation("Bo", "drives", "a Volvo")
+        assert len(m.graph.add_relation("Bo", "drives", "a Saab")["closed"]) == 1
+        m.graph.add_relation("Bo", "lives_in", "Oslo")
+        assert m.graph.add_relation("Bo", "lives_in", "Bergen")["closed"] == []
+    with pytest.raises(InvalidInputError, match="graph"):
+        Memory(embedder=HASHING, graph={"extract": True, "colour": 1})

@@ -20,6 +20,13 @@ The conversation took place on {today}.
 Answer with a JSON object and nothing else, in this shape:
 {"facts": ["first fact", {"text": "Lives in Berlin", "valid_from": "2024-03"}]}"#;
 
+/// Appended to the extraction prompt when the graph is filled by inference (see
+/// [`crate::graph::GraphOptions::extract`]): each fact may carry the relations it states.
+pub const GRAPH_RELATIONS: &str = r#"
+
+Also give each fact the relations it states between named people, places, organisations and things, as "relations": a list of {"subject", "subject_type", "predicate", "object", "object_type"}, or with "value" instead of "object" for a plain value (an age, a date, a food). Use "user" for the user. A predicate is a short verb phrase in snake_case: lives_in, works_at, works_with, married_to, allergic_to, likes. A type is person, place, organisation, thing, event or concept. Give only relations the fact states; a fact without any has none.
+Example: {"facts": [{"text": "Works at Acme with Bob", "relations": [{"subject": "user", "predicate": "works_at", "object": "Acme", "object_type": "organisation"}, {"subject": "user", "predicate": "works_with", "object": "Bob", "object_type": "person"}]}]}"#;
+
 /// Decides, per new fact, what to do with the stored memories. The answer is
 /// `{"decisions": [{"fact": 0, "event": "ADD|UPDATE|DELETE|NONE", "id": "…", "text": "…"}]}`.
 pub const MEMORY_DECISIONS: &str = r#"You manage a user's long-term memory. You are given the stored memories that resemble some new facts, each with a short id, and the new facts, each with a number. For every new fact, decide one event:

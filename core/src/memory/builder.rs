@@ -10,6 +10,7 @@ use super::versions::HistoryRetention;
 use super::Memory;
 use crate::embed::{locate_model, Embedder, LocalEmbedder, DEFAULT_MODEL_NAME};
 use crate::error::{Error, Result};
+use crate::graph::GraphOptions;
 use crate::index::VectorIndexOptions;
 use crate::llm::Llm;
 use crate::search::SearchOptions;
@@ -36,8 +37,8 @@ pub struct MemoryBuilder {
     llm: Option<Arc<dyn Llm>>,
     prompts: Prompts,
     retention: HistoryRetention,
-    /// Predicates holding one object at a time, normalised (`None`: the defaults).
-    functional: Option<Vec<String>>,
+    /// How the graph is kept and filled.
+    graph: GraphOptions,
     /// The plugin settings (see [`HookOptions`]).
     pub(crate) hooks: HookOptions,
 }
@@ -131,6 +132,12 @@ impl MemoryBuilder {
         self
     }
 
+    /// How the knowledge graph is kept and filled (see [`GraphOptions`]).
+    pub fn graph(mut self, options: GraphOptions) -> Self {
+        self.graph = options;
+        self
+    }
+
     /// The graph's functional predicates: those that hold one object at a time for a
     /// subject, so that a new object closes the old relation (default
     /// [`crate::graph::DEFAULT_FUNCTIONAL_PREDICATES`]). Names are normalised as predicates
@@ -140,7 +147,7 @@ impl MemoryBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.functional = Some(predicates.into_iter().map(Into::into).collect());
+        self.graph.functional_predicates = Some(predicates.into_iter().map(Into::into).collect());
         self
     }
 
@@ -189,7 +196,8 @@ impl MemoryBuilder {
             llm: self.llm,
             prompts: self.prompts,
             retention: self.retention,
-            functional: match self.functional {
+            extract_graph: self.graph.extract,
+            functional: match self.graph.functional_predicates {
                 Some(names) => names
                     .iter()
                     .map(|n| crate::graph::normalise_predicate(n))
@@ -214,7 +222,7 @@ impl Memory {
             llm: None,
             prompts: Prompts::default(),
             retention: HistoryRetention::default(),
-            functional: None,
+            graph: GraphOptions::default(),
             hooks: HookOptions::default(),
         }
     }

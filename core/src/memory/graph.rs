@@ -13,7 +13,7 @@ use crate::graph::{
     EntityRef, Neighbor, Neighbors, NewEntity, NewRelation, Relation, RelationAdded, RelationQuery,
     RelationTime, MAX_DEPTH,
 };
-use crate::store::{self, GraphRead, GraphWrite, StoredRelation};
+use crate::store::{self, GraphRead, GraphWrite, StoreTx, StoredRelation};
 use crate::types::{validate_valid_time, Scope};
 
 /// The most entities or relations one read returns unless asked for fewer.
@@ -171,6 +171,178 @@ fn same_claim(a: &StoredRelation, object: Option<i64>, value: Option<&str>) -> b
     }
 }
 
+/// A relation to add, checked: predicate normalised, value, times and confidence checked.
+pub(crate) struct CheckedRelation {
+    subject: EntityRef,
+    pub(crate) predicate: String,
+    object: Option<EntityRef>,
+    value: Option<String>,
+    scope: Scope,
+    valid_from: Option<chrono::DateTime<Utc>>,
+    valid_to: Option<chrono::DateTime<Utc>>,
+    confidence: f32,
+    sources: Vec<String>,
+}
+
+impl CheckedRelation {
+    pub(crate) fn of(relation: NewRelation) -> Result<CheckedRelation> {
+        relation.scope.validate()?;
+        let predicate = normalise_predicate(&relation.predicate)?;
+        validate_valid_time(relation.valid_from, relation.valid_to)?;
+        let value = match (&relation.object, &relation.value) {
+            (Some(_), None) => None,
+            (None, Some(v)) => Some(check_name(v, "value")?),
+            _ => {
+                return Err(Error::invalid(
+                    "a relation has an object entity or a literal value: give exactly one",
+                ))
+            }
+        };
+        let confidence = relation.confidence.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&confidence) {
+            return Err(Error::invalid(format!(
+                "confidence must be between 0 and 1, got {confidence}"
+            )));
+        }
+        for source in &relation.sources {
+            check_id(source)?;
+        }
+        // The ends are checked where they are resolved; names early, so that a bad one is
+        // refused before anything is written.
+        for (end, field) in [
+            (Some(&relation.subject), "subject"),
+            (relation.object.as_ref(), "object"),
+        ] {
+            match end {
+                Some(EntityRef::Name { name, entity_type }) => {
+                    check_name(name, field)?;
+                    check_type(entity_type.as_deref())?;
+                }
+                Some(EntityRef::Id { id }) => check_id(id)?,
+                None => {}
+            }
+        }
+        Ok(CheckedRelation {
+            subject: relation.subject,
+            predicate,
+            object: relation.object,
+            value,
+            scope: relation.scope,
+            // Times are kept to the microsecond: what is returned is what is stored.
+            valid_from: relation.valid_from.map(|t| t.trunc_subsecs(6)),
+            valid_to: relation.valid_to.map(|t| t.trunc_subsecs(6)),
+            confidence,
+            sources: relation.sources,
+        })
+    }
+}
+
+impl CheckedRelation {
+    /// The same relation, sourced from these memories.
+    pub(crate) fn sourced(&self, sources: Vec<String>) -> CheckedRelation {
+        CheckedRelation {
+            subject: self.subject.clone(),
+            predicate: self.predicate.clone(),
+            object: self.object.clone(),
+            value: self.value.clone(),
+            scope: self.scope.clone(),
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            confidence: self.confidence,
+            sources,
+        }
+    }
+}
+
+/// Adds a checked relation in a write transaction (see [`Graph::add_relation`]); a
+/// functional predicate closes the subject's other current objects.
+pub(crate) fn add_relation_in(
+    tx: &mut dyn StoreTx,
+    relation: &CheckedRelation,
+    functional: bool,
+) -> Result<RelationAdded> {
+    for source in &relation.sources {
+        let (_, memory) = tx
+            .get(source)?
+            .ok_or_else(|| Error::not_found(format!("sources: no memory with id {source:?}")))?;
+        if memory.scope != relation.scope {
+            return Err(Error::invalid(format!(
+                "sources: memory {source:?} belongs to another scope than the relation"
+            )));
+        }
+    }
+    let now = tx.now()?;
+    let g = tx.graph()?;
+    let (subject_key, subject) = end_of(g, &relation.subject, &relation.scope, "subject")?;
+    let object = match &relation.object {
+        Some(end) => Some(end_of(g, end, &relation.scope, "object")?),
+        None => None,
+    };
+    let object_key = object.as_ref().map(|(k, _)| *k);
+    let held: Vec<StoredRelation> = g
+        .relations_touching(&[subject_key], Direction::Out)?
+        .into_iter()
+        .filter(|r| r.relation.predicate == relation.predicate && r.relation.valid_to.is_none())
+        .collect();
+    if let Some(same) = held
+        .iter()
+        .find(|r| same_claim(r, object_key, relation.value.as_deref()))
+    {
+        for source in &relation.sources {
+            g.add_source(same.key, source)?;
+        }
+        let stored = g
+            .relations_touching(&[subject_key], Direction::Out)?
+            .into_iter()
+            .find(|r| r.key == same.key)
+            .map(|r| r.relation)
+            .ok_or_else(|| Error::internal("a held relation is gone"))?;
+        return Ok(RelationAdded {
+            relation: stored,
+            created: false,
+            closed: Vec::new(),
+        });
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut closed = Vec::new();
+    if functional {
+        let ends = relation.valid_from.unwrap_or(now);
+        for old in &held {
+            g.close_relation(old.key, ends, &id)?;
+            closed.push(old.relation.id.clone());
+        }
+    }
+    let new = Relation {
+        id,
+        subject: subject.id,
+        subject_name: subject.name,
+        predicate: relation.predicate.clone(),
+        object: object.as_ref().map(|(_, e)| e.id.clone()),
+        object_name: match (&object, &relation.value) {
+            (Some((_, e)), _) => e.name.clone(),
+            (None, Some(v)) => v.clone(),
+            (None, None) => String::new(),
+        },
+        literal: relation.value.is_some(),
+        valid_from: relation.valid_from,
+        valid_to: relation.valid_to,
+        closed_by: None,
+        confidence: relation.confidence,
+        sources: relation.sources.clone(),
+        scope: relation.scope.clone(),
+        created_at: now,
+    };
+    let key = g.insert_relation(&new, subject_key, object_key)?;
+    for source in &relation.sources {
+        g.add_source(key, source)?;
+    }
+    Ok(RelationAdded {
+        relation: new,
+        created: true,
+        closed,
+    })
+}
+
 impl Graph<'_> {
     /// Adds an entity, or returns the one of its scope that already answers to its name or
     /// one of its aliases (which then also answers to the others, and gains the summary if
@@ -191,112 +363,10 @@ impl Graph<'_> {
     /// when not given) and `closed_by` names the new relation; they stay readable with
     /// `include_closed` or `valid_at`.
     pub fn add_relation(&self, relation: NewRelation) -> Result<RelationAdded> {
-        relation.scope.validate()?;
-        let predicate = normalise_predicate(&relation.predicate)?;
-        validate_valid_time(relation.valid_from, relation.valid_to)?;
-        let value = match (&relation.object, &relation.value) {
-            (Some(_), None) => None,
-            (None, Some(v)) => Some(check_name(v, "value")?),
-            _ => {
-                return Err(Error::invalid(
-                    "a relation has an object entity or a literal value: give exactly one",
-                ))
-            }
-        };
-        // Times are kept to the microsecond: what is returned is what is stored.
-        let valid_from = relation.valid_from.map(|t| t.trunc_subsecs(6));
-        let valid_to = relation.valid_to.map(|t| t.trunc_subsecs(6));
-        let confidence = relation.confidence.unwrap_or(1.0);
-        if !(0.0..=1.0).contains(&confidence) {
-            return Err(Error::invalid(format!(
-                "confidence must be between 0 and 1, got {confidence}"
-            )));
-        }
-        for source in &relation.sources {
-            check_id(source)?;
-        }
-        let functional = self.memory.functional.contains(&predicate);
+        let checked = CheckedRelation::of(relation)?;
+        let functional = self.memory.functional.contains(&checked.predicate);
         store::write(&*self.memory.store, |tx| {
-            for source in &relation.sources {
-                let (_, memory) = tx.get(source)?.ok_or_else(|| {
-                    Error::not_found(format!("sources: no memory with id {source:?}"))
-                })?;
-                if memory.scope != relation.scope {
-                    return Err(Error::invalid(format!(
-                        "sources: memory {source:?} belongs to another scope than the relation"
-                    )));
-                }
-            }
-            let now = tx.now()?;
-            let g = tx.graph()?;
-            let (subject_key, subject) = end_of(g, &relation.subject, &relation.scope, "subject")?;
-            let object = match &relation.object {
-                Some(end) => Some(end_of(g, end, &relation.scope, "object")?),
-                None => None,
-            };
-            let object_key = object.as_ref().map(|(k, _)| *k);
-            let held: Vec<StoredRelation> = g
-                .relations_touching(&[subject_key], Direction::Out)?
-                .into_iter()
-                .filter(|r| r.relation.predicate == predicate && r.relation.valid_to.is_none())
-                .collect();
-            if let Some(same) = held
-                .iter()
-                .find(|r| same_claim(r, object_key, value.as_deref()))
-            {
-                for source in &relation.sources {
-                    g.add_source(same.key, source)?;
-                }
-                let relation = g
-                    .relations_touching(&[subject_key], Direction::Out)?
-                    .into_iter()
-                    .find(|r| r.key == same.key)
-                    .map(|r| r.relation)
-                    .ok_or_else(|| Error::internal("a held relation is gone"))?;
-                return Ok(RelationAdded {
-                    relation,
-                    created: false,
-                    closed: Vec::new(),
-                });
-            }
-            let id = uuid::Uuid::new_v4().to_string();
-            let mut closed = Vec::new();
-            if functional {
-                let ends = valid_from.unwrap_or(now);
-                for old in &held {
-                    g.close_relation(old.key, ends, &id)?;
-                    closed.push(old.relation.id.clone());
-                }
-            }
-            let new = Relation {
-                id,
-                subject: subject.id,
-                subject_name: subject.name,
-                predicate: predicate.clone(),
-                object: object.as_ref().map(|(_, e)| e.id.clone()),
-                object_name: match (&object, &value) {
-                    (Some((_, e)), _) => e.name.clone(),
-                    (None, Some(v)) => v.clone(),
-                    (None, None) => String::new(),
-                },
-                literal: value.is_some(),
-                valid_from,
-                valid_to,
-                closed_by: None,
-                confidence,
-                sources: relation.sources.clone(),
-                scope: relation.scope.clone(),
-                created_at: now,
-            };
-            let key = g.insert_relation(&new, subject_key, object_key)?;
-            for source in &relation.sources {
-                g.add_source(key, source)?;
-            }
-            Ok(RelationAdded {
-                relation: new,
-                created: true,
-                closed,
-            })
+            add_relation_in(tx, &checked, functional)
         })
     }
 

@@ -66,6 +66,8 @@ pub struct Memory {
     retention: HistoryRetention,
     /// The graph's functional predicates, normalised.
     functional: Vec<String>,
+    /// Whether inference also extracts the facts' entities and relations.
+    extract_graph: bool,
 }
 
 impl std::fmt::Debug for Memory {

@@ -1,6 +1,7 @@
 //! Opening a store from JSON: [`OpenOptions`] (embedder, index, search defaults, chat model,
 //! prompts, plugin and PostgreSQL settings) and [`open`].
 
+use crate::graph::GraphOptions;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -68,6 +69,8 @@ pub struct OpenOptions {
     pub prompts: PromptOptions,
     /// Which past versions `prune_versions` removes (default: none).
     pub history_retention: HistoryRetention,
+    /// How the knowledge graph is kept and filled.
+    pub graph: GraphOptions,
     /// Plugin manager settings (`{"cache_size": n}`; feature `plugins`).
     #[cfg(feature = "plugins")]
     pub plugins: crate::plugin::PluginOptions,
@@ -126,6 +129,8 @@ pub(super) struct RawOpenOptions {
     postgres: Option<Value>,
     #[serde(default)]
     history_retention: Option<HistoryRetention>,
+    #[serde(default)]
+    graph: Option<GraphOptions>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -169,6 +174,7 @@ impl OpenOptions {
                 .transpose()?,
             prompts: raw.prompts.unwrap_or_default(),
             history_retention: raw.history_retention.unwrap_or_default(),
+            graph: raw.graph.unwrap_or_default(),
             ..OpenOptions::default()
         };
         for (name, prompt) in [
@@ -250,7 +256,8 @@ impl OpenOptions {
         let mut builder = Memory::builder()
             .index_options(self.index)
             .search_defaults(self.search.clone())
-            .history_retention(self.history_retention);
+            .history_retention(self.history_retention)
+            .graph(self.graph.clone());
         if let Some(path) = path.filter(|p| *p != IN_MEMORY_PATH) {
             builder = builder.path(Path::new(path));
         }

@@ -991,3 +991,144 @@ fn messages_stored_as_they_are_keep_when_they_were_said() {
     let err = agent_mem::wire::call(&memory, "add_messages", &request).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
 }
+
+// ------------------------------------------------------------------------------- the graph
+
+/// With graph extraction on, the facts' relations come in the same call as the facts and
+/// are stored with the fact's memory as their source: "user" is the scope's user, a bad
+/// relation is left out, a move closes the old place, deleting the memory removes them.
+#[test]
+fn inference_fills_the_graph_in_the_same_call() {
+    use agent_mem::graph::{GraphOptions, RelationQuery, RelationTime};
+    let server = FakeLlm::with_handler(|r| {
+        let text = user_message(r);
+        if is_extraction(r) && text.contains("Berlin") {
+            return Reply::openai_chat(
+                &json!({"facts": [{"text": "Lives in Berlin", "relations": [
+                    {"subject": "user", "predicate": "lives_in", "object": "Berlin"}]}]})
+                .to_string(),
+            );
+        }
+        if is_extraction(r) {
+            return Reply::openai_chat(
+                &json!({"facts": [
+                    {"text": "Lives in Paris", "relations": [
+                        {"subject": "user", "predicate": "lives in", "object": "Paris",
+                         "object_type": "place"}]},
+                    {"text": "Works with Bob at Acme", "relations": [
+                        {"subject": "I", "predicate": "works_with", "object": "Bob",
+                         "object_type": "person"},
+                        {"subject": "user", "predicate": "works_at", "object": "Acme",
+                         "object_type": "organisation"},
+                        {"subject": "Bob", "predicate": "->", "object": "Acme"},
+                        {"subject": "", "predicate": "knows", "object": "Acme"},
+                        "not a relation"]}]})
+                .to_string(),
+            );
+        }
+        let id = shown_id(&question(r), "Lives in Paris");
+        Reply::openai_chat(
+            &json!({"decisions": [{"fact": 0, "event": "UPDATE", "id": id, "text": "Lives in Berlin"}]})
+                .to_string(),
+        )
+    });
+    let memory = Memory::builder()
+        .embedder(Arc::new(HashingEmbedder::new(64)))
+        .llm(openai(&server, 5_000, 0))
+        .graph(GraphOptions {
+            extract: true,
+            ..GraphOptions::default()
+        })
+        .build()
+        .unwrap();
+    let events = memory
+        .add_messages(alice("I live in Paris and work with Bob at Acme"))
+        .unwrap();
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "the relations came with the facts"
+    );
+    assert!(system_prompt(&server.requests()[0]).contains("\"relations\""));
+    let now = |m: &Memory| {
+        let query = RelationQuery {
+            scope: Scope::user("alice"),
+            ..RelationQuery::default()
+        };
+        let mut v: Vec<(String, Vec<String>)> = m
+            .graph()
+            .relations(&query)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    format!("{} {} {}", r.subject_name, r.predicate, r.object_name),
+                    r.sources,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (paris, work) = (events[0].id.clone(), events[1].id.clone());
+    assert_eq!(
+        now(&memory),
+        vec![
+            ("alice lives_in Paris".to_string(), vec![paris.clone()]),
+            ("alice works_at Acme".to_string(), vec![work.clone()]),
+            ("alice works_with Bob".to_string(), vec![work.clone()]),
+        ]
+    );
+    let alice_entity = &memory
+        .graph()
+        .entities("alice", &Scope::user("alice"), None, None)
+        .unwrap()[0];
+    assert_eq!(alice_entity.entity_type, "person");
+
+    // A move: the new fact's relation closes the old place, which stays readable.
+    let moved = memory.add_messages(alice("I moved to Berlin")).unwrap();
+    let berlin = moved
+        .iter()
+        .find(|e| e.event == MemoryEventKind::Add)
+        .unwrap_or(&moved[0]);
+    let current = now(&memory);
+    assert!(current.contains(&("alice lives_in Berlin".to_string(), vec![berlin.id.clone()])));
+    assert!(!current.iter().any(|(r, _)| r == "alice lives_in Paris"));
+    let every = RelationQuery {
+        scope: Scope::user("alice"),
+        time: RelationTime {
+            include_closed: true,
+            ..RelationTime::default()
+        },
+        ..RelationQuery::default()
+    };
+    assert_eq!(memory.graph().relations(&every).unwrap().len(), 4);
+
+    // Deleting the memory a relation came from removes it.
+    memory.delete(&work).unwrap();
+    assert_eq!(
+        now(&memory)
+            .iter()
+            .filter(|(r, _)| r.contains("works"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn without_graph_extraction_the_prompt_asks_for_no_relations() {
+    let server = FakeLlm::start();
+    let memory = store(&server);
+    server.push(Reply::openai_chat(
+        &json!({"facts": [{"text": "Lives in Paris", "relations": [
+            {"subject": "user", "predicate": "lives_in", "object": "Paris"}]}]})
+        .to_string(),
+    ));
+    memory.add_messages(alice("I live in Paris")).unwrap();
+    assert!(!system_prompt(&server.requests()[0]).contains("\"relations\""));
+    let all = agent_mem::graph::RelationQuery {
+        scope: Scope::user("alice"),
+        ..Default::default()
+    };
+    assert!(memory.graph().relations(&all).unwrap().is_empty());
+}

@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 
 use super::decide::{KeepTarget, Step};
 use super::request::{AddMessages, MemoryEvent, MemoryEventKind};
-use crate::error::Result;
+use crate::error::{ErrorCode, Result};
 use crate::memory::add::{live_twin, Writing};
 use crate::memory::changes::close_superseded;
 use crate::memory::embedding::{fit_vector, record_embedding_model, Embedded};
+use crate::memory::graph::{add_relation_in, CheckedRelation};
 use crate::memory::Memory;
 use crate::store::StoreTx;
 use crate::types::{content_hash, MemoryKind, MemoryRecord, Metadata, NewMemory};
@@ -23,6 +24,8 @@ pub(super) type ValidTime = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 /// What a transaction needs to apply the steps.
 pub(super) struct Plan<'a> {
     pub(super) facts: &'a [String],
+    /// Each fact's relations (empty unless the graph is filled by inference).
+    pub(super) fact_relations: &'a [Vec<CheckedRelation>],
     /// Each fact's metadata: the call's, as `on_add` plugins left it.
     pub(super) fact_metadata: &'a [Metadata],
     /// Each fact's valid time, as the model stated it.
@@ -35,6 +38,39 @@ pub(super) struct Plan<'a> {
 }
 
 impl Memory {
+    /// Stores the relations fact `fact` states, sourced from the memory the fact now lives
+    /// in (the one added, rewritten or kept for it). A relation the store refuses (an
+    /// entity of that name already names another entity's alias, say) is left out.
+    fn add_fact_relations(
+        &self,
+        tx: &mut dyn StoreTx,
+        plan: &Plan<'_>,
+        fact: usize,
+        events: &[MemoryEvent],
+    ) -> Result<()> {
+        let Some(relations) = plan.fact_relations.get(fact) else {
+            return Ok(());
+        };
+        let home = [
+            MemoryEventKind::Add,
+            MemoryEventKind::Update,
+            MemoryEventKind::None,
+        ]
+        .iter()
+        .find_map(|kind| events.iter().find(|e| e.event == *kind));
+        let Some(home) = home else { return Ok(()) };
+        for relation in relations {
+            let functional = self.functional.contains(&relation.predicate);
+            match add_relation_in(tx, &relation.sourced(vec![home.id.clone()]), functional) {
+                Err(e) if e.code() == ErrorCode::InvalidInput => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn apply_plan(
         &self,
         tx: &mut dyn StoreTx,
@@ -47,7 +83,7 @@ impl Memory {
             self.check_store_dimensions(tx, plan.fact_vectors.first().map(|e| e.vector.len()))?;
         let w = &mut Writing { tx, dims, now };
         let mut events = Vec::with_capacity(steps.len());
-        for step in steps {
+        for (fact, step) in steps.iter().enumerate() {
             let change = uuid::Uuid::new_v4().to_string();
             w.tx.set_change(Some(change.clone()));
             let start = events.len();
@@ -76,6 +112,7 @@ impl Memory {
                     event.change_id = Some(change.clone());
                 }
             }
+            self.add_fact_relations(w.tx, plan, fact, &events[start..])?;
         }
         w.tx.set_change(None);
         record_embedding_model(

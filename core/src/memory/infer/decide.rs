@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::request::{MemoryEventKind, Message};
 use crate::error::{Error, ErrorCode, Result};
+use crate::graph::{EntityRef, NewRelation};
 use crate::llm::Llm;
 use crate::types::{content_hash, validate_content, MemoryRecord};
 
@@ -64,6 +65,8 @@ pub(super) struct Fact {
     pub(super) text: String,
     pub(super) valid_from: Option<DateTime<Utc>>,
     pub(super) valid_to: Option<DateTime<Utc>>,
+    /// The relations the model says the fact states (scope and sources still to set).
+    pub(super) relations: Vec<NewRelation>,
 }
 
 /// A date the model gave: a year, a month, a day or an RFC 3339 time; anything else (or a
@@ -100,13 +103,14 @@ pub(super) fn read_facts(answer: Value) -> Result<Vec<Fact>> {
     };
     let mut facts: Vec<Fact> = Vec::new();
     for item in items {
-        let (text, valid_from, valid_to) = match item {
-            Value::String(s) => (s, None, None),
+        let (text, valid_from, valid_to, relations) = match item {
+            Value::String(s) => (s, None, None, Vec::new()),
             Value::Object(mut o) => match o.remove("fact").or_else(|| o.remove("text")) {
                 Some(Value::String(s)) => (
                     s,
                     model_date(o.get("valid_from")),
                     model_date(o.get("valid_to")),
+                    model_relations(o.get("relations")),
                 ),
                 _ => continue,
             },
@@ -131,6 +135,7 @@ pub(super) fn read_facts(answer: Value) -> Result<Vec<Fact>> {
             text,
             valid_from,
             valid_to,
+            relations,
         });
     }
     if facts.len() > MAX_FACTS {
@@ -143,6 +148,52 @@ pub(super) fn read_facts(answer: Value) -> Result<Vec<Fact>> {
         ));
     }
     Ok(facts)
+}
+
+/// The relations of a fact as the model gave them: each needs a subject, a predicate and
+/// an object or a value, all strings; anything else is skipped (names and predicates are
+/// checked when they are stored).
+fn model_relations(value: Option<&Value>) -> Vec<NewRelation> {
+    let Some(Value::Array(items)) = value else {
+        return Vec::new();
+    };
+    let text = |o: &serde_json::Map<String, Value>, key: &str| {
+        o.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let o = item.as_object()?;
+            let end = |name: Option<String>, kind: &str| {
+                name.map(|name| EntityRef::Name {
+                    name,
+                    entity_type: text(o, kind),
+                })
+            };
+            let subject = end(text(o, "subject"), "subject_type")?;
+            let object = end(text(o, "object"), "object_type");
+            let value = if object.is_none() {
+                Some(text(o, "value")?)
+            } else {
+                None
+            };
+            Some(NewRelation {
+                subject,
+                predicate: text(o, "predicate")?,
+                object,
+                value,
+                scope: Default::default(),
+                valid_from: None,
+                valid_to: None,
+                confidence: None,
+                sources: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 /// One decision as the model gave it, with its id checked.

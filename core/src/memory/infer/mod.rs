@@ -20,13 +20,16 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::embedding::Embedded;
+use super::graph::CheckedRelation;
 use super::{Memory, ACTOR_USER};
 use crate::error::{Error, ErrorCode, Result};
+use crate::graph::{fold_name, EntityRef, NewRelation};
 use crate::llm::{prompts, repair::parse_model_json, ChatRequest, Llm};
 use crate::search::{SearchMode, SearchOptions};
 use crate::store;
 use crate::types::{
     content_hash, format_time, validate_content, MemoryKind, MemoryRecord, Metadata, NewMemory,
+    Scope,
 };
 
 mod apply;
@@ -197,6 +200,11 @@ impl Memory {
                 .or(self.prompts.extraction.as_deref()),
             &today,
         );
+        let system = if self.extract_graph {
+            system + prompts::GRAPH_RELATIONS
+        } else {
+            system
+        };
         let answer = llm.complete(
             &ChatRequest::new(
                 system,
@@ -208,6 +216,20 @@ impl Memory {
         if extracted.is_empty() {
             return Ok(Vec::new());
         }
+        // Each fact's relations, in the call's scope, "user" being the scope's user; one the
+        // model got wrong (a bad name or predicate) is left out, never stored.
+        let fact_relations: Vec<Vec<CheckedRelation>> = extracted
+            .iter()
+            .map(|fact| {
+                if !self.extract_graph {
+                    return Vec::new();
+                }
+                fact.relations
+                    .iter()
+                    .filter_map(|r| CheckedRelation::of(in_scope(r, &request.scope)).ok())
+                    .collect()
+            })
+            .collect();
         // Plugins see each fact as a memory about to be added: they may rewrite it, tag it
         // (per-fact metadata) or reject it, before anything is searched or decided.
         let fact_times: Vec<_> = extracted
@@ -346,6 +368,7 @@ impl Memory {
         }
         let plan = Plan {
             facts: &facts,
+            fact_relations: &fact_relations,
             fact_metadata: &fact_metadata,
             fact_times: &fact_times,
             fact_vectors: &fact_vectors,
@@ -355,5 +378,32 @@ impl Memory {
             actor: actor(llm),
         };
         store::write(&*self.store, |tx| self.apply_plan(tx, &plan, &steps))
+    }
+}
+
+/// A relation the model stated, in `scope`: "user" (or "I", "me") names the scope's user
+/// (else its agent, run or organisation), a person.
+fn in_scope(relation: &NewRelation, scope: &Scope) -> NewRelation {
+    let who = scope
+        .user_id
+        .as_ref()
+        .or(scope.agent_id.as_ref())
+        .or(scope.run_id.as_ref())
+        .or(scope.org_id.as_ref())
+        .cloned()
+        .unwrap_or_else(|| "user".to_string());
+    let resolve = |end: &EntityRef| match end {
+        EntityRef::Name { name, .. }
+            if matches!(fold_name(name).as_str(), "user" | "the user" | "i" | "me") =>
+        {
+            EntityRef::typed(who.clone(), "person")
+        }
+        other => other.clone(),
+    };
+    NewRelation {
+        subject: resolve(&relation.subject),
+        object: relation.object.as_ref().map(resolve),
+        scope: scope.clone(),
+        ..relation.clone()
     }
 }
