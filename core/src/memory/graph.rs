@@ -401,7 +401,17 @@ impl Graph<'_> {
         let limit = check_limit(limit)?;
         let entity_type = entity_type.map(|t| check_type(Some(t))).transpose()?;
         let folded = fold_name(query);
-        self.read(|g| g.entities_matching(scope, &folded, entity_type.as_deref(), limit))
+        self.read(|g| {
+            // One wanted and a name given: the name's own entry answers, if it has one.
+            if limit == 1 && !folded.is_empty() {
+                if let Some((_, e)) = g.entity_named(scope, &folded)? {
+                    if entity_type.as_ref().is_none_or(|t| *t == e.entity_type) {
+                        return Ok(vec![e]);
+                    }
+                }
+            }
+            g.entities_matching(scope, &folded, entity_type.as_deref(), limit)
+        })
     }
 
     /// The relations of exactly the query's scope, oldest first: those touching an entity,
@@ -498,7 +508,8 @@ impl Graph<'_> {
                 frontier = next;
             }
             let mut out = Vec::with_capacity(reached.len());
-            let entities = entities_by_key(g, &reached)?;
+            let keys: Vec<i64> = reached.iter().map(|(k, _, _)| *k).collect();
+            let entities = g.entities_by_key(&keys)?;
             for (key, depth, via) in reached {
                 if let Some(entity) = entities.get(&key) {
                     out.push(Neighbor {
@@ -557,6 +568,9 @@ impl Graph<'_> {
                     if seen.insert(to_key) {
                         came.insert(to_key, (from_key, relation));
                         next.push(to_key);
+                        if to_key == goal {
+                            break;
+                        }
                     }
                 }
                 if seen.contains(&goal) {
@@ -625,28 +639,6 @@ impl Steps<'_> {
         }
         Ok(out)
     }
-}
-
-/// The entities reached, by key.
-fn entities_by_key(
-    g: &mut dyn GraphRead,
-    reached: &[(i64, usize, Relation)],
-) -> Result<HashMap<i64, Entity>> {
-    // A relation names both its ends by id: read each reached entity once.
-    let mut out = HashMap::with_capacity(reached.len());
-    for (key, _, via) in reached {
-        for id in [Some(&via.subject), via.object.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if let Some((k, entity)) = g.entity(id)? {
-                if k == *key {
-                    out.insert(k, entity);
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn check_limit(limit: Option<usize>) -> Result<usize> {

@@ -271,6 +271,8 @@ pub(crate) trait Store: StoreExport + Send + Sync {
 pub(crate) trait GraphRead {
     /// The entity with this id.
     fn entity(&mut self, id: &str) -> Result<Option<(i64, Entity)>>;
+    /// The entities with these keys, by key.
+    fn entities_by_key(&mut self, keys: &[i64]) -> Result<HashMap<i64, Entity>>;
     /// The entity of exactly this scope answering to this folded name.
     fn entity_named(&mut self, scope: &Scope, folded: &str) -> Result<Option<(i64, Entity)>>;
     /// Entities of exactly this scope with a folded name containing `folded` (every one

@@ -2,6 +2,8 @@
 //! and their source memories (schema version 4), over one connection, so that a read
 //! snapshot and a write transaction share them.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -127,6 +129,18 @@ impl GraphRead for SqliteGraph<'_> {
         rows.next()?.map(entity_from_row).transpose()
     }
 
+    fn entities_by_key(&mut self, keys: &[i64]) -> Result<HashMap<i64, Entity>> {
+        let sql = format!("SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.key IN {KEYS_IN_JSON}");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([ops::keys_json(keys)])?;
+        let mut out = HashMap::with_capacity(keys.len());
+        while let Some(row) = rows.next()? {
+            let (key, entity) = entity_from_row(row)?;
+            out.insert(key, entity);
+        }
+        Ok(out)
+    }
+
     fn entity_named(&mut self, scope: &Scope, folded: &str) -> Result<Option<(i64, Entity)>> {
         let [u, a, r, o] = scope_values(scope);
         let key: Option<i64> = self
@@ -188,7 +202,12 @@ impl GraphRead for SqliteGraph<'_> {
         let sql = match direction {
             Direction::Out => format!("{outgoing} ORDER BY r.key"),
             Direction::In => format!("{incoming} ORDER BY r.key"),
-            Direction::Both => format!("{outgoing} UNION {incoming} ORDER BY 1"),
+            // One condition: SQLite answers it from both indexes, each row once.
+            Direction::Both => format!(
+                "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM}
+                 WHERE r.subject_key IN {KEYS_IN_JSON} OR r.object_key IN {KEYS_IN_JSON}
+                 ORDER BY r.key"
+            ),
         };
         relations(self.conn, &sql, &[SqlValue::Text(ops::keys_json(keys))])
     }
