@@ -175,7 +175,7 @@ pub struct Relation {
 /// An end of a relation to add: an entity named (found or created in the relation's
 /// scope) or given by id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum EntityRef {
     /// An existing entity, by id.
     Id {
@@ -399,6 +399,9 @@ pub struct RelationQuery {
     pub scope: Scope,
     /// Only relations touching this entity (either end).
     pub entity: Option<String>,
+    /// Only relations touching an entity this text names (a question, say), by name or
+    /// alias in the query's scope, as the graph leg of search reads a query.
+    pub about: Option<String>,
     /// Only this predicate.
     pub predicate: Option<String>,
     /// Only relations that came from this memory.

@@ -536,10 +536,13 @@ def _settings_from_config(config: Mapping[str, Any]) -> tuple[_Settings, list[st
         raise UnsupportedError(f"config version {version!r}: only mem0's 'v1.1' format is served")
 
     graph_provider, graph = _section(config, "graph_store")
-    if graph or config.get("graph_store", {}).get("enabled"):
-        raise UnsupportedError(
-            f"config graph_store ({graph_provider}): graph memory is not supported by "
-            "agent_mem; remove graph_store"
+    if config.get("graph_store") is not None:
+        # Any provider: the graph lives in the agent_mem store, filled by inference.
+        settings.options["graph"] = {"extract": True}
+        ignored.append(
+            f"graph_store {graph_provider or '(no provider)'}"
+            + (f" config {sorted(graph)}" if graph else "")
+            + ": the graph is kept in the agent_mem store itself"
         )
     reranker_provider, _ = _section(config, "reranker")
     if reranker_provider is not None:
@@ -1103,7 +1106,32 @@ def _op_get_all(
         cursor = listed["next_cursor"]
         if cursor is None:
             break
-    return {"results": [_item(r, with_score=False) for r in records]}
+    out: dict[str, Any] = {"results": [_item(r, with_score=False) for r in records]}
+    if _graph_on(store):
+        relations = yield ("graph_relations", {**_graph_scope(scope), "limit": _MAX_PAGE})
+        out["relations"] = [_relation(r) for r in relations]
+    return out
+
+
+def _graph_on(store: _Base) -> bool:
+    """Whether the config had a ``graph_store`` (the graph is then filled and reported)."""
+    return bool(store._settings.options.get("graph"))
+
+
+def _graph_scope(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The scope ids of a selection, as the graph reads them."""
+    return {k: v for k, v in scope.items() if k in ("user_id", "agent_id", "run_id")}
+
+
+def _relation(relation: Mapping[str, Any]) -> dict[str, Any]:
+    """A relation in mem0's graph shape (``destination`` in search, ``target`` in
+    ``get_all`` in mem0 1.x: both are given)."""
+    return {
+        "source": relation["subject_name"],
+        "relationship": relation["predicate"],
+        "destination": relation["object_name"],
+        "target": relation["object_name"],
+    }
 
 
 def _op_search(
@@ -1158,7 +1186,11 @@ def _op_search(
         if explain:
             item["score_details"] = {"similarity": hit.get("similarity"), **hit["explain"]}
         results.append(item)
-    return {"results": results}
+    out: dict[str, Any] = {"results": results}
+    if _graph_on(store):
+        relations = yield ("graph_relations", {**_graph_scope(scope), "about": query.strip()})
+        out["relations"] = [_relation(r) for r in relations]
+    return out
 
 
 def _op_update(
@@ -1395,10 +1427,15 @@ class Memory(_Base):
         ``history_db_path`` is not needed (history lives in the store). Not applied, with a
         :class:`Mem0CompatWarning`: another embedder provider (the local model is used),
         server settings of other vector stores, ``custom_update_memory_prompt`` and
-        ``custom_instructions``. Refused (``UnsupportedError``): ``graph_store``,
-        ``reranker``, another ``llm`` provider, a ``version`` other than ``v1.1``, another
-        Hugging Face model; an unknown key, or an ``llm`` without its API key, is an
-        ``InvalidInputError``. No model is called until ``add``."""
+        ``custom_instructions``. A ``graph_store`` (any provider) turns on agent_mem's
+        own graph, kept in the same store (its connection settings are not applied, with a
+        warning): ``add`` with inference stores the relations each fact states, and
+        ``search`` / ``get_all`` return mem0's ``relations`` list (``source``,
+        ``relationship``, ``destination`` and ``target``) beside ``results``. Refused
+        (``UnsupportedError``): ``reranker``, another ``llm`` provider, a ``version``
+        other than ``v1.1``, another Hugging Face model; an unknown key, or an ``llm``
+        without its API key, is an ``InvalidInputError``. No model is called until
+        ``add``."""
         return cls(config_dict)
 
     add = _blocking(_op_add)

@@ -1276,6 +1276,7 @@ def _graph_entities(
 def _graph_relations(
     *,
     entity: str | None = None,
+    about: str | None = None,
     predicate: str | None = None,
     source: str | None = None,
     valid_at: Time | None = None,
@@ -1286,12 +1287,14 @@ def _graph_relations(
     run_id: str | None = None,
     org_id: str | None = None,
 ) -> _Call[list[Relation]]:
-    """The relations of exactly this scope, oldest first: touching ``entity`` (an id), of
-    ``predicate``, from memory ``source`` if given. By default those holding now;
+    """The relations of exactly this scope, oldest first: touching ``entity`` (an id), an
+    entity the text ``about`` names (a question, say), of ``predicate``, from memory
+    ``source`` if given. By default those holding now;
     ``valid_at`` those that held then; ``include_closed`` every one."""
     request = {
         **_clean(
             entity=entity,
+            about=about,
             predicate=predicate,
             source=source,
             valid_at=_opt_time(valid_at),

@@ -577,11 +577,6 @@ def test_from_config_warns_about_what_it_does_not_apply(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "error", "needle"),
     [
-        (
-            {"graph_store": {"provider": "neo4j", "config": {"url": "bolt://x"}}},
-            UnsupportedError,
-            "graph",
-        ),
         ({"reranker": {"provider": "cohere", "config": {}}}, UnsupportedError, "reranker"),
         ({"version": "v1.0"}, UnsupportedError, "v1.0"),
         ({"vector_sotre": {}}, InvalidInputError, "vector_sotre"),
@@ -699,3 +694,32 @@ def test_valid_at_keeps_what_held_then(m: Memory) -> None:
     assert [r["memory"] for r in found] == ["I use vim"]
     with pytest.raises(InvalidInputError, match="valid_at"):
         m.search("vim", user_id="u", valid_at=object())
+
+
+def test_a_graph_store_turns_on_the_embedded_graph(tmp_path: Path) -> None:
+    config = {
+        "graph_store": {"provider": "neo4j", "config": {"url": "bolt://x", "password": "p"}},
+        "embedder": {"provider": "hashing", "config": {"embedding_dims": 64}},
+        "vector_store": {"provider": "agent_mem", "config": {"path": str(tmp_path / "g.db")}},
+    }
+    with pytest.warns(Mem0CompatWarning, match="graph_store neo4j") as record:
+        m = Memory.from_config(config)
+    assert "password" in str(record[0].message)  # named as not applied, never its value
+    assert "'p'" not in str(record[0].message)
+    m.add("Alice works with Bob", user_id="alice", infer=False)
+    assert m.get_all(user_id="alice")["relations"] == []
+    # The native API shares the store: fill the graph, read it back through mem0's shape.
+    from agent_mem import Memory as Native
+
+    m.close()
+    with Native(str(tmp_path / "g.db"), embedder={"provider": "hashing", "dimensions": 64}) as n:
+        n.graph.add_relation("Alice", "works with", "Bob", user_id="alice")
+    with pytest.warns(Mem0CompatWarning):
+        m = Memory.from_config(config)
+    found = m.search("who does Alice work with?", user_id="alice")
+    assert found["relations"] == [
+        {"source": "Alice", "relationship": "works_with", "destination": "Bob", "target": "Bob"}
+    ]
+    assert len(m.get_all(user_id="alice")["relations"]) == 1
+    assert m.search("anything", user_id="bob")["relations"] == []
+    m.close()

@@ -93,6 +93,7 @@ SAMPLES: dict[str, Any] = {
     "sources": ["m"],
     "entity_id": "e",
     "entity": "e",
+    "about": "who",
     "source": "m",
     "include_closed": True,
     "depth": 2,

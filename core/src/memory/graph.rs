@@ -13,6 +13,7 @@ use crate::graph::{
     EntityRef, Neighbor, Neighbors, NewEntity, NewRelation, Relation, RelationAdded, RelationQuery,
     RelationTime, MAX_DEPTH,
 };
+use crate::search::graph::query_names;
 use crate::store::{self, GraphRead, GraphWrite, StoreTx, StoredRelation};
 use crate::types::{validate_valid_time, Scope};
 
@@ -427,19 +428,46 @@ impl Graph<'_> {
         if let Some(source) = &query.source {
             check_id(source)?;
         }
+        if let Some(id) = &query.entity {
+            check_id(id)?;
+        }
         let now = Utc::now();
         self.read(|g| {
-            let rows = match &query.entity {
-                Some(id) => {
-                    check_id(id)?;
-                    let (key, entity) = g
-                        .entity(id)?
-                        .ok_or_else(|| Error::not_found(format!("no entity with id {id:?}")))?;
-                    if entity.scope != query.scope {
-                        return Ok(Vec::new());
+            // The entities the relations must touch: the one asked for, the ones the text
+            // names (in the query's scope), or both.
+            let mut anchors: Option<Vec<i64>> = None;
+            if let Some(id) = &query.entity {
+                let (key, entity) = g
+                    .entity(id)?
+                    .ok_or_else(|| Error::not_found(format!("no entity with id {id:?}")))?;
+                if entity.scope != query.scope {
+                    return Ok(Vec::new());
+                }
+                anchors = Some(vec![key]);
+            }
+            if let Some(text) = &query.about {
+                let mut named = Vec::new();
+                for name in query_names(text) {
+                    if let Some((key, _)) = g.entity_named(&query.scope, &name)? {
+                        if !named.contains(&key) {
+                            named.push(key);
+                        }
                     }
-                    g.relations_touching(&[key], Direction::Both)?
+                }
+                anchors = Some(match anchors {
+                    Some(entity) => named.into_iter().filter(|k| entity.contains(k)).collect(),
+                    None => named,
+                });
+            }
+            let rows = match anchors {
+                Some(keys) if keys.is_empty() => Vec::new(),
+                Some(keys) => {
+                    let only: HashSet<i64> = keys.iter().copied().collect();
+                    g.relations_touching(&keys, Direction::Both)?
                         .into_iter()
+                        .filter(|r| {
+                            only.contains(&r.subject) || r.object.is_some_and(|o| only.contains(&o))
+                        })
                         .filter(|r| {
                             predicate
                                 .as_ref()

@@ -2,7 +2,7 @@
 //! hybrid search fuses.
 
 pub(crate) mod fusion;
-mod graph;
+pub(crate) mod graph;
 pub(crate) mod hybrid;
 pub(crate) mod keyword;
 pub(crate) mod time_words;

@@ -74,6 +74,7 @@ pub(super) struct EntitiesRequest {
 #[serde(deny_unknown_fields)]
 pub(super) struct RelationsRequest {
     entity: Option<String>,
+    about: Option<String>,
     predicate: Option<String>,
     source: Option<String>,
     valid_at: Option<String>,
@@ -171,6 +172,7 @@ pub fn relations(memory: &Memory, request: &Value) -> Result<Value> {
     let query = RelationQuery {
         time: time_of(r.valid_at.as_deref(), r.include_closed)?,
         entity: r.entity,
+        about: r.about,
         predicate: r.predicate,
         source: r.source,
         limit: r.limit,

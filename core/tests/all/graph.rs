@@ -528,3 +528,58 @@ fn the_graph_leg_ranks_first_the_memory_a_named_entity_leads_to() {
         .iter()
         .all(|h| h.explain.graph.is_none()));
 }
+
+#[test]
+fn relations_about_a_question_touch_the_entities_it_names() {
+    let m = memory();
+    let g = m.graph();
+    let scope = Scope::user("alice");
+    for (a, p, b) in [
+        ("Alice", "works_with", "Bob"),
+        ("Bob", "lives_in", "Oslo"),
+        ("Carol", "likes", "jazz"),
+    ] {
+        g.add_relation(NewRelation::new(a, p, b).scope(scope.clone()))
+            .unwrap();
+    }
+    let about = |text: &str| {
+        let query = RelationQuery {
+            scope: scope.clone(),
+            about: Some(text.into()),
+            ..RelationQuery::default()
+        };
+        g.relations(&query)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{} {} {}", r.subject_name, r.predicate, r.object_name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        about("Who does Bob work with?"),
+        vec!["Alice works_with Bob", "Bob lives_in Oslo"]
+    );
+    assert_eq!(about("what does carol like"), vec!["Carol likes jazz"]);
+    assert!(about("nothing named here").is_empty());
+}
+
+#[test]
+fn an_entity_reference_with_unknown_keys_is_refused() {
+    let m = memory();
+    for end in [
+        json!({"name": "Eve", "colour": 1}),
+        json!({"id": "x", "name": "Eve"}),
+    ] {
+        let err = wire::call(
+            &m,
+            "graph_add_relation",
+            &json!({"subject": end, "predicate": "knows", "value": "y"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{end}");
+    }
+    assert!(m
+        .graph()
+        .entities("", &Scope::default(), None, None)
+        .unwrap()
+        .is_empty());
+}
