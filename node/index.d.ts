@@ -616,6 +616,228 @@ export interface HistoryEntry {
   undone_by?: string;
 }
 
+/** An entity's type: one of these words, or a lower-case word of your own (`"Person"` is
+ * stored as `"person"`). */
+export type EntityType =
+  | 'person'
+  | 'place'
+  | 'organisation'
+  | 'thing'
+  | 'event'
+  | 'concept'
+  | (string & {});
+
+/** Which way a walk follows relations from an entity: `"out"` (where it is the subject),
+ * `"in"` (where it is the object) or `"both"`. */
+export type Direction = 'out' | 'in' | 'both';
+
+/** An end of a relation to add: a name (the scope's entity answering to it, or a new one),
+ * `{name, type?}` (the type is that of a new entity, default `"thing"`) or `{id}` (an
+ * existing entity of the relation's scope). */
+export type EntityRef = string | { name: string; type?: EntityType | null } | { id: string };
+
+/** The object of a relation to add: an entity, or a literal value (`{value: "peanuts"}`). */
+export type RelationObject = EntityRef | { value: string };
+
+/** An entity: something memories talk about, known by a name and its aliases within one
+ * scope. Absent scope fields and summary are left out. */
+export interface Entity {
+  /** Its id (UUID). */
+  id: string;
+  /** Its name, as first given. */
+  name: string;
+  /** Its type, in lower case. */
+  type: EntityType;
+  /** Other names it answers to. */
+  aliases: string[];
+  /** A short description. */
+  summary?: string;
+  /** The user it belongs to (entities are never shared across scopes). */
+  user_id?: string;
+  /** The agent it belongs to. */
+  agent_id?: string;
+  /** The run it belongs to. */
+  run_id?: string;
+  /** The organisation it belongs to. */
+  org_id?: string;
+  /** When it was added (RFC 3339 UTC). */
+  created_at: string;
+  /** When its names, type or summary last changed. */
+  updated_at: string;
+}
+
+/** A relation `subject —predicate→ object`, where the object is an entity or a literal value,
+ * with the time it held in the world and the memories it came from. */
+export interface Relation {
+  /** Its id (UUID). */
+  id: string;
+  /** The subject entity's id. */
+  subject: string;
+  /** The subject's name. */
+  subject_name: string;
+  /** The predicate, in lower snake case (`"lives_in"`). */
+  predicate: string;
+  /** The object entity's id; absent for a literal object. */
+  object?: string;
+  /** The object entity's name, or the literal value. */
+  object_name: string;
+  /** Whether the object is a literal value rather than an entity. */
+  literal: boolean;
+  /** Since when it held, if known. */
+  valid_from?: string;
+  /** Until when it held (exclusive); absent while it still holds. */
+  valid_to?: string;
+  /** The relation that replaced it on a functional predicate. */
+  closed_by?: string;
+  /** How sure its source was, from 0 to 1. */
+  confidence: number;
+  /** The memories it came from (empty when added without any). */
+  sources: string[];
+  /** The user it belongs to (its entities' scope). */
+  user_id?: string;
+  /** The agent it belongs to. */
+  agent_id?: string;
+  /** The run it belongs to. */
+  run_id?: string;
+  /** The organisation it belongs to. */
+  org_id?: string;
+  /** When it was added (RFC 3339 UTC). */
+  created_at: string;
+}
+
+/** What `graph.addRelation` did. */
+export interface RelationAdded {
+  /** The relation: the new one, or the same one already held (its sources extended). */
+  relation: Relation;
+  /** False when the same relation already held. */
+  created: boolean;
+  /** The ids of the relations it closed (a functional predicate's earlier objects). */
+  closed: string[];
+}
+
+/** An entity reached by `graph.neighbors`. */
+export interface Neighbor {
+  /** The entity. */
+  entity: Entity;
+  /** Relations away from the start (1 for a direct neighbour). */
+  depth: number;
+  /** The relation it was first reached through. */
+  via: Relation;
+}
+
+/** An entity with its relations, as `graph.entity` returns it. */
+export interface EntityDetail {
+  /** The entity. */
+  entity: Entity;
+  /** Every relation touching it, ended ones included, oldest first. */
+  relations: Relation[];
+}
+
+/** Which relations a graph read sees: by default those holding now. */
+export interface RelationTime {
+  /** Only the relations that held at this moment (valid time). */
+  validAt?: TimeLike | null;
+  /** Every relation, ended (closed) ones included. */
+  includeClosed?: boolean | null;
+}
+
+/** Options of `graph.addEntity`: the entity's scope and details. */
+export interface AddEntityOptions extends Scope {
+  /** Its type (default `"thing"`); used when the entity is new. */
+  type?: EntityType | null;
+  /** Other names it answers to (learnt by an existing entity too). */
+  aliases?: ReadonlyArray<string> | null;
+  /** A short description (kept by an existing entity that has one). */
+  summary?: string | null;
+}
+
+/** Options of `graph.addRelation`: the relation's scope (that of the entities it names), its
+ * valid time and provenance. */
+export interface AddRelationOptions extends Scope {
+  /** Since when it holds (default: unknown). */
+  validFrom?: TimeLike | null;
+  /** Until when it holds (default: still holds). */
+  validTo?: TimeLike | null;
+  /** How sure the source is, from 0 to 1 (default 1). */
+  confidence?: number | null;
+  /** The ids of the memories it came from (each of the same scope). */
+  sources?: ReadonlyArray<string> | null;
+}
+
+/** Options of `graph.entities`. */
+export interface EntitiesOptions extends Scope {
+  /** Only entities of this type. */
+  type?: EntityType | null;
+  /** At most this many. */
+  limit?: number | null;
+}
+
+/** Options of `graph.relations`. */
+export interface RelationsOptions extends Scope, RelationTime {
+  /** Only relations touching this entity (either end), by id. */
+  entity?: string | null;
+  /** Only this predicate. */
+  predicate?: string | null;
+  /** Only relations that came from this memory, by id. */
+  source?: string | null;
+  /** At most this many (default 100). */
+  limit?: number | null;
+}
+
+/** Options of `graph.neighbors`. */
+export interface NeighborsOptions extends RelationTime {
+  /** How many relations away to go, 1 to 3 (default 1). */
+  depth?: number | null;
+  /** Only follow these predicates (default: all). */
+  predicates?: ReadonlyArray<string> | null;
+  /** Which way to follow relations (default `"both"`). */
+  direction?: Direction | null;
+}
+
+/** Options of `graph.path`. */
+export interface PathOptions extends RelationTime {
+  /** The longest path to look for, 1 to 3 (default 3). */
+  maxDepth?: number | null;
+}
+
+/**
+ * The knowledge graph of a store (`memory.graph`): entities known by a name and aliases
+ * within one scope, and relations between them with valid time and provenance. Entities and
+ * relations of one scope never connect to another's.
+ */
+export interface Graph {
+  /**
+   * Adds an entity, or finds it: one of the same scope answering to the name or an alias
+   * (compared without case, extra spaces or diacritics) is the same entity, and learns the
+   * new aliases. InvalidInputError when the names belong to two different entities.
+   */
+  addEntity(name: string, options?: AddEntityOptions): Promise<Entity>;
+  /**
+   * Adds `subject —predicate→ object` (the predicate in lower snake case: `"lives in"` →
+   * `lives_in`). On a functional predicate (`lives_in`, `located_in`, `born_in`,
+   * `married_to`, `works_at`) a new object closes the relation to the old one, which stays
+   * readable. The same relation again adds nothing (`created: false`).
+   */
+  addRelation(
+    subject: EntityRef,
+    predicate: string,
+    object: RelationObject,
+    options?: AddRelationOptions,
+  ): Promise<RelationAdded>;
+  /** An entity with every relation touching it; NotFoundError if there is none. */
+  entity(id: string): Promise<EntityDetail>;
+  /** The entities of a scope whose name or an alias matches `query` (`""`: every one). */
+  entities(query: string, options?: EntitiesOptions): Promise<Entity[]>;
+  /** The relations of a scope, those holding now unless `validAt` or `includeClosed`. */
+  relations(options?: RelationsOptions): Promise<Relation[]>;
+  /** The entities up to `depth` relations away from one; InvalidInputError for a depth
+   * outside 1 to 3, NotFoundError for an unknown entity. */
+  neighbors(entityId: string, options?: NeighborsOptions): Promise<Neighbor[]>;
+  /** A shortest chain of relations between two entities (followed either way), `[]` from an
+   * entity to itself, or null when there is none within `maxDepth`. */
+  path(fromId: string, toId: string, options?: PathOptions): Promise<Relation[] | null>;
+}
+
 /** A memory store. Every method returns a Promise; the work runs off the JavaScript thread. */
 export declare class Memory {
   private constructor();
@@ -634,6 +856,8 @@ export declare class Memory {
   readonly embeddingModel: string | null;
   /** Whether `close` was called. */
   readonly closed: boolean;
+  /** The knowledge graph kept in this store: entities and the relations between them. */
+  readonly graph: Graph;
 
   add(content: string, options?: AddOptions): Promise<AddResult>;
   addWithVector(content: string, vector: VectorLike, options?: AddOptions): Promise<AddResult>;

@@ -173,8 +173,9 @@ const time = (what, v) => {
 const any = (_what, v) => v;
 const nested = (spec) => (what, v) => request(what, v, spec);
 const embedder = (what, v) => (typeof v === 'string' ? v : request(what, v, EMBEDDER));
-// The first argument of the call (content, query) may not come again in the options.
-const FIRST = Symbol('first argument');
+// An argument of the call (content, query, a relation's subject…) may not come again in the
+// options.
+const FIRST = Symbol('argument of the call');
 
 /**
  * The JSON request for `options`: documented camelCase names become the core's snake_case
@@ -191,7 +192,7 @@ function request(what, options, spec) {
     if (value === undefined) continue;
     const rule = Object.prototype.hasOwnProperty.call(spec, key) ? spec[key] : undefined;
     if (rule === FIRST) {
-      const e = new TypeError(`${what}.${key}: ${key} is the call's first argument`);
+      const e = new TypeError(`${what}.${key}: ${key} is an argument of the call, not an option`);
       e.code = 'ERR_INVALID_ARG_VALUE';
       throw e;
     }
@@ -361,6 +362,59 @@ const OPEN = {
     nested({ maxAgeDays: ['max_age_days', num], keepVersions: ['keep_versions', num] }),
   ],
 };
+// The knowledge graph (memory.graph). Reads of relations see those holding now unless placed
+// in valid time (`validAt`) or asked for every one, ended ones included (`includeClosed`).
+const RELATION_TIME = {
+  validAt: ['valid_at', time],
+  includeClosed: ['include_closed', bool],
+};
+const GRAPH_ADD_ENTITY = {
+  ...SCOPE,
+  name: FIRST,
+  type: ['type', str],
+  aliases: ['aliases', strings],
+  summary: ['summary', str],
+};
+// subject, predicate and object (an entity, or a literal `{value}`) are the call's arguments.
+const GRAPH_ADD_RELATION = {
+  ...SCOPE,
+  subject: FIRST,
+  predicate: FIRST,
+  object: FIRST,
+  value: FIRST,
+  validFrom: ['valid_from', time],
+  validTo: ['valid_to', time],
+  confidence: ['confidence', num],
+  sources: ['sources', strings],
+};
+const GRAPH_ENTITIES = {
+  ...SCOPE,
+  query: FIRST,
+  type: ['type', str],
+  limit: ['limit', num],
+};
+const GRAPH_RELATIONS = {
+  ...SCOPE,
+  ...RELATION_TIME,
+  entity: ['entity', str],
+  predicate: ['predicate', str],
+  source: ['source', str],
+  limit: ['limit', num],
+};
+const GRAPH_NEIGHBORS = {
+  ...RELATION_TIME,
+  entity: FIRST,
+  depth: ['depth', num],
+  predicates: ['predicates', strings],
+  direction: ['direction', str],
+};
+const GRAPH_PATH = {
+  ...RELATION_TIME,
+  from: FIRST,
+  to: FIRST,
+  maxDepth: ['max_depth', num],
+};
+
 // A plugin's manifest. `config` and `allowedPaths` are maps whose keys are the user's own
 // (config keys, host directories): they go to the core as they are.
 const MANIFEST = {
@@ -422,11 +476,148 @@ function list(what, v) {
   return v;
 }
 
+function strings(what, v) {
+  return list(what, v).map((s, i) => str(`${what}[${i}]`, s));
+}
+
+function argValueError(message) {
+  const e = new TypeError(message);
+  e.code = 'ERR_INVALID_ARG_VALUE';
+  return e;
+}
+
+/**
+ * An end of a relation as the core takes it: a name (the scope's entity answering to it, or a
+ * new one), `{name, type?}` (the type of a new entity) or `{id}` (an existing entity). With
+ * `literal`, `{value}` is also accepted: a literal object, sent as the request's `value`.
+ * The keys are checked here: the core reads an end by its shape and would pass over others.
+ */
+function entityRef(what, v, literal) {
+  if (typeof v === 'string') return { ref: { name: v } };
+  const expected = literal
+    ? 'an entity name, {name, type?}, {id} or a literal {value}'
+    : 'an entity name, {name, type?} or {id}';
+  if (!isObject(v)) throw argError(what, expected, v);
+  const keys = Object.keys(v).filter((k) => v[k] !== undefined);
+  const shape = (allowed) => keys.length > 0 && keys.every((k) => allowed.includes(k));
+  if (shape(['id'])) return { ref: { id: str(`${what}.id`, v.id) } };
+  if (literal && shape(['value'])) return { value: str(`${what}.value`, v.value) };
+  if (shape(['name', 'type']) && keys.includes('name')) {
+    const ref = { name: str(`${what}.name`, v.name) };
+    if (v.type !== undefined && v.type !== null) ref.type = str(`${what}.type`, v.type);
+    return { ref };
+  }
+  throw argValueError(`${what} must be ${expected}, got keys ${JSON.stringify(keys)}`);
+}
+
 /** Bytes for the addon: a Buffer or Uint8Array as it is, a string as its UTF-8 bytes. */
 function bytesArg(what, v) {
   if (v instanceof Uint8Array) return v;
   if (typeof v === 'string') return Buffer.from(v, 'utf8');
   throw argError(what, 'a Buffer, a Uint8Array or a string', v);
+}
+
+// ------------------------------------------------------------------------------- Graph
+
+const GRAPH = Symbol('Memory.graph');
+
+/**
+ * The knowledge graph of a store, `memory.graph`: entities (people, places, things…) known by
+ * a name and aliases within one scope, and relations `subject —predicate→ object` between
+ * them, with the time they held in the world and the memories they came from. Every method
+ * returns a Promise; results have the core's snake_case keys, as every result.
+ */
+class Graph {
+  #call;
+
+  /** Use `memory.graph`. */
+  constructor(token, call) {
+    if (token !== GRAPH) throw new TypeError('use `memory.graph`');
+    this.#call = call;
+  }
+
+  /**
+   * Adds an entity, or finds it: an entity of the same scope that already answers to the
+   * name or one of `options.aliases` (compared without case, extra spaces or diacritics) is
+   * the same entity, and gains the new aliases (and the summary, if it had none). Options:
+   * `type` (default `"thing"`), `aliases`, `summary` and the scope. Resolves with the entity.
+   */
+  async addEntity(name, options) {
+    str('name', name);
+    return await this.#call('graph_add_entity', {
+      ...request('options', options, GRAPH_ADD_ENTITY),
+      name,
+    });
+  }
+
+  /**
+   * Adds a relation `subject —predicate→ object` in the scope of `options`. `subject` and an
+   * entity `object` are names (the scope's entity answering to it, or a new one), `{name,
+   * type}` (the type of a new entity) or `{id}`; a literal object is `{value}`. The predicate
+   * is stored in lower snake case (`"lives in"` → `lives_in`); on a functional predicate
+   * (`lives_in`, `works_at`…) a new object closes the relation to the old one. Options:
+   * `validFrom`, `validTo`, `confidence` (0 to 1), `sources` (memory ids of the same scope)
+   * and the scope. Resolves with `{relation, created, closed}`.
+   */
+  async addRelation(subject, predicate, object, options) {
+    const { ref: subjectRef } = entityRef('subject', subject, false);
+    str('predicate', predicate);
+    const { ref: objectRef, value } = entityRef('object', object, true);
+    const wire = { ...request('options', options, GRAPH_ADD_RELATION), subject: subjectRef, predicate };
+    if (objectRef !== undefined) wire.object = objectRef;
+    else wire.value = value;
+    return await this.#call('graph_add_relation', wire);
+  }
+
+  /** An entity by id with every relation touching it, ended ones included, oldest first:
+   * `{entity, relations}`; NotFoundError if there is none. */
+  async entity(id) {
+    str('id', id);
+    return await this.#call('graph_entity', { id });
+  }
+
+  /** The entities of a scope whose name or an alias matches `query` (`""`: every one).
+   * Options: `type`, `limit` and the scope (exact: entities are never shared across
+   * scopes). */
+  async entities(query, options) {
+    str('query', query);
+    return await this.#call('graph_entities', {
+      ...request('options', options, GRAPH_ENTITIES),
+      query,
+    });
+  }
+
+  /** The relations of a scope (exact), those holding now unless `validAt` or
+   * `includeClosed` says otherwise. Options: `entity` (touching it, either end),
+   * `predicate`, `source` (a memory id), `validAt`, `includeClosed`, `limit` (default 100)
+   * and the scope. */
+  async relations(options) {
+    return await this.#call('graph_relations', request('options', options, GRAPH_RELATIONS));
+  }
+
+  /** The entities around one, each with its `depth` and the relation it was first reached
+   * `via`. Options: `depth` (1 to 3, default 1), `predicates`, `direction` (`"out"`, `"in"` or
+   * `"both"`, the default), `validAt`, `includeClosed`. */
+  async neighbors(entityId, options) {
+    str('entityId', entityId);
+    return await this.#call('graph_neighbors', {
+      ...request('options', options, GRAPH_NEIGHBORS),
+      entity: entityId,
+    });
+  }
+
+  /** A shortest chain of relations from one entity to another, followed either way (`[]`
+   * from an entity to itself), or null when none is at most `maxDepth` (1 to 3, default 3)
+   * long. Options: `maxDepth`, `validAt`, `includeClosed`. */
+  async path(fromId, toId, options) {
+    str('fromId', fromId);
+    str('toId', toId);
+    return await this.#call('graph_path', {
+      ...request('options', options, GRAPH_PATH),
+      from: fromId,
+      to: toId,
+    });
+  }
 }
 
 // ------------------------------------------------------------------------------- Memory
@@ -441,6 +632,7 @@ const OPENING = Symbol('Memory.open');
  */
 class Memory {
   #native;
+  #graph;
 
   /** Use `Memory.open`. */
   constructor(token, handle) {
@@ -498,6 +690,12 @@ class Memory {
   /** Whether `close` was called. */
   get closed() {
     return this.#native.closed;
+  }
+
+  /** The knowledge graph kept in this store: entities and the relations between them. */
+  get graph() {
+    this.#graph ??= new Graph(GRAPH, (op, wire) => this.#call(op, wire));
+    return this.#graph;
   }
 
   /** Runs operation `op` of the core's one dispatch with its request (an object of the wire's

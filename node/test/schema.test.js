@@ -91,7 +91,9 @@ function optionTables() {
   });
   vm.runInContext(fs.readFileSync(path.join(NODE_DIR, 'index.js'), 'utf8'), context);
   return vm.runInContext(
-    '({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, SUPERSEDE, UNDO, ADD_MESSAGES, WEIGHTS, OPEN, MANIFEST })',
+    `({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, SUPERSEDE, UNDO, ADD_MESSAGES,
+      WEIGHTS, OPEN, MANIFEST, GRAPH_ADD_ENTITY, GRAPH_ADD_RELATION, GRAPH_ENTITIES,
+      GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, Graph })`,
     context,
   );
 }
@@ -130,6 +132,12 @@ test('index.d.ts declares exactly the methods and properties of Memory', () => {
   assert.deepEqual(sorted(new Set(declaredStatic)), sorted(new Set(actualStatic)));
 });
 
+test('index.d.ts declares exactly the methods of memory.graph', () => {
+  const declared = declarations.get('Graph').members.map((m) => m.name.text);
+  const actual = Object.getOwnPropertyNames(TABLES.Graph.prototype).filter((n) => n !== 'constructor');
+  assert.deepEqual(sorted(new Set(declared)), sorted(new Set(actual)));
+});
+
 // Each options interface, its table in index.js, and the core request the table builds
 // (with the keys that come from positional arguments: content, query, id, vector…).
 const REQUESTS = [
@@ -144,6 +152,12 @@ const REQUESTS = [
   ['SearchOptions', 'SEARCH', 'search', ['vector']],
   ['MemoryChanges', 'UPDATE', 'update', ['id', 'vector']],
   ['AddMessagesOptions', 'ADD_MESSAGES', 'add_messages', []],
+  ['AddEntityOptions', 'GRAPH_ADD_ENTITY', 'graph_add_entity', []],
+  ['AddRelationOptions', 'GRAPH_ADD_RELATION', 'graph_add_relation', []],
+  ['EntitiesOptions', 'GRAPH_ENTITIES', 'graph_entities', []],
+  ['RelationsOptions', 'GRAPH_RELATIONS', 'graph_relations', []],
+  ['NeighborsOptions', 'GRAPH_NEIGHBORS', 'graph_neighbors', []],
+  ['PathOptions', 'GRAPH_PATH', 'graph_path', []],
   ['PluginRegistration', 'MANIFEST', 'plugin_register', []],
   ['FusionWeights', 'WEIGHTS', 'types.FusionWeights', []],
   ['OpenOptions', 'OPEN', 'types.OpenOptions', []],
@@ -192,14 +206,30 @@ test('every operation of the core is a method of Memory', () => {
     plugin_unload: 'unloadPlugin',
     plugin_reload: 'reloadPlugin',
     plugin_unregister: 'unregisterPlugin',
+    graph_add_entity: 'graph.addEntity',
+    graph_add_relation: 'graph.addRelation',
+    graph_entity: 'graph.entity',
+    graph_entities: 'graph.entities',
+    graph_relations: 'graph.relations',
+    graph_neighbors: 'graph.neighbors',
+    graph_path: 'graph.path',
   };
   assert.deepEqual(sorted(new Set(Object.keys(METHODS))), sorted(new Set(Object.keys(OPERATIONS))));
+  // `graph.x`: method x of the object `memory.graph` (the getter is on Memory's prototype).
+  const namespaces = { graph: TABLES.Graph.prototype };
   for (const method of Object.values(METHODS)) {
-    assert.equal(typeof Memory.prototype[method], 'function', method);
+    const [namespace, name] = method.includes('.') ? method.split('.') : [null, method];
+    if (namespace !== null) {
+      const getter = Object.getOwnPropertyDescriptor(Memory.prototype, namespace)?.get;
+      assert.equal(typeof getter, 'function', `Memory.prototype.${namespace} is a getter`);
+    }
+    const owner = namespace === null ? Memory.prototype : namespaces[namespace];
+    assert.equal(typeof owner[name], 'function', method);
   }
 });
 
-// Each result interface and the core type it declares.
+// Each result interface and the core type it declares: a type of the schema, or a path in
+// it (the graph's types are its operations' results).
 const RESULTS = [
   ['AddResult', 'AddOutcome'],
   ['MemoryRecord', 'MemoryRecord'],
@@ -213,12 +243,24 @@ const RESULTS = [
   ['Pruned', 'Pruned'],
   ['PluginInfo', 'PluginInfo'],
   ['PluginLogEntry', 'PluginLogEntry'],
+  ['Entity', 'operations.graph_add_entity.result'],
+  ['RelationAdded', 'operations.graph_add_relation.result'],
+  ['Relation', 'operations.graph_relations.result.items'],
+  ['EntityDetail', 'operations.graph_entity.result'],
+  ['Neighbor', 'operations.graph_neighbors.result.items'],
 ];
+
+function coreType(where) {
+  if (!where.includes('.')) return SCHEMA.types[where];
+  const schema = where.split('.').reduce((at, key) => at?.[key], SCHEMA);
+  assert.ok(schema, `the schema has ${where}`);
+  return schema;
+}
 
 for (const [declared, core] of RESULTS) {
   test(`${declared} has the keys of the core's ${core}`, () => {
     const props = properties(declared);
-    const schema = SCHEMA.types[core];
+    const schema = coreType(core);
     assert.deepEqual(sorted(new Set(props.keys())), sorted(keysOf(schema)));
     const required = [...props].filter(([, optional]) => !optional).map(([k]) => k);
     assert.deepEqual(sorted(new Set(required)), sorted(requiredOf(schema)));

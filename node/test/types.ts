@@ -11,6 +11,12 @@ import {
   errorCodes,
   addonVersion,
   type AddResult,
+  type Entity,
+  type EntityDetail,
+  type Graph,
+  type Neighbor,
+  type Relation,
+  type RelationAdded,
   type CopyReport,
   type ErrorCode,
   type HistoryEntry,
@@ -184,6 +190,65 @@ export async function usage(): Promise<string[]> {
   // @ts-expect-error events are snake_case
   void events[0]?.previousMemory;
 
+  // The knowledge graph.
+  const graph: Graph = memory.graph;
+  const alice: Entity = await graph.addEntity('Alice Smith', {
+    type: 'person',
+    aliases: ['Alice'],
+    summary: 'a friend',
+    userId: 'alice',
+  });
+  await graph.addEntity('Acme', { type: 'my_own_type', agentId: 'a', runId: null });
+  const moved: RelationAdded = await graph.addRelation('Alice', 'lives in', 'Berlin', {
+    userId: 'alice',
+    validFrom: new Date(),
+    validTo: '2030-01-01',
+    confidence: 0.9,
+    sources: [id],
+  });
+  const closedIds: string[] = moved.closed;
+  const created: boolean = moved.created;
+  await graph.addRelation({ id: alice.id }, 'works_at', { name: 'Acme', type: 'organisation' });
+  await graph.addRelation({ name: 'Alice', type: null }, 'allergic_to', { value: 'peanuts' }, { orgId: 'o' });
+  const detail: EntityDetail = await graph.entity(alice.id);
+  const aliases: string[] = detail.entity.aliases;
+  const summary: string | undefined = detail.entity.summary;
+  const found: Entity[] = await graph.entities('ali', { userId: 'alice', type: 'person', limit: 5 });
+  const relations: Relation[] = await graph.relations({
+    userId: 'alice',
+    entity: alice.id,
+    predicate: 'lives_in',
+    source: id,
+    validAt: '2024-01-01',
+    includeClosed: true,
+    limit: 10,
+  });
+  await graph.relations();
+  const ended: string | undefined = relations[0]?.valid_to;
+  const objectId: string | undefined = relations[0]?.object;
+  const near: Neighbor[] = await graph.neighbors(alice.id, {
+    depth: 2,
+    direction: 'out',
+    predicates: ['knows'],
+    validAt: new Date(),
+    includeClosed: false,
+  });
+  const via: string | undefined = near[0]?.via.predicate;
+  const hops: number | undefined = near[0]?.depth;
+  const chain: Relation[] | null = await graph.path(alice.id, found[0]?.id ?? alice.id, { maxDepth: 3 });
+  // @ts-expect-error not a direction
+  await graph.neighbors(alice.id, { direction: 'sideways' });
+  // @ts-expect-error graph options are camelCase
+  await graph.path(alice.id, alice.id, { max_depth: 2 });
+  // @ts-expect-error an end is a name, {name, type?} or {id}
+  await graph.addRelation({ value: 'x' }, 'knows', 'Bob');
+  // @ts-expect-error the object is required (a literal is {value})
+  await graph.addRelation('Alice', 'knows');
+  // @ts-expect-error aliases are a list
+  await graph.addEntity('Al', { aliases: 'Alice' });
+  // @ts-expect-error results are snake_case
+  void relations[0]?.subjectName;
+
   // WASM plugins.
   const withPlugins: Memory = await Memory.open(':memory:', { plugins: { cacheSize: 4 } });
   const manifest: PluginManifest = {
@@ -254,5 +319,7 @@ export async function usage(): Promise<string[]> {
     String(path), String(model), String(closed), codes.join(), staticCode, indexCode, version,
     String(change), String(before), String(text), where, String(rows),
     String(role), String(actor), String(total),
+    String(closedIds.length), String(created), String(aliases.length), String(summary),
+    String(ended), String(objectId), String(via), String(hops), String(chain?.length),
   ];
 }
