@@ -131,6 +131,9 @@ export interface FusionWeights {
   keyword?: number;
   /** Default 0 (fuzzy search left out of hybrid). */
   fuzzy?: number;
+  /** Weight of the knowledge graph: memories linked to an entity the query names (or to
+   * one of its neighbours); default 1, silent when the query names none. */
+  graph?: number;
   /** Weight of the neighbouring memory's standing (conversation context); default 0.1. */
   context?: number;
   /** `"score"` (default) or `"rrf"` (Reciprocal Rank Fusion). */
@@ -320,6 +323,15 @@ export interface OpenOptions {
     maxAgeDays?: number;
     /** Keep at most this many past versions per memory (the latest). */
     keepVersions?: number;
+  } | null;
+  /** The knowledge graph (`memory.graph`). */
+  graph?: {
+    /** With a chat model, `addMessages` also stores the relations each fact states (asked
+     * in the same model call). Default false. */
+    extract?: boolean;
+    /** The predicates that hold one object at a time (default `lives_in`, `located_in`,
+     * `born_in`, `married_to`, `works_at`). */
+    functionalPredicates?: string[];
   } | null;
 }
 
@@ -586,6 +598,7 @@ export interface SearchHit extends MemoryRecord {
     keyword?: EngineScore;
     phrase?: EngineScore;
     fuzzy?: EngineScore;
+    graph?: EngineScore;
   };
 }
 
@@ -776,6 +789,9 @@ export interface EntitiesOptions extends Scope {
 export interface RelationsOptions extends Scope, RelationTime {
   /** Only relations touching this entity (either end), by id. */
   entity?: string | null;
+  /** Only relations touching an entity this text names (a question, say), by name or
+   * alias in the scope. */
+  about?: string | null;
   /** Only this predicate. */
   predicate?: string | null;
   /** Only relations that came from this memory, by id. */

@@ -250,6 +250,7 @@ const WEIGHTS = {
   vector: ['vector', num],
   keyword: ['keyword', num],
   fuzzy: ['fuzzy', num],
+  graph: ['graph', num],
   context: ['context', num],
   method: ['method', str],
   rrfK: ['rrf_k', num],
@@ -361,6 +362,10 @@ const OPEN = {
     'history_retention',
     nested({ maxAgeDays: ['max_age_days', num], keepVersions: ['keep_versions', num] }),
   ],
+  graph: [
+    'graph',
+    nested({ extract: ['extract', bool], functionalPredicates: ['functional_predicates', strings] }),
+  ],
 };
 // The knowledge graph (memory.graph). Reads of relations see those holding now unless placed
 // in valid time (`validAt`) or asked for every one, ended ones included (`includeClosed`).
@@ -397,6 +402,7 @@ const GRAPH_RELATIONS = {
   ...SCOPE,
   ...RELATION_TIME,
   entity: ['entity', str],
+  about: ['about', str],
   predicate: ['predicate', str],
   source: ['source', str],
   limit: ['limit', num],
@@ -588,7 +594,8 @@ class Graph {
   }
 
   /** The relations of a scope (exact), those holding now unless `validAt` or
-   * `includeClosed` says otherwise. Options: `entity` (touching it, either end),
+   * `includeClosed` says otherwise. Options: `entity` (touching it, either end), `about`
+   * (touching an entity this text names, a question say),
    * `predicate`, `source` (a memory id), `validAt`, `includeClosed`, `limit` (default 100)
    * and the scope. */
   async relations(options) {

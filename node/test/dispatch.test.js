@@ -15,10 +15,11 @@ const native = require(path.join(__dirname, '..', `agent_mem.${process.platform}
 const CASES_DIR = path.join(__dirname, '..', '..', 'tests', 'dispatch');
 const CASES = JSON.parse(fs.readFileSync(path.join(CASES_DIR, 'calls.json'), 'utf8'));
 
-/** `"$id"`, `"$change"` and `"$plugin"` replaced, everywhere in `value` (`names`: the first
- * added id and the last change id). */
+/** `"$id"`, `"$change"`, `"$entity"` and `"$plugin"` replaced, everywhere in `value`
+ * (`names`: the first added id, the last change id and the subject entity of the last
+ * relation a result held). */
 function resolve(value, names) {
-  if (value === '$id' || value === '$change') return names[value];
+  if (value === '$id' || value === '$change' || value === '$entity') return names[value];
   if (value === '$plugin') return path.join(CASES_DIR, 'noop.wat');
   if (Array.isArray(value)) return value.map((v) => resolve(v, names));
   if (value !== null && typeof value === 'object') {
@@ -60,12 +61,13 @@ test('the cases call every operation the addon lists', () => {
 
 test('every operation runs through the generic entry', async () => {
   const m = await open();
-  const names = { $id: '', $change: '' };
+  const names = { $id: '', $change: '', $entity: '' };
   for (const [op, rawRequest, rawExpected] of CASES.calls) {
     const request = resolve(rawRequest, names);
     const result = await call(m, op, request);
     if (!names.$id && op === 'add') names.$id = result.id;
     if (typeof result?.change_id === 'string') names.$change = result.change_id;
+    if (typeof result?.relation?.subject === 'string') names.$entity = result.relation.subject;
     const expected = resolve(rawExpected, names);
     assert.ok(matches(expected, result), `${op} ${JSON.stringify(request)}: ${JSON.stringify(result)}`);
   }
