@@ -365,8 +365,9 @@ impl Store for SqliteStore {
         let mut hits = self.nearest_among(&index, query, count, &cond, &w.params)?;
         drop(index);
         let limit = self.index_options.exact_scan_limit;
-        // A scope's past is usually small: its vectors are read with its keys, in one pass.
-        let scanned = if selection.is_unfiltered() {
+        // A scope's past is usually small: its vectors are read with its keys, in one pass
+        // (the whole store's past goes to its index).
+        let scanned = if selection.filter.is_all() {
             None
         } else {
             self.db
