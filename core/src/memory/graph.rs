@@ -446,14 +446,7 @@ impl Graph<'_> {
                 anchors = Some(vec![key]);
             }
             if let Some(text) = &query.about {
-                let mut named = Vec::new();
-                for name in query_names(text) {
-                    if let Some((key, _)) = g.entity_named(&query.scope, &name)? {
-                        if !named.contains(&key) {
-                            named.push(key);
-                        }
-                    }
-                }
+                let named = g.entity_keys_named(&query.scope, &query_names(text))?;
                 anchors = Some(match anchors {
                     Some(entity) => named.into_iter().filter(|k| entity.contains(k)).collect(),
                     None => named,

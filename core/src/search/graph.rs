@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use crate::error::{ErrorCode, Result};
-use crate::graph::{fold_name, Direction, RelationTime};
-use crate::store::{GraphRead, Store, StoredRelation};
+use crate::graph::{fold_name, RelationTime};
+use crate::store::{Edge, GraphRead, Store};
 use crate::text::is_cjk;
 use crate::types::Scope;
 
@@ -52,39 +52,30 @@ fn led_to(
     if g.is_empty()? {
         return Ok(HashMap::new());
     }
-    let mut named = Vec::new();
-    for name in names {
-        if let Some((key, _)) = g.entity_named(scope, name)? {
-            if !named.contains(&key) {
-                named.push(key);
-            }
-        }
-    }
+    let named = g.entity_keys_named(scope, names)?;
     if named.is_empty() {
         return Ok(HashMap::new());
     }
-    let holding = |r: &StoredRelation| {
-        RelationTime::default().admits(r.relation.valid_from, r.relation.valid_to, now)
-    };
-    let direct: Vec<StoredRelation> = g
-        .relations_touching(&named, Direction::Both)?
+    let holding = |e: &Edge| RelationTime::default().admits(e.valid_from, e.valid_to, now);
+    let direct: Vec<Edge> = g
+        .edges_touching(&named)?
         .into_iter()
         .filter(holding)
         .collect();
     let named_set: HashSet<i64> = named.iter().copied().collect();
     let neighbours: Vec<i64> = direct
         .iter()
-        .flat_map(|r| [Some(r.subject), r.object])
+        .flat_map(|e| [Some(e.subject), e.object])
         .flatten()
         .filter(|k| !named_set.contains(k))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut weight: HashMap<i64, f32> = direct.iter().map(|r| (r.key, 1.0)).collect();
+    let mut weight: HashMap<i64, f32> = direct.iter().map(|e| (e.key, 1.0)).collect();
     if !neighbours.is_empty() {
-        for r in g.relations_touching(&neighbours, Direction::Both)? {
-            if holding(&r) {
-                weight.entry(r.key).or_insert(NEIGHBOUR_SHARE);
+        for e in g.edges_touching(&neighbours)? {
+            if holding(&e) {
+                weight.entry(e.key).or_insert(NEIGHBOUR_SHARE);
             }
         }
     }

@@ -271,6 +271,9 @@ pub(crate) trait Store: StoreExport + Send + Sync {
 pub(crate) trait GraphRead {
     /// The entity with this id.
     fn entity(&mut self, id: &str) -> Result<Option<(i64, Entity)>>;
+    /// The keys of the entities of exactly this scope answering to any of these folded
+    /// names, each once.
+    fn entity_keys_named(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<i64>>;
     /// The entities with these keys, by key.
     fn entities_by_key(&mut self, keys: &[i64]) -> Result<HashMap<i64, Entity>>;
     /// The entity of exactly this scope answering to this folded name.
@@ -291,6 +294,9 @@ pub(crate) trait GraphRead {
         keys: &[i64],
         direction: Direction,
     ) -> Result<Vec<StoredRelation>>;
+    /// The relations touching these entities (either end), lightly: key, ends and valid
+    /// time only (what a walk for search needs), in no particular order.
+    fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>>;
     /// True when the store holds no entity at all.
     fn is_empty(&mut self) -> Result<bool>;
     /// The keys of the stored memories these relations came from, as
@@ -304,6 +310,16 @@ pub(crate) trait GraphRead {
         predicate: Option<&str>,
         source: Option<&str>,
     ) -> Result<Vec<StoredRelation>>;
+}
+
+/// A relation reduced to what a walk needs: its key, its ends' keys and its valid time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edge {
+    pub(crate) key: i64,
+    pub(crate) subject: i64,
+    pub(crate) object: Option<i64>,
+    pub(crate) valid_from: Option<DateTime<Utc>>,
+    pub(crate) valid_to: Option<DateTime<Utc>>,
 }
 
 /// A relation as stored: its key, its subject's key and its object entity's key.

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::ops::{self, KEYS_IN_JSON};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, Relation};
-use crate::store::{corrupted, opt_scope, GraphRead, GraphWrite, StoredRelation};
+use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
 use crate::types::{format_time, parse_time, Scope};
 
 /// The graph over a connection inside a transaction.
@@ -141,6 +141,17 @@ impl GraphRead for SqliteGraph<'_> {
         Ok(out)
     }
 
+    fn entity_keys_named(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<i64>> {
+        let [u, a, r, o] = scope_values(scope);
+        let names = serde_json::to_string(folded).map_err(|e| corrupted("names", e))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT entity_key FROM entity_names WHERE user_id = ?1 AND agent_id = ?2
+             AND run_id = ?3 AND org_id = ?4 AND folded IN (SELECT value FROM json_each(?5))",
+        )?;
+        let rows = stmt.query_map(params![u, a, r, o, names], |row| row.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     fn entity_named(&mut self, scope: &Scope, folded: &str) -> Result<Option<(i64, Entity)>> {
         let [u, a, r, o] = scope_values(scope);
         let key: Option<i64> = self
@@ -210,6 +221,26 @@ impl GraphRead for SqliteGraph<'_> {
             ),
         };
         relations(self.conn, &sql, &[SqlValue::Text(ops::keys_json(keys))])
+    }
+
+    fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>> {
+        let sql = format!(
+            "SELECT key, subject_key, object_key, valid_from, valid_to FROM relations
+             WHERE subject_key IN {KEYS_IN_JSON} OR object_key IN {KEYS_IN_JSON}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([ops::keys_json(keys)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(Edge {
+                key: row.get(0)?,
+                subject: row.get(1)?,
+                object: row.get(2)?,
+                valid_from: opt_time(row, 3)?,
+                valid_to: opt_time(row, 4)?,
+            });
+        }
+        Ok(out)
     }
 
     fn is_empty(&mut self) -> Result<bool> {
