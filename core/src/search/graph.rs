@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::error::{ErrorCode, Result};
+use crate::error::Result;
 use crate::graph::{fold_name, RelationTime};
 use crate::store::{Edge, GraphRead, Store};
 use crate::text::is_cjk;
@@ -21,7 +21,7 @@ const MAX_CJK_NAME: usize = 6;
 const NEIGHBOUR_SHARE: f32 = 0.5;
 
 /// The graph score of each memory the query's entities lead to; empty when the store has
-/// no graph (or its backend keeps none) or the query names no entity of `scope`.
+/// no graph or the query names no entity of `scope`.
 pub(crate) fn scores(
     store: &dyn Store,
     query: &str,
@@ -33,14 +33,11 @@ pub(crate) fn scores(
         return Ok(HashMap::new());
     }
     let mut out = HashMap::new();
-    let read = store.read_graph(&mut |g| {
+    store.read_graph(&mut |g| {
         out = led_to(g, &names, scope, now)?;
         Ok(())
-    });
-    match read {
-        Err(e) if e.code() == ErrorCode::Unsupported => Ok(HashMap::new()),
-        other => other.map(|()| out),
-    }
+    })?;
+    Ok(out)
 }
 
 fn led_to(

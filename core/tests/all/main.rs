@@ -28,6 +28,8 @@ mod postgres;
 #[cfg(feature = "postgres")]
 mod postgres_changes;
 #[cfg(feature = "postgres")]
+mod postgres_graph;
+#[cfg(feature = "postgres")]
 mod postgres_processes;
 #[cfg(feature = "postgres")]
 mod postgres_undo;

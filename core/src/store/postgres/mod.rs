@@ -3,14 +3,15 @@
 //! every process that opens the same URL. Its semantics are the SQLite backend's: the same
 //! filters ([`filter`]), the same duplicate rule, the same BM25 scores ([`text`]), the same
 //! past versions read as of any moment ([`versions`]), the same valid times and supersede
-//! links on every version, and history rows grouped in changes that can be undone
-//! ([`history`]).
+//! links on every version, history rows grouped in changes that can be undone
+//! ([`history`]), and the same knowledge graph ([`graph`]).
 //!
 //! Connections come from a small pool of their own ([`pool`]) and are made without TLS.
 //! Writes run in read-committed transactions that are retried on serialisation failures
 //! and deadlocks; reads run in repeatable-read snapshots.
 
 mod filter;
+mod graph;
 mod history;
 mod options;
 mod pool;
@@ -31,6 +32,7 @@ use chrono::{DateTime, Utc};
 use postgres::config::SslMode;
 
 use self::filter::Where;
+use self::graph::PgGraph;
 pub use self::options::PostgresOptions;
 use self::pool::{get, Pool, Session};
 use self::rows::{history_from_row, vector_text, HISTORY_COLUMNS, RECORD_COLUMNS, RECORD_WIDTH};
@@ -39,8 +41,8 @@ use self::text::PgText;
 use self::tx::{dimensions, duplicates, get_by_id, get_meta, query_records};
 use self::versions::nearest_past_sql;
 use super::{
-    ExportedMemory, ExportedVersion, PageRequest, Selection, Store, StoreExport, StoreInfo,
-    StoreTx, StoredPage, TextIndex,
+    ExportedMemory, ExportedVersion, GraphRead, PageRequest, Selection, Store, StoreExport,
+    StoreInfo, StoreTx, StoredPage, TextIndex,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::index::VectorIndexOptions;
@@ -424,11 +426,8 @@ impl Store for PgStore {
         self.read(true, |s| f(&mut PgText { s, w: &w, lower }))
     }
 
-    fn read_graph(
-        &self,
-        _f: &mut dyn FnMut(&mut dyn crate::store::GraphRead) -> Result<()>,
-    ) -> Result<()> {
-        Err(graph_unsupported())
+    fn read_graph(&self, f: &mut dyn FnMut(&mut dyn GraphRead) -> Result<()>) -> Result<()> {
+        self.read(true, |s| f(&mut PgGraph { s }))
     }
 
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()> {
@@ -440,7 +439,7 @@ impl Store for PgStore {
             // Writers hold ROW EXCLUSIVE on the memories until they commit their rows and
             // statistics together: waiting for them (and keeping new ones out) makes the
             // deletions below see one consistent state. Readers go on.
-            tx.s.batch(
+            tx.graph.s.batch(
                 "LOCK TABLE agentmem_memories IN EXCLUSIVE MODE;
                  DELETE FROM agentmem_memories;
                  DELETE FROM agentmem_versions;
@@ -448,6 +447,10 @@ impl Store for PgStore {
                  DELETE FROM agentmem_embedding_cache;
                  DELETE FROM agentmem_term_stats;
                  DELETE FROM agentmem_vocabulary;
+                 DELETE FROM agentmem_relation_sources;
+                 DELETE FROM agentmem_relations;
+                 DELETE FROM agentmem_entity_names;
+                 DELETE FROM agentmem_entities;
                  UPDATE agentmem_text_totals
                  SET docs = 0, length = 0, past_docs = 0, past_length = 0;",
             )
@@ -461,7 +464,7 @@ impl Store for PgStore {
     ) -> Result<usize> {
         let mut pruned = 0;
         self.write(|tx| {
-            pruned = versions::prune(tx.s, ended_before, keep_last, &mut tx.delta)?;
+            pruned = versions::prune(tx.graph.s, ended_before, keep_last, &mut tx.delta)?;
             Ok(())
         })?;
         Ok(pruned)
@@ -524,11 +527,3 @@ impl StoreExport for PgStore {
 
 #[cfg(test)]
 mod tests;
-
-/// The graph is kept by the SQLite backend only, so far.
-fn graph_unsupported() -> Error {
-    Error::new(
-        ErrorCode::Unsupported,
-        "the knowledge graph is not available on PostgreSQL yet; use a SQLite store for it",
-    )
-}

@@ -8,7 +8,7 @@ use super::pool::{get, Failure, Session, TxMode};
 use crate::error::{Error, ErrorCode, Result};
 
 /// The schema version this library writes in PostgreSQL (numbered apart from SQLite's).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// The value of the `format` meta key that marks a schema as holding an agent_mem store
 /// (the same mark as a SQLite store's).
@@ -163,6 +163,70 @@ ALTER TABLE agentmem_history ADD COLUMN change_id text COLLATE "C";
 ALTER TABLE agentmem_history ADD COLUMN undone_by text COLLATE "C";
 CREATE INDEX agentmem_history_change ON agentmem_history (change_id)
     WHERE change_id IS NOT NULL;
+"#,
+    r#"
+-- The knowledge graph (SQLite's schema version 4). Entities belong to one scope ('' for an
+-- absent id, as memories); `folded` is the name folded as resolution compares names.
+CREATE TABLE agentmem_entities (
+    key        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id         text COLLATE "C" NOT NULL,
+    name       text COLLATE "C" NOT NULL,
+    folded     text COLLATE "C" NOT NULL,
+    type       text COLLATE "C" NOT NULL,
+    summary    text COLLATE "C",
+    user_id    text COLLATE "C" NOT NULL DEFAULT '',
+    agent_id   text COLLATE "C" NOT NULL DEFAULT '',
+    run_id     text COLLATE "C" NOT NULL DEFAULT '',
+    org_id     text COLLATE "C" NOT NULL DEFAULT '',
+    created_at text COLLATE "C" NOT NULL,
+    updated_at text COLLATE "C" NOT NULL,
+    CONSTRAINT agentmem_entities_id UNIQUE (id)
+);
+-- Every name an entity answers to (its name and aliases), folded: one entity per name in
+-- a scope, which is what resolution looks up.
+CREATE TABLE agentmem_entity_names (
+    user_id    text COLLATE "C" NOT NULL,
+    agent_id   text COLLATE "C" NOT NULL,
+    run_id     text COLLATE "C" NOT NULL,
+    org_id     text COLLATE "C" NOT NULL,
+    folded     text COLLATE "C" NOT NULL,
+    name       text COLLATE "C" NOT NULL,
+    entity_key bigint NOT NULL REFERENCES agentmem_entities (key) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, agent_id, run_id, org_id, folded)
+);
+CREATE INDEX agentmem_entity_names_entity ON agentmem_entity_names (entity_key);
+-- subject -predicate-> object (an entity) or value (a literal), in the subject's scope.
+CREATE TABLE agentmem_relations (
+    key         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id          text COLLATE "C" NOT NULL,
+    subject_key bigint NOT NULL REFERENCES agentmem_entities (key) ON DELETE CASCADE,
+    predicate   text COLLATE "C" NOT NULL,
+    object_key  bigint REFERENCES agentmem_entities (key) ON DELETE CASCADE,
+    value       text COLLATE "C",
+    valid_from  text COLLATE "C",
+    valid_to    text COLLATE "C",
+    closed_by   text COLLATE "C",
+    confidence  double precision NOT NULL,
+    user_id     text COLLATE "C" NOT NULL DEFAULT '',
+    agent_id    text COLLATE "C" NOT NULL DEFAULT '',
+    run_id      text COLLATE "C" NOT NULL DEFAULT '',
+    org_id      text COLLATE "C" NOT NULL DEFAULT '',
+    created_at  text COLLATE "C" NOT NULL,
+    CONSTRAINT agentmem_relations_id UNIQUE (id),
+    CONSTRAINT agentmem_relations_object CHECK ((object_key IS NULL) <> (value IS NULL))
+);
+CREATE INDEX agentmem_relations_subject ON agentmem_relations (subject_key, predicate);
+CREATE INDEX agentmem_relations_object ON agentmem_relations (object_key, predicate)
+    WHERE object_key IS NOT NULL;
+CREATE INDEX agentmem_relations_scope
+    ON agentmem_relations (user_id, agent_id, run_id, org_id, predicate);
+-- The memories a relation came from: deleting the last of them removes the relation.
+CREATE TABLE agentmem_relation_sources (
+    relation_key bigint NOT NULL REFERENCES agentmem_relations (key) ON DELETE CASCADE,
+    memory_id    text COLLATE "C" NOT NULL,
+    PRIMARY KEY (relation_key, memory_id)
+);
+CREATE INDEX agentmem_relation_sources_memory ON agentmem_relation_sources (memory_id);
 "#,
 ];
 

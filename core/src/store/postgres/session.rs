@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::graph::PgGraph;
 use super::pool::{Failure, Lease, Session, TxMode};
 use super::text::{self, TextDelta};
 use super::tx::PgTx;
@@ -120,14 +121,14 @@ impl PgStore {
                 Ok(()) => {
                     let mut tx = PgTx {
                         store: self,
-                        s: &mut s,
+                        graph: PgGraph { s: &mut s },
                         delta: TextDelta::default(),
                         now: None,
                         change: None,
                     };
                     let mut done = f(&mut tx);
                     if done.is_ok() {
-                        done = tx.delta.apply(tx.s);
+                        done = tx.delta.apply(tx.graph.s);
                     }
                     // A statement failed but the closure carried on: the transaction is
                     // aborted, and COMMIT would quietly roll it back.

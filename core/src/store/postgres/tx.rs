@@ -9,6 +9,7 @@ use postgres::types::ToSql;
 use serde_json::Value;
 
 use super::filter::Where;
+use super::graph::{self, PgGraph};
 use super::history;
 use super::pool::{get, Session};
 use super::rows::{check_metadata, record_from_row, scope_values, version_number, RECORD_COLUMNS};
@@ -17,7 +18,7 @@ use super::text::TextDelta;
 use super::versions;
 use super::PgStore;
 use crate::error::{Error, ErrorCode, Result};
-use crate::store::{HistoryRow, Inserted, Selection, StoreTx};
+use crate::store::{GraphWrite, HistoryRow, Inserted, Selection, StoreTx};
 use crate::text;
 use crate::types::{format_time, HistoryEntry, MemoryRecord, Scope};
 
@@ -30,7 +31,9 @@ const MAX_DIMENSIONS: usize = 16_000;
 /// One write transaction; text statistics are gathered and applied before the commit.
 pub(super) struct PgTx<'s, 'c> {
     pub(super) store: &'s PgStore,
-    pub(super) s: &'s mut Session<'c>,
+    /// The graph over the transaction's session, which holds the session for the whole
+    /// transaction (`graph.s`), so that [`StoreTx::graph`] can lend it.
+    pub(super) graph: PgGraph<'s, 'c>,
     pub(super) delta: TextDelta,
     /// The transaction's time, once taken.
     pub(super) now: Option<DateTime<Utc>>,
@@ -157,7 +160,7 @@ impl PgTx<'_, '_> {
                 ""
             }
         );
-        let row = self.s.query_opt(
+        let row = self.graph.s.query_opt(
             &sql,
             &[
                 &rec.id,
@@ -196,7 +199,7 @@ impl StoreTx for PgTx<'_, '_> {
         // Writers run concurrently here: the meta row is locked until our commit, so the
         // next writer to take a time reads ours, committed (READ COMMITTED re-reads the
         // row after the wait). An upsert so that the first writers queue too.
-        let row = self.s.query_one(
+        let row = self.graph.s.query_one(
             "INSERT INTO agentmem_meta (key, value) VALUES ($1::text, '')
              ON CONFLICT (key) DO UPDATE SET value = agentmem_meta.value
              RETURNING value",
@@ -204,17 +207,17 @@ impl StoreTx for PgTx<'_, '_> {
         )?;
         let last: String = get(&row, 0)?;
         let t = crate::store::next_commit_time(Some(&last))?;
-        set_meta(self.s, crate::store::COMMIT_TIME_KEY, &format_time(t))?;
+        set_meta(self.graph.s, crate::store::COMMIT_TIME_KEY, &format_time(t))?;
         self.now = Some(t);
         Ok(t)
     }
 
     fn get(&mut self, id: &str) -> Result<Option<(i64, MemoryRecord)>> {
-        get_by_id(self.s, id, true)
+        get_by_id(self.graph.s, id, true)
     }
 
     fn find_duplicate(&mut self, scope: &Scope, hash: &str) -> Result<Option<(i64, MemoryRecord)>> {
-        Ok(duplicates(self.s, scope, &[hash.to_string()], true)?.pop())
+        Ok(duplicates(self.graph.s, scope, &[hash.to_string()], true)?.pop())
     }
 
     fn select(&mut self, selection: &Selection) -> Result<Vec<(i64, MemoryRecord)>> {
@@ -223,7 +226,7 @@ impl StoreTx for PgTx<'_, '_> {
             "SELECT {RECORD_COLUMNS} FROM agentmem_memories m WHERE {} ORDER BY m.key FOR UPDATE",
             w.sql
         );
-        query_records(self.s, &sql, &w.refs())
+        query_records(self.graph.s, &sql, &w.refs())
     }
 
     fn insert(&mut self, record: &MemoryRecord, vector: &[f32], actor: &str) -> Result<Inserted> {
@@ -232,11 +235,11 @@ impl StoreTx for PgTx<'_, '_> {
         for _ in 0..5 {
             if self.insert_row(record, vector, true)?.is_some() {
                 let row = HistoryRow::added(record, actor).in_change(self.change.as_deref());
-                history::write(self.s, row)?;
+                history::write(self.graph.s, row)?;
                 return Ok(Inserted::New);
             }
             if let Some((_, twin)) = duplicates(
-                self.s,
+                self.graph.s,
                 &record.scope,
                 std::slice::from_ref(&record.hash),
                 false,
@@ -271,7 +274,7 @@ impl StoreTx for PgTx<'_, '_> {
         // The version replaced is kept first, its row locked. The stored terms and content
         // it returns are what the statistics counted: they are taken out exactly (they
         // match `old` while the row is locked, but the row is the truth).
-        let before = versions::close(self.s, key, new.updated_at, &mut self.delta)?;
+        let before = versions::close(self.graph.s, key, new.updated_at, &mut self.delta)?;
         let Some((content, stored)) = before else {
             return Err(gone());
         };
@@ -284,7 +287,7 @@ impl StoreTx for PgTx<'_, '_> {
         let valid_to = new.valid_to.map(format_time);
         let vector = vector.map(<[f32]>::to_vec);
         let version = version_number(new.version);
-        let n = self.s.execute(
+        let n = self.graph.s.execute(
             "UPDATE agentmem_memories SET content = $2::text, hash = $3::text, kind = $4::text,
                  metadata = $5::jsonb, updated_at = $6::text, expires_at = $7::text,
                  embedding = coalesce($8::real[]::vector, embedding),
@@ -315,7 +318,7 @@ impl StoreTx for PgTx<'_, '_> {
             self.delta.add(&new.content, terms, 1);
         }
         let row = HistoryRow::updated(old, new, actor).in_change(self.change.as_deref());
-        history::write(self.s, row)
+        history::write(self.graph.s, row)
     }
 
     fn delete(
@@ -327,29 +330,30 @@ impl StoreTx for PgTx<'_, '_> {
     ) -> Result<()> {
         // The version deleted is kept first, its row locked (and its stored content and
         // terms returned, which the statistics counted).
-        let closed = versions::close(self.s, key, at, &mut self.delta)?;
+        let closed = versions::close(self.graph.s, key, at, &mut self.delta)?;
         // Gone already: another writer deleted it and wrote its DELETE row.
         let Some((content, terms)) = closed else {
             return Ok(());
         };
-        self.s.execute(
+        self.graph.s.execute(
             "DELETE FROM agentmem_memories WHERE key = $1::int8",
             &[&key],
         )?;
         self.delta.add(&content, &terms, -1);
+        graph::forget_source(self.graph.s, &record.id)?;
         let row = HistoryRow::deleted(record, actor, at).in_change(self.change.as_deref());
-        history::write(self.s, row)
+        history::write(self.graph.s, row)
     }
 
     fn dimensions(&mut self) -> Result<Option<usize>> {
-        dimensions(self.s)
+        dimensions(self.graph.s)
     }
 
     /// Fixes the embedding column's dimension and builds the HNSW index (which needs it).
     /// Concurrent first writers queue on an advisory lock; the later ones find the
     /// dimension recorded.
     fn record_dimensions(&mut self, dims: usize) -> Result<usize> {
-        if let Some(d) = dimensions(self.s)? {
+        if let Some(d) = dimensions(self.graph.s)? {
             return Ok(d);
         }
         if dims == 0 || dims > MAX_DIMENSIONS {
@@ -358,39 +362,39 @@ impl StoreTx for PgTx<'_, '_> {
                 format!("pgvector stores vectors of 1 to {MAX_DIMENSIONS} dimensions, not {dims}"),
             ));
         }
-        self.s.query(
+        self.graph.s.query(
             "SELECT pg_advisory_xact_lock($1::int4, hashtext(current_schema()))",
             &[&LOCK_DIMENSIONS],
         )?;
-        if let Some(d) = dimensions(self.s)? {
+        if let Some(d) = dimensions(self.graph.s)? {
             return Ok(d);
         }
         // The dimension and the HNSW parameters are numbers we control: DDL takes no
         // parameters.
-        self.s.batch(&format!(
+        self.graph.s.batch(&format!(
             "ALTER TABLE agentmem_memories ALTER COLUMN embedding TYPE vector({dims})"
         ))?;
         if dims <= MAX_HNSW_DIMENSIONS {
             // pgvector's limits: 2 ≤ m ≤ 100, 4 ≤ ef_construction ≤ 1000, ≥ 2·m.
             let m = self.store.index.connectivity.clamp(2, 100);
             let ef = self.store.index.expansion_add.max(2 * m).clamp(4, 1000);
-            self.s.batch(&format!(
+            self.graph.s.batch(&format!(
                 "CREATE INDEX IF NOT EXISTS agentmem_memories_embedding ON agentmem_memories
                  USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef})"
             ))?;
         }
-        set_meta(self.s, "dimensions", &dims.to_string())?;
+        set_meta(self.graph.s, "dimensions", &dims.to_string())?;
         Ok(dims)
     }
 
     fn record_embedding_model(&mut self, model: &str) -> Result<()> {
         // A concurrent first writer's row is waited for and then kept.
-        self.s.execute(
+        self.graph.s.execute(
             "INSERT INTO agentmem_meta (key, value) VALUES ('embedding_model', $1::text)
              ON CONFLICT (key) DO NOTHING",
             &[&model],
         )?;
-        match get_meta(self.s, "embedding_model")? {
+        match get_meta(self.graph.s, "embedding_model")? {
             Some(stored) if stored != model => Err(crate::store::model_mismatch(&stored, model)),
             _ => Ok(()),
         }
@@ -398,7 +402,7 @@ impl StoreTx for PgTx<'_, '_> {
 
     fn cache_embedding(&mut self, model: &str, hash: &str, vector: &[f32]) -> Result<()> {
         let vector = vector.to_vec();
-        self.s.execute(
+        self.graph.s.execute(
             "INSERT INTO agentmem_embedding_cache (model, hash, vector)
              VALUES ($1::text, $2::text, $3::real[]) ON CONFLICT DO NOTHING",
             &[&model, &hash, &vector],
@@ -408,19 +412,19 @@ impl StoreTx for PgTx<'_, '_> {
 
     fn import_memory(&mut self, record: &MemoryRecord, vector: &[f32]) -> Result<()> {
         self.insert_row(record, vector, false)?;
-        raise_commit_time(self.s, record.updated_at.max(record.created_at))
+        raise_commit_time(self.graph.s, record.updated_at.max(record.created_at))
     }
 
     fn import_history(&mut self, entry: &HistoryEntry) -> Result<()> {
-        raise_commit_time(self.s, entry.created_at)?;
-        history::write(self.s, HistoryRow::imported(entry))
+        raise_commit_time(self.graph.s, entry.created_at)?;
+        history::write(self.graph.s, HistoryRow::imported(entry))
     }
 
     fn import_version(&mut self, record: &MemoryRecord, vector: Option<&[f32]>) -> Result<()> {
         if let Some(ended) = record.valid_to_tx {
-            raise_commit_time(self.s, ended)?;
+            raise_commit_time(self.graph.s, ended)?;
         }
-        versions::import(self.s, record, vector, &mut self.delta)
+        versions::import(self.graph.s, record, vector, &mut self.delta)
     }
 
     fn set_change(&mut self, change: Option<String>) {
@@ -428,26 +432,26 @@ impl StoreTx for PgTx<'_, '_> {
     }
 
     fn get_as_of(&mut self, id: &str, at: DateTime<Utc>) -> Result<Option<MemoryRecord>> {
-        versions::get_as_of(self.s, id, at)
+        versions::get_as_of(self.graph.s, id, at)
     }
 
     fn versions(&mut self, id: &str) -> Result<Vec<MemoryRecord>> {
-        versions::all_of(self.s, id)
+        versions::all_of(self.graph.s, id)
     }
 
     fn version_vector(&mut self, id: &str, version: u64) -> Result<Option<Vec<f32>>> {
-        versions::vector_of(self.s, id, version)
+        versions::vector_of(self.graph.s, id, version)
     }
 
     fn change(&mut self, change_id: &str) -> Result<Vec<HistoryEntry>> {
-        history::change_rows(self.s, change_id)
+        history::change_rows(self.graph.s, change_id)
     }
 
     fn mark_undone(&mut self, change_id: &str, by: &str) -> Result<()> {
-        history::mark_undone(self.s, change_id, by)
+        history::mark_undone(self.graph.s, change_id, by)
     }
 
-    fn graph(&mut self) -> Result<&mut dyn crate::store::GraphWrite> {
-        Err(super::graph_unsupported())
+    fn graph(&mut self) -> Result<&mut dyn GraphWrite> {
+        Ok(&mut self.graph)
     }
 }

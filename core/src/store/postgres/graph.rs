@@ -1,0 +1,461 @@
+//! The graph in PostgreSQL: entities, the folded names they answer to, relations and their
+//! source memories (schema version 3), over one session, so that a read snapshot and a
+//! write transaction share them. The statements are the SQLite backend's
+//! (`store/sqlite/graph.rs`), and so are the orders: text columns compare byte-wise
+//! (COLLATE "C"), as SQLite's do.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use postgres::Row;
+
+use super::pool::{get, Session};
+use super::rows::scope_values;
+use crate::error::{Error, Result};
+use crate::graph::{Direction, Entity, Relation};
+use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
+use crate::types::{format_time, parse_time, Scope};
+
+/// The graph over a session: a read snapshot's or a write transaction's.
+pub(super) struct PgGraph<'s, 'c> {
+    pub(super) s: &'s mut Session<'c>,
+}
+
+const ENTITY_COLUMNS: &str = "e.key, e.id, e.name, e.type, e.summary, e.user_id, e.agent_id, \
+    e.run_id, e.org_id, e.created_at, e.updated_at, \
+    ARRAY(SELECT n.name FROM agentmem_entity_names n \
+          WHERE n.entity_key = e.key AND n.folded <> e.folded ORDER BY n.name)";
+
+const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, s.name, \
+    r.predicate, o.id, coalesce(o.name, r.value), r.value IS NOT NULL, r.valid_from, \
+    r.valid_to, r.closed_by, r.confidence, \
+    ARRAY(SELECT x.memory_id FROM agentmem_relation_sources x \
+          WHERE x.relation_key = r.key ORDER BY x.memory_id), \
+    r.user_id, r.agent_id, r.run_id, r.org_id, r.created_at";
+
+const RELATION_FROM: &str = "agentmem_relations r \
+    JOIN agentmem_entities s ON s.key = r.subject_key \
+    LEFT JOIN agentmem_entities o ON o.key = r.object_key";
+
+fn time(row: &Row, i: usize) -> Result<DateTime<Utc>> {
+    let s: String = get(row, i)?;
+    parse_time(&s).map_err(|e| corrupted("time", e))
+}
+
+fn opt_time(row: &Row, i: usize) -> Result<Option<DateTime<Utc>>> {
+    get::<Option<String>>(row, i)?
+        .map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
+        .transpose()
+}
+
+fn scope_at(row: &Row, i: usize) -> Result<Scope> {
+    Ok(Scope {
+        user_id: opt_scope(get(row, i)?),
+        agent_id: opt_scope(get(row, i + 1)?),
+        run_id: opt_scope(get(row, i + 2)?),
+        org_id: opt_scope(get(row, i + 3)?),
+    })
+}
+
+fn entity_from_row(row: &Row) -> Result<(i64, Entity)> {
+    Ok((
+        get(row, 0)?,
+        Entity {
+            id: get(row, 1)?,
+            name: get(row, 2)?,
+            entity_type: get(row, 3)?,
+            summary: get(row, 4)?,
+            scope: scope_at(row, 5)?,
+            created_at: time(row, 9)?,
+            updated_at: time(row, 10)?,
+            aliases: get(row, 11)?,
+        },
+    ))
+}
+
+fn relation_from_row(row: &Row) -> Result<StoredRelation> {
+    let confidence: f64 = get(row, 13)?;
+    Ok(StoredRelation {
+        key: get(row, 0)?,
+        subject: get(row, 1)?,
+        object: get(row, 2)?,
+        relation: Relation {
+            id: get(row, 3)?,
+            subject: get(row, 4)?,
+            subject_name: get(row, 5)?,
+            predicate: get(row, 6)?,
+            object: get(row, 7)?,
+            object_name: get(row, 8)?,
+            literal: get(row, 9)?,
+            valid_from: opt_time(row, 10)?,
+            valid_to: opt_time(row, 11)?,
+            closed_by: get(row, 12)?,
+            confidence: confidence as f32,
+            sources: get(row, 14)?,
+            scope: scope_at(row, 15)?,
+            created_at: time(row, 19)?,
+        },
+    })
+}
+
+/// PostgreSQL refuses the NUL character in text (SQLite stores it): a clear error rather
+/// than the server's encoding complaint, before anything is written. (Reads looking for a
+/// text with a NUL find nothing without asking: no stored text holds one.)
+fn check_text<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    if has_nul(values) {
+        return Err(Error::invalid(
+            "graph names, types, summaries, predicates and values must not contain NUL \
+             characters (PostgreSQL cannot store them)",
+        ));
+    }
+    Ok(())
+}
+
+fn has_nul<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
+    values.into_iter().any(|v| v.contains('\0'))
+}
+
+impl PgGraph<'_, '_> {
+    fn entities(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<(i64, Entity)>> {
+        self.s
+            .query(sql, params)?
+            .iter()
+            .map(entity_from_row)
+            .collect()
+    }
+
+    fn relations(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<StoredRelation>> {
+        self.s
+            .query(sql, params)?
+            .iter()
+            .map(relation_from_row)
+            .collect()
+    }
+}
+
+impl GraphRead for PgGraph<'_, '_> {
+    fn entity(&mut self, id: &str) -> Result<Option<(i64, Entity)>> {
+        if has_nul([id]) {
+            return Ok(None);
+        }
+        let sql = format!("SELECT {ENTITY_COLUMNS} FROM agentmem_entities e WHERE e.id = $1::text");
+        Ok(self.entities(&sql, &[&id])?.pop())
+    }
+
+    fn entities_by_key(&mut self, keys: &[i64]) -> Result<HashMap<i64, Entity>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM agentmem_entities e WHERE e.key = ANY($1::int8[])"
+        );
+        Ok(self.entities(&sql, &[&keys])?.into_iter().collect())
+    }
+
+    fn entity_named(&mut self, scope: &Scope, folded: &str) -> Result<Option<(i64, Entity)>> {
+        if has_nul(
+            scope_values(scope)
+                .iter()
+                .map(String::as_str)
+                .chain([folded]),
+        ) {
+            return Ok(None);
+        }
+        let [u, a, r, o] = scope_values(scope);
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM agentmem_entity_names n
+             JOIN agentmem_entities e ON e.key = n.entity_key
+             WHERE n.user_id = $1::text AND n.agent_id = $2::text AND n.run_id = $3::text
+             AND n.org_id = $4::text AND n.folded = $5::text"
+        );
+        Ok(self.entities(&sql, &[&u, &a, &r, &o, &folded])?.pop())
+    }
+
+    fn entities_matching(
+        &mut self,
+        scope: &Scope,
+        folded: &str,
+        entity_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entity>> {
+        let [u, a, r, o] = scope_values(scope);
+        if has_nul([&u, &a, &r, &o, folded].into_iter().chain(entity_type)) {
+            return Ok(Vec::new());
+        }
+        // Names containing the text; those equal to it, then starting with it, first.
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM agentmem_entities e JOIN
+                 (SELECT entity_key, min(CASE WHEN folded = $5::text THEN 0
+                                             WHEN starts_with(folded, $5::text) THEN 1
+                                             ELSE 2 END) AS fit
+                  FROM agentmem_entity_names WHERE user_id = $1::text AND agent_id = $2::text
+                  AND run_id = $3::text AND org_id = $4::text AND strpos(folded, $5::text) > 0
+                  GROUP BY entity_key) m
+                 ON m.entity_key = e.key
+             WHERE $6::text IS NULL OR e.type = $6::text
+             ORDER BY m.fit, e.folded, e.key LIMIT $7::int8"
+        );
+        let limit = limit.min(i64::MAX as usize) as i64;
+        Ok(self
+            .entities(&sql, &[&u, &a, &r, &o, &folded, &entity_type, &limit])?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    fn relations_touching(
+        &mut self,
+        keys: &[i64],
+        direction: Direction,
+    ) -> Result<Vec<StoredRelation>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cond = match direction {
+            Direction::Out => "r.subject_key = ANY($1::int8[])",
+            Direction::In => "r.object_key = ANY($1::int8[])",
+            Direction::Both => "r.subject_key = ANY($1::int8[]) OR r.object_key = ANY($1::int8[])",
+        };
+        let sql =
+            format!("SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE {cond} ORDER BY r.key");
+        self.relations(&sql, &[&keys])
+    }
+
+    fn entity_keys_named(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<i64>> {
+        // A text with NUL is never stored: it names nothing.
+        let names: Vec<&str> = folded
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !n.contains('\0'))
+            .collect();
+        if names.is_empty() || has_nul(scope_values(scope).iter().map(String::as_str)) {
+            return Ok(Vec::new());
+        }
+        let [u, a, r, o] = scope_values(scope);
+        self.s
+            .query(
+                "SELECT DISTINCT entity_key FROM agentmem_entity_names
+                 WHERE user_id = $1::text AND agent_id = $2::text AND run_id = $3::text
+                 AND org_id = $4::text AND folded = ANY($5::text[])",
+                &[&u, &a, &r, &o, &names],
+            )?
+            .iter()
+            .map(|row| get(row, 0))
+            .collect()
+    }
+
+    fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>> {
+        self.s
+            .query(
+                "SELECT key, subject_key, object_key, valid_from, valid_to
+                 FROM agentmem_relations
+                 WHERE subject_key = ANY($1::int8[]) OR object_key = ANY($1::int8[])",
+                &[&keys],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(Edge {
+                    key: get(row, 0)?,
+                    subject: get(row, 1)?,
+                    object: get(row, 2)?,
+                    valid_from: opt_time(row, 3)?,
+                    valid_to: opt_time(row, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    fn is_empty(&mut self) -> Result<bool> {
+        let row = self
+            .s
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM agentmem_entities)", &[])?;
+        get(&row, 0)
+    }
+
+    fn source_keys(&mut self, relation_keys: &[i64]) -> Result<Vec<(i64, i64)>> {
+        if relation_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.s
+            .query(
+                "SELECT s.relation_key, m.key FROM agentmem_relation_sources s
+                 JOIN agentmem_memories m ON m.id = s.memory_id
+                 WHERE s.relation_key = ANY($1::int8[])",
+                &[&relation_keys],
+            )?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .collect()
+    }
+
+    fn relations_in(
+        &mut self,
+        scope: &Scope,
+        predicate: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<Vec<StoredRelation>> {
+        let [u, a, r, o] = scope_values(scope);
+        if has_nul(
+            [u.as_str(), &a, &r, &o]
+                .into_iter()
+                .chain(predicate)
+                .chain(source),
+        ) {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM}
+             WHERE r.user_id = $1::text AND r.agent_id = $2::text AND r.run_id = $3::text
+             AND r.org_id = $4::text
+             AND ($5::text IS NULL OR r.predicate = $5::text)
+             AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM agentmem_relation_sources x
+                                              WHERE x.relation_key = r.key
+                                              AND x.memory_id = $6::text))
+             ORDER BY r.key"
+        );
+        self.relations(&sql, &[&u, &a, &r, &o, &predicate, &source])
+    }
+}
+
+impl GraphWrite for PgGraph<'_, '_> {
+    fn insert_entity(&mut self, entity: &Entity) -> Result<i64> {
+        check_text(
+            [&entity.name, &entity.entity_type]
+                .into_iter()
+                .map(String::as_str)
+                .chain(entity.summary.as_deref()),
+        )?;
+        let [u, a, r, o] = scope_values(&entity.scope);
+        let row = self.s.query_one(
+            "INSERT INTO agentmem_entities (id, name, folded, type, summary, user_id, agent_id,
+                                            run_id, org_id, created_at, updated_at)
+             VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
+                     $8::text, $9::text, $10::text, $11::text)
+             RETURNING key",
+            &[
+                &entity.id,
+                &entity.name,
+                &crate::graph::fold_name(&entity.name),
+                &entity.entity_type,
+                &entity.summary,
+                &u,
+                &a,
+                &r,
+                &o,
+                &format_time(entity.created_at),
+                &format_time(entity.updated_at),
+            ],
+        )?;
+        get(&row, 0)
+    }
+
+    fn add_name(&mut self, key: i64, scope: &Scope, name: &str, folded: &str) -> Result<()> {
+        let [u, a, r, o] = scope_values(scope);
+        check_text([name, folded, &u, &a, &r, &o])?;
+        self.s.execute(
+            "INSERT INTO agentmem_entity_names (user_id, agent_id, run_id, org_id, folded, name,
+                                                entity_key)
+             VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::int8)
+             ON CONFLICT DO NOTHING",
+            &[&u, &a, &r, &o, &folded, &name, &key],
+        )?;
+        Ok(())
+    }
+
+    fn set_summary(&mut self, key: i64, summary: &str, at: DateTime<Utc>) -> Result<()> {
+        check_text([summary])?;
+        self.s.execute(
+            "UPDATE agentmem_entities SET summary = $2::text, updated_at = $3::text
+             WHERE key = $1::int8",
+            &[&key, &summary, &format_time(at)],
+        )?;
+        Ok(())
+    }
+
+    fn insert_relation(
+        &mut self,
+        relation: &Relation,
+        subject: i64,
+        object: Option<i64>,
+    ) -> Result<i64> {
+        let value = relation.literal.then_some(relation.object_name.as_str());
+        check_text([relation.predicate.as_str()].into_iter().chain(value))?;
+        let [u, a, r, o] = scope_values(&relation.scope);
+        let row = self.s.query_one(
+            "INSERT INTO agentmem_relations (id, subject_key, predicate, object_key, value,
+                                             valid_from, valid_to, closed_by, confidence,
+                                             user_id, agent_id, run_id, org_id, created_at)
+             VALUES ($1::text, $2::int8, $3::text, $4::int8, $5::text, $6::text, $7::text,
+                     $8::text, $9::float8, $10::text, $11::text, $12::text, $13::text,
+                     $14::text)
+             RETURNING key",
+            &[
+                &relation.id,
+                &subject,
+                &relation.predicate,
+                &object,
+                &value,
+                &relation.valid_from.map(format_time),
+                &relation.valid_to.map(format_time),
+                &relation.closed_by,
+                &f64::from(relation.confidence),
+                &u,
+                &a,
+                &r,
+                &o,
+                &format_time(relation.created_at),
+            ],
+        )?;
+        get(&row, 0)
+    }
+
+    fn add_source(&mut self, key: i64, memory_id: &str) -> Result<()> {
+        check_text([memory_id])?;
+        self.s.execute(
+            "INSERT INTO agentmem_relation_sources (relation_key, memory_id)
+             VALUES ($1::int8, $2::text) ON CONFLICT DO NOTHING",
+            &[&key, &memory_id],
+        )?;
+        Ok(())
+    }
+
+    fn close_relation(&mut self, key: i64, valid_to: DateTime<Utc>, closed_by: &str) -> Result<()> {
+        self.s.execute(
+            "UPDATE agentmem_relations SET valid_to = $2::text, closed_by = $3::text
+             WHERE key = $1::int8",
+            &[&key, &format_time(valid_to), &closed_by],
+        )?;
+        Ok(())
+    }
+}
+
+/// Forgets that relations came from memory `memory_id` (being deleted); a relation left
+/// with no source memory goes too, one with another source stays.
+pub(super) fn forget_source(s: &mut Session<'_>, memory_id: &str) -> Result<()> {
+    let keys = s
+        .query(
+            "DELETE FROM agentmem_relation_sources WHERE memory_id = $1::text
+             RETURNING relation_key",
+            &[&memory_id],
+        )?
+        .iter()
+        .map(|r| get(r, 0))
+        .collect::<Result<Vec<i64>>>()?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    s.execute(
+        "DELETE FROM agentmem_relations r WHERE r.key = ANY($1::int8[])
+         AND NOT EXISTS (SELECT 1 FROM agentmem_relation_sources x WHERE x.relation_key = r.key)",
+        &[&keys],
+    )?;
+    Ok(())
+}
