@@ -81,7 +81,11 @@ impl CheckedEntity {
 /// Finds the entity answering to one of `entity`'s names in its scope, or stores a new
 /// one; either way it then answers to every name given. Two names of two different
 /// entities are refused (merge them first).
-fn resolve_or_add(g: &mut dyn GraphWrite, entity: &CheckedEntity) -> Result<(i64, Entity)> {
+fn resolve_or_add(
+    g: &mut dyn GraphWrite,
+    entity: &CheckedEntity,
+    now: chrono::DateTime<Utc>,
+) -> Result<(i64, Entity)> {
     let mut found: Option<(i64, Entity)> = None;
     for (name, folded) in &entity.names {
         if let Some((key, e)) = g.entity_named(&entity.scope, folded)? {
@@ -97,7 +101,6 @@ fn resolve_or_add(g: &mut dyn GraphWrite, entity: &CheckedEntity) -> Result<(i64
             }
         }
     }
-    let now = Utc::now();
     let key = match &found {
         Some((key, existing)) => {
             if existing.summary.is_none() {
@@ -134,6 +137,7 @@ fn end_of(
     end: &EntityRef,
     scope: &Scope,
     field: &str,
+    now: chrono::DateTime<Utc>,
 ) -> Result<(i64, Entity)> {
     match end {
         EntityRef::Id { id } => {
@@ -158,7 +162,7 @@ fn end_of(
             };
             let checked = CheckedEntity::of(&new)
                 .map_err(|e| Error::invalid(format!("{field}: {}", e.message())))?;
-            resolve_or_add(g, &checked)
+            resolve_or_add(g, &checked, now)
         }
     }
 }
@@ -274,9 +278,9 @@ pub(crate) fn add_relation_in(
     }
     let now = tx.now()?;
     let g = tx.graph()?;
-    let (subject_key, subject) = end_of(g, &relation.subject, &relation.scope, "subject")?;
+    let (subject_key, subject) = end_of(g, &relation.subject, &relation.scope, "subject", now)?;
     let object = match &relation.object {
-        Some(end) => Some(end_of(g, end, &relation.scope, "object")?),
+        Some(end) => Some(end_of(g, end, &relation.scope, "object", now)?),
         None => None,
     };
     let object_key = object.as_ref().map(|(k, _)| *k);
@@ -352,7 +356,9 @@ impl Graph<'_> {
     pub fn add_entity(&self, entity: NewEntity) -> Result<Entity> {
         let checked = CheckedEntity::of(&entity)?;
         store::write(&*self.memory.store, |tx| {
-            Ok(resolve_or_add(tx.graph()?, &checked)?.1)
+            // The transaction's commit time, as memories get: times follow commit order.
+            let now = tx.now()?;
+            Ok(resolve_or_add(tx.graph()?, &checked, now)?.1)
         })
     }
 
@@ -516,8 +522,7 @@ impl Graph<'_> {
             let mut reached: Vec<(i64, usize, Relation)> = Vec::new();
             for depth in 1..=walk.depth {
                 let mut next = Vec::new();
-                for (from, to, relation) in steps.from(g, &frontier)? {
-                    let _ = from;
+                for (_, to, relation) in steps.from(g, &frontier)? {
                     if seen.insert(to) {
                         next.push(to);
                         reached.push((to, depth, relation));
