@@ -216,15 +216,7 @@ fn bench_size(n: usize) -> agent_mem::Result<()> {
 }
 
 fn main() -> agent_mem::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let sizes: Vec<usize> = match args.iter().position(|a| a == "--sizes") {
-        Some(pos) => args
-            .get(pos + 1)
-            .map(|s| s.split(',').filter_map(|v| v.trim().parse().ok()).collect())
-            .unwrap_or_default(),
-        None => vec![10_000],
-    };
-    for n in sizes {
+    for n in common::sizes(&[10_000]) {
         bench_size(n)?;
     }
     Ok(())

@@ -117,6 +117,18 @@ pub fn sentence(rng: &mut Rng, i: usize) -> String {
     )
 }
 
+/// The store sizes given as `-- --sizes 10000,100000`, or `default` without the flag.
+pub fn sizes(default: &[usize]) -> Vec<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--sizes") {
+        Some(pos) => args
+            .get(pos + 1)
+            .map(|s| s.split(',').filter_map(|v| v.trim().parse().ok()).collect())
+            .unwrap_or_default(),
+        None => default.to_vec(),
+    }
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

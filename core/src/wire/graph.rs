@@ -1,23 +1,16 @@
 //! The graph's operations on the wire (`graph_*`): requests as serde reads them (unknown
 //! keys refused), each converted and passed to one [`crate::Graph`] call.
 
-use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::requests::moment;
 use super::{request, to_json};
 use crate::graph::{
     Direction, EntityRef, Neighbors, NewEntity, NewRelation, RelationQuery, RelationTime,
 };
-use crate::{parse_time, Error, Memory, Result};
-
-/// A time field of a request, named in the error when it does not parse.
-fn moment(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
-    value
-        .map(|s| parse_time(s).map_err(|e| Error::invalid(format!("{field}: {}", e.message()))))
-        .transpose()
-}
+use crate::{Memory, Result};
 
 /// `graph_add_entity`.
 #[derive(Deserialize, Default, JsonSchema)]

@@ -128,7 +128,7 @@ impl GetRequest {
 }
 
 /// A time field of a request, named in the error when it does not parse.
-fn moment(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+pub(super) fn moment(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     value
         .map(|s| parse_time(s).map_err(|e| Error::invalid(format!("{field}: {}", e.message()))))
         .transpose()

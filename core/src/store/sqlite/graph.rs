@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::ops::{self, KEYS_IN_JSON};
+use super::ops::{self, opt_time, time, KEYS_IN_JSON};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, Relation};
 use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
-use crate::types::{format_time, parse_time, Scope};
+use crate::types::{format_time, Scope};
 
 /// The graph over a connection inside a transaction.
 pub(super) struct SqliteGraph<'a> {
@@ -33,17 +33,6 @@ const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, 
 
 const RELATION_FROM: &str = "relations r JOIN entities s ON s.key = r.subject_key \
     LEFT JOIN entities o ON o.key = r.object_key";
-
-fn time(row: &Row<'_>, i: usize) -> Result<DateTime<Utc>> {
-    let s: String = row.get(i)?;
-    parse_time(&s).map_err(|e| corrupted("time", e))
-}
-
-fn opt_time(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
-    let s: Option<String> = row.get(i)?;
-    s.map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
-        .transpose()
-}
 
 fn scope_at(row: &Row<'_>, i: usize) -> Result<Scope> {
     Ok(Scope {

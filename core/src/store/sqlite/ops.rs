@@ -42,12 +42,8 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
     let metadata: String = row.get(9)?;
     let metadata: Metadata =
         serde_json::from_str(&metadata).map_err(|e| corrupted("metadata", e))?;
-    let time = |i: usize| -> Result<DateTime<Utc>> {
-        let s: String = row.get(i)?;
-        parse_time(&s).map_err(|e| corrupted("time", e))
-    };
     let version: i64 = row.get(13)?;
-    let updated_at = time(11)?;
+    let updated_at = time(row, 11)?;
     Ok((
         key,
         MemoryRecord {
@@ -62,7 +58,7 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
                 org_id: opt_scope(row.get(8)?),
             },
             metadata,
-            created_at: time(10)?,
+            created_at: time(row, 10)?,
             updated_at,
             expires_at: opt_time(row, 12)?,
             version: u64::try_from(version).map_err(|e| corrupted("version", e))?,
@@ -75,8 +71,14 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<(i64, MemoryRecord)> {
     ))
 }
 
+/// A time in column `i`.
+pub(super) fn time(row: &Row<'_>, i: usize) -> Result<DateTime<Utc>> {
+    let s: String = row.get(i)?;
+    parse_time(&s).map_err(|e| corrupted("time", e))
+}
+
 /// An optional time in column `i`.
-fn opt_time(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
+pub(super) fn opt_time(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
     let s: Option<String> = row.get(i)?;
     s.map(|s| parse_time(&s).map_err(|e| corrupted("time", e)))
         .transpose()
