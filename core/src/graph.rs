@@ -38,6 +38,30 @@ pub struct GraphOptions {
     /// The predicates that hold one object at a time (default
     /// [`DEFAULT_FUNCTIONAL_PREDICATES`]), normalised as predicates are.
     pub functional_predicates: Option<Vec<String>>,
+    /// How alike (cosine similarity of the embedded names, 0.5 to 1) a name no entity
+    /// answers to must be to an entity of the same scope and type to be taken as another
+    /// name of it (default [`DEFAULT_NAME_SIMILARITY`]; `1` only merges names the model
+    /// cannot tell apart). Needs the store's embedder; without one, names resolve exactly.
+    pub name_similarity: Option<f32>,
+}
+
+/// The default [`GraphOptions::name_similarity`]: with the default model, "Acme Corp" and
+/// "Acme Corporation" (0.98) or "New York" and "NYC" (0.94) are one entity; "Alice" and
+/// "Alice Smith" (0.82), or "Mom" and "mother" (0.90), stay two until an alias says
+/// otherwise.
+pub const DEFAULT_NAME_SIMILARITY: f32 = 0.93;
+
+impl GraphOptions {
+    /// The name similarity in force, checked.
+    pub(crate) fn name_similarity(&self) -> Result<f32> {
+        match self.name_similarity {
+            None => Ok(DEFAULT_NAME_SIMILARITY),
+            Some(t) if (0.5..=1.0).contains(&t) => Ok(t),
+            Some(t) => Err(Error::invalid(format!(
+                "graph.name_similarity must be from 0.5 to 1, got {t}"
+            ))),
+        }
+    }
 }
 
 /// An entity: something memories talk about, known by a name and its aliases within one
@@ -419,6 +443,69 @@ pub struct EntityDetail {
     pub entity: Entity,
     /// Every relation touching it, ended ones included, oldest first.
     pub relations: Vec<Relation>,
+}
+
+/// How an entity was corrected (see [`EntityEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityEventKind {
+    /// It absorbed another entity ([`crate::memory::Graph::merge_entities`]).
+    Merged,
+    /// It was absorbed into another entity and is gone.
+    MergedInto,
+    /// It was renamed ([`crate::memory::Graph::rename_entity`]).
+    Renamed,
+    /// Some of its names and relations went to a new entity
+    /// ([`crate::memory::Graph::split_entity`]).
+    Split,
+    /// It was made of names and relations split off another entity.
+    SplitFrom,
+}
+
+/// A correction of an entity, kept in the entity history (see
+/// [`crate::memory::Graph::entity_history`]), also for an entity merged away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EntityEvent {
+    /// The entity corrected.
+    pub entity_id: String,
+    /// What was done.
+    pub event: EntityEventKind,
+    /// What it was done with: `merged`: the absorbed entity as it was (`id`, `name`,
+    /// `type`, `aliases`, `summary`) and `relations` (ids moved to this one); `merged_into`:
+    /// `into` (the id that absorbed it); `renamed`: `from` and `to`; `split`: `into` (the
+    /// new entity's id), `names` and `relations` given to it; `split_from`: `from`.
+    pub detail: serde_json::Value,
+    /// When.
+    #[serde(with = "crate::types::rfc3339")]
+    #[schemars(with = "String")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Part of an entity to split off into a new entity of the same scope (see
+/// [`crate::memory::Graph::split_entity`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitEntity {
+    /// The new entity's name: a new name in the scope, or one of the aliases moved.
+    pub name: String,
+    /// Its type (default: the original's).
+    pub entity_type: Option<String>,
+    /// Aliases of the original that name the new entity instead (moved to it).
+    pub aliases: Vec<String>,
+    /// Ids of relations of the original that are about the new entity: the end that was
+    /// the original becomes the new entity.
+    pub relations: Vec<String>,
+    /// Its summary.
+    pub summary: Option<String>,
+}
+
+/// What [`crate::memory::Graph::split_entity`] did: the original and the new entity, each
+/// with its relations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Split {
+    /// The entity split, as it is now.
+    pub entity: EntityDetail,
+    /// The new entity.
+    pub split_off: EntityDetail,
 }
 
 /// A name as compared for resolution: Unicode-compatible forms unified, diacritics

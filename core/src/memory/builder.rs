@@ -155,6 +155,7 @@ impl MemoryBuilder {
     pub fn build(self) -> Result<Memory> {
         self.store.index.validate()?;
         self.search.validate()?;
+        let name_similarity = self.graph.name_similarity()?;
         let store = store::open(self.path.as_deref(), &self.store)?;
         let embedder = match &self.embedder {
             EmbedderChoice::Custom(e) => EmbedderSlot::Ready(e.clone()),
@@ -197,6 +198,7 @@ impl MemoryBuilder {
             prompts: self.prompts,
             retention: self.retention,
             extract_graph: self.graph.extract,
+            name_similarity,
             functional: match self.graph.functional_predicates {
                 Some(names) => names
                     .iter()

@@ -6,13 +6,15 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{SubsecRound, Utc};
 
+use super::embedding::EmbedderSlot;
 use super::{check_id, Memory};
 use crate::error::{Error, Result};
 use crate::graph::{
     check_name, check_type, fold_name, normalise_predicate, Direction, Entity, EntityDetail,
-    EntityRef, Neighbor, Neighbors, NewEntity, NewRelation, Relation, RelationAdded, RelationQuery,
-    RelationTime, MAX_DEPTH,
+    EntityEvent, EntityEventKind, EntityRef, Neighbor, Neighbors, NewEntity, NewRelation, Relation,
+    RelationAdded, RelationQuery, RelationTime, Split, SplitEntity, MAX_DEPTH,
 };
+use crate::index::vector::cosine;
 use crate::search::graph::query_names;
 use crate::store::{self, GraphRead, GraphWrite, StoreTx, StoredRelation};
 use crate::types::{validate_valid_time, Scope};
@@ -21,6 +23,20 @@ use crate::types::{validate_valid_time, Scope};
 const DEFAULT_LIMIT: usize = 100;
 /// The most one read returns.
 const MAX_LIMIT: usize = 10_000;
+/// The most entities a name is compared with by meaning (the newest of its scope and type).
+const MEANING_CANDIDATES: usize = 10_000;
+
+/// How a name no entity answers to may still resolve: its embedding, and how alike an
+/// entity's name embedding must be (computed before the write: the model never runs under
+/// the write lock).
+#[derive(Debug, Clone)]
+pub(crate) struct Meaning {
+    vector: Vec<f32>,
+    threshold: f32,
+}
+
+/// The meanings of names by folded name (see [`Memory::name_meanings`]).
+pub(crate) type Meanings = HashMap<String, Meaning>;
 
 /// The knowledge graph of a [`Memory`]: `memory.graph()`.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +58,8 @@ struct CheckedEntity {
     entity_type: String,
     summary: Option<String>,
     scope: Scope,
+    /// The main name's meaning, when no entity of the scope answered to a name before.
+    meaning: Option<Meaning>,
 }
 
 impl CheckedEntity {
@@ -74,6 +92,7 @@ impl CheckedEntity {
             entity_type: check_type(entity.entity_type.as_deref())?,
             summary,
             scope: entity.scope.clone(),
+            meaning: None,
         })
     }
 }
@@ -101,6 +120,11 @@ fn resolve_or_add(
             }
         }
     }
+    if found.is_none() {
+        if let Some(meaning) = &entity.meaning {
+            found = closest_in_meaning(g, entity, meaning)?;
+        }
+    }
     let key = match &found {
         Some((key, existing)) => {
             if existing.summary.is_none() {
@@ -110,16 +134,23 @@ fn resolve_or_add(
             }
             *key
         }
-        None => g.insert_entity(&Entity {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: entity.name.clone(),
-            entity_type: entity.entity_type.clone(),
-            aliases: Vec::new(),
-            summary: entity.summary.clone(),
-            scope: entity.scope.clone(),
-            created_at: now,
-            updated_at: now,
-        })?,
+        None => g
+            .insert_entity(&Entity {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: entity.name.clone(),
+                entity_type: entity.entity_type.clone(),
+                aliases: Vec::new(),
+                summary: entity.summary.clone(),
+                scope: entity.scope.clone(),
+                created_at: now,
+                updated_at: now,
+            })
+            .and_then(|key| {
+                if let Some(meaning) = &entity.meaning {
+                    g.set_embedding(key, &meaning.vector)?;
+                }
+                Ok(key)
+            })?,
     };
     for (name, folded) in &entity.names {
         g.add_name(key, &entity.scope, name, folded)?;
@@ -130,6 +161,31 @@ fn resolve_or_add(
     Ok(stored)
 }
 
+/// The entity of `entity`'s scope and type whose name means what its name means: the most
+/// alike at or above the threshold.
+fn closest_in_meaning(
+    g: &mut dyn GraphWrite,
+    entity: &CheckedEntity,
+    meaning: &Meaning,
+) -> Result<Option<(i64, Entity)>> {
+    let mut best: Option<(i64, f32)> = None;
+    for (key, vector) in
+        g.entity_embeddings(&entity.scope, &entity.entity_type, MEANING_CANDIDATES)?
+    {
+        if vector.len() != meaning.vector.len() {
+            continue;
+        }
+        let similarity = cosine(&vector, &meaning.vector);
+        if similarity >= meaning.threshold && best.is_none_or(|(_, b)| similarity > b) {
+            best = Some((key, similarity));
+        }
+    }
+    let Some((key, _)) = best else {
+        return Ok(None);
+    };
+    Ok(g.entities_by_key(&[key])?.remove(&key).map(|e| (key, e)))
+}
+
 /// The entity an end of a relation names, in `scope`: by id (it must be of that scope) or
 /// by name (found or created).
 fn end_of(
@@ -137,6 +193,7 @@ fn end_of(
     end: &EntityRef,
     scope: &Scope,
     field: &str,
+    meanings: &Meanings,
     now: chrono::DateTime<Utc>,
 ) -> Result<(i64, Entity)> {
     match end {
@@ -160,8 +217,9 @@ fn end_of(
                 scope: scope.clone(),
                 ..NewEntity::default()
             };
-            let checked = CheckedEntity::of(&new)
+            let mut checked = CheckedEntity::of(&new)
                 .map_err(|e| Error::invalid(format!("{field}: {}", e.message())))?;
+            checked.meaning = meanings.get(&checked.names[0].1).cloned();
             resolve_or_add(g, &checked, now)
         }
     }
@@ -187,6 +245,8 @@ pub(crate) struct CheckedRelation {
     valid_to: Option<chrono::DateTime<Utc>>,
     confidence: f32,
     sources: Vec<String>,
+    /// The meanings of its ends' names (see [`Memory::give_meanings`]).
+    meanings: Meanings,
 }
 
 impl CheckedRelation {
@@ -238,7 +298,20 @@ impl CheckedRelation {
             valid_to: relation.valid_to.map(|t| t.trunc_subsecs(6)),
             confidence,
             sources: relation.sources,
+            meanings: Meanings::new(),
         })
+    }
+
+    /// The names its ends are given by (not ids), with their folded forms.
+    fn end_names(&self) -> Vec<(String, String)> {
+        [Some(&self.subject), self.object.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|end| match end {
+                EntityRef::Name { name, .. } => Some((name.clone(), fold_name(name))),
+                EntityRef::Id { .. } => None,
+            })
+            .collect()
     }
 }
 
@@ -255,6 +328,7 @@ impl CheckedRelation {
             valid_to: self.valid_to,
             confidence: self.confidence,
             sources,
+            meanings: self.meanings.clone(),
         }
     }
 }
@@ -278,9 +352,17 @@ pub(crate) fn add_relation_in(
     }
     let now = tx.now()?;
     let g = tx.graph()?;
-    let (subject_key, subject) = end_of(g, &relation.subject, &relation.scope, "subject", now)?;
+    let meanings = &relation.meanings;
+    let (subject_key, subject) = end_of(
+        g,
+        &relation.subject,
+        &relation.scope,
+        "subject",
+        meanings,
+        now,
+    )?;
     let object = match &relation.object {
-        Some(end) => Some(end_of(g, end, &relation.scope, "object", now)?),
+        Some(end) => Some(end_of(g, end, &relation.scope, "object", meanings, now)?),
         None => None,
     };
     let object_key = object.as_ref().map(|(k, _)| *k);
@@ -348,13 +430,100 @@ pub(crate) fn add_relation_in(
     })
 }
 
+impl Memory {
+    /// Those of `names` (name, folded) no entity of `scope` answers to; none when the store
+    /// cannot embed (resolution by meaning needs its embedder).
+    fn unknown_names(
+        &self,
+        scope: &Scope,
+        names: &[(String, String)],
+    ) -> Result<Vec<(String, String)>> {
+        if !matches!(self.embedder, EmbedderSlot::Ready(_)) || names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let folded: Vec<String> = names.iter().map(|(_, f)| f.clone()).collect();
+        let known: HashSet<String> = self
+            .graph()
+            .read(|g| g.known_names(scope, &folded))?
+            .into_iter()
+            .collect();
+        Ok(names
+            .iter()
+            .filter(|(_, f)| !known.contains(f))
+            .cloned()
+            .collect())
+    }
+
+    /// The meanings of these names (name, folded), each embedded once, by folded name;
+    /// none when the store cannot embed.
+    fn name_meanings(&self, names: &[(String, String)]) -> Result<Meanings> {
+        if !matches!(self.embedder, EmbedderSlot::Ready(_)) || names.is_empty() {
+            return Ok(Meanings::new());
+        }
+        let mut distinct: Vec<&(String, String)> = Vec::new();
+        for n in names {
+            if !distinct.iter().any(|(_, f)| *f == n.1) {
+                distinct.push(n);
+            }
+        }
+        let texts: Vec<&str> = distinct.iter().map(|(name, _)| name.as_str()).collect();
+        let vectors = self.embed_texts(&texts)?;
+        Ok(distinct
+            .into_iter()
+            .zip(vectors)
+            .map(|((_, folded), e)| {
+                (
+                    folded.clone(),
+                    Meaning {
+                        vector: e.vector,
+                        threshold: self.name_similarity,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Gives each relation the meanings of the names its ends are given by that no entity
+    /// of its scope answers to yet, so that the write can resolve them by meaning. Runs
+    /// before the write: the model never runs under the write lock.
+    pub(crate) fn give_meanings(&self, relations: &mut [CheckedRelation]) -> Result<()> {
+        if !matches!(self.embedder, EmbedderSlot::Ready(_)) {
+            return Ok(());
+        }
+        let mut unknown: Vec<(String, String)> = Vec::new();
+        let mut per_relation: Vec<Vec<String>> = Vec::with_capacity(relations.len());
+        for relation in relations.iter() {
+            let names = self.unknown_names(&relation.scope, &relation.end_names())?;
+            per_relation.push(names.iter().map(|(_, f)| f.clone()).collect());
+            unknown.extend(names);
+        }
+        let meanings = self.name_meanings(&unknown)?;
+        for (relation, names) in relations.iter_mut().zip(per_relation) {
+            for folded in names {
+                if let Some(m) = meanings.get(&folded) {
+                    relation.meanings.insert(folded, m.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Graph<'_> {
     /// Adds an entity, or returns the one of its scope that already answers to its name or
     /// one of its aliases (which then also answers to the others, and gains the summary if
     /// it had none). Names match after folding case, whitespace, full-width forms and
     /// diacritics ("Zoë Smith" is "zoe  smith"); never across scopes.
     pub fn add_entity(&self, entity: NewEntity) -> Result<Entity> {
-        let checked = CheckedEntity::of(&entity)?;
+        let mut checked = CheckedEntity::of(&entity)?;
+        let unknown = self.memory.unknown_names(&checked.scope, &checked.names)?;
+        if unknown.len() == checked.names.len() {
+            // No name is known: the main one may still mean a known entity.
+            checked.meaning = self
+                .memory
+                .name_meanings(&checked.names[..1])?
+                .remove(&checked.names[0].1);
+        }
         store::write(&*self.memory.store, |tx| {
             // The transaction's commit time, as memories get: times follow commit order.
             let now = tx.now()?;
@@ -370,7 +539,9 @@ impl Graph<'_> {
     /// when not given) and `closed_by` names the new relation; they stay readable with
     /// `include_closed` or `valid_at`.
     pub fn add_relation(&self, relation: NewRelation) -> Result<RelationAdded> {
-        let checked = CheckedRelation::of(relation)?;
+        let mut checked = CheckedRelation::of(relation)?;
+        self.memory
+            .give_meanings(std::slice::from_mut(&mut checked))?;
         let functional = self.memory.functional.contains(&checked.predicate);
         store::write(&*self.memory.store, |tx| {
             add_relation_in(tx, &checked, functional)
@@ -381,15 +552,8 @@ impl Graph<'_> {
     pub fn entity(&self, id: &str) -> Result<EntityDetail> {
         check_id(id)?;
         self.read(|g| {
-            let (key, entity) = g
-                .entity(id)?
-                .ok_or_else(|| Error::not_found(format!("no entity with id {id:?}")))?;
-            let relations = g
-                .relations_touching(&[key], Direction::Both)?
-                .into_iter()
-                .map(|r| r.relation)
-                .collect();
-            Ok(EntityDetail { entity, relations })
+            let (key, _) = existing(g, id)?;
+            detail_of(g, key)
         })
     }
 
@@ -621,6 +785,226 @@ impl Graph<'_> {
         })
     }
 
+    /// Merges entity `absorb` into entity `keep` (both of one scope): `keep` answers to
+    /// every name of both, gains `absorb`'s summary if it had none, and becomes the end of
+    /// each of `absorb`'s relations; `absorb` is gone. Relations that now say the same
+    /// thing become one (with the sources of both); on a functional predicate, the newest
+    /// of `keep`'s objects closes the others. Recorded in both entities' histories.
+    pub fn merge_entities(&self, keep: &str, absorb: &str) -> Result<EntityDetail> {
+        check_id(keep)?;
+        check_id(absorb)?;
+        if keep == absorb {
+            return Err(Error::invalid("an entity cannot be merged into itself"));
+        }
+        let functional = &self.memory.functional;
+        store::write(&*self.memory.store, |tx| {
+            let now = tx.now()?;
+            let g = tx.graph()?;
+            let (kept_key, kept) = existing(g, keep)?;
+            let (absorbed_key, absorbed) = existing(g, absorb)?;
+            if kept.scope != absorbed.scope {
+                return Err(Error::invalid(
+                    "entities of different scopes cannot be merged: an entity belongs to one \
+                     scope",
+                ));
+            }
+            let moved: Vec<String> = g
+                .relations_touching(&[absorbed_key], Direction::Both)?
+                .into_iter()
+                .map(|r| r.relation.id)
+                .collect();
+            g.absorb_entity(absorbed_key, kept_key)?;
+            match (&kept.summary, &absorbed.summary) {
+                (None, Some(summary)) => g.set_summary(kept_key, summary, now)?,
+                _ => g.touch_entity(kept_key, now)?,
+            }
+            settle_relations(g, kept_key, functional, now)?;
+            g.record_entity_event(&EntityEvent {
+                entity_id: kept.id.clone(),
+                event: EntityEventKind::Merged,
+                detail: serde_json::json!({
+                    "id": absorbed.id,
+                    "name": absorbed.name,
+                    "type": absorbed.entity_type,
+                    "aliases": absorbed.aliases,
+                    "summary": absorbed.summary,
+                    "relations": moved,
+                }),
+                created_at: now,
+            })?;
+            g.record_entity_event(&EntityEvent {
+                entity_id: absorbed.id.clone(),
+                event: EntityEventKind::MergedInto,
+                detail: serde_json::json!({ "into": kept.id }),
+                created_at: now,
+            })?;
+            detail_of(g, kept_key)
+        })
+    }
+
+    /// Renames entity `id`: `name` becomes its name, and the old name stays one of its
+    /// aliases (memories still say it). Refused when another entity of its scope answers to
+    /// `name` (merge them instead). Recorded in its history.
+    pub fn rename_entity(&self, id: &str, name: &str) -> Result<Entity> {
+        check_id(id)?;
+        let name = check_name(name, "name")?;
+        let folded = fold_name(&name);
+        let meaning = self
+            .memory
+            .name_meanings(&[(name.clone(), folded.clone())])?
+            .remove(&folded);
+        store::write(&*self.memory.store, |tx| {
+            let now = tx.now()?;
+            let g = tx.graph()?;
+            let (key, entity) = existing(g, id)?;
+            if let Some((other, e)) = g.entity_named(&entity.scope, &folded)? {
+                if other != key {
+                    return Err(Error::invalid(format!(
+                        "{name:?} names entity {:?} ({}): merge the two instead",
+                        e.name, e.id
+                    )));
+                }
+            }
+            g.add_name(key, &entity.scope, &name, &folded)?;
+            g.rename_entity(key, &name, now)?;
+            if let Some(m) = &meaning {
+                g.set_embedding(key, &m.vector)?;
+            }
+            g.record_entity_event(&EntityEvent {
+                entity_id: entity.id.clone(),
+                event: EntityEventKind::Renamed,
+                detail: serde_json::json!({ "from": entity.name, "to": name }),
+                created_at: now,
+            })?;
+            Ok(detail_of(g, key)?.entity)
+        })
+    }
+
+    /// Splits a new entity off entity `id` (one that was wrongly resolved into it): the new
+    /// entity, of the same scope, answers to `part.name` and the aliases moved to it, and
+    /// is the end of the relations moved to it. Refused when the name answers to another
+    /// entity, an alias is not one of `id`'s (its main name cannot move), or a relation
+    /// does not touch it. Recorded in both entities' histories.
+    pub fn split_entity(&self, id: &str, part: SplitEntity) -> Result<Split> {
+        check_id(id)?;
+        let name = check_name(&part.name, "name")?;
+        let folded = fold_name(&name);
+        let moved_names: Vec<(String, String)> = part
+            .aliases
+            .iter()
+            .map(|a| check_name(a, "alias").map(|a| (fold_name(&a), a)))
+            .collect::<Result<_>>()?;
+        for relation in &part.relations {
+            check_id(relation)?;
+        }
+        let entity_type = part
+            .entity_type
+            .as_deref()
+            .map(|t| check_type(Some(t)))
+            .transpose()?;
+        let summary = part
+            .summary
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let meaning = self
+            .memory
+            .name_meanings(&[(name.clone(), folded.clone())])?
+            .remove(&folded);
+        store::write(&*self.memory.store, |tx| {
+            let now = tx.now()?;
+            let g = tx.graph()?;
+            let (key, entity) = existing(g, id)?;
+            let own: HashSet<String> = entity.aliases.iter().map(|a| fold_name(a)).collect();
+            for (f, alias) in &moved_names {
+                if !own.contains(f) {
+                    return Err(Error::invalid(format!(
+                        "{alias:?} is not an alias of entity {:?} ({}); its name cannot move",
+                        entity.name, entity.id
+                    )));
+                }
+            }
+            if !moved_names.iter().any(|(f, _)| *f == folded) {
+                if let Some((_, e)) = g.entity_named(&entity.scope, &folded)? {
+                    return Err(Error::invalid(format!(
+                        "{name:?} names entity {:?} ({}) already: give the new entity a name \
+                         of its own, or one of the aliases it takes",
+                        e.name, e.id
+                    )));
+                }
+            }
+            let touching: HashMap<String, i64> = g
+                .relations_touching(&[key], Direction::Both)?
+                .into_iter()
+                .map(|r| (r.relation.id, r.key))
+                .collect();
+            let mut relation_keys = Vec::with_capacity(part.relations.len());
+            for relation in &part.relations {
+                let k = touching.get(relation).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "relation {relation:?} does not touch entity {:?} ({})",
+                        entity.name, entity.id
+                    ))
+                })?;
+                relation_keys.push(*k);
+            }
+            let new = Entity {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: name.clone(),
+                entity_type: entity_type
+                    .clone()
+                    .unwrap_or_else(|| entity.entity_type.clone()),
+                aliases: Vec::new(),
+                summary: summary.clone(),
+                scope: entity.scope.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            let new_key = g.insert_entity(&new)?;
+            if let Some(m) = &meaning {
+                g.set_embedding(new_key, &m.vector)?;
+            }
+            for (f, alias) in &moved_names {
+                g.remove_name(key, f)?;
+                g.add_name(new_key, &entity.scope, alias, f)?;
+            }
+            g.add_name(new_key, &entity.scope, &name, &folded)?;
+            for k in &relation_keys {
+                g.move_relation_end(*k, key, new_key)?;
+            }
+            g.touch_entity(key, now)?;
+            let names: Vec<&str> = moved_names.iter().map(|(_, a)| a.as_str()).collect();
+            g.record_entity_event(&EntityEvent {
+                entity_id: entity.id.clone(),
+                event: EntityEventKind::Split,
+                detail: serde_json::json!({
+                    "into": new.id,
+                    "names": names,
+                    "relations": part.relations,
+                }),
+                created_at: now,
+            })?;
+            g.record_entity_event(&EntityEvent {
+                entity_id: new.id.clone(),
+                event: EntityEventKind::SplitFrom,
+                detail: serde_json::json!({ "from": entity.id }),
+                created_at: now,
+            })?;
+            Ok(Split {
+                entity: detail_of(g, key)?,
+                split_off: detail_of(g, new_key)?,
+            })
+        })
+    }
+
+    /// The corrections of entity `id` (merges, renames, splits), oldest first; kept for an
+    /// entity merged away too.
+    pub fn entity_history(&self, id: &str) -> Result<Vec<EntityEvent>> {
+        check_id(id)?;
+        self.read(|g| g.entity_history(id))
+    }
+
     fn read<T>(&self, mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>) -> Result<T> {
         let mut out = None;
         self.memory.store.read_graph(&mut |g| {
@@ -629,6 +1013,89 @@ impl Graph<'_> {
         })?;
         out.ok_or_else(|| Error::internal("a graph read ended without its result"))
     }
+}
+
+/// The entity with this id; `NotFound` says where it went if it was merged away.
+fn existing(g: &mut dyn GraphRead, id: &str) -> Result<(i64, Entity)> {
+    if let Some(found) = g.entity(id)? {
+        return Ok(found);
+    }
+    let into = g.entity_history(id)?.into_iter().rev().find_map(|e| {
+        (e.event == EntityEventKind::MergedInto)
+            .then(|| e.detail["into"].as_str().map(str::to_string))
+            .flatten()
+    });
+    Err(Error::not_found(match into {
+        Some(into) => format!("entity {id:?} was merged into entity {into:?}"),
+        None => format!("no entity with id {id:?}"),
+    }))
+}
+
+/// An entity with every relation touching it, by key.
+fn detail_of(g: &mut dyn GraphRead, key: i64) -> Result<EntityDetail> {
+    let entity = g
+        .entities_by_key(&[key])?
+        .remove(&key)
+        .ok_or_else(|| Error::internal("an entity written a moment ago is gone"))?;
+    let relations = g
+        .relations_touching(&[key], Direction::Both)?
+        .into_iter()
+        .map(|r| r.relation)
+        .collect();
+    Ok(EntityDetail { entity, relations })
+}
+
+/// After entity `key` gained another's relations: current relations saying the same thing
+/// become the oldest of them, and on a functional predicate the newest object closes the
+/// others.
+fn settle_relations(
+    g: &mut dyn GraphWrite,
+    key: i64,
+    functional: &[String],
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let current: Vec<StoredRelation> = g
+        .relations_touching(&[key], Direction::Both)?
+        .into_iter()
+        .filter(|r| r.relation.valid_to.is_none())
+        .collect();
+    let mut first_of: HashMap<(i64, &str, Option<i64>, Option<&str>), i64> = HashMap::new();
+    let mut folded: HashSet<i64> = HashSet::new();
+    for r in &current {
+        let value = r
+            .relation
+            .literal
+            .then_some(r.relation.object_name.as_str());
+        let claim = (r.subject, r.relation.predicate.as_str(), r.object, value);
+        match first_of.get(&claim) {
+            Some(&into) => {
+                g.fold_relation(r.key, into)?;
+                folded.insert(r.key);
+            }
+            None => {
+                first_of.insert(claim, r.key);
+            }
+        }
+    }
+    let mut by_predicate: HashMap<&str, Vec<&StoredRelation>> = HashMap::new();
+    for r in current.iter().filter(|r| !folded.contains(&r.key)) {
+        if r.subject == key && functional.contains(&r.relation.predicate) {
+            by_predicate
+                .entry(&r.relation.predicate)
+                .or_default()
+                .push(r);
+        }
+    }
+    for held in by_predicate.values() {
+        let Some(newest) = held.iter().max_by_key(|r| (r.relation.created_at, r.key)) else {
+            continue;
+        };
+        for old in held.iter().filter(|r| r.key != newest.key) {
+            let ends = newest.relation.valid_from.unwrap_or(now);
+            g.close_relation(old.key, ends, &newest.relation.id)?;
+        }
+    }
+    Ok(())
 }
 
 /// One step of a walk: which relations it follows.

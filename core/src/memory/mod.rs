@@ -68,6 +68,8 @@ pub struct Memory {
     functional: Vec<String>,
     /// Whether inference also extracts the facts' entities and relations.
     extract_graph: bool,
+    /// How alike an unknown entity name's embedding must be to an entity's to resolve to it.
+    name_similarity: f32,
 }
 
 impl std::fmt::Debug for Memory {

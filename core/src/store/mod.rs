@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::graph::{Direction, Entity, Relation};
+use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::index::VectorIndexOptions;
 use crate::types::{HistoryEntry, ListOrder, MemoryRecord, Scope};
 
@@ -310,6 +310,18 @@ pub(crate) trait GraphRead {
         predicate: Option<&str>,
         source: Option<&str>,
     ) -> Result<Vec<StoredRelation>>;
+    /// Which of these folded names an entity of exactly this scope answers to.
+    fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>>;
+    /// The name embeddings of the entities of exactly this scope and type that have one,
+    /// newest first, at most `limit`.
+    fn entity_embeddings(
+        &mut self,
+        scope: &Scope,
+        entity_type: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<f32>)>>;
+    /// The corrections of entity `id`, oldest first.
+    fn entity_history(&mut self, id: &str) -> Result<Vec<EntityEvent>>;
 }
 
 /// A relation reduced to what a walk needs: its key, its ends' keys and its valid time.
@@ -350,6 +362,24 @@ pub(crate) trait GraphWrite: GraphRead {
     fn add_source(&mut self, key: i64, memory_id: &str) -> Result<()>;
     /// Ends relation `key` at `valid_to`, replaced by relation `closed_by`.
     fn close_relation(&mut self, key: i64, valid_to: DateTime<Utc>, closed_by: &str) -> Result<()>;
+    /// Stores the embedding of entity `key`'s name.
+    fn set_embedding(&mut self, key: i64, vector: &[f32]) -> Result<()>;
+    /// Moves every name and relation end of entity `absorbed` to entity `kept`, then
+    /// removes `absorbed`.
+    fn absorb_entity(&mut self, absorbed: i64, kept: i64) -> Result<()>;
+    /// Sets entity `key`'s name (already among its names) and update time.
+    fn rename_entity(&mut self, key: i64, name: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Sets entity `key`'s update time.
+    fn touch_entity(&mut self, key: i64, at: DateTime<Utc>) -> Result<()>;
+    /// Entity `key` no longer answers to this folded name.
+    fn remove_name(&mut self, key: i64, folded: &str) -> Result<()>;
+    /// Relation `relation`'s ends that are entity `from` become entity `to`.
+    fn move_relation_end(&mut self, relation: i64, from: i64, to: i64) -> Result<()>;
+    /// Relation `twin` says what relation `into` says: its sources go to `into`, the
+    /// relations it closed name `into` instead, and it is removed.
+    fn fold_relation(&mut self, twin: i64, into: i64) -> Result<()>;
+    /// Appends a correction to the entity history.
+    fn record_entity_event(&mut self, event: &EntityEvent) -> Result<()>;
 }
 
 /// The operations of a write transaction. Each mutation writes its history row and keeps

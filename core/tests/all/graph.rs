@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use agent_mem::graph::{
     Direction, EntityRef, Neighbors, NewEntity, NewRelation, RelationQuery, RelationTime,
+    SplitEntity,
 };
 use agent_mem::{wire, ErrorCode, HashingEmbedder, Memory, NewMemory, Scope};
 use chrono::{Duration, SubsecRound, Utc};
@@ -582,4 +583,315 @@ fn an_entity_reference_with_unknown_keys_is_refused() {
         .entities("", &Scope::default(), None, None)
         .unwrap()
         .is_empty());
+}
+
+/// Relations of a scope with their sources, as "subject predicate object [sources]".
+fn sourced(m: &Memory, scope: Scope) -> Vec<String> {
+    let query = RelationQuery {
+        scope,
+        time: RelationTime {
+            include_closed: true,
+            ..RelationTime::default()
+        },
+        ..RelationQuery::default()
+    };
+    m.graph()
+        .relations(&query)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let ended = if r.valid_to.is_some() { " (ended)" } else { "" };
+            format!(
+                "{} {} {} {:?}{ended}",
+                r.subject_name, r.predicate, r.object_name, r.sources
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn merging_two_entities_keeps_every_name_and_relation_once_and_is_recorded() {
+    let m = memory();
+    let g = m.graph();
+    let scope = Scope::user("u");
+    let said = |text: &str| m.add(NewMemory::new(text).scope(scope.clone())).unwrap().id;
+    let (m1, m2, m3) = (
+        said("Bob works at Acme"),
+        said("Robert works at Acme"),
+        said("x"),
+    );
+    let bob = g
+        .add_entity(
+            NewEntity::new("Bob")
+                .entity_type("person")
+                .scope(scope.clone()),
+        )
+        .unwrap();
+    let robert = g
+        .add_entity(
+            NewEntity::new("Robert")
+                .entity_type("person")
+                .alias("Rob")
+                .summary("an engineer")
+                .scope(scope.clone()),
+        )
+        .unwrap();
+    let add = |s: &str, p: &str, o: &str, source: &str| {
+        g.add_relation(
+            NewRelation::new(s, p, o)
+                .scope(scope.clone())
+                .source(source),
+        )
+        .unwrap()
+    };
+    add("Bob", "works_at", "Acme", &m1);
+    add("Robert", "works_at", "Acme", &m2);
+    add("Robert", "lives_in", "Paris", &m3);
+    let newer = add("Bob", "lives_in", "Berlin", &m3);
+    add("Acme", "employs", "Robert", &m2);
+
+    let merged = g.merge_entities(&bob.id, &robert.id).unwrap();
+    assert_eq!(merged.entity.id, bob.id);
+    assert_eq!(merged.entity.aliases, vec!["Rob", "Robert"]);
+    assert_eq!(merged.entity.summary.as_deref(), Some("an engineer"));
+    let mut expected_works = vec![m1.clone(), m2.clone()];
+    expected_works.sort();
+    let relations = sourced(&m, scope.clone());
+    assert_eq!(
+        relations,
+        vec![
+            format!("Bob works_at Acme {expected_works:?}"),
+            format!("Bob lives_in Paris {:?} (ended)", vec![m3.clone()]),
+            format!("Bob lives_in Berlin {:?}", vec![m3.clone()]),
+            format!("Acme employs Bob {:?}", vec![m2.clone()]),
+        ],
+        "twins become one; the newest home closes the older"
+    );
+    let closed = merged
+        .relations
+        .iter()
+        .find(|r| r.object_name == "Paris")
+        .unwrap();
+    assert_eq!(
+        closed.closed_by.as_deref(),
+        Some(newer.relation.id.as_str())
+    );
+    // Every name of both finds the one left; the other is gone, and says where.
+    for name in ["bob", "robert", "ROB"] {
+        let found = g.entities(name, &scope, None, Some(1)).unwrap();
+        assert_eq!(found[0].id, bob.id, "{name}");
+    }
+    let gone = g.entity(&robert.id).unwrap_err();
+    assert_eq!(gone.code(), ErrorCode::NotFound);
+    assert!(gone.message().contains(&bob.id), "{}", gone.message());
+    let history = g.entity_history(&bob.id).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].detail["id"], robert.id.as_str());
+    assert_eq!(history[0].detail["name"], "Robert");
+    let history = g.entity_history(&robert.id).unwrap();
+    assert_eq!(history[0].detail["into"], bob.id.as_str());
+
+    // Refused, with nothing changed: itself, an unknown id, another scope.
+    let before = sourced(&m, scope.clone());
+    assert_eq!(
+        g.merge_entities(&bob.id, &bob.id).unwrap_err().code(),
+        ErrorCode::InvalidInput
+    );
+    assert_eq!(
+        g.merge_entities(&bob.id, &robert.id).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    let elsewhere = g
+        .add_entity(NewEntity::new("Bob").scope(Scope::user("other")))
+        .unwrap();
+    assert_eq!(
+        g.merge_entities(&bob.id, &elsewhere.id).unwrap_err().code(),
+        ErrorCode::InvalidInput
+    );
+    assert_eq!(sourced(&m, scope.clone()), before);
+    assert_eq!(g.entity_history(&bob.id).unwrap().len(), 1);
+}
+
+#[test]
+fn renaming_keeps_the_old_name_as_an_alias_and_splitting_undoes_a_wrong_resolution() {
+    let m = memory();
+    let g = m.graph();
+    let scope = Scope::user("u");
+    let sam = g
+        .add_entity(
+            NewEntity::new("Sam")
+                .entity_type("person")
+                .alias("Samantha")
+                .alias("Sammy")
+                .scope(scope.clone()),
+        )
+        .unwrap();
+    let works = g
+        .add_relation(NewRelation::new("Sam", "works_at", "Acme").scope(scope.clone()))
+        .unwrap()
+        .relation;
+    let studies = g
+        .add_relation(NewRelation::new("Samantha", "studies", "Law").scope(scope.clone()))
+        .unwrap()
+        .relation;
+
+    let renamed = g.rename_entity(&sam.id, "Samuel").unwrap();
+    assert_eq!(renamed.name, "Samuel");
+    assert_eq!(renamed.aliases, vec!["Sam", "Samantha", "Sammy"]);
+    assert_eq!(
+        g.entity(&sam.id).unwrap().relations[0].subject_name,
+        "Samuel",
+        "relations show the new name"
+    );
+    // A name of another entity is refused: merge them instead.
+    let err = g.rename_entity(&sam.id, "acme").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.message().contains("merge"), "{}", err.message());
+
+    // Samantha was never Sam: she takes her names and what she studies.
+    let split = g
+        .split_entity(
+            &sam.id,
+            SplitEntity {
+                name: "Samantha".into(),
+                aliases: vec!["samantha".into()],
+                relations: vec![studies.id.clone()],
+                ..SplitEntity::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(split.entity.entity.aliases, vec!["Sam", "Sammy"]);
+    assert_eq!(split.split_off.entity.name, "Samantha");
+    assert_eq!(split.split_off.entity.entity_type, "person");
+    assert_eq!(split.split_off.relations.len(), 1);
+    assert_eq!(split.split_off.relations[0].id, studies.id);
+    assert_eq!(split.split_off.relations[0].subject_name, "Samantha");
+    assert_eq!(split.entity.relations.len(), 1);
+    assert_eq!(split.entity.relations[0].id, works.id);
+    let found = g.entities("samantha", &scope, None, Some(1)).unwrap();
+    assert_eq!(found[0].id, split.split_off.entity.id);
+    let events: Vec<_> = g
+        .entity_history(&sam.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| serde_json::to_value(e.event).unwrap())
+        .collect();
+    assert_eq!(events, vec![json!("renamed"), json!("split")]);
+    assert_eq!(
+        g.entity_history(&split.split_off.entity.id).unwrap()[0].detail["from"],
+        sam.id.as_str()
+    );
+
+    // Refused with nothing changed: its main name, a name of another entity, a relation
+    // that does not touch it.
+    let before = sourced(&m, scope.clone());
+    for part in [
+        SplitEntity {
+            name: "Sammy J".into(),
+            aliases: vec!["Samuel".into()],
+            ..SplitEntity::default()
+        },
+        SplitEntity {
+            name: "Acme".into(),
+            ..SplitEntity::default()
+        },
+        SplitEntity {
+            name: "Sam 2".into(),
+            relations: vec![studies.id.clone()],
+            ..SplitEntity::default()
+        },
+        SplitEntity {
+            name: "  ".into(),
+            ..SplitEntity::default()
+        },
+    ] {
+        let err = g.split_entity(&sam.id, part).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{}", err.message());
+    }
+    assert_eq!(sourced(&m, scope.clone()), before);
+    assert_eq!(
+        g.entity(&sam.id).unwrap().entity.aliases,
+        vec!["Sam", "Sammy"]
+    );
+}
+
+/// The default model, loaded once for this module's tests.
+fn model() -> Arc<agent_mem::LocalEmbedder> {
+    static MODEL: std::sync::OnceLock<Arc<agent_mem::LocalEmbedder>> = std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let _guard = crate::support::env_lock();
+            Arc::new(agent_mem::LocalEmbedder::new_default().expect("the embedding model"))
+        })
+        .clone()
+}
+
+#[test]
+fn a_new_name_meaning_a_known_entity_of_its_type_resolves_to_it() {
+    let m = Memory::builder().embedder(model()).build().unwrap();
+    let g = m.graph();
+    let scope = Scope::user("u");
+    let entity = |name: &str, kind: &str| {
+        g.add_entity(NewEntity::new(name).entity_type(kind).scope(scope.clone()))
+            .unwrap()
+    };
+    let acme = entity("Acme Corp", "organisation");
+    let again = entity("Acme Corporation", "organisation");
+    assert_eq!(again.id, acme.id);
+    assert_eq!(again.aliases, vec!["Acme Corporation"]);
+    // Through a relation's end too.
+    let nyc = entity("New York City", "place");
+    let added = g
+        .add_relation(
+            NewRelation {
+                subject: EntityRef::typed("Alice", "person"),
+                object: Some(EntityRef::typed("New York", "place")),
+                ..NewRelation::new("", "lives_in", "")
+            }
+            .scope(scope.clone()),
+        )
+        .unwrap();
+    assert_eq!(added.relation.object.as_deref(), Some(nyc.id.as_str()));
+    // Alike, but not the same: two people; and never across types or scopes.
+    assert_ne!(
+        entity("Alice Smith", "person").id,
+        entity("Alice", "person").id
+    );
+    assert_ne!(entity("Acme Inc.", "thing").id, acme.id);
+    let elsewhere = g
+        .add_entity(
+            NewEntity::new("Acme Corporation")
+                .entity_type("organisation")
+                .scope(Scope::user("other")),
+        )
+        .unwrap();
+    assert_ne!(elsewhere.id, acme.id);
+
+    // The store can ask for names to be nearly the same, or refuse a threshold it cannot use.
+    let strict = Memory::builder()
+        .embedder(model())
+        .graph(agent_mem::graph::GraphOptions {
+            name_similarity: Some(1.0),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let a = strict
+        .graph()
+        .add_entity(NewEntity::new("Acme Corp").scope(scope.clone()))
+        .unwrap();
+    let b = strict
+        .graph()
+        .add_entity(NewEntity::new("Acme Corporation").scope(scope.clone()))
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    let err = Memory::builder()
+        .embedder(model())
+        .graph(agent_mem::graph::GraphOptions {
+            name_similarity: Some(0.2),
+            ..Default::default()
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
 }

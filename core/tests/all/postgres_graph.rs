@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use agent_mem::graph::{
     Direction, Entity, EntityRef, Neighbors, NewEntity, NewRelation, Relation, RelationQuery,
-    RelationTime,
+    RelationTime, SplitEntity,
 };
 use agent_mem::{ErrorCode, FusionWeights, Memory, NewMemory, Scope, SearchOptions};
 use chrono::{DateTime, Utc};
@@ -500,6 +500,71 @@ fn the_graph_answers_as_on_sqlite() {
         })
     });
 
+    // Corrections: a merge, a rename and a split give the same entities, relations and
+    // histories on both.
+    same(&mut sides, "corrections", |side| {
+        let person = |name: &str| {
+            NewEntity::new(name)
+                .entity_type("person")
+                .scope(alice.clone())
+        };
+        let dora = side
+            .m
+            .graph()
+            .add_entity(person("Dora").alias("D"))
+            .unwrap();
+        side.name(&dora.id, "dora");
+        let explorer = side.m.graph().add_entity(person("Dora Explorer")).unwrap();
+        side.name(&explorer.id, "explorer");
+        side.add_relation(
+            "dora knows",
+            NewRelation::new("Dora", "knows", "Zoë").scope(alice.clone()),
+        );
+        side.add_relation(
+            "explorer knows",
+            NewRelation::new("Dora Explorer", "knows", "Zoë").scope(alice.clone()),
+        );
+        side.add_relation(
+            "explorer lives",
+            NewRelation::new("Dora Explorer", "lives_in", "Lima").scope(alice.clone()),
+        );
+        let g = side.m.graph();
+        let merged = g.merge_entities(&dora.id, &explorer.id).unwrap();
+        let renamed = g.rename_entity(&dora.id, "Dora Márquez").unwrap();
+        let split = g
+            .split_entity(
+                &dora.id,
+                SplitEntity {
+                    name: "D".into(),
+                    aliases: vec!["d".into()],
+                    relations: vec![side.id("explorer lives")],
+                    ..SplitEntity::default()
+                },
+            )
+            .unwrap();
+        side.name(&split.split_off.entity.id, "d");
+        let detail = |d: &agent_mem::graph::EntityDetail| {
+            json!({
+                "entity": side.entity(&d.entity),
+                "relations": d.relations.iter().map(|r| side.relation(r)).collect::<Vec<_>>(),
+            })
+        };
+        let history = |id: &str| -> Vec<Value> {
+            g.entity_history(id)
+                .unwrap()
+                .iter()
+                .map(|e| json!([e.event, e.detail.get("name"), e.detail.get("to")]))
+                .collect()
+        };
+        json!({
+            "merged": detail(&merged),
+            "renamed": side.entity(&renamed),
+            "split": [detail(&split.entity), detail(&split.split_off)],
+            "gone": g.entity(&explorer.id).unwrap_err().code() == ErrorCode::NotFound,
+            "histories": [history(&dora.id), history(&explorer.id), history(&split.split_off.entity.id)],
+        })
+    });
+
     // A reset clears the graph.
     same(&mut sides, "reset", |side| {
         side.m.reset().unwrap();
@@ -588,8 +653,8 @@ fn a_nul_character_is_refused_as_bad_input() {
     assert!(g.entities("", &scope, None, None).unwrap().is_empty());
 }
 
-/// A store of PostgreSQL schema version 2 (before the graph) gets the graph's tables when
-/// opened, its memories kept, and the graph then works.
+/// A store of PostgreSQL schema version 2 (before the graph) gets the graph's tables (and
+/// the entity history of version 4) when opened, its memories kept, and the graph then works.
 #[test]
 fn a_store_from_before_the_graph_is_migrated() {
     let _server = shared();
@@ -604,7 +669,8 @@ fn a_store_from_before_the_graph_is_migrated() {
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     client
         .batch_execute(
-            "DROP TABLE agentmem_relation_sources;
+            "DROP TABLE agentmem_entity_history;
+             DROP TABLE agentmem_relation_sources;
              DROP TABLE agentmem_relations;
              DROP TABLE agentmem_entity_names;
              DROP TABLE agentmem_entities;
@@ -619,7 +685,7 @@ fn a_store_from_before_the_graph_is_migrated() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
     assert_eq!(pg.get(&kept).unwrap().content, "Alice lives in Paris");
     let added = pg
         .graph()

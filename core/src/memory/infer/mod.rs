@@ -218,7 +218,7 @@ impl Memory {
         }
         // Each fact's relations, in the call's scope, "user" being the scope's user; one the
         // model got wrong (a bad name or predicate) is left out, never stored.
-        let fact_relations: Vec<Vec<CheckedRelation>> = extracted
+        let mut fact_relations: Vec<Vec<CheckedRelation>> = extracted
             .iter()
             .map(|fact| {
                 if !self.extract_graph {
@@ -253,6 +253,9 @@ impl Memory {
         };
         let fact_refs: Vec<&str> = facts.iter().map(String::as_str).collect();
         let fact_vectors = self.embed_texts(&fact_refs)?;
+        for relations in &mut fact_relations {
+            self.give_meanings(relations)?;
+        }
 
         // 2. What is stored already: exact duplicates, then similar memories per fact.
         let hashes: Vec<String> = facts.iter().map(|f| content_hash(f)).collect();

@@ -12,7 +12,7 @@ use postgres::Row;
 use super::pool::{get, Session};
 use super::rows::scope_values;
 use crate::error::{Error, Result};
-use crate::graph::{Direction, Entity, Relation};
+use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
 use crate::types::{format_time, parse_time, Scope};
 
@@ -323,6 +323,77 @@ impl GraphRead for PgGraph<'_, '_> {
         );
         self.relations(&sql, &[&u, &a, &r, &o, &predicate, &source])
     }
+
+    fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>> {
+        let [u, a, r, o] = scope_values(scope);
+        if has_nul([u.as_str(), &a, &r, &o]) {
+            return Ok(Vec::new());
+        }
+        let folded: Vec<&str> = folded
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !f.contains('\0'))
+            .collect();
+        self.s
+            .query(
+                "SELECT folded FROM agentmem_entity_names WHERE user_id = $1::text
+                 AND agent_id = $2::text AND run_id = $3::text AND org_id = $4::text
+                 AND folded = ANY($5::text[])",
+                &[&u, &a, &r, &o, &folded],
+            )?
+            .iter()
+            .map(|row| get(row, 0))
+            .collect()
+    }
+
+    fn entity_embeddings(
+        &mut self,
+        scope: &Scope,
+        entity_type: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<f32>)>> {
+        let [u, a, r, o] = scope_values(scope);
+        if has_nul([u.as_str(), &a, &r, &o, entity_type]) {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.s
+            .query(
+                "SELECT key, embedding FROM agentmem_entities WHERE user_id = $1::text
+                 AND agent_id = $2::text AND run_id = $3::text AND org_id = $4::text
+                 AND type = $5::text AND embedding IS NOT NULL
+                 ORDER BY key DESC LIMIT $6::int8",
+                &[&u, &a, &r, &o, &entity_type, &limit],
+            )?
+            .iter()
+            .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
+            .collect()
+    }
+
+    fn entity_history(&mut self, id: &str) -> Result<Vec<EntityEvent>> {
+        if has_nul([id]) {
+            return Ok(Vec::new());
+        }
+        self.s
+            .query(
+                "SELECT entity_id, event, detail::text, created_at FROM agentmem_entity_history
+                 WHERE entity_id = $1::text ORDER BY key",
+                &[&id],
+            )?
+            .iter()
+            .map(|row| {
+                let event: String = get(row, 1)?;
+                let detail: String = get(row, 2)?;
+                Ok(EntityEvent {
+                    entity_id: get(row, 0)?,
+                    event: serde_json::from_value(serde_json::Value::String(event))
+                        .map_err(|e| corrupted("entity event", e))?,
+                    detail: serde_json::from_str(&detail).map_err(|e| corrupted("detail", e))?,
+                    created_at: time(row, 3)?,
+                })
+            })
+            .collect()
+    }
 }
 
 impl GraphWrite for PgGraph<'_, '_> {
@@ -432,6 +503,108 @@ impl GraphWrite for PgGraph<'_, '_> {
             "UPDATE agentmem_relations SET valid_to = $2::text, closed_by = $3::text
              WHERE key = $1::int8",
             &[&key, &format_time(valid_to), &closed_by],
+        )?;
+        Ok(())
+    }
+
+    fn set_embedding(&mut self, key: i64, vector: &[f32]) -> Result<()> {
+        let vector = vector.to_vec();
+        self.s.execute(
+            "UPDATE agentmem_entities SET embedding = $2::real[] WHERE key = $1::int8",
+            &[&key, &vector],
+        )?;
+        Ok(())
+    }
+
+    fn absorb_entity(&mut self, absorbed: i64, kept: i64) -> Result<()> {
+        for sql in [
+            "UPDATE agentmem_entity_names SET entity_key = $2::int8 WHERE entity_key = $1::int8",
+            "UPDATE agentmem_relations SET subject_key = $2::int8 WHERE subject_key = $1::int8",
+            "UPDATE agentmem_relations SET object_key = $2::int8 WHERE object_key = $1::int8",
+        ] {
+            self.s.execute(sql, &[&absorbed, &kept])?;
+        }
+        self.s.execute(
+            "DELETE FROM agentmem_entities WHERE key = $1::int8",
+            &[&absorbed],
+        )?;
+        Ok(())
+    }
+
+    fn rename_entity(&mut self, key: i64, name: &str, at: DateTime<Utc>) -> Result<()> {
+        check_text([name])?;
+        self.s.execute(
+            "UPDATE agentmem_entities SET name = $2::text, folded = $3::text,
+             updated_at = $4::text WHERE key = $1::int8",
+            &[
+                &key,
+                &name,
+                &crate::graph::fold_name(name),
+                &format_time(at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn touch_entity(&mut self, key: i64, at: DateTime<Utc>) -> Result<()> {
+        self.s.execute(
+            "UPDATE agentmem_entities SET updated_at = $2::text WHERE key = $1::int8",
+            &[&key, &format_time(at)],
+        )?;
+        Ok(())
+    }
+
+    fn remove_name(&mut self, key: i64, folded: &str) -> Result<()> {
+        check_text([folded])?;
+        self.s.execute(
+            "DELETE FROM agentmem_entity_names WHERE entity_key = $1::int8 AND folded = $2::text",
+            &[&key, &folded],
+        )?;
+        Ok(())
+    }
+
+    fn move_relation_end(&mut self, relation: i64, from: i64, to: i64) -> Result<()> {
+        self.s.execute(
+            "UPDATE agentmem_relations SET
+               subject_key = CASE WHEN subject_key = $2::int8 THEN $3::int8 ELSE subject_key END,
+               object_key = CASE WHEN object_key = $2::int8 THEN $3::int8 ELSE object_key END
+             WHERE key = $1::int8",
+            &[&relation, &from, &to],
+        )?;
+        Ok(())
+    }
+
+    fn fold_relation(&mut self, twin: i64, into: i64) -> Result<()> {
+        for sql in [
+            "INSERT INTO agentmem_relation_sources (relation_key, memory_id)
+             SELECT $2::int8, memory_id FROM agentmem_relation_sources
+             WHERE relation_key = $1::int8 ON CONFLICT DO NOTHING",
+            "UPDATE agentmem_relations
+             SET closed_by = (SELECT id FROM agentmem_relations WHERE key = $2::int8)
+             WHERE closed_by = (SELECT id FROM agentmem_relations WHERE key = $1::int8)",
+        ] {
+            self.s.execute(sql, &[&twin, &into])?;
+        }
+        self.s.execute(
+            "DELETE FROM agentmem_relations WHERE key = $1::int8",
+            &[&twin],
+        )?;
+        Ok(())
+    }
+
+    fn record_entity_event(&mut self, event: &EntityEvent) -> Result<()> {
+        let kind = serde_json::to_value(event.event).map_err(|e| corrupted("entity event", e))?;
+        let detail = event.detail.to_string();
+        check_text([detail.as_str()])?;
+        self.s.execute(
+            "INSERT INTO agentmem_entity_history (entity_id, event, detail, created_at)
+             VALUES ($1::text, $2::text, $3::text::jsonb, $4::text)",
+            &[
+                &event.entity_id,
+                &kind.as_str().unwrap_or_default(),
+                &detail,
+                &format_time(event.created_at),
+            ],
         )?;
         Ok(())
     }

@@ -8,7 +8,7 @@ use super::pool::{get, Failure, Session, TxMode};
 use crate::error::{Error, ErrorCode, Result};
 
 /// The schema version this library writes in PostgreSQL (numbered apart from SQLite's).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The value of the `format` meta key that marks a schema as holding an agent_mem store
 /// (the same mark as a SQLite store's).
@@ -227,6 +227,20 @@ CREATE TABLE agentmem_relation_sources (
     PRIMARY KEY (relation_key, memory_id)
 );
 CREATE INDEX agentmem_relation_sources_memory ON agentmem_relation_sources (memory_id);
+"#,
+    r#"
+-- The embedding of an entity's name, which resolution compares when
+-- no name matches; NULL when the store had no embedder.
+ALTER TABLE agentmem_entities ADD COLUMN embedding real[];
+-- Corrections of entities (merge, rename, split), newest last: what was done and to what.
+CREATE TABLE agentmem_entity_history (
+    key        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    entity_id  text COLLATE "C" NOT NULL,
+    event      text COLLATE "C" NOT NULL,
+    detail     jsonb NOT NULL,
+    created_at text COLLATE "C" NOT NULL
+);
+CREATE INDEX agentmem_entity_history_entity ON agentmem_entity_history (entity_id, key);
 "#,
 ];
 

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::ops::{self, opt_time, time, KEYS_IN_JSON};
 use crate::error::Result;
-use crate::graph::{Direction, Entity, Relation};
+use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
 use crate::types::{format_time, Scope};
 
@@ -280,6 +280,60 @@ impl GraphRead for SqliteGraph<'_> {
             ],
         )
     }
+
+    fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>> {
+        let [u, a, r, o] = scope_values(scope);
+        let names = serde_json::to_string(folded).map_err(|e| corrupted("names", e))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT folded FROM entity_names WHERE user_id = ?1 AND agent_id = ?2
+             AND run_id = ?3 AND org_id = ?4 AND folded IN (SELECT value FROM json_each(?5))",
+        )?;
+        let rows = stmt.query_map(params![u, a, r, o, names], |row| row.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    fn entity_embeddings(
+        &mut self,
+        scope: &Scope,
+        entity_type: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<f32>)>> {
+        let [u, a, r, o] = scope_values(scope);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, embedding FROM entities WHERE user_id = ?1 AND agent_id = ?2
+             AND run_id = ?3 AND org_id = ?4 AND type = ?5 AND embedding IS NOT NULL
+             ORDER BY key DESC LIMIT ?6",
+        )?;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let mut rows = stmt.query(params![u, a, r, o, entity_type, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let blob: Vec<u8> = row.get(1)?;
+            out.push((row.get(0)?, ops::blob_to_vector(&blob)?));
+        }
+        Ok(out)
+    }
+
+    fn entity_history(&mut self, id: &str) -> Result<Vec<EntityEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT entity_id, event, detail, created_at FROM entity_history
+             WHERE entity_id = ?1 ORDER BY key",
+        )?;
+        let mut rows = stmt.query([id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let event: String = row.get(1)?;
+            let detail: String = row.get(2)?;
+            out.push(EntityEvent {
+                entity_id: row.get(0)?,
+                event: serde_json::from_value(serde_json::Value::String(event))
+                    .map_err(|e| corrupted("entity event", e))?,
+                detail: serde_json::from_str(&detail).map_err(|e| corrupted("detail", e))?,
+                created_at: time(row, 3)?,
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl GraphWrite for SqliteGraph<'_> {
@@ -381,6 +435,103 @@ impl GraphWrite for SqliteGraph<'_> {
         self.conn
             .prepare_cached("UPDATE relations SET valid_to = ?2, closed_by = ?3 WHERE key = ?1")?
             .execute(params![key, format_time(valid_to), closed_by])?;
+        Ok(())
+    }
+
+    fn set_embedding(&mut self, key: i64, vector: &[f32]) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE entities SET embedding = ?2 WHERE key = ?1")?
+            .execute(params![key, ops::vector_to_blob(vector)])?;
+        Ok(())
+    }
+
+    fn absorb_entity(&mut self, absorbed: i64, kept: i64) -> Result<()> {
+        for sql in [
+            "UPDATE entity_names SET entity_key = ?2 WHERE entity_key = ?1",
+            "UPDATE relations SET subject_key = ?2 WHERE subject_key = ?1",
+            "UPDATE relations SET object_key = ?2 WHERE object_key = ?1",
+        ] {
+            self.conn
+                .prepare_cached(sql)?
+                .execute(params![absorbed, kept])?;
+        }
+        self.conn
+            .prepare_cached("DELETE FROM entities WHERE key = ?1")?
+            .execute([absorbed])?;
+        Ok(())
+    }
+
+    fn rename_entity(&mut self, key: i64, name: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE entities SET name = ?2, folded = ?3, updated_at = ?4 WHERE key = ?1",
+            )?
+            .execute(params![
+                key,
+                name,
+                crate::graph::fold_name(name),
+                format_time(at)
+            ])?;
+        Ok(())
+    }
+
+    fn touch_entity(&mut self, key: i64, at: DateTime<Utc>) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE entities SET updated_at = ?2 WHERE key = ?1")?
+            .execute(params![key, format_time(at)])?;
+        Ok(())
+    }
+
+    fn remove_name(&mut self, key: i64, folded: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM entity_names WHERE entity_key = ?1 AND folded = ?2")?
+            .execute(params![key, folded])?;
+        Ok(())
+    }
+
+    fn move_relation_end(&mut self, relation: i64, from: i64, to: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE relations SET
+                   subject_key = CASE WHEN subject_key = ?2 THEN ?3 ELSE subject_key END,
+                   object_key = CASE WHEN object_key = ?2 THEN ?3 ELSE object_key END
+                 WHERE key = ?1",
+            )?
+            .execute(params![relation, from, to])?;
+        Ok(())
+    }
+
+    fn fold_relation(&mut self, twin: i64, into: i64) -> Result<()> {
+        for sql in [
+            "INSERT INTO relation_sources (relation_key, memory_id)
+             SELECT ?2, memory_id FROM relation_sources WHERE relation_key = ?1
+             ON CONFLICT DO NOTHING",
+            "UPDATE relations SET closed_by = (SELECT id FROM relations WHERE key = ?2)
+             WHERE closed_by = (SELECT id FROM relations WHERE key = ?1)",
+        ] {
+            self.conn
+                .prepare_cached(sql)?
+                .execute(params![twin, into])?;
+        }
+        self.conn
+            .prepare_cached("DELETE FROM relations WHERE key = ?1")?
+            .execute([twin])?;
+        Ok(())
+    }
+
+    fn record_entity_event(&mut self, event: &EntityEvent) -> Result<()> {
+        let kind = serde_json::to_value(event.event).map_err(|e| corrupted("entity event", e))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO entity_history (entity_id, event, detail, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                event.entity_id,
+                kind.as_str().unwrap_or_default(),
+                event.detail.to_string(),
+                format_time(event.created_at)
+            ])?;
         Ok(())
     }
 }

@@ -462,6 +462,7 @@ impl Store for SqliteStore {
                  DELETE FROM relations;
                  DELETE FROM entity_names;
                  DELETE FROM entities;
+                 DELETE FROM entity_history;
                  INSERT INTO changes (key, op) VALUES (0, 'delete');
                  DELETE FROM changes;",
             )?;

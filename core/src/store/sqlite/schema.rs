@@ -6,7 +6,7 @@ use crate::error::{sqlite_code, Error, ErrorCode, Result};
 
 /// The schema version this library writes. Opening a store with a newer version fails with
 /// [`ErrorCode::Unsupported`]; an older one is migrated forward at open.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The value of the `format` meta key that marks a file as an agent_mem store.
 const FORMAT_MARK: &str = "agent_mem";
@@ -203,6 +203,20 @@ CREATE TABLE relation_sources (
     PRIMARY KEY (relation_key, memory_id)
 ) WITHOUT ROWID;
 CREATE INDEX relation_sources_memory ON relation_sources (memory_id);
+"#,
+    r#"
+-- The embedding of an entity's name (little-endian f32s), which resolution compares when
+-- no name matches; NULL when the store had no embedder.
+ALTER TABLE entities ADD COLUMN embedding BLOB;
+-- Corrections of entities (merge, rename, split), newest last: what was done and to what.
+CREATE TABLE entity_history (
+    key        INTEGER PRIMARY KEY,
+    entity_id  TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX entity_history_entity ON entity_history (entity_id, key);
 "#,
 ];
 
