@@ -332,6 +332,10 @@ export interface OpenOptions {
     /** The predicates that hold one object at a time (default `lives_in`, `located_in`,
      * `born_in`, `married_to`, `works_at`). */
     functionalPredicates?: string[];
+    /** How alike (0.5 to 1) a new name's embedding must be to an entity's of the same
+     * scope and type to be taken as another name of it (default 0.93: "Acme Corp" and
+     * "Acme Corporation" are one entity, "Alice" and "Alice Smith" two). */
+    nameSimilarity?: number;
   } | null;
 }
 
@@ -746,6 +750,42 @@ export interface EntityDetail {
   relations: Relation[];
 }
 
+/** Options of `graph.splitEntity`: what the new entity takes from the one split. */
+export interface SplitEntityOptions {
+  /** Its type (default: the entity's). */
+  type?: EntityType | null;
+  /** Aliases of the entity that name the new one instead (its main name cannot move). */
+  aliases?: ReadonlyArray<string> | null;
+  /** Ids of relations of the entity that are about the new one. */
+  relations?: ReadonlyArray<string> | null;
+  /** A short description. */
+  summary?: string | null;
+}
+
+/** What `graph.splitEntity` did: the entity split and the new one, each with its
+ * relations. */
+export interface Split {
+  /** The entity split, as it is now. */
+  entity: EntityDetail;
+  /** The new entity. */
+  split_off: EntityDetail;
+}
+
+/** A correction of an entity, as `graph.entityHistory` lists them. */
+export interface EntityEvent {
+  /** The entity corrected. */
+  entity_id: string;
+  /** `merged` (it absorbed another), `merged_into` (it was absorbed), `renamed`, `split`
+   * (it gave names and relations to a new entity) or `split_from`. */
+  event: 'merged' | 'merged_into' | 'renamed' | 'split' | 'split_from';
+  /** What it was done with: `merged`: the absorbed entity (`id`, `name`, `type`, `aliases`,
+   * `summary`), `relations` moved and `dropped`; `merged_into`: `into`; `renamed`: `from`
+   * and `to`; `split`: `into`, `names`, `relations`; `split_from`: `from`. */
+  detail: Record<string, unknown>;
+  /** When (RFC 3339). */
+  created_at: string;
+}
+
 /** Which relations a graph read sees: by default those holding now. */
 export interface RelationTime {
   /** Only the relations that held at this moment (valid time). */
@@ -852,6 +892,18 @@ export interface Graph {
   /** A shortest chain of relations between two entities (followed either way), `[]` from an
    * entity to itself, or null when there is none within `maxDepth`. */
   path(fromId: string, toId: string, options?: PathOptions): Promise<Relation[] | null>;
+  /** Merges entity `absorbId` into entity `keepId` (one scope): the kept one answers to every
+   * name of both and becomes the end of the other's relations (one between the two is
+   * dropped); relations saying the same thing become one. Recorded in both histories. */
+  mergeEntities(keepId: string, absorbId: string): Promise<EntityDetail>;
+  /** Renames an entity; the old name stays an alias. InvalidInputError when another entity
+   * of its scope answers to `name`. */
+  renameEntity(id: string, name: string): Promise<Entity>;
+  /** Splits a new entity named `name` off entity `id`, with the aliases and relations
+   * `options` names. */
+  splitEntity(id: string, name: string, options?: SplitEntityOptions): Promise<Split>;
+  /** The corrections of an entity (merges, renames, splits), oldest first. */
+  entityHistory(id: string): Promise<EntityEvent[]>;
 }
 
 /** A memory store. Every method returns a Promise; the work runs off the JavaScript thread. */

@@ -364,7 +364,11 @@ const OPEN = {
   ],
   graph: [
     'graph',
-    nested({ extract: ['extract', bool], functionalPredicates: ['functional_predicates', strings] }),
+    nested({
+      extract: ['extract', bool],
+      functionalPredicates: ['functional_predicates', strings],
+      nameSimilarity: ['name_similarity', num],
+    }),
   ],
 };
 // The knowledge graph (memory.graph). Reads of relations see those holding now unless placed
@@ -419,6 +423,14 @@ const GRAPH_PATH = {
   from: FIRST,
   to: FIRST,
   maxDepth: ['max_depth', num],
+};
+const GRAPH_SPLIT_ENTITY = {
+  id: FIRST,
+  name: FIRST,
+  type: ['type', str],
+  aliases: ['aliases', strings],
+  relations: ['relations', strings],
+  summary: ['summary', str],
 };
 
 // A plugin's manifest. `config` and `allowedPaths` are maps whose keys are the user's own
@@ -624,6 +636,45 @@ class Graph {
       from: fromId,
       to: toId,
     });
+  }
+
+  /** Merges entity `absorbId` into entity `keepId` (one scope): the kept one answers to
+   * every name of both and becomes the end of the other's relations (one between the two
+   * is dropped); relations saying the same thing become one; recorded in both histories.
+   * Resolves with the kept entity and its relations. */
+  async mergeEntities(keepId, absorbId) {
+    str('keepId', keepId);
+    str('absorbId', absorbId);
+    return await this.#call('graph_merge_entities', { keep: keepId, absorb: absorbId });
+  }
+
+  /** Renames an entity; the old name stays an alias. InvalidInputError when another entity
+   * of its scope answers to `name` (merge them instead). */
+  async renameEntity(id, name) {
+    str('id', id);
+    str('name', name);
+    return await this.#call('graph_rename_entity', { id, name });
+  }
+
+  /** Splits a new entity named `name` off entity `id`: it takes `options.aliases` (aliases of
+   * the entity) and becomes the end of `options.relations` (ids of relations touching it).
+   * Options: `type` (default the entity's), `aliases`, `relations`, `summary`. Resolves with
+   * `{entity, split_off}`, each with its relations. */
+  async splitEntity(id, name, options) {
+    str('id', id);
+    str('name', name);
+    return await this.#call('graph_split_entity', {
+      ...request('options', options, GRAPH_SPLIT_ENTITY),
+      id,
+      name,
+    });
+  }
+
+  /** The corrections of an entity (merges, renames, splits), oldest first; kept for an
+   * entity merged away too. */
+  async entityHistory(id) {
+    str('id', id);
+    return await this.#call('graph_entity_history', { id });
   }
 }
 

@@ -471,7 +471,8 @@ pub struct EntityEvent {
     /// What was done.
     pub event: EntityEventKind,
     /// What it was done with: `merged`: the absorbed entity as it was (`id`, `name`,
-    /// `type`, `aliases`, `summary`) and `relations` (ids moved to this one); `merged_into`:
+    /// `type`, `aliases`, `summary`), `relations` (ids moved to this one) and `dropped` (ids of
+    /// relations between the two, removed); `merged_into`:
     /// `into` (the id that absorbed it); `renamed`: `from` and `to`; `split`: `into` (the
     /// new entity's id), `names` and `relations` given to it; `split_from`: `from`.
     pub detail: serde_json::Value,

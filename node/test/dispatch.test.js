@@ -15,11 +15,11 @@ const native = require(path.join(__dirname, '..', `agent_mem.${process.platform}
 const CASES_DIR = path.join(__dirname, '..', '..', 'tests', 'dispatch');
 const CASES = JSON.parse(fs.readFileSync(path.join(CASES_DIR, 'calls.json'), 'utf8'));
 
-/** `"$id"`, `"$change"`, `"$entity"` and `"$plugin"` replaced, everywhere in `value`
- * (`names`: the first added id, the last change id and the subject entity of the last
- * relation a result held). */
+/** `"$id"`, `"$change"`, `"$entity"`, `"$object"` and `"$plugin"` replaced, everywhere in
+ * `value` (`names`: the first added id, the last change id and the subject and object
+ * entities of the last relation a result held). */
 function resolve(value, names) {
-  if (value === '$id' || value === '$change' || value === '$entity') return names[value];
+  if (['$id', '$change', '$entity', '$object'].includes(value)) return names[value];
   if (value === '$plugin') return path.join(CASES_DIR, 'noop.wat');
   if (Array.isArray(value)) return value.map((v) => resolve(v, names));
   if (value !== null && typeof value === 'object') {
@@ -61,13 +61,16 @@ test('the cases call every operation the addon lists', () => {
 
 test('every operation runs through the generic entry', async () => {
   const m = await open();
-  const names = { $id: '', $change: '', $entity: '' };
+  const names = { $id: '', $change: '', $entity: '', $object: '' };
   for (const [op, rawRequest, rawExpected] of CASES.calls) {
     const request = resolve(rawRequest, names);
     const result = await call(m, op, request);
     if (!names.$id && op === 'add') names.$id = result.id;
     if (typeof result?.change_id === 'string') names.$change = result.change_id;
-    if (typeof result?.relation?.subject === 'string') names.$entity = result.relation.subject;
+    if (typeof result?.relation?.subject === 'string') {
+      names.$entity = result.relation.subject;
+      names.$object = result.relation.object ?? '';
+    }
     const expected = resolve(rawExpected, names);
     assert.ok(matches(expected, result), `${op} ${JSON.stringify(request)}: ${JSON.stringify(result)}`);
   }

@@ -245,3 +245,26 @@ test('scopes are never crossed: the same names are other entities, walks stay in
     InvalidInputError,
   );
 });
+
+test('corrections: merge, rename and split, each recorded in the entity history', async (t) => {
+  const m = await open(t);
+  const bob = await m.graph.addEntity('Bob', { type: 'person', userId: 'u' });
+  const robert = await m.graph.addEntity('Robert', { type: 'person', userId: 'u' });
+  await m.graph.addRelation('Robert', 'plays', 'chess', { userId: 'u' });
+  const merged = await m.graph.mergeEntities(bob.id, robert.id);
+  assert.deepEqual(merged.entity.aliases, ['Robert']);
+  assert.deepEqual(merged.relations.map(triple), ['Bob plays chess']);
+  await assert.rejects(m.graph.entity(robert.id), (e) => e instanceof NotFoundError && /merged into/.test(e.message));
+  const renamed = await m.graph.renameEntity(bob.id, 'Bobby');
+  assert.deepEqual(renamed.aliases, ['Bob', 'Robert']);
+  const split = await m.graph.splitEntity(bob.id, 'Robert', {
+    aliases: ['Robert'],
+    relations: [merged.relations[0].id],
+  });
+  assert.deepEqual(split.split_off.relations.map(triple), ['Robert plays chess']);
+  assert.deepEqual(split.entity.entity.aliases, ['Bob']);
+  const events = (await m.graph.entityHistory(bob.id)).map((e) => e.event);
+  assert.deepEqual(events, ['merged', 'renamed', 'split']);
+  await assert.rejects(m.graph.renameEntity(bob.id, 'robert'), InvalidInputError);
+  await assert.rejects(m.graph.splitEntity(bob.id, 'X', { relations: 'r' }), TypeError);
+});

@@ -93,7 +93,7 @@ function optionTables() {
   return vm.runInContext(
     `({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, SUPERSEDE, UNDO, ADD_MESSAGES,
       WEIGHTS, OPEN, MANIFEST, GRAPH_ADD_ENTITY, GRAPH_ADD_RELATION, GRAPH_ENTITIES,
-      GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, Graph })`,
+      GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, GRAPH_SPLIT_ENTITY, Graph })`,
     context,
   );
 }
@@ -158,6 +158,7 @@ const REQUESTS = [
   ['RelationsOptions', 'GRAPH_RELATIONS', 'graph_relations', []],
   ['NeighborsOptions', 'GRAPH_NEIGHBORS', 'graph_neighbors', []],
   ['PathOptions', 'GRAPH_PATH', 'graph_path', []],
+  ['SplitEntityOptions', 'GRAPH_SPLIT_ENTITY', 'graph_split_entity', []],
   ['PluginRegistration', 'MANIFEST', 'plugin_register', []],
   ['FusionWeights', 'WEIGHTS', 'types.FusionWeights', []],
   ['OpenOptions', 'OPEN', 'types.OpenOptions', []],
@@ -213,6 +214,10 @@ test('every operation of the core is a method of Memory', () => {
     graph_relations: 'graph.relations',
     graph_neighbors: 'graph.neighbors',
     graph_path: 'graph.path',
+    graph_merge_entities: 'graph.mergeEntities',
+    graph_rename_entity: 'graph.renameEntity',
+    graph_split_entity: 'graph.splitEntity',
+    graph_entity_history: 'graph.entityHistory',
   };
   assert.deepEqual(sorted(new Set(Object.keys(METHODS))), sorted(new Set(Object.keys(OPERATIONS))));
   // `graph.x`: method x of the object `memory.graph` (the getter is on Memory's prototype).
@@ -248,6 +253,8 @@ const RESULTS = [
   ['Relation', 'operations.graph_relations.result.items'],
   ['EntityDetail', 'operations.graph_entity.result'],
   ['Neighbor', 'operations.graph_neighbors.result.items'],
+  ['Split', 'Split'],
+  ['EntityEvent', 'EntityEvent'],
 ];
 
 function coreType(where) {

@@ -205,6 +205,27 @@ class Neighbor(TypedDict):
     via: Relation
 
 
+class EntityEvent(TypedDict):
+    """A correction of an entity (``graph.entity_history``): ``event`` is ``merged`` (it
+    absorbed the entity ``detail`` describes: ``id``, ``name``, ``type``, ``aliases``,
+    ``summary``, the ``relations`` moved and those ``dropped``), ``merged_into`` (``detail``:
+    ``into``), ``renamed`` (``from``, ``to``), ``split`` (``into``, the ``names`` and
+    ``relations`` given to the new entity) or ``split_from`` (``from``)."""
+
+    entity_id: str
+    event: Literal["merged", "merged_into", "renamed", "split", "split_from"]
+    detail: dict[str, Any]
+    created_at: str
+
+
+class Split(TypedDict):
+    """What ``graph.split_entity`` did: the entity split and the new one, each with its
+    relations."""
+
+    entity: EntityDetail
+    split_off: EntityDetail
+
+
 #: An end of a relation: a name (the entity of the scope answering to it, or a new one),
 #: ``{"name": ..., "type": ...}`` (the type is used for a new entity) or ``{"id": ...}``.
 EntityRef = Union[str, Mapping[str, str]]
@@ -1351,6 +1372,51 @@ def _graph_path(
     return _Call("graph_path", request)
 
 
+def _graph_merge_entities(keep: str, absorb: str) -> _Call[EntityDetail]:
+    """Merges entity ``absorb`` into entity ``keep`` (both of one scope): ``keep`` answers
+    to every name of both, gains ``absorb``'s summary if it had none, and becomes the end of
+    its relations (a relation between the two is dropped); ``absorb`` is gone. Relations
+    that now say the same thing become one, with the sources of both; on a functional
+    predicate the newest object closes the others. Recorded in both entities' histories.
+    Returns ``keep`` with its relations."""
+    return _Call("graph_merge_entities", {"keep": keep, "absorb": absorb})
+
+
+def _graph_rename_entity(entity_id: str, name: str) -> _Call[Entity]:
+    """Renames an entity; its old name stays one of its aliases. ``InvalidInputError`` when
+    another entity of its scope answers to ``name`` (merge them instead)."""
+    return _Call("graph_rename_entity", {"id": entity_id, "name": name})
+
+
+def _graph_split_entity(
+    entity_id: str,
+    name: str,
+    *,
+    entity_type: str | None = None,
+    aliases: Sequence[str] = (),
+    relations: Sequence[str] = (),
+    summary: str | None = None,
+) -> _Call[Split]:
+    """Splits a new entity named ``name`` off an entity wrongly resolved into it: it takes
+    the ``aliases`` given (names of the entity other than its main one) and becomes the end
+    of the ``relations`` given (ids of relations touching the entity); same scope, and the
+    entity's type unless ``entity_type``. Recorded in both histories."""
+    request = {
+        "id": entity_id,
+        "name": name,
+        "aliases": list(aliases),
+        "relations": list(relations),
+        **_clean(type=entity_type, summary=summary),
+    }
+    return _Call("graph_split_entity", request)
+
+
+def _graph_entity_history(entity_id: str) -> _Call[list[EntityEvent]]:
+    """The corrections of an entity (merges, renames, splits), oldest first; kept for an
+    entity merged away too."""
+    return _Call("graph_entity_history", _id("entity_id", entity_id))
+
+
 def _graph_blocking(plan: Callable[P, _Call[T]]) -> Callable[Concatenate[Graph, P], T]:
     """The :class:`Graph` method of a plan."""
 
@@ -1393,6 +1459,10 @@ class Graph:
     relations = _graph_blocking(_graph_relations)
     neighbors = _graph_blocking(_graph_neighbors)
     path = _graph_blocking(_graph_path)
+    merge_entities = _graph_blocking(_graph_merge_entities)
+    rename_entity = _graph_blocking(_graph_rename_entity)
+    split_entity = _graph_blocking(_graph_split_entity)
+    entity_history = _graph_blocking(_graph_entity_history)
 
 
 class AsyncGraph:
@@ -1411,6 +1481,10 @@ class AsyncGraph:
     relations = _graph_awaiting(_graph_relations)
     neighbors = _graph_awaiting(_graph_neighbors)
     path = _graph_awaiting(_graph_path)
+    merge_entities = _graph_awaiting(_graph_merge_entities)
+    rename_entity = _graph_awaiting(_graph_rename_entity)
+    split_entity = _graph_awaiting(_graph_split_entity)
+    entity_history = _graph_awaiting(_graph_entity_history)
 
 
 # --------------------------------------------------------------------------- classes
@@ -1526,7 +1600,10 @@ class Memory(_Store):
       :meth:`add_messages` fill it with the relations each fact states (in the same model
       call), ``{"functional_predicates": [...]}`` to choose the predicates that hold one
       object at a time (default ``lives_in``, ``located_in``, ``born_in``, ``married_to``,
-      ``works_at``).
+      ``works_at``), ``{"name_similarity": 0.93}`` how alike (0.5 to 1) the embedded name
+      of a new name must be to an entity's of the same scope and type to be taken as
+      another name of it (the default 0.93 joins "Acme Corp" and "Acme Corporation", not
+      "Alice" and "Alice Smith");
 
     ``embedder`` may also be a remote OpenAI-compatible embeddings endpoint:
     ``{"provider": "openai" | "zhipu" | "ollama" | "openai_compatible", "model", "api_key",

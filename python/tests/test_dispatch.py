@@ -20,10 +20,10 @@ CASES: dict[str, Any] = json.loads((CASES_DIR / "calls.json").read_text(encoding
 
 
 def resolve(value: Any, names: dict[str, str]) -> Any:
-    """``"$id"``, ``"$change"``, ``"$entity"`` and ``"$plugin"`` replaced, everywhere in
-    ``value`` (``names``: the first added id, the last change id and the subject entity of
-    the last relation a result held)."""
-    if value in ("$id", "$change", "$entity"):
+    """``"$id"``, ``"$change"``, ``"$entity"``, ``"$object"`` and ``"$plugin"`` replaced,
+    everywhere in ``value`` (``names``: the first added id, the last change id and the
+    subject and object entities of the last relation a result held)."""
+    if value in ("$id", "$change", "$entity", "$object"):
         return names[value]
     if value == "$plugin":
         return str(CASES_DIR / "noop.wat")
@@ -70,7 +70,7 @@ def test_every_operation_runs_through_the_generic_entry(asynchronous: bool) -> N
         return m.call(op, request)
 
     async def main() -> None:
-        names = {"$id": "", "$change": "", "$entity": ""}
+        names = {"$id": "", "$change": "", "$entity": "", "$object": ""}
         for op, raw_request, raw_expected in CASES["calls"]:
             request = resolve(raw_request, names)
             result = await run(op, request)
@@ -80,6 +80,7 @@ def test_every_operation_runs_through_the_generic_entry(asynchronous: bool) -> N
                 names["$change"] = result["change_id"]
             if isinstance(result, dict) and isinstance(result.get("relation"), dict):
                 names["$entity"] = result["relation"]["subject"]
+                names["$object"] = result["relation"].get("object") or ""
             expected = resolve(raw_expected, names)
             assert matches(expected, result), (op, request, expected, result)
 

@@ -105,3 +105,44 @@ def test_functional_predicates_are_an_open_option() -> None:
         assert m.graph.add_relation("Bo", "lives_in", "Bergen")["closed"] == []
     with pytest.raises(InvalidInputError, match="graph"):
         Memory(embedder=HASHING, graph={"extract": True, "colour": 1})
+
+
+def test_corrections_merge_rename_and_split(mem: Memory) -> None:
+    bob = mem.graph.add_entity("Bob", entity_type="person", user_id="u")
+    robert = mem.graph.add_entity("Robert", entity_type="person", user_id="u")
+    mem.graph.add_relation("Robert", "plays", "chess", user_id="u")
+    merged = mem.graph.merge_entities(bob["id"], robert["id"])
+    assert merged["entity"]["aliases"] == ["Robert"]
+    assert [r["subject_name"] for r in merged["relations"]] == ["Bob"]
+    with pytest.raises(NotFoundError, match="merged into"):
+        mem.graph.entity(robert["id"])
+    renamed = mem.graph.rename_entity(bob["id"], "Bobby")
+    assert renamed["aliases"] == ["Bob", "Robert"]
+    split = mem.graph.split_entity(
+        bob["id"], "Robert", aliases=["robert"], relations=[merged["relations"][0]["id"]]
+    )
+    assert split["split_off"]["entity"]["name"] == "Robert"
+    assert split["split_off"]["relations"][0]["subject_name"] == "Robert"
+    assert split["entity"]["entity"]["aliases"] == ["Bob"]
+    events = [e["event"] for e in mem.graph.entity_history(bob["id"])]
+    assert events == ["merged", "renamed", "split"]
+    with pytest.raises(InvalidInputError, match="merge"):
+        mem.graph.rename_entity(bob["id"], "robert")
+
+
+def test_async_corrections() -> None:
+    async def main() -> None:
+        async with await AsyncMemory.open(embedder=HASHING) as m:
+            a = await m.graph.add_entity("Al", user_id="u")
+            b = await m.graph.add_entity("Albert", user_id="u")
+            merged = await m.graph.merge_entities(a["id"], b["id"])
+            assert merged["entity"]["aliases"] == ["Albert"]
+            history = await m.graph.entity_history(b["id"])
+            assert history[0]["event"] == "merged_into"
+
+    asyncio.run(main())
+
+
+def test_name_similarity_is_an_open_option() -> None:
+    with pytest.raises(InvalidInputError, match="name_similarity"):
+        Memory(embedder=HASHING, graph={"name_similarity": 0.1})

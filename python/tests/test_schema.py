@@ -102,6 +102,9 @@ SAMPLES: dict[str, Any] = {
     "from_id": "a",
     "to_id": "b",
     "max_depth": 2,
+    "keep": "a",
+    "absorb": "b",
+    "relations": ["r"],
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).
@@ -139,6 +142,10 @@ PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("graph_relations", memory._graph_relations, {}),
     ("graph_neighbors", memory._graph_neighbors, {}),
     ("graph_path", memory._graph_path, {}),
+    ("graph_merge_entities", memory._graph_merge_entities, {}),
+    ("graph_rename_entity", memory._graph_rename_entity, {}),
+    ("graph_split_entity", memory._graph_split_entity, {}),
+    ("graph_entity_history", memory._graph_entity_history, {}),
 ]
 
 
@@ -206,6 +213,8 @@ TYPED_DICTS = [
     ("RelationAdded", "RelationAdded", True),
     ("EntityDetail", "EntityDetail", True),
     ("Neighbor", "Neighbor", True),
+    ("EntityEvent", "EntityEvent", True),
+    ("Split", "Split", True),
     ("Message", "Message", False),
     ("PluginInfo", "PluginInfo", True),
     ("PluginLimits", "PluginLimits", False),

@@ -33,11 +33,12 @@ static char *read_file(const char *path) {
     return text;
 }
 
-/* "$id", "$change" (the last change id a result named), "$entity" (the subject entity of the
-   last relation a result held) and "$plugin" replaced, everywhere in value (changed in
-   place). */
+/* "$id", "$change" (the last change id a result named), "$entity" and "$object" (the subject
+   and object entities of the last relation a result held) and "$plugin" replaced, everywhere
+   in value (changed in place). */
 static char g_change[64];
 static char g_entity[64];
+static char g_object[64];
 
 static void resolve(cJSON *value, const char *id) {
     cJSON *item;
@@ -50,6 +51,8 @@ static void resolve(cJSON *value, const char *id) {
             with = g_change;
         } else if (strcmp(value->valuestring, "$entity") == 0) {
             with = g_entity;
+        } else if (strcmp(value->valuestring, "$object") == 0) {
+            with = g_object;
         } else if (strcmp(value->valuestring, "$plugin") == 0) {
             snprintf(path, sizeof path, "%s/noop.wat", g_dir);
             with = path;
@@ -142,8 +145,12 @@ static void every_operation_runs(const cJSON *cases, const cJSON *ops) {
             if (cJSON_IsObject(result) && str_field(result, "change_id"))
                 snprintf(g_change, sizeof g_change, "%s", str_field(result, "change_id"));
             cJSON *relation = cJSON_GetObjectItemCaseSensitive(result, "relation");
-            if (cJSON_IsObject(result) && cJSON_IsObject(relation) && str_field(relation, "subject"))
+            if (cJSON_IsObject(result) && cJSON_IsObject(relation) &&
+                str_field(relation, "subject")) {
                 snprintf(g_entity, sizeof g_entity, "%s", str_field(relation, "subject"));
+                const char *object = str_field(relation, "object");
+                snprintf(g_object, sizeof g_object, "%s", object ? object : "");
+            }
             resolve(expected, id);
             g_checks++;
             if (!matches(expected, result)) {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::add::{live_twin, Writing};
 use super::embedding::{fit_vector, record_embedding_model, Embedded};
+use super::graph::recall_sources;
 use super::{check_id, Memory, ACTOR_USER};
 use crate::error::{Error, ErrorCode, Result};
 use crate::store::{self, Inserted, StoreTx};
@@ -378,6 +379,7 @@ fn restore_one(
             if let Inserted::Twin(twin) = w.tx.insert(&record, &e.vector, ACTOR_UNDO)? {
                 return Err(twin_exists(&twin));
             }
+            recall_sources(w.tx, &r.id)?;
             done.restored.push(record);
         }
         (None, None) => {}

@@ -15,9 +15,9 @@ use crate::graph::{
     RelationAdded, RelationQuery, RelationTime, Split, SplitEntity, MAX_DEPTH,
 };
 use crate::index::vector::cosine;
-use crate::search::graph::query_names;
+use crate::search::graph::{named_entities, query_names};
 use crate::store::{self, GraphRead, GraphWrite, StoreTx, StoredRelation};
-use crate::types::{validate_valid_time, Scope};
+use crate::types::{parse_time, validate_valid_time, Scope};
 
 /// The most entities or relations one read returns unless asked for fewer.
 const DEFAULT_LIMIT: usize = 100;
@@ -430,6 +430,67 @@ pub(crate) fn add_relation_in(
     })
 }
 
+/// Inside the write that brings deleted memory `memory_id` back (an undo or a revert): the
+/// relations it supported when it went come back with it as a source, the same ids, unless
+/// an entity they joined is gone since (merged away, or reset).
+pub(crate) fn recall_sources(tx: &mut dyn StoreTx, memory_id: &str) -> Result<()> {
+    let g = tx.graph()?;
+    for r in g.forgotten(memory_id)? {
+        if let Some(key) = g.relation_key(&r.id)? {
+            g.add_source(key, memory_id)?;
+            continue;
+        }
+        let Some((subject_key, subject)) = g.entity(&r.subject)? else {
+            continue;
+        };
+        let object = match &r.object {
+            Some(id) => match g.entity(id)? {
+                Some(found) => Some(found),
+                None => continue,
+            },
+            None => None,
+        };
+        // Said again since, by another memory: that relation gains the source instead.
+        let object_key = object.as_ref().map(|(k, _)| *k);
+        let again = g
+            .relations_touching(&[subject_key], Direction::Out)?
+            .into_iter()
+            .find(|held| {
+                held.relation.predicate == r.predicate
+                    && held.relation.valid_to.is_none()
+                    && r.valid_to.is_none()
+                    && same_claim(held, object_key, r.value.as_deref())
+            });
+        if let Some(held) = again {
+            g.add_source(held.key, memory_id)?;
+            continue;
+        }
+        let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose();
+        let relation = Relation {
+            id: r.id.clone(),
+            subject: subject.id,
+            subject_name: subject.name,
+            predicate: r.predicate.clone(),
+            object: object.as_ref().map(|(_, e)| e.id.clone()),
+            object_name: match (&object, &r.value) {
+                (Some((_, e)), _) => e.name.clone(),
+                (None, value) => value.clone().unwrap_or_default(),
+            },
+            literal: object.is_none(),
+            valid_from: time(&r.valid_from)?,
+            valid_to: time(&r.valid_to)?,
+            closed_by: r.closed_by.clone(),
+            confidence: r.confidence as f32,
+            sources: vec![memory_id.to_string()],
+            scope: subject.scope,
+            created_at: parse_time(&r.created_at)?,
+        };
+        let key = g.insert_relation(&relation, subject_key, object_key)?;
+        g.add_source(key, memory_id)?;
+    }
+    g.clear_forgotten(memory_id)
+}
+
 impl Memory {
     /// Those of `names` (name, folded) no entity of `scope` answers to; none when the store
     /// cannot embed (resolution by meaning needs its embedder).
@@ -616,7 +677,7 @@ impl Graph<'_> {
                 anchors = Some(vec![key]);
             }
             if let Some(text) = &query.about {
-                let named = g.entity_keys_named(&query.scope, &query_names(text))?;
+                let named = named_entities(g, &query.scope, &query_names(text))?;
                 anchors = Some(match anchors {
                     Some(entity) => named.into_iter().filter(|k| entity.contains(k)).collect(),
                     None => named,
@@ -787,7 +848,8 @@ impl Graph<'_> {
 
     /// Merges entity `absorb` into entity `keep` (both of one scope): `keep` answers to
     /// every name of both, gains `absorb`'s summary if it had none, and becomes the end of
-    /// each of `absorb`'s relations; `absorb` is gone. Relations that now say the same
+    /// each of `absorb`'s relations (those between the two are dropped: they would relate
+    /// the entity to itself); `absorb` is gone. Relations that now say the same
     /// thing become one (with the sources of both); on a functional predicate, the newest
     /// of `keep`'s objects closes the others. Recorded in both entities' histories.
     pub fn merge_entities(&self, keep: &str, absorb: &str) -> Result<EntityDetail> {
@@ -808,11 +870,17 @@ impl Graph<'_> {
                      scope",
                 ));
             }
-            let moved: Vec<String> = g
-                .relations_touching(&[absorbed_key], Direction::Both)?
-                .into_iter()
-                .map(|r| r.relation.id)
-                .collect();
+            let mut moved: Vec<String> = Vec::new();
+            let mut dropped: Vec<String> = Vec::new();
+            for r in g.relations_touching(&[absorbed_key], Direction::Both)? {
+                // A relation between the two would relate the entity to itself.
+                if r.subject == kept_key || r.object == Some(kept_key) {
+                    g.delete_relation(r.key)?;
+                    dropped.push(r.relation.id);
+                } else {
+                    moved.push(r.relation.id);
+                }
+            }
             g.absorb_entity(absorbed_key, kept_key)?;
             match (&kept.summary, &absorbed.summary) {
                 (None, Some(summary)) => g.set_summary(kept_key, summary, now)?,
@@ -829,6 +897,7 @@ impl Graph<'_> {
                     "aliases": absorbed.aliases,
                     "summary": absorbed.summary,
                     "relations": moved,
+                    "dropped": dropped,
                 }),
                 created_at: now,
             })?;
@@ -1059,7 +1128,9 @@ fn settle_relations(
         .into_iter()
         .filter(|r| r.relation.valid_to.is_none())
         .collect();
-    let mut first_of: HashMap<(i64, &str, Option<i64>, Option<&str>), i64> = HashMap::new();
+    // A claim: subject, predicate, object entity or literal value.
+    type Claim<'r> = (i64, &'r str, Option<i64>, Option<&'r str>);
+    let mut first_of: HashMap<Claim<'_>, i64> = HashMap::new();
     let mut folded: HashSet<i64> = HashSet::new();
     for r in &current {
         let value = r

@@ -1,5 +1,5 @@
-//! The graph leg of hybrid search: the entities the query names in the search's scope, and
-//! the memories their relations came from (1 for a relation of a named entity, 1/2 for a
+//! The graph leg of hybrid search: the entities the query names in the search's scope (by
+//! name or alias, exactly or with a typo), and the memories their relations came from (1 for a relation of a named entity, 1/2 for a
 //! relation of one of its neighbours). It only weighs memories the other engines found, so
 //! it can never show a memory the search's scope and filters leave out.
 
@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::error::Result;
 use crate::graph::{fold_name, RelationTime};
 use crate::store::{Edge, GraphRead, Store};
-use crate::text::is_cjk;
+use crate::text::{allowed_typos, edit_distance, is_cjk};
 use crate::types::Scope;
 
 /// The longest run of words tried as a name ("Mary Ann van Dyke" is four).
@@ -19,6 +19,9 @@ const MAX_NAME_WORDS: usize = 4;
 const MAX_CJK_NAME: usize = 6;
 /// A neighbour's relations count this much of a named entity's.
 const NEIGHBOUR_SHARE: f32 = 0.5;
+/// The most names of a scope compared with the query for typos; a scope with more is
+/// matched by exact names only.
+const MAX_FUZZY_NAMES: usize = 5_000;
 
 /// The graph score of each memory the query's entities lead to; empty when the store has
 /// no graph or the query names no entity of `scope`.
@@ -40,6 +43,50 @@ pub(crate) fn scores(
     Ok(out)
 }
 
+/// The keys of the entities of exactly `scope` that the query (as [`query_names`] split
+/// it) names: by a name or alias, exactly, or else with a typo in a word of four letters
+/// or more (one edit up to seven letters, two beyond; the first letter kept), each once.
+pub(crate) fn named_entities(
+    g: &mut dyn GraphRead,
+    scope: &Scope,
+    names: &[String],
+) -> Result<Vec<i64>> {
+    let mut named = g.entity_keys_named(scope, names)?;
+    let candidates = g.names_in(scope, MAX_FUZZY_NAMES + 1)?;
+    if candidates.len() > MAX_FUZZY_NAMES {
+        return Ok(named);
+    }
+    let asked: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let said: Vec<Vec<&str>> = names.iter().map(|n| n.split(' ').collect()).collect();
+    for (folded, key) in candidates {
+        if named.contains(&key) || asked.contains(folded.as_str()) {
+            continue;
+        }
+        let name: Vec<&str> = folded.split(' ').collect();
+        if said.iter().any(|s| close_to(s, &name)) {
+            named.push(key);
+        }
+    }
+    Ok(named)
+}
+
+/// Whether the words `said` are the words of `name` with typos: as many words, each within
+/// its allowed edits, at least one long enough to allow one, every first letter right.
+fn close_to(said: &[&str], name: &[&str]) -> bool {
+    if said.len() != name.len() {
+        return false;
+    }
+    let mut typo_allowed = false;
+    for (s, n) in said.iter().zip(name) {
+        let allowed = allowed_typos(s.chars().count().min(n.chars().count()));
+        if s.chars().next() != n.chars().next() || edit_distance(s, n, allowed).is_none() {
+            return false;
+        }
+        typo_allowed |= allowed > 0;
+    }
+    typo_allowed
+}
+
 fn led_to(
     g: &mut dyn GraphRead,
     names: &[String],
@@ -49,7 +96,7 @@ fn led_to(
     if g.is_empty()? {
         return Ok(HashMap::new());
     }
-    let named = g.entity_keys_named(scope, names)?;
+    let named = named_entities(g, scope, names)?;
     if named.is_empty() {
         return Ok(HashMap::new());
     }
@@ -154,5 +201,21 @@ mod tests {
         assert!(names.contains(&"王小明".to_string()), "{names:?}");
         assert!(names.contains(&"小明".to_string()));
         assert!(query_names("  ?! ").is_empty());
+    }
+
+    #[test]
+    fn a_typo_in_a_long_enough_word_is_close_to_a_name() {
+        let close = |said: &str, name: &str| {
+            let said: Vec<&str> = said.split(' ').collect();
+            let name: Vec<&str> = name.split(' ').collect();
+            close_to(&said, &name)
+        };
+        assert!(close("alcie", "alice"));
+        assert!(close("alice smiht", "alice smith"));
+        assert!(close("margarett", "margaret"));
+        assert!(!close("bob", "rob"), "three letters allow no typo");
+        assert!(!close("malice", "alice"), "the first letter must be right");
+        assert!(!close("alice", "alice smith"), "as many words");
+        assert!(!close("alxxe", "alice"));
     }
 }

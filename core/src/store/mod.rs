@@ -310,6 +310,9 @@ pub(crate) trait GraphRead {
         predicate: Option<&str>,
         source: Option<&str>,
     ) -> Result<Vec<StoredRelation>>;
+    /// The folded names the entities of exactly this scope answer to, with their entity's
+    /// key, at most `limit`.
+    fn names_in(&mut self, scope: &Scope, limit: usize) -> Result<Vec<(String, i64)>>;
     /// Which of these folded names an entity of exactly this scope answers to.
     fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>>;
     /// The name embeddings of the entities of exactly this scope and type that have one,
@@ -322,6 +325,26 @@ pub(crate) trait GraphRead {
     ) -> Result<Vec<(i64, Vec<f32>)>>;
     /// The corrections of entity `id`, oldest first.
     fn entity_history(&mut self, id: &str) -> Result<Vec<EntityEvent>>;
+    /// The key of the relation with this id.
+    fn relation_key(&mut self, id: &str) -> Result<Option<i64>>;
+    /// The relations memory `memory_id` supported when it was deleted, as they were.
+    fn forgotten(&mut self, memory_id: &str) -> Result<Vec<ForgottenRelation>>;
+}
+
+/// A relation a deleted memory supported, as it was when the memory went (what both
+/// backends keep, as JSON, for an undo of the delete).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct ForgottenRelation {
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    pub(crate) predicate: String,
+    pub(crate) object: Option<String>,
+    pub(crate) value: Option<String>,
+    pub(crate) valid_from: Option<String>,
+    pub(crate) valid_to: Option<String>,
+    pub(crate) closed_by: Option<String>,
+    pub(crate) confidence: f64,
+    pub(crate) created_at: String,
 }
 
 /// A relation reduced to what a walk needs: its key, its ends' keys and its valid time.
@@ -378,6 +401,10 @@ pub(crate) trait GraphWrite: GraphRead {
     /// Relation `twin` says what relation `into` says: its sources go to `into`, the
     /// relations it closed name `into` instead, and it is removed.
     fn fold_relation(&mut self, twin: i64, into: i64) -> Result<()>;
+    /// Removes relation `key` and its sources.
+    fn delete_relation(&mut self, key: i64) -> Result<()>;
+    /// Forgets what [`GraphRead::forgotten`] kept for memory `memory_id`.
+    fn clear_forgotten(&mut self, memory_id: &str) -> Result<()>;
     /// Appends a correction to the entity history.
     fn record_entity_event(&mut self, event: &EntityEvent) -> Result<()>;
 }

@@ -15,7 +15,7 @@ use super::requests::{
 };
 use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
-use crate::graph::{Entity, EntityDetail, Neighbor, Relation, RelationAdded};
+use crate::graph::{Entity, EntityDetail, EntityEvent, Neighbor, Relation, RelationAdded, Split};
 use crate::{
     AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Pruned, Result,
     SearchHit, Superseded, Undone,
@@ -343,6 +343,30 @@ pub(super) const TABLE: &[Operation] = &[
         run: |m, r| super::graph::path(m, r.body()?),
         request: of::<graph::PathRequest>,
         result: of::<Option<Vec<Relation>>>,
+    },
+    Operation {
+        name: "graph_merge_entities",
+        run: |m, r| super::graph::merge_entities(m, r.body()?),
+        request: of::<graph::MergeEntitiesRequest>,
+        result: of::<EntityDetail>,
+    },
+    Operation {
+        name: "graph_rename_entity",
+        run: |m, r| super::graph::rename_entity(m, r.body()?),
+        request: of::<graph::RenameEntityRequest>,
+        result: of::<Entity>,
+    },
+    Operation {
+        name: "graph_split_entity",
+        run: |m, r| super::graph::split_entity(m, r.body()?),
+        request: of::<graph::SplitEntityRequest>,
+        result: of::<Split>,
+    },
+    Operation {
+        name: "graph_entity_history",
+        run: |m, r| super::graph::entity_history(m, &r.only_id()?),
+        request: of::<IdRequest>,
+        result: of::<Vec<EntityEvent>>,
     },
     Operation {
         name: "purge_expired",

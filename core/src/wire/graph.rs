@@ -9,6 +9,7 @@ use super::requests::moment;
 use super::{request, to_json};
 use crate::graph::{
     Direction, EntityRef, Neighbors, NewEntity, NewRelation, RelationQuery, RelationTime,
+    SplitEntity,
 };
 use crate::{Memory, Result};
 
@@ -107,6 +108,37 @@ pub(super) struct PathRequest {
     include_closed: bool,
 }
 
+/// `graph_merge_entities`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MergeEntitiesRequest {
+    keep: String,
+    absorb: String,
+}
+
+/// `graph_rename_entity`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RenameEntityRequest {
+    id: String,
+    name: String,
+}
+
+/// `graph_split_entity`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SplitEntityRequest {
+    id: String,
+    name: String,
+    #[serde(rename = "type")]
+    entity_type: Option<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    relations: Vec<String>,
+    summary: Option<String>,
+}
+
 fn time_of(valid_at: Option<&str>, include_closed: bool) -> Result<RelationTime> {
     Ok(RelationTime {
         valid_at: moment("valid_at", valid_at)?,
@@ -198,4 +230,34 @@ pub fn path(memory: &Memory, request: &Value) -> Result<Value> {
         &time,
     )?;
     to_json(&found)
+}
+
+/// Merges one entity into another: the one kept, with its relations.
+pub fn merge_entities(memory: &Memory, request: &Value) -> Result<Value> {
+    let r: MergeEntitiesRequest = self::request(request, "graph_merge_entities request")?;
+    to_json(&memory.graph().merge_entities(&r.keep, &r.absorb)?)
+}
+
+/// Renames an entity: the entity.
+pub fn rename_entity(memory: &Memory, request: &Value) -> Result<Value> {
+    let r: RenameEntityRequest = self::request(request, "graph_rename_entity request")?;
+    to_json(&memory.graph().rename_entity(&r.id, &r.name)?)
+}
+
+/// Splits a new entity off one: `{"entity", "split_off"}`, each with its relations.
+pub fn split_entity(memory: &Memory, request: &Value) -> Result<Value> {
+    let r: SplitEntityRequest = self::request(request, "graph_split_entity request")?;
+    let part = SplitEntity {
+        name: r.name,
+        entity_type: r.entity_type,
+        aliases: r.aliases,
+        relations: r.relations,
+        summary: r.summary,
+    };
+    to_json(&memory.graph().split_entity(&r.id, part)?)
+}
+
+/// The corrections of an entity, oldest first.
+pub fn entity_history(memory: &Memory, id: &str) -> Result<Value> {
+    to_json(&memory.graph().entity_history(id)?)
 }

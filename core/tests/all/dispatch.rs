@@ -19,14 +19,16 @@ fn cases() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// `"$id"`, `"$change"`, `"$entity"` and `"$plugin"` replaced, everywhere in `value`
-/// (`vars`: the id, the last change id and the last relation's subject entity).
-fn resolve(value: &Value, vars: &(String, String, String)) -> Value {
-    let (id, change, entity) = vars;
+/// `"$id"`, `"$change"`, `"$entity"`, `"$object"` and `"$plugin"` replaced, everywhere in
+/// `value` (`vars`: the id, the last change id and the last relation's subject and object
+/// entities).
+fn resolve(value: &Value, vars: &(String, String, String, String)) -> Value {
+    let (id, change, entity, object) = vars;
     match value {
         Value::String(s) if s == "$id" => json!(id),
         Value::String(s) if s == "$change" => json!(change),
         Value::String(s) if s == "$entity" => json!(entity),
+        Value::String(s) if s == "$object" => json!(object),
         Value::String(s) if s == "$plugin" => {
             json!(cases_dir().join("noop.wat").to_string_lossy())
         }
@@ -77,7 +79,7 @@ fn every_operation_runs_through_the_dispatch() {
     );
 
     let m = store();
-    let mut vars = (String::new(), String::new(), String::new());
+    let mut vars = (String::new(), String::new(), String::new(), String::new());
     for call in calls {
         let op = call[0].as_str().unwrap();
         let request = resolve(&call[1], &vars);
@@ -95,6 +97,10 @@ fn every_operation_runs_through_the_dispatch() {
         }
         if let Some(entity) = result["relation"]["subject"].as_str() {
             vars.2 = entity.to_string();
+            vars.3 = result["relation"]["object"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
         }
         let expected = resolve(&call[2], &vars);
         assert!(
@@ -399,7 +405,7 @@ fn the_schema_describes_the_real_requests_and_results() {
 
     let cases = cases();
     let m = store();
-    let mut vars = (String::new(), String::new(), String::new());
+    let mut vars = (String::new(), String::new(), String::new(), String::new());
     for call in cases["calls"].as_array().unwrap() {
         let op = call[0].as_str().unwrap();
         if op.starts_with("plugin_") && !cfg!(feature = "plugins") {
@@ -419,6 +425,10 @@ fn the_schema_describes_the_real_requests_and_results() {
         }
         if let Some(entity) = result["relation"]["subject"].as_str() {
             vars.2 = entity.to_string();
+            vars.3 = result["relation"]["object"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
         }
         if let Some(why) = misfit(&operations[op]["result"], &result, op) {
             panic!("{op} result {result}: {why}");

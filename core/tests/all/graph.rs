@@ -220,7 +220,47 @@ fn deleting_a_memory_removes_the_relations_only_it_supported() {
         source: Some(two.clone()),
         ..RelationQuery::default()
     };
-    assert_eq!(g.relations(&by_source).unwrap()[0].sources, vec![two]);
+    assert_eq!(
+        g.relations(&by_source).unwrap()[0].sources,
+        vec![two.clone()]
+    );
+
+    // Undoing a delete brings back what the memory supported: the same relations, with it
+    // as a source again.
+    let held_before = {
+        let every = RelationQuery {
+            scope: scope.clone(),
+            ..RelationQuery::default()
+        };
+        g.relations(&every).unwrap()
+    };
+    let undo_delete = |id: &str| {
+        let change = m.history(id).unwrap().last().unwrap().change_id.clone();
+        m.undo(&change, false).unwrap();
+    };
+    undo_delete(&three);
+    undo_delete(&one);
+    let every = RelationQuery {
+        scope: scope.clone(),
+        ..RelationQuery::default()
+    };
+    let back = g.relations(&every).unwrap();
+    assert_eq!(
+        relations(&m, scope.clone(), RelationTime::default()),
+        vec!["Carol works_with Dan", "Carol allergic_to peanuts"]
+    );
+    let mut both = vec![one.clone(), two.clone()];
+    both.sort();
+    assert_eq!(back[0].id, held_before[0].id);
+    assert_eq!(back[0].sources, both);
+    assert_eq!(back[1].sources, vec![three.clone()]);
+    assert!(back[1].literal);
+    // And deleting again removes them again.
+    m.delete(&three).unwrap();
+    assert_eq!(
+        relations(&m, scope.clone(), RelationTime::default()),
+        vec!["Carol works_with Dan"]
+    );
 }
 
 #[test]
@@ -509,6 +549,12 @@ fn the_graph_leg_ranks_first_the_memory_a_named_entity_leads_to() {
     let with = search(FusionWeights::default().graph);
     assert_eq!(with[0].memory.id, office);
     assert_eq!(with[0].explain.graph.map(|g| g.score), Some(1.0));
+    // A typo in the name still names her.
+    let mut options = SearchOptions::new().user("alice").limit(4);
+    options.weights.graph = FusionWeights::default().graph;
+    let typo = m.search("who does Alcie work with?", &options).unwrap();
+    assert_eq!(typo[0].memory.id, office);
+    assert_eq!(typo[0].explain.graph.map(|g| g.score), Some(1.0));
     // A query naming no entity scores as it would without the graph.
     let plain = |graph: f32| {
         let mut options = SearchOptions::new().user("alice").limit(4);
@@ -649,6 +695,7 @@ fn merging_two_entities_keeps_every_name_and_relation_once_and_is_recorded() {
     add("Robert", "lives_in", "Paris", &m3);
     let newer = add("Bob", "lives_in", "Berlin", &m3);
     add("Acme", "employs", "Robert", &m2);
+    let between = add("Bob", "knows", "Robert", &m3);
 
     let merged = g.merge_entities(&bob.id, &robert.id).unwrap();
     assert_eq!(merged.entity.id, bob.id);
@@ -688,6 +735,11 @@ fn merging_two_entities_keeps_every_name_and_relation_once_and_is_recorded() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].detail["id"], robert.id.as_str());
     assert_eq!(history[0].detail["name"], "Robert");
+    assert_eq!(
+        history[0].detail["dropped"],
+        json!([between.relation.id]),
+        "a relation between the two would relate the entity to itself"
+    );
     let history = g.entity_history(&robert.id).unwrap();
     assert_eq!(history[0].detail["into"], bob.id.as_str());
 

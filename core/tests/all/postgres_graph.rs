@@ -471,6 +471,34 @@ fn the_graph_answers_as_on_sqlite() {
     let works_with = &after_delete[1];
     assert_eq!(works_with["sources"], json!(["m3"]));
 
+    // Undoing a delete brings its relations back, the same on both.
+    same(&mut sides, "undo of a delete", |side| {
+        for name in ["m1", "m4"] {
+            let id = side.id(name);
+            let change = side
+                .m
+                .history(&id)
+                .unwrap()
+                .last()
+                .unwrap()
+                .change_id
+                .clone();
+            side.m.undo(&change, false).unwrap();
+        }
+        let every = RelationQuery {
+            time: RelationTime {
+                valid_at: None,
+                include_closed: true,
+            },
+            ..query(&alice)
+        };
+        let back = side.relations(&every);
+        side.m.delete(&side.id("m1")).unwrap();
+        side.m.delete(&side.id("m4")).unwrap();
+        assert_eq!(side.relations(&every), after_delete);
+        back
+    });
+
     // A reference to another scope's entity or memory is refused on both, nothing kept.
     same(&mut sides, "cross-scope", |side| {
         let bobs_alice = side.id("bob's alice");
@@ -670,6 +698,7 @@ fn a_store_from_before_the_graph_is_migrated() {
     client
         .batch_execute(
             "DROP TABLE agentmem_entity_history;
+             DROP TABLE agentmem_forgotten_sources;
              DROP TABLE agentmem_relation_sources;
              DROP TABLE agentmem_relations;
              DROP TABLE agentmem_entity_names;

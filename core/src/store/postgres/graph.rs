@@ -13,7 +13,9 @@ use super::pool::{get, Session};
 use super::rows::scope_values;
 use crate::error::{Error, Result};
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
-use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
+use crate::store::{
+    corrupted, opt_scope, Edge, ForgottenRelation, GraphRead, GraphWrite, StoredRelation,
+};
 use crate::types::{format_time, parse_time, Scope};
 
 /// The graph over a session: a read snapshot's or a write transaction's.
@@ -324,6 +326,24 @@ impl GraphRead for PgGraph<'_, '_> {
         self.relations(&sql, &[&u, &a, &r, &o, &predicate, &source])
     }
 
+    fn names_in(&mut self, scope: &Scope, limit: usize) -> Result<Vec<(String, i64)>> {
+        let [u, a, r, o] = scope_values(scope);
+        if has_nul([u.as_str(), &a, &r, &o]) {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.s
+            .query(
+                "SELECT folded, entity_key FROM agentmem_entity_names WHERE user_id = $1::text
+                 AND agent_id = $2::text AND run_id = $3::text AND org_id = $4::text
+                 ORDER BY folded LIMIT $5::int8",
+                &[&u, &a, &r, &o, &limit],
+            )?
+            .iter()
+            .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
+            .collect()
+    }
+
     fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>> {
         let [u, a, r, o] = scope_values(scope);
         if has_nul([u.as_str(), &a, &r, &o]) {
@@ -367,6 +387,38 @@ impl GraphRead for PgGraph<'_, '_> {
             )?
             .iter()
             .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
+            .collect()
+    }
+
+    fn relation_key(&mut self, id: &str) -> Result<Option<i64>> {
+        if has_nul([id]) {
+            return Ok(None);
+        }
+        self.s
+            .query(
+                "SELECT key FROM agentmem_relations WHERE id = $1::text",
+                &[&id],
+            )?
+            .first()
+            .map(|row| get(row, 0))
+            .transpose()
+    }
+
+    fn forgotten(&mut self, memory_id: &str) -> Result<Vec<ForgottenRelation>> {
+        if has_nul([memory_id]) {
+            return Ok(Vec::new());
+        }
+        self.s
+            .query(
+                "SELECT relation::text FROM agentmem_forgotten_sources WHERE memory_id = $1::text
+                 ORDER BY key",
+                &[&memory_id],
+            )?
+            .iter()
+            .map(|row| {
+                let json: String = get(row, 0)?;
+                serde_json::from_str(&json).map_err(|e| corrupted("relation", e))
+            })
             .collect()
     }
 
@@ -592,6 +644,23 @@ impl GraphWrite for PgGraph<'_, '_> {
         Ok(())
     }
 
+    fn clear_forgotten(&mut self, memory_id: &str) -> Result<()> {
+        check_text([memory_id])?;
+        self.s.execute(
+            "DELETE FROM agentmem_forgotten_sources WHERE memory_id = $1::text",
+            &[&memory_id],
+        )?;
+        Ok(())
+    }
+
+    fn delete_relation(&mut self, key: i64) -> Result<()> {
+        self.s.execute(
+            "DELETE FROM agentmem_relations WHERE key = $1::int8",
+            &[&key],
+        )?;
+        Ok(())
+    }
+
     fn record_entity_event(&mut self, event: &EntityEvent) -> Result<()> {
         let kind = serde_json::to_value(event.event).map_err(|e| corrupted("entity event", e))?;
         let detail = event.detail.to_string();
@@ -610,9 +679,22 @@ impl GraphWrite for PgGraph<'_, '_> {
     }
 }
 
-/// Forgets that relations came from memory `memory_id` (being deleted); a relation left
-/// with no source memory goes too, one with another source stays.
-pub(super) fn forget_source(s: &mut Session<'_>, memory_id: &str) -> Result<()> {
+/// Forgets that relations came from memory `memory_id` (being deleted at `at`); a relation
+/// left with no source memory goes too, one with another source stays. Each is kept as it
+/// was, for an undo of the delete.
+pub(super) fn forget_source(s: &mut Session<'_>, memory_id: &str, at: DateTime<Utc>) -> Result<()> {
+    s.execute(
+        "INSERT INTO agentmem_forgotten_sources (memory_id, relation_id, relation, forgotten_at)
+         SELECT $1::text, r.id, jsonb_build_object('id', r.id, 'subject', s.id,
+                'predicate', r.predicate, 'object', o.id, 'value', r.value,
+                'valid_from', r.valid_from, 'valid_to', r.valid_to, 'closed_by', r.closed_by,
+                'confidence', r.confidence, 'created_at', r.created_at), $2::text
+         FROM agentmem_relation_sources x JOIN agentmem_relations r ON r.key = x.relation_key
+         JOIN agentmem_entities s ON s.key = r.subject_key
+         LEFT JOIN agentmem_entities o ON o.key = r.object_key
+         WHERE x.memory_id = $1::text ORDER BY r.key",
+        &[&memory_id, &format_time(at)],
+    )?;
     let keys = s
         .query(
             "DELETE FROM agentmem_relation_sources WHERE memory_id = $1::text

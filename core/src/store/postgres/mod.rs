@@ -452,6 +452,7 @@ impl Store for PgStore {
                  DELETE FROM agentmem_entity_names;
                  DELETE FROM agentmem_entities;
                  DELETE FROM agentmem_entity_history;
+                 DELETE FROM agentmem_forgotten_sources;
                  UPDATE agentmem_text_totals
                  SET docs = 0, length = 0, past_docs = 0, past_length = 0;",
             )

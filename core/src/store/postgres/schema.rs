@@ -241,6 +241,16 @@ CREATE TABLE agentmem_entity_history (
     created_at text COLLATE "C" NOT NULL
 );
 CREATE INDEX agentmem_entity_history_entity ON agentmem_entity_history (entity_id, key);
+-- The relations a deleted memory supported, as they were, so that undoing the delete brings
+-- them back.
+CREATE TABLE agentmem_forgotten_sources (
+    key          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    memory_id    text COLLATE "C" NOT NULL,
+    relation_id  text COLLATE "C" NOT NULL,
+    relation     jsonb NOT NULL,
+    forgotten_at text COLLATE "C" NOT NULL
+);
+CREATE INDEX agentmem_forgotten_sources_memory ON agentmem_forgotten_sources (memory_id);
 "#,
 ];
 

@@ -340,7 +340,7 @@ impl StoreTx for PgTx<'_, '_> {
             &[&key],
         )?;
         self.delta.add(&content, &terms, -1);
-        graph::forget_source(self.graph.s, &record.id)?;
+        graph::forget_source(self.graph.s, &record.id, at)?;
         let row = HistoryRow::deleted(record, actor, at).in_change(self.change.as_deref());
         history::write(self.graph.s, row)
     }

@@ -11,7 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::ops::{self, opt_time, time, KEYS_IN_JSON};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
-use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
+use crate::store::{
+    corrupted, opt_scope, Edge, ForgottenRelation, GraphRead, GraphWrite, StoredRelation,
+};
 use crate::types::{format_time, Scope};
 
 /// The graph over a connection inside a transaction.
@@ -281,6 +283,19 @@ impl GraphRead for SqliteGraph<'_> {
         )
     }
 
+    fn names_in(&mut self, scope: &Scope, limit: usize) -> Result<Vec<(String, i64)>> {
+        let [u, a, r, o] = scope_values(scope);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT folded, entity_key FROM entity_names WHERE user_id = ?1 AND agent_id = ?2
+             AND run_id = ?3 AND org_id = ?4 ORDER BY folded LIMIT ?5",
+        )?;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = stmt.query_map(params![u, a, r, o, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>> {
         let [u, a, r, o] = scope_values(scope);
         let names = serde_json::to_string(folded).map_err(|e| corrupted("names", e))?;
@@ -312,6 +327,23 @@ impl GraphRead for SqliteGraph<'_> {
             out.push((row.get(0)?, ops::blob_to_vector(&blob)?));
         }
         Ok(out)
+    }
+
+    fn relation_key(&mut self, id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT key FROM relations WHERE id = ?1")?
+            .query_row([id], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn forgotten(&mut self, memory_id: &str) -> Result<Vec<ForgottenRelation>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT relation FROM forgotten_sources WHERE memory_id = ?1 ORDER BY key",
+        )?;
+        let rows = stmt.query_map([memory_id], |row| row.get::<_, String>(0))?;
+        rows.map(|json| serde_json::from_str(&json?).map_err(|e| corrupted("relation", e)))
+            .collect()
     }
 
     fn entity_history(&mut self, id: &str) -> Result<Vec<EntityEvent>> {
@@ -519,6 +551,20 @@ impl GraphWrite for SqliteGraph<'_> {
         Ok(())
     }
 
+    fn clear_forgotten(&mut self, memory_id: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM forgotten_sources WHERE memory_id = ?1")?
+            .execute([memory_id])?;
+        Ok(())
+    }
+
+    fn delete_relation(&mut self, key: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM relations WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
     fn record_entity_event(&mut self, event: &EntityEvent) -> Result<()> {
         let kind = serde_json::to_value(event.event).map_err(|e| corrupted("entity event", e))?;
         self.conn
@@ -536,9 +582,21 @@ impl GraphWrite for SqliteGraph<'_> {
     }
 }
 
-/// Forgets that relations came from memory `memory_id` (being deleted); a relation left
-/// with no source memory goes too, one with another source stays.
-pub(super) fn forget_source(conn: &Connection, memory_id: &str) -> Result<()> {
+/// Forgets that relations came from memory `memory_id` (being deleted at `at`); a relation
+/// left with no source memory goes too, one with another source stays. Each is kept as it
+/// was, for an undo of the delete.
+pub(super) fn forget_source(conn: &Connection, memory_id: &str, at: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO forgotten_sources (memory_id, relation_id, relation, forgotten_at)
+         SELECT ?1, r.id, json_object('id', r.id, 'subject', s.id, 'predicate', r.predicate,
+                'object', o.id, 'value', r.value, 'valid_from', r.valid_from,
+                'valid_to', r.valid_to, 'closed_by', r.closed_by, 'confidence', r.confidence,
+                'created_at', r.created_at), ?2
+         FROM relation_sources x JOIN relations r ON r.key = x.relation_key
+         JOIN entities s ON s.key = r.subject_key LEFT JOIN entities o ON o.key = r.object_key
+         WHERE x.memory_id = ?1 ORDER BY r.key",
+    )?
+    .execute(params![memory_id, format_time(at)])?;
     let keys: Vec<i64> = {
         let mut stmt = conn.prepare_cached(
             "DELETE FROM relation_sources WHERE memory_id = ?1 RETURNING relation_key",

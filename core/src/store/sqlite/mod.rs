@@ -463,6 +463,7 @@ impl Store for SqliteStore {
                  DELETE FROM entity_names;
                  DELETE FROM entities;
                  DELETE FROM entity_history;
+                 DELETE FROM forgotten_sources;
                  INSERT INTO changes (key, op) VALUES (0, 'delete');
                  DELETE FROM changes;",
             )?;

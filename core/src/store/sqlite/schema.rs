@@ -217,6 +217,16 @@ CREATE TABLE entity_history (
     created_at TEXT NOT NULL
 );
 CREATE INDEX entity_history_entity ON entity_history (entity_id, key);
+-- The relations a deleted memory supported, as they were (JSON), so that undoing the delete
+-- brings them back.
+CREATE TABLE forgotten_sources (
+    key          INTEGER PRIMARY KEY,
+    memory_id    TEXT NOT NULL,
+    relation_id  TEXT NOT NULL,
+    relation     TEXT NOT NULL,
+    forgotten_at TEXT NOT NULL
+);
+CREATE INDEX forgotten_sources_memory ON forgotten_sources (memory_id);
 "#,
 ];
 

@@ -81,7 +81,7 @@ impl StoreTx for SqliteTx<'_> {
         at: DateTime<Utc>,
     ) -> Result<()> {
         ops::delete_memory(self.conn, key, record, &mut self.vocab, at)?;
-        graph::forget_source(self.conn, &record.id)?;
+        graph::forget_source(self.conn, &record.id, at)?;
         let row = HistoryRow::deleted(record, actor, at).in_change(self.change.as_deref());
         ops::write_history(self.conn, row)
     }
