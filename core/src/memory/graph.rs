@@ -15,7 +15,7 @@ use crate::graph::{
 };
 use crate::search::graph::query_names;
 use crate::store::{self, GraphRead, GraphWrite, StoreTx, StoredRelation};
-use crate::types::{validate_valid_time, Scope};
+use crate::types::{validate_valid_time, NewMemory, Scope};
 
 /// The most entities or relations one read returns unless asked for fewer.
 const DEFAULT_LIMIT: usize = 100;
@@ -25,7 +25,7 @@ const MAX_LIMIT: usize = 10_000;
 /// The knowledge graph of a [`Memory`]: `memory.graph()`.
 #[derive(Debug, Clone, Copy)]
 pub struct Graph<'a> {
-    memory: &'a Memory,
+    pub(super) memory: &'a Memory,
 }
 
 impl Memory {
@@ -36,7 +36,7 @@ impl Memory {
 }
 
 /// An entity to add, checked: its name, folded names and type.
-struct CheckedEntity {
+pub(super) struct CheckedEntity {
     name: String,
     names: Vec<(String, String)>,
     entity_type: String,
@@ -45,7 +45,7 @@ struct CheckedEntity {
 }
 
 impl CheckedEntity {
-    fn of(entity: &NewEntity) -> Result<CheckedEntity> {
+    pub(super) fn of(entity: &NewEntity) -> Result<CheckedEntity> {
         entity.scope.validate()?;
         let name = check_name(&entity.name, "name")?;
         let mut names = vec![(name.clone(), fold_name(&name))];
@@ -79,12 +79,13 @@ impl CheckedEntity {
 }
 
 /// Finds the entity answering to one of `entity`'s names in its scope, or stores a new
-/// one; either way it then answers to every name given. Two names of two different
-/// entities are refused (merge them first).
-fn resolve_or_add(
+/// one (counted in `created`); either way it then answers to every name given. Two names
+/// of two different entities are refused (merge them first).
+pub(super) fn resolve_or_add(
     g: &mut dyn GraphWrite,
     entity: &CheckedEntity,
     now: chrono::DateTime<Utc>,
+    created: &mut usize,
 ) -> Result<(i64, Entity)> {
     let mut found: Option<(i64, Entity)> = None;
     for (name, folded) in &entity.names {
@@ -110,16 +111,19 @@ fn resolve_or_add(
             }
             *key
         }
-        None => g.insert_entity(&Entity {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: entity.name.clone(),
-            entity_type: entity.entity_type.clone(),
-            aliases: Vec::new(),
-            summary: entity.summary.clone(),
-            scope: entity.scope.clone(),
-            created_at: now,
-            updated_at: now,
-        })?,
+        None => {
+            *created += 1;
+            g.insert_entity(&Entity {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: entity.name.clone(),
+                entity_type: entity.entity_type.clone(),
+                aliases: Vec::new(),
+                summary: entity.summary.clone(),
+                scope: entity.scope.clone(),
+                created_at: now,
+                updated_at: now,
+            })?
+        }
     };
     for (name, folded) in &entity.names {
         g.add_name(key, &entity.scope, name, folded)?;
@@ -138,6 +142,7 @@ fn end_of(
     scope: &Scope,
     field: &str,
     now: chrono::DateTime<Utc>,
+    created: &mut usize,
 ) -> Result<(i64, Entity)> {
     match end {
         EntityRef::Id { id } => {
@@ -162,7 +167,7 @@ fn end_of(
             };
             let checked = CheckedEntity::of(&new)
                 .map_err(|e| Error::invalid(format!("{field}: {}", e.message())))?;
-            resolve_or_add(g, &checked, now)
+            resolve_or_add(g, &checked, now, created)
         }
     }
 }
@@ -266,6 +271,18 @@ pub(crate) fn add_relation_in(
     relation: &CheckedRelation,
     functional: bool,
 ) -> Result<RelationAdded> {
+    add_relation_counted(tx, relation, functional, &mut 0)
+}
+
+/// [`add_relation_in`], counting the entities it creates in `created`. A relation that
+/// has ended (`valid_to` given) is the same as one of the same claim over the same valid
+/// time, and closes nothing: it does not replace what holds now.
+pub(super) fn add_relation_counted(
+    tx: &mut dyn StoreTx,
+    relation: &CheckedRelation,
+    functional: bool,
+    created: &mut usize,
+) -> Result<RelationAdded> {
     for source in &relation.sources {
         let (_, memory) = tx
             .get(source)?
@@ -278,16 +295,32 @@ pub(crate) fn add_relation_in(
     }
     let now = tx.now()?;
     let g = tx.graph()?;
-    let (subject_key, subject) = end_of(g, &relation.subject, &relation.scope, "subject", now)?;
+    let (subject_key, subject) = end_of(
+        g,
+        &relation.subject,
+        &relation.scope,
+        "subject",
+        now,
+        created,
+    )?;
     let object = match &relation.object {
-        Some(end) => Some(end_of(g, end, &relation.scope, "object", now)?),
+        Some(end) => Some(end_of(g, end, &relation.scope, "object", now, created)?),
         None => None,
     };
     let object_key = object.as_ref().map(|(k, _)| *k);
+    let ended = relation.valid_to.is_some();
     let held: Vec<StoredRelation> = g
         .relations_touching(&[subject_key], Direction::Out)?
         .into_iter()
-        .filter(|r| r.relation.predicate == relation.predicate && r.relation.valid_to.is_none())
+        .filter(|r| {
+            r.relation.predicate == relation.predicate
+                && if ended {
+                    r.relation.valid_from == relation.valid_from
+                        && r.relation.valid_to == relation.valid_to
+                } else {
+                    r.relation.valid_to.is_none()
+                }
+        })
         .collect();
     if let Some(same) = held
         .iter()
@@ -310,7 +343,7 @@ pub(crate) fn add_relation_in(
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut closed = Vec::new();
-    if functional {
+    if functional && !ended {
         let ends = relation.valid_from.unwrap_or(now);
         for old in &held {
             g.close_relation(old.key, ends, &id)?;
@@ -348,6 +381,105 @@ pub(crate) fn add_relation_in(
     })
 }
 
+/// An error of item `i` of a list `field`, its code kept.
+pub(super) fn at(field: &str, i: usize) -> impl Fn(Error) -> Error + '_ {
+    move |e| Error::new(e.code(), format!("{field}[{i}]: {}", e.message()))
+}
+
+/// The entities and relations that come with a memory ([`NewMemory::entities`],
+/// [`NewMemory::relations`]), checked, in the memory's scope.
+pub(crate) struct MemoryGraph {
+    entities: Vec<CheckedEntity>,
+    relations: Vec<CheckedRelation>,
+}
+
+impl MemoryGraph {
+    /// Checks a memory's entities and relations: each in the memory's scope (an empty
+    /// scope is taken as the memory's; another is refused), at most
+    /// [`crate::graph::MAX_IMPORT`] of each.
+    pub(crate) fn of(memory: &NewMemory) -> Result<MemoryGraph> {
+        let scope = &memory.scope;
+        let own = |given: &Scope| -> Result<()> {
+            if given.is_global() || given == scope {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "names another scope than the memory's: a memory's entities and \
+                     relations are of its scope (leave their scope out)",
+                ))
+            }
+        };
+        for (field, n) in [
+            ("entities", memory.entities.len()),
+            ("relations", memory.relations.len()),
+        ] {
+            if n > crate::graph::MAX_IMPORT {
+                return Err(Error::invalid(format!(
+                    "{n} {field}; a memory comes with at most {}",
+                    crate::graph::MAX_IMPORT
+                )));
+            }
+        }
+        let entities = memory
+            .entities
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                own(&e.scope).map_err(at("entities", i))?;
+                let e = NewEntity {
+                    scope: scope.clone(),
+                    ..e.clone()
+                };
+                CheckedEntity::of(&e).map_err(at("entities", i))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let relations = memory
+            .relations
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                own(&r.scope).map_err(at("relations", i))?;
+                let r = NewRelation {
+                    scope: scope.clone(),
+                    ..r.clone()
+                };
+                CheckedRelation::of(r).map_err(at("relations", i))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MemoryGraph {
+            entities,
+            relations,
+        })
+    }
+
+    /// Stores them in the memory's write transaction, each relation sourced from memory
+    /// `memory_id` (the one added, or its twin) beside the sources it names.
+    pub(crate) fn add_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        memory_id: &str,
+        functional: &[String],
+    ) -> Result<()> {
+        if self.entities.is_empty() && self.relations.is_empty() {
+            return Ok(());
+        }
+        let now = tx.now()?;
+        for (i, entity) in self.entities.iter().enumerate() {
+            resolve_or_add(tx.graph()?, entity, now, &mut 0).map_err(at("entities", i))?;
+        }
+        for (i, relation) in self.relations.iter().enumerate() {
+            let mut sources = relation.sources.clone();
+            if !sources.iter().any(|s| s == memory_id) {
+                sources.push(memory_id.to_string());
+            }
+            let functional = functional.contains(&relation.predicate);
+            add_relation_in(tx, &relation.sourced(sources), functional)
+                .map_err(at("relations", i))?;
+        }
+        Ok(())
+    }
+}
+
 impl Graph<'_> {
     /// Adds an entity, or returns the one of its scope that already answers to its name or
     /// one of its aliases (which then also answers to the others, and gains the summary if
@@ -358,7 +490,7 @@ impl Graph<'_> {
         store::write(&*self.memory.store, |tx| {
             // The transaction's commit time, as memories get: times follow commit order.
             let now = tx.now()?;
-            Ok(resolve_or_add(tx.graph()?, &checked, now)?.1)
+            Ok(resolve_or_add(tx.graph()?, &checked, now, &mut 0)?.1)
         })
     }
 
@@ -621,7 +753,7 @@ impl Graph<'_> {
         })
     }
 
-    fn read<T>(&self, mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>) -> Result<T> {
+    pub(super) fn read<T>(&self, mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>) -> Result<T> {
         let mut out = None;
         self.memory.store.read_graph(&mut |g| {
             out = Some(f(g)?);

@@ -24,6 +24,7 @@ mod changes;
 mod copy;
 mod embedding;
 mod graph;
+mod graph_io;
 mod hooks;
 mod infer;
 mod read;

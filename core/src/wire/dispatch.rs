@@ -15,7 +15,9 @@ use super::requests::{
 };
 use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
-use crate::graph::{Entity, EntityDetail, Neighbor, Relation, RelationAdded};
+use crate::graph::{
+    Entity, EntityDetail, GraphExport, ImportReport, Neighbor, Relation, RelationAdded,
+};
 use crate::{
     AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Pruned, Result,
     SearchHit, Superseded, Undone,
@@ -343,6 +345,18 @@ pub(super) const TABLE: &[Operation] = &[
         run: |m, r| super::graph::path(m, r.body()?),
         request: of::<graph::PathRequest>,
         result: of::<Option<Vec<Relation>>>,
+    },
+    Operation {
+        name: "graph_import",
+        run: |m, r| super::graph::import(m, r.body()?),
+        request: of::<graph::ImportRequest>,
+        result: of::<ImportReport>,
+    },
+    Operation {
+        name: "graph_export",
+        run: |m, r| super::graph::export(m, r.body()?),
+        request: of::<graph::ExportRequest>,
+        result: of::<GraphExport>,
     },
     Operation {
         name: "purge_expired",

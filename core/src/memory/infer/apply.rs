@@ -190,6 +190,7 @@ impl Memory {
                 expires_at: old.expires_at,
                 valid_from: Some(valid_from.unwrap_or(w.now)),
                 valid_to,
+                ..NewMemory::default()
             };
             let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
             let starts = valid_from.unwrap_or(w.now);
@@ -241,6 +242,7 @@ impl Memory {
             expires_at: plan.request.expires_at,
             valid_from,
             valid_to,
+            ..NewMemory::default()
         };
         let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
         Ok(MemoryEvent::stored(outcome, text.to_string()))
