@@ -102,12 +102,20 @@ SAMPLES: dict[str, Any] = {
     "from_id": "a",
     "to_id": "b",
     "max_depth": 2,
+    "entities": ["e"],
+    "relations": [{"subject": "s", "predicate": "p", "value": "v"}],
+    "triples": [{"subject": "s", "predicate": "p", "value": "v"}],
+    "format": "dot",
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).
 PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("add", memory._add, {"vectors": None}),
-    ("add_batch", memory._add, {"content": ["c"], "vector": None}),
+    (
+        "add_batch",
+        memory._add,
+        {"content": ["c"], "vector": None, "entities": None, "relations": None},
+    ),
     ("add_batch", memory._add_batch, {}),
     ("add_messages", memory._add_messages, {}),
     ("get", memory._get, {}),
@@ -139,6 +147,8 @@ PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("graph_relations", memory._graph_relations, {}),
     ("graph_neighbors", memory._graph_neighbors, {}),
     ("graph_path", memory._graph_path, {}),
+    ("graph_import", memory._graph_import_triples, {}),
+    ("graph_export", memory._graph_export, {}),
 ]
 
 
@@ -206,6 +216,7 @@ TYPED_DICTS = [
     ("RelationAdded", "RelationAdded", True),
     ("EntityDetail", "EntityDetail", True),
     ("Neighbor", "Neighbor", True),
+    ("ImportReport", "ImportReport", True),
     ("Message", "Message", False),
     ("PluginInfo", "PluginInfo", True),
     ("PluginLimits", "PluginLimits", False),

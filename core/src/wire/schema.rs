@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::dispatch::TABLE;
 use super::options::RawOpenOptions;
 use super::plugins;
-use crate::graph::{Entity, EntityDetail, Neighbor, Relation, RelationAdded};
+use crate::graph::{Entity, EntityDetail, ImportReport, Neighbor, Relation, RelationAdded};
 use crate::{
     AddOutcome, CopyReport, FusionWeights, HistoryEntry, ListPage, MemoryEvent, MemoryRecord,
     Message, Pruned, SearchHit, Superseded, Undone,
@@ -151,6 +151,7 @@ pub fn schema() -> Value {
     add("RelationAdded", results.subschema_for::<RelationAdded>());
     add("EntityDetail", results.subschema_for::<EntityDetail>());
     add("Neighbor", results.subschema_for::<Neighbor>());
+    add("ImportReport", results.subschema_for::<ImportReport>());
     for (name, schema) in plugins::schema_types(&mut requests, &mut results) {
         add(name, schema);
     }
