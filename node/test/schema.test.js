@@ -93,7 +93,7 @@ function optionTables() {
   return vm.runInContext(
     `({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, SUPERSEDE, UNDO, ADD_MESSAGES,
       WEIGHTS, OPEN, MANIFEST, GRAPH_ADD_ENTITY, GRAPH_ADD_RELATION, GRAPH_ENTITIES,
-      GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, Graph })`,
+      GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, GRAPH_IMPORT, GRAPH_EXPORT, Graph })`,
     context,
   );
 }
@@ -158,6 +158,8 @@ const REQUESTS = [
   ['RelationsOptions', 'GRAPH_RELATIONS', 'graph_relations', []],
   ['NeighborsOptions', 'GRAPH_NEIGHBORS', 'graph_neighbors', []],
   ['PathOptions', 'GRAPH_PATH', 'graph_path', []],
+  ['ImportOptions', 'GRAPH_IMPORT', 'graph_import', ['triples']],
+  ['ExportOptions', 'GRAPH_EXPORT', 'graph_export', ['format']],
   ['PluginRegistration', 'MANIFEST', 'plugin_register', []],
   ['FusionWeights', 'WEIGHTS', 'types.FusionWeights', []],
   ['OpenOptions', 'OPEN', 'types.OpenOptions', []],
@@ -213,6 +215,8 @@ test('every operation of the core is a method of Memory', () => {
     graph_relations: 'graph.relations',
     graph_neighbors: 'graph.neighbors',
     graph_path: 'graph.path',
+    graph_import: 'graph.importTriples',
+    graph_export: 'graph.export',
   };
   assert.deepEqual(sorted(new Set(Object.keys(METHODS))), sorted(new Set(Object.keys(OPERATIONS))));
   // `graph.x`: method x of the object `memory.graph` (the getter is on Memory's prototype).
@@ -248,6 +252,7 @@ const RESULTS = [
   ['Relation', 'operations.graph_relations.result.items'],
   ['EntityDetail', 'operations.graph_entity.result'],
   ['Neighbor', 'operations.graph_neighbors.result.items'],
+  ['ImportReport', 'ImportReport'],
 ];
 
 function coreType(where) {
