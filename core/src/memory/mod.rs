@@ -40,6 +40,7 @@ pub use builder::MemoryBuilder;
 pub use changes::{Supersede, Superseded, Undone};
 pub use copy::CopyReport;
 pub use graph::Graph;
+#[cfg(feature = "plugins")]
 pub(crate) use graph::MemoryGraph;
 pub use infer::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 pub use read::{CountOptions, ListOptions, ListPage};
