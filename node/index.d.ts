@@ -70,6 +70,11 @@ export interface AddOptions extends Scope {
   validFrom?: TimeLike | null;
   /** Until when the fact held (valid time, exclusive). */
   validTo?: TimeLike | null;
+  /** Entities the memory names, found or created in its scope, in its transaction. */
+  entities?: ReadonlyArray<EntityInput> | null;
+  /** Relations the memory states, added in its scope and transaction, each sourced from it;
+   * a refused one rejects the whole call and nothing is stored. */
+  relations?: ReadonlyArray<RelationInput> | null;
 }
 
 /** One memory of a batch. */
@@ -817,6 +822,94 @@ export interface AddRelationOptions extends Scope {
   sources?: ReadonlyArray<string> | null;
 }
 
+/** An entity that comes with a memory or an import: a name, or its details. */
+export type EntityInput =
+  | string
+  | {
+      name: string;
+      /** Its type (default `"thing"`); used when the entity is new. */
+      type?: EntityType | null;
+      /** Other names it answers to. */
+      aliases?: ReadonlyArray<string> | null;
+      /** A short description. */
+      summary?: string | null;
+    };
+
+/** A relation that comes with a memory (`add(content, {relations})`): in the memory's
+ * scope, sourced from it. Exactly one of `object` and `value`. */
+export interface RelationInput {
+  subject: EntityRef;
+  predicate: string;
+  object?: EntityRef | null;
+  value?: string | null;
+  validFrom?: TimeLike | null;
+  validTo?: TimeLike | null;
+  /** From 0 to 1 (default 1). */
+  confidence?: number | null;
+  /** Other memories it came from (of the same scope). */
+  sources?: ReadonlyArray<string> | null;
+}
+
+/** A triple to import (`graph.importTriples`): ends by name, `{name, type?}` or `{id}`. */
+export interface Triple extends RelationInput {
+  /** The subject's type, when it is new and named. */
+  subjectType?: EntityType | null;
+  /** The object's type, when it is new and named. */
+  objectType?: EntityType | null;
+}
+
+/** Options of `graph.importTriples`: the scope, and entities to find or create first. */
+export interface ImportOptions extends Scope {
+  entities?: ReadonlyArray<EntityInput> | null;
+}
+
+/** What `graph.importTriples` did. */
+export interface ImportReport {
+  /** Relations added. */
+  relations_created: number;
+  /** Relations already held (they gained the triples' sources). */
+  relations_held: number;
+  /** Entities created (the others were found by name). */
+  entities_created: number;
+  /** The ids of the relations closed by a functional predicate's new object. */
+  closed: string[];
+}
+
+/** The formats of `graph.export`. */
+export type ExportFormat = 'json' | 'graphml' | 'dot';
+
+/** A triple as a JSON export writes it (snake_case, as results are). */
+export interface ExportedTriple {
+  subject: string | { id: string } | { name: string; type?: string };
+  subject_type?: string;
+  predicate: string;
+  object?: string | { id: string } | { name: string; type?: string };
+  object_type?: string;
+  value?: string;
+  valid_from?: string;
+  valid_to?: string;
+  confidence?: number;
+  sources?: string[];
+}
+
+/** The document a JSON export writes. */
+export interface GraphDocument {
+  entities: Array<{ name: string; type?: string; aliases?: string[]; summary?: string }>;
+  triples: ExportedTriple[];
+}
+
+/** A scope's graph exported: a document for `"json"`, text for `"graphml"` and `"dot"`. */
+export type GraphExport =
+  | { format: 'json'; content: GraphDocument }
+  | { format: 'graphml'; content: string }
+  | { format: 'dot'; content: string };
+
+/** Options of `graph.export`. */
+export interface ExportOptions extends Scope {
+  /** Every relation, ended ones included (default: those holding now). */
+  includeClosed?: boolean | null;
+}
+
 /** Options of `graph.entities`. */
 export interface EntitiesOptions extends Scope {
   /** Only entities of this type. */
@@ -904,6 +997,11 @@ export interface Graph {
   splitEntity(id: string, name: string, options?: SplitEntityOptions): Promise<Split>;
   /** The corrections of an entity (merges, renames, splits), oldest first. */
   entityHistory(id: string): Promise<EntityEvent[]>;
+  /** Imports triples into a scope in one transaction, all or none; at most 10,000. */
+  importTriples(triples: ReadonlyArray<Triple>, options?: ImportOptions): Promise<ImportReport>;
+  /** The graph of exactly one scope as JSON (the default: a document `importTriples` takes
+   * back), GraphML or DOT. */
+  export(format?: ExportFormat | null, options?: ExportOptions): Promise<GraphExport>;
 }
 
 /** A memory store. Every method returns a Promise; the work runs off the JavaScript thread. */

@@ -222,6 +222,9 @@ const NEW_MEMORY = {
   expiresAt: ['expires_at', time],
   validFrom: ['valid_from', time],
   validTo: ['valid_to', time],
+  // The graph the memory states: in its scope, in its transaction, sourced from it.
+  entities: ['entities', (what, v) => entityInputs(what, v)],
+  relations: ['relations', (what, v) => relationInputs(what, v)],
 };
 const ADD = { ...NEW_MEMORY, content: FIRST };
 const SELECT = { ...SCOPE, filters: ['filters', any] };
@@ -433,6 +436,44 @@ const GRAPH_SPLIT_ENTITY = {
   summary: ['summary', str],
 };
 
+// An entity that comes with a memory or an import: a name or {name, type?, aliases?,
+// summary?}.
+const ENTITY_INPUT = {
+  name: ['name', str],
+  type: ['type', str],
+  aliases: ['aliases', (what, v) => strings(what, v)],
+  summary: ['summary', str],
+};
+// A relation that comes with a memory (ends: a name, {name, type?} or {id}), and a triple to
+// import (ends: the same; a name stays a name), with the types of new named ends.
+const RELATION_INPUT = {
+  subject: ['subject', (what, v) => entityRef(what, v, false).ref],
+  predicate: ['predicate', str],
+  object: ['object', (what, v) => entityRef(what, v, false).ref],
+  value: ['value', str],
+  validFrom: ['valid_from', time],
+  validTo: ['valid_to', time],
+  confidence: ['confidence', num],
+  sources: ['sources', (what, v) => strings(what, v)],
+};
+const TRIPLE = {
+  ...RELATION_INPUT,
+  subject: ['subject', (what, v) => (typeof v === 'string' ? v : entityRef(what, v, false).ref)],
+  object: ['object', (what, v) => (typeof v === 'string' ? v : entityRef(what, v, false).ref)],
+  subjectType: ['subject_type', str],
+  objectType: ['object_type', str],
+};
+const GRAPH_IMPORT = {
+  ...SCOPE,
+  triples: FIRST,
+  entities: ['entities', (what, v) => entityInputs(what, v)],
+};
+const GRAPH_EXPORT = {
+  ...SCOPE,
+  format: FIRST,
+  includeClosed: ['include_closed', bool],
+};
+
 // A plugin's manifest. `config` and `allowedPaths` are maps whose keys are the user's own
 // (config keys, host directories): they go to the core as they are.
 const MANIFEST = {
@@ -496,6 +537,16 @@ function list(what, v) {
 
 function strings(what, v) {
   return list(what, v).map((s, i) => str(`${what}[${i}]`, s));
+}
+
+function entityInputs(what, v) {
+  return list(what, v).map((e, i) =>
+    typeof e === 'string' ? { name: e } : request(`${what}[${i}]`, obj(`${what}[${i}]`, e), ENTITY_INPUT),
+  );
+}
+
+function relationInputs(what, v, spec = RELATION_INPUT) {
+  return list(what, v).map((r, i) => request(`${what}[${i}]`, obj(`${what}[${i}]`, r), spec));
 }
 
 function argValueError(message) {
@@ -675,6 +726,35 @@ class Graph {
   async entityHistory(id) {
     str('id', id);
     return await this.#call('graph_entity_history', { id });
+  }
+
+  /**
+   * Imports triples into the scope of `options`, in one transaction: all or none (a bad
+   * triple, an unknown entity id or source, an entity of another scope rejects the call and
+   * nothing changes). A triple is `{subject, predicate, object | value, subjectType?,
+   * objectType?, validFrom?, validTo?, confidence?, sources?}`, ends as names, `{name,
+   * type?}` or `{id}`; at most 10,000 a call. `options.entities` (names or `{name, type?,
+   * aliases?, summary?}`) are found or created first. A JSON export's content imports back:
+   * `importTriples(content.triples, {entities: content.entities, userId})`. Resolves with
+   * `{relations_created, relations_held, entities_created, closed}`.
+   */
+  async importTriples(triples, options) {
+    return await this.#call('graph_import', {
+      ...request('options', options, GRAPH_IMPORT),
+      triples: relationInputs('triples', triples, TRIPLE),
+    });
+  }
+
+  /**
+   * The graph of exactly the scope of `options`, as `{format, content}`: `"json"` (the
+   * default) a document `{entities, triples}` that `importTriples` takes back, `"graphml"`
+   * GraphML text (entities and literal values as nodes, relations as edges), `"dot"`
+   * Graphviz DOT text. The relations holding now, or every one with `includeClosed`.
+   */
+  async export(format, options) {
+    const wire = request('options', options, GRAPH_EXPORT);
+    if (format !== undefined && format !== null) wire.format = str('format', format);
+    return await this.#call('graph_export', wire);
   }
 }
 

@@ -325,6 +325,280 @@ pub struct RelationAdded {
     pub closed: Vec<String>,
 }
 
+/// The most entities, and the most triples, one import takes.
+pub const MAX_IMPORT: usize = 10_000;
+
+/// An entity as a request gives it, in a scope the call gives (the memory's for `add`, the
+/// import's): `graph_add_entity`'s shape without the scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntityInput {
+    /// Its name (required).
+    pub name: String,
+    /// Its type (default `thing`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub entity_type: Option<String>,
+    /// Other names it answers to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// A short description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+impl EntityInput {
+    /// The entity to add in `scope`.
+    pub fn in_scope(self, scope: &Scope) -> NewEntity {
+        NewEntity {
+            name: self.name,
+            entity_type: self.entity_type,
+            aliases: self.aliases,
+            summary: self.summary,
+            scope: scope.clone(),
+        }
+    }
+}
+
+/// A relation as a request gives it, in a scope the call gives (the memory's for `add`):
+/// `graph_add_relation`'s shape without the scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelationInput {
+    /// The subject: `{"id"}` or `{"name", "type"?}`.
+    pub subject: EntityRef,
+    /// The predicate.
+    pub predicate: String,
+    /// The object entity (exactly one of `object` and `value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<EntityRef>,
+    /// The object as a literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Since when it holds.
+    #[serde(
+        default,
+        with = "crate::types::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// Until when it holds.
+    #[serde(
+        default,
+        with = "crate::types::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub valid_to: Option<DateTime<Utc>>,
+    /// How sure the source is, 0 to 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// Memories it came from, beside the one it comes with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+impl RelationInput {
+    /// The relation to add in `scope`.
+    pub fn in_scope(self, scope: &Scope) -> NewRelation {
+        NewRelation {
+            subject: self.subject,
+            predicate: self.predicate,
+            object: self.object,
+            value: self.value,
+            scope: scope.clone(),
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            confidence: self.confidence,
+            sources: self.sources,
+        }
+    }
+}
+
+/// An end of a [`Triple`]: a name (the entity of the import's scope answering to it, or a
+/// new one) or an entity reference (`{"id"}` or `{"name", "type"?}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TripleEnd {
+    /// An entity by name.
+    Name(String),
+    /// An entity by reference.
+    Entity(EntityRef),
+}
+
+impl From<&str> for TripleEnd {
+    fn from(name: &str) -> TripleEnd {
+        TripleEnd::Name(name.to_string())
+    }
+}
+
+/// A relation to import (see [`crate::memory::Graph::import_triples`]):
+/// `subject —predicate→ object` (or a literal `value`), ends by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Triple {
+    /// The subject.
+    pub subject: TripleEnd,
+    /// The subject's type, when it is new and named (default `thing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_type: Option<String>,
+    /// The predicate.
+    pub predicate: String,
+    /// The object entity (exactly one of `object` and `value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<TripleEnd>,
+    /// The object's type, when it is new and named (default `thing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<String>,
+    /// The object as a literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Since when it holds.
+    #[serde(
+        default,
+        with = "crate::types::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// Until when it holds (an ended relation closes nothing).
+    #[serde(
+        default,
+        with = "crate::types::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub valid_to: Option<DateTime<Utc>>,
+    /// How sure the source is, 0 to 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// The memories it came from (each must exist, in the import's scope).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+impl Triple {
+    /// `subject —predicate→ object`, both entities by name.
+    pub fn new(subject: &str, predicate: &str, object: &str) -> Triple {
+        Triple {
+            subject: subject.into(),
+            subject_type: None,
+            predicate: predicate.to_string(),
+            object: Some(object.into()),
+            object_type: None,
+            value: None,
+            valid_from: None,
+            valid_to: None,
+            confidence: None,
+            sources: Vec::new(),
+        }
+    }
+
+    /// `subject —predicate→ "value"`, with a literal object.
+    pub fn literal(subject: &str, predicate: &str, value: &str) -> Triple {
+        Triple {
+            object: None,
+            value: Some(value.to_string()),
+            ..Triple::new(subject, predicate, "")
+        }
+    }
+
+    /// The relation to add in `scope`. A type goes with an end given by name only.
+    pub(crate) fn into_relation(self, scope: &Scope) -> Result<NewRelation> {
+        fn end(end: TripleEnd, entity_type: Option<String>, field: &str) -> Result<EntityRef> {
+            match (end, entity_type) {
+                (TripleEnd::Name(name), entity_type) => Ok(EntityRef::Name { name, entity_type }),
+                (TripleEnd::Entity(EntityRef::Name { name, entity_type }), other) => {
+                    Ok(EntityRef::Name {
+                        name,
+                        entity_type: entity_type.or(other),
+                    })
+                }
+                (TripleEnd::Entity(r @ EntityRef::Id { .. }), None) => Ok(r),
+                (TripleEnd::Entity(EntityRef::Id { .. }), Some(_)) => Err(Error::invalid(format!(
+                    "{field}_type goes with a {field} given by name, not by id"
+                ))),
+            }
+        }
+        let subject = end(self.subject, self.subject_type, "subject")?;
+        let object = match (self.object, self.object_type) {
+            (Some(o), t) => Some(end(o, t, "object")?),
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "object_type goes with an object entity, not a value",
+                ))
+            }
+            (None, None) => None,
+        };
+        Ok(NewRelation {
+            subject,
+            predicate: self.predicate,
+            object,
+            value: self.value,
+            scope: scope.clone(),
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            confidence: self.confidence,
+            sources: self.sources,
+        })
+    }
+}
+
+/// A scope's graph as a document: its entities (names, types, aliases, summaries) and its
+/// relations as triples. What a JSON export writes, and what an import takes back
+/// ([`crate::memory::Graph::import`], the `graph_import` operation).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphDocument {
+    /// Entities to resolve or create first (with their aliases and summaries).
+    #[serde(default)]
+    pub entities: Vec<EntityInput>,
+    /// Relations, oldest first.
+    #[serde(default)]
+    pub triples: Vec<Triple>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ImportReport {
+    /// Relations added.
+    pub relations_created: usize,
+    /// Relations the graph already held (they gained the triples' sources).
+    pub relations_held: usize,
+    /// Entities created (others were found by name).
+    pub entities_created: usize,
+    /// The ids of the relations closed by a functional predicate's new object.
+    pub closed: Vec<String>,
+}
+
+/// The formats a scope's graph exports to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// A [`GraphDocument`]: what an import takes back.
+    #[default]
+    Json,
+    /// GraphML (XML): entities as nodes, relations as edges, literal values as nodes of
+    /// kind `value`.
+    Graphml,
+    /// Graphviz DOT: entities as boxes, literal values as notes, relations as labelled
+    /// edges.
+    Dot,
+}
+
+/// A scope's graph exported: `{"format", "content"}`, the content a [`GraphDocument`] for
+/// JSON and text for GraphML and DOT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "format", content = "content", rename_all = "lowercase")]
+pub enum GraphExport {
+    /// The document.
+    Json(GraphDocument),
+    /// GraphML text.
+    Graphml(String),
+    /// DOT text.
+    Dot(String),
+}
+
 /// Which way a walk follows relations from an entity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

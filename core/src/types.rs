@@ -317,6 +317,17 @@ pub struct NewMemory {
     /// Until when the fact held (exclusive), if it ended.
     #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub valid_to: Option<DateTime<Utc>>,
+    /// Entities to find or create in the memory's scope, in the memory's transaction (as
+    /// [`crate::memory::Graph::add_entity`] does). Their scope is the memory's: leave it
+    /// empty (another one is refused).
+    #[serde(skip)]
+    pub entities: Vec<crate::graph::NewEntity>,
+    /// Relations to add in the memory's scope, in the memory's transaction, each sourced
+    /// from the memory (beside any sources it names), as
+    /// [`crate::memory::Graph::add_relation`] adds them. Their scope is the memory's: leave
+    /// it empty (another one is refused). A refused relation fails the whole call.
+    #[serde(skip)]
+    pub relations: Vec<crate::graph::NewRelation>,
 }
 
 impl NewMemory {
@@ -391,6 +402,18 @@ impl NewMemory {
     /// Sets until when the fact held (valid time, exclusive).
     pub fn valid_to(mut self, at: DateTime<Utc>) -> Self {
         self.valid_to = Some(at);
+        self
+    }
+
+    /// Adds an entity to find or create with the memory (in its scope).
+    pub fn entity(mut self, entity: crate::graph::NewEntity) -> Self {
+        self.entities.push(entity);
+        self
+    }
+
+    /// Adds a relation to store with the memory (in its scope, sourced from it).
+    pub fn relation(mut self, relation: crate::graph::NewRelation) -> Self {
+        self.relations.push(relation);
         self
     }
 

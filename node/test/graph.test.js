@@ -268,3 +268,75 @@ test('corrections: merge, rename and split, each recorded in the entity history'
   await assert.rejects(m.graph.renameEntity(bob.id, 'robert'), InvalidInputError);
   await assert.rejects(m.graph.splitEntity(bob.id, 'X', { relations: 'r' }), TypeError);
 });
+
+test('add: a memory with its entities and relations, all or nothing', async (t) => {
+  const m = await open(t);
+  const added = await m.add('Alice (Ally) lives in Paris since 2024', {
+    userId: 'a',
+    entities: [{ name: 'Alice', type: 'person', aliases: ['Ally'] }, 'Paris'],
+    relations: [
+      { subject: 'Ally', predicate: 'lives in', object: 'Paris', validFrom: new Date('2024-01-01T00:00:00Z') },
+      { subject: { name: 'Alice' }, predicate: 'age', value: '30' },
+    ],
+  });
+  const relations = await m.graph.relations({ userId: 'a' });
+  assert.deepEqual(relations.map(triple), ['Alice lives_in Paris', 'Alice age 30']);
+  assert.ok(relations.every((r) => r.sources.length === 1 && r.sources[0] === added.id));
+  const before = [await m.count(), (await m.graph.entities('', { userId: 'a' })).length];
+  await assert.rejects(
+    m.add('Alice knows someone', {
+      userId: 'a',
+      relations: [
+        { subject: 'Alice', predicate: 'knows', object: 'Zed' },
+        { subject: 'Alice', predicate: 'knows', object: { id: 'no-such-entity' } },
+      ],
+    }),
+    NotFoundError,
+  );
+  await assert.rejects(
+    m.add('x', { userId: 'a', relations: [{ subject: 'Alice', predicate: '?', value: 'v' }] }),
+    InvalidInputError,
+  );
+  assert.deepEqual([await m.count(), (await m.graph.entities('', { userId: 'a' })).length], before);
+  const batch = await m.addBatch([
+    { content: 'Bob likes jazz', userId: 'b', relations: [{ subject: 'Bob', predicate: 'likes', value: 'jazz' }] },
+  ]);
+  assert.deepEqual((await m.graph.relations({ userId: 'b' }))[0].sources, [batch[0].id]);
+});
+
+test('importTriples and export: all or nothing, and JSON imports back', async (t) => {
+  const g = (await open(t)).graph;
+  const report = await g.importTriples(
+    [
+      { subject: 'Ann', subjectType: 'person', predicate: 'lives_in', object: 'Oslo', validFrom: '2020-01-01' },
+      { subject: 'Ann', predicate: 'lives_in', object: 'Rome', validFrom: new Date('2023-01-01T00:00:00Z') },
+      { subject: { name: 'Ann' }, predicate: 'motto', value: 'say "hi"\nnow' },
+    ],
+    { userId: 'u', entities: [{ name: 'Ann', aliases: ['Annie'] }] },
+  );
+  assert.equal(report.relations_created, 3);
+  assert.equal(report.entities_created, 3);
+  assert.equal(report.closed.length, 1);
+  await assert.rejects(
+    g.importTriples([{ subject: 'X', predicate: 'p', value: 'v' }, { subject: 'X', predicate: '!', value: 'v' }], {
+      userId: 'u',
+    }),
+    /triples\[1\]/,
+  );
+  assert.equal((await g.entities('x', { userId: 'u' })).length, 0);
+  const doc = await g.export('json', { userId: 'u', includeClosed: true });
+  assert.equal(doc.format, 'json');
+  assert.deepEqual(
+    doc.content.entities.map((e) => e.name),
+    ['Ann', 'Oslo', 'Rome'],
+  );
+  const again = await g.importTriples(doc.content.triples, { entities: doc.content.entities, agentId: 'copy' });
+  assert.equal(again.relations_created, 3);
+  assert.deepEqual(await g.export(undefined, { agentId: 'copy', includeClosed: true }), doc);
+  const dot = await g.export('dot', { userId: 'u' });
+  assert.ok(dot.content.includes('[label="say \\"hi\\"\\nnow", shape=note];'), dot.content);
+  const graphml = await g.export('graphml', { userId: 'u' });
+  assert.ok(graphml.content.startsWith('<?xml'));
+  assert.ok(graphml.content.includes('<data key="name">say &quot;hi&quot;\nnow</data>'));
+  await assert.rejects(g.export('svg'), InvalidInputError);
+});

@@ -93,7 +93,8 @@ function optionTables() {
   return vm.runInContext(
     `({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, SUPERSEDE, UNDO, ADD_MESSAGES,
       WEIGHTS, OPEN, MANIFEST, GRAPH_ADD_ENTITY, GRAPH_ADD_RELATION, GRAPH_ENTITIES,
-      GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, GRAPH_SPLIT_ENTITY, Graph })`,
+      GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, GRAPH_SPLIT_ENTITY, GRAPH_IMPORT,
+      GRAPH_EXPORT, Graph })`,
     context,
   );
 }
@@ -159,6 +160,8 @@ const REQUESTS = [
   ['NeighborsOptions', 'GRAPH_NEIGHBORS', 'graph_neighbors', []],
   ['PathOptions', 'GRAPH_PATH', 'graph_path', []],
   ['SplitEntityOptions', 'GRAPH_SPLIT_ENTITY', 'graph_split_entity', []],
+  ['ImportOptions', 'GRAPH_IMPORT', 'graph_import', ['triples']],
+  ['ExportOptions', 'GRAPH_EXPORT', 'graph_export', ['format']],
   ['PluginRegistration', 'MANIFEST', 'plugin_register', []],
   ['FusionWeights', 'WEIGHTS', 'types.FusionWeights', []],
   ['OpenOptions', 'OPEN', 'types.OpenOptions', []],
@@ -218,6 +221,8 @@ test('every operation of the core is a method of Memory', () => {
     graph_rename_entity: 'graph.renameEntity',
     graph_split_entity: 'graph.splitEntity',
     graph_entity_history: 'graph.entityHistory',
+    graph_import: 'graph.importTriples',
+    graph_export: 'graph.export',
   };
   assert.deepEqual(sorted(new Set(Object.keys(METHODS))), sorted(new Set(Object.keys(OPERATIONS))));
   // `graph.x`: method x of the object `memory.graph` (the getter is on Memory's prototype).
@@ -255,6 +260,7 @@ const RESULTS = [
   ['Neighbor', 'operations.graph_neighbors.result.items'],
   ['Split', 'Split'],
   ['EntityEvent', 'EntityEvent'],
+  ['ImportReport', 'ImportReport'],
 ];
 
 function coreType(where) {

@@ -229,6 +229,41 @@ class Split(TypedDict):
 #: An end of a relation: a name (the entity of the scope answering to it, or a new one),
 #: ``{"name": ..., "type": ...}`` (the type is used for a new entity) or ``{"id": ...}``.
 EntityRef = Union[str, Mapping[str, str]]
+#: An entity that comes with a memory or an import: a name, or ``{"name", "type"?,
+#: "aliases"?, "summary"?}`` (found or created in the call's scope).
+EntityInput = Union[str, Mapping[str, Any]]
+#: A relation that comes with a memory: ``{"subject", "predicate", "object" | "value",
+#: "valid_from"?, "valid_to"?, "confidence"?, "sources"?}``, ends as :data:`EntityRef`; in
+#: the memory's scope, sourced from it.
+RelationInput = Mapping[str, Any]
+#: A triple to import: ``{"subject", "predicate", "object" | "value", "subject_type"?,
+#: "object_type"?, "valid_from"?, "valid_to"?, "confidence"?, "sources"?}``, ends as names
+#: or ``{"id"}`` / ``{"name", "type"?}``.
+TripleInput = Mapping[str, Any]
+#: The formats of ``graph.export``.
+ExportFormat = Literal["json", "graphml", "dot"]
+
+
+class ImportReport(TypedDict):
+    """What ``graph.import_triples`` did: relations added, relations already held (they
+    gained the triples' sources), entities created, and the ids of the relations a
+    functional predicate's new object closed."""
+
+    relations_created: int
+    relations_held: int
+    entities_created: int
+    closed: list[str]
+
+
+class GraphExport(TypedDict):
+    """A scope's graph exported: ``content`` is a document ``{"entities", "triples"}`` for
+    ``"json"`` (``graph.import_triples(**content)`` takes it back) and text for
+    ``"graphml"`` and ``"dot"``."""
+
+    format: ExportFormat
+    content: Any
+
+
 #: Which way a walk follows relations.
 Direction = Literal["out", "in", "both"]
 
@@ -498,6 +533,10 @@ def _batch_item(item: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("expires_at", "valid_from", "valid_to"):
         if isinstance(out.get(key), (_dt.date, _dt.datetime)):
             out[key] = _time(out[key])
+    if out.get("entities") is not None:
+        out["entities"] = _entity_inputs(out["entities"], "entities")
+    if out.get("relations") is not None:
+        out["relations"] = _relation_inputs(out["relations"], "relations", names=False)
     return out
 
 
@@ -506,16 +545,22 @@ def _add_args(
     scope: dict[str, Any],
     vector: _Vector | None,
     vectors: _Vectors | None,
+    graph: dict[str, Any],
 ) -> tuple[bool, dict[str, Any], Any]:
-    """(batch?, request, vector or vectors) for add."""
+    """(batch?, request, vector or vectors) for add; ``graph``: its entities and relations,
+    which go with one memory only."""
     if isinstance(content, str):
         if vectors is not None:
             raise TypeError("add(str) takes vector=, not vectors=")
-        return False, {"content": content, **scope}, _vector(vector)
+        return False, {"content": content, **scope, **graph}, _vector(vector)
     if not isinstance(content, Sequence):
         raise TypeError(f"content must be a str or a list of str, not {type(content).__name__}")
     if vector is not None:
         raise TypeError("add(list) takes vectors= (one per memory), not vector=")
+    if graph:
+        raise TypeError(
+            "entities= and relations= go with one memory: give each item its own in add_batch"
+        )
     items = [{"content": c, **scope} for c in content]
     return True, {"memories": items}, _vectors(vectors)
 
@@ -780,12 +825,19 @@ def _add(
     valid_to: Time | None,
     vector: _Vector | None,
     vectors: _Vectors | None,
+    entities: Sequence[EntityInput] | None = None,
+    relations: Sequence[RelationInput] | None = None,
 ) -> _Call[AddResult | _AddResults]:
     scope = {
         **_scope(user_id, agent_id, run_id, org_id),
         **_new_fields(kind, metadata, expires_at, valid_from, valid_to),
     }
-    batch, request, vec = _add_args(content, scope, vector, vectors)
+    graph: dict[str, Any] = {}
+    if entities is not None:
+        graph["entities"] = _entity_inputs(entities, "entities")
+    if relations is not None:
+        graph["relations"] = _relation_inputs(relations, "relations", names=False)
+    batch, request, vec = _add_args(content, scope, vector, vectors, graph)
     if batch:
         return _Call("add_batch", request, vectors=vec)
     return _Call("add", request, vector=vec)
@@ -796,7 +848,8 @@ def _add_batch(
 ) -> _Call[_AddResults]:
     """Adds several memories in one transaction, all or none. Each item is an ``add``
     request: ``{"content", "user_id", "agent_id", "run_id", "org_id", "kind",
-    "metadata", "expires_at"}``. Returns ``[{"id", "added"}]`` in order."""
+    "metadata", "expires_at", "valid_from", "valid_to", "entities", "relations"}``.
+    Returns ``[{"id", "added"}]`` in order."""
     request = {"memories": [_batch_item(m) for m in memories]}
     return _Call("add_batch", request, vectors=_vectors(vectors))
 
@@ -1203,6 +1256,41 @@ def _entity_ref(value: EntityRef, field: str) -> dict[str, Any]:
     raise TypeError(f"{field} must be a name (str) or a mapping, not {type(value).__name__}")
 
 
+def _entity_inputs(entities: Sequence[EntityInput] | None, field: str) -> list[dict[str, Any]]:
+    """Entities as the core reads them: a name becomes ``{"name"}``."""
+    out: list[dict[str, Any]] = []
+    for e in entities or ():
+        if isinstance(e, str):
+            out.append({"name": e})
+        elif isinstance(e, Mapping):
+            out.append(dict(e))
+        else:
+            raise TypeError(
+                f"{field} items must be names (str) or mappings, not {type(e).__name__}"
+            )
+    return out
+
+
+def _relation_inputs(
+    relations: Sequence[RelationInput] | None, field: str, *, names: bool
+) -> list[dict[str, Any]]:
+    """Relations (or triples, ``names`` true: a name stays a name) as the core reads them:
+    times as RFC 3339, ends as references."""
+    out: list[dict[str, Any]] = []
+    for r in relations or ():
+        if not isinstance(r, Mapping):
+            raise TypeError(f"{field} items must be mappings, not {type(r).__name__}")
+        item = dict(r)
+        for end in ("subject", "object"):
+            if item.get(end) is not None and not (names and isinstance(item[end], str)):
+                item[end] = _entity_ref(item[end], f"{field}: {end}")
+        for key in ("valid_from", "valid_to"):
+            if isinstance(item.get(key), (_dt.date, _dt.datetime)):
+                item[key] = _time(item[key])
+        out.append(item)
+    return out
+
+
 def _graph_add_entity(
     name: str,
     *,
@@ -1417,6 +1505,51 @@ def _graph_entity_history(entity_id: str) -> _Call[list[EntityEvent]]:
     return _Call("graph_entity_history", _id("entity_id", entity_id))
 
 
+def _graph_import_triples(
+    triples: Sequence[TripleInput],
+    *,
+    entities: Sequence[EntityInput] = (),
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+) -> _Call[ImportReport]:
+    """Imports triples into the scope given, in one transaction: all or none (a bad triple,
+    an unknown entity id or source, an entity of another scope fails the call and nothing
+    changes). ``entities`` (with their aliases and summaries) are found or created first.
+    Ends are names (found or created as in ``add_relation``) or ``{"id"}`` /
+    ``{"name", "type"?}``; ``subject_type``/``object_type`` type new named ends. At most
+    10,000 triples a call. A JSON export's content imports back:
+    ``graph.import_triples(**doc["content"], user_id=...)``."""
+    request = {
+        "triples": _relation_inputs(triples, "triples", names=True),
+        "entities": _entity_inputs(entities, "entities"),
+        **_scope(user_id, agent_id, run_id, org_id),
+    }
+    return _Call("graph_import", request)
+
+
+def _graph_export(
+    format: ExportFormat = "json",
+    *,
+    include_closed: bool | None = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+) -> _Call[GraphExport]:
+    """The graph of exactly this scope: ``{"format", "content"}``. ``"json"``: a document
+    ``{"entities", "triples"}`` that ``import_triples`` takes back; ``"graphml"``: GraphML
+    text (entities and literal values as nodes, relations as edges); ``"dot"``: Graphviz
+    DOT text. The relations holding now, or all with ``include_closed``."""
+    request = {
+        "format": format,
+        **_clean(include_closed=include_closed),
+        **_scope(user_id, agent_id, run_id, org_id),
+    }
+    return _Call("graph_export", request)
+
+
 def _graph_blocking(plan: Callable[P, _Call[T]]) -> Callable[Concatenate[Graph, P], T]:
     """The :class:`Graph` method of a plan."""
 
@@ -1463,6 +1596,8 @@ class Graph:
     rename_entity = _graph_blocking(_graph_rename_entity)
     split_entity = _graph_blocking(_graph_split_entity)
     entity_history = _graph_blocking(_graph_entity_history)
+    import_triples = _graph_blocking(_graph_import_triples)
+    export = _graph_blocking(_graph_export)
 
 
 class AsyncGraph:
@@ -1485,6 +1620,8 @@ class AsyncGraph:
     rename_entity = _graph_awaiting(_graph_rename_entity)
     split_entity = _graph_awaiting(_graph_split_entity)
     entity_history = _graph_awaiting(_graph_entity_history)
+    import_triples = _graph_awaiting(_graph_import_triples)
+    export = _graph_awaiting(_graph_export)
 
 
 # --------------------------------------------------------------------------- classes
@@ -1642,6 +1779,8 @@ class Memory(_Store):
         valid_from: Time | None = ...,
         valid_to: Time | None = ...,
         vector: _Vector | None = ...,
+        entities: Sequence[EntityInput] | None = ...,
+        relations: Sequence[RelationInput] | None = ...,
     ) -> AddResult: ...
 
     @overload
@@ -1676,10 +1815,15 @@ class Memory(_Store):
         valid_to: Time | None = None,
         vector: _Vector | None = None,
         vectors: _Vectors | None = None,
+        entities: Sequence[EntityInput] | None = None,
+        relations: Sequence[RelationInput] | None = None,
     ) -> AddResult | _AddResults:
         """Adds one memory (a str) or several in one transaction (a list of str, all with the
         same scope, kind, metadata and expiry). ``vector``/``vectors``: your own embeddings
-        (needed with ``embedder="none"``). Returns ``{"id", "added"}`` (a list for a list)."""
+        (needed with ``embedder="none"``). ``entities``/``relations`` (one memory only):
+        the graph it states, stored in its transaction and scope, each relation sourced
+        from it; a refused one fails the whole call. Returns ``{"id", "added"}`` (a list
+        for a list)."""
         plan = _add(
             content,
             user_id,
@@ -1693,6 +1837,8 @@ class Memory(_Store):
             valid_to,
             vector,
             vectors,
+            entities,
+            relations,
         )
         return plan.run(self._native)
 
@@ -1808,6 +1954,8 @@ class AsyncMemory(_Store):
         valid_from: Time | None = ...,
         valid_to: Time | None = ...,
         vector: _Vector | None = ...,
+        entities: Sequence[EntityInput] | None = ...,
+        relations: Sequence[RelationInput] | None = ...,
     ) -> AddResult: ...
 
     @overload
@@ -1842,10 +1990,15 @@ class AsyncMemory(_Store):
         valid_to: Time | None = None,
         vector: _Vector | None = None,
         vectors: _Vectors | None = None,
+        entities: Sequence[EntityInput] | None = None,
+        relations: Sequence[RelationInput] | None = None,
     ) -> AddResult | _AddResults:
         """Adds one memory (a str) or several in one transaction (a list of str, all with the
         same scope, kind, metadata and expiry). ``vector``/``vectors``: your own embeddings
-        (needed with ``embedder="none"``). Returns ``{"id", "added"}`` (a list for a list)."""
+        (needed with ``embedder="none"``). ``entities``/``relations`` (one memory only):
+        the graph it states, stored in its transaction and scope, each relation sourced
+        from it; a refused one fails the whole call. Returns ``{"id", "added"}`` (a list
+        for a list)."""
         plan = _add(
             content,
             user_id,
@@ -1859,6 +2012,8 @@ class AsyncMemory(_Store):
             valid_to,
             vector,
             vectors,
+            entities,
+            relations,
         )
         return await plan.run_async(self._native)
 

@@ -5,6 +5,8 @@ relation, provenance, walks, and bad input as ``InvalidInputError`` / ``NotFound
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+from xml.etree import ElementTree
 
 import pytest
 
@@ -146,3 +148,135 @@ def test_async_corrections() -> None:
 def test_name_similarity_is_an_open_option() -> None:
     with pytest.raises(InvalidInputError, match="name_similarity"):
         Memory(embedder=HASHING, graph={"name_similarity": 0.1})
+
+
+def test_add_with_entities_and_relations_in_one_call(mem: Memory) -> None:
+    added = mem.add(
+        "Alice (Ally) moved to Paris in 2024",
+        user_id="a",
+        entities=[{"name": "Alice", "type": "person", "aliases": ["Ally"]}, "Paris"],
+        relations=[
+            {
+                "subject": "Ally",
+                "predicate": "lives in",
+                "object": "Paris",
+                "valid_from": dt.date(2024, 1, 1),
+            },
+            {"subject": {"name": "Alice"}, "predicate": "age", "value": "30"},
+        ],
+    )
+    relations = mem.graph.relations(user_id="a")
+    assert [(r["subject_name"], r["predicate"], r["object_name"]) for r in relations] == [
+        ("Alice", "lives_in", "Paris"),
+        ("Alice", "age", "30"),
+    ]
+    assert all(r["sources"] == [added["id"]] for r in relations)
+    assert relations[0]["valid_from"].startswith("2024-01-01")
+    # A bad relation fails the whole call: no memory, no entity, no relation.
+    before = (mem.count(), len(mem.graph.entities(user_id="a")))
+    with pytest.raises(NotFoundError):
+        mem.add(
+            "Alice knows someone",
+            user_id="a",
+            relations=[
+                {"subject": "Alice", "predicate": "knows", "object": "Zed"},
+                {"subject": "Alice", "predicate": "knows", "object": {"id": "no-such-entity"}},
+            ],
+        )
+    with pytest.raises(InvalidInputError, match="predicate"):
+        mem.add("x", user_id="a", relations=[{"subject": "Alice", "predicate": "?", "value": "v"}])
+    assert (mem.count(), len(mem.graph.entities(user_id="a"))) == before
+    with pytest.raises(TypeError, match="one memory"):
+        mem.add(["a", "b"], relations=[{"subject": "A", "predicate": "p", "value": "v"}])
+    # Batch items carry their own.
+    ids = mem.add_batch(
+        [
+            {
+                "content": "Bob likes jazz",
+                "user_id": "b",
+                "relations": [{"subject": "Bob", "predicate": "likes", "value": "jazz"}],
+            },
+            {"content": "Cy likes rock", "user_id": "c", "entities": ["Cy"]},
+        ]
+    )
+    assert mem.graph.relations(user_id="b")[0]["sources"] == [ids[0]["id"]]
+    assert [e["name"] for e in mem.graph.entities(user_id="c")] == ["Cy"]
+
+
+def test_import_and_export_round_trip(mem: Memory) -> None:
+    report = mem.graph.import_triples(
+        [
+            {
+                "subject": "Ann",
+                "subject_type": "person",
+                "predicate": "lives_in",
+                "object": "Oslo",
+                "object_type": "place",
+                "valid_from": dt.date(2020, 1, 1),
+            },
+            {
+                "subject": "Ann",
+                "predicate": "lives_in",
+                "object": "Rome",
+                "valid_from": "2023-01-01",
+            },
+            {"subject": "Ann", "predicate": "motto", "value": 'say "hi" & <wave>\nnow'},
+        ],
+        entities=[{"name": "Ann", "aliases": ["Annie"], "summary": "a <friend>"}],
+        user_id="u",
+    )
+    assert report == {
+        "relations_created": 3,
+        "relations_held": 0,
+        "entities_created": 3,
+        "closed": [mem.graph.relations(user_id="u", include_closed=True)[0]["id"]],
+    }
+    with pytest.raises(InvalidInputError, match="triples"):
+        mem.graph.import_triples([{"subject": "Ann", "predicate": "!", "value": "v"}])
+    doc = mem.graph.export(user_id="u", include_closed=True)
+    assert doc["format"] == "json"
+    assert [e["name"] for e in doc["content"]["entities"]] == ["Ann", "Oslo", "Rome"]
+    # The JSON content imports back, into another scope.
+    again = mem.graph.import_triples(**doc["content"], user_id="copy")
+    assert again["relations_created"] == 3
+    assert again["closed"] == []
+    assert mem.graph.export(user_id="copy", include_closed=True) == doc
+    # GraphML parses as XML, with the text as it was.
+    graphml = mem.graph.export("graphml", user_id="u", include_closed=True)["content"]
+    ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
+    root = ElementTree.fromstring(graphml)
+    nodes = root.findall("g:graph/g:node", ns)
+    edges = root.findall("g:graph/g:edge", ns)
+    assert len(nodes) == 4
+    assert len(edges) == 3
+    names = {d.text for n in nodes for d in n.findall("g:data[@key='name']", ns)}
+    assert 'say "hi" & <wave>\nnow' in names
+    summaries = [
+        d.text
+        for d in root.iter("{http://graphml.graphdrawing.org/xmlns}data")
+        if d.get("key") == "summary"
+    ]
+    assert summaries == ["a <friend>"]
+    dot = mem.graph.export("dot", user_id="u")["content"]
+    assert dot.startswith("digraph agent_mem {")
+    assert r'[label="say \"hi\" & <wave>\nnow", shape=note];' in dot
+    with pytest.raises(InvalidInputError):
+        mem.graph.export("svg")  # type: ignore[arg-type]
+
+
+def test_async_import_and_export() -> None:
+    async def main() -> None:
+        async with await AsyncMemory.open(embedder=HASHING) as m:
+            await m.add(
+                "Eve works at Acme",
+                user_id="e",
+                relations=[{"subject": "Eve", "predicate": "works_at", "object": "Acme"}],
+            )
+            report = await m.graph.import_triples(
+                [{"subject": "Eve", "predicate": "knows", "object": "Dan"}], user_id="e"
+            )
+            assert report["relations_created"] == 1
+            doc = await m.graph.export(user_id="e")
+            assert len(doc["content"]["triples"]) == 2
+
+    asyncio.run(main())

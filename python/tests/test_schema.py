@@ -104,13 +104,20 @@ SAMPLES: dict[str, Any] = {
     "max_depth": 2,
     "keep": "a",
     "absorb": "b",
-    "relations": ["r"],
+    "entities": ["e"],
+    "relations": [{"subject": "s", "predicate": "p", "value": "v"}],
+    "triples": [{"subject": "s", "predicate": "p", "value": "v"}],
+    "format": "dot",
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).
 PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("add", memory._add, {"vectors": None}),
-    ("add_batch", memory._add, {"content": ["c"], "vector": None}),
+    (
+        "add_batch",
+        memory._add,
+        {"content": ["c"], "vector": None, "entities": None, "relations": None},
+    ),
     ("add_batch", memory._add_batch, {}),
     ("add_messages", memory._add_messages, {}),
     ("get", memory._get, {}),
@@ -146,6 +153,8 @@ PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("graph_rename_entity", memory._graph_rename_entity, {}),
     ("graph_split_entity", memory._graph_split_entity, {}),
     ("graph_entity_history", memory._graph_entity_history, {}),
+    ("graph_import", memory._graph_import_triples, {}),
+    ("graph_export", memory._graph_export, {}),
 ]
 
 
@@ -215,6 +224,7 @@ TYPED_DICTS = [
     ("Neighbor", "Neighbor", True),
     ("EntityEvent", "EntityEvent", True),
     ("Split", "Split", True),
+    ("ImportReport", "ImportReport", True),
     ("Message", "Message", False),
     ("PluginInfo", "PluginInfo", True),
     ("PluginLimits", "PluginLimits", False),

@@ -4,6 +4,7 @@
 use chrono::Utc;
 
 use super::embedding::{fit_vector, record_embedding_model, Embedded, EmbedderSlot};
+use super::graph::MemoryGraph;
 use super::{check_vector, Memory, ACTOR_EXPIRY, ACTOR_USER};
 use crate::error::{Error, Result};
 use crate::store::{self, Inserted, StoreTx};
@@ -90,14 +91,34 @@ impl Memory {
         vectors: Vec<Embedded>,
         actor: &str,
     ) -> Result<Vec<AddOutcome>> {
+        let many = memories.len() > 1;
+        let which = |i: usize| {
+            move |e: Error| match many {
+                true => Error::new(e.code(), format!("memory {i}: {}", e.message())),
+                false => e,
+            }
+        };
+        let mut graphs = memories
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MemoryGraph::of(m).map_err(which(i)))
+            .collect::<Result<Vec<_>>>()?;
+        for graph in &mut graphs {
+            self.give_graph_meanings(graph)?;
+        }
         store::write(&*self.store, |tx| {
             // Taken after the write lock: commit times follow commit order.
             let now = tx.now()?;
             let dims = self.check_store_dimensions(tx, vectors.first().map(|e| e.vector.len()))?;
             let w = &mut Writing { tx, dims, now };
             let mut outcomes = Vec::with_capacity(memories.len());
-            for (m, e) in memories.iter().zip(&vectors) {
-                outcomes.push(self.insert_one(w, m.clone(), e, actor)?);
+            for (i, ((m, e), graph)) in memories.iter().zip(&vectors).zip(&graphs).enumerate() {
+                let outcome = self.insert_one(w, m.clone(), e, actor)?;
+                // The memory's own entities and relations, in its transaction.
+                graph
+                    .add_in(w.tx, &outcome.id, &self.functional)
+                    .map_err(which(i))?;
+                outcomes.push(outcome);
             }
             record_embedding_model(w.tx, &vectors)?;
             Ok(outcomes)

@@ -103,6 +103,7 @@ impl Memory {
             expires_at: new.expires_at,
             valid_from: new.valid_from,
             valid_to: None,
+            ..NewMemory::default()
         }];
         self.hook_on_add("supersede", &mut memory)?;
         let [memory] = memory;

@@ -17,7 +17,7 @@ use crate::graph::{
 use crate::index::vector::cosine;
 use crate::search::graph::{named_entities, query_names};
 use crate::store::{self, GraphRead, GraphWrite, StoreTx, StoredRelation};
-use crate::types::{parse_time, validate_valid_time, Scope};
+use crate::types::{parse_time, validate_valid_time, NewMemory, Scope};
 
 /// The most entities or relations one read returns unless asked for fewer.
 const DEFAULT_LIMIT: usize = 100;
@@ -41,7 +41,7 @@ pub(crate) type Meanings = HashMap<String, Meaning>;
 /// The knowledge graph of a [`Memory`]: `memory.graph()`.
 #[derive(Debug, Clone, Copy)]
 pub struct Graph<'a> {
-    memory: &'a Memory,
+    pub(super) memory: &'a Memory,
 }
 
 impl Memory {
@@ -52,7 +52,7 @@ impl Memory {
 }
 
 /// An entity to add, checked: its name, folded names and type.
-struct CheckedEntity {
+pub(super) struct CheckedEntity {
     name: String,
     names: Vec<(String, String)>,
     entity_type: String,
@@ -63,7 +63,7 @@ struct CheckedEntity {
 }
 
 impl CheckedEntity {
-    fn of(entity: &NewEntity) -> Result<CheckedEntity> {
+    pub(super) fn of(entity: &NewEntity) -> Result<CheckedEntity> {
         entity.scope.validate()?;
         let name = check_name(&entity.name, "name")?;
         let mut names = vec![(name.clone(), fold_name(&name))];
@@ -98,12 +98,13 @@ impl CheckedEntity {
 }
 
 /// Finds the entity answering to one of `entity`'s names in its scope, or stores a new
-/// one; either way it then answers to every name given. Two names of two different
-/// entities are refused (merge them first).
-fn resolve_or_add(
+/// one (counted in `created`); either way it then answers to every name given. Two names
+/// of two different entities are refused (merge them first).
+pub(super) fn resolve_or_add(
     g: &mut dyn GraphWrite,
     entity: &CheckedEntity,
     now: chrono::DateTime<Utc>,
+    created: &mut usize,
 ) -> Result<(i64, Entity)> {
     let mut found: Option<(i64, Entity)> = None;
     for (name, folded) in &entity.names {
@@ -134,8 +135,9 @@ fn resolve_or_add(
             }
             *key
         }
-        None => g
-            .insert_entity(&Entity {
+        None => {
+            *created += 1;
+            let key = g.insert_entity(&Entity {
                 id: uuid::Uuid::new_v4().to_string(),
                 name: entity.name.clone(),
                 entity_type: entity.entity_type.clone(),
@@ -144,13 +146,12 @@ fn resolve_or_add(
                 scope: entity.scope.clone(),
                 created_at: now,
                 updated_at: now,
-            })
-            .and_then(|key| {
-                if let Some(meaning) = &entity.meaning {
-                    g.set_embedding(key, &meaning.vector)?;
-                }
-                Ok(key)
-            })?,
+            })?;
+            if let Some(meaning) = &entity.meaning {
+                g.set_embedding(key, &meaning.vector)?;
+            }
+            key
+        }
     };
     for (name, folded) in &entity.names {
         g.add_name(key, &entity.scope, name, folded)?;
@@ -195,6 +196,7 @@ fn end_of(
     field: &str,
     meanings: &Meanings,
     now: chrono::DateTime<Utc>,
+    created: &mut usize,
 ) -> Result<(i64, Entity)> {
     match end {
         EntityRef::Id { id } => {
@@ -220,7 +222,7 @@ fn end_of(
             let mut checked = CheckedEntity::of(&new)
                 .map_err(|e| Error::invalid(format!("{field}: {}", e.message())))?;
             checked.meaning = meanings.get(&checked.names[0].1).cloned();
-            resolve_or_add(g, &checked, now)
+            resolve_or_add(g, &checked, now, created)
         }
     }
 }
@@ -340,6 +342,18 @@ pub(crate) fn add_relation_in(
     relation: &CheckedRelation,
     functional: bool,
 ) -> Result<RelationAdded> {
+    add_relation_counted(tx, relation, functional, &mut 0)
+}
+
+/// [`add_relation_in`], counting the entities it creates in `created`. A relation that
+/// has ended (`valid_to` given) is the same as one of the same claim over the same valid
+/// time, and closes nothing: it does not replace what holds now.
+pub(super) fn add_relation_counted(
+    tx: &mut dyn StoreTx,
+    relation: &CheckedRelation,
+    functional: bool,
+    created: &mut usize,
+) -> Result<RelationAdded> {
     for source in &relation.sources {
         let (_, memory) = tx
             .get(source)?
@@ -360,16 +374,34 @@ pub(crate) fn add_relation_in(
         "subject",
         meanings,
         now,
+        created,
     )?;
     let object = match &relation.object {
-        Some(end) => Some(end_of(g, end, &relation.scope, "object", meanings, now)?),
+        Some(end) => Some(end_of(
+            g,
+            end,
+            &relation.scope,
+            "object",
+            meanings,
+            now,
+            created,
+        )?),
         None => None,
     };
     let object_key = object.as_ref().map(|(k, _)| *k);
+    let ended = relation.valid_to.is_some();
     let held: Vec<StoredRelation> = g
         .relations_touching(&[subject_key], Direction::Out)?
         .into_iter()
-        .filter(|r| r.relation.predicate == relation.predicate && r.relation.valid_to.is_none())
+        .filter(|r| {
+            r.relation.predicate == relation.predicate
+                && if ended {
+                    r.relation.valid_from == relation.valid_from
+                        && r.relation.valid_to == relation.valid_to
+                } else {
+                    r.relation.valid_to.is_none()
+                }
+        })
         .collect();
     if let Some(same) = held
         .iter()
@@ -392,7 +424,7 @@ pub(crate) fn add_relation_in(
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut closed = Vec::new();
-    if functional {
+    if functional && !ended {
         let ends = relation.valid_from.unwrap_or(now);
         for old in &held {
             g.close_relation(old.key, ends, &id)?;
@@ -544,6 +576,28 @@ impl Memory {
             .collect())
     }
 
+    /// The meaning of a new entity's main name, when none of its names is known in its
+    /// scope yet (a known name resolves it by name).
+    fn entity_meaning(&self, entity: &CheckedEntity) -> Result<Option<Meaning>> {
+        let unknown = self.unknown_names(&entity.scope, &entity.names)?;
+        if unknown.len() != entity.names.len() {
+            return Ok(None);
+        }
+        Ok(self
+            .name_meanings(&entity.names[..1])?
+            .remove(&entity.names[0].1))
+    }
+
+    /// Gives a memory's entities and relations the meanings of their unknown names (see
+    /// [`Memory::give_meanings`]).
+    pub(crate) fn give_graph_meanings(&self, graph: &mut MemoryGraph) -> Result<()> {
+        self.give_meanings(&mut graph.relations)?;
+        for entity in &mut graph.entities {
+            entity.meaning = self.entity_meaning(entity)?;
+        }
+        Ok(())
+    }
+
     /// Gives each relation the meanings of the names its ends are given by that no entity
     /// of its scope answers to yet, so that the write can resolve them by meaning. Runs
     /// before the write: the model never runs under the write lock.
@@ -570,6 +624,105 @@ impl Memory {
     }
 }
 
+/// An error of item `i` of a list `field`, its code kept.
+pub(super) fn at(field: &str, i: usize) -> impl Fn(Error) -> Error + '_ {
+    move |e| Error::new(e.code(), format!("{field}[{i}]: {}", e.message()))
+}
+
+/// The entities and relations that come with a memory ([`NewMemory::entities`],
+/// [`NewMemory::relations`]), checked, in the memory's scope.
+pub(crate) struct MemoryGraph {
+    entities: Vec<CheckedEntity>,
+    relations: Vec<CheckedRelation>,
+}
+
+impl MemoryGraph {
+    /// Checks a memory's entities and relations: each in the memory's scope (an empty
+    /// scope is taken as the memory's; another is refused), at most
+    /// [`crate::graph::MAX_IMPORT`] of each.
+    pub(crate) fn of(memory: &NewMemory) -> Result<MemoryGraph> {
+        let scope = &memory.scope;
+        let own = |given: &Scope| -> Result<()> {
+            if given.is_global() || given == scope {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "names another scope than the memory's: a memory's entities and \
+                     relations are of its scope (leave their scope out)",
+                ))
+            }
+        };
+        for (field, n) in [
+            ("entities", memory.entities.len()),
+            ("relations", memory.relations.len()),
+        ] {
+            if n > crate::graph::MAX_IMPORT {
+                return Err(Error::invalid(format!(
+                    "{n} {field}; a memory comes with at most {}",
+                    crate::graph::MAX_IMPORT
+                )));
+            }
+        }
+        let entities = memory
+            .entities
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                own(&e.scope).map_err(at("entities", i))?;
+                let e = NewEntity {
+                    scope: scope.clone(),
+                    ..e.clone()
+                };
+                CheckedEntity::of(&e).map_err(at("entities", i))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let relations = memory
+            .relations
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                own(&r.scope).map_err(at("relations", i))?;
+                let r = NewRelation {
+                    scope: scope.clone(),
+                    ..r.clone()
+                };
+                CheckedRelation::of(r).map_err(at("relations", i))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MemoryGraph {
+            entities,
+            relations,
+        })
+    }
+
+    /// Stores them in the memory's write transaction, each relation sourced from memory
+    /// `memory_id` (the one added, or its twin) beside the sources it names.
+    pub(crate) fn add_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        memory_id: &str,
+        functional: &[String],
+    ) -> Result<()> {
+        if self.entities.is_empty() && self.relations.is_empty() {
+            return Ok(());
+        }
+        let now = tx.now()?;
+        for (i, entity) in self.entities.iter().enumerate() {
+            resolve_or_add(tx.graph()?, entity, now, &mut 0).map_err(at("entities", i))?;
+        }
+        for (i, relation) in self.relations.iter().enumerate() {
+            let mut sources = relation.sources.clone();
+            if !sources.iter().any(|s| s == memory_id) {
+                sources.push(memory_id.to_string());
+            }
+            let functional = functional.contains(&relation.predicate);
+            add_relation_in(tx, &relation.sourced(sources), functional)
+                .map_err(at("relations", i))?;
+        }
+        Ok(())
+    }
+}
+
 impl Graph<'_> {
     /// Adds an entity, or returns the one of its scope that already answers to its name or
     /// one of its aliases (which then also answers to the others, and gains the summary if
@@ -577,18 +730,11 @@ impl Graph<'_> {
     /// diacritics ("Zoë Smith" is "zoe  smith"); never across scopes.
     pub fn add_entity(&self, entity: NewEntity) -> Result<Entity> {
         let mut checked = CheckedEntity::of(&entity)?;
-        let unknown = self.memory.unknown_names(&checked.scope, &checked.names)?;
-        if unknown.len() == checked.names.len() {
-            // No name is known: the main one may still mean a known entity.
-            checked.meaning = self
-                .memory
-                .name_meanings(&checked.names[..1])?
-                .remove(&checked.names[0].1);
-        }
+        checked.meaning = self.memory.entity_meaning(&checked)?;
         store::write(&*self.memory.store, |tx| {
             // The transaction's commit time, as memories get: times follow commit order.
             let now = tx.now()?;
-            Ok(resolve_or_add(tx.graph()?, &checked, now)?.1)
+            Ok(resolve_or_add(tx.graph()?, &checked, now, &mut 0)?.1)
         })
     }
 
@@ -1074,7 +1220,7 @@ impl Graph<'_> {
         self.read(|g| g.entity_history(id))
     }
 
-    fn read<T>(&self, mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>) -> Result<T> {
+    pub(super) fn read<T>(&self, mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>) -> Result<T> {
         let mut out = None;
         self.memory.store.read_graph(&mut |g| {
             out = Some(f(g)?);

@@ -24,6 +24,7 @@ mod changes;
 mod copy;
 mod embedding;
 mod graph;
+mod graph_io;
 mod hooks;
 mod infer;
 mod read;
@@ -39,6 +40,8 @@ pub use builder::MemoryBuilder;
 pub use changes::{Supersede, Superseded, Undone};
 pub use copy::CopyReport;
 pub use graph::Graph;
+#[cfg(feature = "plugins")]
+pub(crate) use graph::MemoryGraph;
 pub use infer::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 pub use read::{CountOptions, ListOptions, ListPage};
 pub use versions::{HistoryRetention, Pruned};

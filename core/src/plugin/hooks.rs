@@ -8,7 +8,8 @@ use super::registered::{truncate, Registered, HOOKS};
 use super::{FailurePolicy, PluginManager};
 use crate::error::{Error, ErrorCode, Result};
 use crate::filter::Filter;
-use crate::memory::{Memory, MemoryBuilder};
+use crate::graph::{EntityInput, RelationInput};
+use crate::memory::{Memory, MemoryBuilder, MemoryGraph};
 use crate::search::{SearchHit, SearchOptions, MAX_LIMIT};
 use crate::types::{validate_content, validate_metadata, Metadata, NewMemory, Scope};
 
@@ -42,6 +43,12 @@ struct OnAddAnswer {
     metadata: Option<Metadata>,
     #[serde(default)]
     reject: Option<String>,
+    /// Entities to find or create with the memory, in its scope.
+    #[serde(default)]
+    entities: Option<Vec<EntityInput>>,
+    /// Relations to add with the memory, in its scope, sourced from it.
+    #[serde(default)]
+    relations: Option<Vec<RelationInput>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -71,6 +78,20 @@ struct RankedHit {
     id: String,
     #[serde(default)]
     score: Option<f32>,
+}
+
+/// The entities and relations of an `on_add` answer, in the memory's scope.
+fn graph_of(answer: &OnAddAnswer, scope: &Scope) -> NewMemory {
+    NewMemory {
+        scope: scope.clone(),
+        entities: (answer.entities.iter().flatten())
+            .map(|e| e.clone().in_scope(scope))
+            .collect(),
+        relations: (answer.relations.iter().flatten())
+            .map(|r| r.clone().in_scope(scope))
+            .collect(),
+        ..NewMemory::default()
+    }
 }
 
 enum Outcome<T> {
@@ -191,10 +212,17 @@ impl Memory {
                                 Error::invalid(format!("metadata: {}", e.message()))
                             })?;
                         }
+                        // The graph it states is checked as a caller's would be: a bad one
+                        // is the plugin's failure (its on_error applies), before any write.
+                        if a.entities.is_some() || a.relations.is_some() {
+                            MemoryGraph::of(&graph_of(&a, &m.scope))?;
+                        }
                     }
                     Ok(a)
                 })?;
-                let Outcome::Done(a) = outcome else { continue };
+                let Outcome::Done(mut a) = outcome else {
+                    continue;
+                };
                 if let Some(reason) = a.reject {
                     let which = if many {
                         format!("memory {i}: ")
@@ -209,11 +237,26 @@ impl Memory {
                         ),
                     ));
                 }
-                if let Some(c) = a.content {
+                if let Some(c) = a.content.take() {
                     m.content = c;
                 }
-                if let Some(md) = a.metadata {
+                if let Some(md) = a.metadata.take() {
                     m.metadata = md;
+                }
+                if a.entities.is_some() || a.relations.is_some() {
+                    if operation == "add" {
+                        let stated = graph_of(&a, &m.scope);
+                        m.entities.extend(stated.entities);
+                        m.relations.extend(stated.relations);
+                    } else {
+                        plugin.log(
+                            "warn",
+                            format!(
+                                "entities and relations are stored with added memories only; \
+                                 not on {operation}"
+                            ),
+                        );
+                    }
                 }
             }
         }

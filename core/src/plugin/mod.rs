@@ -7,9 +7,19 @@
 //!
 //! | export | when | input → output (JSON) |
 //! |---|---|---|
-//! | `on_add` | before a memory is stored (add, batch, inferred facts, new content of an update) | `{"hook","operation","content","metadata","kind","scope"}` → `{}` / `{"content"?, "metadata"?}` / `{"reject": "why"}` |
+//! | `on_add` | before a memory is stored (add, batch, inferred facts, new content of an update) | `{"hook","operation","content","metadata","kind","scope"}` → `{}` / `{"content"?, "metadata"?, "entities"?, "relations"?}` / `{"reject": "why"}` |
 //! | `before_search` | before a search runs | `{"hook","query","limit","mode","filters","scope"}` → `{}` / `{"query"?, "limit"?, "filters"?}` |
 //! | `after_search` | before the caller sees the hits | `{"hook","query","scope","hits":[…]}` → `{}` / `{"hits":[{"id","score"?}]}` (reorder, drop, rescore; never add) |
+//!
+//! An `on_add` answer's `entities` (`[{"name", "type"?, "aliases"?, "summary"?}]`) and
+//! `relations` (`[{"subject", "predicate", "object" | "value", "valid_from"?, "valid_to"?,
+//! "confidence"?, "sources"?}]`, ends as `{"id"}` or `{"name", "type"?}`) are the graph the
+//! memory states: stored with it as `add`'s `entities` and `relations` are (in its scope and
+//! transaction, each relation sourced from it; for an inferred fact, from the memory the
+//! fact lives in). A malformed one (a bad predicate, say) is the plugin's failure, so its
+//! `on_error` applies; one the store refuses (an unknown entity id, an entity of another
+//! scope) fails the call and nothing is stored. An update or a supersede takes no graph from
+//! a plugin (its log says so).
 //!
 //! Any export can also be called directly with [`crate::Memory::call_plugin`].
 //!

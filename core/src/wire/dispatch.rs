@@ -15,7 +15,10 @@ use super::requests::{
 };
 use super::schema::{null, of, with_fields, EmptyRequest, IdRequest, SchemaFn, Taken};
 use super::{kind_of, request};
-use crate::graph::{Entity, EntityDetail, EntityEvent, Neighbor, Relation, RelationAdded, Split};
+use crate::graph::{
+    Entity, EntityDetail, EntityEvent, GraphExport, ImportReport, Neighbor, Relation,
+    RelationAdded, Split,
+};
 use crate::{
     AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Pruned, Result,
     SearchHit, Superseded, Undone,
@@ -367,6 +370,18 @@ pub(super) const TABLE: &[Operation] = &[
         run: |m, r| super::graph::entity_history(m, &r.only_id()?),
         request: of::<IdRequest>,
         result: of::<Vec<EntityEvent>>,
+    },
+    Operation {
+        name: "graph_import",
+        run: |m, r| super::graph::import(m, r.body()?),
+        request: of::<graph::ImportRequest>,
+        result: of::<ImportReport>,
+    },
+    Operation {
+        name: "graph_export",
+        run: |m, r| super::graph::export(m, r.body()?),
+        request: of::<graph::ExportRequest>,
+        result: of::<GraphExport>,
     },
     Operation {
         name: "purge_expired",

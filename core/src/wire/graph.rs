@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::requests::moment;
 use super::{request, to_json};
 use crate::graph::{
-    Direction, EntityRef, Neighbors, NewEntity, NewRelation, RelationQuery, RelationTime,
-    SplitEntity,
+    Direction, EntityInput, EntityRef, ExportFormat, GraphDocument, Neighbors, NewEntity,
+    NewRelation, RelationQuery, RelationTime, SplitEntity, Triple,
 };
 use crate::{Memory, Result};
 
@@ -139,6 +139,34 @@ pub(super) struct SplitEntityRequest {
     summary: Option<String>,
 }
 
+/// `graph_import`: triples (and entities) into a scope; a JSON export's `content` is such a
+/// request, less the scope.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ImportRequest {
+    triples: Vec<Triple>,
+    #[serde(default)]
+    entities: Vec<EntityInput>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+}
+
+/// `graph_export`.
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExportRequest {
+    #[serde(default)]
+    format: ExportFormat,
+    #[serde(default)]
+    include_closed: bool,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+}
+
 fn time_of(valid_at: Option<&str>, include_closed: bool) -> Result<RelationTime> {
     Ok(RelationTime {
         valid_at: moment("valid_at", valid_at)?,
@@ -260,4 +288,26 @@ pub fn split_entity(memory: &Memory, request: &Value) -> Result<Value> {
 /// The corrections of an entity, oldest first.
 pub fn entity_history(memory: &Memory, id: &str) -> Result<Value> {
     to_json(&memory.graph().entity_history(id)?)
+}
+
+/// Imports triples into a scope in one transaction: `{"relations_created",
+/// "relations_held", "entities_created", "closed"}`.
+pub fn import(memory: &Memory, request: &Value) -> Result<Value> {
+    let r: ImportRequest = self::request(request, "graph_import request")?;
+    let document = GraphDocument {
+        entities: r.entities,
+        triples: r.triples,
+    };
+    to_json(&memory.graph().import(document, &scope_of!(r))?)
+}
+
+/// A scope's graph: `{"format", "content"}`, the content a document `graph_import` takes
+/// for `json`, text for `graphml` and `dot`.
+pub fn export(memory: &Memory, request: &Value) -> Result<Value> {
+    let r: ExportRequest = self::request(request, "graph_export request")?;
+    to_json(
+        &memory
+            .graph()
+            .export(&scope_of!(r), r.format, r.include_closed)?,
+    )
 }

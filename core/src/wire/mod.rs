@@ -10,7 +10,7 @@
 //! | operation | request | result |
 //! |---|---|---|
 //! | [`open`] | [`OpenOptions`] | a [`Memory`] |
-//! | [`add`] | `{"content", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `{"id", "added"}` |
+//! | [`add`] | `{"content", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at", "valid_from", "valid_to", "entities", "relations"}` | `{"id", "added"}` |
 //! | [`add_batch`] | `{"memories": [add requests]}` | `[{"id", "added"}, …]` |
 //! | [`add_messages`] | `{"messages", "infer", "prompt", "user_id", "agent_id", "run_id", "org_id", "kind", "metadata", "expires_at"}` | `[{"id", "memory", "event", "previous_memory"?, "role"?, "actor_id"?}, …]` |
 //! | [`get`] | an id | a memory record |

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{kind_of, nullable, request};
+use crate::graph::{EntityInput, RelationInput};
 use crate::{
     parse_time, AddMessages, CountOptions, Error, Filter, FusionWeights, ListOptions, ListOrder,
     Memory, MemoryKind, MemoryUpdate, Message, Metadata, NewMemory, Result, Scope, SearchMode,
@@ -27,6 +28,12 @@ pub(super) struct AddRequest {
     expires_at: Option<String>,
     valid_from: Option<String>,
     valid_to: Option<String>,
+    /// Entities to find or create in the memory's scope, with it.
+    #[serde(default)]
+    entities: Vec<EntityInput>,
+    /// Relations to add in the memory's scope, with it, sourced from it.
+    #[serde(default)]
+    relations: Vec<RelationInput>,
 }
 
 impl AddRequest {
@@ -46,6 +53,17 @@ impl AddRequest {
         }
         memory.valid_from = moment("valid_from", self.valid_from.as_deref())?;
         memory.valid_to = moment("valid_to", self.valid_to.as_deref())?;
+        let scope = memory.scope.clone();
+        memory.entities = self
+            .entities
+            .into_iter()
+            .map(|e| e.in_scope(&scope))
+            .collect();
+        memory.relations = self
+            .relations
+            .into_iter()
+            .map(|r| r.in_scope(&scope))
+            .collect();
         Ok(memory)
     }
 }

@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 use super::dispatch::TABLE;
 use super::options::RawOpenOptions;
 use super::plugins;
-use crate::graph::{Entity, EntityDetail, EntityEvent, Neighbor, Relation, RelationAdded, Split};
+use crate::graph::{
+    Entity, EntityDetail, EntityEvent, ImportReport, Neighbor, Relation, RelationAdded, Split,
+};
 use crate::{
     AddOutcome, CopyReport, FusionWeights, HistoryEntry, ListPage, MemoryEvent, MemoryRecord,
     Message, Pruned, SearchHit, Superseded, Undone,
@@ -153,6 +155,7 @@ pub fn schema() -> Value {
     add("Neighbor", results.subschema_for::<Neighbor>());
     add("EntityEvent", results.subschema_for::<EntityEvent>());
     add("Split", results.subschema_for::<Split>());
+    add("ImportReport", results.subschema_for::<ImportReport>());
     for (name, schema) in plugins::schema_types(&mut requests, &mut results) {
         add(name, schema);
     }

@@ -202,6 +202,149 @@ fn a_rejection_fails_the_whole_batch_with_the_reason_and_stores_nothing() {
     assert_eq!(memory.count(&Scope::user("u"), None).unwrap(), 1);
 }
 
+fn graph_of(memory: &Memory, scope: &Scope) -> Vec<(String, String, String, Vec<String>)> {
+    memory
+        .graph()
+        .relations(&agent_mem::graph::RelationQuery {
+            scope: scope.clone(),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.subject_name, r.predicate, r.object_name, r.sources))
+        .collect()
+}
+
+#[test]
+fn on_add_may_state_entities_and_relations_stored_with_the_memory() {
+    let memory = store();
+    let alice = Scope::user("alice");
+    let reply = json!({
+        "entities": [{"name": "Alice", "type": "person", "aliases": ["Ally"]}],
+        "relations": [{"subject": {"name": "Ally"}, "predicate": "Likes", "value": "tea"}],
+    });
+    register(
+        &memory,
+        PluginManifest::new("extract"),
+        one("on_add", Body::Reply(reply.to_string())),
+    )
+    .unwrap();
+    // The caller's own relations and the plugin's, all sourced from the memory.
+    let out = memory
+        .add(
+            NewMemory::new("I like green tea, and I live in Oslo")
+                .user("alice")
+                .relation(agent_mem::graph::NewRelation::new(
+                    "Alice", "lives_in", "Oslo",
+                )),
+        )
+        .unwrap();
+    let id = out.id.clone();
+    assert_eq!(
+        graph_of(&memory, &alice),
+        vec![
+            (
+                "Alice".into(),
+                "lives_in".into(),
+                "Oslo".into(),
+                vec![id.clone()]
+            ),
+            (
+                "Alice".into(),
+                "likes".into(),
+                "tea".into(),
+                vec![id.clone()]
+            ),
+        ]
+    );
+    let found = memory.graph().entities("ally", &alice, None, None).unwrap();
+    assert_eq!(found[0].entity_type, "person");
+    // Inferred facts go through on_add too: the plugin's relation is sourced from the fact.
+    let server = FakeLlm::start();
+    server.push(Reply::openai_chat(r#"{"facts": ["Bob drinks coffee"]}"#));
+    let llm: Arc<dyn Llm> = serde_json::from_value::<agent_mem::LlmConfig>(json!({
+        "provider": "openai", "model": "m", "api_key": "k", "base_url": server.openai_base(),
+    }))
+    .unwrap()
+    .build()
+    .unwrap();
+    let inferring = Memory::builder()
+        .embedder(Arc::new(HashingEmbedder::new(64)))
+        .llm(llm)
+        .build()
+        .unwrap();
+    register(
+        &inferring,
+        PluginManifest::new("extract"),
+        one("on_add", Body::Reply(reply.to_string())),
+    )
+    .unwrap();
+    let events = inferring
+        .add_messages(AddMessages::text("I drink coffee").user("bob"))
+        .unwrap();
+    assert_eq!(
+        graph_of(&inferring, &Scope::user("bob")),
+        vec![(
+            "Alice".into(),
+            "likes".into(),
+            "tea".into(),
+            vec![events[0].id.clone()]
+        )]
+    );
+    // An update takes no graph from a plugin: it says so in the plugin's log.
+    memory
+        .update(&id, MemoryUpdate::content("I like black tea"))
+        .unwrap();
+    assert!(log_text(&memory, "extract").contains("not on update"));
+}
+
+#[test]
+fn a_plugins_bad_relation_fails_the_add_or_is_skipped_by_its_policy() {
+    let memory = store();
+    let u = Scope::user("u");
+    let bad = json!({"content": "rewritten", "relations": [{"subject": {"name": "A"}, "predicate": "?", "value": "v"}]});
+    register(
+        &memory,
+        PluginManifest::new("bad"),
+        one("on_add", Body::Reply(bad.to_string())),
+    )
+    .unwrap();
+    let err = memory.add(NewMemory::new("x").user("u")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Plugin);
+    assert!(err.message().contains("relations[0]"), "{err}");
+    assert_eq!(memory.count(&u, None).unwrap(), 0);
+    // An entity id of another scope passes the plugin's checks but not the store's: the
+    // whole add fails, nothing stored.
+    memory.plugins().unregister("bad").unwrap();
+    let bobs = memory
+        .graph()
+        .add_entity(agent_mem::graph::NewEntity::new("Bob").scope(Scope::user("bob")))
+        .unwrap();
+    let foreign =
+        json!({"relations": [{"subject": {"id": bobs.id}, "predicate": "p", "value": "v"}]});
+    register(
+        &memory,
+        PluginManifest::new("foreign"),
+        one("on_add", Body::Reply(foreign.to_string())),
+    )
+    .unwrap();
+    let err = memory.add(NewMemory::new("x").user("u")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    assert_eq!(memory.count(&u, None).unwrap(), 0);
+    assert!(graph_of(&memory, &u).is_empty());
+    // With on_error = skip, a malformed answer is skipped whole: the memory is stored as given.
+    memory.plugins().unregister("foreign").unwrap();
+    register(
+        &memory,
+        PluginManifest::new("bad").on_error(FailurePolicy::Skip),
+        one("on_add", Body::Reply(bad.to_string())),
+    )
+    .unwrap();
+    memory.add(NewMemory::new("x").user("u")).unwrap();
+    assert_eq!(contents(&memory, u.clone()), vec!["x"]);
+    assert!(graph_of(&memory, &u).is_empty());
+}
+
 #[test]
 fn hooks_run_in_registration_order() {
     let memory = store();

@@ -13,7 +13,7 @@ use crate::error::{ErrorCode, Result};
 use crate::memory::add::{live_twin, Writing};
 use crate::memory::changes::close_superseded;
 use crate::memory::embedding::{fit_vector, record_embedding_model, Embedded};
-use crate::memory::graph::{add_relation_in, CheckedRelation};
+use crate::memory::graph::{add_relation_in, CheckedRelation, MemoryGraph};
 use crate::memory::Memory;
 use crate::store::StoreTx;
 use crate::types::{content_hash, MemoryKind, MemoryRecord, Metadata, NewMemory};
@@ -26,6 +26,8 @@ pub(super) struct Plan<'a> {
     pub(super) facts: &'a [String],
     /// Each fact's relations (empty unless the graph is filled by inference).
     pub(super) fact_relations: &'a [Vec<CheckedRelation>],
+    /// Each fact's entities and relations as the `on_add` plugins stated them.
+    pub(super) fact_graphs: &'a [MemoryGraph],
     /// Each fact's metadata: the call's, as `on_add` plugins left it.
     pub(super) fact_metadata: &'a [Metadata],
     /// Each fact's valid time, as the model stated it.
@@ -39,8 +41,10 @@ pub(super) struct Plan<'a> {
 
 impl Memory {
     /// Stores the relations fact `fact` states, sourced from the memory the fact now lives
-    /// in (the one added, rewritten or kept for it). A relation the store refuses (an
-    /// entity of that name already names another entity's alias, say) is left out.
+    /// in (the one added, rewritten or kept for it). A relation of the model's the store
+    /// refuses (an entity of that name already names another entity's alias, say) is left
+    /// out; the entities and relations an `on_add` plugin stated are stored as an add's
+    /// are (a refused one fails the call).
     fn add_fact_relations(
         &self,
         tx: &mut dyn StoreTx,
@@ -59,6 +63,9 @@ impl Memory {
         .iter()
         .find_map(|kind| events.iter().find(|e| e.event == *kind));
         let Some(home) = home else { return Ok(()) };
+        if let Some(stated) = plan.fact_graphs.get(fact) {
+            stated.add_in(tx, &home.id, &self.functional)?;
+        }
         for relation in relations {
             let functional = self.functional.contains(&relation.predicate);
             match add_relation_in(tx, &relation.sourced(vec![home.id.clone()]), functional) {
@@ -190,6 +197,7 @@ impl Memory {
                 expires_at: old.expires_at,
                 valid_from: Some(valid_from.unwrap_or(w.now)),
                 valid_to,
+                ..NewMemory::default()
             };
             let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
             let starts = valid_from.unwrap_or(w.now);
@@ -241,6 +249,7 @@ impl Memory {
             expires_at: plan.request.expires_at,
             valid_from,
             valid_to,
+            ..NewMemory::default()
         };
         let outcome = self.insert_one(w, memory, vector, &plan.actor)?;
         Ok(MemoryEvent::stored(outcome, text.to_string()))

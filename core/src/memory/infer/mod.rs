@@ -20,7 +20,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::embedding::Embedded;
-use super::graph::CheckedRelation;
+use super::graph::{CheckedRelation, MemoryGraph};
 use super::{Memory, ACTOR_USER};
 use crate::error::{Error, ErrorCode, Result};
 use crate::graph::{fold_name, EntityRef, NewRelation};
@@ -236,7 +236,7 @@ impl Memory {
             .iter()
             .map(|f| (f.valid_from, f.valid_to))
             .collect();
-        let (facts, fact_metadata): (Vec<String>, Vec<Metadata>) = {
+        let (facts, fact_metadata, fact_graphs): (Vec<String>, Vec<Metadata>, Vec<MemoryGraph>) = {
             let mut items: Vec<NewMemory> = extracted
                 .into_iter()
                 .map(|fact| NewMemory {
@@ -249,7 +249,17 @@ impl Memory {
                 })
                 .collect();
             self.hook_on_add("add", &mut items)?;
-            items.into_iter().map(|m| (m.content, m.metadata)).unzip()
+            // The entities and relations a plugin stated for a fact, stored as an add's
+            // are, with the memory the fact lives in as the relations' source.
+            let mut graphs = items
+                .iter()
+                .map(MemoryGraph::of)
+                .collect::<Result<Vec<_>>>()?;
+            for graph in &mut graphs {
+                self.give_graph_meanings(graph)?;
+            }
+            let (facts, metadata) = items.into_iter().map(|m| (m.content, m.metadata)).unzip();
+            (facts, metadata, graphs)
         };
         let fact_refs: Vec<&str> = facts.iter().map(String::as_str).collect();
         let fact_vectors = self.embed_texts(&fact_refs)?;
@@ -372,6 +382,7 @@ impl Memory {
         let plan = Plan {
             facts: &facts,
             fact_relations: &fact_relations,
+            fact_graphs: &fact_graphs,
             fact_metadata: &fact_metadata,
             fact_times: &fact_times,
             fact_vectors: &fact_vectors,
