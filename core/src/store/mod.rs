@@ -310,6 +310,21 @@ pub(crate) trait GraphRead {
         predicate: Option<&str>,
         source: Option<&str>,
     ) -> Result<Vec<StoredRelation>>;
+    /// Up to `limit` entities with a key above `after`, by key, each with every name it
+    /// answers to as stored (copying a store).
+    fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>>;
+    /// Up to `limit` relations with a key above `after`, by key (copying a store).
+    fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>>;
+}
+
+/// An entity as copied between stores: its key in the source, the entity, and every name
+/// it answers to as stored, `(name, folded)`, its own name's included. The folded forms are
+/// copied, not folded again, so that the copy resolves names exactly as the source did.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportedEntity {
+    pub(crate) key: i64,
+    pub(crate) entity: Entity,
+    pub(crate) names: Vec<(String, String)>,
 }
 
 /// A relation reduced to what a walk needs: its key, its ends' keys and its valid time.
@@ -402,6 +417,9 @@ pub(crate) trait StoreTx {
     /// Stores a copied past version as it is (its interval, its vector if it has one), with
     /// its keyword terms.
     fn import_version(&mut self, record: &MemoryRecord, vector: Option<&[f32]>) -> Result<()>;
+    /// Records that the store holds changes made at `at` (copied ones): later transactions
+    /// take later times (see [`StoreTx::now`]).
+    fn raise_commit_time(&mut self, at: DateTime<Utc>) -> Result<()>;
 
     /// The history rows written from now on belong to change `change` (its id), or each to
     /// a change of its own (`None`, the default).

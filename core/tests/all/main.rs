@@ -18,6 +18,7 @@ mod durability;
 mod embedding;
 mod golden;
 mod graph;
+mod graph_copy;
 mod infer;
 mod llm_clients;
 mod merge_and_total;

@@ -13,7 +13,9 @@ use super::pool::{get, Session};
 use super::rows::scope_values;
 use crate::error::{Error, Result};
 use crate::graph::{Direction, Entity, Relation};
-use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
+use crate::store::{
+    corrupted, opt_scope, Edge, ExportedEntity, GraphRead, GraphWrite, StoredRelation,
+};
 use crate::types::{format_time, parse_time, Scope};
 
 /// The graph over a session: a read snapshot's or a write transaction's.
@@ -322,6 +324,48 @@ impl GraphRead for PgGraph<'_, '_> {
              ORDER BY r.key"
         );
         self.relations(&sql, &[&u, &a, &r, &o, &predicate, &source])
+    }
+
+    fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM agentmem_entities e WHERE e.key > $1::int8
+             ORDER BY e.key LIMIT $2::int8"
+        );
+        let mut page: Vec<ExportedEntity> = self
+            .entities(&sql, &[&after, &limit])?
+            .into_iter()
+            .map(|(key, entity)| ExportedEntity {
+                key,
+                entity,
+                names: Vec::new(),
+            })
+            .collect();
+        let keys: Vec<i64> = page.iter().map(|e| e.key).collect();
+        let mut names: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        for row in self.s.query(
+            "SELECT entity_key, name, folded FROM agentmem_entity_names
+             WHERE entity_key = ANY($1::int8[]) ORDER BY entity_key, folded",
+            &[&keys],
+        )? {
+            names
+                .entry(get(&row, 0)?)
+                .or_default()
+                .push((get(&row, 1)?, get(&row, 2)?));
+        }
+        for e in &mut page {
+            e.names = names.remove(&e.key).unwrap_or_default();
+        }
+        Ok(page)
+    }
+
+    fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.key > $1::int8
+             ORDER BY r.key LIMIT $2::int8"
+        );
+        self.relations(&sql, &[&after, &limit])
     }
 }
 

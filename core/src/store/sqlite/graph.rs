@@ -11,7 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::ops::{self, opt_time, time, KEYS_IN_JSON};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, Relation};
-use crate::store::{corrupted, opt_scope, Edge, GraphRead, GraphWrite, StoredRelation};
+use crate::store::{
+    corrupted, opt_scope, Edge, ExportedEntity, GraphRead, GraphWrite, StoredRelation,
+};
 use crate::types::{format_time, Scope};
 
 /// The graph over a connection inside a transaction.
@@ -277,6 +279,56 @@ impl GraphRead for SqliteGraph<'_> {
                 SqlValue::Text(o),
                 text(predicate),
                 text(source),
+            ],
+        )
+    }
+
+    fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>> {
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.key > ?1 ORDER BY e.key LIMIT ?2"
+        );
+        let mut page = Vec::new();
+        {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
+            while let Some(row) = rows.next()? {
+                let (key, entity) = entity_from_row(row)?;
+                page.push(ExportedEntity {
+                    key,
+                    entity,
+                    names: Vec::new(),
+                });
+            }
+        }
+        let keys: Vec<i64> = page.iter().map(|e| e.key).collect();
+        let mut names: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT entity_key, name, folded FROM entity_names
+             WHERE entity_key IN {KEYS_IN_JSON} ORDER BY entity_key, folded"
+        ))?;
+        let mut rows = stmt.query([ops::keys_json(&keys)])?;
+        while let Some(row) = rows.next()? {
+            names
+                .entry(row.get(0)?)
+                .or_default()
+                .push((row.get(1)?, row.get(2)?));
+        }
+        for e in &mut page {
+            e.names = names.remove(&e.key).unwrap_or_default();
+        }
+        Ok(page)
+    }
+
+    fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>> {
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.key > ?1 ORDER BY r.key LIMIT ?2"
+        );
+        relations(
+            self.conn,
+            &sql,
+            &[
+                SqlValue::Integer(after),
+                SqlValue::Integer(limit.min(i64::MAX as usize) as i64),
             ],
         )
     }
