@@ -294,14 +294,24 @@ pub(crate) trait GraphRead {
         keys: &[i64],
         direction: Direction,
     ) -> Result<Vec<StoredRelation>>;
-    /// The relations touching these entities (either end), lightly: key, ends and valid
-    /// time only (what a walk for search needs), in no particular order.
+    /// The relations touching these entities (as subject, object or either) as stored,
+    /// without their ends' ids and names or their sources, by key: what a walk reads of
+    /// each relation it passes (it completes the few it answers with).
+    fn relation_rows_touching(
+        &mut self,
+        keys: &[i64],
+        direction: Direction,
+    ) -> Result<Vec<RelationRow>>;
+    /// The source memories of these relations, by relation, each list by memory id.
+    fn sources_of(&mut self, relation_keys: &[i64]) -> Result<HashMap<i64, Vec<String>>>;
+    /// The relations touching these entities (either end), lightly: ends and valid time
+    /// only (what search's graph leg needs), in no particular order.
     fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>>;
     /// True when the store holds no entity at all.
     fn is_empty(&mut self) -> Result<bool>;
-    /// The keys of the stored memories these relations came from, as
-    /// `(relation key, memory key)`.
-    fn source_keys(&mut self, relation_keys: &[i64]) -> Result<Vec<(i64, i64)>>;
+    /// The relations that came from the stored memories with these keys, lightly, each
+    /// with the key of the memory: `(memory key, relation)`, in no particular order.
+    fn sourced_edges(&mut self, memory_keys: &[i64]) -> Result<Vec<(i64, Edge)>>;
     /// The relations of exactly this scope, oldest first, optionally only one predicate's
     /// or one source memory's.
     fn relations_in(
@@ -327,14 +337,64 @@ pub(crate) struct ExportedEntity {
     pub(crate) names: Vec<(String, String)>,
 }
 
-/// A relation reduced to what a walk needs: its key, its ends' keys and its valid time.
+/// A relation reduced to what search's graph leg needs: its ends' keys and its valid time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Edge {
-    pub(crate) key: i64,
     pub(crate) subject: i64,
     pub(crate) object: Option<i64>,
     pub(crate) valid_from: Option<DateTime<Utc>>,
     pub(crate) valid_to: Option<DateTime<Utc>>,
+}
+
+/// A relation as its row holds it: keys for its ends, no names, no sources (see
+/// [`GraphRead::relation_rows_touching`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RelationRow {
+    pub(crate) key: i64,
+    pub(crate) subject: i64,
+    pub(crate) object: Option<i64>,
+    pub(crate) id: String,
+    pub(crate) predicate: String,
+    /// The literal object, when there is no object entity.
+    pub(crate) value: Option<String>,
+    pub(crate) valid_from: Option<DateTime<Utc>>,
+    pub(crate) valid_to: Option<DateTime<Utc>>,
+    pub(crate) closed_by: Option<String>,
+    pub(crate) confidence: f32,
+    pub(crate) scope: Scope,
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+impl RelationRow {
+    /// The relation, given its ends' entities (the object's when it is an entity) and its
+    /// sources: what [`GraphRead::relations_touching`] reads for the same row.
+    pub(crate) fn into_relation(
+        self,
+        subject: &Entity,
+        object: Option<&Entity>,
+        sources: Vec<String>,
+    ) -> Relation {
+        Relation {
+            id: self.id,
+            subject: subject.id.clone(),
+            subject_name: subject.name.clone(),
+            predicate: self.predicate,
+            object: object.map(|o| o.id.clone()),
+            object_name: match (object, self.value.as_ref()) {
+                (Some(o), _) => o.name.clone(),
+                (None, Some(v)) => v.clone(),
+                (None, None) => String::new(),
+            },
+            literal: self.value.is_some(),
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            closed_by: self.closed_by,
+            confidence: self.confidence,
+            sources,
+            scope: self.scope,
+            created_at: self.created_at,
+        }
+    }
 }
 
 /// A relation as stored: its key, its subject's key and its object entity's key.

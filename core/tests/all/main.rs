@@ -19,6 +19,7 @@ mod embedding;
 mod golden;
 mod graph;
 mod graph_copy;
+mod graph_leg;
 mod infer;
 mod llm_clients;
 mod merge_and_total;
