@@ -373,6 +373,10 @@ export interface CopyReport {
   history: number;
   /** Past versions copied. */
   versions: number;
+  /** Graph entities copied (with their aliases). */
+  entities: number;
+  /** Graph relations copied (closed ones included, with their sources). */
+  relations: number;
 }
 
 /** What a plugin may do; nothing else is granted. */

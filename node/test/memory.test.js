@@ -332,7 +332,7 @@ test('location, and copyInto between two stores (ids, history kept; the target m
     const gone = await source.add('gone', { userId: 'u' });
     await source.update(kept.id, { content: 'kept and changed' });
     await source.delete(gone.id);
-    assert.deepEqual(await source.copyInto(target), { memories: 1, history: 4, versions: 2 });
+    assert.deepEqual(await source.copyInto(target), { memories: 1, history: 4, versions: 2, entities: 0, relations: 0 });
     assert.deepEqual(await target.get(kept.id), await source.get(kept.id));
     assert.deepEqual(await target.history(gone.id), await source.history(gone.id));
     await assert.rejects(source.copyInto(target), (e) => e instanceof am.AlreadyExistsError && e.code === 'AM_ALREADY_EXISTS');

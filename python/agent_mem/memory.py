@@ -317,11 +317,13 @@ class HistoryEntry(_HistoryFields, total=False):
 
 class CopyReport(TypedDict):
     """What :meth:`Memory.copy_into` copied: memories, history rows (deleted memories'
-    included) and past versions."""
+    included), past versions, graph entities and relations."""
 
     memories: int
     history: int
     versions: int
+    entities: int
+    relations: int
 
 
 class _EventFields(TypedDict):

@@ -372,7 +372,15 @@ def test_location_and_copy_into_between_files(tmp_path: Path) -> None:
         gone = source.add("gone", user_id="u")["id"]
         source.update(kept, content="kept and changed")
         source.delete(gone)
-        assert source.copy_into(mem) == {"memories": 1, "history": 4, "versions": 2}
+        source.graph.add_relation("Alice", "lives in", "Paris", user_id="u", sources=[kept])
+        assert source.copy_into(mem) == {
+            "memories": 1,
+            "history": 4,
+            "versions": 2,
+            "entities": 2,
+            "relations": 1,
+        }
+        assert mem.graph.relations(user_id="u") == source.graph.relations(user_id="u")
         assert mem.get(kept) == source.get(kept)
         assert mem.history(gone) == source.history(gone)
         with pytest.raises(agent_mem.AlreadyExistsError, match="not empty"):

@@ -1,5 +1,7 @@
 //! Copying a whole store into another: SQLite to PostgreSQL and back, or file to file.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -7,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::Memory;
 use crate::error::{Error, ErrorCode, Result};
 use crate::filter::Filter;
-use crate::store::{self, model_mismatch, Selection};
+use crate::store::{self, model_mismatch, Selection, Store, StoreTx};
 
-/// Memories (or history rows) read per page when copying a store.
+/// Memories (history rows, entities, relations) read per page when copying a store.
 const COPY_PAGE: usize = 500;
 
 /// What [`Memory::copy_into`] copied.
@@ -21,13 +23,18 @@ pub struct CopyReport {
     pub history: usize,
     /// Past versions copied (their vectors with them).
     pub versions: usize,
+    /// Graph entities copied (with their aliases).
+    pub entities: usize,
+    /// Graph relations copied (closed ones included, with their sources).
+    pub relations: usize,
 }
 
 impl Memory {
     /// Copies every memory (with its vector, scope, times and metadata), every kept past
-    /// version and the whole history (deleted memories' too) into `target`, which must be empty: a SQLite file
-    /// into PostgreSQL and back, or between two files. One write transaction on the target:
-    /// all of it or nothing. The target records this store's embedding model and dimension,
+    /// version, the whole history (deleted memories' too) and the graph (entities with their
+    /// aliases, relations with their valid times, closures and sources, ids kept) into
+    /// `target`, which must be empty: a SQLite file into PostgreSQL and back, or between two
+    /// files. One write transaction on the target: all of it or nothing. The target records this store's embedding model and dimension,
     /// and refuses if it is configured with another model.
     pub fn copy_into(&self, target: &Memory) -> Result<CopyReport> {
         if self.location() == target.location() && self.path().is_some() {
@@ -47,7 +54,10 @@ impl Memory {
             as_of: None,
             include_superseded: true,
         };
-        if target.store.count(&everything)? > 0 || !target.store.export_history(0, 1)?.is_empty() {
+        if target.store.count(&everything)? > 0
+            || !target.store.export_history(0, 1)?.is_empty()
+            || !graph_is_empty(&*target.store)?
+        {
             return Err(Error::new(
                 ErrorCode::AlreadyExists,
                 format!(
@@ -105,7 +115,75 @@ impl Memory {
                 }
                 report.versions += page.len();
             }
+            (report.entities, report.relations) = copy_graph(&*self.store, tx)?;
             Ok(report)
         })
     }
+}
+
+fn graph_is_empty(store: &dyn Store) -> Result<bool> {
+    let mut empty = false;
+    store.read_graph(&mut |g| {
+        empty = g.is_empty()?;
+        Ok(())
+    })?;
+    Ok(empty)
+}
+
+/// Copies the graph of `source` into the transaction's store, read in pages from one
+/// snapshot (so that every relation finds its entities); how many entities and relations.
+/// Keys differ between stores: the relations' ends are mapped to the new entities' keys.
+fn copy_graph(source: &dyn Store, tx: &mut dyn StoreTx) -> Result<(usize, usize)> {
+    let mut counts = (0, 0);
+    let mut latest = None;
+    source.read_graph(&mut |g| {
+        let target = tx.graph()?;
+        // Run again from the start when the backend retries the read.
+        counts = (0, 0);
+        latest = None;
+        let mut keys: HashMap<i64, i64> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let page = g.export_entities(after, COPY_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.key;
+            for e in &page {
+                let key = target.insert_entity(&e.entity)?;
+                for (name, folded) in &e.names {
+                    target.add_name(key, &e.entity.scope, name, folded)?;
+                }
+                keys.insert(e.key, key);
+                latest = latest.max(Some(e.entity.updated_at.max(e.entity.created_at)));
+            }
+            counts.0 += page.len();
+        }
+        let mapped = |key: i64| {
+            keys.get(&key).copied().ok_or_else(|| {
+                Error::internal(format!(
+                    "a copied relation names entity key {key}, not copied"
+                ))
+            })
+        };
+        let mut after = 0;
+        loop {
+            let page = g.export_relations(after, COPY_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.key;
+            for r in &page {
+                let object = r.object.map(mapped).transpose()?;
+                let key = target.insert_relation(&r.relation, mapped(r.subject)?, object)?;
+                for source in &r.relation.sources {
+                    target.add_source(key, source)?;
+                }
+                latest = latest.max(Some(r.relation.created_at));
+            }
+            counts.1 += page.len();
+        }
+        Ok(())
+    })?;
+    // Later writes on the target take later times than anything copied, as after memories.
+    if let Some(at) = latest {
+        tx.raise_commit_time(at)?;
+    }
+    Ok(counts)
 }

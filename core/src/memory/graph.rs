@@ -16,7 +16,7 @@ use crate::graph::{
 };
 use crate::index::vector::cosine;
 use crate::search::graph::{named_entities, query_names};
-use crate::store::{self, GraphRead, GraphWrite, StoreTx, StoredRelation};
+use crate::store::{self, GraphRead, GraphWrite, RelationRow, StoreTx, StoredRelation};
 use crate::types::{parse_time, validate_valid_time, NewMemory, Scope};
 
 /// The most entities or relations one read returns unless asked for fewer.
@@ -890,13 +890,13 @@ impl Graph<'_> {
             };
             let mut seen: HashSet<i64> = HashSet::from([start]);
             let mut frontier = vec![start];
-            let mut reached: Vec<(i64, usize, Relation)> = Vec::new();
+            let mut reached: Vec<(i64, usize, RelationRow)> = Vec::new();
             for depth in 1..=walk.depth {
                 let mut next = Vec::new();
-                for (_, to, relation) in steps.from(g, &frontier)? {
+                for (_, to, row) in steps.from(g, &frontier)? {
                     if seen.insert(to) {
                         next.push(to);
-                        reached.push((to, depth, relation));
+                        reached.push((to, depth, row));
                     }
                 }
                 if next.is_empty() {
@@ -904,16 +904,23 @@ impl Graph<'_> {
                 }
                 frontier = next;
             }
-            let mut out = Vec::with_capacity(reached.len());
+            // Only now the answer's entities and its relations' sources: each relation
+            // joins two entities of the walk (the start or ones it reached).
             let keys: Vec<i64> = reached.iter().map(|(k, _, _)| *k).collect();
-            let entities = g.entities_by_key(&keys)?;
-            for (key, depth, via) in reached {
-                if let Some(entity) = entities.get(&key) {
-                    out.push(Neighbor {
-                        entity: entity.clone(),
-                        depth,
-                        via,
-                    });
+            let mut entities = g.entities_by_key(&keys)?;
+            entities.insert(start, entity.clone());
+            let via_keys: Vec<i64> = reached.iter().map(|(_, _, r)| r.key).collect();
+            let sources = g.sources_of(&via_keys)?;
+            let mut out = Vec::with_capacity(reached.len());
+            for (key, depth, row) in reached {
+                if let Some(via) = complete(row, &entities, &sources) {
+                    if let Some(entity) = entities.get(&key) {
+                        out.push(Neighbor {
+                            entity: entity.clone(),
+                            depth,
+                            via,
+                        });
+                    }
                 }
             }
             Ok(out)
@@ -956,7 +963,7 @@ impl Graph<'_> {
                 now,
             };
             // Breadth first, remembering how each entity was reached.
-            let mut came: HashMap<i64, (i64, Relation)> = HashMap::new();
+            let mut came: HashMap<i64, (i64, RelationRow)> = HashMap::new();
             let mut frontier = vec![start];
             let mut seen: HashSet<i64> = HashSet::from([start]);
             for _ in 0..max_depth {
@@ -974,14 +981,27 @@ impl Graph<'_> {
                     let mut chain = Vec::new();
                     let mut at = goal;
                     while at != start {
-                        let (previous, relation) = came
+                        let (previous, row) = came
                             .remove(&at)
                             .ok_or_else(|| Error::internal("a broken path"))?;
-                        chain.push(relation);
+                        chain.push(row);
                         at = previous;
                     }
                     chain.reverse();
-                    return Ok(Some(chain));
+                    // Only the chain's entities and sources are read in full.
+                    let mut keys: Vec<i64> = chain.iter().map(|r| r.subject).collect();
+                    keys.extend(chain.iter().filter_map(|r| r.object));
+                    let entities = g.entities_by_key(&keys)?;
+                    let row_keys: Vec<i64> = chain.iter().map(|r| r.key).collect();
+                    let sources = g.sources_of(&row_keys)?;
+                    return chain
+                        .into_iter()
+                        .map(|row| {
+                            complete(row, &entities, &sources)
+                                .ok_or_else(|| Error::internal("a path's entity is gone"))
+                        })
+                        .collect::<Result<Vec<_>>>()
+                        .map(Some);
                 }
                 if next.is_empty() {
                     break;
@@ -1326,29 +1346,53 @@ struct Steps<'a> {
 
 impl Steps<'_> {
     /// The `(from, to, relation)` steps out of the `frontier` entities, in relation order.
-    fn from(&self, g: &mut dyn GraphRead, frontier: &[i64]) -> Result<Vec<(i64, i64, Relation)>> {
+    /// Relations are read as rows (no names, no sources): a walk passes many more than it
+    /// answers with.
+    fn from(
+        &self,
+        g: &mut dyn GraphRead,
+        frontier: &[i64],
+    ) -> Result<Vec<(i64, i64, RelationRow)>> {
         let in_frontier: HashSet<i64> = frontier.iter().copied().collect();
         let mut out = Vec::new();
-        for r in g.relations_touching(frontier, self.direction)? {
-            let rel = &r.relation;
-            if rel.scope != *self.scope
-                || !self.time.admits(rel.valid_from, rel.valid_to, self.now)
-                || (!self.predicates.is_empty() && !self.predicates.contains(&rel.predicate))
+        for r in g.relation_rows_touching(frontier, self.direction)? {
+            if r.scope != *self.scope
+                || !self.time.admits(r.valid_from, r.valid_to, self.now)
+                || (!self.predicates.is_empty() && !self.predicates.contains(&r.predicate))
             {
                 continue;
             }
             let Some(object) = r.object else { continue };
             let forward = self.direction != Direction::In && in_frontier.contains(&r.subject);
             let backward = self.direction != Direction::Out && in_frontier.contains(&object);
-            if forward {
-                out.push((r.subject, object, r.relation.clone()));
-            }
-            if backward {
-                out.push((object, r.subject, r.relation.clone()));
+            match (forward, backward) {
+                (true, true) => {
+                    out.push((r.subject, object, r.clone()));
+                    out.push((object, r.subject, r));
+                }
+                (true, false) => out.push((r.subject, object, r)),
+                (false, true) => out.push((object, r.subject, r)),
+                (false, false) => {}
             }
         }
         Ok(out)
     }
+}
+
+/// A walked relation in full, its ends from `entities` and its sources taken from
+/// `sources`; `None` when an end is missing (never within one snapshot).
+fn complete(
+    row: RelationRow,
+    entities: &HashMap<i64, Entity>,
+    sources: &HashMap<i64, Vec<String>>,
+) -> Option<Relation> {
+    let subject = entities.get(&row.subject)?;
+    let object = match row.object {
+        Some(key) => Some(entities.get(&key)?),
+        None => None,
+    };
+    let listed = sources.get(&row.key).cloned().unwrap_or_default();
+    Some(row.into_relation(subject, object, listed))
 }
 
 fn check_limit(limit: Option<usize>) -> Result<usize> {

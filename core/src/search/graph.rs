@@ -1,7 +1,9 @@
 //! The graph leg of hybrid search: the entities the query names in the search's scope (by
 //! name or alias, exactly or with a typo), and the memories their relations came from (1 for a relation of a named entity, 1/2 for a
 //! relation of one of its neighbours). It only weighs memories the other engines found, so
-//! it can never show a memory the search's scope and filters leave out.
+//! it can never show a memory the search's scope and filters leave out; and it starts from
+//! them: only the relations those memories support are read, not every relation around
+//! the named entities.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,21 +25,26 @@ const NEIGHBOUR_SHARE: f32 = 0.5;
 /// matched by exact names only.
 const MAX_FUZZY_NAMES: usize = 5_000;
 
-/// The graph score of each memory the query's entities lead to; empty when the store has
-/// no graph or the query names no entity of `scope`.
+/// The graph score of each of the `candidates` (memory keys the engines found) the
+/// query's entities lead to; empty when the query names no entity of `scope`.
 pub(crate) fn scores(
     store: &dyn Store,
     query: &str,
     scope: &Scope,
     now: DateTime<Utc>,
+    candidates: &HashSet<i64>,
 ) -> Result<HashMap<i64, f32>> {
+    if candidates.is_empty() {
+        return Ok(HashMap::new());
+    }
     let names = query_names(query);
     if names.is_empty() {
         return Ok(HashMap::new());
     }
+    let candidates: Vec<i64> = candidates.iter().copied().collect();
     let mut out = HashMap::new();
     store.read_graph(&mut |g| {
-        out = led_to(g, &names, scope, now)?;
+        out = led_to(g, &names, scope, &candidates, now)?;
         Ok(())
     })?;
     Ok(out)
@@ -87,47 +94,52 @@ fn close_to(said: &[&str], name: &[&str]) -> bool {
     typo_allowed
 }
 
+/// A relation weighs the memories it came from by 1 when it touches a named entity, and by
+/// [`NEIGHBOUR_SHARE`] when it touches a neighbour of one (an entity at the other end of a
+/// named entity's relation); only relations holding `now` count.
 fn led_to(
     g: &mut dyn GraphRead,
     names: &[String],
     scope: &Scope,
+    candidates: &[i64],
     now: DateTime<Utc>,
 ) -> Result<HashMap<i64, f32>> {
-    if g.is_empty()? {
+    let holding = |e: &Edge| RelationTime::default().admits(e.valid_from, e.valid_to, now);
+    // Most memories support no relation: start from the candidates' relations.
+    let sourced: Vec<(i64, Edge)> = g
+        .sourced_edges(candidates)?
+        .into_iter()
+        .filter(|(_, e)| holding(e))
+        .collect();
+    if sourced.is_empty() {
         return Ok(HashMap::new());
     }
-    let named = named_entities(g, scope, names)?;
+    let named: HashSet<i64> = named_entities(g, scope, names)?.into_iter().collect();
     if named.is_empty() {
         return Ok(HashMap::new());
     }
-    let holding = |e: &Edge| RelationTime::default().admits(e.valid_from, e.valid_to, now);
-    let direct: Vec<Edge> = g
-        .edges_touching(&named)?
+    let named_keys: Vec<i64> = named.iter().copied().collect();
+    let neighbours: HashSet<i64> = g
+        .edges_touching(&named_keys)?
         .into_iter()
         .filter(holding)
-        .collect();
-    let named_set: HashSet<i64> = named.iter().copied().collect();
-    let neighbours: Vec<i64> = direct
-        .iter()
         .flat_map(|e| [Some(e.subject), e.object])
         .flatten()
-        .filter(|k| !named_set.contains(k))
-        .collect::<HashSet<_>>()
-        .into_iter()
+        .filter(|k| !named.contains(k))
         .collect();
-    let mut weight: HashMap<i64, f32> = direct.iter().map(|e| (e.key, 1.0)).collect();
-    if !neighbours.is_empty() {
-        for e in g.edges_touching(&neighbours)? {
-            if holding(&e) {
-                weight.entry(e.key).or_insert(NEIGHBOUR_SHARE);
-            }
-        }
-    }
-    let relation_keys: Vec<i64> = weight.keys().copied().collect();
+    let touches = |e: &Edge, set: &HashSet<i64>| {
+        set.contains(&e.subject) || e.object.is_some_and(|o| set.contains(&o))
+    };
     let mut out: HashMap<i64, f32> = HashMap::new();
-    for (relation, memory) in g.source_keys(&relation_keys)? {
-        let w = weight.get(&relation).copied().unwrap_or(0.0);
-        let slot = out.entry(memory).or_insert(0.0);
+    for (memory, e) in &sourced {
+        let w = if touches(e, &named) {
+            1.0
+        } else if touches(e, &neighbours) {
+            NEIGHBOUR_SHARE
+        } else {
+            continue;
+        };
+        let slot = out.entry(*memory).or_insert(0.0);
         *slot = slot.max(w);
     }
     Ok(out)

@@ -157,18 +157,14 @@ impl EngineLists {
         // out); it has no past, so a search as of a moment goes without it.
         let mut graph: Vec<(Key, f32)> = Vec::new();
         if weights.graph > 0.0 && selection.as_of.is_none() {
-            let led_to = super::graph::scores(store, query, &options.scope, selection.now)?;
-            if !led_to.is_empty() {
-                let found: HashSet<Key> = [&vector, &keyword, &fuzzy]
-                    .into_iter()
-                    .flat_map(|list| list.iter().take(pool).map(|(k, _)| *k))
-                    .collect();
-                graph = led_to
-                    .into_iter()
-                    .filter(|(k, _)| found.contains(k))
-                    .collect();
-                graph.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            }
+            let found: HashSet<Key> = [&vector, &keyword, &fuzzy]
+                .into_iter()
+                .flat_map(|list| list.iter().take(pool).map(|(k, _)| *k))
+                .collect();
+            graph = super::graph::scores(store, query, &options.scope, selection.now, &found)?
+                .into_iter()
+                .collect();
+            graph.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         }
         Ok(EngineLists {
             vector,

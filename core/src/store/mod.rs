@@ -294,14 +294,24 @@ pub(crate) trait GraphRead {
         keys: &[i64],
         direction: Direction,
     ) -> Result<Vec<StoredRelation>>;
-    /// The relations touching these entities (either end), lightly: key, ends and valid
-    /// time only (what a walk for search needs), in no particular order.
+    /// The relations touching these entities (as subject, object or either) as stored,
+    /// without their ends' ids and names or their sources, by key: what a walk reads of
+    /// each relation it passes (it completes the few it answers with).
+    fn relation_rows_touching(
+        &mut self,
+        keys: &[i64],
+        direction: Direction,
+    ) -> Result<Vec<RelationRow>>;
+    /// The source memories of these relations, by relation, each list by memory id.
+    fn sources_of(&mut self, relation_keys: &[i64]) -> Result<HashMap<i64, Vec<String>>>;
+    /// The relations touching these entities (either end), lightly: ends and valid time
+    /// only (what search's graph leg needs), in no particular order.
     fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>>;
     /// True when the store holds no entity at all.
     fn is_empty(&mut self) -> Result<bool>;
-    /// The keys of the stored memories these relations came from, as
-    /// `(relation key, memory key)`.
-    fn source_keys(&mut self, relation_keys: &[i64]) -> Result<Vec<(i64, i64)>>;
+    /// The relations that came from the stored memories with these keys, lightly, each
+    /// with the key of the memory: `(memory key, relation)`, in no particular order.
+    fn sourced_edges(&mut self, memory_keys: &[i64]) -> Result<Vec<(i64, Edge)>>;
     /// The relations of exactly this scope, oldest first, optionally only one predicate's
     /// or one source memory's.
     fn relations_in(
@@ -329,6 +339,11 @@ pub(crate) trait GraphRead {
     fn relation_key(&mut self, id: &str) -> Result<Option<i64>>;
     /// The relations memory `memory_id` supported when it was deleted, as they were.
     fn forgotten(&mut self, memory_id: &str) -> Result<Vec<ForgottenRelation>>;
+    /// Up to `limit` entities with a key above `after`, by key, each with every name it
+    /// answers to as stored (copying a store).
+    fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>>;
+    /// Up to `limit` relations with a key above `after`, by key (copying a store).
+    fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>>;
 }
 
 /// A relation a deleted memory supported, as it was when the memory went (what both
@@ -347,14 +362,74 @@ pub(crate) struct ForgottenRelation {
     pub(crate) created_at: String,
 }
 
-/// A relation reduced to what a walk needs: its key, its ends' keys and its valid time.
+/// An entity as copied between stores: its key in the source, the entity, and every name
+/// it answers to as stored, `(name, folded)`, its own name's included. The folded forms are
+/// copied, not folded again, so that the copy resolves names exactly as the source did.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportedEntity {
+    pub(crate) key: i64,
+    pub(crate) entity: Entity,
+    pub(crate) names: Vec<(String, String)>,
+}
+
+/// A relation reduced to what search's graph leg needs: its ends' keys and its valid time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Edge {
-    pub(crate) key: i64,
     pub(crate) subject: i64,
     pub(crate) object: Option<i64>,
     pub(crate) valid_from: Option<DateTime<Utc>>,
     pub(crate) valid_to: Option<DateTime<Utc>>,
+}
+
+/// A relation as its row holds it: keys for its ends, no names, no sources (see
+/// [`GraphRead::relation_rows_touching`]).
+#[derive(Debug, Clone)]
+pub(crate) struct RelationRow {
+    pub(crate) key: i64,
+    pub(crate) subject: i64,
+    pub(crate) object: Option<i64>,
+    pub(crate) id: String,
+    pub(crate) predicate: String,
+    /// The literal object, when there is no object entity.
+    pub(crate) value: Option<String>,
+    pub(crate) valid_from: Option<DateTime<Utc>>,
+    pub(crate) valid_to: Option<DateTime<Utc>>,
+    pub(crate) closed_by: Option<String>,
+    pub(crate) confidence: f32,
+    pub(crate) scope: Scope,
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+impl RelationRow {
+    /// The relation, given its ends' entities (the object's when it is an entity) and its
+    /// sources: what [`GraphRead::relations_touching`] reads for the same row.
+    pub(crate) fn into_relation(
+        self,
+        subject: &Entity,
+        object: Option<&Entity>,
+        sources: Vec<String>,
+    ) -> Relation {
+        Relation {
+            id: self.id,
+            subject: subject.id.clone(),
+            subject_name: subject.name.clone(),
+            predicate: self.predicate,
+            object: object.map(|o| o.id.clone()),
+            object_name: match (object, self.value.as_ref()) {
+                (Some(o), _) => o.name.clone(),
+                (None, Some(v)) => v.clone(),
+                (None, None) => String::new(),
+            },
+            literal: self.value.is_some(),
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            closed_by: self.closed_by,
+            confidence: self.confidence,
+            sources,
+            scope: self.scope,
+            created_at: self.created_at,
+        }
+    }
 }
 
 /// A relation as stored: its key, its subject's key and its object entity's key.
@@ -459,6 +534,9 @@ pub(crate) trait StoreTx {
     /// Stores a copied past version as it is (its interval, its vector if it has one), with
     /// its keyword terms.
     fn import_version(&mut self, record: &MemoryRecord, vector: Option<&[f32]>) -> Result<()>;
+    /// Records that the store holds changes made at `at` (copied ones): later transactions
+    /// take later times (see [`StoreTx::now`]).
+    fn raise_commit_time(&mut self, at: DateTime<Utc>) -> Result<()>;
 
     /// The history rows written from now on belong to change `change` (its id), or each to
     /// a change of its own (`None`, the default).

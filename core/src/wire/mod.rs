@@ -283,8 +283,9 @@ pub fn history(memory: &Memory, id: &str) -> Result<Value> {
     to_json(&memory.history(id)?)
 }
 
-/// Copies every memory and the whole history of `source` into the empty store `target`
-/// (see [`Memory::copy_into`]); `{"memories": n, "history": n}`.
+/// Copies every memory, the whole history and the graph of `source` into the empty store
+/// `target` (see [`Memory::copy_into`]); `{"memories": n, "history": n, "versions": n, "entities": n,
+/// "relations": n}`.
 pub fn copy_into(source: &Memory, target: &Memory) -> Result<Value> {
     to_json(&source.copy_into(target)?)
 }

@@ -846,3 +846,37 @@ fn adds_with_relations_imports_and_exports_as_on_sqlite() {
     };
     assert_eq!(again, doc);
 }
+
+/// The graph goes with `copy_into` from SQLite into PostgreSQL and back: every entity and
+/// relation (closed ones, literals, sources, aliases) reads the same on all three stores.
+#[test]
+fn the_graph_is_copied_into_postgres_and_back() {
+    let _server = shared();
+    let Some((_, [pg, sqlite])) = stores("graph_copy") else {
+        return;
+    };
+    crate::graph_copy::fill(&sqlite);
+    let before = crate::graph_copy::reading(&sqlite);
+    let report = sqlite.copy_into(&pg).unwrap();
+    assert_eq!((report.entities, report.relations), (7, 5));
+    assert_eq!(crate::graph_copy::reading(&pg), before);
+    let back = Memory::builder()
+        .embedder(crate::postgres_changes::embedder())
+        .build()
+        .unwrap();
+    assert_eq!(pg.copy_into(&back).unwrap(), report);
+    assert_eq!(crate::graph_copy::reading(&back), before);
+    // The graph leg of search finds the same memories through the copied graph.
+    let options = SearchOptions::new().scope(Scope::user("alice")).limit(5);
+    let hits = |m: &Memory| -> Vec<String> {
+        m.search("Where does Ally live?", &options)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.memory.id)
+            .collect()
+    };
+    assert_eq!(hits(&pg), hits(&sqlite));
+    assert_eq!(hits(&back), hits(&sqlite));
+    let err = sqlite.copy_into(&pg).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AlreadyExists);
+}

@@ -14,7 +14,8 @@ use super::rows::scope_values;
 use crate::error::{Error, Result};
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
-    corrupted, opt_scope, Edge, ForgottenRelation, GraphRead, GraphWrite, StoredRelation,
+    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, GraphRead, GraphWrite,
+    RelationRow, StoredRelation,
 };
 use crate::types::{format_time, parse_time, Scope};
 
@@ -23,10 +24,15 @@ pub(super) struct PgGraph<'s, 'c> {
     pub(super) s: &'s mut Session<'c>,
 }
 
+/// An entity's columns, its aliases last; as in SQLite, they are gathered and sorted only
+/// for an entity that has any.
 const ENTITY_COLUMNS: &str = "e.key, e.id, e.name, e.type, e.summary, e.user_id, e.agent_id, \
     e.run_id, e.org_id, e.created_at, e.updated_at, \
-    ARRAY(SELECT n.name FROM agentmem_entity_names n \
-          WHERE n.entity_key = e.key AND n.folded <> e.folded ORDER BY n.name)";
+    CASE WHEN EXISTS (SELECT 1 FROM agentmem_entity_names n \
+                      WHERE n.entity_key = e.key AND n.folded <> e.folded) \
+    THEN ARRAY(SELECT n.name FROM agentmem_entity_names n \
+               WHERE n.entity_key = e.key AND n.folded <> e.folded ORDER BY n.name) \
+    ELSE '{}'::text[] END";
 
 const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, s.name, \
     r.predicate, o.id, coalesce(o.name, r.value), r.value IS NOT NULL, r.valid_from, \
@@ -34,6 +40,11 @@ const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, 
     ARRAY(SELECT x.memory_id FROM agentmem_relation_sources x \
           WHERE x.relation_key = r.key ORDER BY x.memory_id), \
     r.user_id, r.agent_id, r.run_id, r.org_id, r.created_at";
+
+/// A relation's own row, without joins or aggregates (see [`RelationRow`]).
+const ROW_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, r.predicate, r.value, \
+    r.valid_from, r.valid_to, r.closed_by, r.confidence, r.user_id, r.agent_id, r.run_id, \
+    r.org_id, r.created_at";
 
 const RELATION_FROM: &str = "agentmem_relations r \
     JOIN agentmem_entities s ON s.key = r.subject_key \
@@ -98,6 +109,33 @@ fn relation_from_row(row: &Row) -> Result<StoredRelation> {
             created_at: time(row, 19)?,
         },
     })
+}
+
+fn row_from_row(row: &Row) -> Result<RelationRow> {
+    let confidence: f64 = get(row, 9)?;
+    Ok(RelationRow {
+        key: get(row, 0)?,
+        subject: get(row, 1)?,
+        object: get(row, 2)?,
+        id: get(row, 3)?,
+        predicate: get(row, 4)?,
+        value: get(row, 5)?,
+        valid_from: opt_time(row, 6)?,
+        valid_to: opt_time(row, 7)?,
+        closed_by: get(row, 8)?,
+        confidence: confidence as f32,
+        scope: scope_at(row, 10)?,
+        created_at: time(row, 14)?,
+    })
+}
+
+/// The condition on `r` of relations touching the keys of `$1` the given way.
+fn touching(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Out => "r.subject_key = ANY($1::int8[])",
+        Direction::In => "r.object_key = ANY($1::int8[])",
+        Direction::Both => "r.subject_key = ANY($1::int8[]) OR r.object_key = ANY($1::int8[])",
+    }
 }
 
 /// PostgreSQL refuses the NUL character in text (SQLite stores it): a clear error rather
@@ -221,14 +259,45 @@ impl GraphRead for PgGraph<'_, '_> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let cond = match direction {
-            Direction::Out => "r.subject_key = ANY($1::int8[])",
-            Direction::In => "r.object_key = ANY($1::int8[])",
-            Direction::Both => "r.subject_key = ANY($1::int8[]) OR r.object_key = ANY($1::int8[])",
-        };
-        let sql =
-            format!("SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE {cond} ORDER BY r.key");
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE {} ORDER BY r.key",
+            touching(direction)
+        );
         self.relations(&sql, &[&keys])
+    }
+
+    fn relation_rows_touching(
+        &mut self,
+        keys: &[i64],
+        direction: Direction,
+    ) -> Result<Vec<RelationRow>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM agentmem_relations r WHERE {} ORDER BY r.key",
+            touching(direction)
+        );
+        self.s
+            .query(&sql, &[&keys])?
+            .iter()
+            .map(row_from_row)
+            .collect()
+    }
+
+    fn sources_of(&mut self, relation_keys: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        if relation_keys.is_empty() {
+            return Ok(out);
+        }
+        for row in self.s.query(
+            "SELECT relation_key, memory_id FROM agentmem_relation_sources
+             WHERE relation_key = ANY($1::int8[]) ORDER BY relation_key, memory_id",
+            &[&relation_keys],
+        )? {
+            out.entry(get(&row, 0)?).or_default().push(get(&row, 1)?);
+        }
+        Ok(out)
     }
 
     fn entity_keys_named(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<i64>> {
@@ -257,7 +326,7 @@ impl GraphRead for PgGraph<'_, '_> {
     fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>> {
         self.s
             .query(
-                "SELECT key, subject_key, object_key, valid_from, valid_to
+                "SELECT subject_key, object_key, valid_from, valid_to
                  FROM agentmem_relations
                  WHERE subject_key = ANY($1::int8[]) OR object_key = ANY($1::int8[])",
                 &[&keys],
@@ -265,11 +334,10 @@ impl GraphRead for PgGraph<'_, '_> {
             .iter()
             .map(|row| {
                 Ok(Edge {
-                    key: get(row, 0)?,
-                    subject: get(row, 1)?,
-                    object: get(row, 2)?,
-                    valid_from: opt_time(row, 3)?,
-                    valid_to: opt_time(row, 4)?,
+                    subject: get(row, 0)?,
+                    object: get(row, 1)?,
+                    valid_from: opt_time(row, 2)?,
+                    valid_to: opt_time(row, 3)?,
                 })
             })
             .collect()
@@ -282,19 +350,31 @@ impl GraphRead for PgGraph<'_, '_> {
         get(&row, 0)
     }
 
-    fn source_keys(&mut self, relation_keys: &[i64]) -> Result<Vec<(i64, i64)>> {
-        if relation_keys.is_empty() {
+    fn sourced_edges(&mut self, memory_keys: &[i64]) -> Result<Vec<(i64, Edge)>> {
+        if memory_keys.is_empty() {
             return Ok(Vec::new());
         }
         self.s
             .query(
-                "SELECT s.relation_key, m.key FROM agentmem_relation_sources s
-                 JOIN agentmem_memories m ON m.id = s.memory_id
-                 WHERE s.relation_key = ANY($1::int8[])",
-                &[&relation_keys],
+                "SELECT m.key, r.subject_key, r.object_key, r.valid_from, r.valid_to
+                 FROM agentmem_memories m
+                 JOIN agentmem_relation_sources s ON s.memory_id = m.id
+                 JOIN agentmem_relations r ON r.key = s.relation_key
+                 WHERE m.key = ANY($1::int8[])",
+                &[&memory_keys],
             )?
             .iter()
-            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .map(|row| {
+                Ok((
+                    get(row, 0)?,
+                    Edge {
+                        subject: get(row, 1)?,
+                        object: get(row, 2)?,
+                        valid_from: opt_time(row, 3)?,
+                        valid_to: opt_time(row, 4)?,
+                    },
+                ))
+            })
             .collect()
     }
 
@@ -445,6 +525,48 @@ impl GraphRead for PgGraph<'_, '_> {
                 })
             })
             .collect()
+    }
+
+    fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM agentmem_entities e WHERE e.key > $1::int8
+             ORDER BY e.key LIMIT $2::int8"
+        );
+        let mut page: Vec<ExportedEntity> = self
+            .entities(&sql, &[&after, &limit])?
+            .into_iter()
+            .map(|(key, entity)| ExportedEntity {
+                key,
+                entity,
+                names: Vec::new(),
+            })
+            .collect();
+        let keys: Vec<i64> = page.iter().map(|e| e.key).collect();
+        let mut names: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        for row in self.s.query(
+            "SELECT entity_key, name, folded FROM agentmem_entity_names
+             WHERE entity_key = ANY($1::int8[]) ORDER BY entity_key, folded",
+            &[&keys],
+        )? {
+            names
+                .entry(get(&row, 0)?)
+                .or_default()
+                .push((get(&row, 1)?, get(&row, 2)?));
+        }
+        for e in &mut page {
+            e.names = names.remove(&e.key).unwrap_or_default();
+        }
+        Ok(page)
+    }
+
+    fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.key > $1::int8
+             ORDER BY r.key LIMIT $2::int8"
+        );
+        self.relations(&sql, &[&after, &limit])
     }
 }
 

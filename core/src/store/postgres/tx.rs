@@ -427,6 +427,10 @@ impl StoreTx for PgTx<'_, '_> {
         versions::import(self.graph.s, record, vector, &mut self.delta)
     }
 
+    fn raise_commit_time(&mut self, at: DateTime<Utc>) -> Result<()> {
+        raise_commit_time(self.graph.s, at)
+    }
+
     fn set_change(&mut self, change: Option<String>) {
         self.change = change;
     }

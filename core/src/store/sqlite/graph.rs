@@ -12,7 +12,8 @@ use super::ops::{self, opt_time, time, KEYS_IN_JSON};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
-    corrupted, opt_scope, Edge, ForgottenRelation, GraphRead, GraphWrite, StoredRelation,
+    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, GraphRead, GraphWrite,
+    RelationRow, StoredRelation,
 };
 use crate::types::{format_time, Scope};
 
@@ -21,10 +22,15 @@ pub(super) struct SqliteGraph<'a> {
     pub(super) conn: &'a Connection,
 }
 
+/// An entity's columns, its aliases as a JSON array last. Most entities have none: the
+/// index alone says so (the aliases' own rows and their sort are read only for the others).
 const ENTITY_COLUMNS: &str = "e.key, e.id, e.name, e.type, e.summary, e.user_id, e.agent_id, \
     e.run_id, e.org_id, e.created_at, e.updated_at, \
-    (SELECT json_group_array(n.name) FROM (SELECT name FROM entity_names \
-     WHERE entity_key = e.key AND folded <> e.folded ORDER BY name) n)";
+    CASE WHEN EXISTS (SELECT 1 FROM entity_names WHERE entity_key = e.key \
+                      AND folded <> e.folded) \
+    THEN (SELECT json_group_array(n.name) FROM (SELECT name FROM entity_names \
+          WHERE entity_key = e.key AND folded <> e.folded ORDER BY name) n) \
+    ELSE '[]' END";
 
 const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, s.name, \
     r.predicate, o.id, coalesce(o.name, r.value), r.value IS NOT NULL, r.valid_from, \
@@ -32,6 +38,11 @@ const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, 
     (SELECT json_group_array(memory_id) FROM (SELECT memory_id FROM relation_sources \
      WHERE relation_key = r.key ORDER BY memory_id)), \
     r.user_id, r.agent_id, r.run_id, r.org_id, r.created_at";
+
+/// A relation's own row, without joins or aggregates (see [`RelationRow`]).
+const ROW_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, r.predicate, r.value, \
+    r.valid_from, r.valid_to, r.closed_by, r.confidence, r.user_id, r.agent_id, r.run_id, \
+    r.org_id, r.created_at";
 
 const RELATION_FROM: &str = "relations r JOIN entities s ON s.key = r.subject_key \
     LEFT JOIN entities o ON o.key = r.object_key";
@@ -89,6 +100,36 @@ fn relation_from_row(row: &Row<'_>) -> Result<StoredRelation> {
             created_at: time(row, 19)?,
         },
     })
+}
+
+fn row_from_row(row: &Row<'_>) -> Result<RelationRow> {
+    let confidence: f64 = row.get(9)?;
+    Ok(RelationRow {
+        key: row.get(0)?,
+        subject: row.get(1)?,
+        object: row.get(2)?,
+        id: row.get(3)?,
+        predicate: row.get(4)?,
+        value: row.get(5)?,
+        valid_from: opt_time(row, 6)?,
+        valid_to: opt_time(row, 7)?,
+        closed_by: row.get(8)?,
+        confidence: confidence as f32,
+        scope: scope_at(row, 10)?,
+        created_at: time(row, 14)?,
+    })
+}
+
+/// The condition on `r` of relations touching the keys of `?1` (a JSON array) the given
+/// way. For both ways one condition: SQLite answers it from both indexes, each row once.
+fn touching(direction: Direction) -> String {
+    match direction {
+        Direction::Out => format!("r.subject_key IN {KEYS_IN_JSON}"),
+        Direction::In => format!("r.object_key IN {KEYS_IN_JSON}"),
+        Direction::Both => {
+            format!("r.subject_key IN {KEYS_IN_JSON} OR r.object_key IN {KEYS_IN_JSON}")
+        }
+    }
 }
 
 /// A scope's four ids as stored ('' for absent).
@@ -195,28 +236,48 @@ impl GraphRead for SqliteGraph<'_> {
         keys: &[i64],
         direction: Direction,
     ) -> Result<Vec<StoredRelation>> {
-        let outgoing = format!(
-            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.subject_key IN {KEYS_IN_JSON}"
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE {} ORDER BY r.key",
+            touching(direction)
         );
-        let incoming = format!(
-            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.object_key IN {KEYS_IN_JSON}"
-        );
-        let sql = match direction {
-            Direction::Out => format!("{outgoing} ORDER BY r.key"),
-            Direction::In => format!("{incoming} ORDER BY r.key"),
-            // One condition: SQLite answers it from both indexes, each row once.
-            Direction::Both => format!(
-                "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM}
-                 WHERE r.subject_key IN {KEYS_IN_JSON} OR r.object_key IN {KEYS_IN_JSON}
-                 ORDER BY r.key"
-            ),
-        };
         relations(self.conn, &sql, &[SqlValue::Text(ops::keys_json(keys))])
+    }
+
+    fn relation_rows_touching(
+        &mut self,
+        keys: &[i64],
+        direction: Direction,
+    ) -> Result<Vec<RelationRow>> {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM relations r WHERE {} ORDER BY r.key",
+            touching(direction)
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([ops::keys_json(keys)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(row_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    fn sources_of(&mut self, relation_keys: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+        let sql = format!(
+            "SELECT relation_key, memory_id FROM relation_sources
+             WHERE relation_key IN {KEYS_IN_JSON} ORDER BY relation_key, memory_id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([ops::keys_json(relation_keys)])?;
+        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            out.entry(row.get(0)?).or_default().push(row.get(1)?);
+        }
+        Ok(out)
     }
 
     fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>> {
         let sql = format!(
-            "SELECT key, subject_key, object_key, valid_from, valid_to FROM relations
+            "SELECT subject_key, object_key, valid_from, valid_to FROM relations
              WHERE subject_key IN {KEYS_IN_JSON} OR object_key IN {KEYS_IN_JSON}"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -224,11 +285,10 @@ impl GraphRead for SqliteGraph<'_> {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(Edge {
-                key: row.get(0)?,
-                subject: row.get(1)?,
-                object: row.get(2)?,
-                valid_from: opt_time(row, 3)?,
-                valid_to: opt_time(row, 4)?,
+                subject: row.get(0)?,
+                object: row.get(1)?,
+                valid_from: opt_time(row, 2)?,
+                valid_to: opt_time(row, 3)?,
             });
         }
         Ok(out)
@@ -241,16 +301,27 @@ impl GraphRead for SqliteGraph<'_> {
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
-    fn source_keys(&mut self, relation_keys: &[i64]) -> Result<Vec<(i64, i64)>> {
+    fn sourced_edges(&mut self, memory_keys: &[i64]) -> Result<Vec<(i64, Edge)>> {
         let sql = format!(
-            "SELECT s.relation_key, m.key FROM relation_sources s
-             JOIN memories m ON m.id = s.memory_id WHERE s.relation_key IN {KEYS_IN_JSON}"
+            "SELECT m.key, r.subject_key, r.object_key, r.valid_from, r.valid_to
+             FROM memories m JOIN relation_sources s ON s.memory_id = m.id
+             JOIN relations r ON r.key = s.relation_key WHERE m.key IN {KEYS_IN_JSON}"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([ops::keys_json(relation_keys)], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let mut rows = stmt.query([ops::keys_json(memory_keys)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((
+                row.get(0)?,
+                Edge {
+                    subject: row.get(1)?,
+                    object: row.get(2)?,
+                    valid_from: opt_time(row, 3)?,
+                    valid_to: opt_time(row, 4)?,
+                },
+            ));
+        }
+        Ok(out)
     }
 
     fn relations_in(
@@ -365,6 +436,56 @@ impl GraphRead for SqliteGraph<'_> {
             });
         }
         Ok(out)
+    }
+
+    fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>> {
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.key > ?1 ORDER BY e.key LIMIT ?2"
+        );
+        let mut page = Vec::new();
+        {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
+            while let Some(row) = rows.next()? {
+                let (key, entity) = entity_from_row(row)?;
+                page.push(ExportedEntity {
+                    key,
+                    entity,
+                    names: Vec::new(),
+                });
+            }
+        }
+        let keys: Vec<i64> = page.iter().map(|e| e.key).collect();
+        let mut names: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT entity_key, name, folded FROM entity_names
+             WHERE entity_key IN {KEYS_IN_JSON} ORDER BY entity_key, folded"
+        ))?;
+        let mut rows = stmt.query([ops::keys_json(&keys)])?;
+        while let Some(row) = rows.next()? {
+            names
+                .entry(row.get(0)?)
+                .or_default()
+                .push((row.get(1)?, row.get(2)?));
+        }
+        for e in &mut page {
+            e.names = names.remove(&e.key).unwrap_or_default();
+        }
+        Ok(page)
+    }
+
+    fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>> {
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM {RELATION_FROM} WHERE r.key > ?1 ORDER BY r.key LIMIT ?2"
+        );
+        relations(
+            self.conn,
+            &sql,
+            &[
+                SqlValue::Integer(after),
+                SqlValue::Integer(limit.min(i64::MAX as usize) as i64),
+            ],
+        )
     }
 }
 

@@ -128,6 +128,10 @@ impl StoreTx for SqliteTx<'_> {
         versions::import(self.conn, record, vector, &mut self.vocab)
     }
 
+    fn raise_commit_time(&mut self, at: DateTime<Utc>) -> Result<()> {
+        ops::raise_commit_time(self.conn, at)
+    }
+
     fn set_change(&mut self, change: Option<String>) {
         self.change = change;
     }
