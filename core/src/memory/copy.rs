@@ -32,10 +32,12 @@ pub struct CopyReport {
 impl Memory {
     /// Copies every memory (with its vector, scope, times and metadata), every kept past
     /// version, the whole history (deleted memories' too) and the graph (entities with their
-    /// aliases, relations with their valid times, closures and sources, ids kept) into
+    /// aliases and name embeddings, relations with their valid times, closures and sources,
+    /// ids kept, the entity history, and the relations deleted memories supported) into
     /// `target`, which must be empty: a SQLite file into PostgreSQL and back, or between two
-    /// files. One write transaction on the target: all of it or nothing. The target records this store's embedding model and dimension,
-    /// and refuses if it is configured with another model.
+    /// files. One write transaction on the target: all of it or nothing. The target records
+    /// this store's embedding model and dimension, and refuses if it is configured with
+    /// another model.
     pub fn copy_into(&self, target: &Memory) -> Result<CopyReport> {
         if self.location() == target.location() && self.path().is_some() {
             return Err(Error::invalid("cannot copy a store into itself"));
@@ -152,6 +154,9 @@ fn copy_graph(source: &dyn Store, tx: &mut dyn StoreTx) -> Result<(usize, usize)
                 for (name, folded) in &e.names {
                     target.add_name(key, &e.entity.scope, name, folded)?;
                 }
+                if let Some(embedding) = &e.embedding {
+                    target.set_embedding(key, embedding)?;
+                }
                 keys.insert(e.key, key);
                 latest = latest.max(Some(e.entity.updated_at.max(e.entity.created_at)));
             }
@@ -178,6 +183,25 @@ fn copy_graph(source: &dyn Store, tx: &mut dyn StoreTx) -> Result<(usize, usize)
                 latest = latest.max(Some(r.relation.created_at));
             }
             counts.1 += page.len();
+        }
+        // The corrections of entities, and what deleted memories supported (for their undo).
+        let mut after = 0;
+        loop {
+            let page = g.export_entity_history(after, COPY_PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, event) in &page {
+                target.record_entity_event(event)?;
+            }
+        }
+        let mut after = 0;
+        loop {
+            let page = g.export_forgotten(after, COPY_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.key;
+            for forgotten in &page {
+                target.import_forgotten(forgotten)?;
+            }
         }
         Ok(())
     })?;

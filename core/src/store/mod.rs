@@ -344,11 +344,21 @@ pub(crate) trait GraphRead {
     fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>>;
     /// Up to `limit` relations with a key above `after`, by key (copying a store).
     fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>>;
+    /// Up to `limit` rows of the entity history with a key above `after`, by key, with
+    /// their keys (copying a store).
+    fn export_entity_history(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, EntityEvent)>>;
+    /// Up to `limit` of the relations kept for deleted memories with a key above `after`,
+    /// by key (copying a store).
+    fn export_forgotten(&mut self, after: i64, limit: usize) -> Result<Vec<ForgottenSource>>;
 }
 
 /// A relation a deleted memory supported, as it was when the memory went (what both
 /// backends keep, as JSON, for an undo of the delete).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 pub(crate) struct ForgottenRelation {
     pub(crate) id: String,
     pub(crate) subject: String,
@@ -362,6 +372,16 @@ pub(crate) struct ForgottenRelation {
     pub(crate) created_at: String,
 }
 
+/// A relation kept for deleted memory `memory_id` (see [`GraphRead::forgotten`]), as copied
+/// between stores.
+#[derive(Debug, Clone)]
+pub(crate) struct ForgottenSource {
+    pub(crate) key: i64,
+    pub(crate) memory_id: String,
+    pub(crate) relation: ForgottenRelation,
+    pub(crate) forgotten_at: String,
+}
+
 /// An entity as copied between stores: its key in the source, the entity, and every name
 /// it answers to as stored, `(name, folded)`, its own name's included. The folded forms are
 /// copied, not folded again, so that the copy resolves names exactly as the source did.
@@ -370,6 +390,8 @@ pub(crate) struct ExportedEntity {
     pub(crate) key: i64,
     pub(crate) entity: Entity,
     pub(crate) names: Vec<(String, String)>,
+    /// The embedding of its name, if it has one.
+    pub(crate) embedding: Option<Vec<f32>>,
 }
 
 /// A relation reduced to what search's graph leg needs: its ends' keys and its valid time.
@@ -480,6 +502,8 @@ pub(crate) trait GraphWrite: GraphRead {
     fn delete_relation(&mut self, key: i64) -> Result<()>;
     /// Forgets what [`GraphRead::forgotten`] kept for memory `memory_id`.
     fn clear_forgotten(&mut self, memory_id: &str) -> Result<()>;
+    /// Keeps a relation for a deleted memory as another store kept it (copying a store).
+    fn import_forgotten(&mut self, forgotten: &ForgottenSource) -> Result<()>;
     /// Appends a correction to the entity history.
     fn record_entity_event(&mut self, event: &EntityEvent) -> Result<()>;
 }

@@ -868,7 +868,7 @@ fn renaming_keeps_the_old_name_as_an_alias_and_splitting_undoes_a_wrong_resoluti
 }
 
 /// The default model, loaded once for this module's tests.
-fn model() -> Arc<agent_mem::LocalEmbedder> {
+pub(crate) fn model() -> Arc<agent_mem::LocalEmbedder> {
     static MODEL: std::sync::OnceLock<Arc<agent_mem::LocalEmbedder>> = std::sync::OnceLock::new();
     MODEL
         .get_or_init(|| {

@@ -200,3 +200,81 @@ fn a_file_copy_carries_the_graph_and_resolves_names_alike() {
         1
     );
 }
+
+#[test]
+fn corrections_name_embeddings_and_what_deleted_memories_supported_go_with_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_model = |name: &str| {
+        Memory::builder()
+            .path(dir.path().join(name))
+            .embedder(crate::graph::model())
+            .build()
+            .unwrap()
+    };
+    let source = with_model("a.db");
+    let scope = Scope::user("u");
+    let g = source.graph();
+    let person = |name: &str| {
+        NewEntity::new(name)
+            .entity_type("person")
+            .scope(scope.clone())
+    };
+    let bob = g.add_entity(person("Bob")).unwrap();
+    let robert = g.add_entity(person("Robert")).unwrap();
+    g.merge_entities(&bob.id, &robert.id).unwrap();
+    let acme = g
+        .add_entity(
+            NewEntity::new("Acme Corp")
+                .entity_type("organisation")
+                .scope(scope.clone()),
+        )
+        .unwrap();
+    let gone = source
+        .add(NewMemory::new("Bob plays chess").scope(scope.clone()))
+        .unwrap()
+        .id;
+    g.add_relation(
+        NewRelation::literal("Bob", "plays", "chess")
+            .scope(scope.clone())
+            .source(&gone),
+    )
+    .unwrap();
+    source.delete(&gone).unwrap();
+
+    let target = with_model("b.db");
+    source.copy_into(&target).unwrap();
+    let copied = target.graph();
+    for id in [&bob.id, &robert.id] {
+        assert_eq!(
+            copied.entity_history(id).unwrap(),
+            g.entity_history(id).unwrap()
+        );
+    }
+    // The copy resolves a new name by meaning, as the source would.
+    let again = copied
+        .add_entity(
+            NewEntity::new("Acme Corporation")
+                .entity_type("organisation")
+                .scope(scope.clone()),
+        )
+        .unwrap();
+    assert_eq!(again.id, acme.id);
+    // Undoing the delete on the copy brings back what the memory supported.
+    let change = target
+        .history(&gone)
+        .unwrap()
+        .last()
+        .unwrap()
+        .change_id
+        .clone();
+    target.undo(&change, false).unwrap();
+    let back = copied
+        .relations(&RelationQuery {
+            scope: scope.clone(),
+            ..RelationQuery::default()
+        })
+        .unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].object_name, "chess");
+    assert_eq!(back[0].sources, vec![gone]);
+}

@@ -856,9 +856,32 @@ fn the_graph_is_copied_into_postgres_and_back() {
         return;
     };
     crate::graph_copy::fill(&sqlite);
+    // A merge (kept in the entity history) and a deleted memory's relation (kept for its
+    // undo) go along too.
+    let carol = Scope::user("carol");
+    let g = sqlite.graph();
+    let person = |name: &str| {
+        NewEntity::new(name)
+            .entity_type("person")
+            .scope(carol.clone())
+    };
+    let bob = g.add_entity(person("Bob")).unwrap();
+    let robert = g.add_entity(person("Robert")).unwrap();
+    g.merge_entities(&bob.id, &robert.id).unwrap();
+    let gone = sqlite
+        .add(NewMemory::new("Bob plays chess").scope(carol.clone()))
+        .unwrap()
+        .id;
+    g.add_relation(
+        NewRelation::literal("Bob", "plays", "chess")
+            .scope(carol.clone())
+            .source(&gone),
+    )
+    .unwrap();
+    sqlite.delete(&gone).unwrap();
     let before = crate::graph_copy::reading(&sqlite);
     let report = sqlite.copy_into(&pg).unwrap();
-    assert_eq!((report.entities, report.relations), (7, 5));
+    assert_eq!((report.entities, report.relations), (8, 5));
     assert_eq!(crate::graph_copy::reading(&pg), before);
     let back = Memory::builder()
         .embedder(crate::postgres_changes::embedder())
@@ -866,6 +889,30 @@ fn the_graph_is_copied_into_postgres_and_back() {
         .unwrap();
     assert_eq!(pg.copy_into(&back).unwrap(), report);
     assert_eq!(crate::graph_copy::reading(&back), before);
+    for copy in [&pg, &back] {
+        for id in [&bob.id, &robert.id] {
+            assert_eq!(
+                copy.graph().entity_history(id).unwrap(),
+                g.entity_history(id).unwrap()
+            );
+        }
+    }
+    let change = back
+        .history(&gone)
+        .unwrap()
+        .last()
+        .unwrap()
+        .change_id
+        .clone();
+    back.undo(&change, false).unwrap();
+    let chess = back
+        .graph()
+        .relations(&query(&carol))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.object_name, r.sources))
+        .collect::<Vec<_>>();
+    assert_eq!(chess, vec![("chess".to_string(), vec![gone.clone()])]);
     // The graph leg of search finds the same memories through the copied graph.
     let options = SearchOptions::new().scope(Scope::user("alice")).limit(5);
     let hits = |m: &Memory| -> Vec<String> {

@@ -14,8 +14,8 @@ use super::rows::scope_values;
 use crate::error::{Error, Result};
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
-    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, GraphRead, GraphWrite,
-    RelationRow, StoredRelation,
+    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
+    GraphWrite, RelationRow, StoredRelation,
 };
 use crate::types::{format_time, parse_time, Scope};
 
@@ -540,6 +540,7 @@ impl GraphRead for PgGraph<'_, '_> {
                 key,
                 entity,
                 names: Vec::new(),
+                embedding: None,
             })
             .collect();
         let keys: Vec<i64> = page.iter().map(|e| e.key).collect();
@@ -554,10 +555,73 @@ impl GraphRead for PgGraph<'_, '_> {
                 .or_default()
                 .push((get(&row, 1)?, get(&row, 2)?));
         }
+        let mut embeddings: HashMap<i64, Vec<f32>> = HashMap::new();
+        for row in self.s.query(
+            "SELECT key, embedding FROM agentmem_entities
+             WHERE key = ANY($1::int8[]) AND embedding IS NOT NULL",
+            &[&keys],
+        )? {
+            embeddings.insert(get(&row, 0)?, get(&row, 1)?);
+        }
         for e in &mut page {
             e.names = names.remove(&e.key).unwrap_or_default();
+            e.embedding = embeddings.remove(&e.key);
         }
         Ok(page)
+    }
+
+    fn export_entity_history(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, EntityEvent)>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.s
+            .query(
+                "SELECT key, entity_id, event, detail::text, created_at
+                 FROM agentmem_entity_history WHERE key > $1::int8 ORDER BY key LIMIT $2::int8",
+                &[&after, &limit],
+            )?
+            .iter()
+            .map(|row| {
+                let event: String = get(row, 2)?;
+                let detail: String = get(row, 3)?;
+                Ok((
+                    get(row, 0)?,
+                    EntityEvent {
+                        entity_id: get(row, 1)?,
+                        event: serde_json::from_value(serde_json::Value::String(event))
+                            .map_err(|e| corrupted("entity event", e))?,
+                        detail: serde_json::from_str(&detail)
+                            .map_err(|e| corrupted("detail", e))?,
+                        created_at: time(row, 4)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn export_forgotten(&mut self, after: i64, limit: usize) -> Result<Vec<ForgottenSource>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.s
+            .query(
+                "SELECT key, memory_id, relation::text, forgotten_at
+                 FROM agentmem_forgotten_sources WHERE key > $1::int8 ORDER BY key
+                 LIMIT $2::int8",
+                &[&after, &limit],
+            )?
+            .iter()
+            .map(|row| {
+                let relation: String = get(row, 2)?;
+                Ok(ForgottenSource {
+                    key: get(row, 0)?,
+                    memory_id: get(row, 1)?,
+                    relation: serde_json::from_str(&relation)
+                        .map_err(|e| corrupted("relation", e))?,
+                    forgotten_at: get(row, 3)?,
+                })
+            })
+            .collect()
     }
 
     fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>> {
@@ -762,6 +826,23 @@ impl GraphWrite for PgGraph<'_, '_> {
         self.s.execute(
             "DELETE FROM agentmem_relations WHERE key = $1::int8",
             &[&twin],
+        )?;
+        Ok(())
+    }
+
+    fn import_forgotten(&mut self, forgotten: &ForgottenSource) -> Result<()> {
+        let relation =
+            serde_json::to_string(&forgotten.relation).map_err(|e| corrupted("relation", e))?;
+        self.s.execute(
+            "INSERT INTO agentmem_forgotten_sources (memory_id, relation_id, relation,
+                                                     forgotten_at)
+             VALUES ($1::text, $2::text, $3::text::jsonb, $4::text)",
+            &[
+                &forgotten.memory_id,
+                &forgotten.relation.id,
+                &relation,
+                &forgotten.forgotten_at,
+            ],
         )?;
         Ok(())
     }

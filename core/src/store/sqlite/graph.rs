@@ -12,8 +12,8 @@ use super::ops::{self, opt_time, time, KEYS_IN_JSON};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
-    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, GraphRead, GraphWrite,
-    RelationRow, StoredRelation,
+    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
+    GraphWrite, RelationRow, StoredRelation,
 };
 use crate::types::{format_time, Scope};
 
@@ -452,6 +452,7 @@ impl GraphRead for SqliteGraph<'_> {
                     key,
                     entity,
                     names: Vec::new(),
+                    embedding: None,
                 });
             }
         }
@@ -468,10 +469,68 @@ impl GraphRead for SqliteGraph<'_> {
                 .or_default()
                 .push((row.get(1)?, row.get(2)?));
         }
+        let mut embeddings: HashMap<i64, Vec<f32>> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT key, embedding FROM entities
+             WHERE key IN {KEYS_IN_JSON} AND embedding IS NOT NULL"
+        ))?;
+        let mut rows = stmt.query([ops::keys_json(&keys)])?;
+        while let Some(row) = rows.next()? {
+            let blob: Vec<u8> = row.get(1)?;
+            embeddings.insert(row.get(0)?, ops::blob_to_vector(&blob)?);
+        }
         for e in &mut page {
             e.names = names.remove(&e.key).unwrap_or_default();
+            e.embedding = embeddings.remove(&e.key);
         }
         Ok(page)
+    }
+
+    fn export_entity_history(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, EntityEvent)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, entity_id, event, detail, created_at FROM entity_history
+             WHERE key > ?1 ORDER BY key LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let event: String = row.get(2)?;
+            let detail: String = row.get(3)?;
+            out.push((
+                row.get(0)?,
+                EntityEvent {
+                    entity_id: row.get(1)?,
+                    event: serde_json::from_value(serde_json::Value::String(event))
+                        .map_err(|e| corrupted("entity event", e))?,
+                    detail: serde_json::from_str(&detail).map_err(|e| corrupted("detail", e))?,
+                    created_at: time(row, 4)?,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn export_forgotten(&mut self, after: i64, limit: usize) -> Result<Vec<ForgottenSource>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, memory_id, relation, forgotten_at FROM forgotten_sources
+             WHERE key > ?1 ORDER BY key LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let relation: String = row.get(2)?;
+            out.push(ForgottenSource {
+                key: row.get(0)?,
+                memory_id: row.get(1)?,
+                relation: serde_json::from_str(&relation).map_err(|e| corrupted("relation", e))?,
+                forgotten_at: row.get(3)?,
+            });
+        }
+        Ok(out)
     }
 
     fn export_relations(&mut self, after: i64, limit: usize) -> Result<Vec<StoredRelation>> {
@@ -669,6 +728,23 @@ impl GraphWrite for SqliteGraph<'_> {
         self.conn
             .prepare_cached("DELETE FROM relations WHERE key = ?1")?
             .execute([twin])?;
+        Ok(())
+    }
+
+    fn import_forgotten(&mut self, forgotten: &ForgottenSource) -> Result<()> {
+        let relation =
+            serde_json::to_string(&forgotten.relation).map_err(|e| corrupted("relation", e))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO forgotten_sources (memory_id, relation_id, relation, forgotten_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                forgotten.memory_id,
+                forgotten.relation.id,
+                relation,
+                forgotten.forgotten_at
+            ])?;
         Ok(())
     }
 
