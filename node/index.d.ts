@@ -801,6 +801,9 @@ export interface RelationTime {
   validAt?: TimeLike | null;
   /** Every relation, ended (closed) ones included. */
   includeClosed?: boolean | null;
+  /** The graph as it was recorded at this moment: later relations left out, those removed
+   * since (their memories deleted) back, later closings undone. */
+  asOf?: TimeLike | null;
 }
 
 /** Options of `graph.addEntity`: the entity's scope and details. */

@@ -379,6 +379,7 @@ const OPEN = {
 const RELATION_TIME = {
   validAt: ['valid_at', time],
   includeClosed: ['include_closed', bool],
+  asOf: ['as_of', time],
 };
 const GRAPH_ADD_ENTITY = {
   ...SCOPE,

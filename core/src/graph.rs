@@ -613,13 +613,19 @@ pub enum Direction {
 }
 
 /// Which relations a read sees: by default those holding now (open or not yet ended);
-/// `valid_at` asks what held at a moment; `include_closed` shows every one.
+/// `valid_at` asks what held at a moment; `include_closed` shows every one; `as_of` reads
+/// the graph as it was recorded at a past moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RelationTime {
     /// The relations that held at this moment (their valid interval contains it).
     pub valid_at: Option<DateTime<Utc>>,
     /// Every relation, ended or not.
     pub include_closed: bool,
+    /// Read the graph as it was recorded at this moment (transaction time): relations
+    /// added later are left out, relations removed since (their memories deleted) are
+    /// back, a closing recorded later is undone, and "holding now" means holding then.
+    /// Merges, renames and splits made since are not undone.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 impl RelationTime {

@@ -340,3 +340,16 @@ test('importTriples and export: all or nothing, and JSON imports back', async (t
   assert.ok(graphml.content.includes('<data key="name">say &quot;hi&quot;\nnow</data>'));
   await assert.rejects(g.export('svg'), InvalidInputError);
 });
+
+test('asOf: the graph as recorded at a past moment', async (t) => {
+  const m = await open(t);
+  const { id: said } = await m.add('Ann lives in Oslo', { userId: 'u' });
+  const oslo = await m.graph.addRelation('Ann', 'lives in', 'Oslo', { userId: 'u', sources: [said] });
+  const then = oslo.relation.created_at;
+  await m.graph.addRelation('Ann', 'lives in', 'Rome', { userId: 'u' });
+  await m.delete(said);
+  assert.deepEqual((await m.graph.relations({ userId: 'u' })).map(triple), ['Ann lives_in Rome']);
+  assert.deepEqual((await m.graph.relations({ userId: 'u', asOf: then })).map(triple), ['Ann lives_in Oslo']);
+  const around = await m.graph.neighbors(oslo.relation.subject, { asOf: then });
+  assert.deepEqual(around.map((n) => n.entity.name), ['Oslo']);
+});

@@ -1392,6 +1392,7 @@ def _graph_relations(
     source: str | None = None,
     valid_at: Time | None = None,
     include_closed: bool | None = None,
+    as_of: Time | None = None,
     limit: int | None = None,
     user_id: str | None = None,
     agent_id: str | None = None,
@@ -1401,7 +1402,9 @@ def _graph_relations(
     """The relations of exactly this scope, oldest first: touching ``entity`` (an id), an
     entity the text ``about`` names (a question, say), of ``predicate``, from memory
     ``source`` if given. By default those holding now;
-    ``valid_at`` those that held then; ``include_closed`` every one."""
+    ``valid_at`` those that held then; ``include_closed`` every one. ``as_of``: the graph
+    as it was recorded at that moment (later relations left out, those removed since with
+    their memories back, later closings undone)."""
     request = {
         **_clean(
             entity=entity,
@@ -1410,6 +1413,7 @@ def _graph_relations(
             source=source,
             valid_at=_opt_time(valid_at),
             include_closed=include_closed,
+            as_of=_opt_time(as_of),
             limit=limit,
         ),
         **_scope(user_id, agent_id, run_id, org_id),
@@ -1425,11 +1429,13 @@ def _graph_neighbors(
     direction: Direction | None = None,
     valid_at: Time | None = None,
     include_closed: bool | None = None,
+    as_of: Time | None = None,
 ) -> _Call[list[Neighbor]]:
     """The entities up to ``depth`` relations away (1 to 3, default 1), breadth first, each
     once with the relation that first reached it, following ``predicates`` (all by
     default) ``direction``-wise (``"out"``, ``"in"`` or ``"both"``, the default), over the
-    relations holding now (or at ``valid_at``, or all with ``include_closed``)."""
+    relations holding now (or at ``valid_at``, or all with ``include_closed``), in the
+    graph as recorded now or at ``as_of``."""
     request = {
         "entity": entity_id,
         "predicates": list(predicates),
@@ -1438,6 +1444,7 @@ def _graph_neighbors(
             direction=direction,
             valid_at=_opt_time(valid_at),
             include_closed=include_closed,
+            as_of=_opt_time(as_of),
         ),
     }
     return _Call("graph_neighbors", request)
@@ -1450,14 +1457,20 @@ def _graph_path(
     max_depth: int | None = None,
     valid_at: Time | None = None,
     include_closed: bool | None = None,
+    as_of: Time | None = None,
 ) -> _Call[list[Relation] | None]:
     """A shortest chain of relations between two entities (either way along each), at most
     ``max_depth`` long (1 to 3, default 3), or None; entities of different scopes are never
-    joined."""
+    joined. ``valid_at``, ``include_closed`` and ``as_of`` as for :meth:`relations`."""
     request = {
         "from": from_id,
         "to": to_id,
-        **_clean(max_depth=max_depth, valid_at=_opt_time(valid_at), include_closed=include_closed),
+        **_clean(
+            max_depth=max_depth,
+            valid_at=_opt_time(valid_at),
+            include_closed=include_closed,
+            as_of=_opt_time(as_of),
+        ),
     }
     return _Call("graph_path", request)
 

@@ -280,3 +280,18 @@ def test_async_import_and_export() -> None:
             assert len(doc["content"]["triples"]) == 2
 
     asyncio.run(main())
+
+
+def test_the_graph_as_recorded_at_a_past_moment(mem: Memory) -> None:
+    said = mem.add("Ann lives in Oslo", user_id="u")["id"]
+    oslo = mem.graph.add_relation("Ann", "lives in", "Oslo", user_id="u", sources=[said])
+    then = oslo["relation"]["created_at"]
+    mem.graph.add_relation("Ann", "lives in", "Rome", user_id="u")
+    mem.delete(said)
+    now = [r["object_name"] for r in mem.graph.relations(user_id="u")]
+    past = [r["object_name"] for r in mem.graph.relations(user_id="u", as_of=then)]
+    assert (now, past) == (["Rome"], ["Oslo"])
+    ann = oslo["relation"]["subject"]
+    assert [n["entity"]["name"] for n in mem.graph.neighbors(ann, as_of=then)] == ["Oslo"]
+    with pytest.raises(InvalidInputError, match="as_of"):
+        mem.graph.relations(user_id="u", as_of="yesterday-ish")

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{SubsecRound, Utc};
 
 use super::embedding::EmbedderSlot;
+use super::graph_as_of::AsOf;
 use super::{check_id, Memory};
 use crate::error::{Error, Result};
 use crate::graph::{
@@ -808,8 +809,8 @@ impl Graph<'_> {
         if let Some(id) = &query.entity {
             check_id(id)?;
         }
-        let now = Utc::now();
-        self.read(|g| {
+        let now = query.time.as_of.unwrap_or_else(Utc::now);
+        self.read_at(&query.time, |g| {
             // The entities the relations must touch: the one asked for, the ones the text
             // names (in the query's scope), or both.
             let mut anchors: Option<Vec<i64>> = None;
@@ -876,8 +877,8 @@ impl Graph<'_> {
             .iter()
             .map(|p| normalise_predicate(p))
             .collect::<Result<_>>()?;
-        let now = Utc::now();
-        self.read(|g| {
+        let now = walk.time.as_of.unwrap_or_else(Utc::now);
+        self.read_at(&walk.time, |g| {
             let (start, entity) = g
                 .entity(&walk.entity)?
                 .ok_or_else(|| Error::not_found(format!("no entity with id {:?}", walk.entity)))?;
@@ -940,9 +941,9 @@ impl Graph<'_> {
         check_id(from)?;
         check_id(to)?;
         check_depth(max_depth, "max_depth")?;
-        let now = Utc::now();
+        let now = time.as_of.unwrap_or_else(Utc::now);
         let no_predicates = HashSet::new();
-        self.read(|g| {
+        self.read_at(time, |g| {
             let (start, a) = g
                 .entity(from)?
                 .ok_or_else(|| Error::not_found(format!("no entity with id {from:?}")))?;
@@ -1238,6 +1239,18 @@ impl Graph<'_> {
     pub fn entity_history(&self, id: &str) -> Result<Vec<EntityEvent>> {
         check_id(id)?;
         self.read(|g| g.entity_history(id))
+    }
+
+    /// [`Graph::read`], over the graph as recorded at `time.as_of` when it is given.
+    fn read_at<T>(
+        &self,
+        time: &RelationTime,
+        mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>,
+    ) -> Result<T> {
+        match time.as_of {
+            Some(at) => self.read(|g| f(&mut AsOf::new(g, at)?)),
+            None => self.read(f),
+        }
     }
 
     pub(super) fn read<T>(&self, mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>) -> Result<T> {

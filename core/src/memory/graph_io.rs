@@ -104,6 +104,7 @@ impl Graph<'_> {
         let time = RelationTime {
             valid_at: None,
             include_closed,
+            as_of: None,
         };
         let now = Utc::now();
         let (entities, relations) = self.read(|g| {

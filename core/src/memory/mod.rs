@@ -24,6 +24,7 @@ mod changes;
 mod copy;
 mod embedding;
 mod graph;
+mod graph_as_of;
 mod graph_io;
 mod hooks;
 mod infer;

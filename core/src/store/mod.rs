@@ -339,6 +339,11 @@ pub(crate) trait GraphRead {
     fn relation_key(&mut self, id: &str) -> Result<Option<i64>>;
     /// The relations memory `memory_id` supported when it was deleted, as they were.
     fn forgotten(&mut self, memory_id: &str) -> Result<Vec<ForgottenRelation>>;
+    /// The relations deleted memories supported, kept for deletions after `at`, with the
+    /// deleted memory's id, oldest deletion first.
+    fn forgotten_since(&mut self, at: DateTime<Utc>) -> Result<Vec<(String, ForgottenRelation)>>;
+    /// When each of these relations (by id) was added, those that still exist.
+    fn relations_added(&mut self, ids: &[String]) -> Result<HashMap<String, DateTime<Utc>>>;
     /// Up to `limit` entities with a key above `after`, by key, each with every name it
     /// answers to as stored (copying a store).
     fn export_entities(&mut self, after: i64, limit: usize) -> Result<Vec<ExportedEntity>>;

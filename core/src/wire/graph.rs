@@ -74,6 +74,7 @@ pub(super) struct RelationsRequest {
     valid_at: Option<String>,
     #[serde(default)]
     include_closed: bool,
+    as_of: Option<String>,
     limit: Option<usize>,
     user_id: Option<String>,
     agent_id: Option<String>,
@@ -94,6 +95,7 @@ pub(super) struct NeighborsRequest {
     valid_at: Option<String>,
     #[serde(default)]
     include_closed: bool,
+    as_of: Option<String>,
 }
 
 /// `graph_path`.
@@ -106,6 +108,7 @@ pub(super) struct PathRequest {
     valid_at: Option<String>,
     #[serde(default)]
     include_closed: bool,
+    as_of: Option<String>,
 }
 
 /// `graph_merge_entities`.
@@ -167,10 +170,15 @@ pub(super) struct ExportRequest {
     org_id: Option<String>,
 }
 
-fn time_of(valid_at: Option<&str>, include_closed: bool) -> Result<RelationTime> {
+fn time_of(
+    valid_at: Option<&str>,
+    include_closed: bool,
+    as_of: Option<&str>,
+) -> Result<RelationTime> {
     Ok(RelationTime {
         valid_at: moment("valid_at", valid_at)?,
         include_closed,
+        as_of: moment("as_of", as_of)?,
     })
 }
 
@@ -223,7 +231,7 @@ pub fn entities(memory: &Memory, request: &Value) -> Result<Value> {
 pub fn relations(memory: &Memory, request: &Value) -> Result<Value> {
     let r: RelationsRequest = self::request(request, "graph_relations request")?;
     let query = RelationQuery {
-        time: time_of(r.valid_at.as_deref(), r.include_closed)?,
+        time: time_of(r.valid_at.as_deref(), r.include_closed, r.as_of.as_deref())?,
         entity: r.entity,
         about: r.about,
         predicate: r.predicate,
@@ -238,7 +246,7 @@ pub fn relations(memory: &Memory, request: &Value) -> Result<Value> {
 pub fn neighbors(memory: &Memory, request: &Value) -> Result<Value> {
     let r: NeighborsRequest = self::request(request, "graph_neighbors request")?;
     let walk = Neighbors {
-        time: time_of(r.valid_at.as_deref(), r.include_closed)?,
+        time: time_of(r.valid_at.as_deref(), r.include_closed, r.as_of.as_deref())?,
         entity: r.entity,
         depth: r.depth.unwrap_or(1),
         predicates: r.predicates,
@@ -250,7 +258,7 @@ pub fn neighbors(memory: &Memory, request: &Value) -> Result<Value> {
 /// A shortest chain of relations between two entities, or `null`.
 pub fn path(memory: &Memory, request: &Value) -> Result<Value> {
     let r: PathRequest = self::request(request, "graph_path request")?;
-    let time = time_of(r.valid_at.as_deref(), r.include_closed)?;
+    let time = time_of(r.valid_at.as_deref(), r.include_closed, r.as_of.as_deref())?;
     let found = memory.graph().path(
         &r.from,
         &r.to,

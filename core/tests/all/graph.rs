@@ -120,6 +120,7 @@ fn a_functional_predicate_closes_the_old_object_which_stays_readable() {
     let before = RelationTime {
         valid_at: Some(march - Duration::days(1)),
         include_closed: false,
+        as_of: None,
     };
     assert_eq!(
         relations(&m, scope.clone(), before),
@@ -128,6 +129,7 @@ fn a_functional_predicate_closes_the_old_object_which_stays_readable() {
     let every = RelationTime {
         valid_at: None,
         include_closed: true,
+        as_of: None,
     };
     assert_eq!(relations(&m, scope.clone(), every).len(), 2);
     let detail = g.entity(&berlin.relation.subject).unwrap();
@@ -946,4 +948,108 @@ fn a_new_name_meaning_a_known_entity_of_its_type_resolves_to_it() {
         .build()
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidInput);
+}
+
+#[test]
+fn the_graph_reads_as_it_was_recorded_at_a_past_moment() {
+    let m = memory();
+    let g = m.graph();
+    let scope = Scope::user("u");
+    let said = m
+        .add(NewMemory::new("Ann lives in Oslo and knows Ben").scope(scope.clone()))
+        .unwrap()
+        .id;
+    for (object, predicate) in [("Oslo", "lives in"), ("Ben", "knows")] {
+        g.add_relation(
+            NewRelation::new("Ann", predicate, object)
+                .scope(scope.clone())
+                .source(&said),
+        )
+        .unwrap();
+    }
+    let then = Utc::now();
+    let ann = g.entities("ann", &scope, None, Some(1)).unwrap()[0]
+        .id
+        .clone();
+    let ben = g.entities("ben", &scope, None, Some(1)).unwrap()[0]
+        .id
+        .clone();
+    // Since then: Ann moved (closing Oslo), likes tea, and the memory that said the rest
+    // was deleted (its relations went with it).
+    g.add_relation(NewRelation::new("Ann", "lives in", "Rome").scope(scope.clone()))
+        .unwrap();
+    g.add_relation(NewRelation::literal("Ann", "likes", "tea").scope(scope.clone()))
+        .unwrap();
+    m.delete(&said).unwrap();
+
+    let at = |as_of: Option<chrono::DateTime<Utc>>| RelationTime {
+        as_of,
+        ..RelationTime::default()
+    };
+    assert_eq!(
+        relations(&m, scope.clone(), at(None)),
+        vec!["Ann lives_in Rome", "Ann likes tea"]
+    );
+    assert_eq!(
+        relations(&m, scope.clone(), at(Some(then))),
+        vec!["Ann lives_in Oslo", "Ann knows Ben"]
+    );
+    let past = g
+        .relations(&RelationQuery {
+            scope: scope.clone(),
+            source: Some(said.clone()),
+            time: at(Some(then)),
+            ..RelationQuery::default()
+        })
+        .unwrap();
+    assert_eq!(past.len(), 2);
+    assert!(past
+        .iter()
+        .all(|r| r.sources == vec![said.clone()] && r.valid_to.is_none()));
+    // Walks and paths too.
+    let walk = |as_of| {
+        let mut walk = Neighbors::of(&ann).depth(2);
+        walk.time = at(as_of);
+        let mut names: Vec<String> = g
+            .neighbors(&walk)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.entity.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(walk(None), vec!["Rome"]);
+    assert_eq!(walk(Some(then)), vec!["Ben", "Oslo"]);
+    assert!(g.path(&ann, &ben, 3, &at(None)).unwrap().is_none());
+    assert_eq!(
+        g.path(&ann, &ben, 3, &at(Some(then)))
+            .unwrap()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Before anything was recorded, nothing was.
+    let before = Some(then - Duration::days(1));
+    assert!(relations(&m, scope.clone(), at(before)).is_empty());
+    assert_eq!(
+        g.entity(&ann).unwrap().entity.name,
+        "Ann",
+        "a read without as_of sees now"
+    );
+    // On the wire, as_of is a time like valid_at.
+    let on_wire = wire::call(
+        &m,
+        "graph_relations",
+        &json!({"user_id": "u", "as_of": agent_mem::format_time(then)}),
+    )
+    .unwrap();
+    assert_eq!(on_wire.as_array().unwrap().len(), 2);
+    let bad = wire::call(
+        &m,
+        "graph_neighbors",
+        &json!({"entity": ann, "as_of": "not a time"}),
+    )
+    .unwrap_err();
+    assert_eq!(bad.code(), ErrorCode::InvalidInput);
 }

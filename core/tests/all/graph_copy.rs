@@ -108,6 +108,7 @@ pub(crate) fn reading(m: &Memory) -> Value {
                 time: RelationTime {
                     valid_at: Some(t("2020-01-01T00:00:00Z")),
                     include_closed: false,
+                    as_of: None,
                 },
                 ..RelationQuery::default()
             })

@@ -26,6 +26,7 @@ fn all_relations(m: &Memory, scope: &Scope) -> Vec<agent_mem::graph::Relation> {
             time: RelationTime {
                 valid_at: None,
                 include_closed: true,
+                as_of: None,
             },
             ..RelationQuery::default()
         })

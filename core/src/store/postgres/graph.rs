@@ -484,6 +484,40 @@ impl GraphRead for PgGraph<'_, '_> {
             .transpose()
     }
 
+    fn forgotten_since(&mut self, at: DateTime<Utc>) -> Result<Vec<(String, ForgottenRelation)>> {
+        self.s
+            .query(
+                "SELECT memory_id, relation::text FROM agentmem_forgotten_sources
+                 WHERE forgotten_at > $1::text ORDER BY key",
+                &[&format_time(at)],
+            )?
+            .iter()
+            .map(|row| {
+                let relation: String = get(row, 1)?;
+                Ok((
+                    get(row, 0)?,
+                    serde_json::from_str(&relation).map_err(|e| corrupted("relation", e))?,
+                ))
+            })
+            .collect()
+    }
+
+    fn relations_added(&mut self, ids: &[String]) -> Result<HashMap<String, DateTime<Utc>>> {
+        let ids: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !id.contains('\0'))
+            .collect();
+        self.s
+            .query(
+                "SELECT id, created_at FROM agentmem_relations WHERE id = ANY($1::text[])",
+                &[&ids],
+            )?
+            .iter()
+            .map(|row| Ok((get(row, 0)?, time(row, 1)?)))
+            .collect()
+    }
+
     fn forgotten(&mut self, memory_id: &str) -> Result<Vec<ForgottenRelation>> {
         if has_nul([memory_id]) {
             return Ok(Vec::new());

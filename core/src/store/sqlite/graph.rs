@@ -408,6 +408,36 @@ impl GraphRead for SqliteGraph<'_> {
             .optional()?)
     }
 
+    fn forgotten_since(&mut self, at: DateTime<Utc>) -> Result<Vec<(String, ForgottenRelation)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT memory_id, relation FROM forgotten_sources WHERE forgotten_at > ?1
+             ORDER BY key",
+        )?;
+        let mut rows = stmt.query([format_time(at)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let relation: String = row.get(1)?;
+            out.push((
+                row.get(0)?,
+                serde_json::from_str(&relation).map_err(|e| corrupted("relation", e))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn relations_added(&mut self, ids: &[String]) -> Result<HashMap<String, DateTime<Utc>>> {
+        let ids = serde_json::to_string(ids).map_err(|e| corrupted("ids", e))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, created_at FROM relations WHERE id IN (SELECT value FROM json_each(?1))",
+        )?;
+        let mut rows = stmt.query([ids])?;
+        let mut out = HashMap::new();
+        while let Some(row) = rows.next()? {
+            out.insert(row.get(0)?, time(row, 1)?);
+        }
+        Ok(out)
+    }
+
     fn forgotten(&mut self, memory_id: &str) -> Result<Vec<ForgottenRelation>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT relation FROM forgotten_sources WHERE memory_id = ?1 ORDER BY key",
