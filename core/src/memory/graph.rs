@@ -891,13 +891,14 @@ impl Graph<'_> {
             };
             let mut seen: HashSet<i64> = HashSet::from([start]);
             let mut frontier = vec![start];
-            let mut reached: Vec<(i64, usize, RelationRow)> = Vec::new();
+            // (entity, depth, key of the relation that reached it)
+            let mut reached: Vec<(i64, usize, i64)> = Vec::new();
             for depth in 1..=walk.depth {
                 let mut next = Vec::new();
-                for (_, to, row) in steps.from(g, &frontier)? {
+                for (_, to, via) in steps.from(g, &frontier)? {
                     if seen.insert(to) {
                         next.push(to);
-                        reached.push((to, depth, row));
+                        reached.push((to, depth, via));
                     }
                 }
                 if next.is_empty() {
@@ -905,15 +906,19 @@ impl Graph<'_> {
                 }
                 frontier = next;
             }
-            // Only now the answer's entities and its relations' sources: each relation
-            // joins two entities of the walk (the start or ones it reached).
+            // Only now the answer's relations, entities and sources: each relation joins
+            // two entities of the walk (the start or ones it reached).
             let keys: Vec<i64> = reached.iter().map(|(k, _, _)| *k).collect();
             let mut entities = g.entities_by_key(&keys)?;
             entities.insert(start, entity.clone());
-            let via_keys: Vec<i64> = reached.iter().map(|(_, _, r)| r.key).collect();
+            let via_keys: Vec<i64> = reached.iter().map(|(_, _, r)| *r).collect();
+            let rows = g.relation_rows(&via_keys)?;
             let sources = g.sources_of(&via_keys)?;
             let mut out = Vec::with_capacity(reached.len());
-            for (key, depth, row) in reached {
+            for (key, depth, via) in reached {
+                let Some(row) = rows.get(&via).cloned() else {
+                    continue;
+                };
                 if let Some(via) = complete(row, &entities, &sources) {
                     if let Some(entity) = entities.get(&key) {
                         out.push(Neighbor {
@@ -964,7 +969,7 @@ impl Graph<'_> {
                 now,
             };
             // Breadth first, remembering how each entity was reached.
-            let mut came: HashMap<i64, (i64, RelationRow)> = HashMap::new();
+            let mut came: HashMap<i64, (i64, i64)> = HashMap::new();
             let mut frontier = vec![start];
             let mut seen: HashSet<i64> = HashSet::from([start]);
             for _ in 0..max_depth {
@@ -979,21 +984,28 @@ impl Graph<'_> {
                     }
                 }
                 if seen.contains(&goal) {
-                    let mut chain = Vec::new();
+                    let mut row_keys = Vec::new();
                     let mut at = goal;
                     while at != start {
-                        let (previous, row) = came
+                        let (previous, via) = came
                             .remove(&at)
                             .ok_or_else(|| Error::internal("a broken path"))?;
-                        chain.push(row);
+                        row_keys.push(via);
                         at = previous;
                     }
-                    chain.reverse();
-                    // Only the chain's entities and sources are read in full.
+                    row_keys.reverse();
+                    // Only the chain's relations, entities and sources are read in full.
+                    let mut rows = g.relation_rows(&row_keys)?;
+                    let chain = row_keys
+                        .iter()
+                        .map(|k| {
+                            rows.remove(k)
+                                .ok_or_else(|| Error::internal("a path's relation is gone"))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
                     let mut keys: Vec<i64> = chain.iter().map(|r| r.subject).collect();
                     keys.extend(chain.iter().filter_map(|r| r.object));
                     let entities = g.entities_by_key(&keys)?;
-                    let row_keys: Vec<i64> = chain.iter().map(|r| r.key).collect();
                     let sources = g.sources_of(&row_keys)?;
                     return chain
                         .into_iter()
@@ -1358,17 +1370,13 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    /// The `(from, to, relation)` steps out of the `frontier` entities, in relation order.
-    /// Relations are read as rows (no names, no sources): a walk passes many more than it
-    /// answers with.
-    fn from(
-        &self,
-        g: &mut dyn GraphRead,
-        frontier: &[i64],
-    ) -> Result<Vec<(i64, i64, RelationRow)>> {
+    /// The `(from, to, relation key)` steps out of the `frontier` entities, in relation
+    /// order. Relations are read as steps (no rows, no names, no sources): a walk passes
+    /// many more than it answers with.
+    fn from(&self, g: &mut dyn GraphRead, frontier: &[i64]) -> Result<Vec<(i64, i64, i64)>> {
         let in_frontier: HashSet<i64> = frontier.iter().copied().collect();
         let mut out = Vec::new();
-        for r in g.relation_rows_touching(frontier, self.direction)? {
+        for r in g.steps_touching(frontier, self.direction)? {
             if r.scope != *self.scope
                 || !self.time.admits(r.valid_from, r.valid_to, self.now)
                 || (!self.predicates.is_empty() && !self.predicates.contains(&r.predicate))
@@ -1380,11 +1388,11 @@ impl Steps<'_> {
             let backward = self.direction != Direction::Out && in_frontier.contains(&object);
             match (forward, backward) {
                 (true, true) => {
-                    out.push((r.subject, object, r.clone()));
-                    out.push((object, r.subject, r));
+                    out.push((r.subject, object, r.key));
+                    out.push((object, r.subject, r.key));
                 }
-                (true, false) => out.push((r.subject, object, r)),
-                (false, true) => out.push((object, r.subject, r)),
+                (true, false) => out.push((r.subject, object, r.key)),
+                (false, true) => out.push((object, r.subject, r.key)),
                 (false, false) => {}
             }
         }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent};
 use crate::store::{
-    Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead, RelationRow,
+    Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead, RelationRow, Step,
     StoredRelation,
 };
 use crate::types::{parse_time, Scope};
@@ -20,6 +20,19 @@ use crate::types::{parse_time, Scope};
 struct Gone {
     row: RelationRow,
     sources: Vec<String>,
+}
+
+/// What a walk decides on of a relation row.
+fn step_of(row: &RelationRow) -> Step {
+    Step {
+        key: row.key,
+        subject: row.subject,
+        object: row.object,
+        predicate: row.predicate.clone(),
+        valid_from: row.valid_from,
+        valid_to: row.valid_to,
+        scope: row.scope.clone(),
+    }
 }
 
 /// The graph of `inner` as recorded at `at`.
@@ -283,19 +296,40 @@ impl GraphRead for AsOf<'_> {
         Ok(rows)
     }
 
-    fn relation_rows_touching(
-        &mut self,
-        keys: &[i64],
-        direction: Direction,
-    ) -> Result<Vec<RelationRow>> {
-        let mut rows = self.inner.relation_rows_touching(keys, direction)?;
+    fn steps_touching(&mut self, keys: &[i64], direction: Direction) -> Result<Vec<Step>> {
+        // Steps carry no times of recording: read the rows behind them.
+        let step_keys: Vec<i64> = self
+            .inner
+            .steps_touching(keys, direction)?
+            .iter()
+            .map(|s| s.key)
+            .collect();
+        let mut rows: Vec<RelationRow> = self
+            .inner
+            .relation_rows(&step_keys)?
+            .into_values()
+            .collect();
         self.patch_rows(&mut rows)?;
         rows.extend(
             self.gone_touching(keys, direction)
                 .into_iter()
                 .map(|g| g.row.clone()),
         );
-        Ok(rows)
+        rows.sort_by_key(|r| r.key);
+        Ok(rows.iter().map(step_of).collect())
+    }
+
+    fn relation_rows(&mut self, keys: &[i64]) -> Result<HashMap<i64, RelationRow>> {
+        let stored: Vec<i64> = keys.iter().copied().filter(|k| *k > 0).collect();
+        let mut rows: Vec<RelationRow> = self.inner.relation_rows(&stored)?.into_values().collect();
+        self.patch_rows(&mut rows)?;
+        rows.extend(
+            self.gone
+                .iter()
+                .filter(|g| keys.contains(&g.row.key))
+                .map(|g| g.row.clone()),
+        );
+        Ok(rows.into_iter().map(|r| (r.key, r)).collect())
     }
 
     fn sources_of(&mut self, relation_keys: &[i64]) -> Result<HashMap<i64, Vec<String>>> {

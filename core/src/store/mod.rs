@@ -294,14 +294,14 @@ pub(crate) trait GraphRead {
         keys: &[i64],
         direction: Direction,
     ) -> Result<Vec<StoredRelation>>;
-    /// The relations touching these entities (as subject, object or either) as stored,
-    /// without their ends' ids and names or their sources, by key: what a walk reads of
-    /// each relation it passes (it completes the few it answers with).
-    fn relation_rows_touching(
-        &mut self,
-        keys: &[i64],
-        direction: Direction,
-    ) -> Result<Vec<RelationRow>>;
+    /// The relations touching these entities (as subject, object or either) as steps, by
+    /// key: what a walk reads of each relation it passes, all of it in the relations'
+    /// indexes (it reads the rows of the few it answers with, see
+    /// [`GraphRead::relation_rows`]).
+    fn steps_touching(&mut self, keys: &[i64], direction: Direction) -> Result<Vec<Step>>;
+    /// The relations with these keys as stored, without their ends' ids and names or their
+    /// sources, by key.
+    fn relation_rows(&mut self, keys: &[i64]) -> Result<HashMap<i64, RelationRow>>;
     /// The source memories of these relations, by relation, each list by memory id.
     fn sources_of(&mut self, relation_keys: &[i64]) -> Result<HashMap<i64, Vec<String>>>;
     /// The relations touching these entities (either end), lightly: ends and valid time
@@ -408,8 +408,21 @@ pub(crate) struct Edge {
     pub(crate) valid_to: Option<DateTime<Utc>>,
 }
 
+/// A relation reduced to what a walk decides on: its key, its ends' keys (no object for a
+/// literal), predicate, valid time and scope (see [`GraphRead::steps_touching`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    pub(crate) key: i64,
+    pub(crate) subject: i64,
+    pub(crate) object: Option<i64>,
+    pub(crate) predicate: String,
+    pub(crate) valid_from: Option<DateTime<Utc>>,
+    pub(crate) valid_to: Option<DateTime<Utc>>,
+    pub(crate) scope: Scope,
+}
+
 /// A relation as its row holds it: keys for its ends, no names, no sources (see
-/// [`GraphRead::relation_rows_touching`]).
+/// [`GraphRead::relation_rows`]).
 #[derive(Debug, Clone)]
 pub(crate) struct RelationRow {
     pub(crate) key: i64,

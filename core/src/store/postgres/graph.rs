@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
     corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
-    GraphWrite, RelationRow, StoredRelation,
+    GraphWrite, RelationRow, Step, StoredRelation,
 };
 use crate::types::{format_time, parse_time, Scope};
 
@@ -45,6 +45,11 @@ const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, 
 const ROW_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, r.predicate, r.value, \
     r.valid_from, r.valid_to, r.closed_by, r.confidence, r.user_id, r.agent_id, r.run_id, \
     r.org_id, r.created_at";
+
+/// What a walk reads of a relation (see [`Step`]): all of it in each of the relations'
+/// indexes by subject and by object (index-only scans).
+const STEP_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.predicate, r.valid_from, \
+    r.valid_to, r.user_id, r.agent_id, r.run_id, r.org_id";
 
 const RELATION_FROM: &str = "agentmem_relations r \
     JOIN agentmem_entities s ON s.key = r.subject_key \
@@ -126,6 +131,18 @@ fn row_from_row(row: &Row) -> Result<RelationRow> {
         confidence: confidence as f32,
         scope: scope_at(row, 10)?,
         created_at: time(row, 14)?,
+    })
+}
+
+fn step_from_row(row: &Row) -> Result<Step> {
+    Ok(Step {
+        key: get(row, 0)?,
+        subject: get(row, 1)?,
+        object: get(row, 2)?,
+        predicate: get(row, 3)?,
+        valid_from: opt_time(row, 4)?,
+        valid_to: opt_time(row, 5)?,
+        scope: scope_at(row, 6)?,
     })
 }
 
@@ -266,22 +283,42 @@ impl GraphRead for PgGraph<'_, '_> {
         self.relations(&sql, &[&keys])
     }
 
-    fn relation_rows_touching(
-        &mut self,
-        keys: &[i64],
-        direction: Direction,
-    ) -> Result<Vec<RelationRow>> {
+    fn steps_touching(&mut self, keys: &[i64], direction: Direction) -> Result<Vec<Step>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM agentmem_relations r WHERE {} ORDER BY r.key",
-            touching(direction)
-        );
+        // Each way on its own index, then each row once (as in SQLite).
+        let by = |end: &str| {
+            format!(
+                "SELECT {STEP_COLUMNS} FROM agentmem_relations r WHERE r.{end} = ANY($1::int8[])"
+            )
+        };
+        let sql = match direction {
+            Direction::Out => format!("{} ORDER BY 1", by("subject_key")),
+            Direction::In => format!("{} ORDER BY 1", by("object_key")),
+            Direction::Both => format!(
+                "{} UNION {} ORDER BY 1",
+                by("subject_key"),
+                by("object_key")
+            ),
+        };
         self.s
             .query(&sql, &[&keys])?
             .iter()
-            .map(row_from_row)
+            .map(step_from_row)
+            .collect()
+    }
+
+    fn relation_rows(&mut self, keys: &[i64]) -> Result<HashMap<i64, RelationRow>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql =
+            format!("SELECT {ROW_COLUMNS} FROM agentmem_relations r WHERE r.key = ANY($1::int8[])");
+        self.s
+            .query(&sql, &[&keys])?
+            .iter()
+            .map(|row| row_from_row(row).map(|r| (r.key, r)))
             .collect()
     }
 

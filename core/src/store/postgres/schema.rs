@@ -251,6 +251,15 @@ CREATE TABLE agentmem_forgotten_sources (
     forgotten_at text COLLATE "C" NOT NULL
 );
 CREATE INDEX agentmem_forgotten_sources_memory ON agentmem_forgotten_sources (memory_id);
+-- A walk reads each relation it passes from the index it finds it by alone (index-only
+-- scans): its ends, predicate, valid time and scope.
+DROP INDEX agentmem_relations_subject;
+CREATE INDEX agentmem_relations_subject ON agentmem_relations (subject_key, predicate)
+    INCLUDE (key, object_key, valid_from, valid_to, user_id, agent_id, run_id, org_id);
+DROP INDEX agentmem_relations_object;
+CREATE INDEX agentmem_relations_object ON agentmem_relations (object_key, predicate)
+    INCLUDE (key, subject_key, valid_from, valid_to, user_id, agent_id, run_id, org_id)
+    WHERE object_key IS NOT NULL;
 "#,
 ];
 

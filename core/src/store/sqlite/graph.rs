@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
     corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
-    GraphWrite, RelationRow, StoredRelation,
+    GraphWrite, RelationRow, Step, StoredRelation,
 };
 use crate::types::{format_time, Scope};
 
@@ -43,6 +43,11 @@ const RELATION_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, s.id, 
 const ROW_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.id, r.predicate, r.value, \
     r.valid_from, r.valid_to, r.closed_by, r.confidence, r.user_id, r.agent_id, r.run_id, \
     r.org_id, r.created_at";
+
+/// What a walk reads of a relation (see [`Step`]): all of it in each of the relations'
+/// indexes by subject and by object, so a walk never reads the table itself.
+const STEP_COLUMNS: &str = "r.key, r.subject_key, r.object_key, r.predicate, r.valid_from, \
+    r.valid_to, r.user_id, r.agent_id, r.run_id, r.org_id";
 
 const RELATION_FROM: &str = "relations r JOIN entities s ON s.key = r.subject_key \
     LEFT JOIN entities o ON o.key = r.object_key";
@@ -117,6 +122,18 @@ fn row_from_row(row: &Row<'_>) -> Result<RelationRow> {
         confidence: confidence as f32,
         scope: scope_at(row, 10)?,
         created_at: time(row, 14)?,
+    })
+}
+
+fn step_from_row(row: &Row<'_>) -> Result<Step> {
+    Ok(Step {
+        key: row.get(0)?,
+        subject: row.get(1)?,
+        object: row.get(2)?,
+        predicate: row.get(3)?,
+        valid_from: opt_time(row, 4)?,
+        valid_to: opt_time(row, 5)?,
+        scope: scope_at(row, 6)?,
     })
 }
 
@@ -243,20 +260,37 @@ impl GraphRead for SqliteGraph<'_> {
         relations(self.conn, &sql, &[SqlValue::Text(ops::keys_json(keys))])
     }
 
-    fn relation_rows_touching(
-        &mut self,
-        keys: &[i64],
-        direction: Direction,
-    ) -> Result<Vec<RelationRow>> {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM relations r WHERE {} ORDER BY r.key",
-            touching(direction)
-        );
+    fn steps_touching(&mut self, keys: &[i64], direction: Direction) -> Result<Vec<Step>> {
+        // Each way on its own index (covering, unlike one OR over both), then each row once.
+        let by = |end: &str| {
+            format!("SELECT {STEP_COLUMNS} FROM relations r WHERE r.{end} IN {KEYS_IN_JSON}")
+        };
+        let sql = match direction {
+            Direction::Out => format!("{} ORDER BY 1", by("subject_key")),
+            Direction::In => format!("{} ORDER BY 1", by("object_key")),
+            Direction::Both => format!(
+                "{} UNION {} ORDER BY 1",
+                by("subject_key"),
+                by("object_key")
+            ),
+        };
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query([ops::keys_json(keys)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(row_from_row(row)?);
+            out.push(step_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    fn relation_rows(&mut self, keys: &[i64]) -> Result<HashMap<i64, RelationRow>> {
+        let sql = format!("SELECT {ROW_COLUMNS} FROM relations r WHERE r.key IN {KEYS_IN_JSON}");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([ops::keys_json(keys)])?;
+        let mut out = HashMap::with_capacity(keys.len());
+        while let Some(row) = rows.next()? {
+            let row = row_from_row(row)?;
+            out.insert(row.key, row);
         }
         Ok(out)
     }
@@ -276,19 +310,23 @@ impl GraphRead for SqliteGraph<'_> {
     }
 
     fn edges_touching(&mut self, keys: &[i64]) -> Result<Vec<Edge>> {
-        let sql = format!(
-            "SELECT subject_key, object_key, valid_from, valid_to FROM relations
-             WHERE subject_key IN {KEYS_IN_JSON} OR object_key IN {KEYS_IN_JSON}"
-        );
+        // As steps_touching: each end on its own (covering) index, each relation once.
+        let by = |end: &str| {
+            format!(
+                "SELECT key, subject_key, object_key, valid_from, valid_to FROM relations
+                 WHERE {end} IN {KEYS_IN_JSON}"
+            )
+        };
+        let sql = format!("{} UNION {}", by("subject_key"), by("object_key"));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query([ops::keys_json(keys)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(Edge {
-                subject: row.get(0)?,
-                object: row.get(1)?,
-                valid_from: opt_time(row, 2)?,
-                valid_to: opt_time(row, 3)?,
+                subject: row.get(1)?,
+                object: row.get(2)?,
+                valid_from: opt_time(row, 3)?,
+                valid_to: opt_time(row, 4)?,
             });
         }
         Ok(out)

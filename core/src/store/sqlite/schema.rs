@@ -227,6 +227,14 @@ CREATE TABLE forgotten_sources (
     forgotten_at TEXT NOT NULL
 );
 CREATE INDEX forgotten_sources_memory ON forgotten_sources (memory_id);
+-- A walk reads each relation it passes from the index it finds it by alone: its ends,
+-- predicate, valid time and scope (the key is the rowid).
+DROP INDEX relations_subject;
+CREATE INDEX relations_subject ON relations (subject_key, predicate, object_key, valid_from,
+    valid_to, user_id, agent_id, run_id, org_id);
+DROP INDEX relations_object;
+CREATE INDEX relations_object ON relations (object_key, predicate, subject_key, valid_from,
+    valid_to, user_id, agent_id, run_id, org_id) WHERE object_key IS NOT NULL;
 "#,
 ];
 
