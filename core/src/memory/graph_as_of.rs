@@ -386,8 +386,13 @@ impl GraphRead for AsOf<'_> {
         Ok(rows)
     }
 
-    fn names_in(&mut self, scope: &Scope, limit: usize) -> Result<Vec<(String, i64)>> {
-        self.inner.names_in(scope, limit)
+    fn names_starting(
+        &mut self,
+        scope: &Scope,
+        first: char,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>> {
+        self.inner.names_starting(scope, first, limit)
     }
 
     fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>> {

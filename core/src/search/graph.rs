@@ -5,7 +5,7 @@
 //! them: only the relations those memories support are read, not every relation around
 //! the named entities.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -21,8 +21,8 @@ const MAX_NAME_WORDS: usize = 4;
 const MAX_CJK_NAME: usize = 6;
 /// A neighbour's relations count this much of a named entity's.
 const NEIGHBOUR_SHARE: f32 = 0.5;
-/// The most names of a scope compared with the query for typos; a scope with more is
-/// matched by exact names only.
+/// The most names of a scope starting with one letter compared with the query for typos;
+/// beyond that, names with that letter match exactly only.
 const MAX_FUZZY_NAMES: usize = 5_000;
 
 /// The graph score of each of the `candidates` (memory keys the engines found) the
@@ -59,19 +59,31 @@ pub(crate) fn named_entities(
     names: &[String],
 ) -> Result<Vec<i64>> {
     let mut named = g.entity_keys_named(scope, names)?;
-    let candidates = g.names_in(scope, MAX_FUZZY_NAMES + 1)?;
-    if candidates.len() > MAX_FUZZY_NAMES {
-        return Ok(named);
-    }
     let asked: HashSet<&str> = names.iter().map(String::as_str).collect();
-    let said: Vec<Vec<&str>> = names.iter().map(|n| n.split(' ').collect()).collect();
-    for (folded, key) in candidates {
-        if named.contains(&key) || asked.contains(folded.as_str()) {
+    // Only runs with a word long enough for a typo can name an entity with one; they are
+    // compared with the names that start with the same letter (a range of the index).
+    let mut said: BTreeMap<char, Vec<Vec<&str>>> = BTreeMap::new();
+    for n in names {
+        let words: Vec<&str> = n.split(' ').collect();
+        if words.iter().any(|w| allowed_typos(w.chars().count()) > 0) {
+            if let Some(first) = n.chars().next() {
+                said.entry(first).or_default().push(words);
+            }
+        }
+    }
+    for (first, runs) in said {
+        let candidates = g.names_starting(scope, first, MAX_FUZZY_NAMES + 1)?;
+        if candidates.len() > MAX_FUZZY_NAMES {
             continue;
         }
-        let name: Vec<&str> = folded.split(' ').collect();
-        if said.iter().any(|s| close_to(s, &name)) {
-            named.push(key);
+        for (folded, key) in candidates {
+            if named.contains(&key) || asked.contains(folded.as_str()) {
+                continue;
+            }
+            let name: Vec<&str> = folded.split(' ').collect();
+            if runs.iter().any(|s| close_to(s, &name)) {
+                named.push(key);
+            }
         }
     }
     Ok(named)

@@ -320,9 +320,14 @@ pub(crate) trait GraphRead {
         predicate: Option<&str>,
         source: Option<&str>,
     ) -> Result<Vec<StoredRelation>>;
-    /// The folded names the entities of exactly this scope answer to, with their entity's
-    /// key, at most `limit`.
-    fn names_in(&mut self, scope: &Scope, limit: usize) -> Result<Vec<(String, i64)>>;
+    /// The folded names starting with `first` that the entities of exactly this scope answer
+    /// to, with their entity's key, at most `limit`.
+    fn names_starting(
+        &mut self,
+        scope: &Scope,
+        first: char,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>>;
     /// Which of these folded names an entity of exactly this scope answers to.
     fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>>;
     /// The name embeddings of the entities of exactly this scope and type that have one,
@@ -359,6 +364,13 @@ pub(crate) trait GraphRead {
     /// Up to `limit` of the relations kept for deleted memories with a key above `after`,
     /// by key (copying a store).
     fn export_forgotten(&mut self, after: i64, limit: usize) -> Result<Vec<ForgottenSource>>;
+}
+
+/// The strings starting with `first`, as a half-open range `[from, to)` in byte-wise
+/// (UTF-8, code point) order; none for the last code point.
+pub(crate) fn char_range(first: char) -> Option<(String, String)> {
+    let next = (u32::from(first) + 1..=u32::from(char::MAX)).find_map(char::from_u32)?;
+    Some((first.to_string(), next.to_string()))
 }
 
 /// A relation a deleted memory supported, as it was when the memory went (what both

@@ -662,6 +662,7 @@ fn a_version_1_store_is_migrated_and_its_index_rebuilt() {
              ALTER TABLE history DROP COLUMN change_id;
              ALTER TABLE history DROP COLUMN undone_by;
              DROP TABLE entity_history;
+             DROP TABLE entity_embeddings;
              DROP TABLE forgotten_sources;
              DROP TABLE relation_sources;
              DROP TABLE relations;

@@ -1677,6 +1677,7 @@ fn versions_are_rebuilt_from_history_as_on_sqlite() {
              ALTER TABLE agentmem_term_stats DROP COLUMN past_df;
              ALTER TABLE agentmem_text_totals DROP COLUMN past_docs, DROP COLUMN past_length;
              DROP TABLE agentmem_entity_history;
+             DROP TABLE agentmem_entity_embeddings;
              DROP TABLE agentmem_forgotten_sources;
              DROP TABLE agentmem_relation_sources;
              DROP TABLE agentmem_relations;
@@ -1699,6 +1700,7 @@ fn versions_are_rebuilt_from_history_as_on_sqlite() {
              ALTER TABLE history DROP COLUMN change_id;
              ALTER TABLE history DROP COLUMN undone_by;
              DROP TABLE entity_history;
+             DROP TABLE entity_embeddings;
              DROP TABLE forgotten_sources;
              DROP TABLE relation_sources;
              DROP TABLE relations;

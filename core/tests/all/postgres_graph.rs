@@ -703,6 +703,7 @@ fn a_store_from_before_the_graph_is_migrated() {
     client
         .batch_execute(
             "DROP TABLE agentmem_entity_history;
+             DROP TABLE agentmem_entity_embeddings;
              DROP TABLE agentmem_forgotten_sources;
              DROP TABLE agentmem_relation_sources;
              DROP TABLE agentmem_relations;

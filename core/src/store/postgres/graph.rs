@@ -443,9 +443,17 @@ impl GraphRead for PgGraph<'_, '_> {
         self.relations(&sql, &[&u, &a, &r, &o, &predicate, &source])
     }
 
-    fn names_in(&mut self, scope: &Scope, limit: usize) -> Result<Vec<(String, i64)>> {
+    fn names_starting(
+        &mut self,
+        scope: &Scope,
+        first: char,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>> {
         let [u, a, r, o] = scope_values(scope);
-        if has_nul([u.as_str(), &a, &r, &o]) {
+        let Some((from, to)) = crate::store::char_range(first) else {
+            return Ok(Vec::new());
+        };
+        if has_nul([u.as_str(), &a, &r, &o, &from]) {
             return Ok(Vec::new());
         }
         let limit = limit.min(i64::MAX as usize) as i64;
@@ -453,8 +461,9 @@ impl GraphRead for PgGraph<'_, '_> {
             .query(
                 "SELECT folded, entity_key FROM agentmem_entity_names WHERE user_id = $1::text
                  AND agent_id = $2::text AND run_id = $3::text AND org_id = $4::text
-                 ORDER BY folded LIMIT $5::int8",
-                &[&u, &a, &r, &o, &limit],
+                 AND folded >= $5::text AND folded < $6::text
+                 ORDER BY folded LIMIT $7::int8",
+                &[&u, &a, &r, &o, &from, &to, &limit],
             )?
             .iter()
             .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
@@ -496,10 +505,11 @@ impl GraphRead for PgGraph<'_, '_> {
         let limit = limit.min(i64::MAX as usize) as i64;
         self.s
             .query(
-                "SELECT key, embedding FROM agentmem_entities WHERE user_id = $1::text
-                 AND agent_id = $2::text AND run_id = $3::text AND org_id = $4::text
-                 AND type = $5::text AND embedding IS NOT NULL
-                 ORDER BY key DESC LIMIT $6::int8",
+                "SELECT e.key, v.embedding FROM agentmem_entities e
+                 JOIN agentmem_entity_embeddings v ON v.entity_key = e.key
+                 WHERE e.user_id = $1::text AND e.agent_id = $2::text AND e.run_id = $3::text
+                 AND e.org_id = $4::text AND e.type = $5::text
+                 ORDER BY e.key DESC LIMIT $6::int8",
                 &[&u, &a, &r, &o, &entity_type, &limit],
             )?
             .iter()
@@ -628,8 +638,8 @@ impl GraphRead for PgGraph<'_, '_> {
         }
         let mut embeddings: HashMap<i64, Vec<f32>> = HashMap::new();
         for row in self.s.query(
-            "SELECT key, embedding FROM agentmem_entities
-             WHERE key = ANY($1::int8[]) AND embedding IS NOT NULL",
+            "SELECT entity_key, embedding FROM agentmem_entity_embeddings
+             WHERE entity_key = ANY($1::int8[])",
             &[&keys],
         )? {
             embeddings.insert(get(&row, 0)?, get(&row, 1)?);
@@ -819,7 +829,9 @@ impl GraphWrite for PgGraph<'_, '_> {
     fn set_embedding(&mut self, key: i64, vector: &[f32]) -> Result<()> {
         let vector = vector.to_vec();
         self.s.execute(
-            "UPDATE agentmem_entities SET embedding = $2::real[] WHERE key = $1::int8",
+            "INSERT INTO agentmem_entity_embeddings (entity_key, embedding)
+             VALUES ($1::int8, $2::real[])
+             ON CONFLICT (entity_key) DO UPDATE SET embedding = excluded.embedding",
             &[&key, &vector],
         )?;
         Ok(())

@@ -450,6 +450,7 @@ impl Store for PgStore {
                  DELETE FROM agentmem_relation_sources;
                  DELETE FROM agentmem_relations;
                  DELETE FROM agentmem_entity_names;
+                 DELETE FROM agentmem_entity_embeddings;
                  DELETE FROM agentmem_entities;
                  DELETE FROM agentmem_entity_history;
                  DELETE FROM agentmem_forgotten_sources;

@@ -229,9 +229,16 @@ CREATE TABLE agentmem_relation_sources (
 CREATE INDEX agentmem_relation_sources_memory ON agentmem_relation_sources (memory_id);
 "#,
     r#"
--- The embedding of an entity's name, which resolution compares when
--- no name matches; NULL when the store had no embedder.
-ALTER TABLE agentmem_entities ADD COLUMN embedding real[];
+-- The embedding of an entity's name, which resolution compares when no name matches; none
+-- when the store had no embedder. A table of its own: walks read entity rows, which stay
+-- small.
+CREATE TABLE agentmem_entity_embeddings (
+    entity_key bigint PRIMARY KEY REFERENCES agentmem_entities (key) ON DELETE CASCADE,
+    embedding  real[] NOT NULL
+);
+-- The entities of a scope and type (the candidates resolution by meaning compares).
+CREATE INDEX agentmem_entities_scope_type
+    ON agentmem_entities (user_id, agent_id, run_id, org_id, type);
 -- Corrections of entities (merge, rename, split), newest last: what was done and to what.
 CREATE TABLE agentmem_entity_history (
     key        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

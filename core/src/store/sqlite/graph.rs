@@ -392,14 +392,24 @@ impl GraphRead for SqliteGraph<'_> {
         )
     }
 
-    fn names_in(&mut self, scope: &Scope, limit: usize) -> Result<Vec<(String, i64)>> {
+    fn names_starting(
+        &mut self,
+        scope: &Scope,
+        first: char,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>> {
         let [u, a, r, o] = scope_values(scope);
+        let Some((from, to)) = crate::store::char_range(first) else {
+            return Ok(Vec::new());
+        };
+        // A range of the name index: names sort byte-wise, as UTF-8 orders code points.
         let mut stmt = self.conn.prepare_cached(
             "SELECT folded, entity_key FROM entity_names WHERE user_id = ?1 AND agent_id = ?2
-             AND run_id = ?3 AND org_id = ?4 ORDER BY folded LIMIT ?5",
+             AND run_id = ?3 AND org_id = ?4 AND folded >= ?5 AND folded < ?6
+             ORDER BY folded LIMIT ?7",
         )?;
         let limit = limit.min(i64::MAX as usize) as i64;
-        let rows = stmt.query_map(params![u, a, r, o, limit], |row| {
+        let rows = stmt.query_map(params![u, a, r, o, from, to, limit], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -424,9 +434,10 @@ impl GraphRead for SqliteGraph<'_> {
     ) -> Result<Vec<(i64, Vec<f32>)>> {
         let [u, a, r, o] = scope_values(scope);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT key, embedding FROM entities WHERE user_id = ?1 AND agent_id = ?2
-             AND run_id = ?3 AND org_id = ?4 AND type = ?5 AND embedding IS NOT NULL
-             ORDER BY key DESC LIMIT ?6",
+            "SELECT e.key, v.embedding FROM entities e
+             JOIN entity_embeddings v ON v.entity_key = e.key
+             WHERE e.user_id = ?1 AND e.agent_id = ?2 AND e.run_id = ?3 AND e.org_id = ?4
+             AND e.type = ?5 ORDER BY e.key DESC LIMIT ?6",
         )?;
         let limit = limit.min(i64::MAX as usize) as i64;
         let mut rows = stmt.query(params![u, a, r, o, entity_type, limit])?;
@@ -539,8 +550,8 @@ impl GraphRead for SqliteGraph<'_> {
         }
         let mut embeddings: HashMap<i64, Vec<f32>> = HashMap::new();
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT key, embedding FROM entities
-             WHERE key IN {KEYS_IN_JSON} AND embedding IS NOT NULL"
+            "SELECT entity_key, embedding FROM entity_embeddings
+             WHERE entity_key IN {KEYS_IN_JSON}"
         ))?;
         let mut rows = stmt.query([ops::keys_json(&keys)])?;
         while let Some(row) = rows.next()? {
@@ -720,7 +731,10 @@ impl GraphWrite for SqliteGraph<'_> {
 
     fn set_embedding(&mut self, key: i64, vector: &[f32]) -> Result<()> {
         self.conn
-            .prepare_cached("UPDATE entities SET embedding = ?2 WHERE key = ?1")?
+            .prepare_cached(
+                "INSERT INTO entity_embeddings (entity_key, embedding) VALUES (?1, ?2)
+                 ON CONFLICT (entity_key) DO UPDATE SET embedding = excluded.embedding",
+            )?
             .execute(params![key, ops::vector_to_blob(vector)])?;
         Ok(())
     }

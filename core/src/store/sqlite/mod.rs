@@ -461,6 +461,7 @@ impl Store for SqliteStore {
                  DELETE FROM relation_sources;
                  DELETE FROM relations;
                  DELETE FROM entity_names;
+                 DELETE FROM entity_embeddings;
                  DELETE FROM entities;
                  DELETE FROM entity_history;
                  DELETE FROM forgotten_sources;

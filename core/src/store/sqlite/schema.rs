@@ -206,8 +206,14 @@ CREATE INDEX relation_sources_memory ON relation_sources (memory_id);
 "#,
     r#"
 -- The embedding of an entity's name (little-endian f32s), which resolution compares when
--- no name matches; NULL when the store had no embedder.
-ALTER TABLE entities ADD COLUMN embedding BLOB;
+-- no name matches; none when the store had no embedder. A table of its own: walks read
+-- entity rows, which stay small.
+CREATE TABLE entity_embeddings (
+    entity_key INTEGER PRIMARY KEY REFERENCES entities (key) ON DELETE CASCADE,
+    embedding  BLOB NOT NULL
+);
+-- The entities of a scope and type (the candidates resolution by meaning compares).
+CREATE INDEX entities_scope_type ON entities (user_id, agent_id, run_id, org_id, type);
 -- Corrections of entities (merge, rename, split), newest last: what was done and to what.
 CREATE TABLE entity_history (
     key        INTEGER PRIMARY KEY,
