@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent};
 use crate::store::{
-    Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead, RelationRow, Step,
-    StoredRelation,
+    Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead, NameShape, RelationRow,
+    Step, StoredRelation,
 };
 use crate::types::{parse_time, Scope};
 
@@ -386,13 +386,13 @@ impl GraphRead for AsOf<'_> {
         Ok(rows)
     }
 
-    fn names_starting(
+    fn names_shaped(
         &mut self,
         scope: &Scope,
-        first: char,
+        shape: &NameShape,
         limit: usize,
     ) -> Result<Vec<(String, i64)>> {
-        self.inner.names_starting(scope, first, limit)
+        self.inner.names_shaped(scope, shape, limit)
     }
 
     fn known_names(&mut self, scope: &Scope, folded: &[String]) -> Result<Vec<String>> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::graph::{fold_name, RelationTime};
-use crate::store::{Edge, GraphRead, Store};
+use crate::store::{Edge, GraphRead, NameShape, Store};
 use crate::text::{allowed_typos, edit_distance, is_cjk};
 use crate::types::Scope;
 
@@ -61,18 +61,32 @@ pub(crate) fn named_entities(
     let mut named = g.entity_keys_named(scope, names)?;
     let asked: HashSet<&str> = names.iter().map(String::as_str).collect();
     // Only runs with a word long enough for a typo can name an entity with one; they are
-    // compared with the names that start with the same letter (a range of the index).
-    let mut said: BTreeMap<char, Vec<Vec<&str>>> = BTreeMap::new();
+    // compared with the names of their shape: same first letter and number of words, a
+    // length within their edits (a range of the name index, filtered where it lies).
+    let mut said: BTreeMap<(char, usize), Vec<Vec<&str>>> = BTreeMap::new();
     for n in names {
         let words: Vec<&str> = n.split(' ').collect();
         if words.iter().any(|w| allowed_typos(w.chars().count()) > 0) {
             if let Some(first) = n.chars().next() {
-                said.entry(first).or_default().push(words);
+                said.entry((first, words.len())).or_default().push(words);
             }
         }
     }
-    for (first, runs) in said {
-        let candidates = g.names_starting(scope, first, MAX_FUZZY_NAMES + 1)?;
+    for ((first, words), runs) in said {
+        // Each run's length in characters (spaces included), give or take its edits.
+        let spans = runs.iter().map(|r| {
+            let letters: Vec<usize> = r.iter().map(|w| w.chars().count()).collect();
+            let len = letters.iter().sum::<usize>() + words - 1;
+            let edits: usize = letters.iter().map(|&l| allowed_typos(l)).sum();
+            (len.saturating_sub(edits), len + edits)
+        });
+        let shape = NameShape {
+            first,
+            words,
+            min_len: spans.clone().map(|(lo, _)| lo).min().unwrap_or(0),
+            max_len: spans.map(|(_, hi)| hi).max().unwrap_or(0),
+        };
+        let candidates = g.names_shaped(scope, &shape, MAX_FUZZY_NAMES + 1)?;
         if candidates.len() > MAX_FUZZY_NAMES {
             continue;
         }

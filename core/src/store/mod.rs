@@ -320,12 +320,12 @@ pub(crate) trait GraphRead {
         predicate: Option<&str>,
         source: Option<&str>,
     ) -> Result<Vec<StoredRelation>>;
-    /// The folded names starting with `first` that the entities of exactly this scope answer
-    /// to, with their entity's key, at most `limit`.
-    fn names_starting(
+    /// The folded names the entities of exactly this scope answer to that look like `shape`
+    /// (first letter, word count, length range), with their entity's key, at most `limit`.
+    fn names_shaped(
         &mut self,
         scope: &Scope,
-        first: char,
+        shape: &NameShape,
         limit: usize,
     ) -> Result<Vec<(String, i64)>>;
     /// Which of these folded names an entity of exactly this scope answers to.
@@ -366,11 +366,24 @@ pub(crate) trait GraphRead {
     fn export_forgotten(&mut self, after: i64, limit: usize) -> Result<Vec<ForgottenSource>>;
 }
 
-/// The strings starting with `first`, as a half-open range `[from, to)` in byte-wise
-/// (UTF-8, code point) order; none for the last code point.
-pub(crate) fn char_range(first: char) -> Option<(String, String)> {
-    let next = (u32::from(first) + 1..=u32::from(char::MAX)).find_map(char::from_u32)?;
-    Some((first.to_string(), next.to_string()))
+/// What names a typo'd run of words could be: same first letter, same number of words, a
+/// length (in characters) within a range.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct NameShape {
+    pub(crate) first: char,
+    pub(crate) words: usize,
+    pub(crate) min_len: usize,
+    pub(crate) max_len: usize,
+}
+
+impl NameShape {
+    /// The names starting with the shape's letter, as a half-open range `[from, to)` in
+    /// byte-wise (UTF-8, code point) order, which is how both backends sort names; none for
+    /// the last code point.
+    pub(crate) fn range(&self) -> Option<(String, String)> {
+        let next = (u32::from(self.first) + 1..=u32::from(char::MAX)).find_map(char::from_u32)?;
+        Some((self.first.to_string(), next.to_string()))
+    }
 }
 
 /// A relation a deleted memory supported, as it was when the memory went (what both

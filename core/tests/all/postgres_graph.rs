@@ -658,8 +658,15 @@ fn the_graph_leg_ranks_first_on_both_backends() {
         let with = search(FusionWeights::default().graph, query, "alice");
         assert_ne!(without[0][0], "office", "the engines alone rank it first");
         assert_eq!(with[0], json!(["office", 1.0]));
+        let typo = search(
+            FusionWeights::default().graph,
+            "who does Alcie work with?",
+            "alice",
+        );
+        assert_eq!(typo[0], json!(["office", 1.0]), "a typo still names her");
         json!({
             "with": with[0],
+            "typo": typo,
             "elsewhere": search(1.0, query, "bob"),
         })
     });

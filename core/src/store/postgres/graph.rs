@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
     corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
-    GraphWrite, RelationRow, Step, StoredRelation,
+    GraphWrite, NameShape, RelationRow, Step, StoredRelation,
 };
 use crate::types::{format_time, parse_time, Scope};
 
@@ -443,27 +443,34 @@ impl GraphRead for PgGraph<'_, '_> {
         self.relations(&sql, &[&u, &a, &r, &o, &predicate, &source])
     }
 
-    fn names_starting(
+    fn names_shaped(
         &mut self,
         scope: &Scope,
-        first: char,
+        shape: &NameShape,
         limit: usize,
     ) -> Result<Vec<(String, i64)>> {
         let [u, a, r, o] = scope_values(scope);
-        let Some((from, to)) = crate::store::char_range(first) else {
+        let Some((from, to)) = shape.range() else {
             return Ok(Vec::new());
         };
         if has_nul([u.as_str(), &a, &r, &o, &from]) {
             return Ok(Vec::new());
         }
         let limit = limit.min(i64::MAX as usize) as i64;
+        let (lo, hi, spaces) = (
+            shape.min_len as i64,
+            shape.max_len as i64,
+            shape.words.saturating_sub(1) as i64,
+        );
         self.s
             .query(
                 "SELECT folded, entity_key FROM agentmem_entity_names WHERE user_id = $1::text
                  AND agent_id = $2::text AND run_id = $3::text AND org_id = $4::text
                  AND folded >= $5::text AND folded < $6::text
-                 ORDER BY folded LIMIT $7::int8",
-                &[&u, &a, &r, &o, &from, &to, &limit],
+                 AND length(folded) BETWEEN $7::int8 AND $8::int8
+                 AND length(folded) - length(replace(folded, ' ', '')) = $9::int8
+                 ORDER BY folded LIMIT $10::int8",
+                &[&u, &a, &r, &o, &from, &to, &lo, &hi, &spaces, &limit],
             )?
             .iter()
             .map(|row| Ok((get(row, 0)?, get(row, 1)?)))

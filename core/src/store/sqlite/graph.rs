@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
     corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
-    GraphWrite, RelationRow, Step, StoredRelation,
+    GraphWrite, NameShape, RelationRow, Step, StoredRelation,
 };
 use crate::types::{format_time, Scope};
 
@@ -392,26 +392,34 @@ impl GraphRead for SqliteGraph<'_> {
         )
     }
 
-    fn names_starting(
+    fn names_shaped(
         &mut self,
         scope: &Scope,
-        first: char,
+        shape: &NameShape,
         limit: usize,
     ) -> Result<Vec<(String, i64)>> {
         let [u, a, r, o] = scope_values(scope);
-        let Some((from, to)) = crate::store::char_range(first) else {
+        let Some((from, to)) = shape.range() else {
             return Ok(Vec::new());
         };
-        // A range of the name index: names sort byte-wise, as UTF-8 orders code points.
+        // A range of the name index, its entries filtered where they lie.
         let mut stmt = self.conn.prepare_cached(
             "SELECT folded, entity_key FROM entity_names WHERE user_id = ?1 AND agent_id = ?2
              AND run_id = ?3 AND org_id = ?4 AND folded >= ?5 AND folded < ?6
-             ORDER BY folded LIMIT ?7",
+             AND length(folded) BETWEEN ?7 AND ?8
+             AND length(folded) - length(replace(folded, ' ', '')) = ?9
+             ORDER BY folded LIMIT ?10",
         )?;
         let limit = limit.min(i64::MAX as usize) as i64;
-        let rows = stmt.query_map(params![u, a, r, o, from, to, limit], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
+        let (lo, hi, spaces) = (
+            shape.min_len as i64,
+            shape.max_len as i64,
+            shape.words.saturating_sub(1) as i64,
+        );
+        let rows = stmt.query_map(
+            params![u, a, r, o, from, to, lo, hi, spaces, limit],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
