@@ -51,14 +51,20 @@ pub(crate) fn scores(
 }
 
 /// The keys of the entities of exactly `scope` that the query (as [`query_names`] split
-/// it) names: by a name or alias, exactly, or else with a typo in a word of four letters
-/// or more (one edit up to seven letters, two beyond; the first letter kept), each once.
+/// it) names: by a name or alias, exactly, or, when it names none exactly, with a typo in
+/// a word of four letters or more (one edit up to seven letters, two beyond; the first
+/// letter kept), each once.
 pub(crate) fn named_entities(
     g: &mut dyn GraphRead,
     scope: &Scope,
     names: &[String],
 ) -> Result<Vec<i64>> {
     let mut named = g.entity_keys_named(scope, names)?;
+    if !named.is_empty() {
+        // A query naming an entity exactly is taken at its word: typos are looked for only
+        // when it names none (what keeps a search naming one cheap in a large graph).
+        return Ok(named);
+    }
     let asked: HashSet<&str> = names.iter().map(String::as_str).collect();
     // Only runs with a word long enough for a typo can name an entity with one; they are
     // compared with the names of their shape: same first letter and number of words, a
