@@ -1053,3 +1053,46 @@ fn the_graph_reads_as_it_was_recorded_at_a_past_moment() {
     .unwrap_err();
     assert_eq!(bad.code(), ErrorCode::InvalidInput);
 }
+
+/// A store of schema version 4 (the graph without embeddings, history or undo of
+/// relations) is migrated at open: its entities keep their aliases and it goes on.
+#[test]
+fn a_version_4_graph_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    let open = || {
+        Memory::builder()
+            .path(&path)
+            .embedder(Arc::new(HashingEmbedder::new(64)))
+            .build()
+            .unwrap()
+    };
+    let m = open();
+    let scope = Scope::user("u");
+    let alice = m
+        .graph()
+        .add_entity(NewEntity::new("Alice").alias("Ally").scope(scope.clone()))
+        .unwrap();
+    m.close().unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE entity_embeddings;
+             DROP TABLE entity_history;
+             DROP TABLE forgotten_sources;
+             DROP INDEX entities_scope_type;
+             ALTER TABLE entities DROP COLUMN aliased;
+             UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    let m = open();
+    let again = m.graph().entity(&alice.id).unwrap().entity;
+    assert_eq!(again.aliases, vec!["Ally"]);
+    let bob = m
+        .graph()
+        .add_entity(NewEntity::new("Bob").alias("Bobby").scope(scope.clone()))
+        .unwrap();
+    assert_eq!(bob.aliases, vec!["Bobby"]);
+    let merged = m.graph().merge_entities(&alice.id, &bob.id).unwrap();
+    assert_eq!(merged.entity.aliases, vec!["Ally", "Bob", "Bobby"]);
+}

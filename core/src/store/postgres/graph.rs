@@ -28,8 +28,7 @@ pub(super) struct PgGraph<'s, 'c> {
 /// for an entity that has any.
 const ENTITY_COLUMNS: &str = "e.key, e.id, e.name, e.type, e.summary, e.user_id, e.agent_id, \
     e.run_id, e.org_id, e.created_at, e.updated_at, \
-    CASE WHEN EXISTS (SELECT 1 FROM agentmem_entity_names n \
-                      WHERE n.entity_key = e.key AND n.folded <> e.folded) \
+    CASE WHEN e.aliased \
     THEN ARRAY(SELECT n.name FROM agentmem_entity_names n \
                WHERE n.entity_key = e.key AND n.folded <> e.folded ORDER BY n.name) \
     ELSE '{}'::text[] END";
@@ -757,13 +756,16 @@ impl GraphWrite for PgGraph<'_, '_> {
     fn add_name(&mut self, key: i64, scope: &Scope, name: &str, folded: &str) -> Result<()> {
         let [u, a, r, o] = scope_values(scope);
         check_text([name, folded, &u, &a, &r, &o])?;
-        self.s.execute(
+        let added = self.s.execute(
             "INSERT INTO agentmem_entity_names (user_id, agent_id, run_id, org_id, folded, name,
                                                 entity_key)
              VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::int8)
              ON CONFLICT DO NOTHING",
             &[&u, &a, &r, &o, &folded, &name, &key],
         )?;
+        if added > 0 {
+            refresh_aliased(self.s, key)?;
+        }
         Ok(())
     }
 
@@ -856,7 +858,7 @@ impl GraphWrite for PgGraph<'_, '_> {
             "DELETE FROM agentmem_entities WHERE key = $1::int8",
             &[&absorbed],
         )?;
-        Ok(())
+        refresh_aliased(self.s, kept)
     }
 
     fn rename_entity(&mut self, key: i64, name: &str, at: DateTime<Utc>) -> Result<()> {
@@ -871,7 +873,7 @@ impl GraphWrite for PgGraph<'_, '_> {
                 &format_time(at),
             ],
         )?;
-        Ok(())
+        refresh_aliased(self.s, key)
     }
 
     fn touch_entity(&mut self, key: i64, at: DateTime<Utc>) -> Result<()> {
@@ -888,7 +890,7 @@ impl GraphWrite for PgGraph<'_, '_> {
             "DELETE FROM agentmem_entity_names WHERE entity_key = $1::int8 AND folded = $2::text",
             &[&key, &folded],
         )?;
-        Ok(())
+        refresh_aliased(self.s, key)
     }
 
     fn move_relation_end(&mut self, relation: i64, from: i64, to: i64) -> Result<()> {
@@ -970,6 +972,18 @@ impl GraphWrite for PgGraph<'_, '_> {
         )?;
         Ok(())
     }
+}
+
+/// Records whether entity `key` answers to names besides its own (after its names or its
+/// name changed).
+fn refresh_aliased(s: &mut Session<'_>, key: i64) -> Result<()> {
+    s.execute(
+        "UPDATE agentmem_entities e SET aliased = EXISTS (SELECT 1 FROM agentmem_entity_names n
+             WHERE n.entity_key = e.key AND n.folded <> e.folded)
+         WHERE e.key = $1::int8",
+        &[&key],
+    )?;
+    Ok(())
 }
 
 /// Forgets that relations came from memory `memory_id` (being deleted at `at`); a relation

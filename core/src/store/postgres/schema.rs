@@ -239,6 +239,10 @@ CREATE TABLE agentmem_entity_embeddings (
 -- The entities of a scope and type (the candidates resolution by meaning compares).
 CREATE INDEX agentmem_entities_scope_type
     ON agentmem_entities (user_id, agent_id, run_id, org_id, type);
+-- Whether an entity answers to names besides its own: reads look for its aliases only then.
+ALTER TABLE agentmem_entities ADD COLUMN aliased boolean NOT NULL DEFAULT false;
+UPDATE agentmem_entities e SET aliased = EXISTS (SELECT 1 FROM agentmem_entity_names n
+    WHERE n.entity_key = e.key AND n.folded <> e.folded);
 -- Corrections of entities (merge, rename, split), newest last: what was done and to what.
 CREATE TABLE agentmem_entity_history (
     key        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -26,8 +26,7 @@ pub(super) struct SqliteGraph<'a> {
 /// index alone says so (the aliases' own rows and their sort are read only for the others).
 const ENTITY_COLUMNS: &str = "e.key, e.id, e.name, e.type, e.summary, e.user_id, e.agent_id, \
     e.run_id, e.org_id, e.created_at, e.updated_at, \
-    CASE WHEN EXISTS (SELECT 1 FROM entity_names WHERE entity_key = e.key \
-                      AND folded <> e.folded) \
+    CASE WHEN e.aliased \
     THEN (SELECT json_group_array(n.name) FROM (SELECT name FROM entity_names \
           WHERE entity_key = e.key AND folded <> e.folded ORDER BY name) n) \
     ELSE '[]' END";
@@ -665,13 +664,17 @@ impl GraphWrite for SqliteGraph<'_> {
 
     fn add_name(&mut self, key: i64, scope: &Scope, name: &str, folded: &str) -> Result<()> {
         let [u, a, r, o] = scope_values(scope);
-        self.conn
+        let added = self
+            .conn
             .prepare_cached(
                 "INSERT INTO entity_names (user_id, agent_id, run_id, org_id, folded, name,
                                            entity_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
             )?
             .execute(params![u, a, r, o, folded, name, key])?;
+        if added > 0 {
+            refresh_aliased(self.conn, key)?;
+        }
         Ok(())
     }
 
@@ -760,7 +763,7 @@ impl GraphWrite for SqliteGraph<'_> {
         self.conn
             .prepare_cached("DELETE FROM entities WHERE key = ?1")?
             .execute([absorbed])?;
-        Ok(())
+        refresh_aliased(self.conn, kept)
     }
 
     fn rename_entity(&mut self, key: i64, name: &str, at: DateTime<Utc>) -> Result<()> {
@@ -774,7 +777,7 @@ impl GraphWrite for SqliteGraph<'_> {
                 crate::graph::fold_name(name),
                 format_time(at)
             ])?;
-        Ok(())
+        refresh_aliased(self.conn, key)
     }
 
     fn touch_entity(&mut self, key: i64, at: DateTime<Utc>) -> Result<()> {
@@ -788,7 +791,7 @@ impl GraphWrite for SqliteGraph<'_> {
         self.conn
             .prepare_cached("DELETE FROM entity_names WHERE entity_key = ?1 AND folded = ?2")?
             .execute(params![key, folded])?;
-        Ok(())
+        refresh_aliased(self.conn, key)
     }
 
     fn move_relation_end(&mut self, relation: i64, from: i64, to: i64) -> Result<()> {
@@ -867,6 +870,18 @@ impl GraphWrite for SqliteGraph<'_> {
             ])?;
         Ok(())
     }
+}
+
+/// Records whether entity `key` answers to names besides its own (after its names or its
+/// name changed).
+fn refresh_aliased(conn: &Connection, key: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE entities SET aliased = EXISTS (SELECT 1 FROM entity_names n
+             WHERE n.entity_key = entities.key AND n.folded <> entities.folded)
+         WHERE key = ?1",
+    )?
+    .execute([key])?;
+    Ok(())
 }
 
 /// Forgets that relations came from memory `memory_id` (being deleted at `at`); a relation

@@ -214,6 +214,10 @@ CREATE TABLE entity_embeddings (
 );
 -- The entities of a scope and type (the candidates resolution by meaning compares).
 CREATE INDEX entities_scope_type ON entities (user_id, agent_id, run_id, org_id, type);
+-- Whether an entity answers to names besides its own: reads look for its aliases only then.
+ALTER TABLE entities ADD COLUMN aliased INTEGER NOT NULL DEFAULT 0;
+UPDATE entities SET aliased = EXISTS (SELECT 1 FROM entity_names n
+    WHERE n.entity_key = entities.key AND n.folded <> entities.folded);
 -- Corrections of entities (merge, rename, split), newest last: what was done and to what.
 CREATE TABLE entity_history (
     key        INTEGER PRIMARY KEY,
