@@ -164,6 +164,8 @@ def test_copy_sqlite_to_postgres_and_back(tmp_path: Path, pg: PgSchemas) -> None
                 "memories": len(ids) - 1,
                 "history": history_rows,
                 "versions": history_rows - len(ids),
+                "entities": 0,
+                "relations": 0,
             }
             assert_same(source, on_pg, ids)
 
@@ -318,7 +320,13 @@ def test_async_memory_on_postgres(tmp_path: Path, pg: PgSchemas) -> None:
             assert events == ["ADD", "UPDATE"]
             async with AsyncMemory(tmp_path / "from_pg.db", embedder=HASHING) as copy:
                 report = await m.copy_into(copy)
-                assert report == {"memories": 19, "history": 22, "versions": 2}
+                assert report == {
+                    "memories": 19,
+                    "history": 22,
+                    "versions": 2,
+                    "entities": 0,
+                    "relations": 0,
+                }
                 assert (await copy.list(**EVERYTHING)) == (await m.list(**EVERYTHING))
             async with AsyncMemory(embedder=HASHING) as other:
                 await other.add("not empty")
