@@ -606,18 +606,30 @@ impl Memory {
         if !matches!(self.embedder, EmbedderSlot::Ready(_)) {
             return Ok(());
         }
-        let mut unknown: Vec<(String, String)> = Vec::new();
-        let mut per_relation: Vec<Vec<String>> = Vec::with_capacity(relations.len());
+        // One read per scope for the names already known, one embedding call for the rest.
+        let mut scopes: Vec<(Scope, Vec<(String, String)>)> = Vec::new();
         for relation in relations.iter() {
-            let names = self.unknown_names(&relation.scope, &relation.end_names())?;
-            per_relation.push(names.iter().map(|(_, f)| f.clone()).collect());
-            unknown.extend(names);
+            let names = relation.end_names();
+            match scopes.iter_mut().find(|(s, _)| *s == relation.scope) {
+                Some((_, all)) => all.extend(names),
+                None => scopes.push((relation.scope.clone(), names)),
+            }
         }
-        let meanings = self.name_meanings(&unknown)?;
-        for (relation, names) in relations.iter_mut().zip(per_relation) {
-            for folded in names {
+        let mut to_embed: Vec<(String, String)> = Vec::new();
+        for (scope, names) in &mut scopes {
+            *names = self.unknown_names(scope, names)?;
+            to_embed.extend(names.iter().cloned());
+        }
+        let meanings = self.name_meanings(&to_embed)?;
+        for relation in relations.iter_mut() {
+            let Some((_, unknown)) = scopes.iter().find(|(s, _)| *s == relation.scope) else {
+                continue;
+            };
+            for (_, folded) in relation.end_names() {
                 if let Some(m) = meanings.get(&folded) {
-                    relation.meanings.insert(folded, m.clone());
+                    if unknown.iter().any(|(_, f)| *f == folded) {
+                        relation.meanings.insert(folded, m.clone());
+                    }
                 }
             }
         }

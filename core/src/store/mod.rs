@@ -366,6 +366,23 @@ pub(crate) trait GraphRead {
     fn export_forgotten(&mut self, after: i64, limit: usize) -> Result<Vec<ForgottenSource>>;
 }
 
+/// An entity history row as both backends keep it: the event's name and its detail as
+/// JSON text.
+pub(crate) fn entity_event(
+    entity_id: String,
+    event: String,
+    detail: &str,
+    created_at: DateTime<Utc>,
+) -> Result<EntityEvent> {
+    Ok(EntityEvent {
+        entity_id,
+        event: serde_json::from_value(serde_json::Value::String(event))
+            .map_err(|e| corrupted("entity event", e))?,
+        detail: serde_json::from_str(detail).map_err(|e| corrupted("detail", e))?,
+        created_at,
+    })
+}
+
 /// What names a typo'd run of words could be: same first letter, same number of words, a
 /// length (in characters) within a range.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

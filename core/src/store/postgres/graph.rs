@@ -14,8 +14,8 @@ use super::rows::scope_values;
 use crate::error::{Error, Result};
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
-    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
-    GraphWrite, NameShape, RelationRow, Step, StoredRelation,
+    corrupted, entity_event, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource,
+    GraphRead, GraphWrite, NameShape, RelationRow, Step, StoredRelation,
 };
 use crate::types::{format_time, parse_time, Scope};
 
@@ -601,15 +601,8 @@ impl GraphRead for PgGraph<'_, '_> {
             )?
             .iter()
             .map(|row| {
-                let event: String = get(row, 1)?;
                 let detail: String = get(row, 2)?;
-                Ok(EntityEvent {
-                    entity_id: get(row, 0)?,
-                    event: serde_json::from_value(serde_json::Value::String(event))
-                        .map_err(|e| corrupted("entity event", e))?,
-                    detail: serde_json::from_str(&detail).map_err(|e| corrupted("detail", e))?,
-                    created_at: time(row, 3)?,
-                })
+                entity_event(get(row, 0)?, get(row, 1)?, &detail, time(row, 3)?)
             })
             .collect()
     }
@@ -671,19 +664,9 @@ impl GraphRead for PgGraph<'_, '_> {
             )?
             .iter()
             .map(|row| {
-                let event: String = get(row, 2)?;
                 let detail: String = get(row, 3)?;
-                Ok((
-                    get(row, 0)?,
-                    EntityEvent {
-                        entity_id: get(row, 1)?,
-                        event: serde_json::from_value(serde_json::Value::String(event))
-                            .map_err(|e| corrupted("entity event", e))?,
-                        detail: serde_json::from_str(&detail)
-                            .map_err(|e| corrupted("detail", e))?,
-                        created_at: time(row, 4)?,
-                    },
-                ))
+                let event = entity_event(get(row, 1)?, get(row, 2)?, &detail, time(row, 4)?)?;
+                Ok((get(row, 0)?, event))
             })
             .collect()
     }

@@ -12,8 +12,8 @@ use super::ops::{self, opt_time, time, KEYS_IN_JSON};
 use crate::error::Result;
 use crate::graph::{Direction, Entity, EntityEvent, Relation};
 use crate::store::{
-    corrupted, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource, GraphRead,
-    GraphWrite, NameShape, RelationRow, Step, StoredRelation,
+    corrupted, entity_event, opt_scope, Edge, ExportedEntity, ForgottenRelation, ForgottenSource,
+    GraphRead, GraphWrite, NameShape, RelationRow, Step, StoredRelation,
 };
 use crate::types::{format_time, Scope};
 
@@ -511,15 +511,13 @@ impl GraphRead for SqliteGraph<'_> {
         let mut rows = stmt.query([id])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            let event: String = row.get(1)?;
             let detail: String = row.get(2)?;
-            out.push(EntityEvent {
-                entity_id: row.get(0)?,
-                event: serde_json::from_value(serde_json::Value::String(event))
-                    .map_err(|e| corrupted("entity event", e))?,
-                detail: serde_json::from_str(&detail).map_err(|e| corrupted("detail", e))?,
-                created_at: time(row, 3)?,
-            });
+            out.push(entity_event(
+                row.get(0)?,
+                row.get(1)?,
+                &detail,
+                time(row, 3)?,
+            )?);
         }
         Ok(out)
     }
@@ -584,18 +582,9 @@ impl GraphRead for SqliteGraph<'_> {
         let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            let event: String = row.get(2)?;
             let detail: String = row.get(3)?;
-            out.push((
-                row.get(0)?,
-                EntityEvent {
-                    entity_id: row.get(1)?,
-                    event: serde_json::from_value(serde_json::Value::String(event))
-                        .map_err(|e| corrupted("entity event", e))?,
-                    detail: serde_json::from_str(&detail).map_err(|e| corrupted("detail", e))?,
-                    created_at: time(row, 4)?,
-                },
-            ));
+            let event = entity_event(row.get(1)?, row.get(2)?, &detail, time(row, 4)?)?;
+            out.push((row.get(0)?, event));
         }
         Ok(out)
     }
