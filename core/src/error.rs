@@ -40,11 +40,14 @@ pub enum ErrorCode {
     Unsupported = 14,
     /// A bug in agent_mem.
     Internal = 15,
+    /// The caller stopped the operation (a streamed chat cancelled mid-answer); nothing was
+    /// stored.
+    Cancelled = 16,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidInput,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
@@ -60,6 +63,7 @@ impl ErrorCode {
         ErrorCode::Closed,
         ErrorCode::Unsupported,
         ErrorCode::Internal,
+        ErrorCode::Cancelled,
     ];
 
     /// The stable number of this code.
@@ -85,6 +89,7 @@ impl ErrorCode {
             ErrorCode::Closed => "Closed",
             ErrorCode::Unsupported => "Unsupported",
             ErrorCode::Internal => "Internal",
+            ErrorCode::Cancelled => "Cancelled",
         }
     }
 
@@ -107,6 +112,7 @@ impl ErrorCode {
             ErrorCode::Closed => "CLOSED",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Cancelled => "CANCELLED",
         }
     }
 
@@ -170,6 +176,11 @@ impl Error {
     /// Shorthand for an [`ErrorCode::NotFound`] error.
     pub fn not_found(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::NotFound, message)
+    }
+
+    /// Shorthand for an [`ErrorCode::Cancelled`] error.
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Cancelled, message)
     }
 
     /// Shorthand for an [`ErrorCode::Internal`] error.

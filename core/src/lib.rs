@@ -60,8 +60,10 @@ pub use filter::Filter;
 pub use index::{Quantization, VectorIndexOptions};
 pub use llm::{Llm, LlmConfig};
 pub use memory::{
-    AddMessages, CopyReport, CountOptions, Graph, HistoryRetention, ListOptions, ListPage, Memory,
-    MemoryBuilder, MemoryEvent, MemoryEventKind, Message, Pruned, Supersede, Superseded, Undone,
+    approx_tokens, AddMessages, Chat, ChatContext, ChatReply, Citation, CopyReport, CountOptions,
+    ErrorReport, Graph, HistoryRetention, ListOptions, ListPage, Memory, MemoryBuilder,
+    MemoryEvent, MemoryEventKind, MemoryUsed, Message, Pruned, Recalled, Remember, RememberStatus,
+    Remembered, Supersede, Superseded, Undone,
 };
 pub use search::{
     EngineScore, Explanation, FusionMethod, FusionWeights, SearchHit, SearchMode, SearchOptions,

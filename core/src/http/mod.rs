@@ -21,6 +21,9 @@
 //! it).
 
 pub(crate) mod provider;
+pub(crate) mod stream;
+
+pub(crate) use stream::Streamed;
 
 use std::fmt;
 use std::io;
@@ -192,22 +195,69 @@ impl HttpClient {
         secret: Option<&Secret>,
         body: &Value,
     ) -> Result<Value> {
-        let payload = serde_json::to_string(body)
-            .map_err(|e| self.error(format!("cannot encode the request: {e}")))?;
-        let mut attempt: u32 = 0;
+        let payload = self.encode(body)?;
+        self.with_retries(secret, || {
+            let response = self.send(url, headers, &payload, "application/json")?;
+            self.read_json(url, response)
+        })
+    }
+
+    /// Like [`Self::post_json`], for an answer that may come as server-sent events: a 2xx
+    /// `text/event-stream` answer is returned as a reader of its events, any other 2xx
+    /// answer (a server that ignored `stream: true`) as its parsed JSON. Failures before the
+    /// answer starts are retried like [`Self::post_json`]'s; the stream itself is not.
+    pub(crate) fn post_stream(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        secret: Option<&Secret>,
+        body: &Value,
+    ) -> Result<Streamed> {
+        let payload = self.encode(body)?;
+        self.with_retries(secret, || {
+            let response = self.send(url, headers, &payload, "text/event-stream")?;
+            let is_stream = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+            if is_stream {
+                let reader = response
+                    .into_body()
+                    .into_with_config()
+                    .limit(MAX_BODY_BYTES)
+                    .reader();
+                Ok(Streamed::Events(stream::Events::new(
+                    Box::new(reader),
+                    self.clone(),
+                )))
+            } else {
+                self.read_json(url, response).map(Streamed::Json)
+            }
+        })
+    }
+
+    fn encode(&self, body: &Value) -> Result<String> {
+        serde_json::to_string(body)
+            .map_err(|e| self.error(format!("cannot encode the request: {e}")))
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are spent.
+    fn with_retries<T>(
+        &self,
+        secret: Option<&Secret>,
+        mut attempt: impl FnMut() -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        let mut tries: u32 = 0;
         loop {
-            let failure = match self.attempt(url, headers, &payload) {
+            let failure = match attempt() {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
-            let exhausted = attempt >= self.options.max_retries;
+            let exhausted = tries >= self.options.max_retries;
             if !failure.retry || exhausted {
-                let message = if failure.retry && attempt > 0 {
-                    format!(
-                        "gave up after {} attempts: {}",
-                        attempt + 1,
-                        failure.message
-                    )
+                let message = if failure.retry && tries > 0 {
+                    format!("gave up after {} attempts: {}", tries + 1, failure.message)
                 } else {
                     failure.message
                 };
@@ -222,9 +272,9 @@ impl HttpClient {
             let wait = failure
                 .retry_after
                 .map(|d| d.min(self.options.retry_after_cap))
-                .unwrap_or_else(|| self.backoff(attempt));
+                .unwrap_or_else(|| self.backoff(tries));
             std::thread::sleep(wait);
-            attempt += 1;
+            tries += 1;
         }
     }
 
@@ -241,17 +291,20 @@ impl HttpClient {
         wait.mul_f64(1.0 - jitter)
     }
 
-    fn attempt(
+    /// Sends one request; a 2xx answer is returned unread, any other status is a failure
+    /// carrying the provider's reason.
+    fn send(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         payload: &str,
-    ) -> std::result::Result<Value, Failure> {
+        accept: &str,
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, Failure> {
         let mut request = self
             .agent
             .post(url)
             .header("content-type", "application/json")
-            .header("accept", "application/json");
+            .header("accept", accept);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -259,29 +312,16 @@ impl HttpClient {
             .send(payload)
             .map_err(|e| self.transport_failure(url, e))?;
         let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
         let retry_after = retry_after(response.headers());
         let location = response
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let text = response
-            .into_body()
-            .into_with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_string()
-            .map_err(|e| self.transport_failure(url, e))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_str(&text).map_err(|e| Failure {
-                message: format!(
-                    "HTTP {status} with an answer that is not JSON ({e}): {}",
-                    excerpt(&text, BODY_EXCERPT_CHARS)
-                ),
-                retry: false,
-                retry_after: None,
-                source: None,
-            });
-        }
+        let text = self.read_text(url, response)?;
         let mut message = format!("HTTP {status}{}", describe_error_body(&text));
         if let (true, Some(location)) = ((300..400).contains(&status), location) {
             // Redirects are not followed: a POST turned into a GET would lose its body.
@@ -294,6 +334,38 @@ impl HttpClient {
             message,
             retry: RETRY_STATUSES.contains(&status),
             retry_after,
+            source: None,
+        })
+    }
+
+    fn read_text(
+        &self,
+        url: &str,
+        response: ureq::http::Response<ureq::Body>,
+    ) -> std::result::Result<String, Failure> {
+        response
+            .into_body()
+            .into_with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_string()
+            .map_err(|e| self.transport_failure(url, e))
+    }
+
+    /// The JSON of a 2xx answer.
+    fn read_json(
+        &self,
+        url: &str,
+        response: ureq::http::Response<ureq::Body>,
+    ) -> std::result::Result<Value, Failure> {
+        let status = response.status().as_u16();
+        let text = self.read_text(url, response)?;
+        serde_json::from_str(&text).map_err(|e| Failure {
+            message: format!(
+                "HTTP {status} with an answer that is not JSON ({e}): {}",
+                excerpt(&text, BODY_EXCERPT_CHARS)
+            ),
+            retry: false,
+            retry_after: None,
             source: None,
         })
     }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{ChatRequest, Llm};
+use super::{cancelled, ChatRequest, Llm};
 use crate::error::{ErrorCode, Result};
-use crate::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret};
+use crate::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret, Streamed};
 
 /// The API version sent in `anthropic-version`.
 const API_VERSION: &str = "2023-06-01";
@@ -176,23 +176,129 @@ impl fmt::Debug for AnthropicChat {
     }
 }
 
+impl AnthropicChat {
+    fn headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = vec![("anthropic-version", API_VERSION)];
+        if let Some(key) = &self.api_key {
+            headers.push(("x-api-key", key.expose()));
+        }
+        headers
+    }
+
+    /// Reads the events of a streamed message up to `message_stop`.
+    fn read_stream(
+        &self,
+        events: &mut crate::http::stream::Events,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String> {
+        let mut text = String::new();
+        let mut stop: Option<String> = None;
+        while let Some(event) = events.next_event()? {
+            if event.data.trim().is_empty() {
+                continue;
+            }
+            let data: Value = serde_json::from_str(&event.data).map_err(|e| {
+                self.http.error(format!(
+                    "a streamed event is not JSON ({e}): {}",
+                    excerpt(&event.data, 300)
+                ))
+            })?;
+            let kind = event
+                .name
+                .as_deref()
+                .or_else(|| data.get("type").and_then(Value::as_str))
+                .unwrap_or("");
+            match kind {
+                "content_block_delta" => {
+                    let delta = data.get("delta");
+                    let is_text = delta.and_then(|d| d.get("type")).and_then(Value::as_str)
+                        == Some("text_delta");
+                    if let (true, Some(piece)) = (
+                        is_text,
+                        delta.and_then(|d| d.get("text")).and_then(Value::as_str),
+                    ) {
+                        if !piece.is_empty() {
+                            text.push_str(piece);
+                            if !on_text(piece) {
+                                return Err(cancelled());
+                            }
+                        }
+                    }
+                }
+                "message_delta" => {
+                    if let Some(reason) = data
+                        .get("delta")
+                        .and_then(|d| d.get("stop_reason"))
+                        .and_then(Value::as_str)
+                    {
+                        stop = Some(reason.to_string());
+                    }
+                }
+                "message_stop" => {
+                    if text.trim().is_empty() {
+                        return Err(self.http.error(format!(
+                            "the answer has no text (stop_reason: {})",
+                            stop.as_deref().unwrap_or("none")
+                        )));
+                    }
+                    return Ok(text);
+                }
+                "error" => {
+                    let error = data.get("error").unwrap_or(&data);
+                    let kind = error.get("type").and_then(Value::as_str).unwrap_or("error");
+                    let message = error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no message");
+                    return Err(self.http.error(format!(
+                        "the stream reported an error ({kind}): {}",
+                        excerpt(message, 1000)
+                    )));
+                }
+                _ => {} // message_start, content_block_start/stop, ping
+            }
+        }
+        Err(self
+            .http
+            .error("the streamed answer was cut before it ended (no message_stop)"))
+    }
+}
+
 impl Llm for AnthropicChat {
     fn label(&self) -> &str {
         &self.label
     }
 
     fn complete(&self, request: &ChatRequest) -> Result<String> {
-        let mut headers = vec![("anthropic-version", API_VERSION)];
-        if let Some(key) = &self.api_key {
-            headers.push(("x-api-key", key.expose()));
-        }
         let response = self.http.post_json(
             &self.url,
-            &headers,
+            &self.headers(),
             self.api_key.as_ref(),
             &self.body(request),
         )?;
         self.answer(&response)
+    }
+
+    fn stream(
+        &self,
+        request: &ChatRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String> {
+        let mut body = self.body(request);
+        body["stream"] = json!(true);
+        match self
+            .http
+            .post_stream(&self.url, &self.headers(), self.api_key.as_ref(), &body)?
+        {
+            Streamed::Events(mut events) => self.read_stream(&mut events, on_text),
+            Streamed::Json(response) => {
+                let text = self.answer(&response)?;
+                if !on_text(&text) {
+                    return Err(cancelled());
+                }
+                Ok(text)
+            }
+        }
     }
 }
 

@@ -88,4 +88,29 @@ pub trait Llm: Send + Sync {
     /// timeout, refused key, an answer without text) are [`crate::ErrorCode::Llm`] errors
     /// that carry the provider's message.
     fn complete(&self, request: &ChatRequest) -> Result<String>;
+
+    /// Sends the request and streams the answer: `on_text` receives each piece of text as it
+    /// arrives and returns `false` to stop, which closes the connection and fails the call
+    /// with [`crate::ErrorCode::Cancelled`]. Returns the whole text. A stream that ends
+    /// before the model finished (a cut connection) or reports an error is an
+    /// [`crate::ErrorCode::Llm`] error.
+    ///
+    /// The default (for models that cannot stream) calls [`Llm::complete`] and hands the
+    /// answer over as one piece.
+    fn stream(
+        &self,
+        request: &ChatRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String> {
+        let text = self.complete(request)?;
+        if !on_text(&text) {
+            return Err(cancelled());
+        }
+        Ok(text)
+    }
+}
+
+/// The error of a stream its caller stopped.
+pub(crate) fn cancelled() -> crate::Error {
+    crate::Error::cancelled("the answer was cancelled while it streamed")
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{ChatRequest, Llm};
+use super::{cancelled, ChatRequest, Llm};
 use crate::error::{ErrorCode, Result};
-use crate::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret};
+use crate::http::{display_url, excerpt, join_url, HttpClient, HttpOptions, Secret, Streamed};
 
 /// A chat model behind an OpenAI-compatible `POST {base_url}/chat/completions` endpoint.
 ///
@@ -202,16 +202,93 @@ impl fmt::Debug for OpenAiChat {
     }
 }
 
+impl OpenAiChat {
+    /// `Authorization: Bearer <key>`, when there is a key.
+    fn authorization(&self) -> Option<String> {
+        self.api_key
+            .as_ref()
+            .map(|key| format!("Bearer {}", key.expose()))
+    }
+
+    /// Reads a stream of `chat.completion.chunk` events up to `[DONE]`.
+    fn read_stream(
+        &self,
+        events: &mut crate::http::stream::Events,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String> {
+        let mut text = String::new();
+        let mut finish: Option<String> = None;
+        while let Some(event) = events.next_event()? {
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                return self.streamed_text(text, finish.as_deref());
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let chunk: Value = serde_json::from_str(data).map_err(|e| {
+                self.http.error(format!(
+                    "a streamed chunk is not JSON ({e}): {}",
+                    excerpt(data, 300)
+                ))
+            })?;
+            if let Some(error) = chunk.get("error") {
+                let message = error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| error.to_string(), str::to_string);
+                return Err(self.http.error(format!(
+                    "the stream reported an error: {}",
+                    excerpt(&message, 1000)
+                )));
+            }
+            let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
+                continue; // a usage-only chunk
+            };
+            if let Some(piece) = choice
+                .get("delta")
+                .and_then(|d| d.get("content"))
+                .and_then(Value::as_str)
+            {
+                if !piece.is_empty() {
+                    text.push_str(piece);
+                    if !on_text(piece) {
+                        return Err(cancelled());
+                    }
+                }
+            }
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                finish = Some(reason.to_string());
+            }
+        }
+        // Some servers close after the last chunk without `[DONE]`; without a finish
+        // reason either, the connection was cut mid-answer.
+        match finish {
+            Some(reason) => self.streamed_text(text, Some(&reason)),
+            None => Err(self
+                .http
+                .error("the streamed answer was cut before it ended (no [DONE])")),
+        }
+    }
+
+    fn streamed_text(&self, text: String, finish: Option<&str>) -> Result<String> {
+        if text.trim().is_empty() {
+            return Err(self.http.error(format!(
+                "the answer has no text (finish_reason: {})",
+                finish.unwrap_or("none")
+            )));
+        }
+        Ok(text)
+    }
+}
+
 impl Llm for OpenAiChat {
     fn label(&self) -> &str {
         &self.label
     }
 
     fn complete(&self, request: &ChatRequest) -> Result<String> {
-        let authorization = self
-            .api_key
-            .as_ref()
-            .map(|key| format!("Bearer {}", key.expose()));
+        let authorization = self.authorization();
         let headers: Vec<(&str, &str)> = authorization
             .as_deref()
             .map(|value| ("authorization", value))
@@ -224,6 +301,34 @@ impl Llm for OpenAiChat {
             &self.body(request),
         )?;
         self.answer(&response)
+    }
+
+    fn stream(
+        &self,
+        request: &ChatRequest,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<String> {
+        let authorization = self.authorization();
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        let mut body = self.body(request);
+        body["stream"] = json!(true);
+        match self
+            .http
+            .post_stream(&self.url, &headers, self.api_key.as_ref(), &body)?
+        {
+            Streamed::Events(mut events) => self.read_stream(&mut events, on_text),
+            Streamed::Json(response) => {
+                let text = self.answer(&response)?;
+                if !on_text(&text) {
+                    return Err(cancelled());
+                }
+                Ok(text)
+            }
+        }
     }
 }
 

@@ -49,6 +49,17 @@ pub const PROCEDURAL_SUMMARY: &str = r#"You summarise an AI agent's run so that 
 
 Write it in the language of the conversation. Answer with the summary only, no preamble."#;
 
+/// The system prompt of `Memory::chat`. `{memories}` (required) becomes the numbered list of
+/// the memories recalled for the turn, `{today}` today's date. A replacement must keep
+/// `{memories}` and should keep asking for citations as `[n]`: they are how the answer's
+/// `citations` are found.
+pub const CHAT: &str = r#"You are a helpful assistant with a long-term memory of the person you talk to. Today is {today}.
+
+What you remember that may bear on this turn, most relevant first, each under a number:
+{memories}
+
+Answer the last message. Use a memory only when it is relevant, and when you do, cite it with its number in square brackets right after the statement it supports, like [2]. Never cite a number that is not in the list. When the memories do not answer the question, say what you do not know rather than guessing."#;
+
 /// The extraction prompt with today's date filled in.
 pub(crate) fn fact_extraction(custom: Option<&str>, today: &str) -> String {
     custom.unwrap_or(FACT_EXTRACTION).replace("{today}", today)

@@ -106,7 +106,7 @@ impl Memory {
         for graph in &mut graphs {
             self.give_graph_meanings(graph)?;
         }
-        store::write(&*self.store, |tx| {
+        store::write(&*self.shared.store, |tx| {
             // Taken after the write lock: commit times follow commit order.
             let now = tx.now()?;
             let dims = self.check_store_dimensions(tx, vectors.first().map(|e| e.vector.len()))?;
@@ -116,7 +116,7 @@ impl Memory {
                 let outcome = self.insert_one(w, m.clone(), e, actor)?;
                 // The memory's own entities and relations, in its transaction.
                 graph
-                    .add_in(w.tx, &outcome.id, &self.functional)
+                    .add_in(w.tx, &outcome.id, &self.shared.functional)
                     .map_err(which(i))?;
                 outcomes.push(outcome);
             }
@@ -180,7 +180,7 @@ impl Memory {
         match (tx.dimensions()?, first) {
             (Some(d), _) => Ok(d),
             (None, Some(d)) => {
-                if let EmbedderSlot::Ready(e) = &self.embedder {
+                if let EmbedderSlot::Ready(e) = &self.shared.embedder {
                     // 0: a remote embedder that has not answered yet.
                     if e.dimensions() != 0 && e.dimensions() != d {
                         return Err(Error::invalid(format!(

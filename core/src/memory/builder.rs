@@ -7,7 +7,7 @@ use super::embedding::EmbedderSlot;
 use super::hooks::{HookOptions, Hooks};
 use super::infer::Prompts;
 use super::versions::HistoryRetention;
-use super::Memory;
+use super::{Memory, Shared};
 use crate::embed::{locate_model, Embedder, LocalEmbedder, DEFAULT_MODEL_NAME};
 use crate::error::{Error, Result};
 use crate::graph::GraphOptions;
@@ -126,6 +126,13 @@ impl MemoryBuilder {
         self
     }
 
+    /// Replaces the system prompt of [`Memory::chat`] ([`crate::llm::prompts::CHAT`]); it
+    /// must contain `{memories}`, and may contain `{today}`. Checked when the store opens.
+    pub fn chat_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompts.chat = Some(prompt.into());
+        self
+    }
+
     /// Which past versions [`Memory::prune_versions`] removes (default: none).
     pub fn history_retention(mut self, retention: HistoryRetention) -> Self {
         self.retention = retention;
@@ -188,8 +195,12 @@ impl MemoryBuilder {
                 )));
             }
         }
+        if let Some(prompt) = &self.prompts.chat {
+            super::chat::check_template(prompt, "the chat prompt")?;
+        }
         let hooks = Hooks::new(self.hooks)?;
-        Ok(Memory {
+        let shared = Shared {
+            background: Default::default(),
             hooks,
             store,
             embedder,
@@ -209,6 +220,9 @@ impl MemoryBuilder {
                     .map(|p| p.to_string())
                     .collect(),
             },
+        };
+        Ok(Memory {
+            shared: Arc::new(shared),
         })
     }
 }

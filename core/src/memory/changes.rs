@@ -112,7 +112,7 @@ impl Memory {
             .embed_contents(std::slice::from_ref(&memory))?
             .remove(0);
         let change_id = uuid::Uuid::new_v4().to_string();
-        store::write(&*self.store, |tx| {
+        store::write(&*self.shared.store, |tx| {
             let now = tx.now()?;
             let (key, old) = tx
                 .get(old_id)?
@@ -239,7 +239,7 @@ impl Memory {
         let mut embedded: HashMap<String, Embedded> = HashMap::new();
         loop {
             let change_id = uuid::Uuid::new_v4().to_string();
-            let outcome = store::write(&*self.store, |tx| {
+            let outcome = store::write(&*self.shared.store, |tx| {
                 let now = tx.now()?;
                 let restores = plan(tx)?;
                 // Vectors first: a missing one ends this attempt before anything is written.

@@ -42,7 +42,7 @@ impl Memory {
         if self.location() == target.location() && self.path().is_some() {
             return Err(Error::invalid("cannot copy a store into itself"));
         }
-        let info = self.store.info()?;
+        let info = self.shared.store.info()?;
         if let (Some(stored), Some(configured)) = (&info.embedding_model, target.embedding_model())
         {
             if stored != configured {
@@ -56,9 +56,9 @@ impl Memory {
             as_of: None,
             include_superseded: true,
         };
-        if target.store.count(&everything)? > 0
-            || !target.store.export_history(0, 1)?.is_empty()
-            || !graph_is_empty(&*target.store)?
+        if target.shared.store.count(&everything)? > 0
+            || !target.shared.store.export_history(0, 1)?.is_empty()
+            || !graph_is_empty(&*target.shared.store)?
         {
             return Err(Error::new(
                 ErrorCode::AlreadyExists,
@@ -68,7 +68,7 @@ impl Memory {
                 ),
             ));
         }
-        store::write(&*target.store, |tx| {
+        store::write(&*target.shared.store, |tx| {
             if let Some(dims) = info.dimensions {
                 let held = tx.record_dimensions(dims)?;
                 if held != dims {
@@ -83,7 +83,7 @@ impl Memory {
             let mut report = CopyReport::default();
             let mut after = 0;
             loop {
-                let page = self.store.export_memories(after, COPY_PAGE)?;
+                let page = self.shared.store.export_memories(after, COPY_PAGE)?;
                 let Some((last, _, _)) = page.last() else {
                     break;
                 };
@@ -95,7 +95,7 @@ impl Memory {
             }
             let mut after = 0;
             loop {
-                let page = self.store.export_history(after, COPY_PAGE)?;
+                let page = self.shared.store.export_history(after, COPY_PAGE)?;
                 let Some((last, _)) = page.last() else {
                     break;
                 };
@@ -107,7 +107,7 @@ impl Memory {
             }
             let mut after = 0;
             loop {
-                let page = self.store.export_versions(after, COPY_PAGE)?;
+                let page = self.shared.store.export_versions(after, COPY_PAGE)?;
                 let Some((last, _, _)) = page.last() else {
                     break;
                 };
@@ -117,7 +117,7 @@ impl Memory {
                 }
                 report.versions += page.len();
             }
-            (report.entities, report.relations) = copy_graph(&*self.store, tx)?;
+            (report.entities, report.relations) = copy_graph(&*self.shared.store, tx)?;
             Ok(report)
         })
     }

@@ -88,11 +88,11 @@ impl Memory {
 
     /// Embeds texts through the embedding cache (see [`Memory::embed_contents`]).
     pub(crate) fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Embedded>> {
-        let embedder = self.embedder.get()?;
+        let embedder = self.shared.embedder.get()?;
         let model = embedder.model_id().to_string();
         let hashes: Vec<String> = texts.iter().map(|t| content_hash(t)).collect();
         let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
-        let mut known = self.store.cached_embeddings(&model, &hash_refs)?;
+        let mut known = self.shared.store.cached_embeddings(&model, &hash_refs)?;
         let mut missing: Vec<(&str, &str)> = Vec::new();
         let mut queued = HashSet::new();
         for (text, h) in texts.iter().zip(&hashes) {
@@ -145,7 +145,7 @@ impl Memory {
     }
 
     pub(crate) fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
-        let embedder = self.embedder.get()?;
+        let embedder = self.shared.embedder.get()?;
         let mut v = embedder.embed(&[query])?;
         v.pop()
             .ok_or_else(|| Error::new(ErrorCode::Embedding, "embedder returned no vector"))

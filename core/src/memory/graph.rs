@@ -532,7 +532,7 @@ impl Memory {
         scope: &Scope,
         names: &[(String, String)],
     ) -> Result<Vec<(String, String)>> {
-        if !matches!(self.embedder, EmbedderSlot::Ready(_)) || names.is_empty() {
+        if !matches!(self.shared.embedder, EmbedderSlot::Ready(_)) || names.is_empty() {
             return Ok(Vec::new());
         }
         let folded: Vec<String> = names.iter().map(|(_, f)| f.clone()).collect();
@@ -551,7 +551,7 @@ impl Memory {
     /// The meanings of these names (name, folded), each embedded once, by folded name;
     /// none when the store cannot embed.
     fn name_meanings(&self, names: &[(String, String)]) -> Result<Meanings> {
-        if !matches!(self.embedder, EmbedderSlot::Ready(_)) || names.is_empty() {
+        if !matches!(self.shared.embedder, EmbedderSlot::Ready(_)) || names.is_empty() {
             return Ok(Meanings::new());
         }
         let mut distinct: Vec<&(String, String)> = Vec::new();
@@ -570,7 +570,7 @@ impl Memory {
                     folded.clone(),
                     Meaning {
                         vector: e.vector,
-                        threshold: self.name_similarity,
+                        threshold: self.shared.name_similarity,
                     },
                 )
             })
@@ -603,7 +603,7 @@ impl Memory {
     /// of its scope answers to yet, so that the write can resolve them by meaning. Runs
     /// before the write: the model never runs under the write lock.
     pub(crate) fn give_meanings(&self, relations: &mut [CheckedRelation]) -> Result<()> {
-        if !matches!(self.embedder, EmbedderSlot::Ready(_)) {
+        if !matches!(self.shared.embedder, EmbedderSlot::Ready(_)) {
             return Ok(());
         }
         // One read per scope for the names already known, one embedding call for the rest.
@@ -744,7 +744,7 @@ impl Graph<'_> {
     pub fn add_entity(&self, entity: NewEntity) -> Result<Entity> {
         let mut checked = CheckedEntity::of(&entity)?;
         checked.meaning = self.memory.entity_meaning(&checked)?;
-        store::write(&*self.memory.store, |tx| {
+        store::write(&*self.memory.shared.store, |tx| {
             // The transaction's commit time, as memories get: times follow commit order.
             let now = tx.now()?;
             Ok(resolve_or_add(tx.graph()?, &checked, now, &mut 0)?.1)
@@ -762,8 +762,8 @@ impl Graph<'_> {
         let mut checked = CheckedRelation::of(relation)?;
         self.memory
             .give_meanings(std::slice::from_mut(&mut checked))?;
-        let functional = self.memory.functional.contains(&checked.predicate);
-        store::write(&*self.memory.store, |tx| {
+        let functional = self.memory.shared.functional.contains(&checked.predicate);
+        store::write(&*self.memory.shared.store, |tx| {
             add_relation_in(tx, &checked, functional)
         })
     }
@@ -1049,8 +1049,8 @@ impl Graph<'_> {
         if keep == absorb {
             return Err(Error::invalid("an entity cannot be merged into itself"));
         }
-        let functional = &self.memory.functional;
-        store::write(&*self.memory.store, |tx| {
+        let functional = &self.memory.shared.functional;
+        store::write(&*self.memory.shared.store, |tx| {
             let now = tx.now()?;
             let g = tx.graph()?;
             let (kept_key, kept) = existing(g, keep)?;
@@ -1113,7 +1113,7 @@ impl Graph<'_> {
             .memory
             .name_meanings(&[(name.clone(), folded.clone())])?
             .remove(&folded);
-        store::write(&*self.memory.store, |tx| {
+        store::write(&*self.memory.shared.store, |tx| {
             let now = tx.now()?;
             let g = tx.graph()?;
             let (key, entity) = existing(g, id)?;
@@ -1172,7 +1172,7 @@ impl Graph<'_> {
             .memory
             .name_meanings(&[(name.clone(), folded.clone())])?
             .remove(&folded);
-        store::write(&*self.memory.store, |tx| {
+        store::write(&*self.memory.shared.store, |tx| {
             let now = tx.now()?;
             let g = tx.graph()?;
             let (key, entity) = existing(g, id)?;
@@ -1279,7 +1279,7 @@ impl Graph<'_> {
 
     pub(super) fn read<T>(&self, mut f: impl FnMut(&mut dyn GraphRead) -> Result<T>) -> Result<T> {
         let mut out = None;
-        self.memory.store.read_graph(&mut |g| {
+        self.memory.shared.store.read_graph(&mut |g| {
             out = Some(f(g)?);
             Ok(())
         })?;

@@ -65,11 +65,11 @@ impl Graph<'_> {
                     .into_relation(scope)
                     .and_then(CheckedRelation::of)
                     .map_err(at("triples", i))?;
-                let functional = self.memory.functional.contains(&relation.predicate);
+                let functional = self.memory.shared.functional.contains(&relation.predicate);
                 Ok((relation, functional))
             })
             .collect::<Result<Vec<_>>>()?;
-        store::write(&*self.memory.store, |tx| {
+        store::write(&*self.memory.shared.store, |tx| {
             let now = tx.now()?;
             let mut report = ImportReport::default();
             for (i, entity) in entities.iter().enumerate() {

@@ -21,6 +21,7 @@ use crate::types::Scope;
 mod add;
 mod builder;
 mod changes;
+mod chat;
 mod copy;
 mod embedding;
 mod graph;
@@ -39,6 +40,10 @@ use infer::Prompts;
 
 pub use builder::MemoryBuilder;
 pub use changes::{Supersede, Superseded, Undone};
+pub use chat::{
+    approx_tokens, Chat, ChatContext, ChatReply, Citation, ErrorReport, MemoryUsed, Recalled,
+    Remember, RememberStatus, Remembered,
+};
 pub use copy::CopyReport;
 pub use graph::Graph;
 #[cfg(feature = "plugins")]
@@ -58,6 +63,13 @@ const ACTOR_EXPIRY: &str = "expiry";
 /// `Memory` is `Send + Sync`: share it between threads with an `Arc`. Several processes may
 /// open the same file; each sees the others' writes.
 pub struct Memory {
+    /// Everything the handle holds, shared with the work it leaves running (a chat's
+    /// background remembering), which must outlive the call that started it.
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The parts of a [`Memory`].
+pub(crate) struct Shared {
     store: Box<dyn Store>,
     embedder: EmbedderSlot,
     defaults: SearchOptions,
@@ -74,14 +86,22 @@ pub struct Memory {
     extract_graph: bool,
     /// How alike an unknown entity name's embedding must be to an entity's to resolve to it.
     name_similarity: f32,
+    /// Chats still remembering in the background, and the outcomes not yet collected.
+    background: chat::Background,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = self.store.flush();
+    }
 }
 
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
-            .field("store", &self.store.location())
-            .field("embedder", &self.embedder.model_id())
-            .field("llm", &self.llm.as_ref().map(|l| l.label()))
+            .field("store", &self.shared.store.location())
+            .field("embedder", &self.shared.embedder.model_id())
+            .field("llm", &self.shared.llm.as_ref().map(|l| l.label()))
             .finish_non_exhaustive()
     }
 }
@@ -101,57 +121,60 @@ impl Memory {
 
     /// The store file, or `None` in memory or on a database server.
     pub fn path(&self) -> Option<&Path> {
-        self.store.path()
+        self.shared.store.path()
     }
 
     /// Where the store lives: its file, `:memory:`, or its URL with the password hidden.
     pub fn location(&self) -> String {
-        self.store.location()
+        self.shared.store.location()
     }
 
     /// The search options this memory was built with (see
     /// [`MemoryBuilder::search_defaults`]): start from these and change what a call needs.
     pub fn search_options(&self) -> SearchOptions {
-        self.defaults.clone()
+        self.shared.defaults.clone()
     }
 
     /// The chat model's label (`"openai:gpt-4.1-nano"`), if one is configured.
     pub fn llm_label(&self) -> Option<&str> {
-        self.llm.as_ref().map(|l| l.label())
+        self.shared.llm.as_ref().map(|l| l.label())
     }
 
     /// The embedder's model id, if there is an embedder.
     pub fn embedding_model(&self) -> Option<&str> {
-        self.embedder.model_id()
+        self.shared.embedder.model_id()
     }
 
     /// Saves the vector index beside a store file so the next open need not rebuild it,
     /// and trims the change log behind it. Called by `close` and on drop.
     pub fn flush(&self) -> Result<()> {
-        self.store.flush()
+        self.shared.store.flush()
     }
 
     /// Forgets everything: memories, history, the embedding cache and the indexes. The
     /// store keeps its embedding model and dimension.
     pub fn reset(&self) -> Result<()> {
-        self.store.reset()
+        self.shared.store.reset()
     }
 
-    /// Saves the index and closes the store, reporting any error (dropping does the same
-    /// silently).
+    /// Waits for the chats still remembering in the background, saves the index and closes
+    /// the store, reporting any error (dropping does the same silently, without waiting:
+    /// the store then closes when the background work ends).
     pub fn close(self) -> Result<()> {
+        self.shared.background.wait_all();
         self.flush()
+    }
+
+    /// Another handle on the same store, for work that outlives the call that starts it.
+    fn handle(&self) -> Memory {
+        Memory {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Number of vectors in the vector index (for diagnostics and tests).
     pub fn indexed_vectors(&self) -> Result<usize> {
-        self.store.indexed_vectors()
-    }
-}
-
-impl Drop for Memory {
-    fn drop(&mut self) {
-        let _ = self.flush();
+        self.shared.store.indexed_vectors()
     }
 }
 

@@ -143,7 +143,8 @@ impl Memory {
     /// The memory with this id (expired or not).
     pub fn get(&self, id: &str) -> Result<MemoryRecord> {
         check_id(id)?;
-        self.store
+        self.shared
+            .store
             .get(id)?
             .ok_or_else(|| Error::not_found(format!("no memory with id {id:?}")))
     }
@@ -192,7 +193,7 @@ impl Memory {
             after: options.cursor.as_deref().map(parse_cursor).transpose()?,
             with_total: options.with_total,
         };
-        let StoredPage { mut rows, total } = self.store.list(&selection, &page)?;
+        let StoredPage { mut rows, total } = self.shared.store.list(&selection, &page)?;
         let more = rows.len() > options.limit;
         rows.truncate(options.limit);
         let next_cursor = if more {
@@ -231,13 +232,13 @@ impl Memory {
         if selection.is_after_now() {
             return Ok(0);
         }
-        self.store.count(&selection)
+        self.shared.store.count(&selection)
     }
 
     /// The history of a memory, oldest first (it outlives the memory's deletion).
     pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         check_id(id)?;
-        let rows = self.store.history(id)?;
+        let rows = self.shared.store.history(id)?;
         if rows.is_empty() {
             return Err(Error::not_found(format!("no memory with id {id:?}")));
         }

@@ -25,7 +25,7 @@ impl Memory {
         vector: Option<&[f32]>,
         options: &SearchOptions,
     ) -> Result<Vec<SearchHit>> {
-        if self.hooks.is_empty() {
+        if self.shared.hooks.is_empty() {
             return self.search_inner(query, vector, options);
         }
         // Bad input is the caller's error, not something to show plugins.
@@ -92,7 +92,7 @@ impl Memory {
         };
         if let Some(v) = vector {
             // A caller's vector must fit the store (an embedder's was checked at open).
-            if let Some(dims) = self.store.info()?.dimensions {
+            if let Some(dims) = self.shared.store.info()?.dimensions {
                 if v.len() != dims {
                     return Err(Error::invalid(format!(
                         "query vector has {} dimensions; the store holds {dims}",
@@ -101,7 +101,7 @@ impl Memory {
                 }
             }
         }
-        self.store.refresh()?;
+        self.shared.store.refresh()?;
         let selection = selection(
             options.filter.as_ref(),
             &options.scope,
@@ -113,7 +113,7 @@ impl Memory {
             return Ok(Vec::new());
         }
         hybrid::run(
-            &*self.store,
+            &*self.shared.store,
             query,
             query_vector.as_deref(),
             options,

@@ -89,7 +89,7 @@ impl Memory {
             (Some(c), None) => Some(self.embed_contents(&[NewMemory::new(c.clone())])?.remove(0)),
             (None, _) => None,
         };
-        store::write(&*self.store, |tx| {
+        store::write(&*self.shared.store, |tx| {
             // Taken after the write lock, before the row lock (the order every writer uses).
             let now = tx.now()?;
             let (key, old) = tx
@@ -144,7 +144,7 @@ impl Memory {
     /// Deletes a memory (its history stays, ending with a `DELETE` row).
     pub fn delete(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        store::write(&*self.store, |tx| {
+        store::write(&*self.shared.store, |tx| {
             let now = tx.now()?;
             let (key, rec) = tx
                 .get(id)?
@@ -184,7 +184,7 @@ impl Memory {
     }
 
     fn delete_where(&self, selection: &Selection, actor: &str) -> Result<usize> {
-        store::write(&*self.store, |tx| {
+        store::write(&*self.shared.store, |tx| {
             let now = tx.now()?;
             let victims = tx.select(selection)?;
             for (key, rec) in &victims {

@@ -44,7 +44,7 @@ impl Memory {
         let found = if at > Utc::now() {
             None
         } else {
-            self.store.get_as_of(id, at)?
+            self.shared.store.get_as_of(id, at)?
         };
         found.ok_or_else(|| {
             Error::not_found(format!(
@@ -59,7 +59,7 @@ impl Memory {
     /// of a moment whose versions were pruned no longer find those memories, and a change
     /// whose earlier version was pruned can no longer be undone; history rows stay.
     pub fn prune_versions(&self) -> Result<Pruned> {
-        let retention = self.retention;
+        let retention = self.shared.retention;
         if retention.keeps_everything() {
             return Ok(Pruned { versions: 0 });
         }
@@ -67,6 +67,7 @@ impl Memory {
             .max_age_days
             .map(|days| Utc::now() - Duration::days(i64::from(days)));
         let versions = self
+            .shared
             .store
             .prune_versions(ended_before, retention.keep_versions)?;
         Ok(Pruned { versions })
@@ -78,7 +79,7 @@ impl Memory {
     /// have an end. `NotFound` when no version of `id` is kept.
     pub fn versions(&self, id: &str) -> Result<Vec<MemoryRecord>> {
         check_id(id)?;
-        let versions = self.store.versions(id)?;
+        let versions = self.shared.store.versions(id)?;
         if versions.is_empty() {
             return Err(Error::not_found(format!("no memory with id {id:?}")));
         }

@@ -121,7 +121,7 @@ impl MemoryBuilder {
 impl Memory {
     /// The store's plugins: register, list, load, unload, reload (feature `plugins`).
     pub fn plugins(&self) -> &PluginManager {
-        self.hooks.plugins()
+        self.shared.hooks.plugins()
     }
 
     /// Calls `function` of plugin `id` with `input`; host functions it calls are confined to

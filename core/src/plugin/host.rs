@@ -344,7 +344,7 @@ fn ask_llm(_: &HostContext, input: &str) -> Served {
     }
     chat.json = request.json;
     store(|m| {
-        let llm = m.llm.as_ref().ok_or_else(|| {
+        let llm = m.shared.llm.as_ref().ok_or_else(|| {
             crate::Error::new(
                 crate::ErrorCode::Unsupported,
                 "no language model is configured for this store",

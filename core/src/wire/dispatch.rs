@@ -20,8 +20,8 @@ use crate::graph::{
     RelationAdded, Split,
 };
 use crate::{
-    AddOutcome, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord, Pruned, Result,
-    SearchHit, Superseded, Undone,
+    AddOutcome, ChatReply, Error, HistoryEntry, ListPage, Memory, MemoryEvent, MemoryRecord,
+    Pruned, Remembered, Result, SearchHit, Superseded, Undone,
 };
 
 /// Embeddings the caller computed, passed beside the request as native floats (so that NaN
@@ -54,14 +54,19 @@ impl Embeddings {
     }
 }
 
-/// A request on its way to an operation: the JSON object and the native embeddings.
-struct Request {
+/// Where a streaming operation hands the pieces of its answer; returns `false` to stop it.
+pub type OnText<'a> = &'a mut dyn FnMut(&str) -> bool;
+
+/// A request on its way to an operation: the JSON object, the native embeddings, and where
+/// a streaming operation sends its text.
+struct Request<'a> {
     op: &'static str,
     body: Value,
     embeddings: Embeddings,
+    on_text: Option<OnText<'a>>,
 }
 
-impl Request {
+impl Request<'_> {
     fn object(&mut self) -> Result<&mut Map<String, Value>> {
         if self.body.is_null() {
             self.body = Value::Object(Map::new());
@@ -171,7 +176,7 @@ fn nothing(done: Result<()>) -> Result<Value> {
 /// One operation of the dispatch.
 pub(super) struct Operation {
     pub(super) name: &'static str,
-    run: fn(&Memory, &mut Request) -> Result<Value>,
+    run: fn(&Memory, &mut Request<'_>) -> Result<Value>,
     /// The schema of its request, as `run` reads it (see [`super::schema`]).
     pub(super) request: SchemaFn,
     /// The schema of its result.
@@ -205,6 +210,21 @@ pub(super) const TABLE: &[Operation] = &[
         run: |m, r| super::add_messages(m, r.body()?),
         request: of::<AddMessagesRequest>,
         result: of::<Vec<MemoryEvent>>,
+    },
+    Operation {
+        name: "chat",
+        run: |m, r| {
+            let on_text = r.on_text.take();
+            super::chat::chat(m, r.body()?, on_text)
+        },
+        request: of::<super::chat::ChatRequest>,
+        result: of::<ChatReply>,
+    },
+    Operation {
+        name: "chat_remembered",
+        run: |m, r| super::chat::remembered(m, r.body()?),
+        request: of::<super::chat::RememberedRequest>,
+        result: of::<Remembered>,
     },
     Operation {
         name: "get",
@@ -511,8 +531,52 @@ pub fn call_with(
         op: op.name,
         body: request,
         embeddings,
+        on_text: None,
     };
     (op.run)(memory, &mut request)
+}
+
+/// [`call`] for an operation that streams its answer (`chat`): each piece of text goes to
+/// `on_text` as it arrives, which returns `false` to stop the operation (it then fails with
+/// `Cancelled`). An operation that does not stream never calls it.
+///
+/// ```no_run
+/// use agent_mem::wire;
+/// use serde_json::json;
+///
+/// # fn main() -> agent_mem::Result<()> {
+/// let m = wire::open(Some("memories.db"), &json!({"llm": {"provider": "ollama"}}))?;
+/// let reply = wire::call_streaming(&m, "chat", json!({"messages": "Hi!", "user_id": "u"}),
+///     &mut |piece| { print!("{piece}"); true })?;
+/// println!("\ncited: {}", reply["citations"]);
+/// # Ok(()) }
+/// ```
+pub fn call_streaming(
+    memory: &Memory,
+    operation: &str,
+    request: Value,
+    on_text: OnText<'_>,
+) -> Result<Value> {
+    let op = find(operation)?;
+    let mut request = Request {
+        op: op.name,
+        body: request,
+        embeddings: Embeddings::None,
+        on_text: Some(on_text),
+    };
+    (op.run)(memory, &mut request)
+}
+
+/// [`call_streaming`] on JSON text: the result's JSON text.
+pub fn call_text_streaming(
+    memory: &Memory,
+    operation: &str,
+    request: &str,
+    on_text: OnText<'_>,
+) -> Result<String> {
+    let op = find(operation)?;
+    let request = super::parse(request, &format!("{} request", op.name))?;
+    Ok(call_streaming(memory, op.name, request, on_text)?.to_string())
 }
 
 /// [`call`] on JSON text, for surfaces that speak text (C): the result's JSON text.

@@ -54,6 +54,7 @@ macro_rules! scope_of {
     };
 }
 
+mod chat;
 mod dispatch;
 pub mod graph;
 mod options;
@@ -64,7 +65,11 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-pub use dispatch::{call, call_text, call_text_with, call_with, Embeddings, OPERATIONS};
+pub use chat::text_chunk;
+pub use dispatch::{
+    call, call_streaming, call_text, call_text_streaming, call_text_with, call_with, Embeddings,
+    OnText, OPERATIONS,
+};
 pub use options::{open, EmbedderSpec, OpenOptions, PromptOptions, IN_MEMORY_PATH};
 pub use plugins::{
     plugin_call, plugin_list, plugin_load, plugin_register, plugin_reload, plugin_unload,

@@ -36,7 +36,7 @@ const MAX_HASHING_DIMENSIONS: usize = 65_536;
 ///                          "method": "score", "rrf_k": 60}},
 ///   "llm": {"provider": "openai", "model": "gpt-4.1-nano", "api_key": "…", "base_url": "…",
 ///           "timeout_ms": 60000, "max_retries": 3},
-///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"},
+///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…", "chat": "…"},
 ///   "postgres": {"pool_size": 8, "connect_timeout_ms": 10000, "pool_timeout_ms": 30000,
 ///                "statement_timeout_ms": 0}
 /// }
@@ -90,6 +90,8 @@ pub struct PromptOptions {
     pub decisions: Option<String>,
     /// Summarises an agent's run into a procedural memory.
     pub procedural: Option<String>,
+    /// The system prompt of `chat`; must contain `{memories}`.
+    pub chat: Option<String>,
 }
 
 /// The embedder named in [`OpenOptions`].
@@ -181,6 +183,7 @@ impl OpenOptions {
             ("fact_extraction", &options.prompts.fact_extraction),
             ("decisions", &options.prompts.decisions),
             ("procedural", &options.prompts.procedural),
+            ("chat", &options.prompts.chat),
         ] {
             if prompt.as_ref().is_some_and(|p| p.trim().is_empty()) {
                 return Err(Error::invalid(format!(
@@ -272,6 +275,9 @@ impl OpenOptions {
         }
         if let Some(p) = &self.prompts.decisions {
             builder = builder.decision_prompt(p);
+        }
+        if let Some(p) = &self.prompts.chat {
+            builder = builder.chat_prompt(p);
         }
         if let Some(p) = &self.prompts.procedural {
             builder = builder.procedural_prompt(p);

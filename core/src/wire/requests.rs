@@ -301,22 +301,7 @@ pub(super) struct AddMessagesRequest {
 
 impl AddMessagesRequest {
     pub(super) fn into_request(self) -> Result<AddMessages> {
-        let messages = match self.messages {
-            Some(Value::String(text)) => vec![Message::user(text)],
-            Some(one @ Value::Object(_)) => vec![self::request::<Message>(&one, "messages")?],
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, m)| self::request::<Message>(m, &format!("messages[{i}]")))
-                .collect::<Result<_>>()?,
-            Some(other) if !other.is_null() => {
-                return Err(Error::invalid(format!(
-                    "messages must be a string, a message or a list of messages, got {}",
-                    kind_of(&other)
-                )))
-            }
-            _ => return Err(Error::invalid("messages is required")),
-        };
+        let messages = messages_of(self.messages)?;
         let mut request = AddMessages::new(messages).scope(scope_of!(self));
         request.infer = self.infer.unwrap_or(true);
         request.prompt = self.prompt;
@@ -332,6 +317,24 @@ impl AddMessagesRequest {
         request.observed_at = moment("observed_at", self.observed_at.as_deref())?;
         request.supersede = self.supersede.unwrap_or(request.supersede);
         Ok(request)
+    }
+}
+
+/// The `messages` of a request: a string (one user message), a message, or a list of them.
+pub(super) fn messages_of(messages: Option<Value>) -> Result<Vec<Message>> {
+    match messages {
+        Some(Value::String(text)) => Ok(vec![Message::user(text)]),
+        Some(one @ Value::Object(_)) => Ok(vec![self::request::<Message>(&one, "messages")?]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self::request::<Message>(m, &format!("messages[{i}]")))
+            .collect(),
+        Some(other) if !other.is_null() => Err(Error::invalid(format!(
+            "messages must be a string, a message or a list of messages, got {}",
+            kind_of(&other)
+        ))),
+        _ => Err(Error::invalid("messages is required")),
     }
 }
 

@@ -10,6 +10,7 @@ mod support;
 
 mod api;
 mod changes;
+mod chat;
 mod conformance;
 mod dispatch;
 #[cfg(feature = "download")]

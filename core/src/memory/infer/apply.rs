@@ -64,10 +64,10 @@ impl Memory {
         .find_map(|kind| events.iter().find(|e| e.event == *kind));
         let Some(home) = home else { return Ok(()) };
         if let Some(stated) = plan.fact_graphs.get(fact) {
-            stated.add_in(tx, &home.id, &self.functional)?;
+            stated.add_in(tx, &home.id, &self.shared.functional)?;
         }
         for relation in relations {
-            let functional = self.functional.contains(&relation.predicate);
+            let functional = self.shared.functional.contains(&relation.predicate);
             match add_relation_in(tx, &relation.sourced(vec![home.id.clone()]), functional) {
                 Err(e) if e.code() == ErrorCode::InvalidInput => {}
                 other => {

@@ -52,6 +52,7 @@ pub(crate) struct Prompts {
     pub(crate) extraction: Option<String>,
     pub(crate) decisions: Option<String>,
     pub(crate) procedural: Option<String>,
+    pub(crate) chat: Option<String>,
 }
 
 impl Memory {
@@ -76,7 +77,7 @@ impl Memory {
                 .metadata
                 .insert(OBSERVED_AT.into(), Value::String(format_time(at)));
         }
-        let llm = match (&self.llm, request.infer) {
+        let llm = match (&self.shared.llm, request.infer) {
             (Some(llm), true) => llm.clone(),
             _ => return self.add_raw(request),
         };
@@ -151,11 +152,11 @@ impl Memory {
                 "a procedural memory summarises an agent's run: give an agent_id",
             ));
         }
-        self.embedder.get()?;
+        self.shared.embedder.get()?;
         let system = request
             .prompt
             .as_deref()
-            .or(self.prompts.procedural.as_deref())
+            .or(self.shared.prompts.procedural.as_deref())
             .unwrap_or(prompts::PROCEDURAL_SUMMARY);
         let answer = llm.complete(&ChatRequest::new(
             system,
@@ -186,7 +187,7 @@ impl Memory {
 
     fn add_inferred(&self, llm: &dyn Llm, request: AddMessages) -> Result<Vec<MemoryEvent>> {
         // Facts must be embedded: fail before paying for a model call if they cannot be.
-        self.embedder.get()?;
+        self.shared.embedder.get()?;
         // 1. Facts.
         let today = request
             .observed_at
@@ -197,10 +198,10 @@ impl Memory {
             request
                 .prompt
                 .as_deref()
-                .or(self.prompts.extraction.as_deref()),
+                .or(self.shared.prompts.extraction.as_deref()),
             &today,
         );
-        let system = if self.extract_graph {
+        let system = if self.shared.extract_graph {
             system + prompts::GRAPH_RELATIONS
         } else {
             system
@@ -221,7 +222,7 @@ impl Memory {
         let mut fact_relations: Vec<Vec<CheckedRelation>> = extracted
             .iter()
             .map(|fact| {
-                if !self.extract_graph {
+                if !self.shared.extract_graph {
                     return Vec::new();
                 }
                 fact.relations
@@ -271,6 +272,7 @@ impl Memory {
         let hashes: Vec<String> = facts.iter().map(|f| content_hash(f)).collect();
         let now = Utc::now();
         let known: Vec<Option<MemoryRecord>> = self
+            .shared
             .store
             .find_duplicates(&request.scope, &hashes)?
             .into_iter()
@@ -310,6 +312,7 @@ impl Memory {
             HashMap::new()
         } else {
             let system = self
+                .shared
                 .prompts
                 .decisions
                 .as_deref()
@@ -391,7 +394,7 @@ impl Memory {
             request: &request,
             actor: actor(llm),
         };
-        store::write(&*self.store, |tx| self.apply_plan(tx, &plan, &steps))
+        store::write(&*self.shared.store, |tx| self.apply_plan(tx, &plan, &steps))
     }
 }
 

@@ -4,6 +4,11 @@
 //! Std only. One thread accepts connections and one thread serves each connection; every
 //! answer carries `Connection: close`, so each request arrives on its own connection.
 //!
+//! Answers can also be streamed as server-sent events, the way the providers stream
+//! (`"stream": true`): [`Reply::openai_stream`], [`Reply::anthropic_stream`] and their
+//! `_error` forms, delivered in pieces of any size ([`Reply::split`]), slowly
+//! ([`Reply::chunk_delay`]) or cut off part way ([`Reply::cut_after`]).
+//!
 //! Not every user calls every helper: include it as `mod support;` (whose `mod.rs` allows
 //! dead code) or, from a bench, as `#[allow(dead_code)] #[path = "…/fake_llm.rs"] mod fake_llm;`.
 
@@ -40,6 +45,11 @@ impl Recorded {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Whether the request asked for a streamed answer (`"stream": true` in its body).
+    pub fn streamed(&self) -> bool {
+        self.body["stream"] == Value::Bool(true)
+    }
 }
 
 /// An answer to send.
@@ -53,6 +63,14 @@ pub struct Reply {
     pub body: String,
     /// How long to wait before answering.
     pub delay: Duration,
+    /// `Some` for a streamed reply: the body is written in these pieces, each one flushed on
+    /// its own, without `Content-Length`, and the connection is closed after the last one.
+    /// (`body` still holds the whole text, for the record.)
+    pub pieces: Option<Vec<Vec<u8>>>,
+    /// How long to wait between two pieces of a streamed reply.
+    pub chunk_delay: Duration,
+    /// For a streamed reply: close the connection after this many pieces, whatever remains.
+    pub cut_after: Option<usize>,
 }
 
 impl Reply {
@@ -128,6 +146,86 @@ impl Reply {
         )
     }
 
+    /// A 200 Chat Completions stream (`"stream": true`): a first chunk with the role, one
+    /// `chat.completion.chunk` per text delta, a last one with `"finish_reason": "stop"`,
+    /// then `data: [DONE]`. One piece per event.
+    pub fn openai_stream(deltas: &[&str]) -> Reply {
+        let mut events = openai_deltas(deltas);
+        events.push(openai_event("{}", "\"stop\""));
+        events.push("data: [DONE]\n\n".to_string());
+        Reply::stream(events)
+    }
+
+    /// A Chat Completions stream that fails part way: the chunks of `deltas_before`, then an
+    /// error event (`data: {"error": {"message", "type": "server_error", …}}`) and the end of
+    /// the connection, without a finish reason or `[DONE]`.
+    pub fn openai_stream_error(deltas_before: &[&str], message: &str) -> Reply {
+        let mut events = openai_deltas(deltas_before);
+        events.push(format!(
+            r#"data: {{"error":{{"message":{},"type":"server_error","param":null,"code":null}}}}"#,
+            json_string(message)
+        ) + "\n\n");
+        Reply::stream(events)
+    }
+
+    /// A 200 Messages stream (`"stream": true`): `message_start`, `content_block_start`,
+    /// `ping`, one `content_block_delta` per text delta, `content_block_stop`,
+    /// `message_delta` (`"stop_reason": "end_turn"`) and `message_stop`. One piece per event.
+    pub fn anthropic_stream(deltas: &[&str]) -> Reply {
+        let mut events = anthropic_deltas(deltas);
+        events.push(sse(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ));
+        events.push(sse(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5}}"#,
+        ));
+        events.push(sse("message_stop", r#"{"type":"message_stop"}"#));
+        Reply::stream(events)
+    }
+
+    /// A Messages stream that fails part way: the events of `deltas_before`, then
+    /// `event: error` (`{"type": "error", "error": {"type": "overloaded_error", "message"}}`)
+    /// and the end of the connection, without `message_stop`.
+    pub fn anthropic_stream_error(deltas_before: &[&str], message: &str) -> Reply {
+        let mut events = anthropic_deltas(deltas_before);
+        events.push(sse(
+            "error",
+            &format!(
+                r#"{{"type":"error","error":{{"type":"overloaded_error","message":{}}}}}"#,
+                json_string(message)
+            ),
+        ));
+        Reply::stream(events)
+    }
+
+    /// What an OpenAI-compatible provider answers `request` with `text`: a stream of
+    /// deltas of about four characters when the request asked for one
+    /// ([`Recorded::streamed`]), a [`Reply::openai_chat`] otherwise.
+    pub fn openai_answer(request: &Recorded, text: &str) -> Reply {
+        if request.streamed() {
+            let deltas = text_deltas(text);
+            let deltas: Vec<&str> = deltas.iter().map(String::as_str).collect();
+            Reply::openai_stream(&deltas)
+        } else {
+            Reply::openai_chat(text)
+        }
+    }
+
+    /// What Anthropic answers `request` with `text`: a stream of deltas of about four
+    /// characters when the request asked for one ([`Recorded::streamed`]), a
+    /// [`Reply::anthropic_message`] otherwise.
+    pub fn anthropic_answer(request: &Recorded, text: &str) -> Reply {
+        if request.streamed() {
+            let deltas = text_deltas(text);
+            let deltas: Vec<&str> = deltas.iter().map(String::as_str).collect();
+            Reply::anthropic_stream(&deltas)
+        } else {
+            Reply::anthropic_message(text)
+        }
+    }
+
     /// Any status and body, sent as they are.
     pub fn raw(status: u16, body: &str) -> Reply {
         Reply {
@@ -135,6 +233,9 @@ impl Reply {
             headers: Vec::new(),
             body: body.to_string(),
             delay: Duration::ZERO,
+            pieces: None,
+            chunk_delay: Duration::ZERO,
+            cut_after: None,
         }
     }
 
@@ -150,9 +251,115 @@ impl Reply {
         self
     }
 
+    /// The same reply written in pieces of `n_bytes` bytes (the last one may be shorter),
+    /// each flushed on its own: the boundaries fall anywhere, in the middle of an event, of
+    /// its JSON or of a UTF-8 character. A reply that was not streamed becomes one: its body
+    /// is cut the same way, sent without `Content-Length` and ended by closing the connection.
+    pub fn split(mut self, n_bytes: usize) -> Reply {
+        assert!(n_bytes > 0, "split: pieces of at least one byte");
+        let all = self.streamed_pieces().concat();
+        self.pieces = Some(all.chunks(n_bytes).map(<[u8]>::to_vec).collect());
+        self
+    }
+
+    /// The same reply with a wait of `delay` between two pieces (a slow stream); the wait
+    /// ends early when the server is dropped. A reply that was not streamed becomes one (its
+    /// body is one piece).
+    pub fn chunk_delay(mut self, delay: Duration) -> Reply {
+        self.streamed_pieces();
+        self.chunk_delay = delay;
+        self
+    }
+
+    /// The same reply, but the connection is closed after `n_pieces` pieces, whatever
+    /// remains (a stream cut off part way: no `[DONE]`, no `message_stop`). A reply that was
+    /// not streamed becomes one (its body is one piece).
+    pub fn cut_after(mut self, n_pieces: usize) -> Reply {
+        self.streamed_pieces();
+        self.cut_after = Some(n_pieces);
+        self
+    }
+
+    /// The pieces of the reply, made of the whole body if it was not streamed yet.
+    fn streamed_pieces(&mut self) -> &mut Vec<Vec<u8>> {
+        let body = &self.body;
+        self.pieces
+            .get_or_insert_with(|| vec![body.as_bytes().to_vec()])
+    }
+
     fn json(status: u16, body: Value) -> Reply {
         Reply::raw(status, &body.to_string())
     }
+
+    /// A 200 `text/event-stream` reply, one piece per event.
+    fn stream(events: Vec<String>) -> Reply {
+        let mut reply = Reply::raw(200, &events.concat())
+            .with_header("Content-Type", "text/event-stream")
+            .with_header("Cache-Control", "no-cache");
+        reply.pieces = Some(events.into_iter().map(String::into_bytes).collect());
+        reply
+    }
+}
+
+/// `text` as a JSON string, quotes included.
+fn json_string(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// `text` in deltas of (up to) four characters.
+fn text_deltas(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(4).map(|c| c.iter().collect()).collect()
+}
+
+/// One Chat Completions stream event: a `chat.completion.chunk` with this `delta` and
+/// `finish_reason` (both JSON).
+fn openai_event(delta: &str, finish_reason: &str) -> String {
+    format!(
+        r#"data: {{"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4.1-nano-2025-04-14","system_fingerprint":"fp_fake","choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish_reason}}}]}}"#
+    ) + "\n\n"
+}
+
+/// The start of a Chat Completions stream: the role, then one chunk per delta.
+fn openai_deltas(deltas: &[&str]) -> Vec<String> {
+    let mut events = vec![openai_event(
+        r#"{"role":"assistant","content":"","refusal":null}"#,
+        "null",
+    )];
+    for delta in deltas {
+        let delta = format!(r#"{{"content":{}}}"#, json_string(delta));
+        events.push(openai_event(&delta, "null"));
+    }
+    events
+}
+
+/// One named server-sent event.
+fn sse(name: &str, data: &str) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// The start of a Messages stream: `message_start`, `content_block_start`, `ping`, then one
+/// `content_block_delta` per delta.
+fn anthropic_deltas(deltas: &[&str]) -> Vec<String> {
+    let mut events = vec![
+        sse(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_01FakeFakeFakeFake","type":"message","role":"assistant","model":"claude-haiku-4-5-20251001","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":20,"output_tokens":1}}}"#,
+        ),
+        sse(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        sse("ping", r#"{"type":"ping"}"#),
+    ];
+    for delta in deltas {
+        let data = format!(
+            r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#,
+            json_string(delta)
+        );
+        events.push(sse("content_block_delta", &data));
+    }
+    events
 }
 
 type Handler = Box<dyn Fn(&Recorded) -> Reply + Send + Sync>;
@@ -280,12 +487,21 @@ fn serve(stream: TcpStream, shared: &Shared) {
             )
         }),
     };
-    // Sleep in small steps so a dropped server does not keep threads around for long.
-    let until = Instant::now() + reply.delay;
-    while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
-        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
+    pause(&shared.stop, reply.delay);
+    let _ = write_reply(stream, &reply, &shared.stop);
+}
+
+/// Sleeps for `delay`, in small steps so a dropped server (`stop` set) does not keep threads
+/// around for long.
+fn pause(stop: &AtomicBool, delay: Duration) {
+    let until = Instant::now() + delay;
+    while !stop.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
     }
-    let _ = write_reply(stream, &reply);
 }
 
 fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
@@ -361,7 +577,7 @@ fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
     }
 }
 
-fn write_reply(mut stream: TcpStream, reply: &Reply) -> std::io::Result<()> {
+fn write_reply(mut stream: TcpStream, reply: &Reply, stop: &AtomicBool) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
     let has = |name: &str| {
         reply
@@ -375,13 +591,35 @@ fn write_reply(mut stream: TcpStream, reply: &Reply) -> std::io::Result<()> {
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        reply.body.len()
-    ));
+    let Some(pieces) = &reply.pieces else {
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            reply.body.len()
+        ));
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(reply.body.as_bytes())?;
+        stream.flush()?;
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        return Ok(());
+    };
+    // A stream: no length, the end of the connection ends the body. Every piece leaves at
+    // once, in its own segment, so the client reads it on its own.
+    let _ = stream.set_nodelay(true);
+    head.push_str("Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes())?;
-    stream.write_all(reply.body.as_bytes())?;
     stream.flush()?;
+    for (i, piece) in pieces.iter().enumerate() {
+        if reply.cut_after.is_some_and(|n| i >= n) {
+            // Cut off: the rest is never sent.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        if i > 0 {
+            pause(stop, reply.chunk_delay);
+        }
+        stream.write_all(piece)?;
+        stream.flush()?;
+    }
     let _ = stream.shutdown(std::net::Shutdown::Write);
     Ok(())
 }
