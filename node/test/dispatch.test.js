@@ -14,6 +14,7 @@ const native = require(path.join(__dirname, '..', `agent_mem.${process.platform}
 
 const CASES_DIR = path.join(__dirname, '..', '..', 'tests', 'dispatch');
 const CASES = JSON.parse(fs.readFileSync(path.join(CASES_DIR, 'calls.json'), 'utf8'));
+const ERROR_CODES = JSON.parse(fs.readFileSync(path.join(CASES_DIR, '..', 'error_codes.json'), 'utf8'));
 
 /** `"$id"`, `"$change"`, `"$entity"`, `"$object"` and `"$plugin"` replaced, everywhere in
  * `value` (`names`: the first added id, the last change id and the subject and object
@@ -64,6 +65,11 @@ test('every operation runs through the generic entry', async () => {
   const names = { $id: '', $change: '', $entity: '', $object: '' };
   for (const [op, rawRequest, rawExpected] of CASES.calls) {
     const request = resolve(rawRequest, names);
+    if (rawExpected && typeof rawExpected === 'object' && '$error' in rawExpected) {
+      const row = ERROR_CODES.codes.find((c) => c.name === rawExpected.$error);
+      await assert.rejects(call(m, op, request), { code: row.node }, op);
+      continue;
+    }
     const result = await call(m, op, request);
     if (!names.$id && op === 'add') names.$id = result.id;
     if (typeof result?.change_id === 'string') names.$change = result.change_id;

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agent_mem import Memory, _native
-from agent_mem.exceptions import InvalidInputError
+from agent_mem.exceptions import AgentMemError, ErrorCode, InvalidInputError
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "tests" / "dispatch"
 CASES: dict[str, Any] = json.loads((CASES_DIR / "calls.json").read_text(encoding="utf-8"))
@@ -73,6 +73,11 @@ def test_every_operation_runs_through_the_generic_entry(asynchronous: bool) -> N
         names = {"$id": "", "$change": "", "$entity": "", "$object": ""}
         for op, raw_request, raw_expected in CASES["calls"]:
             request = resolve(raw_request, names)
+            if isinstance(raw_expected, dict) and "$error" in raw_expected:
+                with pytest.raises(AgentMemError) as caught:
+                    await run(op, request)
+                assert caught.value.code == ErrorCode[raw_expected["$error"]], (op, caught.value)
+                continue
             result = await run(op, request)
             if not names["$id"] and op == "add":
                 names["$id"] = result["id"]

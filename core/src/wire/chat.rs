@@ -20,8 +20,7 @@ pub(super) struct ChatRequest {
     agent_id: Option<String>,
     run_id: Option<String>,
     org_id: Option<String>,
-    /// How many memories the search recalls (`k` is accepted too).
-    #[serde(alias = "k")]
+    /// How many memories the search recalls.
     limit: Option<usize>,
     threshold: Option<f32>,
     filters: Option<Value>,

@@ -508,7 +508,7 @@ fn the_dispatch_streams_chat() {
     let reply = wire::call_streaming(
         &memory,
         "chat",
-        json!({"messages": "hello", "user_id": "u", "k": 3, "remember": "background"}),
+        json!({"messages": "hello", "user_id": "u", "limit": 3, "remember": "background"}),
         &mut |piece| {
             sink.lock().unwrap().push_str(piece);
             true
