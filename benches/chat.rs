@@ -81,7 +81,7 @@ fn main() {
             ),
         };
     let memory = Memory::builder()
-        .embedder(embedder)
+        .embedder(embedder.clone())
         .llm(llm.clone())
         .build()
         .expect("store");
@@ -123,6 +123,8 @@ fn main() {
     }
 
     let mut round_trip = Vec::new();
+    let mut embed_query = Vec::new();
+    let mut search = Vec::new();
     let mut context = Vec::new();
     let mut answer_only = Vec::new();
     let mut inline = Vec::new();
@@ -170,6 +172,8 @@ fn main() {
             median(round_trip),
             None,
         ),
+        ("embed the query (one sentence)", median(embed_query), None),
+        ("search alone (store defaults)", median(search), None),
         ("recall + compose (chat_context)", context_p50, None),
         (
             "chat, remember off",

@@ -164,17 +164,22 @@ impl Memory {
         let mut options = self.search_options();
         options.scope = long_term_scope(&chat.scope);
         options.include_global = chat.include_global;
-        let not_working = Filter::from_json(&json!({"kind": {"ne": "working"}}))?;
-        options.filter = Some(match &chat.filter {
-            Some(filter) => filter.clone().and(not_working),
-            None => not_working,
-        });
-        options.limit = chat.limit.unwrap_or(options.limit);
+        options.filter = chat.filter.clone();
+        let limit = chat.limit.unwrap_or(options.limit);
+        // Working memories (this session's are listed above) are dropped from the hits
+        // rather than filtered in the search, which keeps the vector walk unfiltered: a
+        // few more hits are asked for to make up for them.
+        options.limit = (limit + chat.session_window).min(crate::search::MAX_LIMIT);
         options.threshold = chat.threshold.or(options.threshold);
         options.mode = chat.mode.unwrap_or(options.mode);
         options.as_of = chat.as_of;
         let query = query_of(chat);
-        for hit in self.search(&query, &options)? {
+        let hits = self.search(&query, &options)?;
+        let long_term = hits
+            .into_iter()
+            .filter(|hit| hit.memory.kind != MemoryKind::Working)
+            .take(limit);
+        for hit in long_term {
             push(
                 &mut listed,
                 used(hit.memory, Recalled::Search, Some(hit.score)),

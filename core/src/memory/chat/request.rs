@@ -207,6 +207,14 @@ impl Chat {
                  (got {ttl} s)"
             )));
         }
+        if let Some(limit) = self.limit {
+            let max = crate::search::MAX_LIMIT;
+            if !(1..=max).contains(&limit) {
+                return Err(Error::invalid(format!(
+                    "limit must be between 1 and {max}, got {limit}"
+                )));
+            }
+        }
         if let Some(threshold) = self.threshold {
             if !threshold.is_finite() {
                 return Err(Error::invalid("threshold must be a finite number"));
