@@ -17,6 +17,8 @@
  *   (uint8_t*, with a length) are the caller's too, freed with am_bytes_free.
  * - A failed call changes nothing: each call is one transaction.
  * - No panic or exception ever crosses this boundary; an internal panic is AM_ERR_PANIC.
+ * - A callback (am_chunk_fn) is called on the caller's thread, only during the call it was
+ *   given to; it must return normally (no longjmp, no C++ exception).
  * - Thread-safety: see am_memory and am_error.
  */
 
@@ -49,11 +51,23 @@ typedef struct am_error am_error;
 typedef struct am_memory am_memory;
 
 /**
- * A status code: `AM_OK` (0), one of the core's error codes (1 to 15, the numbers of
+ * A status code: `AM_OK` (0), one of the core's error codes (1 to 16, the numbers of
  * `tests/error_codes.json`; never reused), or one of the C-only codes `AM_ERR_NULL_ARG` and
  * `AM_ERR_PANIC`.
  */
 typedef uint32_t am_status;
+
+/**
+ * Receives the pieces of a streamed answer (see `am_memory_chat`).
+ *
+ * `json_chunk` is one piece as a JSON object, `{"delta": "text"}`: NUL-terminated UTF-8,
+ * always whole JSON holding whole characters, however the model's stream was cut on the way.
+ * It belongs to the library and is valid only until the callback returns (copy what you
+ * keep). `user` is the pointer given to the call. Return 0 to go on, or non-zero to stop the
+ * call: it then fails with `AM_ERR_CANCELLED` and stores nothing.
+ */
+typedef int (*am_chunk_fn)(const char *json_chunk,
+                           void *user);
 
 /**
  * Success.
@@ -140,6 +154,12 @@ typedef uint32_t am_status;
 #define AM_ERR_INTERNAL 15
 
 /**
+ * The caller stopped the call: a streaming callback (`am_chunk_fn`) returned non-zero.
+ * Nothing was stored.
+ */
+#define AM_ERR_CANCELLED 16
+
+/**
  * A required pointer argument was NULL (C only).
  */
 #define AM_ERR_NULL_ARG 100
@@ -221,7 +241,7 @@ void am_bytes_free(uint8_t *bytes,
  *           "ollama" | "openai_compatible", "model": "gpt-4.1-nano", "api_key": "…",
  *           "base_url": "https://api.openai.com/v1", "timeout_ms": 60000, "max_retries": 3,
  *           "temperature": 0, "max_tokens": 1024, "json_mode": true},
- *   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"},
+ *   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…", "chat": "…"},
  *   "plugins": {"cache_size": 16},
  *   "postgres": {"pool_size": 8, "connect_timeout_ms": 10000, "pool_timeout_ms": 30000,
  *                "statement_timeout_ms": 0}}`.
@@ -230,17 +250,19 @@ void am_bytes_free(uint8_t *bytes,
  * also be a remote OpenAI-compatible embeddings endpoint: `{"provider": "openai" | "zhipu" |
  * "ollama" | "openai_compatible", "model", "api_key", "base_url", "dimensions", "timeout_ms",
  * "max_retries"}`.
- * `llm` is the chat model `am_memory_add_messages` uses to infer memories (only `provider`
- * is required; the model, key and base URL left out come from the provider's defaults and
- * environment variables: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An
- * OpenAI-style `base_url` includes the version (`http://host:port/v1`); Anthropic's does not
- * (`https://api.anthropic.com`). Opening calls no model. `prompts` replaces the
- * built-in inference prompts. `plugins.cache_size` is how many plugins are kept compiled at
- * once (at least 1; see `am_memory_register_plugin`; `AM_ERR_UNSUPPORTED` in a library built
- * without plugins). `postgres` sets the connection pool of a store opened by URL: its size
- * (1 to 256, default 8), how long connecting may take (default 10000 ms; a
- * `connect_timeout` in the URL wins), how long a call waits for a free connection (default
- * 30000 ms; 0 fails at once) and a statement timeout (default 0: none);
+ * `llm` is the chat model `am_memory_add_messages` uses to infer memories and
+ * `am_memory_chat` answers with (only `provider` is required; the model, key and base URL
+ * left out come from the provider's defaults and environment variables: `OPENAI_API_KEY`,
+ * `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An OpenAI-style `base_url` includes the
+ * version (`http://host:port/v1`); Anthropic's does not (`https://api.anthropic.com`).
+ * Opening calls no model. `prompts` replaces the built-in prompts: inference's, and
+ * `am_memory_chat`'s system prompt (`chat`, which must contain `{memories}`, where the
+ * recalled memories go; `{today}` becomes the date). `plugins.cache_size` is how many
+ * plugins are kept compiled at once (at least 1; see `am_memory_register_plugin`;
+ * `AM_ERR_UNSUPPORTED` in a library built without plugins). `postgres` sets the connection
+ * pool of a store opened by URL: its size (1 to 256, default 8), how long connecting may take
+ * (default 10000 ms; a `connect_timeout` in the URL wins), how long a call waits for a free
+ * connection (default 30000 ms; 0 fails at once) and a statement timeout (default 0: none);
  * `AM_ERR_UNSUPPORTED` in a library built without PostgreSQL support. A server that cannot
  * be reached, or refuses the login, is `AM_ERR_STORAGE`. Connections are made without TLS:
  * a URL with `sslmode=require` is `AM_ERR_UNSUPPORTED`.
@@ -519,7 +541,8 @@ am_status am_operations(char **out_json,
  * `add`, `add_batch`, `add_messages`, `get`, `list`, `count`, `update`, `delete`,
  * `delete_all`, `history`, `search`, `purge_expired`, `flush`, `reset`, `plugin_register`
  * (the manifest with its `"path"`), `plugin_list`, `plugin_load`, `plugin_unload`,
- * `plugin_reload`, `plugin_unregister`.
+ * `plugin_reload`, `plugin_unregister`, `chat` (not streamed: `am_memory_chat` streams) and
+ * `chat_remembered`.
  * `*out_json`: the result as the typed function gives it; a number for `count`,
  * `delete_all` and `purge_expired`; `null` for `delete`, `flush`, `reset` and
  * `plugin_unregister`. Free it with `am_string_free`.
@@ -530,6 +553,53 @@ am_status am_operations(char **out_json,
 am_status am_memory_call(const am_memory *m,
                          const char *operation,
                          const char *request_json,
+                         char **out_json,
+                         am_error **err);
+
+/**
+ * Answers the last user message of a conversation with the store's chat model (`llm` in
+ * `am_memory_open`), given the memories that bear on it, streaming the answer to `on_chunk`
+ * as the model writes it.
+ *
+ * `request_json` (NULL is `{}`, refused for want of messages): `{"messages": "text" |
+ * {"role": "user" | "assistant" | "system" | "tool", "content": "…", "name"?: "…",
+ * "observed_at"?: "RFC 3339 time"} | [messages] (required; the last is the user's),
+ * "user_id", "agent_id", "run_id", "org_id" (at least one), "limit" (or "k"), "threshold",
+ * "filters": {…}, "mode", "as_of", "include_global", "query_turns", "session_window",
+ * "working_ttl_seconds", "max_memory_tokens", "prompt", "remember": "inline" (default) |
+ * "background" | "off"}`; unknown keys are refused.
+ * The model sees, in its system prompt (the built-in one, `prompts.chat` of
+ * `am_memory_open`, or `prompt`), the memories recalled for the turn under small numbers:
+ * the agent's procedural memories, the session's latest turns (working memory of the scope)
+ * and the hits of a search of the scope without its `run_id`, as many as fit in
+ * `max_memory_tokens`. The numbers the answer cites as `[n]` are mapped back to memories.
+ * Once the model has answered, the turn is kept as a working memory (unless
+ * `session_window` is 0) and the exchange is remembered as `am_memory_add_messages` would
+ * (more model calls): before the call returns (`"inline"`), on a thread of the library
+ * (`"background"`; its outcome is collected once with `am_memory_call(m, "chat_remembered",
+ * "{\"handle\": \"…\", \"wait\": true}", &out, &err)`), or not at all (`"off"`).
+ *
+ * `on_chunk` NULL: the answer is not streamed (the model is asked for it whole). Otherwise
+ * it is called with each piece (see `am_chunk_fn`), one at a time, on the calling thread and
+ * only before this function returns; the pieces joined are the result's `answer`. It may
+ * call this library again, on `m` too (a search, a count, even another chat), but must not
+ * free `m`, and must not leave by `longjmp` or a C++ exception.
+ *
+ * `*out_json`: `{"answer": "text", "memories_used": [{"ref": 1, "id", "content", "kind",
+ * "source": "procedural" | "working" | "search", "score"?}], "citations": [{"ref", "id"}],
+ * "working_memory_id"?, "remember": {"status": "done" | "running" | "failed" | "off",
+ * "events": [as am_memory_add_messages returns], "handle"?, "error"?: {"code",
+ * "message"}}, "model": "provider:model"}`, freed with `am_string_free`. Remembering that
+ * fails does not fail the call: its `status` is `"failed"`, with the `error`.
+ * Errors: a store without a chat model, `AM_ERR_UNSUPPORTED` (before any work); a bad
+ * request, `AM_ERR_INVALID_INPUT`; a model failure, or a stream cut before its end,
+ * `AM_ERR_LLM`; `on_chunk` returned non-zero, `AM_ERR_CANCELLED`. None of them stores
+ * anything. The call blocks for as long as the model takes. Thread-safe.
+ */
+am_status am_memory_chat(const am_memory *m,
+                         const char *request_json,
+                         am_chunk_fn on_chunk,
+                         void *user,
                          char **out_json,
                          am_error **err);
 

@@ -248,10 +248,10 @@ export type EmbedderOption =
   | RemoteEmbedderOption;
 
 /**
- * The chat model `addMessages` infers memories with. Only `provider` is required; the model,
- * key and base URL left out come from the provider's defaults and environment variables
- * (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `DEEPSEEK_API_KEY`, `ZHIPUAI_API_KEY`,
- * `MOONSHOT_API_KEY`, `OLLAMA_HOST`, `AGENTMEM_LLM_BASE_URL`…).
+ * The chat model `addMessages` infers memories with and `chat` answers with. Only `provider`
+ * is required; the model, key and base URL left out come from the provider's defaults and
+ * environment variables (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `DEEPSEEK_API_KEY`,
+ * `ZHIPUAI_API_KEY`, `MOONSHOT_API_KEY`, `OLLAMA_HOST`, `AGENTMEM_LLM_BASE_URL`…).
  */
 export interface LlmOptions {
   provider: LlmProvider;
@@ -275,7 +275,7 @@ export interface LlmOptions {
   jsonMode?: boolean;
 }
 
-/** Replacements of the built-in inference prompts. */
+/** Replacements of the built-in prompts. */
 export interface PromptOptions {
   /** Extracts facts; the answer must be `{"facts": [...]}`. `{today}` is replaced by the date. */
   factExtraction?: string;
@@ -283,6 +283,9 @@ export interface PromptOptions {
   decisions?: string;
   /** Summarises an agent's run into a procedural memory. */
   procedural?: string;
+  /** The system prompt of `chat`; must contain `{memories}` (where the recalled memories
+   * are listed under their numbers) and may contain `{today}`. */
+  chat?: string;
 }
 
 /** Options of `Memory.open`. */
@@ -310,7 +313,8 @@ export interface OpenOptions {
     threshold?: number | null;
     weights?: FusionWeights;
   } | null;
-  /** The chat model of `addMessages`; without one, messages are stored as they are. */
+  /** The chat model of `addMessages` and `chat`; without one, messages are stored as they are
+   * and `chat` is refused. */
   llm?: LlmOptions | null;
   /** Replacements of the inference prompts. */
   prompts?: PromptOptions | null;
@@ -480,7 +484,8 @@ export type PluginOutput = typeof globalThis extends { Buffer: { alloc(size: num
 
 /** One message of a conversation. */
 export interface Message {
-  role: 'user' | 'assistant' | 'system';
+  /** A `tool` message is its output, given to the model as a user message saying so. */
+  role: 'user' | 'assistant' | 'system' | 'tool';
   content: string;
   /** Who said it (kept as `actor_id` in the metadata of messages stored as they are). */
   name?: string;
@@ -531,6 +536,135 @@ export interface MemoryEvent {
   superseded_by?: string;
   /** The memory this one replaced. */
   supersedes?: string;
+}
+
+/** When `chat` stores what the exchange taught: before it resolves (`"inline"`, the
+ * default), after (`"background"`: see `remembered`), or not at all (`"off"`). */
+export type RememberMode = 'inline' | 'background' | 'off';
+
+/** Options of `chat` and `chatStream`. A scope is required: long-term memories are recalled
+ * from it without its `runId` (every session), working memory from the whole scope. */
+export interface ChatOptions extends Scope {
+  /** How many memories the search recalls (default: the store's search limit). */
+  limit?: number | null;
+  /** The least score a recalled memory needs (default: the store's). */
+  threshold?: number | null;
+  /** Further conditions on the recalled memories. */
+  filters?: Filters | null;
+  /** The search mode of the recall (default: the store's, hybrid). */
+  mode?: SearchMode | null;
+  /** Recall the store as it stood at this moment. */
+  asOf?: TimeLike | null;
+  /** Also recall global memories (those without any scope). */
+  includeGlobal?: boolean | null;
+  /** How many of the last messages form the recall query, 1 to 20 (default 1). */
+  queryTurns?: number | null;
+  /** How many of the session's latest turns come back as working memory, 0 to 100
+   * (default 6); 0 neither keeps nor recalls turns. */
+  sessionWindow?: number | null;
+  /** How long a turn kept as working memory lasts, in seconds (default a day). */
+  workingTtlSeconds?: number | null;
+  /** The most tokens the listed memories may take in the prompt, 1 to 100000 (default
+   * 2000). */
+  maxMemoryTokens?: number | null;
+  /** A system prompt for this call, replacing the store's; must contain `{memories}`. */
+  prompt?: string | null;
+  /** Default `"inline"`. */
+  remember?: RememberMode | null;
+}
+
+/**
+ * The part of an AbortSignal a stream uses (a DOM or Node AbortSignal fits): aborting it
+ * cancels the stream.
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** Options of `chatStream`: those of `chat`, and a signal that cancels it. */
+export interface ChatStreamOptions extends ChatOptions {
+  /** Aborting it cancels the call (CancelledError; nothing stored). */
+  signal?: AbortSignalLike | null;
+}
+
+/** Options of `remembered`. */
+export interface RememberedOptions {
+  /** Wait for a running remembering to end (default false: its status now). */
+  wait?: boolean | null;
+}
+
+/** A memory the model was given, under its number in the prompt. */
+export interface MemoryUsed {
+  /** Its number in the prompt (`[n]`), from 1. */
+  ref: number;
+  id: string;
+  /** Its text, as the model saw it. */
+  content: string;
+  kind: MemoryKind;
+  /** Why it was listed: the agent's procedural memories, the session's latest turns, or
+   * the search with the user's message. */
+  source: 'procedural' | 'working' | 'search';
+  /** Its search score (`source` `"search"` only). */
+  score?: number;
+}
+
+/** A memory the answer cites. */
+export interface Citation {
+  /** The number the answer used (`[n]`). */
+  ref: number;
+  /** The memory it stands for. */
+  id: string;
+}
+
+/** How remembering a chat's exchange went. */
+export interface Remembered {
+  status: 'done' | 'running' | 'failed' | 'off';
+  /** What inference did (`done`), as `addMessages` reports it. */
+  events: MemoryEvent[];
+  /** `running`: the handle to pass to `remembered`. */
+  handle?: string;
+  /** `failed`: why (`code` is the core's name of the error, `"Llm"`). */
+  error?: { code: string; message: string };
+}
+
+/** What `chat` answered. */
+export interface ChatReply {
+  /** The model's answer, as it wrote it (citations `[n]` included). */
+  answer: string;
+  /** The memories the model was given, in the order of the prompt. */
+  memories_used: MemoryUsed[];
+  /** The memories the answer cites, in the order it first cites them (a number that was
+   * not in the prompt is dropped). */
+  citations: Citation[];
+  /** The turn kept as working memory (none when `sessionWindow` is 0). */
+  working_memory_id?: string;
+  /** How remembering the exchange went. */
+  remember: Remembered;
+  /** The model that answered (`"openai:gpt-4.1-nano"`). */
+  model: string;
+}
+
+/**
+ * A streamed chat answer: an async iterable of the answer's pieces of text, as the model
+ * writes them. The call runs whether or not they are read. Cancelling (`cancel()`, the
+ * options' `signal`, leaving a `for await` loop early) ends the iteration with a
+ * CancelledError and stops the call at its next piece; nothing is stored then (unless the
+ * model had already answered in full: then the turn completes and `result` resolves).
+ */
+export interface ChatStream extends AsyncIterable<string> {
+  /** The reply once the call has ended, the same as `chat`'s; rejects with the call's error
+   * (CancelledError when it was cancelled). */
+  readonly result: Promise<ChatReply>;
+  /** Stops the call; does nothing once it has ended. */
+  cancel(): void;
+  /** The next piece (an iteration step). */
+  next(): Promise<IteratorResult<string, undefined>>;
+  /** Ends the iteration, cancelling the call when it still runs. */
+  return(): Promise<IteratorResult<string, undefined>>;
+  [Symbol.asyncIterator](): ChatStream;
 }
 
 /** What `add` did. */
@@ -1041,6 +1175,29 @@ export declare class Memory {
    * written). The call holds one of libuv's pool threads while the model answers.
    */
   addMessages(messages: Messages, options?: AddMessagesOptions): Promise<MemoryEvent[]>;
+  /**
+   * Answers the last user message with the store's chat model, given the memories that bear
+   * on it (listed under numbers the answer cites: `citations`), then keeps the turn as
+   * working memory and remembers what the exchange taught (`options.remember`). Rejects
+   * with UnsupportedError without a chat model, InvalidInputError for a bad request (an
+   * empty conversation, a last message not the user's, no scope), LlmError when the model
+   * fails; none of them stores anything.
+   */
+  chat(messages: Messages, options?: ChatOptions): Promise<ChatReply>;
+  /**
+   * As `chat`, with the answer streamed: `for await (const piece of stream)` reads its pieces
+   * of text, `stream.result` is the reply. `options.signal`, `stream.cancel()` or leaving the
+   * loop early cancel it (CancelledError, nothing stored). Errors of the call reject the
+   * iteration, after the pieces that came before them, and `result`; a bad argument type
+   * throws a TypeError.
+   */
+  chatStream(messages: Messages, options?: ChatStreamOptions): ChatStream;
+  /**
+   * The outcome of a chat's background remembering, by its reply's `remember.handle`:
+   * `running` (unless `options.wait` waits for its end), then `done` or `failed`. Handed out
+   * once: a finished outcome asked for again, or an unknown handle, is a NotFoundError.
+   */
+  remembered(handle: string, options?: RememberedOptions): Promise<Remembered>;
   /** One transaction: all or nothing. */
   addBatch(memories: ReadonlyArray<string | NewMemory>): Promise<AddResult[]>;
   addBatchWithVectors(
@@ -1121,7 +1278,8 @@ export type ErrorCode =
   | 'AM_CORRUPTED'
   | 'AM_CLOSED'
   | 'AM_UNSUPPORTED'
-  | 'AM_INTERNAL';
+  | 'AM_INTERNAL'
+  | 'AM_CANCELLED';
 
 /** Base class of the errors the core reports. */
 export declare class AgentMemError extends Error {
@@ -1188,6 +1346,11 @@ export declare class UnsupportedError extends AgentMemError {
 /** A bug in agent_mem. */
 export declare class InternalError extends AgentMemError {
   static readonly code: 'AM_INTERNAL';
+}
+/** The caller stopped the operation (a chat stream cancelled or aborted); nothing was
+ * stored. */
+export declare class CancelledError extends AgentMemError {
+  static readonly code: 'AM_CANCELLED';
 }
 
 /** The core's error table as the addon reports it. */

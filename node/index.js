@@ -71,6 +71,8 @@ class UnsupportedError extends AgentMemError {}
 UnsupportedError.code = 'AM_UNSUPPORTED';
 class InternalError extends AgentMemError {}
 InternalError.code = 'AM_INTERNAL';
+class CancelledError extends AgentMemError {}
+CancelledError.code = 'AM_CANCELLED';
 
 const ERROR_CLASSES = new Map(
   [
@@ -89,6 +91,7 @@ const ERROR_CLASSES = new Map(
     ClosedError,
     UnsupportedError,
     InternalError,
+    CancelledError,
   ].map((cls) => [cls.code, cls]),
 );
 
@@ -299,6 +302,24 @@ const ADD_MESSAGES = {
   observedAt: ['observed_at', time],
   supersede: ['supersede', bool],
 };
+// A chat turn with memory (`chat`, `chatStream`): the recall, the prompt, the remembering.
+const CHAT = {
+  ...SCOPE,
+  messages: FIRST,
+  limit: ['limit', num],
+  threshold: ['threshold', num],
+  filters: ['filters', any],
+  mode: ['mode', str],
+  asOf: ['as_of', time],
+  includeGlobal: ['include_global', bool],
+  queryTurns: ['query_turns', num],
+  sessionWindow: ['session_window', num],
+  workingTtlSeconds: ['working_ttl_seconds', num],
+  maxMemoryTokens: ['max_memory_tokens', num],
+  prompt: ['prompt', str],
+  remember: ['remember', str],
+};
+const REMEMBERED = { handle: FIRST, wait: ['wait', bool] };
 // The local, hashing and remote (OpenAI-compatible) embedders share one object; the core
 // refuses the fields that do not apply to the provider.
 const EMBEDDER = {
@@ -326,6 +347,7 @@ const PROMPTS = {
   factExtraction: ['fact_extraction', str],
   decisions: ['decisions', str],
   procedural: ['procedural', str],
+  chat: ['chat', str],
 };
 const OPEN = {
   embedder: ['embedder', embedder],
@@ -759,6 +781,149 @@ class Graph {
   }
 }
 
+// ------------------------------------------------------------------------------- ChatStream
+
+const STREAM = Symbol('Memory.chatStream');
+const DONE = Object.freeze({ value: undefined, done: true });
+const ignore = () => {};
+
+/** An AbortSignal, or anything shaped like one. */
+function signalArg(what, v) {
+  const shaped =
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.aborted === 'boolean' &&
+    typeof v.addEventListener === 'function';
+  if (!shaped) throw argError(what, 'an AbortSignal', v);
+  return v;
+}
+
+/**
+ * A chat answer as it is written: an async iterable of the answer's pieces of text (`for
+ * await (const piece of stream)`), and `result`, the reply once the call has ended. The call
+ * starts at once and runs whether or not the pieces are read. Cancelling it (`cancel()`, the
+ * `signal` of its options, or leaving a `for await` loop early) ends the iteration with a
+ * CancelledError and stops the core call at its next piece; `result` then rejects with
+ * CancelledError and nothing is stored (a cancel that comes after the model's last piece is
+ * too late: the turn completes and `result` resolves).
+ */
+class ChatStream {
+  #native;
+  /** Pieces arrived, not read yet. */
+  #queue = [];
+  /** Pending `next()` calls: `[resolve, reject]`. */
+  #waiting = [];
+  /** The core call has ended (its outcome is `result`'s). */
+  #ended = false;
+  /** The error that ends the iteration (after the queued pieces, unless cancelled). */
+  #error = null;
+  /** The iteration has given its end (done, or the error). */
+  #finished = false;
+  #signal;
+  #onAbort;
+
+  /** Use `memory.chatStream`. */
+  constructor(token, native, signal) {
+    if (token !== STREAM) throw new TypeError('use `memory.chatStream(messages, options)`');
+    this.#native = native;
+    this.#signal = signal;
+    /** The reply (`ChatReply`) once the call has ended; rejects with its error. */
+    this.result = this.#pump();
+    // Rejections of `result` are the caller's to see, not unhandled ones when only the
+    // pieces are read.
+    this.result.catch(ignore);
+    if (signal !== undefined && !this.#ended) {
+      this.#onAbort = () => this.#cancel(signal.reason);
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  /** Reads the pieces as they come, then the outcome. */
+  async #pump() {
+    if (this.#native === null) {
+      const error = new CancelledError('the chat was cancelled before it started', {
+        cause: this.#signal?.reason,
+      });
+      this.#end(error);
+      throw error;
+    }
+    try {
+      for (;;) {
+        const piece = await this.#native.next();
+        if (piece === null) break;
+        if (this.#error === null) {
+          this.#queue.push(piece);
+          this.#wake();
+        }
+      }
+      const reply = JSON.parse(this.#native.result());
+      this.#end(null);
+      return reply;
+    } catch (e) {
+      const error = fromNative(e);
+      this.#end(error);
+      throw error;
+    }
+  }
+
+  #end(error) {
+    this.#ended = true;
+    if (error !== null && this.#error === null) this.#error = error;
+    if (this.#onAbort !== undefined) this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#wake();
+  }
+
+  #cancel(cause) {
+    if (!this.#ended) this.#native.cancel();
+    if (this.#finished) return;
+    this.#queue.length = 0;
+    this.#error ??= new CancelledError('the chat was cancelled', { cause });
+    this.#wake();
+  }
+
+  /** Settles the pending `next()` calls that can be. */
+  #wake() {
+    while (this.#waiting.length > 0) {
+      const [resolve, reject] = this.#waiting[0];
+      if (this.#finished) resolve(DONE);
+      else if (this.#queue.length > 0) resolve({ value: this.#queue.shift(), done: false });
+      else if (this.#error !== null) {
+        this.#finished = true;
+        reject(this.#error);
+      } else if (this.#ended) {
+        this.#finished = true;
+        resolve(DONE);
+      } else return;
+      this.#waiting.shift();
+    }
+  }
+
+  /** Stops the call (see the class); does nothing once it has ended. */
+  cancel() {
+    this.#cancel(undefined);
+  }
+
+  /** The next piece of the answer. */
+  next() {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push([resolve, reject]);
+      this.#wake();
+    });
+  }
+
+  /** Leaving a `for await` loop early: cancels the call (when it still runs). */
+  async return() {
+    this.#cancel(undefined);
+    this.#finished = true;
+    this.#wake();
+    return DONE;
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+}
+
 // ------------------------------------------------------------------------------- Memory
 
 const OPENING = Symbol('Memory.open');
@@ -792,8 +957,9 @@ class Memory {
    * OpenAI-compatible endpoint (`{provider: "openai" | "zhipu" | "ollama" |
    * "openai_compatible", model, apiKey, baseUrl, dimensions, timeoutMs, maxRetries}`);
    * `persistIndex`, `index`, `search` (defaults of every search); `llm` (the chat model of
-   * `addMessages`: `{provider, model, apiKey, baseUrl, timeoutMs, maxRetries, temperature,
-   * maxTokens, jsonMode}`) and `prompts` (`{factExtraction, decisions, procedural}`);
+   * `addMessages` and `chat`: `{provider, model, apiKey, baseUrl, timeoutMs, maxRetries,
+   * temperature, maxTokens, jsonMode}`) and `prompts` (`{factExtraction, decisions,
+   * procedural, chat}`);
    * `plugins` (`{cacheSize}`: how many plugins are kept compiled, default 16);
    * `postgres` (the connection pool of a store opened by URL: `{poolSize, connectTimeoutMs,
    * poolTimeoutMs, statementTimeoutMs}`). Opening calls no model; a PostgreSQL store
@@ -864,6 +1030,65 @@ class Memory {
     const items = messagesArg(messages);
     const wire = { ...request('options', options, ADD_MESSAGES), messages: items };
     return await this.#call('add_messages', wire);
+  }
+
+  /**
+   * Answers the last user message with the store's chat model, given the memories that bear
+   * on it, then keeps the turn as working memory and remembers what the exchange taught.
+   * `messages`: a string (one user message), a message `{role, content, name?, observed_at?}`
+   * or an array of them, the last one the user's. Options: the scope (required: `userId`,
+   * `agentId`, `runId` or `orgId`; long-term memories are recalled from the scope without its
+   * `runId`, working memory from the whole scope), the recall (`limit`, `threshold`,
+   * `filters`, `mode`, `asOf`, `includeGlobal`, `queryTurns`), the session (`sessionWindow`:
+   * how many of its latest turns come back as working memory, 0 keeps none;
+   * `workingTtlSeconds`), the prompt (`maxMemoryTokens`, `prompt`: a system prompt with
+   * `{memories}`) and `remember` (`"inline"`, the default; `"background"`: the reply's
+   * `remember.handle` goes to `remembered`; `"off"`). Resolves with `{answer, memories_used,
+   * citations, working_memory_id?, remember, model}`: `citations` map the numbers `[n]` the
+   * answer cites to memory ids. Rejects with UnsupportedError without a chat model,
+   * InvalidInputError for a bad request, LlmError when the model fails; none of them stores
+   * anything.
+   */
+  async chat(messages, options) {
+    const items = messagesArg(messages);
+    const wire = { ...request('options', options, CHAT), messages: items };
+    return await this.#call('chat', wire);
+  }
+
+  /**
+   * As `chat`, with the answer streamed: returns at once a ChatStream, an async iterable of
+   * the answer's pieces of text as the model writes them, whose `result` resolves with the
+   * same reply as `chat`'s once the call has ended. `options.signal` (an AbortSignal) cancels
+   * the call, as `stream.cancel()` and leaving a `for await` loop early do: the iteration and
+   * `result` then reject with CancelledError (code `AM_CANCELLED`) and nothing is stored.
+   * Errors of the call (those of `chat`) reject the iteration, after the pieces that came
+   * before them, and `result`. A bad argument type throws a TypeError here.
+   */
+  chatStream(messages, options) {
+    const items = messagesArg(messages);
+    // The signal stays here; the other options go to the core.
+    let signal;
+    let rest = options;
+    if (isObject(options) && 'signal' in options) {
+      ({ signal, ...rest } = options);
+      signal = signal == null ? undefined : signalArg('options.signal', signal);
+    }
+    const wire = { ...request('options', rest, CHAT), messages: items };
+    const handle = signal?.aborted ? null : this.#native.callStream('chat', JSON.stringify(wire));
+    return new ChatStream(STREAM, handle, signal);
+  }
+
+  /**
+   * The outcome of a chat's background remembering, by the handle its reply gave
+   * (`remember.handle`): `{status: "running", handle}` while it runs, unless
+   * `options.wait` waits for its end; then `{status: "done", events}` or `{status: "failed",
+   * error: {code, message}}`. An outcome is handed out once: asking again for a finished
+   * one, or for an unknown handle, rejects with NotFoundError.
+   */
+  async remembered(handle, options) {
+    str('handle', handle);
+    const wire = { ...request('options', options, REMEMBERED), handle };
+    return await this.#call('chat_remembered', wire);
   }
 
   /** As `add`, with the caller's embedding of the content. */
@@ -1124,6 +1349,7 @@ module.exports = {
   ClosedError,
   UnsupportedError,
   InternalError,
+  CancelledError,
   errorCodes,
   addonVersion,
 };

@@ -12,17 +12,19 @@
 //!   failure, which the caller frees with `am_error_free`.
 //! - A panic inside the library is caught and returned as `AM_ERR_PANIC`; it never unwinds
 //!   into C.
+//! - A callback the caller passes (`am_chunk_fn`) is called on the caller's thread, during the
+//!   call that received it, and never after it returns.
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // The safety contract is documented once, in the header.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use agent_mem::{wire, Memory};
 use serde_json::Value;
 
-/// A status code: `AM_OK` (0), one of the core's error codes (1 to 15, the numbers of
+/// A status code: `AM_OK` (0), one of the core's error codes (1 to 16, the numbers of
 /// `tests/error_codes.json`; never reused), or one of the C-only codes `AM_ERR_NULL_ARG` and
 /// `AM_ERR_PANIC`.
 pub type am_status = u32;
@@ -63,6 +65,9 @@ pub const AM_ERR_CLOSED: am_status = 13;
 pub const AM_ERR_UNSUPPORTED: am_status = 14;
 /// A bug in agent_mem.
 pub const AM_ERR_INTERNAL: am_status = 15;
+/// The caller stopped the call: a streaming callback (`am_chunk_fn`) returned non-zero.
+/// Nothing was stored.
+pub const AM_ERR_CANCELLED: am_status = 16;
 /// A required pointer argument was NULL (C only).
 pub const AM_ERR_NULL_ARG: am_status = 100;
 /// The library caught an internal panic (C only). The store is still usable: every call is
@@ -369,6 +374,7 @@ fn status_name(code: am_status) -> &'static CStr {
         AM_ERR_CLOSED => c"AM_ERR_CLOSED",
         AM_ERR_UNSUPPORTED => c"AM_ERR_UNSUPPORTED",
         AM_ERR_INTERNAL => c"AM_ERR_INTERNAL",
+        AM_ERR_CANCELLED => c"AM_ERR_CANCELLED",
         AM_ERR_NULL_ARG => c"AM_ERR_NULL_ARG",
         AM_ERR_PANIC => c"AM_ERR_PANIC",
         _ => c"AM_ERR_UNKNOWN",
@@ -460,7 +466,7 @@ unsafe fn put_bytes(out: *mut *mut u8, out_len: *mut usize, mut bytes: Vec<u8>) 
 ///           "ollama" | "openai_compatible", "model": "gpt-4.1-nano", "api_key": "…",
 ///           "base_url": "https://api.openai.com/v1", "timeout_ms": 60000, "max_retries": 3,
 ///           "temperature": 0, "max_tokens": 1024, "json_mode": true},
-///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…"},
+///   "prompts": {"fact_extraction": "…", "decisions": "…", "procedural": "…", "chat": "…"},
 ///   "plugins": {"cache_size": 16},
 ///   "postgres": {"pool_size": 8, "connect_timeout_ms": 10000, "pool_timeout_ms": 30000,
 ///                "statement_timeout_ms": 0}}`.
@@ -469,17 +475,19 @@ unsafe fn put_bytes(out: *mut *mut u8, out_len: *mut usize, mut bytes: Vec<u8>) 
 /// also be a remote OpenAI-compatible embeddings endpoint: `{"provider": "openai" | "zhipu" |
 /// "ollama" | "openai_compatible", "model", "api_key", "base_url", "dimensions", "timeout_ms",
 /// "max_retries"}`.
-/// `llm` is the chat model `am_memory_add_messages` uses to infer memories (only `provider`
-/// is required; the model, key and base URL left out come from the provider's defaults and
-/// environment variables: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An
-/// OpenAI-style `base_url` includes the version (`http://host:port/v1`); Anthropic's does not
-/// (`https://api.anthropic.com`). Opening calls no model. `prompts` replaces the
-/// built-in inference prompts. `plugins.cache_size` is how many plugins are kept compiled at
-/// once (at least 1; see `am_memory_register_plugin`; `AM_ERR_UNSUPPORTED` in a library built
-/// without plugins). `postgres` sets the connection pool of a store opened by URL: its size
-/// (1 to 256, default 8), how long connecting may take (default 10000 ms; a
-/// `connect_timeout` in the URL wins), how long a call waits for a free connection (default
-/// 30000 ms; 0 fails at once) and a statement timeout (default 0: none);
+/// `llm` is the chat model `am_memory_add_messages` uses to infer memories and
+/// `am_memory_chat` answers with (only `provider` is required; the model, key and base URL
+/// left out come from the provider's defaults and environment variables: `OPENAI_API_KEY`,
+/// `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, …). An OpenAI-style `base_url` includes the
+/// version (`http://host:port/v1`); Anthropic's does not (`https://api.anthropic.com`).
+/// Opening calls no model. `prompts` replaces the built-in prompts: inference's, and
+/// `am_memory_chat`'s system prompt (`chat`, which must contain `{memories}`, where the
+/// recalled memories go; `{today}` becomes the date). `plugins.cache_size` is how many
+/// plugins are kept compiled at once (at least 1; see `am_memory_register_plugin`;
+/// `AM_ERR_UNSUPPORTED` in a library built without plugins). `postgres` sets the connection
+/// pool of a store opened by URL: its size (1 to 256, default 8), how long connecting may take
+/// (default 10000 ms; a `connect_timeout` in the URL wins), how long a call waits for a free
+/// connection (default 30000 ms; 0 fails at once) and a statement timeout (default 0: none);
 /// `AM_ERR_UNSUPPORTED` in a library built without PostgreSQL support. A server that cannot
 /// be reached, or refuses the login, is `AM_ERR_STORAGE`. Connections are made without TLS:
 /// a URL with `sslmode=require` is `AM_ERR_UNSUPPORTED`.
@@ -918,7 +926,8 @@ pub unsafe extern "C" fn am_operations(
 /// `add`, `add_batch`, `add_messages`, `get`, `list`, `count`, `update`, `delete`,
 /// `delete_all`, `history`, `search`, `purge_expired`, `flush`, `reset`, `plugin_register`
 /// (the manifest with its `"path"`), `plugin_list`, `plugin_load`, `plugin_unload`,
-/// `plugin_reload`, `plugin_unregister`.
+/// `plugin_reload`, `plugin_unregister`, `chat` (not streamed: `am_memory_chat` streams) and
+/// `chat_remembered`.
 /// `*out_json`: the result as the typed function gives it; a number for `count`,
 /// `delete_all` and `purge_expired`; `null` for `delete`, `flush`, `reset` and
 /// `plugin_unregister`. Free it with `am_string_free`.
@@ -944,6 +953,96 @@ pub unsafe extern "C" fn am_memory_call(
                 str_arg(request_json, "request_json")?
             };
             put_text(out_json, wire::call_text(memory, operation, request)?)
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------- chat
+
+/// Receives the pieces of a streamed answer (see `am_memory_chat`).
+///
+/// `json_chunk` is one piece as a JSON object, `{"delta": "text"}`: NUL-terminated UTF-8,
+/// always whole JSON holding whole characters, however the model's stream was cut on the way.
+/// It belongs to the library and is valid only until the callback returns (copy what you
+/// keep). `user` is the pointer given to the call. Return 0 to go on, or non-zero to stop the
+/// call: it then fails with `AM_ERR_CANCELLED` and stores nothing.
+pub type am_chunk_fn =
+    Option<unsafe extern "C" fn(json_chunk: *const c_char, user: *mut c_void) -> c_int>;
+
+/// Answers the last user message of a conversation with the store's chat model (`llm` in
+/// `am_memory_open`), given the memories that bear on it, streaming the answer to `on_chunk`
+/// as the model writes it.
+///
+/// `request_json` (NULL is `{}`, refused for want of messages): `{"messages": "text" |
+/// {"role": "user" | "assistant" | "system" | "tool", "content": "…", "name"?: "…",
+/// "observed_at"?: "RFC 3339 time"} | [messages] (required; the last is the user's),
+/// "user_id", "agent_id", "run_id", "org_id" (at least one), "limit" (or "k"), "threshold",
+/// "filters": {…}, "mode", "as_of", "include_global", "query_turns", "session_window",
+/// "working_ttl_seconds", "max_memory_tokens", "prompt", "remember": "inline" (default) |
+/// "background" | "off"}`; unknown keys are refused.
+/// The model sees, in its system prompt (the built-in one, `prompts.chat` of
+/// `am_memory_open`, or `prompt`), the memories recalled for the turn under small numbers:
+/// the agent's procedural memories, the session's latest turns (working memory of the scope)
+/// and the hits of a search of the scope without its `run_id`, as many as fit in
+/// `max_memory_tokens`. The numbers the answer cites as `[n]` are mapped back to memories.
+/// Once the model has answered, the turn is kept as a working memory (unless
+/// `session_window` is 0) and the exchange is remembered as `am_memory_add_messages` would
+/// (more model calls): before the call returns (`"inline"`), on a thread of the library
+/// (`"background"`; its outcome is collected once with `am_memory_call(m, "chat_remembered",
+/// "{\"handle\": \"…\", \"wait\": true}", &out, &err)`), or not at all (`"off"`).
+///
+/// `on_chunk` NULL: the answer is not streamed (the model is asked for it whole). Otherwise
+/// it is called with each piece (see `am_chunk_fn`), one at a time, on the calling thread and
+/// only before this function returns; the pieces joined are the result's `answer`. It may
+/// call this library again, on `m` too (a search, a count, even another chat), but must not
+/// free `m`, and must not leave by `longjmp` or a C++ exception.
+///
+/// `*out_json`: `{"answer": "text", "memories_used": [{"ref": 1, "id", "content", "kind",
+/// "source": "procedural" | "working" | "search", "score"?}], "citations": [{"ref", "id"}],
+/// "working_memory_id"?, "remember": {"status": "done" | "running" | "failed" | "off",
+/// "events": [as am_memory_add_messages returns], "handle"?, "error"?: {"code",
+/// "message"}}, "model": "provider:model"}`, freed with `am_string_free`. Remembering that
+/// fails does not fail the call: its `status` is `"failed"`, with the `error`.
+/// Errors: a store without a chat model, `AM_ERR_UNSUPPORTED` (before any work); a bad
+/// request, `AM_ERR_INVALID_INPUT`; a model failure, or a stream cut before its end,
+/// `AM_ERR_LLM`; `on_chunk` returned non-zero, `AM_ERR_CANCELLED`. None of them stores
+/// anything. The call blocks for as long as the model takes. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn am_memory_chat(
+    m: *const am_memory,
+    request_json: *const c_char,
+    on_chunk: am_chunk_fn,
+    user: *mut c_void,
+    out_json: *mut *mut c_char,
+    err: *mut *mut am_error,
+) -> am_status {
+    unsafe {
+        guard(err, || {
+            clear_out(out_json, "out_json")?;
+            let memory = memory_arg(m)?;
+            let request = if request_json.is_null() {
+                "null"
+            } else {
+                str_arg(request_json, "request_json")?
+            };
+            let Some(on_chunk) = on_chunk else {
+                return put_text(out_json, wire::call_text(memory, "chat", request)?);
+            };
+            // serde_json escapes control characters, so a chunk never holds a NUL; were it
+            // to, the call stops with that failure rather than hand C a cut chunk.
+            let mut unsendable = None;
+            let mut on_text = |delta: &str| match CString::new(wire::text_chunk(delta)) {
+                Ok(chunk) => on_chunk(chunk.as_ptr(), user) == 0,
+                Err(_) => {
+                    unsendable = Some(agent_mem::Error::internal("a chunk held a NUL byte"));
+                    false
+                }
+            };
+            let reply = wire::call_text_streaming(memory, "chat", request, &mut on_text);
+            if let Some(e) = unsendable {
+                return Err(e.into());
+            }
+            put_text(out_json, reply?)
         })
     }
 }
@@ -1268,6 +1367,58 @@ mod tests {
                 serde_json::from_str(CStr::from_ptr(names).to_str().unwrap()).unwrap();
             assert_eq!(listed, wire::OPERATIONS);
             am_string_free(names);
+            am_memory_free(m);
+        }
+    }
+
+    /// `am_memory_chat`'s status and error message, its result freed.
+    unsafe fn chat(m: *const am_memory, request: *const c_char) -> (am_status, String) {
+        unsafe extern "C" fn never(_: *const c_char, _: *mut c_void) -> c_int {
+            panic!("no answer, no chunk")
+        }
+        let (mut out, mut err) = (ptr::null_mut(), ptr::null_mut());
+        unsafe {
+            let status =
+                am_memory_chat(m, request, Some(never), ptr::null_mut(), &mut out, &mut err);
+            assert_eq!(out.is_null(), status != AM_OK);
+            let message = CStr::from_ptr(am_error_message(err))
+                .to_str()
+                .unwrap()
+                .to_string();
+            am_string_free(out);
+            am_error_free(err);
+            (status, message)
+        }
+    }
+
+    #[test]
+    fn chat_checks_its_arguments_and_needs_a_model() {
+        let m = store();
+        unsafe {
+            let request = c"{\"messages\": \"Hi\", \"user_id\": \"u\"}".as_ptr();
+            let (status, message) = chat(m, request);
+            assert_eq!(status, AM_ERR_UNSUPPORTED, "{message}");
+            let (status, message) = chat(m, ptr::null());
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            assert!(message.contains("messages is required"), "{message}");
+            let bad_utf8 = [b'{', 0xff, 0];
+            let (status, message) = chat(m, bad_utf8.as_ptr().cast());
+            assert_eq!(status, AM_ERR_INVALID_INPUT);
+            assert!(
+                message.contains("request_json is not valid UTF-8"),
+                "{message}"
+            );
+            assert_eq!(chat(ptr::null(), request).0, AM_ERR_NULL_ARG);
+            let status = am_memory_chat(
+                m,
+                request,
+                None,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+            assert_eq!(status, AM_ERR_NULL_ARG);
+            assert_eq!(status_name(AM_ERR_CANCELLED), c"AM_ERR_CANCELLED");
             am_memory_free(m);
         }
     }

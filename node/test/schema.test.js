@@ -92,7 +92,8 @@ function optionTables() {
   vm.runInContext(fs.readFileSync(path.join(NODE_DIR, 'index.js'), 'utf8'), context);
   return vm.runInContext(
     `({ FIRST, ADD, NEW_MEMORY, SELECT, GET, COUNT, LIST, SEARCH, UPDATE, SUPERSEDE, UNDO, ADD_MESSAGES,
-      WEIGHTS, OPEN, MANIFEST, GRAPH_ADD_ENTITY, GRAPH_ADD_RELATION, GRAPH_ENTITIES,
+      CHAT, REMEMBERED, WEIGHTS, OPEN, PROMPTS, MANIFEST,
+      GRAPH_ADD_ENTITY, GRAPH_ADD_RELATION, GRAPH_ENTITIES,
       GRAPH_RELATIONS, GRAPH_NEIGHBORS, GRAPH_PATH, GRAPH_SPLIT_ENTITY, GRAPH_IMPORT,
       GRAPH_EXPORT, Graph })`,
     context,
@@ -153,6 +154,8 @@ const REQUESTS = [
   ['SearchOptions', 'SEARCH', 'search', ['vector']],
   ['MemoryChanges', 'UPDATE', 'update', ['id', 'vector']],
   ['AddMessagesOptions', 'ADD_MESSAGES', 'add_messages', []],
+  ['ChatOptions', 'CHAT', 'chat', []],
+  ['RememberedOptions', 'REMEMBERED', 'chat_remembered', []],
   ['AddEntityOptions', 'GRAPH_ADD_ENTITY', 'graph_add_entity', []],
   ['AddRelationOptions', 'GRAPH_ADD_RELATION', 'graph_add_relation', []],
   ['EntitiesOptions', 'GRAPH_ENTITIES', 'graph_entities', []],
@@ -165,11 +168,16 @@ const REQUESTS = [
   ['PluginRegistration', 'MANIFEST', 'plugin_register', []],
   ['FusionWeights', 'WEIGHTS', 'types.FusionWeights', []],
   ['OpenOptions', 'OPEN', 'types.OpenOptions', []],
+  ['PromptOptions', 'PROMPTS', 'types.OpenOptions.prompts', []],
 ];
 
 function coreRequest(where) {
   if (where === 'add_batch.memories') return OPERATIONS.add_batch.request.properties.memories.items;
-  if (where.startsWith('types.')) return SCHEMA.types[where.slice('types.'.length)];
+  if (where.startsWith('types.')) {
+    // A type, or a field of one: `types.OpenOptions.prompts`.
+    const [type, ...fields] = where.slice('types.'.length).split('.');
+    return fields.reduce((at, field) => at.properties[field], SCHEMA.types[type]);
+  }
   return OPERATIONS[where].request;
 }
 
@@ -182,12 +190,20 @@ for (const [declared, table, core, positional] of REQUESTS) {
   });
 }
 
+test('ChatStreamOptions = ChatOptions and the signal, which stays in Node', () => {
+  const stream = sorted(new Set(properties('ChatStreamOptions').keys()));
+  assert.deepEqual(stream, sorted(new Set([...properties('ChatOptions').keys(), 'signal'])));
+  assert.ok(!('signal' in TABLES.CHAT));
+});
+
 test('every operation of the core is a method of Memory', () => {
   const { Memory } = require('..');
   const METHODS = {
     add: 'add',
     add_batch: 'addBatch',
     add_messages: 'addMessages',
+    chat: 'chat',
+    chat_remembered: 'remembered',
     get: 'get',
     list: 'list',
     count: 'count',
@@ -261,6 +277,10 @@ const RESULTS = [
   ['Split', 'Split'],
   ['EntityEvent', 'EntityEvent'],
   ['ImportReport', 'ImportReport'],
+  ['ChatReply', 'operations.chat.result'],
+  ['MemoryUsed', 'operations.chat.result.properties.memories_used.items'],
+  ['Citation', 'operations.chat.result.properties.citations.items'],
+  ['Remembered', 'operations.chat_remembered.result'],
 ];
 
 function coreType(where) {

@@ -33,6 +33,14 @@ import {
   type SearchHit,
   PluginError,
   PermissionDeniedError,
+  CancelledError,
+  type AbortSignalLike,
+  type ChatOptions,
+  type ChatReply,
+  type ChatStream,
+  type Citation,
+  type MemoryUsed,
+  type Remembered,
 } from '..';
 
 export async function usage(): Promise<string[]> {
@@ -249,6 +257,67 @@ export async function usage(): Promise<string[]> {
   // @ts-expect-error results are snake_case
   void relations[0]?.subjectName;
 
+  // Chat with memory.
+  const chatOptions: ChatOptions = {
+    userId: 'alice',
+    runId: 'session-1',
+    limit: 5,
+    threshold: 0.2,
+    filters: { kind: { ne: 'episodic' } },
+    mode: 'hybrid',
+    asOf: new Date(),
+    includeGlobal: true,
+    queryTurns: 2,
+    sessionWindow: 6,
+    workingTtlSeconds: 3600,
+    maxMemoryTokens: 1500,
+    prompt: 'You remember: {memories}',
+    remember: 'background',
+  };
+  const reply: ChatReply = await smart.chat([said, { role: 'tool', content: '{"ok": true}' }, said], chatOptions);
+  const answer: string = reply.answer;
+  const usedMemory: MemoryUsed | undefined = reply.memories_used[0];
+  const from: 'procedural' | 'working' | 'search' | undefined = usedMemory?.source;
+  const cited: Citation | undefined = reply.citations[0];
+  const citedRef: number | undefined = cited?.ref;
+  const turnId: string | undefined = reply.working_memory_id;
+  const handle: string | undefined = reply.remember.handle;
+  const outcome: Remembered = await smart.remembered(handle ?? '', { wait: true });
+  const learned: MemoryEvent[] = outcome.events;
+  const failure: string | undefined = outcome.error?.code;
+  await smart.remembered('h');
+  await smart.chat('What do I like?', { agentId: 'a', limit: 3, remember: 'off' });
+  const signal: AbortSignalLike = {
+    aborted: false,
+    addEventListener: () => undefined,
+    removeEventListener: () => undefined,
+  };
+  const stream: ChatStream = smart.chatStream('Tell me a story', { userId: 'alice', signal });
+  const streamed: string[] = [];
+  for await (const piece of stream) streamed.push(piece);
+  const final: ChatReply = await stream.result;
+  smart.chatStream('Stop now', { userId: 'alice', signal: null }).cancel();
+  const step: IteratorResult<string, undefined> = await smart.chatStream('Hi', { userId: 'alice' }).next();
+  try {
+    await stream.result;
+  } catch (e) {
+    if (e instanceof CancelledError) void e.code;
+  }
+  const cancelledCode: 'AM_CANCELLED' = CancelledError.code;
+  await Memory.open(':memory:', { llm, prompts: { chat: 'Memories: {memories}' } });
+  // @ts-expect-error not a remember mode
+  await smart.chat('Hi', { userId: 'alice', remember: 'later' });
+  // @ts-expect-error chat options are camelCase
+  await smart.chat('Hi', { userId: 'alice', max_memory_tokens: 10 });
+  // @ts-expect-error chat (not chatStream) takes no signal
+  await smart.chat('Hi', { userId: 'alice', signal });
+  // @ts-expect-error a stream is iterated, not awaited for its reply
+  const notReply: ChatReply = await smart.chatStream('Hi', { userId: 'alice' });
+  // @ts-expect-error replies are snake_case
+  void reply.memoriesUsed;
+  // @ts-expect-error a handle is a string
+  await smart.remembered(7);
+
   // WASM plugins.
   const withPlugins: Memory = await Memory.open(':memory:', { plugins: { cacheSize: 4 } });
   const manifest: PluginManifest = {
@@ -321,5 +390,8 @@ export async function usage(): Promise<string[]> {
     String(role), String(actor), String(total),
     String(closedIds.length), String(created), String(aliases.length), String(summary),
     String(ended), String(objectId), String(via), String(hops), String(chain?.length),
+    answer, String(from), String(citedRef), String(turnId), String(learned.length),
+    String(failure), streamed.join(''), final.model, String(step.done), cancelledCode,
+    String(notReply),
   ];
 }

@@ -4,6 +4,8 @@
 #     (the programs under valgrind run side by side, one per core),
 #   - tests/c/test_infer.c under valgrind, against tests/fake_llm.py (a local HTTP server
 #     playing the model with the replies of tests/c/infer_script.json; always stopped),
+#   - tests/c/test_chat.c (am_memory_chat, streamed and not) under valgrind, against a second
+#     tests/fake_llm.py with the replies of tests/c/chat_script.json (always stopped),
 #   - tests/c/test_plugins.c (WASM plugins, run by wasmtime) natively, then under valgrind
 #     with tests/c/wasmtime.supp (one report from inside wasmtime's module parser),
 #   - tests/c/test_postgres.c (stores on a PostgreSQL server) under valgrind: against the
@@ -41,14 +43,19 @@ lib=$root/target/debug
 
 tmp=$(mktemp -d)
 declare -A job_name=()
-fake_pid=
+fake_pids=()
+stop_fakes() {
+  local pid
+  for pid in "${fake_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  fake_pids=()
+}
 cleanup() {
   # Programs still running when a step failed (see job below).
   for pid in "${!job_name[@]}"; do kill "$pid" 2>/dev/null || true; done
-  if [ -n "$fake_pid" ]; then
-    kill "$fake_pid" 2>/dev/null || true
-    wait "$fake_pid" 2>/dev/null || true
-  fi
+  stop_fakes
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -65,6 +72,7 @@ step "compile the C tests"
 cc "${cflags[@]}" tests/c/test_agentmem.c -o "$tmp/test_agentmem" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/conformance.c -o "$tmp/conformance" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_infer.c -o "$tmp/test_infer" "${link[@]}" -lcjson
+cc "${cflags[@]}" tests/c/test_chat.c -o "$tmp/test_chat" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_plugins.c -o "$tmp/test_plugins" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_postgres.c -o "$tmp/test_postgres" "${link[@]}" -lcjson
 cc "${cflags[@]}" tests/c/test_dispatch.c -o "$tmp/test_dispatch" "${link[@]}" -lcjson
@@ -120,15 +128,25 @@ step "test_plugins natively"
 # signal delivery), and the timeout runs at full speed.
 "$tmp/test_plugins" "$pii_wasm"
 
-python3 tests/fake_llm.py --script tests/c/infer_script.json --port-file "$tmp/fake.port" \
-  --log "$tmp/fake.log" &
-fake_pid=$!
-for _ in $(seq 100); do
-  [ -s "$tmp/fake.port" ] && break
-  kill -0 "$fake_pid" 2>/dev/null || { echo "tests/fake_llm.py exited early"; exit 1; }
-  sleep 0.1
-done
-[ -s "$tmp/fake.port" ] || { echo "tests/fake_llm.py did not start"; exit 1; }
+# One fake model server per program that talks to one, each with its own script and log
+# ($tmp/NAME.port, $tmp/NAME.log): the programs run side by side, and each counts the
+# requests its server logged.
+start_fake() {
+  local name=$1 script=$2 pid
+  python3 tests/fake_llm.py --script "$script" --port-file "$tmp/$name.port" \
+    --log "$tmp/$name.log" &
+  pid=$!
+  fake_pids+=("$pid")
+  for _ in $(seq 100); do
+    [ -s "$tmp/$name.port" ] && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "tests/fake_llm.py ($name) exited early"; exit 1; }
+    sleep 0.1
+  done
+  echo "tests/fake_llm.py ($name) did not start"
+  exit 1
+}
+start_fake infer tests/c/infer_script.json
+start_fake chat tests/c/chat_script.json
 
 # valgrind runs wasmtime's generated code (traps, timeouts and all), but reports one
 # "conditional jump depends on uninitialised value" inside wasmtime's module parser, a
@@ -144,14 +162,15 @@ job "conformance cases through the C ABI under valgrind" \
 job "test_agentmem under valgrind" "${valgrind[@]}" "$tmp/test_agentmem" tests/error_codes.json
 if [ -n "${AGENTMEM_TEST_PG_URL:-}" ]; then pg_server="on the test server"; else pg_server="no server"; fi
 job "test_postgres under valgrind ($pg_server)" "${valgrind[@]}" "$tmp/test_postgres"
-# Against tests/fake_llm.py, started above.
+# Against the tests/fake_llm.py servers started above.
 job "test_infer under valgrind, against tests/fake_llm.py" \
-  "${valgrind[@]}" "$tmp/test_infer" "http://127.0.0.1:$(cat "$tmp/fake.port")" "$tmp/fake.log" \
+  "${valgrind[@]}" "$tmp/test_infer" "http://127.0.0.1:$(cat "$tmp/infer.port")" "$tmp/infer.log" \
   tests/c/infer_script.json
+job "test_chat under valgrind, against tests/fake_llm.py" \
+  "${valgrind[@]}" "$tmp/test_chat" "http://127.0.0.1:$(cat "$tmp/chat.port")" "$tmp/chat.log" \
+  tests/c/chat_script.json
 wait_jobs
-kill "$fake_pid"
-wait "$fake_pid" || true
-fake_pid=
+stop_fakes
 
 step "make -C ffi install into a temporary prefix"
 prefix=$tmp/prefix

@@ -110,6 +110,7 @@ static void test_status_names(const char *codes_path) {
         {AM_ERR_CLOSED, "AM_ERR_CLOSED"},
         {AM_ERR_UNSUPPORTED, "AM_ERR_UNSUPPORTED"},
         {AM_ERR_INTERNAL, "AM_ERR_INTERNAL"},
+        {AM_ERR_CANCELLED, "AM_ERR_CANCELLED"},
         {AM_ERR_NULL_ARG, "AM_ERR_NULL_ARG"},
         {AM_ERR_PANIC, "AM_ERR_PANIC"},
     };
@@ -119,9 +120,10 @@ static void test_status_names(const char *codes_path) {
     CHECK_INT(AM_OK, 0);
     CHECK_INT(AM_ERR_INVALID_INPUT, 1);
     CHECK_INT(AM_ERR_INTERNAL, 15);
+    CHECK_INT(AM_ERR_CANCELLED, 16);
     CHECK_INT(AM_ERR_NULL_ARG, 100);
     CHECK_INT(AM_ERR_PANIC, 101);
-    static const am_status unknown[] = {16, 17, 99, 102, 1000, UINT32_MAX};
+    static const am_status unknown[] = {17, 18, 99, 102, 1000, UINT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
         CHECK_STR(am_status_str(unknown[i]), "AM_ERR_UNKNOWN");
 
@@ -138,7 +140,7 @@ static void test_status_names(const char *codes_path) {
     text[n] = '\0';
     cJSON *table = cJSON_Parse(text);
     const cJSON *codes = cJSON_GetObjectItemCaseSensitive(table, "codes"), *row;
-    CHECK_INT(cJSON_GetArraySize(codes), 15);
+    CHECK_INT(cJSON_GetArraySize(codes), 16);
     cJSON_ArrayForEach(row, codes) {
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(row, "code");
         CHECK(cJSON_IsNumber(code));

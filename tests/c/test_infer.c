@@ -23,11 +23,11 @@
 
 #include "agentmem.h"
 #include "check.h"
+#include "fake_llm_log.h"
 
 #define MODEL_ACTOR "llm:openai:gpt-4.1-nano"
 
 static const char *g_url; /* the server's root, without a path */
-static const char *g_log; /* its request log */
 
 /* ------------------------------------------------------------------------------- helpers */
 
@@ -35,51 +35,6 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-/* The requests the server logged so far: a cJSON array of its JSON lines. */
-static cJSON *logged_requests(void) {
-    cJSON *all = cJSON_CreateArray();
-    FILE *f = fopen(g_log, "r");
-    if (!f)
-        return all; /* nothing logged yet */
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (n <= 1)
-            continue;
-        cJSON *r = cJSON_Parse(line);
-        g_checks++;
-        if (!r) {
-            report(__FILE__, __LINE__, "the request log holds a line that is not JSON: %s", line);
-            continue;
-        }
-        cJSON_AddItemToArray(all, r);
-    }
-    free(line);
-    fclose(f);
-    return all;
-}
-
-static int requests_seen(void) {
-    cJSON *all = logged_requests();
-    int n = cJSON_GetArraySize(all);
-    cJSON_Delete(all);
-    return n;
-}
-
-/* The body of the n-th logged request (0-based), as JSON; NULL if there is none. */
-static cJSON *request_body(int n) {
-    cJSON *all = logged_requests();
-    cJSON *body = cJSON_DetachItemFromObjectCaseSensitive(cJSON_GetArrayItem(all, n), "body");
-    cJSON_Delete(all);
-    if (cJSON_IsString(body)) { /* a body kept as text */
-        cJSON *parsed = cJSON_Parse(body->valuestring);
-        cJSON_Delete(body);
-        body = parsed;
-    }
-    return body;
 }
 
 /* A field of the n-th logged request ("path", "method"), or one of its headers (`header`
@@ -97,27 +52,6 @@ static const char *request_field(int n, const char *header, const char *key, cha
 }
 #define request_path(n, buf, size) request_field((n), NULL, "path", (buf), (size))
 #define request_header(n, name, buf, size) request_field((n), (name), NULL, (buf), (size))
-
-/* How many replies the script holds. */
-static int script_length(const char *file) {
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        fprintf(stderr, "cannot read %s\n", file);
-        exit(2);
-    }
-    static char text[65536];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    cJSON *script = cJSON_Parse(text);
-    if (!cJSON_IsArray(script)) {
-        fprintf(stderr, "%s is not a JSON list\n", file);
-        exit(2);
-    }
-    int length = cJSON_GetArraySize(script);
-    cJSON_Delete(script);
-    return length;
-}
 
 /* Opens a store in memory with the hashing embedder and the fake OpenAI endpoint. */
 static am_memory *open_llm(const char *file, int line, const char *extra_llm) {

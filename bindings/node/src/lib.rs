@@ -13,7 +13,7 @@
 //!
 //! What is not JSON keeps a method of its own: `registerPlugin` with the module's bytes,
 //! `callPlugin` (bytes in, a `Buffer` out), `copyInto` (a store handle), `open` and
-//! `close`.
+//! `close`; `callStream` streams an operation's text (`chat`) through a [`NativeStream`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
@@ -25,7 +25,12 @@ use napi::{Env, JsError, Task};
 use napi_derive::napi;
 use serde_json::Value;
 
+mod stream;
+
+pub use stream::{NativeStream, NextPiece};
+
 /// A core error on its way to JavaScript: the Node code, the message and the causes' texts.
+#[derive(Clone)]
 pub struct Failure {
     code: String,
     message: String,
@@ -314,6 +319,14 @@ impl NativeMemory {
         let vector = vector.map(|a| a.to_vec());
         let vectors = vectors.map(|vs| vs.iter().map(|v| v.to_vec()).collect());
         self.job(Call::Op(op, request, vector, vectors))
+    }
+
+    /// `wire::call_text_streaming`: operation `op` (`chat`) with the JSON text of its request,
+    /// run on a thread of its own → a stream of the answer's pieces of text, then the
+    /// result's JSON text (see [`NativeStream`]).
+    #[napi]
+    pub fn call_stream(&self, op: String, request: String) -> NativeStream {
+        stream::start(self.shared(), op, request)
     }
 
     /// `wire::copy_into`: every memory and the whole history into the empty store `target`
