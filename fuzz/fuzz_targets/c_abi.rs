@@ -94,6 +94,8 @@ fuzz_target!(|data: &[u8]| {
                     c"delete_all",
                     c"update",
                     c"history",
+                    c"chat",
+                    c"chat_remembered",
                 ];
                 let op = ops[usize::from(selector >> 3) % ops.len()];
                 am_memory_call(m, op.as_ptr(), request, &mut out, &mut err)
