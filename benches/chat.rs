@@ -127,6 +127,7 @@ fn main() {
     let mut embed_query = Vec::new();
     let mut search = Vec::new();
     let mut context = Vec::new();
+    let mut add_one = Vec::new();
     let mut answer_only = Vec::new();
     let mut inline = Vec::new();
     let mut first_piece = Vec::new();
@@ -153,6 +154,17 @@ fn main() {
 
         let t = Instant::now();
         memory
+            .add(
+                NewMemory::new(format!("user: {question}\nassistant: {ANSWER}"))
+                    .user("alice")
+                    .run("session-add")
+                    .kind(agent_mem::MemoryKind::Working),
+            )
+            .expect("add");
+        add_one.push(t.elapsed());
+
+        let t = Instant::now();
+        memory
             .chat_context(&turn(i, Remember::Off))
             .expect("context");
         context.push(t.elapsed());
@@ -163,7 +175,9 @@ fn main() {
 
         let before = calls.load(Ordering::Relaxed);
         let t = Instant::now();
-        memory.chat(turn(i + 20_000, Remember::Inline)).expect("chat inline");
+        memory
+            .chat(turn(i + 20_000, Remember::Inline))
+            .expect("chat inline");
         inline.push(t.elapsed());
         inline_calls += calls.load(Ordering::Relaxed) - before;
 
@@ -190,6 +204,11 @@ fn main() {
         ("embed the query (one sentence)", median(embed_query), None),
         ("search alone (store defaults)", median(search), None),
         ("recall + compose (chat_context)", context_p50, None),
+        (
+            "keep one turn (add a working memory)",
+            median(add_one),
+            None,
+        ),
         (
             "chat, remember off",
             median(answer_only.clone()),

@@ -81,17 +81,23 @@ impl Memory {
     /// The system prompt and memories a chat turn would give the model, without asking it
     /// (recall and compose only): for inspecting a prompt, or measuring its cost.
     pub fn chat_context(&self, chat: &Chat) -> Result<ChatContext> {
+        self.prepare(chat).map(|(context, _)| context)
+    }
+
+    /// The context of a turn, and the embedding of its query when the store has an
+    /// embedder (the turn's working memory reuses it).
+    fn prepare(&self, chat: &Chat) -> Result<(ChatContext, Option<Vec<f32>>)> {
         chat.validate()?;
         let template = chat
             .prompt
             .as_deref()
             .or(self.shared.prompts.chat.as_deref())
             .unwrap_or(prompts::CHAT);
-        let candidates = self.recall(chat)?;
+        let (candidates, query_vector) = self.recall(chat)?;
         let memories = compose::within_budget(candidates, chat.max_memory_tokens);
         let today = Utc::now().format("%Y-%m-%d").to_string();
         let system = compose::system_prompt(template, &memories, &today);
-        Ok(ChatContext { system, memories })
+        Ok((ChatContext { system, memories }, query_vector))
     }
 
     /// The outcome of a chat's background remembering (the handle its reply gave):
@@ -113,7 +119,7 @@ impl Memory {
                 "chat needs a chat model: open the store with an llm configured",
             ));
         };
-        let context = self.chat_context(&chat)?;
+        let (context, query_vector) = self.prepare(&chat)?;
         let request = model_request(&chat.messages, context.system);
         let answer = match on_text {
             Some(on_text) => llm.stream(&request, on_text)?,
@@ -123,11 +129,12 @@ impl Memory {
         let Some(question) = chat.messages.last() else {
             return Err(Error::internal("a validated chat has a last message"));
         };
-        let (working_memory_id, remember) = match self.keep_turn(&chat, question, &answer) {
-            Ok(id) => (id, self.remember_exchange(&chat, question, &answer)),
-            // The answer stands; the failure is reported where remembering is.
-            Err(e) => (None, Remembered::of(&Err(e))),
-        };
+        let (working_memory_id, remember) =
+            match self.keep_turn(&chat, question, &answer, query_vector) {
+                Ok(id) => (id, self.remember_exchange(&chat, question, &answer)),
+                // The answer stands; the failure is reported where remembering is.
+                Err(e) => (None, Remembered::of(&Err(e))),
+            };
         Ok(ChatReply {
             answer,
             memories_used: context.memories,
@@ -138,8 +145,9 @@ impl Memory {
         })
     }
 
-    /// The memories a turn may list, in priority order, not yet numbered or cut to budget.
-    fn recall(&self, chat: &Chat) -> Result<Vec<MemoryUsed>> {
+    /// The memories a turn may list, in priority order, not yet numbered or cut to budget;
+    /// and the query's embedding, when the store has an embedder.
+    fn recall(&self, chat: &Chat) -> Result<(Vec<MemoryUsed>, Option<Vec<f32>>)> {
         let mut listed: Vec<MemoryUsed> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut push = |listed: &mut Vec<MemoryUsed>, used: MemoryUsed| {
@@ -174,7 +182,16 @@ impl Memory {
         options.mode = chat.mode.unwrap_or(options.mode);
         options.as_of = chat.as_of;
         let query = query_of(chat);
-        let hits = self.search(&query, &options)?;
+        // Embedded here rather than inside the search, so that keeping the turn as working
+        // memory can reuse the vector instead of embedding the whole exchange again.
+        let query_vector = match self.shared.embedder.get() {
+            Ok(_) => Some(self.embed_query(&query)?),
+            Err(_) => None,
+        };
+        let hits = match &query_vector {
+            Some(vector) => self.search_with_vector(&query, vector, &options)?,
+            None => self.search(&query, &options)?,
+        };
         let long_term = hits
             .into_iter()
             .filter(|hit| hit.memory.kind != MemoryKind::Working)
@@ -185,7 +202,7 @@ impl Memory {
                 used(hit.memory, Recalled::Search, Some(hit.score)),
             );
         }
-        Ok(listed)
+        Ok((listed, query_vector))
     }
 
     /// The agent's procedural memories that belong to this scope: the agent's own (no
@@ -219,8 +236,16 @@ impl Memory {
             .collect())
     }
 
-    /// Keeps the turn as a working memory of the whole scope; its id.
-    fn keep_turn(&self, chat: &Chat, question: &Message, answer: &str) -> Result<Option<String>> {
+    /// Keeps the turn as a working memory of the whole scope; its id. The memory is indexed
+    /// by the embedding of what the user said (the recall's query vector): working memory
+    /// is recalled by recency, and a turn costs no second pass of the embedding model.
+    fn keep_turn(
+        &self,
+        chat: &Chat,
+        question: &Message,
+        answer: &str,
+        query_vector: Option<Vec<f32>>,
+    ) -> Result<Option<String>> {
         if chat.session_window == 0 {
             return Ok(None);
         }
@@ -231,7 +256,11 @@ impl Memory {
             .kind(MemoryKind::Working)
             .metadata(metadata)
             .expires_at(Utc::now() + chat.working_ttl);
-        Ok(Some(self.add(memory)?.id))
+        let added = match query_vector {
+            Some(vector) => self.add_with_vector(memory, vector)?,
+            None => self.add(memory)?,
+        };
+        Ok(Some(added.id))
     }
 
     /// Runs the exchange through inference, now or on a thread of its own.
