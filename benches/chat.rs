@@ -205,7 +205,7 @@ fn main() {
         ("search alone (store defaults)", median(search), None),
         ("recall + compose (chat_context)", context_p50, None),
         (
-            "keep one turn (add a working memory)",
+            "add one memory, embedded (for comparison)",
             median(add_one),
             None,
         ),

@@ -13,7 +13,9 @@ True
 
 - :class:`Memory` / :class:`AsyncMemory`: the native API (results are plain dicts);
   ``Memory(llm={"provider": "openai"})`` adds :meth:`Memory.add_messages` with fact
-  extraction and ADD / UPDATE / DELETE decisions by the model.
+  extraction and ADD / UPDATE / DELETE decisions by the model, and :meth:`Memory.chat`
+  (streamed: :meth:`Memory.chat_stream`), which answers with the memories that bear on the
+  conversation, cites them, and remembers the exchange.
 - :meth:`Memory.register_plugin`: WebAssembly plugins (Extism, sandboxed, capability-checked)
   that rewrite or reject memories on add and rewrite, rerank or filter searches.
 - :mod:`agent_mem.mem0`: a drop-in for mem0's ``Memory`` / ``AsyncMemory``.
@@ -37,6 +39,7 @@ from . import _native
 from .exceptions import (
     AgentMemError,
     AlreadyExistsError,
+    CancelledError,
     ClosedError,
     CoreCause,
     CorruptedError,
@@ -57,8 +60,12 @@ from .exceptions import (
 from .memory import (
     UNSET,
     AddResult,
+    AsyncChatStream,
     AsyncGraph,
     AsyncMemory,
+    ChatReply,
+    ChatStream,
+    Citation,
     CopyReport,
     Entity,
     EntityDetail,
@@ -71,6 +78,7 @@ from .memory import (
     Memory,
     MemoryEvent,
     MemoryRecord,
+    MemoryUsed,
     Message,
     Neighbor,
     PluginInfo,
@@ -80,6 +88,8 @@ from .memory import (
     Pruned,
     Relation,
     RelationAdded,
+    Remembered,
+    RememberError,
     SearchHit,
     Split,
     Superseded,
@@ -93,8 +103,13 @@ __all__ = [
     "AddResult",
     "AgentMemError",
     "AlreadyExistsError",
+    "AsyncChatStream",
     "AsyncGraph",
     "AsyncMemory",
+    "CancelledError",
+    "ChatReply",
+    "ChatStream",
+    "Citation",
     "ClosedError",
     "CopyReport",
     "CoreCause",
@@ -116,6 +131,7 @@ __all__ = [
     "Memory",
     "MemoryEvent",
     "MemoryRecord",
+    "MemoryUsed",
     "Message",
     "ModelUnavailableError",
     "Neighbor",
@@ -129,6 +145,8 @@ __all__ = [
     "Pruned",
     "Relation",
     "RelationAdded",
+    "RememberError",
+    "Remembered",
     "SearchHit",
     "Split",
     "StorageError",

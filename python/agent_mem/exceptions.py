@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "AgentMemError",
     "AlreadyExistsError",
+    "CancelledError",
     "ClosedError",
     "CoreCause",
     "CorruptedError",
@@ -56,6 +57,7 @@ class ErrorCode(enum.IntEnum):
     Closed = 13
     Unsupported = 14
     Internal = 15
+    Cancelled = 16
 
 
 class AgentMemError(Exception):
@@ -186,6 +188,16 @@ class InternalError(AgentMemError):
     code = ErrorCode.Internal
 
 
+class CancelledError(AgentMemError):
+    """The call was stopped before it finished (a chat stream closed part way, say); nothing
+    was stored.
+
+    Not :class:`asyncio.CancelledError`: this one is an ordinary ``Exception``, raised by
+    the stream that was cancelled."""
+
+    code = ErrorCode.Cancelled
+
+
 _BY_CODE: dict[int, type[AgentMemError]] = {
     cls.code: cls
     for cls in (
@@ -204,6 +216,7 @@ _BY_CODE: dict[int, type[AgentMemError]] = {
         ClosedError,
         UnsupportedError,
         InternalError,
+        CancelledError,
     )
 }
 

@@ -50,6 +50,11 @@ Where this differs from mem0, on purpose or for now:
   applied, with a :class:`Mem0CompatWarning`: it asks for mem0's answer format, which
   agent_mem's decision step does not read. ``add(prompt=...)`` is used for procedural
   memories only, as in mem0.
+- **chat answers**: mem0's ``chat(query)`` raises ``NotImplementedError``; here, with an
+  ``llm`` configured, ``chat(query, user_id=...)`` recalls the memories that bear on the
+  query, has the model answer with them and remembers the exchange (``remember="off"`` or
+  ``"background"`` to skip or defer that), and returns the answer's text. Without an
+  ``llm`` it raises :class:`~agent_mem.UnsupportedError`.
 - **Exact duplicates are stored once**: adding a message whose text is already stored in the
   same scope returns the existing id with ``"event": "NONE"`` (``infer=False`` or no LLM).
 - **Store location**: ``Memory()`` keeps everything (memories, vectors, history) in one file,
@@ -1256,6 +1261,69 @@ def _op_delete_all(
     return {"message": "Memories deleted successfully!"}
 
 
+def _op_chat(
+    store: _Base,
+    query: Messages,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    threshold: float | None = None,
+    remember: str = "inline",
+    prompt: str | None = None,
+    session_window: int = 0,
+) -> _Op[str]:
+    """Answers ``query`` with the configured ``llm``, given the memories that bear on it,
+    and remembers the exchange; returns the answer's text.
+
+    mem0 declares ``chat(query)`` and raises ``NotImplementedError``; this one answers.
+    ``query`` is the user's message, or a conversation in ``add``'s message forms whose
+    last message is the user's. The scope is given as to :meth:`search` (ids as keywords
+    or in ``filters``; the other filters narrow what is recalled); memories are recalled
+    from every run of it. agent_mem's extras: ``limit`` (how many memories the search
+    recalls), ``threshold`` (their least score), ``remember`` (``"inline"``, the default:
+    the exchange goes through inference as in ``add`` before the answer is returned;
+    ``"background"``; ``"off"``), ``prompt`` (a system prompt for this call; it must
+    contain ``{memories}``, where the recalled memories are listed) and
+    ``session_window`` (default 0: no turn is kept as working memory, so ``get_all`` and
+    ``search`` show only what inference stored; ``6``, say, keeps each turn for a day as a
+    working memory of the scope and recalls the session's latest turns). The whole reply
+    (the memories given to the model, the ones the answer cites, what was remembered) and a
+    streamed answer come from the native API on the same store:
+    :meth:`agent_mem.Memory.chat` and :meth:`agent_mem.Memory.chat_stream`.
+
+    Unlike ``add``, remembering keeps a memory the model replaces (closed, and hidden from
+    ``search`` and ``get_all``) rather than rewriting it in place. ``UnsupportedError``
+    without an ``llm`` in the config; ``LlmError`` when the model fails (nothing is stored
+    then)."""
+    _check_threshold(threshold)
+    _check_count(limit, "limit")
+    _check_count(session_window, "session_window")
+    scope, rest, _ = _selection(user_id, agent_id, run_id, filters, "chat")
+    if store.llm is None:
+        raise UnsupportedError(
+            "chat needs an LLM: configure one with Memory.from_config({'llm': {...}})"
+        )
+    request: dict[str, Any] = {
+        "messages": _messages(query, for_model=True),
+        "remember": remember,
+        "session_window": session_window,
+        **scope,
+    }
+    if rest is not None:
+        request["filters"] = rest
+    if limit is not None:
+        request["limit"] = limit
+    if threshold is not None:
+        request["threshold"] = float(threshold)
+    if prompt is not None:
+        request["prompt"] = prompt
+    reply = yield ("chat", request)
+    return str(reply["answer"])
+
+
 def _op_history(store: _Base, memory_id: str) -> _Op[list[dict[str, Any]]]:
     """The memory's changes, oldest first, in mem0's row shape (``[]`` if none)."""
     try:
@@ -1377,10 +1445,6 @@ class _Base:
         (then ``add(infer=True)`` stores messages as given, with a warning)."""
         return self._native.llm
 
-    def chat(self, query: str) -> Any:
-        """Not implemented, as in mem0."""
-        raise NotImplementedError("Chat function not implemented yet.")
-
 
 class Memory(_Base):
     """mem0's ``Memory`` on agent_mem: see the module documentation for the differences."""
@@ -1446,6 +1510,7 @@ class Memory(_Base):
     delete = _blocking(_op_delete)
     delete_all = _blocking(_op_delete_all)
     history = _blocking(_op_history)
+    chat = _blocking(_op_chat)
 
     def reset(self) -> None:
         """Deletes every memory and all history."""
@@ -1484,6 +1549,7 @@ class AsyncMemory(_Base):
     delete = _awaiting(_op_delete)
     delete_all = _awaiting(_op_delete_all)
     history = _awaiting(_op_history)
+    chat = _awaiting(_op_chat)
 
     async def reset(self) -> None:
         """See :meth:`Memory.reset`."""

@@ -7,7 +7,9 @@ everything, so a bad argument raises the same error code in every language.
 
 With a chat model configured (``Memory(llm={...})``), :meth:`Memory.add_messages` turns a
 conversation into memories: facts are extracted and reconciled with what is stored (ADD,
-UPDATE, DELETE or NONE), as mem0 does. The model's HTTP calls are made by the core too.
+UPDATE, DELETE or NONE), as mem0 does, and :meth:`Memory.chat` answers a conversation with
+the memories that bear on it and remembers the exchange (:meth:`Memory.chat_stream` streams
+the answer). The model's HTTP calls are made by the core too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, Union, cast, overload
 
 from . import _native
+from .chat import AsyncChatStream, ChatStream
 
 if TYPE_CHECKING:
     from typing_extensions import Concatenate, ParamSpec
@@ -32,8 +35,12 @@ T = TypeVar("T")
 __all__ = [
     "UNSET",
     "AddResult",
+    "AsyncChatStream",
     "AsyncGraph",
     "AsyncMemory",
+    "ChatReply",
+    "ChatStream",
+    "Citation",
     "CopyReport",
     "Entity",
     "EntityDetail",
@@ -43,6 +50,7 @@ __all__ = [
     "Memory",
     "MemoryEvent",
     "MemoryRecord",
+    "MemoryUsed",
     "Message",
     "Neighbor",
     "PluginInfo",
@@ -51,6 +59,8 @@ __all__ = [
     "PluginStats",
     "Relation",
     "RelationAdded",
+    "RememberError",
+    "Remembered",
     "SearchHit",
 ]
 
@@ -360,6 +370,82 @@ class Message(_MessageFields, total=False):
 
     name: str
     observed_at: str
+
+
+# --------------------------------------------------------------------------- chat types
+
+#: Why a memory was listed for the model: it is one of the agent's ``procedural`` memories,
+#: one of the session's latest turns (``working``), or a hit of the ``search`` with the
+#: user's message.
+RecallSource = Literal["procedural", "working", "search"]
+#: When :meth:`Memory.chat` remembers what the exchange taught: ``inline`` (before it
+#: returns, the default), ``background`` (on a thread of its own; see
+#: :meth:`Memory.remembered`) or ``off``.
+RememberMode = Literal["inline", "background", "off"]
+
+
+class _MemoryUsedFields(TypedDict):
+    ref: int
+    id: str
+    content: str
+    kind: str
+    source: RecallSource
+
+
+class MemoryUsed(_MemoryUsedFields, total=False):
+    """A memory the chat model was given, under its number ``ref`` in the prompt (``[1]``,
+    from 1): its ``id``, its ``content`` as the model saw it, its ``kind``, why it was listed
+    (``source``) and, for a search hit, its ``score``."""
+
+    score: float
+
+
+class Citation(TypedDict):
+    """A memory the answer cites: the number it wrote (``[ref]``) and the memory's ``id``."""
+
+    ref: int
+    id: str
+
+
+class RememberError(TypedDict):
+    """Why remembering an exchange failed: the error's code name (``"Llm"``) and message."""
+
+    code: str
+    message: str
+
+
+class _RememberedFields(TypedDict):
+    status: Literal["done", "running", "failed", "off"]
+    events: list[MemoryEvent]
+
+
+class Remembered(_RememberedFields, total=False):
+    """How remembering a chat's exchange went: ``done`` (its ``events``, in
+    :meth:`Memory.add_messages`'s shape), ``running`` in the background (pass ``handle``
+    to :meth:`Memory.remembered`), ``failed`` (the answer stands, nothing was stored by
+    inference; ``error`` says why) or ``off``."""
+
+    handle: str
+    error: RememberError
+
+
+class _ChatReplyFields(TypedDict):
+    answer: str
+    memories_used: list[MemoryUsed]
+    citations: list[Citation]
+    remember: Remembered
+    model: str
+
+
+class ChatReply(_ChatReplyFields, total=False):
+    """What :meth:`Memory.chat` answered: the model's ``answer`` as it wrote it (citations
+    ``[n]`` included), the memories it was given (``memories_used``, in the order of the
+    prompt), the ones it cites (``citations``, in the order first cited; a number that was
+    not in the prompt is dropped), the turn kept as working memory (``working_memory_id``,
+    absent when ``session_window`` is 0), how remembering went (``remember``) and the
+    ``model`` that answered (``"openai:gpt-4.1-nano"``)."""
+
+    working_memory_id: str
 
 
 class _ListPageFields(TypedDict):
@@ -1247,6 +1333,149 @@ def _call_plugin(
     return _Call("call_plugin", method="call_plugin", args=(id, function, _bytes(input), scope))
 
 
+# --------------------------------------------------------------------------- chat plans
+
+
+def _chat(
+    messages: Messages,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+    org_id: str | None = None,
+    limit: int | None = None,
+    threshold: float | None = None,
+    filters: Mapping[str, Any] | None = None,
+    mode: SearchMode | None = None,
+    as_of: Time | None = None,
+    include_global: bool | None = None,
+    query_turns: int | None = None,
+    session_window: int | None = None,
+    working_ttl_seconds: int | None = None,
+    max_memory_tokens: int | None = None,
+    prompt: str | None = None,
+    remember: RememberMode | None = None,
+) -> _Call[ChatReply]:
+    """Answers the last message of a conversation with the chat model (the ``llm``
+    option), given the memories that bear on it, then keeps the turn and remembers what the
+    exchange taught.
+
+    ``messages``: a str (one user message), a message ``{"role", "content", "name"?,
+    "observed_at"?}`` or a list of them, oldest first; the last one must be the user's
+    (``system`` messages are passed to the model after the memory prompt). A scope id is
+    required: long-term memories are recalled from the scope without its ``run_id`` (every
+    session), working memory lives in the whole scope (the session).
+
+    Recall: a search with the user's message (the last ``query_turns`` messages, default
+    1), at most ``limit`` hits (default: the store's search limit), with ``threshold``,
+    ``filters``, ``mode``, ``include_global`` and ``as_of`` as in :meth:`search`; the
+    session's latest turns (``session_window`` working memories, default 6); the agent's
+    procedural memories. They are listed in the system prompt under numbers, ``[1]``,
+    ``[2]``…, as many as fit in ``max_memory_tokens`` (default 2,000). ``prompt`` replaces
+    the system prompt for this call (the store's is the ``prompts`` option's ``chat``); it
+    must contain ``{memories}``.
+
+    Nothing is written before the model has answered in full. Then the turn is kept as a
+    working memory of the scope, expiring after ``working_ttl_seconds`` (default one day;
+    ``session_window=0`` keeps none), and the exchange goes through inference as in
+    :meth:`add_messages`: ``remember="inline"`` (the default) before the call returns,
+    ``"background"`` on a thread of its own (the reply's ``remember["handle"]`` is for
+    :meth:`remembered`), ``"off"`` not at all.
+
+    Returns ``{"answer", "memories_used", "citations", "working_memory_id"?, "remember",
+    "model"}``: ``citations`` map the numbers the answer cites to memory ids. The GIL is
+    released while the model is awaited. Errors: ``UnsupportedError`` without a chat model
+    (before any work), ``InvalidInputError`` for a bad request, ``LlmError`` when the model
+    fails; none stores anything. When remembering fails, the answer stands and
+    ``remember["status"]`` is ``"failed"``, with the ``error``.
+    """
+    request = {
+        "messages": _message_list(messages),
+        **_clean(
+            limit=limit,
+            threshold=threshold,
+            filters=filters,
+            mode=mode,
+            as_of=_opt_time(as_of),
+            include_global=include_global,
+            query_turns=query_turns,
+            session_window=session_window,
+            working_ttl_seconds=working_ttl_seconds,
+            max_memory_tokens=max_memory_tokens,
+            prompt=prompt,
+            remember=remember,
+        ),
+        **_scope(user_id, agent_id, run_id, org_id),
+    }
+    return _Call("chat", request)
+
+
+def _remembered(handle: str, wait: bool = False) -> _Call[Remembered]:
+    """The outcome of a chat's background remembering (``reply["remember"]["handle"]``
+    of a chat with ``remember="background"``): ``{"status": "running"}`` while it runs
+    (with ``wait=True``, once it has ended), then ``"done"`` with its ``events`` or
+    ``"failed"`` with its ``error``. An outcome is handed out once: asking again for a
+    finished one raises ``NotFoundError``, as does an unknown handle."""
+    if not isinstance(handle, str):
+        raise TypeError(f"handle must be a str, not {type(handle).__name__}")
+    return _Call("chat_remembered", {"handle": handle, "wait": bool(wait)})
+
+
+_CHAT_STREAM_DOC = """:meth:`chat` with the answer streamed: the call starts at once, on a thread of
+    its own, and returns a {stream} of the pieces of the answer's text as the model writes
+    them; once it has ended, its ``result`` is the reply :meth:`chat` would return. Errors
+    come out of the iteration. Closing the stream before its end ({close}) stops the answer
+    at its next piece: the call then ends with ``CancelledError`` and stores nothing.
+    Takes the arguments of :meth:`chat`."""
+
+
+def _stream_method(
+    plan: Callable[..., Any], owner: str, method: Callable[..., Any], doc: str
+) -> Any:
+    """``method`` dressed as ``owner``'s ``chat_stream`` (the arguments of ``plan``)."""
+    functools.update_wrapper(method, plan)
+    method.__name__ = "chat_stream"
+    method.__qualname__ = f"{owner}.chat_stream"
+    method.__doc__ = doc
+    return method
+
+
+def _streaming(plan: Callable[P, _Call[ChatReply]]) -> Callable[Concatenate[Memory, P], ChatStream]:
+    """:meth:`Memory.chat_stream`: the plan's call, streamed."""
+
+    def method(self: Memory, /, *args: P.args, **kwargs: P.kwargs) -> ChatStream:
+        op, request = plan(*args, **kwargs).args[:2]
+        return ChatStream(self._native.call_stream(op, request))
+
+    doc = _CHAT_STREAM_DOC.format(
+        stream=":class:`ChatStream`", close="``close()``, or leaving its ``with`` block"
+    )
+    return cast(
+        "Callable[Concatenate[Memory, P], ChatStream]",
+        _stream_method(plan, "Memory", method, doc),
+    )
+
+
+def _async_streaming(
+    plan: Callable[P, _Call[ChatReply]],
+) -> Callable[Concatenate[AsyncMemory, P], AsyncChatStream]:
+    """:meth:`AsyncMemory.chat_stream`: the plan's call, streamed to an async iterator."""
+
+    def method(self: AsyncMemory, /, *args: P.args, **kwargs: P.kwargs) -> AsyncChatStream:
+        op, request = plan(*args, **kwargs).args[:2]
+        return AsyncChatStream(self._native.call_stream(op, request))
+
+    doc = _CHAT_STREAM_DOC.format(
+        stream=":class:`AsyncChatStream` (an async iterator)",
+        close="``await aclose()``, leaving its ``async with`` block, or cancelling the task "
+        "that awaits a piece",
+    )
+    return cast(
+        "Callable[Concatenate[AsyncMemory, P], AsyncChatStream]",
+        _stream_method(plan, "AsyncMemory", method, doc),
+    )
+
+
 # --------------------------------------------------------------------------- graph plans
 
 
@@ -1731,15 +1960,17 @@ class Memory(_Store):
     - ``index``: HNSW parameters (``connectivity``, ``expansion_add``, ``expansion_search``,
       ``quantization``, ``exact_scan_limit``);
     - ``search``: defaults of every search (``mode``, ``limit``, ``threshold``, ``weights``);
-    - ``llm``: the chat model of :meth:`add_messages`: ``{"provider", "model", "api_key",
-      "base_url", "timeout_ms", "max_retries", "temperature", "max_tokens", "json_mode"}``,
+    - ``llm``: the chat model of :meth:`add_messages` and :meth:`chat`: ``{"provider",
+      "model", "api_key", "base_url", "timeout_ms", "max_retries", "temperature",
+      "max_tokens", "json_mode"}``,
       only ``provider`` required (``openai``, ``anthropic``, ``deepseek``, ``zhipu``,
       ``moonshot``, ``ollama`` or ``openai_compatible``, alias ``vllm``, ``lmstudio``…); the
       key and base URL default to the provider's environment variables (``OPENAI_API_KEY``,
       ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``…). No call is made when the store opens;
-    - ``prompts``: replacements of the inference prompts, ``{"fact_extraction",
-      "decisions", "procedural"}`` (the first must answer ``{"facts": [...]}``, the second
-      ``{"decisions": [...]}``);
+    - ``prompts``: replacements of the model's prompts, ``{"fact_extraction",
+      "decisions", "procedural", "chat"}`` (the first must answer ``{"facts": [...]}``, the
+      second ``{"decisions": [...]}``; the chat prompt must contain ``{memories}``, where
+      :meth:`chat` lists the memories it recalled);
     - ``plugins``: the plugin manager, ``{"cache_size": n}`` (how many plugins are kept
       compiled, default 16; see :meth:`register_plugin`);
     - ``postgres``: the connection pool of a store opened by URL, ``{"pool_size": 8,
@@ -1888,6 +2119,9 @@ class Memory(_Store):
     unload_plugin = _blocking(_unload_plugin)
     reload_plugin = _blocking(_reload_plugin)
     call_plugin = _blocking(_call_plugin)
+    chat = _blocking(_chat)
+    chat_stream = _streaming(_chat)
+    remembered = _blocking(_remembered)
 
 
 class AsyncMemory(_Store):
@@ -1899,7 +2133,8 @@ class AsyncMemory(_Store):
     it on a worker. Use ``async with`` or ``await close()``.
 
     Cancelling an await stops the waiting, not the core call: a write that has started is
-    completed.
+    completed. A chat stream is the exception: cancelling the task that reads
+    :meth:`chat_stream` stops the model's answer, and nothing of the turn is stored.
     """
 
     @classmethod
@@ -2063,3 +2298,6 @@ class AsyncMemory(_Store):
     unload_plugin = _awaiting(_unload_plugin)
     reload_plugin = _awaiting(_reload_plugin)
     call_plugin = _awaiting(_call_plugin)
+    chat = _awaiting(_chat)
+    chat_stream = _async_streaming(_chat)
+    remembered = _awaiting(_remembered)

@@ -32,6 +32,7 @@ CLASSES: dict[str, tuple[type[AgentMemError], type[BaseException] | None]] = {
     "Closed": (agent_mem.ClosedError, None),
     "Unsupported": (agent_mem.UnsupportedError, None),
     "Internal": (agent_mem.InternalError, None),
+    "Cancelled": (agent_mem.CancelledError, None),
 }
 
 

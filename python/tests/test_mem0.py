@@ -630,9 +630,11 @@ def test_timestamps_parse_with_fromisoformat_on_every_python(m: Memory) -> None:
     assert item["score"] is None
 
 
-def test_chat_is_not_implemented_as_in_mem0(m: Memory) -> None:
-    with pytest.raises(NotImplementedError):
-        m.chat("hello")
+def test_chat_needs_an_llm(m: Memory) -> None:
+    # mem0 raises NotImplementedError; agent_mem answers with a model (test_chat.py), and
+    # says what is missing without one.
+    with pytest.raises(UnsupportedError, match="llm"):
+        m.chat("hello", user_id="u")
 
 
 # --------------------------------------------------------------------------- async

@@ -108,6 +108,13 @@ SAMPLES: dict[str, Any] = {
     "relations": [{"subject": "s", "predicate": "p", "value": "v"}],
     "triples": [{"subject": "s", "predicate": "p", "value": "v"}],
     "format": "dot",
+    "query_turns": 2,
+    "session_window": 3,
+    "working_ttl_seconds": 60,
+    "max_memory_tokens": 500,
+    "remember": "off",
+    "handle": "h",
+    "wait": True,
 }
 
 #: Each operation and the method plan that sends it (``add`` with a str, with a list).
@@ -155,6 +162,8 @@ PLANS: list[tuple[str, Any, dict[str, Any]]] = [
     ("graph_entity_history", memory._graph_entity_history, {}),
     ("graph_import", memory._graph_import_triples, {}),
     ("graph_export", memory._graph_export, {}),
+    ("chat", memory._chat, {}),
+    ("chat_remembered", memory._remembered, {}),
 ]
 
 
@@ -243,3 +252,31 @@ def test_a_typed_dict_has_the_keys_of_the_core_type(
     assert keys == _properties(schema), f"{name}: {sorted(keys)} vs {sorted(_properties(schema))}"
     if result_only:
         assert set(declared.__required_keys__) == set(schema.get("required", [])), name
+
+
+#: The chat's result TypedDicts and where the core's schema describes them: an operation's
+#: result, then the properties (or ``[]``: the items) leading to the shape.
+CHAT_TYPED_DICTS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("ChatReply", "chat", ()),
+    ("MemoryUsed", "chat", ("memories_used", "[]")),
+    ("Citation", "chat", ("citations", "[]")),
+    ("Remembered", "chat", ("remember",)),
+    ("Remembered", "chat_remembered", ()),
+    ("RememberError", "chat", ("remember", "error")),
+    ("MemoryEvent", "chat", ("remember", "events", "[]")),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "op", "path"), CHAT_TYPED_DICTS, ids=[f"{n}-{op}" for n, op, _ in CHAT_TYPED_DICTS]
+)
+def test_a_chat_typed_dict_has_the_keys_of_the_core_result(
+    name: str, op: str, path: tuple[str, ...]
+) -> None:
+    schema = OPERATIONS[op]["result"]
+    for step in path:
+        schema = schema["items"] if step == "[]" else schema["properties"][step]
+    declared = getattr(memory, name)
+    keys = set(declared.__required_keys__) | set(declared.__optional_keys__)
+    assert keys == _properties(schema), f"{name}: {sorted(keys)} vs {sorted(_properties(schema))}"
+    assert set(declared.__required_keys__) == set(schema.get("required", [])), name

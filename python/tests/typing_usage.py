@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import agent_mem
 from agent_mem import (
     UNSET,
     AddResult,
     AgentMemError,
+    AsyncChatStream,
     AsyncMemory,
+    CancelledError,
+    ChatReply,
+    ChatStream,
+    Citation,
     CopyReport,
     ErrorCode,
     HistoryEntry,
@@ -21,6 +27,7 @@ from agent_mem import (
     Memory,
     MemoryEvent,
     MemoryRecord,
+    MemoryUsed,
     Message,
     NotFoundError,
     PermissionDeniedError,
@@ -29,10 +36,12 @@ from agent_mem import (
     PluginLimits,
     PluginLogEntry,
     PluginStats,
+    Remembered,
     SearchHit,
 )
 from agent_mem.mem0 import AsyncMemory as Mem0Async
 from agent_mem.mem0 import Memory as Mem0
+from fake_llm import FakeLLM, Reply, openai_answer, openai_chat
 
 HASHING = {"provider": "hashing", "dimensions": 64}
 
@@ -162,12 +171,77 @@ async def mem0_async() -> None:
     await m.close()
 
 
+def fake_model(request: dict[str, Any]) -> Reply:
+    """The chat model of the chat examples: an answer citing [1], no facts to remember."""
+    if request["body"].get("response_format"):
+        return openai_chat('{"facts": []}')
+    return openai_answer(request, "You like tea [1].")
+
+
+def chat(base_url: str) -> None:
+    llm = {"provider": "openai", "model": "m", "api_key": "k", "base_url": base_url}
+    with Memory(embedder=HASHING, llm=llm) as m:
+        m.add("Alice likes tea", user_id="alice")
+        reply: ChatReply = m.chat("What do I like?", user_id="alice", limit=3, remember="off")
+        answer: str = reply["answer"]
+        used: list[MemoryUsed] = reply["memories_used"]
+        source: str = used[0]["source"]
+        score: float | None = used[0].get("score")
+        cited: list[Citation] = reply["citations"]
+        turn: str | None = reply.get("working_memory_id")
+        remembered: Remembered = reply["remember"]
+        print(answer, source, score, cited[0]["id"], turn, remembered["status"], reply["model"])
+        pieces: list[str] = []
+        with m.chat_stream(
+            [{"role": "user", "content": "Again?"}],
+            user_id="alice",
+            session_window=0,
+            max_memory_tokens=500,
+            remember="background",
+        ) as stream:
+            for piece in stream:
+                pieces.append(piece)
+        streamed: ChatReply = stream.result
+        handle: str | None = streamed["remember"].get("handle")
+        if handle is not None:
+            outcome: Remembered = m.remembered(handle, wait=True)
+            print(outcome["events"], outcome.get("error"))
+        unread: ChatStream = m.chat_stream("Stop", user_id="alice", remember="off")
+        unread.close()
+        try:
+            print(unread.result)
+        except CancelledError as e:
+            print("cancelled:", e.code)
+        print("".join(pieces), stream.done)
+
+
+async def chat_async(base_url: str) -> None:
+    llm = {"provider": "openai", "model": "m", "api_key": "k", "base_url": base_url}
+    async with AsyncMemory(embedder=HASHING, llm=llm) as m:
+        reply: ChatReply = await m.chat("Hi", user_id="bob", remember="off", query_turns=1)
+        stream: AsyncChatStream = m.chat_stream("Hi", user_id="bob", remember="off")
+        pieces = [piece async for piece in stream]
+        final: ChatReply = stream.result
+        async with m.chat_stream("Hi", user_id="bob", remember="off") as early:
+            async for piece in early:
+                print(piece)
+                break
+        try:
+            await m.remembered("no-such-handle")
+        except NotFoundError as e:
+            print("not found:", e.message)
+        print(reply["answer"], pieces, final["citations"])
+
+
 def main() -> None:
     native()
     asyncio.run(native_async())
     plugins()
     asyncio.run(plugins_async())
     mem0_style()
+    with FakeLLM(fake_model) as fake:
+        chat(fake.openai_base)
+        asyncio.run(chat_async(fake.openai_base))
     print(agent_mem.__version__)
 
 

@@ -7,12 +7,15 @@
 //! registration with the module's bytes, a plugin call (bytes in and out), `copy_into` (a
 //! store handle), opening and closing. Core errors become the exception classes of
 //! `agent_mem.exceptions`. Every method has an `_async` twin that returns an asyncio future
-//! resolved from a Rust worker thread (see [`bridge`]). The public, documented API is
-//! `agent_mem.Memory` / `agent_mem.AsyncMemory` in Python.
+//! resolved from a Rust worker thread (see [`bridge`]). `call_stream(op, request)` streams
+//! an operation's text (`chat`) through a [`NativeStream`](stream::NativeStream), blocking
+//! or awaited. The public, documented API is `agent_mem.Memory` / `agent_mem.AsyncMemory`
+//! in Python.
 
 mod bridge;
 mod convert;
 mod errors;
+mod stream;
 
 use std::sync::{Arc, RwLock};
 
@@ -296,6 +299,22 @@ impl NativeMemory {
         self.spawn(py, call)
     }
 
+    /// wire::call_streaming: operation `op` (`chat`) with its request (a dict, or None for
+    /// `{}`), run on a thread of its own → a `NativeStream` of the answer's pieces of text,
+    /// then the result. A closed store raises `ClosedError` here; every other error comes
+    /// out of the stream.
+    #[pyo3(signature = (op, request=None))]
+    fn call_stream(
+        &self,
+        py: Python<'_>,
+        op: String,
+        request: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<stream::NativeStream> {
+        let request = self::request(py, request)?;
+        let m = self.memory(py)?;
+        check(py, stream::start(m, op, request))
+    }
+
     /// wire::copy_into: every memory and the whole history into the empty store `target`
     /// → `{"memories", "history"}` (how many were copied).
     fn copy_into(&self, py: Python<'_>, target: &Bound<'_, NativeMemory>) -> PyResult<Py<PyAny>> {
@@ -420,6 +439,7 @@ fn version() -> &'static str {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeMemory>()?;
+    m.add_class::<stream::NativeStream>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(operations, m)?)?;
     m.add_function(wrap_pyfunction!(is_postgres_location, m)?)?;
