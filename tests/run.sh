@@ -53,15 +53,6 @@ if [ -z "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
   export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 fi
 
-# usearch's distance kernels (the numkong crate) are compiled for every x86 ISA level from
-# Haswell to AMX, the longest single step of a fresh build (~3 CPU-minutes). The tests build
-# the AVX2 level only (the one these machines have; the serial fallback covers the rest):
-# results are the same, only newer CPUs' speed-ups are left out. Builds outside this script
-# (a user's pip, npm or make install) keep every level.
-for isa in SKYLAKE ICELAKE GENOA SAPPHIRE SAPPHIREAMX GRANITEAMX DIAMOND TURIN ALDER SIERRA; do
-  export "NK_TARGET_$isa=0"
-done
-
 # The features of the workspace build: every optional feature (download only adds the model
 # download, which runs when AGENTMEM_ALLOW_DOWNLOAD=1 asks for it).
 CORE_FEATURES=agent-mem/plugins,agent-mem/postgres,agent-mem/download
