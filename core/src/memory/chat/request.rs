@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::filter::Filter;
-use crate::memory::infer::{MemoryEvent, Message};
+use crate::memory::infer::{validate_messages, MemoryEvent, Message};
 use crate::search::SearchMode;
 use crate::types::{MemoryKind, Scope};
 
@@ -166,16 +166,7 @@ impl Chat {
         let Some(last) = self.messages.last() else {
             return Err(Error::invalid("messages must not be empty"));
         };
-        for (i, m) in self.messages.iter().enumerate() {
-            if !matches!(m.role.as_str(), "user" | "assistant" | "system" | "tool") {
-                return Err(Error::invalid(format!(
-                    "messages[{i}].role must be user, assistant, system or tool, got {:?}",
-                    m.role
-                )));
-            }
-            crate::types::validate_content(&m.content)
-                .map_err(|e| Error::invalid(format!("messages[{i}].content: {}", e.message())))?;
-        }
+        validate_messages(&self.messages)?;
         if last.role != "user" {
             return Err(Error::invalid(format!(
                 "the last message must be the user's (the one to answer), got a {:?} message",

@@ -38,6 +38,7 @@ mod request;
 
 use apply::Plan;
 use decide::{actor, read_decisions, read_facts, resolve, transcript, Fact, KeepTarget, Step};
+pub(crate) use request::validate_messages;
 pub use request::{AddMessages, MemoryEvent, MemoryEventKind, Message};
 
 /// Stored memories considered per fact when deciding.

@@ -270,23 +270,7 @@ impl AddMessages {
                 self.messages.len()
             )));
         }
-        for (i, m) in self.messages.iter().enumerate() {
-            if !matches!(m.role.as_str(), "user" | "assistant" | "system" | "tool") {
-                return Err(Error::invalid(format!(
-                    "messages[{i}].role must be user, assistant, system or tool, got {:?}",
-                    m.role
-                )));
-            }
-            validate_content(&m.content)
-                .map_err(|e| Error::invalid(format!("messages[{i}].content: {}", e.message())))?;
-            if let Some(name) = &m.name {
-                if name.is_empty() || name.contains('\0') {
-                    return Err(Error::invalid(format!(
-                        "messages[{i}].name must be a non-empty string without NUL"
-                    )));
-                }
-            }
-        }
+        validate_messages(&self.messages)?;
         if let Some(p) = &self.prompt {
             if p.trim().is_empty() {
                 return Err(Error::invalid("prompt must not be empty"));
@@ -294,4 +278,27 @@ impl AddMessages {
         }
         Ok(())
     }
+}
+
+/// Checks each message of a conversation: a known role, a content the store accepts, a
+/// usable name. Errors name the message (`messages[2].role …`).
+pub(crate) fn validate_messages(messages: &[Message]) -> Result<()> {
+    for (i, m) in messages.iter().enumerate() {
+        if !matches!(m.role.as_str(), "user" | "assistant" | "system" | "tool") {
+            return Err(Error::invalid(format!(
+                "messages[{i}].role must be user, assistant, system or tool, got {:?}",
+                m.role
+            )));
+        }
+        validate_content(&m.content)
+            .map_err(|e| Error::invalid(format!("messages[{i}].content: {}", e.message())))?;
+        if let Some(name) = &m.name {
+            if name.is_empty() || name.contains('\0') {
+                return Err(Error::invalid(format!(
+                    "messages[{i}].name must be a non-empty string without NUL"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
